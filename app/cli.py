@@ -1,0 +1,143 @@
+"""The `sculptrag` command line: a thin layer over the public API that owns the console.
+
+    sculptrag ingest PATH... [--store DIR] [--groups G ...] [--prune]
+    sculptrag status [--store DIR]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help="sculptrag: ask your documents, get cited answers.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings(store: Optional[Path]):
+    from pipeline.config import Settings
+
+    return Settings(store_dir=store) if store else Settings()
+
+
+@cli.command()
+def ingest(
+    paths: List[str] = typer.Argument(..., help="files, folders (recursive) or globs"),
+    store: Optional[Path] = typer.Option(None, "--store", help="store folder (default .sculptrag or $SCULPTRAG_STORE_DIR)"),
+    groups: Optional[List[str]] = typer.Option(None, "--groups", help="access groups for these documents (repeatable)"),
+    prune: bool = typer.Option(False, "--prune", help="delete stored documents under these folders whose files are gone"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Parse, validate, chunk and embed documents into the store; unchanged files are skipped."""
+    from pipeline import SculptragError
+    from pipeline import ingest as run_ingest
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = _settings(store)
+    with Progress(
+        TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), console=err, transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def on_progress(done: int, total: int, path: str) -> None:
+            bar.update(task, completed=done, total=total, description=Path(path).name[:50])
+
+        try:
+            report = run_ingest(paths, settings, groups=groups, prune=prune, progress=on_progress)
+        except SculptragError as e:
+            err.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from None
+    _print_report(report, settings)
+    if report.files_seen and report.rejected == report.files_seen:
+        raise typer.Exit(1)
+
+
+def _print_report(report, settings) -> None:
+    rejected = report.rejections()
+    if rejected:
+        t = Table(title="Rejected", title_justify="left", show_lines=False)
+        t.add_column("file", overflow="fold")
+        t.add_column("reason", style="yellow")
+        t.add_column("detail", overflow="fold")
+        for o in rejected:
+            t.add_row(_short(o.path), o.reason, o.detail)
+        console.print(t)
+    t = Table(title=f"Ingest report ({settings.store_dir})", title_justify="left", show_header=False)
+    t.add_column("what")
+    t.add_column("count", justify="right")
+    rows = [
+        ("files seen", report.files_seen), ("ingested", report.ingested), ("unchanged", report.unchanged),
+        ("updated", report.updated), ("removed", report.removed), ("rejected", report.rejected),
+        ("chunks added / removed", f"{report.chunks_added} / {report.chunks_removed}"),
+        ("time", f"{report.seconds:.1f} s"),
+    ]
+    for k, v in rows:
+        t.add_row(k, str(v))
+    console.print(t)
+    if report.reasons():
+        console.print("rejected by reason: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.reasons().items())))
+    if report.still_quarantined:
+        console.print(f"{report.still_quarantined} file(s) in quarantine (see `sculptrag status --quarantine`)")
+
+
+def _short(path: str) -> str:
+    p = path.removeprefix("file://")
+    try:
+        return str(Path(p).relative_to(Path.cwd()))
+    except ValueError:
+        return p
+
+
+@cli.command()
+def status(
+    store: Optional[Path] = typer.Option(None, "--store"),
+    quarantine: bool = typer.Option(False, "--quarantine", help="list quarantined files with reasons"),
+) -> None:
+    """Counts, index consistency and (optionally) the quarantine of a store."""
+    from pipeline import Store
+
+    settings = _settings(store)
+    if not Path(settings.store_dir).exists():
+        err.print(f"[red]error:[/red] no store at {settings.store_dir}; run `sculptrag ingest PATH --store {settings.store_dir}` first")
+        raise typer.Exit(2)
+    s = Store(settings)
+    counts, check = s.counts(), s.check()
+    t = Table(title=f"Store {settings.store_dir}", title_justify="left")
+    for col in ("documents", "chunks", "quarantined", "FAISS vectors", "generation", "consistent"):
+        t.add_column(col, justify="right")
+    t.add_row(str(counts["documents"]), str(counts["chunks"]), str(counts["quarantined"]),
+              str(check["faiss_vectors"]), str(s.generation), "yes" if check["consistent"] else "[red]NO[/red]")
+    console.print(t)
+    if quarantine:
+        q = Table(title="Quarantine", title_justify="left")
+        q.add_column("file", overflow="fold")
+        q.add_column("reason", style="yellow")
+        q.add_column("detail", overflow="fold")
+        for row in s.quarantined():
+            q.add_row(_short(row.source_uri), row.reason, row.detail)
+        console.print(q)
+
+
+def main() -> None:
+    try:
+        cli()
+    except KeyboardInterrupt:
+        err.print("interrupted; the store keeps everything committed so far, re-run to finish")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

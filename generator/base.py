@@ -1,0 +1,61 @@
+"""The Generator protocol and the registry that maps generator names to factories.
+
+A generator turns a GenerationRequest into a GenerationResult (`generate`) or into a stream of
+DenoiseStates followed by nothing (`stream`; autoregressive generators stream growing prefixes).
+Constructors are cheap; heavy models load in `warm_up()` (called lazily by the first generate).
+Third parties add generators through the entry-point group "sculptrag.generators".
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Callable, Iterator, Protocol, runtime_checkable
+
+from pipeline.errors import ConfigError
+
+from .types import DenoiseState, GenerationRequest, GenerationResult
+
+
+@runtime_checkable
+class Generator(Protocol):
+    name: str
+
+    def warm_up(self) -> None: ...
+
+    def generate(self, request: GenerationRequest) -> GenerationResult: ...
+
+    def stream(self, request: GenerationRequest) -> Iterator[DenoiseState | GenerationResult]:
+        """Yield a DenoiseState per step, then the final GenerationResult last."""
+        ...
+
+
+GeneratorFactory = Callable[..., Generator]
+_REGISTRY: dict[str, GeneratorFactory] = {}
+
+
+def register_generator(name: str, factory: GeneratorFactory) -> None:
+    """Make `factory(**options)` available as `get_generator(name, **options)`."""
+    _REGISTRY[name] = factory
+
+
+def available_generators() -> list[str]:
+    _load_entry_points()
+    return sorted(_REGISTRY)
+
+
+def get_generator(name: str, **options) -> Generator:
+    """Build the generator registered under `name` (options go to its factory)."""
+    _load_entry_points()
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown generator {name!r}; available: {', '.join(sorted(_REGISTRY)) or 'none'}"
+        ) from None
+    return factory(**options)
+
+
+def _load_entry_points() -> None:
+    for ep in entry_points(group="sculptrag.generators"):
+        if ep.name not in _REGISTRY:
+            _REGISTRY[ep.name] = ep.load()

@@ -1,0 +1,150 @@
+"""Shared pieces of the native bidirectional transformers (LLaDA, Dream) and the adapter that wraps them.
+
+RMSNorm, rotary embeddings (rotate-half layout, as LLaMA/Qwen2), attention over an optional cached prefix
+with a key padding mask, and `NativeDenoiser`, which turns a native model into a `Denoiser`. Attention is
+never causal: every position sees every non-padding position. Positions come from the attention mask,
+so a left-padded row gets exactly the positions it would get alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import KVCache, positions_from_mask
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float, device=None, dtype=None) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim, device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)  # normalise in float32
+        return self.weight * h.to(x.dtype)
+
+
+def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) positions -> cos, sin of shape (B, 1, T, head_dim) in float32."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device).float() / head_dim))
+    freqs = positions.float()[..., None] * inv_freq  # (B, T, D/2)
+    emb = torch.cat((freqs, freqs), dim=-1)[:, None]  # (B, 1, T, D)
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, fp32: bool) -> torch.Tensor:
+    """Rotate (B, H, T, D) queries or keys; `fp32` rotates in float32 (LLaDA) instead of x's dtype (Qwen2)."""
+    xr = x.float() if fp32 else x
+    cos, sin = (cos, sin) if fp32 else (cos.to(x.dtype), sin.to(x.dtype))
+    x1, x2 = xr.chunk(2, dim=-1)
+    rotated = torch.cat((-x2, x1), dim=-1)
+    return (xr * cos + rotated * sin).to(x.dtype)
+
+
+def attend(
+    x: torch.Tensor,
+    proj: tuple[nn.Linear, nn.Linear, nn.Linear, nn.Linear],
+    n_heads: int,
+    n_kv_heads: int,
+    rope: tuple[torch.Tensor, torch.Tensor],
+    rope_fp32: bool,
+    key_mask: torch.Tensor | None,
+    past: tuple[torch.Tensor, torch.Tensor] | None,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """Bidirectional multi-head attention of (B, T, C) normed x over [past keys | own keys].
+
+    Returns the (B, T, C) output (after the output projection) and this layer's full (k, v),
+    each (B, H_kv, P+T, D), so a caller can keep a prefix of them as a cache.
+    """
+    q_proj, k_proj, v_proj, o_proj = proj
+    B, T, _ = x.shape
+    q = q_proj(x).view(B, T, n_heads, -1).transpose(1, 2)  # (B, H, T, D)
+    k = k_proj(x).view(B, T, n_kv_heads, -1).transpose(1, 2)  # (B, Hkv, T, D)
+    v = v_proj(x).view(B, T, n_kv_heads, -1).transpose(1, 2)
+    cos, sin = rope
+    q, k = apply_rope(q, cos, sin, rope_fp32), apply_rope(k, cos, sin, rope_fp32)
+    if past is not None:
+        k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
+    kv = (k, v)
+    if n_kv_heads != n_heads:  # grouped-query attention: share each kv head among n_heads/n_kv_heads
+        k = k.repeat_interleave(n_heads // n_kv_heads, dim=1)
+        v = v.repeat_interleave(n_heads // n_kv_heads, dim=1)
+    mask = None if key_mask is None else key_mask[:, None, None, :].to(torch.bool)  # (B, 1, 1, S)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False)  # (B, H, T, D)
+    return o_proj(out.transpose(1, 2).reshape(B, T, -1)), kv
+
+
+class NativeDenoiser:
+    """A `Denoiser` over a native model whose forward is
+    `model(ids, positions, key_mask, cache, store) -> (logits, KVCache | None)`."""
+
+    supports_cache = True
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        *,
+        mask_id: int,
+        eos_id: int,
+        pad_id: int,
+        stop_ids: tuple[int, ...] = (),
+        special_ids: tuple[int, ...] = (),
+        shift_logits: bool = False,
+        max_length: int | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.mask_id, self.eos_id, self.pad_id = mask_id, eos_id, pad_id
+        self.stop_ids = tuple(stop_ids) or (eos_id,)
+        self.special_ids = tuple(special_ids)
+        self.shift_logits = shift_logits
+        self.max_length = max_length
+        self.vocab_size = model.vocab_size
+        self.device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: KVCache | None = None
+    ) -> torch.Tensor:
+        P = cache.length if cache is not None else 0
+        B, T = input_ids.shape
+        positions = positions_from_mask(attention_mask, B, P + T, input_ids.device)[:, P:]  # (B, T)
+        key_mask = _key_mask(attention_mask)
+        logits, _ = self.model(input_ids, positions, key_mask, cache, 0)
+        return logits.float()
+
+    @torch.no_grad()
+    def prefill(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache_len: int
+    ) -> tuple[torch.Tensor, KVCache | None]:
+        B, L = input_ids.shape
+        positions = positions_from_mask(attention_mask, B, L, input_ids.device)
+        logits, cache = self.model(input_ids, positions, _key_mask(attention_mask), None, cache_len)
+        return logits.float(), cache
+
+
+def _key_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """None when nothing is padded, so unpadded runs take the mask-free attention path."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    return attention_mask.bool()
+
+
+def run_layers(
+    layers, h: torch.Tensor, rope, key_mask: torch.Tensor | None, cache: KVCache | None, store: int
+) -> tuple[torch.Tensor, KVCache | None]:
+    """Run `layer(h, rope, key_mask, past) -> (h, (k, v))` per layer; keep the first `store` positions' k, v."""
+    new = KVCache() if store else None
+    for i, layer in enumerate(layers):
+        past = (cache.keys[i], cache.values[i]) if cache is not None else None
+        h, (k, v) = layer(h, rope, key_mask, past)
+        if new is not None:
+            new.keys.append(k[:, :, :store].contiguous())
+            new.values.append(v[:, :, :store].contiguous())
+    return h, new

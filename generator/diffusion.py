@@ -1,0 +1,206 @@
+"""DiffusionGenerator: the Generator protocol over a masked-diffusion Denoiser and the sampler.
+
+It turns a request into prompt ids (the tokenizer's chat template, if any, around `render_prompt`), runs
+`denoise_steps` with the citation constraints of the request's passages, and turns the canvas back into
+text: streamed states show masks as "░"; the final text goes through `finalize_citations`. `repair` remasks
+character spans of a finished answer and re-denoises only them (validation uses it to fix sentences).
+Registered as the generators "llada", "dream" and "hf-mlm".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+
+from pipeline.errors import ConfigError, GenerationError
+
+from .base import register_generator
+from .citations import finalize_citations
+from .constraints import CitationConstraints, token_strings
+from .denoisers import Denoiser, load_denoiser
+from .prompt import render_prompt
+from .sampler import SamplerOutput, denoise_steps, infill
+from .types import DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
+
+log = logging.getLogger(__name__)
+
+MASK_GLYPH = "░"  # how a still-masked token is shown in streamed states
+
+
+class DiffusionGenerator:
+    """Masked-diffusion generation from a local checkpoint (or a ready Denoiser, for tests)."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        adapter: str = "llada",
+        config: DiffusionConfig | None = None,
+        device: str = "auto",
+        denoiser: Denoiser | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.model_path = model_path
+        self.adapter = adapter
+        self.config = config or DiffusionConfig()
+        self.device = device
+        self.name = name or adapter
+        self._denoiser = denoiser
+        self._strings: tuple[list[str], set[int]] | None = None
+        self._constraints: dict[tuple, CitationConstraints] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Load the denoiser (once)."""
+        if self._denoiser is not None:
+            return
+        if self.model_path is None:
+            raise ConfigError(f"generator {self.name!r} needs model_path: a local {self.adapter} checkpoint folder")
+        self._denoiser = load_denoiser(self.adapter, self.model_path, self.device)
+
+    @property
+    def denoiser(self) -> Denoiser:
+        self.warm_up()
+        return self._denoiser
+
+    # -- the Generator protocol ---------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        result = None
+        for item in self.stream(request):
+            result = item
+        return result
+
+    def stream(self, request: GenerationRequest) -> Iterator[DenoiseState | GenerationResult]:
+        """A DenoiseState per denoising step (done=True once nothing is masked), then the GenerationResult."""
+        start = time.perf_counter()
+        cfg = self._config(request)
+        prompt = torch.tensor([self.encode_prompt(request)], dtype=torch.long)
+        events = denoise_steps(self.denoiser, prompt, None, cfg, constraints=self._constraints_for(request, cfg))
+        for event in events:
+            if event.done:
+                yield self._result(event.output, request, prompt.shape[1], start)
+                return
+            yield DenoiseState(step=event.step, text=self.render_canvas(event.canvas[0]), masked=event.masked,
+                               changed=event.changed[0].nonzero().flatten().tolist(), done=event.masked == 0)
+
+    # -- repair -------------------------------------------------------------------------------------------
+    def repair(
+        self,
+        request: GenerationRequest,
+        answer: str,
+        spans: Sequence[tuple[int, int]],
+        lengths: Sequence[int] | None = None,
+    ) -> GenerationResult:
+        """Re-denoise the character spans [start, end) of `answer`, keeping every other token fixed.
+
+        `answer` is a GenerationResult.raw_text (markers numbered as the request's passages, not
+        renumbered). Each span is remasked as the tokens it overlaps, or as `lengths[i]` masks when given
+        (so a repaired sentence may be longer or shorter). Returns a fresh GenerationResult."""
+        start = time.perf_counter()
+        tok = self.denoiser.tokenizer
+        for a, b in spans:
+            if not 0 <= a < b <= len(answer):
+                raise ConfigError(f"span ({a}, {b}) is not inside the answer (length {len(answer)})")
+        enc = tok(answer, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        token_spans = [_token_span(offsets, a, b) for a, b in spans]
+        cfg = self._config(request)
+        prompt = torch.tensor([self.encode_prompt(request)], dtype=torch.long)
+        out = infill(self.denoiser, prompt, torch.tensor(ids, dtype=torch.long), token_spans, cfg,
+                     lengths=lengths, constraints=self._constraints_for(request, cfg))
+        return self._result(out, request, prompt.shape[1], start)
+
+    # -- text <-> ids -------------------------------------------------------------------------------------
+    def encode_prompt(self, request: GenerationRequest) -> list[int]:
+        """Prompt ids: the chat template (if the tokenizer has one) around render_prompt's text."""
+        tok = self.denoiser.tokenizer
+        text = render_prompt(request.question, request.passages)
+        if getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                           tokenize=False)
+            return list(tok.encode(text, add_special_tokens=False))
+        return list(tok.encode(text, add_special_tokens=True))
+
+    def answer_ids(self, tokens: torch.Tensor) -> list[int]:
+        """(G,) canvas -> the answer's ids, up to the first stop token."""
+        ids = tokens.tolist()
+        stops = set(self.denoiser.stop_ids)
+        end = next((i for i, t in enumerate(ids) if t in stops), len(ids))
+        return ids[:end]
+
+    def render_canvas(self, tokens: torch.Tensor) -> str:
+        """(G,) canvas -> text up to the first stop token, each masked token shown as MASK_GLYPH."""
+        den = self.denoiser
+        out, run = [], []
+        for t in self.answer_ids(tokens):
+            if t == den.mask_id:
+                if run:
+                    out.append(den.tokenizer.decode(run, skip_special_tokens=True))
+                    run = []
+                out.append(MASK_GLYPH)
+            else:
+                run.append(t)
+        if run:
+            out.append(den.tokenizer.decode(run, skip_special_tokens=True))
+        return "".join(out)
+
+    # -- internals ----------------------------------------------------------------------------------------
+    def _config(self, request: GenerationRequest) -> DiffusionConfig:
+        cfg = request.config or self.config
+        if not isinstance(cfg, DiffusionConfig):
+            raise ConfigError(f"{self.name} is a diffusion generator; got a {type(cfg).__name__}, "
+                              "pass a DiffusionConfig (or none)")
+        return cfg
+
+    def _constraints_for(self, request: GenerationRequest, cfg: DiffusionConfig) -> CitationConstraints | None:
+        den = self.denoiser
+        if den.tokenizer is None:
+            return None
+        key = (tuple(sorted(p.number for p in request.passages)), cfg.require_citations)
+        if key not in self._constraints:
+            if self._strings is None:
+                self._strings = token_strings(den.tokenizer, den.vocab_size, den.stop_ids)
+            strings, banned = self._strings
+            if len(self._constraints) >= 16:
+                self._constraints.clear()
+            self._constraints[key] = CitationConstraints(strings, key[0], require_citations=cfg.require_citations,
+                                                         stop_ids=den.stop_ids, banned_ids=banned)
+        return self._constraints[key]
+
+    def _result(self, out: SamplerOutput, request: GenerationRequest, prompt_len: int, start: float):
+        ids = self.answer_ids(out.tokens[0])
+        if self.denoiser.mask_id in ids:
+            raise GenerationError("the sampler left masked tokens in the answer; this is a bug, please report it")
+        raw = self.denoiser.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        text, citations = finalize_citations(raw, request.passages)
+        wall = time.perf_counter() - start
+        trace = GenerationTrace(generator=self.name, steps=out.steps, nfe=out.nfe,
+                                tokens_per_step=out.tokens_per_step, prompt_tokens=prompt_len,
+                                answer_tokens=len(ids), wall_time_s=wall,
+                                tokens_per_s=len(ids) / wall if wall > 0 else 0.0,
+                                remasked=out.remasked, edited=out.edited)
+        return GenerationResult(text=text, citations=citations, trace=trace, raw_text=raw)
+
+
+def _token_span(offsets, a: int, b: int) -> tuple[int, int]:
+    """Character span [a, b) -> token span [i, j) of the tokens that overlap it."""
+    idx = [i for i, (s, e) in enumerate(offsets) if s < b and e > a]
+    if not idx:
+        raise ConfigError(f"span ({a}, {b}) covers no token of the answer")
+    return idx[0], idx[-1] + 1
+
+
+def _factory(adapter: str):
+    def make(**options) -> DiffusionGenerator:
+        options.setdefault("adapter", adapter)
+        return DiffusionGenerator(**options)
+
+    return make
+
+
+for _name in ("llada", "dream", "hf-mlm"):
+    register_generator(_name, _factory(_name))

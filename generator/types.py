@@ -1,0 +1,123 @@
+"""Types the generator shares with the rest of sculptrag: request, config, result, trace, denoise state.
+
+The generator knows passages as text and token ids, never the store: a `Passage` here is only what the
+prompt needs (number, title, page, text). All models are pydantic and JSON-serializable.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Passage(BaseModel):
+    """A numbered passage given to the generator; `number` is the marker the answer cites as [number]."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int = Field(ge=1)
+    text: str
+    title: str = ""
+    page: int | None = None
+    chunk_id: str | None = None
+
+
+class DiffusionConfig(BaseModel):
+    """Sampling settings for a masked-diffusion generator (frozen, validated)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gen_length: int = Field(128, ge=1, le=4096)
+    block_length: int = Field(32, ge=1)
+    steps: int = Field(64, ge=1)
+    temperature: float = Field(0.0, ge=0.0)
+    confidence: Literal["probability", "margin", "entropy", "random"] = "probability"
+    threshold: float | None = Field(None, gt=0.0, le=1.0)
+    cfg_scale: float = Field(0.0, ge=0.0)
+    use_cache: bool = True
+    remask_threshold: float | None = Field(None, gt=0.0, lt=1.0)
+    edit_threshold: float | None = Field(None, gt=0.0, le=1.0)
+    require_citations: bool = False
+    repetition_penalty: float = Field(1.0, ge=1.0)
+    seed: int | None = 0
+
+    @field_validator("block_length")
+    @classmethod
+    def _block_divides(cls, v: int, info) -> int:
+        gen = info.data.get("gen_length")
+        if gen is not None and gen % v != 0:
+            raise ValueError(f"gen_length ({gen}) must be a multiple of block_length ({v})")
+        return v
+
+
+class AutoregressiveConfig(BaseModel):
+    """Sampling settings for an autoregressive generator (frozen, validated)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_new_tokens: int = Field(128, ge=1, le=4096)
+    temperature: float = Field(0.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(1.0, ge=1.0)
+    seed: int | None = 0
+
+
+class GenerationRequest(BaseModel):
+    """A question, the numbered passages, and optionally a config overriding the generator's default."""
+
+    model_config = ConfigDict(frozen=True)
+
+    question: str = Field(min_length=1)
+    passages: tuple[Passage, ...] = ()
+    config: DiffusionConfig | AutoregressiveConfig | None = None
+
+    @field_validator("passages")
+    @classmethod
+    def _numbers_unique(cls, v: tuple[Passage, ...]) -> tuple[Passage, ...]:
+        numbers = [p.number for p in v]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError(f"passage numbers must be unique, got {numbers}")
+        return v
+
+
+class Citation(BaseModel):
+    """A marker in the final answer and the passage it names (numbers as given in the request)."""
+
+    marker: int = Field(ge=1, description="the number shown in the final answer, in order of first use")
+    passage_number: int = Field(ge=1, description="the passage's number in the request")
+    chunk_id: str | None = None
+
+
+class GenerationTrace(BaseModel):
+    """How an answer was made: steps, forward passes, tokens committed per step, time."""
+
+    generator: str
+    steps: int = 0
+    nfe: int = 0
+    tokens_per_step: list[int] = Field(default_factory=list)
+    prompt_tokens: int = 0
+    answer_tokens: int = 0
+    wall_time_s: float = 0.0
+    tokens_per_s: float = 0.0
+    remasked: int = 0
+    edited: int = 0
+
+
+class GenerationResult(BaseModel):
+    """The answer text (markers renumbered in order of first use), its citations, and the trace."""
+
+    text: str
+    citations: list[Citation] = Field(default_factory=list)
+    trace: GenerationTrace
+    raw_text: str = ""
+
+
+class DenoiseState(BaseModel):
+    """The canvas after one denoising step: text with masks shown, which answer positions changed."""
+
+    step: int
+    text: str
+    masked: int
+    changed: list[int] = Field(default_factory=list)
+    done: bool = False

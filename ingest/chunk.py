@@ -1,0 +1,167 @@
+"""Chunk: document elements -> token-bounded chunks that respect the document's structure.
+
+Rules, in order: a title opens a new section and a new chunk (a run of titles stays together); a table
+that fits `table_tokens` is one chunk of its own, a larger one is split by rows; other text is packed
+sentence by sentence up to `chunk_tokens`, and a chunk cut for size starts with the last sentences of
+the previous one (up to `chunk_overlap` tokens). Tokens are the embedder's own, so a chunk never gets
+truncated by the embedding model. Each chunk keeps its first/last page and its section title.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from pipeline.config import IngestSettings
+
+from .parse import Element
+
+SENTENCE_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+@dataclass
+class Piece:
+    text: str
+    tokens: int
+    page: int | None
+    kind: str
+    new_element: bool
+
+
+@dataclass
+class Chunk:
+    position: int
+    text: str
+    token_count: int
+    section: str
+    page: int | None
+    page_end: int | None
+    kinds: list[str] = field(default_factory=list)
+    table_html: str | None = None
+
+    @property
+    def embed_text(self) -> str:
+        """What gets embedded: the section title leads, so a chunk in the middle of a section still knows it."""
+        if self.section and not self.text.startswith(self.section):
+            return f"{self.section}\n{self.text}"
+        return self.text
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in SENTENCE_RE.split(text) if s.strip()]
+
+
+def chunk_elements(
+    elements: Sequence[Element], count_tokens: Callable[[Sequence[str]], list[int]], settings: IngestSettings
+) -> list[Chunk]:
+    limit, overlap = settings.chunk_tokens, settings.chunk_overlap
+    per_element = _measured_units(elements, count_tokens, limit)
+    chunks: list[Chunk] = []
+    cur: list[Piece] = []
+    section = cur_section = ""
+
+    def flush(carry: bool) -> list[Piece]:
+        nonlocal cur
+        if not cur:
+            return []
+        chunks.append(_make_chunk(len(chunks), cur, cur_section))
+        tail: list[Piece] = []
+        budget = overlap if carry else 0
+        for p in reversed(cur):
+            if p.kind in {"Title", "Table"} or p.tokens > budget:
+                break
+            tail.insert(0, p)
+            budget -= p.tokens
+        cur = []
+        return tail
+
+    for el, units in zip(elements, per_element):
+        pieces = [Piece(text, n, el.page, el.kind, k == 0) for k, (text, n) in enumerate(units)]
+        if el.kind == "Title":
+            if any(p.kind != "Title" for p in cur):
+                flush(carry=False)
+            section = el.text[:300]
+            if not cur:
+                cur_section = section
+            cur.extend(pieces)
+            continue
+        table_tokens = sum(p.tokens for p in pieces)
+        if el.kind == "Table" and table_tokens <= settings.table_tokens:
+            if any(p.kind != "Title" for p in cur) or sum(p.tokens for p in cur) + table_tokens > settings.table_tokens:
+                flush(carry=False)
+            if not cur:
+                cur_section = section
+            cur.append(Piece("\n".join(p.text for p in pieces), table_tokens, el.page, "Table", True))
+            flush(carry=False)
+            chunks[-1].table_html = el.html
+            continue
+        for p in pieces:
+            if cur and sum(q.tokens for q in cur) + p.tokens > limit:
+                cur = flush(carry=True)
+            if not cur:
+                cur_section = section
+            cur.append(p)
+    flush(carry=False)
+    return chunks
+
+
+def _split_element(el: Element) -> list[str]:
+    if el.kind == "Table":
+        return [line for line in el.text.split("\n") if line.strip()] or [el.text]
+    return split_sentences(el.text) or [el.text]
+
+
+def _measured_units(
+    elements: Sequence[Element], count_tokens: Callable[[Sequence[str]], list[int]], limit: int
+) -> list[list[tuple[str, int]]]:
+    """Per element, its sentences (table rows) with token counts; units over `limit` cut into word windows."""
+    split = [_split_element(el) for el in elements]
+    counts = iter(count_tokens([u for units in split for u in units]))
+    out: list[list[tuple[str, int]]] = []
+    for units in split:
+        measured: list[tuple[str, int]] = []
+        for u in units:
+            n = next(counts)
+            if n <= limit:
+                measured.append((u, n))
+                continue
+            words = u.split()
+            parts = -(-n // limit) + 1  # words can be several tokens: one window more than the ratio says
+            size = max(1, -(-len(words) // parts))
+            windows = [" ".join(words[k : k + size]) for k in range(0, len(words), size)]
+            measured.extend(zip(windows, count_tokens(windows)))
+        out.append(measured)
+    return out
+
+
+def _make_chunk(position: int, pieces: list[Piece], section: str) -> Chunk:
+    parts: list[str] = []
+    for p in pieces:
+        if parts and p.new_element:
+            parts.append("\n")
+        elif parts:
+            parts.append(" ")
+        parts.append(p.text)
+    pages = [p.page for p in pieces if p.page is not None]
+    return Chunk(
+        position=position,
+        text="".join(parts).strip(),
+        token_count=sum(p.tokens for p in pieces),
+        section=section if section != "".join(parts).strip() else "",
+        page=min(pages) if pages else None,
+        page_end=max(pages) if pages else None,
+        kinds=sorted({p.kind for p in pieces}),
+    )
+
+
+def chunk_uid(document_uid: str, chunk: Chunk, config_digest: str) -> str:
+    """Deterministic id from (document, position, content, chunking config)."""
+    h = hashlib.sha256(f"{document_uid}|{chunk.position}|{config_digest}|{chunk.text}".encode())
+    return h.hexdigest()[:32]
+
+
+def config_digest(settings: IngestSettings, embedding_model: str) -> str:
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v1"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -1,0 +1,178 @@
+"""One file -> a processed document (parsed, validated, chunked) or a rejection; and a pool that runs it.
+
+`process_file` is what a worker does: sniff the type, pre-check, parse, validate, chunk. It never
+raises for a bad file: it returns a Rejection with a reason. `ParsePool` runs it in worker processes
+with a per-file time limit; a worker that hangs or dies (a crashing parser library) is replaced and the
+file is rejected, so one bad file never stops the run. Workers get a second file while the main process
+embeds the first, so parsing overlaps embedding.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import queue
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from pipeline.config import IngestSettings
+from pipeline.errors import IngestError
+
+from .chunk import Chunk, chunk_elements
+from .embed import token_counter
+from .parse import parse_file, precheck, sniff
+from .validate import validate_parsed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Processed:
+    path: str
+    title: str
+    media_type: str
+    file_type: str
+    pages: int | None
+    chunks: list[Chunk]
+    parse_s: float
+
+
+@dataclass
+class Rejection:
+    path: str
+    reason: str
+    detail: str
+    media_type: str = ""
+
+
+@lru_cache(maxsize=4)
+def _counter(model_path: str):
+    return token_counter(Path(model_path))
+
+
+def process_file(path: str, size: int, settings: IngestSettings, tokenizer_path: str) -> Processed | Rejection:
+    t0 = time.perf_counter()
+    media_type = ""
+    try:
+        file_type, media_type = sniff(Path(path))
+        pages = precheck(Path(path), file_type, size, settings)
+        parsed = parse_file(Path(path), file_type, media_type, pages, settings)
+        if parsed.pages and parsed.pages > settings.max_pages:
+            raise IngestError("oversize", f"{parsed.pages} pages > limit {settings.max_pages}")
+        doc = validate_parsed(parsed, settings)
+        chunks = chunk_elements(doc.elements, _counter(tokenizer_path), settings)
+        if not chunks:
+            raise IngestError("empty", "no chunks could be made from the text")
+        return Processed(path, doc.title, doc.media_type, doc.file_type, doc.pages, chunks, time.perf_counter() - t0)
+    except IngestError as e:
+        return Rejection(path, e.reason, e.detail, media_type)
+    except MemoryError:
+        return Rejection(path, "oversize", "ran out of memory while parsing", media_type)
+    except Exception as e:  # a parser bug on one file must not stop the run
+        log.debug("unexpected error on %s", path, exc_info=True)
+        return Rejection(path, "parse error", f"{type(e).__name__}: {str(e)[:300]}", media_type)
+
+
+def _worker(inbox, outbox, settings: IngestSettings, tokenizer_path: str) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    parent = os.getppid()
+    while True:
+        try:
+            task = inbox.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:  # the ingest process died (e.g. SIGKILL): stop too
+                return
+            continue
+        if task is None:
+            return
+        key, path, size = task
+        outbox.put(("start", key, os.getpid()))
+        outbox.put(("done", key, process_file(path, size, settings, tokenizer_path)))
+
+
+class ParsePool:
+    """Runs process_file over many files in `workers` processes, yielding results as they finish."""
+
+    def __init__(self, settings: IngestSettings, tokenizer_path: str, workers: int) -> None:
+        self.settings = settings
+        self.tokenizer_path = tokenizer_path
+        self.workers = workers
+
+    def run(self, files: Sequence[tuple[str, int]]) -> Iterator[Processed | Rejection]:
+        if self.workers == 0:
+            for path, size in files:
+                yield process_file(path, size, self.settings, self.tokenizer_path)
+            return
+        ctx = mp.get_context("spawn")
+        outbox = ctx.Queue()
+        slots: list[dict] = []
+        pending = list(enumerate(files))[::-1]  # pop() from the end keeps the given order
+        by_key = dict(enumerate(files))
+        done = 0
+
+        def start_slot() -> dict:
+            inbox = ctx.Queue()
+            proc = ctx.Process(target=_worker, args=(inbox, outbox, self.settings, self.tokenizer_path), daemon=True)
+            proc.start()
+            return {"proc": proc, "inbox": inbox, "queued": [], "started": None}
+
+        def feed(slot: dict) -> None:
+            while pending and len(slot["queued"]) < 2:  # one running, one waiting: overlap with embedding
+                key, (path, size) = pending.pop()
+                slot["queued"].append(key)
+                slot["inbox"].put((key, path, size))
+
+        try:
+            for _ in range(min(self.workers, len(files))):
+                slots.append(start_slot())
+            for slot in slots:
+                feed(slot)
+            while done < len(files):
+                try:
+                    kind, key, payload = outbox.get(timeout=0.5)
+                except queue.Empty:
+                    kind = None
+                if kind == "start":
+                    slot = next(s for s in slots if key in s["queued"])
+                    slot["started"] = (key, time.monotonic())
+                elif kind == "done":
+                    slot = next(s for s in slots if key in s["queued"])
+                    slot["queued"].remove(key)
+                    slot["started"] = None
+                    done += 1
+                    feed(slot)
+                    yield payload
+                for i, slot in enumerate(slots):
+                    failure = self._failure(slot)
+                    if failure is None:
+                        continue
+                    key, detail = failure
+                    slot["proc"].kill()
+                    slot["proc"].join(5)
+                    requeue = [k for k in slot["queued"] if k != key]
+                    pending.extend((k, by_key[k]) for k in reversed(requeue))
+                    slots[i] = start_slot()
+                    feed(slots[i])
+                    if key is not None:
+                        done += 1
+                        yield Rejection(by_key[key][0], "parse error", detail)
+        finally:
+            for slot in slots:
+                slot["inbox"].put(None)
+            for slot in slots:
+                slot["proc"].join(2)
+                if slot["proc"].is_alive():
+                    slot["proc"].kill()
+
+    def _failure(self, slot: dict) -> tuple[int | None, str] | None:
+        started = slot["started"]
+        if started and time.monotonic() - started[1] > self.settings.parse_timeout_s:
+            return started[0], f"parsing took longer than {self.settings.parse_timeout_s:.0f} s; refused"
+        if not slot["proc"].is_alive():
+            key = started[0] if started else (slot["queued"][0] if slot["queued"] else None)
+            return key, f"the parser process crashed (exit code {slot['proc'].exitcode})"
+        return None

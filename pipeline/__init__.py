@@ -1,0 +1,30 @@
+"""sculptrag's spine: settings, shared types, errors, the store, ingestion, retrieval, the RAG pipeline.
+
+Public API for services:
+
+    from pipeline import Settings, Store, ingest
+    report = ingest(["docs/"], Settings(store_dir="store"), groups=["hr"])
+
+Names are imported lazily, so `import pipeline.config` from a worker process stays light and the
+lower layers (ingest, generator, validation) can import pipeline.types/errors/config without cycles.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Settings": "pipeline.config",
+    "SculptragError": "pipeline.errors",
+    "ingest": "pipeline.ingestion",
+    "Store": "pipeline.store",
+    "IngestReport": "pipeline.types",
+    "FileOutcome": "pipeline.types",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")

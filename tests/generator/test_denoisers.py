@@ -1,0 +1,172 @@
+"""Denoiser adapters: published checkpoint formats round-trip, KV cache and padding give the same logits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from generator.denoisers import load_denoiser
+from generator.denoisers.base import Denoiser, resolve_device
+from pipeline.errors import ConfigError, ModelLoadError
+
+LLADA_NAMES = [
+    "model.transformer.wte.weight", "model.transformer.ln_f.weight", "model.transformer.ff_out.weight",
+    "model.transformer.blocks.0.q_proj.weight", "model.transformer.blocks.0.k_proj.weight",
+    "model.transformer.blocks.0.v_proj.weight", "model.transformer.blocks.0.attn_out.weight",
+    "model.transformer.blocks.0.ff_proj.weight", "model.transformer.blocks.0.up_proj.weight",
+    "model.transformer.blocks.0.ff_out.weight", "model.transformer.blocks.1.attn_norm.weight",
+    "model.transformer.blocks.1.ff_norm.weight",
+]
+DREAM_NAMES = [
+    "model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
+    "model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.q_proj.bias",
+    "model.layers.0.self_attn.k_proj.bias", "model.layers.0.self_attn.v_proj.bias",
+    "model.layers.0.self_attn.o_proj.weight", "model.layers.0.mlp.gate_proj.weight",
+    "model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.down_proj.weight",
+    "model.layers.1.input_layernorm.weight", "model.layers.1.post_attention_layernorm.weight",
+]
+
+
+def _ids(tokenizer, text="Paris is the capital of France [1]. Lyon is the third largest city [2]."):
+    return torch.tensor([tokenizer.encode(text, add_special_tokens=False)])
+
+
+def _perturb(model, seed=1):
+    """Random norms too (a fresh model has all-ones norms, which would hide a mis-loaded norm)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight") or name.endswith("ln_f.weight") or name.endswith(".bias"):
+                p.copy_(1 + 0.1 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def test_llada_round_trip_published_format(tmp_path, tokenizer, tiny):
+    model, cfg = tiny.make_llada(tokenizer, seed=3)
+    _perturb(model)
+    assert set(LLADA_NAMES) <= set(model.state_dict())
+    path = tiny.write_checkpoint(tmp_path / "llada", model, cfg, tokenizer)
+    den = load_denoiser("llada", path, device="cpu")
+    ref = tiny.native_denoiser(model, tokenizer, shift=False)
+    ids = _ids(tokenizer)
+    torch.testing.assert_close(den.forward(ids), ref.forward(ids), atol=1e-5, rtol=1e-5)
+    assert isinstance(den, Denoiser)
+    assert (den.mask_id, den.eos_id, den.shift_logits) == (tokenizer.mask_token_id, tokenizer.eos_token_id, False)
+    assert den.vocab_size == len(tokenizer) + 8  # embedding_size (padded) rows, as LLaDA pads its vocab
+    assert den.tokenizer.chat_template
+
+
+def test_dream_round_trip_published_format(tmp_path, tokenizer, tiny):
+    model, cfg = tiny.make_dream(tokenizer, seed=4)
+    _perturb(model)
+    assert set(DREAM_NAMES) <= set(model.state_dict())
+    path = tmp_path / "dream"
+    tiny.write_checkpoint(path, model, cfg, tokenizer)
+    # Dream ships a custom tokenizer class (remote code) and vocab.json + merges.txt: the loader must fall back
+    (path / "tokenizer.json").unlink()
+    tokenizer.backend_tokenizer.model.save(str(path))
+    tc = json.loads((path / "tokenizer_config.json").read_text())
+    tc.update(tokenizer_class="DreamTokenizer", auto_map={"AutoTokenizer": ["tokenization_dream.DreamTokenizer", None]})
+    (path / "tokenizer_config.json").write_text(json.dumps(tc))
+    den = load_denoiser("dream", path, device="cpu")
+    ref = tiny.native_denoiser(model, tokenizer, shift=True)
+    ids = _ids(tokenizer)
+    torch.testing.assert_close(den.forward(ids), ref.forward(ids), atol=1e-5, rtol=1e-5)
+    assert den.shift_logits and den.mask_id == tokenizer.mask_token_id
+    assert den.tokenizer.convert_tokens_to_ids("<|mask|>") == den.mask_id
+
+
+def test_sharded_checkpoint_loads(tmp_path, tokenizer, tiny):
+    from safetensors.torch import save_file
+
+    model, cfg = tiny.make_llada(tokenizer, seed=5)
+    path = tiny.write_checkpoint(tmp_path / "sharded", model, cfg, tokenizer)
+    (path / "model.safetensors").unlink()
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    names = sorted(state)
+    halves = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    for shard, keys in halves.items():
+        save_file({k: state[k] for k in keys}, str(path / shard))
+    index = {"weight_map": {k: shard for shard, keys in halves.items() for k in keys}}
+    (path / "model.safetensors.index.json").write_text(json.dumps(index))
+    den = load_denoiser("llada", path, device="cpu")
+    ids = _ids(tokenizer)
+    torch.testing.assert_close(den.forward(ids), tiny.native_denoiser(model, tokenizer, False).forward(ids))
+
+
+def test_wrong_layout_is_a_clear_error(tmp_path, tokenizer, tiny):
+    model, cfg = tiny.make_llada(tokenizer)
+    path = tiny.write_checkpoint(tmp_path / "bad", model, dict(cfg, n_layers=3), tokenizer)
+    with pytest.raises(ModelLoadError, match="does not match"):
+        load_denoiser("llada", path, device="cpu")
+    with pytest.raises(ModelLoadError, match="config.json"):
+        load_denoiser("llada", tmp_path / "missing", device="cpu")
+    with pytest.raises(ConfigError):
+        load_denoiser("gpt", path)
+
+
+@pytest.mark.parametrize("which", ["llada", "dream"])
+def test_cached_forward_equals_full_forward(which, llada_denoiser, dream_denoiser, tokenizer):
+    den = llada_denoiser if which == "llada" else dream_denoiser
+    ids = _ids(tokenizer)
+    full, cache = den.prefill(ids, None, 9)
+    assert cache.length == 9
+    part = den.forward(ids[:, 9:], None, cache)
+    torch.testing.assert_close(part, full[:, 9:], atol=1e-5, rtol=1e-5)
+    # and the cache really is used: a stale prefix changes the answer
+    changed = ids.clone()
+    changed[:, :9] = tokenizer.mask_token_id
+    _, stale = den.prefill(changed, None, 9)
+    assert (den.forward(ids[:, 9:], None, stale) - full[:, 9:]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("which", ["llada", "dream"])
+def test_left_padding_does_not_change_logits(which, llada_denoiser, dream_denoiser, tokenizer):
+    den = llada_denoiser if which == "llada" else dream_denoiser
+    ids = _ids(tokenizer)
+    pad = torch.full((1, 4), tokenizer.pad_token_id)
+    padded = torch.cat([pad, ids], dim=1)
+    mask = torch.cat([torch.zeros(1, 4, dtype=torch.long), torch.ones_like(ids)], dim=1)
+    torch.testing.assert_close(den.forward(padded, mask)[:, 4:], den.forward(ids), atol=1e-5, rtol=1e-5)
+    # cache + padding together
+    full, cache = den.prefill(padded, mask, 10)
+    torch.testing.assert_close(den.forward(padded[:, 10:], mask, cache), full[:, 10:], atol=1e-5, rtol=1e-5)
+
+
+def test_hf_masked_lm_adapter(tmp_path, tokenizer):
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id)
+    model = BertForMaskedLM(cfg).eval()
+    model.save_pretrained(str(tmp_path / "bert"))
+    tokenizer.save_pretrained(str(tmp_path / "bert"))
+    den = load_denoiser("hf-mlm", tmp_path / "bert", device="cpu")
+    ids = _ids(tokenizer)
+    with torch.no_grad():
+        torch.testing.assert_close(den.forward(ids), model(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+    assert not den.supports_cache and den.mask_id == tokenizer.mask_token_id and den.max_length == 256
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == (torch.device("cpu"), torch.float32)
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == (torch.device("cpu"), torch.float32)
+        with pytest.raises(ConfigError, match="CUDA"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError):
+        resolve_device("tpu")
+
+
+def test_special_ids_come_from_config_and_tokenizer(tokenizer, tiny):
+    from generator.denoisers.base import special_ids
+
+    ids = special_ids(tokenizer, dict(tiny.ids_config(tokenizer), mask_token_id=7))
+    assert ids["mask_id"] == 7  # config.json wins for the mask id (LLaDA keeps it there)
+    assert ids["eos_id"] == tokenizer.eos_token_id and ids["eos_id"] in ids["stop_ids"]
+    assert tokenizer.bos_token_id in ids["special_ids"] and tokenizer.eos_token_id not in ids["special_ids"]
+    with pytest.raises(ModelLoadError, match="mask"):
+        special_ids(None, {"eos_token_id": 1})
