@@ -127,13 +127,18 @@ def _measured_units(
             if n <= limit:
                 measured.append((u, n))
                 continue
-            words = u.split()
-            parts = -(-n // limit) + 1  # words can be several tokens: one window more than the ratio says
-            size = max(1, -(-len(words) // parts))
-            windows = [" ".join(words[k : k + size]) for k in range(0, len(words), size)]
-            measured.extend(zip(windows, count_tokens(windows)))
+            measured.extend(_halve(u, n, limit, count_tokens))
         out.append(measured)
     return out
+
+
+def _halve(text: str, n: int, limit: int, count_tokens) -> list[tuple[str, int]]:
+    """Cut a unit of `n` tokens in halves by words until every part fits `limit` tokens."""
+    words = text.split()
+    if n <= limit or len(words) <= 1:
+        return [(text, n)]
+    halves = [" ".join(words[: len(words) // 2]), " ".join(words[len(words) // 2 :])]
+    return [part for h, m in zip(halves, count_tokens(halves)) for part in _halve(h, m, limit, count_tokens)]
 
 
 def _make_chunk(position: int, pieces: list[Piece], section: str) -> Chunk:

