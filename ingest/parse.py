@@ -105,7 +105,7 @@ def precheck(path: Path, file_type: str, size: int, settings: IngestSettings) ->
         _check_archive(path, size, settings)
     if (file_type == "EML" and _eml_encrypted(path)) or (file_type == "MSG" and _msg_encrypted(path)):
         raise IngestError("encrypted", "S/MIME or PGP encrypted e-mail")
-    pages = _pdf_pages(path) if file_type == "PDF" else None
+    pages = _pdf_pages(path) if file_type == "PDF" else _office_pages(path) if file_type in {"DOCX", "PPTX"} else None
     if pages is not None and pages > settings.max_pages:
         raise IngestError("oversize", f"{pages} pages > limit {settings.max_pages}")
     return pages
@@ -137,6 +137,19 @@ def _check_archive(path: Path, size: int, settings: IngestSettings) -> None:
         raise IngestError(
             "oversize", f"expands to {total:,} bytes ({total / max(size, 1):,.0f}:1); refused as a possible zip bomb"
         )
+
+
+def _office_pages(path: Path) -> int | None:
+    """Pages (Word) or slides (PowerPoint) as the saving application recorded them in docProps/app.xml."""
+    import re
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            app = z.read("docProps/app.xml").decode("utf-8", "replace")
+    except (KeyError, zipfile.BadZipFile, OSError):
+        return None
+    m = re.search(r"<(?:\w+:)?(?:Pages|Slides)>(\d+)<", app)
+    return int(m.group(1)) if m else None
 
 
 def _eml_encrypted(path: Path) -> bool:
@@ -189,16 +202,12 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
     from unstructured.partition.auto import partition
 
     kwargs: dict = {"strategy": settings.pdf_strategy, "languages": ["eng"]}
+    if file_type in TEXT_FORMATS and (encoding := _bom_encoding(path)):
+        kwargs["encoding"] = encoding  # unstructured's CSV reader does not look for UTF-16/32 BOMs
     try:
         raw = partition(filename=str(path), **kwargs)
     except Exception as e:
-        if file_type in {"EML", "MSG"}:  # an attachment unstructured cannot read: keep the message itself
-            try:
-                raw = partition(filename=str(path), process_attachments=False, **kwargs)
-            except Exception as e2:
-                raise _parse_error(e2) from e2
-        else:
-            raise _parse_error(e) from e
+        raw = _retry(path, file_type, kwargs, e)
     elements: list[Element] = []
     for el in raw:
         kind = getattr(el, "category", type(el).__name__)
@@ -224,6 +233,32 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
         elements=elements,
         pages=pages or (max(page_numbers) if page_numbers else None),
     )
+
+
+TEXT_FORMATS = {"CSV", "TSV", "TXT", "MD", "RST", "ORG", "HTML", "XML"}
+BOMS = [(b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"), (b"\xef\xbb\xbf", "utf-8-sig")]
+
+
+def _bom_encoding(path: Path) -> str | None:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return next((enc for bom, enc in BOMS if head.startswith(bom)), None)
+
+
+def _retry(path: Path, file_type: str, kwargs: dict, first: Exception) -> list:
+    """Second chances that keep the text: e-mail without its unreadable attachments, a ragged CSV as text."""
+    from unstructured.partition.auto import partition
+    from unstructured.partition.text import partition_text
+
+    try:
+        if file_type in {"EML", "MSG"}:
+            return partition(filename=str(path), process_attachments=False, **kwargs)
+        if file_type in {"CSV", "TSV"}:
+            return partition_text(filename=str(path), encoding=kwargs.get("encoding"))
+    except Exception as e:
+        raise _parse_error(e) from e
+    raise _parse_error(first) from first
 
 
 def _parse_error(e: Exception) -> IngestError:

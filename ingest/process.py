@@ -64,6 +64,8 @@ def process_file(path: str, size: int, settings: IngestSettings, tokenizer_path:
         if parsed.pages and parsed.pages > settings.max_pages:
             raise IngestError("oversize", f"{parsed.pages} pages > limit {settings.max_pages}")
         doc = validate_parsed(parsed, settings)
+        if doc.text_chars > settings.max_chars:
+            raise IngestError("oversize", f"{doc.text_chars:,} characters of text > limit {settings.max_chars:,}")
         chunks = chunk_elements(doc.elements, _counter(tokenizer_path), settings)
         if not chunks:
             raise IngestError("empty", "no chunks could be made from the text")
@@ -77,9 +79,21 @@ def process_file(path: str, size: int, settings: IngestSettings, tokenizer_path:
         return Rejection(path, "parse error", f"{type(e).__name__}: {str(e)[:300]}", media_type)
 
 
+def _warm_up(tokenizer_path: str) -> None:
+    """Load what the first parse would load (unstructured, spaCy, the tokenizer) ahead of time."""
+    from unstructured.nlp import tokenize
+
+    from .parse import configure_unstructured
+
+    configure_unstructured()
+    tokenize._get_nlp()
+    _counter(tokenizer_path)
+
+
 def _worker(inbox, outbox, settings: IngestSettings, tokenizer_path: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     parent = os.getppid()
+    _warm_up(tokenizer_path)
     while True:
         try:
             task = inbox.get(timeout=1.0)
@@ -95,30 +109,52 @@ def _worker(inbox, outbox, settings: IngestSettings, tokenizer_path: str) -> Non
 
 
 class ParsePool:
-    """Runs process_file over many files in `workers` processes, yielding results as they finish."""
+    """Runs process_file over many files in `workers` processes, yielding results as they finish.
+
+    Use as a context manager: workers start (and warm up) on entry, while the caller loads its own
+    models, and stop on exit. With workers=0 files are processed inline, without time limits.
+    """
 
     def __init__(self, settings: IngestSettings, tokenizer_path: str, workers: int) -> None:
         self.settings = settings
         self.tokenizer_path = tokenizer_path
         self.workers = workers
+        self._ctx = mp.get_context("spawn")
+        self._outbox = None
+        self._slots: list[dict] = []
+
+    def __enter__(self) -> "ParsePool":
+        if self.workers:
+            self._outbox = self._ctx.Queue()
+            self._slots = [self._start_slot() for _ in range(self.workers)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for slot in self._slots:
+            slot["inbox"].put(None)
+        for slot in self._slots:
+            slot["proc"].join(2)
+            if slot["proc"].is_alive():
+                slot["proc"].kill()
+        self._slots = []
+
+    def _start_slot(self) -> dict:
+        inbox = self._ctx.Queue()
+        proc = self._ctx.Process(
+            target=_worker, args=(inbox, self._outbox, self.settings, self.tokenizer_path), daemon=True
+        )
+        proc.start()
+        return {"proc": proc, "inbox": inbox, "queued": [], "started": None}
 
     def run(self, files: Sequence[tuple[str, int]]) -> Iterator[Processed | Rejection]:
-        if self.workers == 0:
+        if not self._slots:
             for path, size in files:
                 yield process_file(path, size, self.settings, self.tokenizer_path)
             return
-        ctx = mp.get_context("spawn")
-        outbox = ctx.Queue()
-        slots: list[dict] = []
+        slots = self._slots
         pending = list(enumerate(files))[::-1]  # pop() from the end keeps the given order
         by_key = dict(enumerate(files))
         done = 0
-
-        def start_slot() -> dict:
-            inbox = ctx.Queue()
-            proc = ctx.Process(target=_worker, args=(inbox, outbox, self.settings, self.tokenizer_path), daemon=True)
-            proc.start()
-            return {"proc": proc, "inbox": inbox, "queued": [], "started": None}
 
         def feed(slot: dict) -> None:
             while pending and len(slot["queued"]) < 2:  # one running, one waiting: overlap with embedding
@@ -126,47 +162,37 @@ class ParsePool:
                 slot["queued"].append(key)
                 slot["inbox"].put((key, path, size))
 
-        try:
-            for _ in range(min(self.workers, len(files))):
-                slots.append(start_slot())
-            for slot in slots:
+        for slot in slots:
+            feed(slot)
+        while done < len(files):
+            try:
+                kind, key, payload = self._outbox.get(timeout=0.5)
+            except queue.Empty:
+                kind = None
+            if kind == "start":
+                slot = next(s for s in slots if key in s["queued"])
+                slot["started"] = (key, time.monotonic())
+            elif kind == "done":
+                slot = next(s for s in slots if key in s["queued"])
+                slot["queued"].remove(key)
+                slot["started"] = None
+                done += 1
                 feed(slot)
-            while done < len(files):
-                try:
-                    kind, key, payload = outbox.get(timeout=0.5)
-                except queue.Empty:
-                    kind = None
-                if kind == "start":
-                    slot = next(s for s in slots if key in s["queued"])
-                    slot["started"] = (key, time.monotonic())
-                elif kind == "done":
-                    slot = next(s for s in slots if key in s["queued"])
-                    slot["queued"].remove(key)
-                    slot["started"] = None
+                yield payload
+            for i, slot in enumerate(slots):
+                failure = self._failure(slot)
+                if failure is None:
+                    continue
+                key, detail = failure
+                slot["proc"].kill()
+                slot["proc"].join(5)
+                requeue = [k for k in slot["queued"] if k != key]
+                pending.extend((k, by_key[k]) for k in reversed(requeue))
+                slots[i] = self._start_slot()
+                feed(slots[i])
+                if key is not None:
                     done += 1
-                    feed(slot)
-                    yield payload
-                for i, slot in enumerate(slots):
-                    failure = self._failure(slot)
-                    if failure is None:
-                        continue
-                    key, detail = failure
-                    slot["proc"].kill()
-                    slot["proc"].join(5)
-                    requeue = [k for k in slot["queued"] if k != key]
-                    pending.extend((k, by_key[k]) for k in reversed(requeue))
-                    slots[i] = start_slot()
-                    feed(slots[i])
-                    if key is not None:
-                        done += 1
-                        yield Rejection(by_key[key][0], "parse error", detail)
-        finally:
-            for slot in slots:
-                slot["inbox"].put(None)
-            for slot in slots:
-                slot["proc"].join(2)
-                if slot["proc"].is_alive():
-                    slot["proc"].kill()
+                    yield Rejection(by_key[key][0], "parse error", detail)
 
     def _failure(self, slot: dict) -> tuple[int | None, str] | None:
         started = slot["started"]

@@ -20,6 +20,7 @@ class IngestSettings(BaseModel):
 
     max_file_bytes: int = Field(200 * 1024 * 1024, gt=0, description="larger files are rejected as oversize")
     max_pages: int = Field(2000, gt=0, description="documents with more pages are rejected as oversize")
+    max_chars: int = Field(50_000_000, gt=0, description="documents with more extracted text are rejected as oversize")
     max_archive_ratio: float = Field(100.0, gt=1, description="zip-based files expanding more are rejected")
     max_archive_bytes: int = Field(1024 * 1024 * 1024, gt=0, description="uncompressed size limit for zips")
     min_chars: int = Field(20, ge=0, description="documents with less text are rejected as empty")

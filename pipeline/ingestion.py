@@ -63,8 +63,9 @@ def ingest(
         if prune:
             _prune(store, roots, {r.uri for r in records}, report)
         if todo:
-            _check_embedding_model(store, embedder)
-            _process(store, embedder, todo, groups, settings, report, progress)
+            with ParsePool(settings.ingest, str(embedder.path), settings.ingest.parse_workers) as pool:
+                _check_embedding_model(store, embedder)  # loads the embedder while the workers warm up
+                _process(store, embedder, pool, todo, groups, settings, report, progress)
         t_flush = time.perf_counter()
         store.flush_indexes()
         report.timings["index_s"] = time.perf_counter() - t_flush
@@ -144,10 +145,9 @@ def _check_embedding_model(store: Store, embedder: Embedder) -> None:
         )
 
 
-def _process(store, embedder, todo, groups, settings: Settings, report: IngestReport, progress: Progress | None) -> None:
+def _process(store, embedder, pool: ParsePool, todo, groups, settings: Settings, report: IngestReport, progress: Progress | None) -> None:
     kinds = {str(rec.path): (rec, kind) for rec, kind in todo}
     digest = config_digest(settings.ingest, embedder.model_name)
-    pool = ParsePool(settings.ingest, str(embedder.path), settings.ingest.parse_workers)
     batch: list[Processed | Rejection] = []
     pending_chunks = 0
     timings = {"parse_s": 0.0, "embed_s": 0.0, "write_s": 0.0}
