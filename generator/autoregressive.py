@@ -22,7 +22,6 @@ import torch
 
 from pipeline.errors import ConfigError, GenerationError, ModelLoadError
 
-from .base import register_generator
 from .citations import finalize_citations
 from .prompt import render_prompt
 from .types import (
@@ -316,5 +315,3 @@ def build_hf_causal(model_path: str | None = None, **options: Any) -> Autoregres
     return AutoregressiveGenerator(model_path=model_path, **options)
 
 
-register_generator("smollm2", build_smollm2)
-register_generator("hf-causal", build_hf_causal)

@@ -23,8 +23,9 @@ from typing import Iterable, Sequence
 
 import torch
 
-MARKER = r"\[(\d+(?:\s*,\s*\d+)*)\]"
-MARKER_RE = re.compile(MARKER)
+from .citations import MARKER_RE  # the same pattern finalize_citations uses, so the two never drift
+
+MARKER = MARKER_RE.pattern
 _CITED_END = re.compile(MARKER + r"[\s.!?]*$")
 _RUN = set("[]0123456789,.!? \t\n")  # characters a marker, or a marker and its punctuation, is made of
 _MAX_CONTEXT = 32

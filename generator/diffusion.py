@@ -18,7 +18,6 @@ import torch
 
 from pipeline.errors import ConfigError, GenerationError
 
-from .base import register_generator
 from .citations import finalize_citations
 from .constraints import CitationConstraints, token_strings
 from .denoisers import Denoiser, load_denoiser
@@ -61,6 +60,9 @@ class DiffusionGenerator:
         if self.model_path is None:
             raise ConfigError(f"generator {self.name!r} needs model_path: a local {self.adapter} checkpoint folder")
         self._denoiser = load_denoiser(self.adapter, self.model_path, self.device)
+        if self._denoiser.tokenizer is not None:  # token strings for the citation constraints, once
+            self._strings = token_strings(self._denoiser.tokenizer, self._denoiser.vocab_size,
+                                          self._denoiser.stop_ids)
 
     @property
     def denoiser(self) -> Denoiser:
@@ -194,13 +196,16 @@ def _token_span(offsets, a: int, b: int) -> tuple[int, int]:
     return idx[0], idx[-1] + 1
 
 
-def _factory(adapter: str):
-    def make(**options) -> DiffusionGenerator:
-        options.setdefault("adapter", adapter)
-        return DiffusionGenerator(**options)
-
-    return make
+def build_llada(**options) -> DiffusionGenerator:
+    """Factory for the "llada" entry point: a LLaDA checkpoint from a local path."""
+    return DiffusionGenerator(adapter="llada", **options)
 
 
-for _name in ("llada", "dream", "hf-mlm"):
-    register_generator(_name, _factory(_name))
+def build_dream(**options) -> DiffusionGenerator:
+    """Factory for the "dream" entry point: a Dream checkpoint from a local path."""
+    return DiffusionGenerator(adapter="dream", **options)
+
+
+def build_hf_mlm(**options) -> DiffusionGenerator:
+    """Factory for the "hf-mlm" entry point: any Hugging Face masked LM from a local path."""
+    return DiffusionGenerator(adapter="hf-mlm", **options)

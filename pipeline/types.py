@@ -1,4 +1,4 @@
-"""Types that cross package lines: the ingest report (and, re-exported, the generator's types).
+"""Types that cross package lines: the ingest report, retrieval hits and filters (and the generator's types).
 
 All are pydantic models and serialize to JSON.
 """
@@ -6,10 +6,12 @@ All are pydantic models and serialize to JSON.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from generator.types import (  # noqa: F401  (re-exported: the public names live here)
+from generator.types import (  # re-exported: the public names live here
     Citation,
     DenoiseState,
     DiffusionConfig,
@@ -18,6 +20,12 @@ from generator.types import (  # noqa: F401  (re-exported: the public names live
     GenerationTrace,
     Passage,
 )
+
+
+__all__ = [
+    "Citation", "DenoiseState", "DiffusionConfig", "GenerationRequest", "GenerationResult", "GenerationTrace",
+    "Passage", "FileOutcome", "IngestReport",
+]
 
 
 class FileOutcome(BaseModel):
@@ -55,3 +63,68 @@ class IngestReport(BaseModel):
 
     def reasons(self) -> dict[str, int]:
         return dict(Counter(o.reason for o in self.rejections()))
+
+
+# -- retrieval -----------------------------------------------------------------------------------------
+class SearchFilters(BaseModel):
+    """Metadata conditions on documents; all given ones must hold, a list means any of its values.
+
+    `source` patterns match a document's source URI or, for file: URIs, its local path: a pattern with glob
+    characters (* ? [) is matched whole (fnmatch, `*` crosses `/`), any other is a prefix. Dates are UTC
+    when naive; `modified_*` is the file's mtime, `ingested_*` when it was stored. `fields` names any other
+    stored document column (title, sha256, pages, ...) with a value or a list of values.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | list[str] | None = None
+    media_type: str | list[str] | None = None
+    file_type: str | list[str] | None = None
+    ingested_after: datetime | None = None
+    ingested_before: datetime | None = None
+    modified_after: datetime | None = None
+    modified_before: datetime | None = None
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class DocumentRef(BaseModel):
+    """The document a hit comes from."""
+
+    id: int
+    uid: str
+    title: str
+    source_uri: str
+    media_type: str
+    file_type: str
+    pages: int | None = None
+
+
+class HitScores(BaseModel):
+    """Scores and 1-based ranks in each ranking that returned the chunk (None: that ranking did not)."""
+
+    dense: float | None = None  # cosine similarity of query and chunk embeddings
+    bm25: float | None = None
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+    fused: float = 0.0  # weighted reciprocal rank fusion: sum of w / (rrf_k + rank)
+
+
+class Hit(BaseModel):
+    """One retrieved chunk with its document, location and scores."""
+
+    chunk_id: int
+    chunk_uid: str
+    document: DocumentRef
+    position: int
+    page: int | None = None
+    page_end: int | None = None
+    section: str = ""
+    text: str
+    table_html: str | None = None
+    scores: HitScores = Field(default_factory=HitScores)
+    neighbour_of: int | None = None  # set on chunks added by neighbour expansion: the hit they surround
+    duplicates: list[int] = Field(default_factory=list)  # chunk ids folded into this hit by de-duplication
+
+    def to_passage(self, number: int) -> Passage:
+        """This hit as the generator's numbered passage."""
+        return Passage(number=number, text=self.text, title=self.document.title, page=self.page, chunk_id=self.chunk_uid)

@@ -65,8 +65,7 @@ def load_hf_mlm(path: str | Path, device: str = "auto") -> HFMaskedLMDenoiser:
     tokenizer = load_tokenizer(path)
     if tokenizer.mask_token_id is None:
         raise ModelLoadError(f"the tokenizer in {path} has no mask token; a masked LM needs one")
-    ids = special_ids(tokenizer, {k: v for k, v in raw.items() if k != "mask_token_id"},
-                      extra_stops=tuple(generation_eos(path)))
+    ids = special_ids(tokenizer, raw, extra_stops=tuple(generation_eos(path)))
     max_len = raw.get("max_position_embeddings")
     if raw.get("model_type") in ("roberta", "xlm-roberta", "camembert") and max_len:
         max_len -= 2  # RoBERTa positions start after the padding index

@@ -122,5 +122,5 @@ class Tiny:
 
 
 @pytest.fixture(scope="session")
-def tiny() -> Tiny:
+def tiny_models() -> Tiny:
     return Tiny()

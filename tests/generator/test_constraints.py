@@ -112,10 +112,10 @@ def test_require_citations_every_sentence_ends_on_a_marker(tokenizer):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_random_model_biased_to_markers_never_names_a_missing_passage(seed, tokenizer, tiny):
+def test_random_model_biased_to_markers_never_names_a_missing_passage(seed, tokenizer, tiny_models):
     """A tiny random LLaDA, pushed towards bracket and digit tokens, still only cites passages 1 and 2."""
-    model, _ = tiny.make_llada(tokenizer, seed=seed)
-    inner = tiny.native_denoiser(model, tokenizer, shift=False)
+    model, _ = tiny_models.make_llada(tokenizer, seed=seed)
+    inner = tiny_models.native_denoiser(model, tokenizer, shift=False)
     markerish = torch.tensor([i for i in range(len(tokenizer))
                               if any(c in "[]0123456789.," for c in tokenizer.decode([i]))])
 

@@ -43,13 +43,13 @@ def _perturb(model, seed=1):
     return model
 
 
-def test_llada_round_trip_published_format(tmp_path, tokenizer, tiny):
-    model, cfg = tiny.make_llada(tokenizer, seed=3)
+def test_llada_round_trip_published_format(tmp_path, tokenizer, tiny_models):
+    model, cfg = tiny_models.make_llada(tokenizer, seed=3)
     _perturb(model)
     assert set(LLADA_NAMES) <= set(model.state_dict())
-    path = tiny.write_checkpoint(tmp_path / "llada", model, cfg, tokenizer)
+    path = tiny_models.write_checkpoint(tmp_path / "llada", model, cfg, tokenizer)
     den = load_denoiser("llada", path, device="cpu")
-    ref = tiny.native_denoiser(model, tokenizer, shift=False)
+    ref = tiny_models.native_denoiser(model, tokenizer, shift=False)
     ids = _ids(tokenizer)
     torch.testing.assert_close(den.forward(ids), ref.forward(ids), atol=1e-5, rtol=1e-5)
     assert isinstance(den, Denoiser)
@@ -58,12 +58,12 @@ def test_llada_round_trip_published_format(tmp_path, tokenizer, tiny):
     assert den.tokenizer.chat_template
 
 
-def test_dream_round_trip_published_format(tmp_path, tokenizer, tiny):
-    model, cfg = tiny.make_dream(tokenizer, seed=4)
+def test_dream_round_trip_published_format(tmp_path, tokenizer, tiny_models):
+    model, cfg = tiny_models.make_dream(tokenizer, seed=4)
     _perturb(model)
     assert set(DREAM_NAMES) <= set(model.state_dict())
     path = tmp_path / "dream"
-    tiny.write_checkpoint(path, model, cfg, tokenizer)
+    tiny_models.write_checkpoint(path, model, cfg, tokenizer)
     # Dream ships a custom tokenizer class (remote code) and vocab.json + merges.txt: the loader must fall back
     (path / "tokenizer.json").unlink()
     tokenizer.backend_tokenizer.model.save(str(path))
@@ -71,18 +71,18 @@ def test_dream_round_trip_published_format(tmp_path, tokenizer, tiny):
     tc.update(tokenizer_class="DreamTokenizer", auto_map={"AutoTokenizer": ["tokenization_dream.DreamTokenizer", None]})
     (path / "tokenizer_config.json").write_text(json.dumps(tc))
     den = load_denoiser("dream", path, device="cpu")
-    ref = tiny.native_denoiser(model, tokenizer, shift=True)
+    ref = tiny_models.native_denoiser(model, tokenizer, shift=True)
     ids = _ids(tokenizer)
     torch.testing.assert_close(den.forward(ids), ref.forward(ids), atol=1e-5, rtol=1e-5)
     assert den.shift_logits and den.mask_id == tokenizer.mask_token_id
     assert den.tokenizer.convert_tokens_to_ids("<|mask|>") == den.mask_id
 
 
-def test_sharded_checkpoint_loads(tmp_path, tokenizer, tiny):
+def test_sharded_checkpoint_loads(tmp_path, tokenizer, tiny_models):
     from safetensors.torch import save_file
 
-    model, cfg = tiny.make_llada(tokenizer, seed=5)
-    path = tiny.write_checkpoint(tmp_path / "sharded", model, cfg, tokenizer)
+    model, cfg = tiny_models.make_llada(tokenizer, seed=5)
+    path = tiny_models.write_checkpoint(tmp_path / "sharded", model, cfg, tokenizer)
     (path / "model.safetensors").unlink()
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     names = sorted(state)
@@ -93,12 +93,12 @@ def test_sharded_checkpoint_loads(tmp_path, tokenizer, tiny):
     (path / "model.safetensors.index.json").write_text(json.dumps(index))
     den = load_denoiser("llada", path, device="cpu")
     ids = _ids(tokenizer)
-    torch.testing.assert_close(den.forward(ids), tiny.native_denoiser(model, tokenizer, False).forward(ids))
+    torch.testing.assert_close(den.forward(ids), tiny_models.native_denoiser(model, tokenizer, False).forward(ids))
 
 
-def test_wrong_layout_is_a_clear_error(tmp_path, tokenizer, tiny):
-    model, cfg = tiny.make_llada(tokenizer)
-    path = tiny.write_checkpoint(tmp_path / "bad", model, dict(cfg, n_layers=3), tokenizer)
+def test_wrong_layout_is_a_clear_error(tmp_path, tokenizer, tiny_models):
+    model, cfg = tiny_models.make_llada(tokenizer)
+    path = tiny_models.write_checkpoint(tmp_path / "bad", model, dict(cfg, n_layers=3), tokenizer)
     with pytest.raises(ModelLoadError, match="does not match"):
         load_denoiser("llada", path, device="cpu")
     with pytest.raises(ModelLoadError, match="config.json"):
@@ -161,10 +161,10 @@ def test_resolve_device():
         resolve_device("tpu")
 
 
-def test_special_ids_come_from_config_and_tokenizer(tokenizer, tiny):
+def test_special_ids_come_from_config_and_tokenizer(tokenizer, tiny_models):
     from generator.denoisers.base import special_ids
 
-    ids = special_ids(tokenizer, dict(tiny.ids_config(tokenizer), mask_token_id=7))
+    ids = special_ids(tokenizer, dict(tiny_models.ids_config(tokenizer), mask_token_id=7))
     assert ids["mask_id"] == 7  # config.json wins for the mask id (LLaDA keeps it there)
     assert ids["eos_id"] == tokenizer.eos_token_id and ids["eos_id"] in ids["stop_ids"]
     assert tokenizer.bos_token_id in ids["special_ids"] and tokenizer.eos_token_id not in ids["special_ids"]

@@ -85,17 +85,17 @@ def test_repair_rewrites_only_the_given_span(generator, tokenizer):
         generator.repair(request, answer, [(5, 500)])
 
 
-def test_registered_factories_load_checkpoints(tmp_path, tokenizer, tiny):
-    model, cfg = tiny.make_llada(tokenizer, seed=2)
-    path = tiny.write_checkpoint(tmp_path / "llada", model, cfg, tokenizer)
+def test_registered_factories_load_checkpoints(tmp_path, tokenizer, tiny_models):
+    model, cfg = tiny_models.make_llada(tokenizer, seed=2)
+    path = tiny_models.write_checkpoint(tmp_path / "llada", model, cfg, tokenizer)
     gen = get_generator("llada", model_path=path, device="cpu", config=CFG)
     assert isinstance(gen, DiffusionGenerator) and gen._denoiser is None  # constructor stays cheap
     from_disk = gen.generate(REQUEST)
-    in_memory = DiffusionGenerator(denoiser=tiny.native_denoiser(model, tokenizer, False), config=CFG)
+    in_memory = DiffusionGenerator(denoiser=tiny_models.native_denoiser(model, tokenizer, False), config=CFG)
     assert from_disk.raw_text == in_memory.generate(REQUEST).raw_text
 
-    model, cfg = tiny.make_dream(tokenizer, seed=2)
-    path = tiny.write_checkpoint(tmp_path / "dream", model, cfg, tokenizer)
+    model, cfg = tiny_models.make_dream(tokenizer, seed=2)
+    path = tiny_models.write_checkpoint(tmp_path / "dream", model, cfg, tokenizer)
     dream = get_generator("dream", model_path=path, device="cpu", config=CFG)
     assert dream.denoiser.shift_logits and dream.generate(REQUEST).trace.steps == 12
     with pytest.raises(ConfigError, match="model_path"):
@@ -123,3 +123,18 @@ def test_dream_and_cfg_and_threshold_paths_run(dream_denoiser):
                           confidence="margin", repetition_penalty=1.3, require_citations=True)
     result = DiffusionGenerator(denoiser=dream_denoiser, config=cfg, name="dream").generate(REQUEST)
     assert result.trace.nfe >= 2 and torch.tensor(result.trace.tokens_per_step).ge(1).all()
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_matches_cpu(tmp_path, tokenizer, tiny_models):
+    """On CUDA the adapters run in bf16; the tiny model's logits stay close to the CPU float32 ones."""
+    from generator.denoisers import load_denoiser
+
+    model, cfg = tiny_models.make_llada(tokenizer, seed=7)
+    path = tiny_models.write_checkpoint(tmp_path / "llada", model, cfg, tokenizer)
+    gpu, cpu = load_denoiser("llada", path, device="cuda"), load_denoiser("llada", path, device="cpu")
+    assert gpu.device.type == "cuda" and next(gpu.model.parameters()).dtype == torch.bfloat16
+    ids = torch.tensor([tokenizer.encode("Paris is the capital of France [1].", add_special_tokens=False)])
+    torch.testing.assert_close(gpu.forward(ids.cuda()).cpu(), cpu.forward(ids), atol=0.1, rtol=0.05)
+    result = DiffusionGenerator(denoiser=gpu, config=CFG).generate(REQUEST)
+    assert result.trace.steps == 12 and MASK_GLYPH not in result.text
