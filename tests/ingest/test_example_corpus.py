@@ -53,7 +53,7 @@ def test_every_example_file_is_ingested_or_rejected_with_a_reason(shared_data: P
         assert outcome(rel).reason == "oversize", outcome(rel)
     if not shutil.which("soffice"):
         assert outcome("fake.doc").reason == "unsupported" and "LibreOffice" in outcome("fake.doc").detail
-    for rel in ["pdf/copy-protected.pdf", "stanley-cups-utf-16.csv", "fake-text-utf-32.txt", "umlauts-non-utf8.md",
+    for rel in ["pdf/copy-protected.pdf", "stanley-cups-utf-16.csv", "fake-text-utf-32.txt", "fake-html-cp1252.html",
                 "eml/mime-attach-mp3.eml", "fake-power-point-malformed.pptx", "winter-sports.epub"]:
         assert outcome(rel).status == "ingested", outcome(rel)
 
