@@ -9,6 +9,7 @@ over the limit, and zip bombs disguised as Office documents. Every failure is an
 from __future__ import annotations
 
 import email
+import io
 import logging
 import os
 import shutil
@@ -202,10 +203,15 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
     from unstructured.partition.auto import partition
 
     kwargs: dict = {"strategy": settings.pdf_strategy, "languages": ["eng"]}
-    if file_type in TEXT_FORMATS and (encoding := _bom_encoding(path)):
+    encoding = _bom_encoding(path)
+    if file_type in TEXT_FORMATS and encoding:
         kwargs["encoding"] = encoding  # unstructured's CSV reader does not look for UTF-16/32 BOMs
     try:
-        raw = partition(filename=str(path), **kwargs)
+        if file_type == "EML" and encoding and encoding.startswith(("utf-16", "utf-32")):  # the e-mail parser expects bytes in ASCII/UTF-8
+            data = path.read_bytes().decode(encoding).encode("utf-8")
+            raw = partition(file=io.BytesIO(data), metadata_filename=str(path), **kwargs)
+        else:
+            raw = partition(filename=str(path), **kwargs)
     except Exception as e:
         raw = _retry(path, file_type, kwargs, e)
     elements: list[Element] = []
@@ -224,6 +230,8 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
                 depth=getattr(md, "category_depth", None) or 0,
             )
         )
+    if not elements and file_type == "PDF":
+        raise IngestError("unsupported", "the PDF has no text layer (scanned or outlined text); OCR is not installed")
     page_numbers = [e.page for e in elements if e.page]
     title = next((e.text for e in elements if e.kind == "Title" and len(e.text) <= 200), "") or path.stem
     return ParsedFile(
@@ -241,9 +249,19 @@ BOMS = [(b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xf
 
 
 def _bom_encoding(path: Path) -> str | None:
+    """UTF-16/32 by byte-order mark, or UTF-16 without one when every other byte is NUL (ASCII text)."""
     with open(path, "rb") as f:
-        head = f.read(4)
-    return next((enc for bom, enc in BOMS if head.startswith(bom)), None)
+        head = f.read(1024)
+    if enc := next((enc for bom, enc in BOMS if head.startswith(bom)), None):
+        return enc
+    n = len(head) // 2 * 2
+    if n >= 16:
+        even, odd = head[0:n:2].count(0), head[1:n:2].count(0)
+        if even > 0.9 * n / 2 and odd < 0.1 * n / 2:
+            return "utf-16-be"
+        if odd > 0.9 * n / 2 and even < 0.1 * n / 2:
+            return "utf-16-le"
+    return None
 
 
 def _retry(path: Path, file_type: str, kwargs: dict, first: Exception) -> list:

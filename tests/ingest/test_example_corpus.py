@@ -45,7 +45,7 @@ def test_every_example_file_is_ingested_or_rejected_with_a_reason(shared_data: P
 
     for rel in ["pdf/password.pdf", "password_protected.xlsx", "fake-encrypted.msg", "eml/fake-encrypted.eml"]:
         assert outcome(rel).reason == "encrypted", outcome(rel)
-    for rel in ["img/example.jpg", "img/DA-1p.png", "simple.zip"]:
+    for rel in ["img/example.jpg", "img/DA-1p.png", "simple.zip", "pdf/single_table.pdf"]:
         assert outcome(rel).reason == "unsupported", outcome(rel)
     for rel in ["empty.txt", "fake-text-all-whitespace.txt", "eml/empty.eml"]:
         assert outcome(rel).reason == "empty", outcome(rel)
@@ -54,7 +54,8 @@ def test_every_example_file_is_ingested_or_rejected_with_a_reason(shared_data: P
     if not shutil.which("soffice"):
         assert outcome("fake.doc").reason == "unsupported" and "LibreOffice" in outcome("fake.doc").detail
     for rel in ["pdf/copy-protected.pdf", "stanley-cups-utf-16.csv", "fake-text-utf-32.txt", "fake-html-cp1252.html",
-                "eml/mime-attach-mp3.eml", "fake-power-point-malformed.pptx", "winter-sports.epub"]:
+                "eml/mime-attach-mp3.eml", "fake-power-point-malformed.pptx", "winter-sports.epub",
+                "eml/fake-email-utf-16-be.eml", "eml/fake-email-utf-16-le.eml", "umlauts-non-utf8.md"]:
         assert outcome(rel).status == "ingested", outcome(rel)
 
     by_format: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
