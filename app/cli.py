@@ -2,6 +2,8 @@
 
     sculptrag ingest PATH... [--store DIR] [--groups G ...] [--prune]
     sculptrag status [--store DIR]
+    sculptrag ask "question" [--store DIR] [--generator NAME] [--groups G ...] [--k N] [--json]
+    sculptrag demo [--store DIR] [--generator NAME]
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from rich.table import Table
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")  # model-loading progress bars from transformers / sentence-transformers
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help="sculptrag: ask your documents, get cited answers.")
 console = Console()
@@ -129,6 +132,84 @@ def status(
         for row in s.quarantined():
             q.add_row(_short(row.source_uri), row.reason, row.detail)
         console.print(q)
+
+
+@cli.command()
+def ask(
+    question: str = typer.Argument(..., help="the question"),
+    store: Optional[Path] = typer.Option(None, "--store"),
+    generator: Optional[str] = typer.Option(None, "--generator", help="a registered generator (see --list-generators)"),
+    groups: Optional[List[str]] = typer.Option(None, "--groups", help="the caller's access groups (default: public)"),
+    k: Optional[int] = typer.Option(None, "--k", help="passages to retrieve"),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="local checkpoint for llada/dream/hf-mlm/hf-causal"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Answer a question from the store, with citations that point at the source passages."""
+    from pipeline import SculptragError
+    from pipeline.rag import RagPipeline
+
+    settings = _settings(store)
+    if not Path(settings.store_dir).exists():
+        err.print(f"[red]error:[/red] no store at {settings.store_dir}; run `sculptrag ingest PATH` first")
+        raise typer.Exit(2)
+    try:
+        with err.status("retrieving and generating..."):
+            options = {(generator or settings.generator): {"model_path": str(model_path)}} if model_path else None
+            answer = RagPipeline(settings, generator_options=options).ask(question, groups=groups, generator=generator, k=k)
+    except SculptragError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(answer.model_dump_json(indent=2, exclude={"passages"}))
+        return
+    _print_answer(answer)
+
+
+def _print_answer(answer) -> None:
+    console.print(f"[bold]{answer.question}[/bold]\n")
+    console.print(answer.text or "[dim](empty answer)[/dim]")
+    if answer.citations:
+        console.print("\n[bold]Sources[/bold]")
+        for c in answer.citations:
+            where = f", page {c.page}" if c.page else ""
+            console.print(f"  [{c.marker}] {c.document_title}{where}  [dim]{_short(c.source_uri)} (chunk {c.chunk_id})[/dim]")
+            quote = c.quote.replace("\n", " ")
+            console.print(f"      [dim]\u201c{quote[:240]}{'...' if len(quote) > 240 else ''}\u201d[/dim]")
+    elif answer.passages:
+        console.print("\n[yellow]The answer cites no passage.[/yellow]")
+    t = answer.timings
+    tr = answer.trace
+    console.print(
+        f"\n[dim]{answer.generator}: retrieve {t.get('retrieve_s', 0):.2f} s, generate {t.get('generate_s', 0):.2f} s"
+        + (f", {tr.steps} steps, {tr.tokens_per_s:.1f} tokens/s" if tr else "")
+        + f"; validation: {answer.validation.get('status', 'n/a')}[/dim]"
+    )
+
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+
+
+@cli.command()
+def demo(
+    store: Path = typer.Option(Path(".sculptrag-demo"), "--store", help="where the demo store goes"),
+    generator: Optional[str] = typer.Option(None, "--generator"),
+) -> None:
+    """The whole product on the bundled sample corpus: ingest it, then answer a few questions with citations."""
+    import json
+
+    from pipeline import ingest as run_ingest
+    from pipeline.rag import RagPipeline
+
+    settings = _settings(store)
+    with err.status("ingesting the sample corpus..."):
+        report = run_ingest([SAMPLES / "docs"], settings, groups=settings.default_groups)
+    _print_report(report, settings)
+    rag = RagPipeline(settings)
+    for item in json.loads((SAMPLES / "questions.json").read_text()):
+        with err.status(f"answering: {item['question']}"):
+            answer = rag.ask(item["question"], generator=generator)
+        console.rule()
+        _print_answer(answer)
 
 
 def main() -> None:

@@ -233,7 +233,7 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
     if not elements and file_type == "PDF":
         raise IngestError("unsupported", "the PDF has no text layer (scanned or outlined text); OCR is not installed")
     page_numbers = [e.page for e in elements if e.page]
-    title = next((e.text for e in elements if e.kind == "Title" and len(e.text) <= 200), "") or path.stem
+    title = next((e.text for e in elements if e.kind == "Title" and _title_like(e.text)), "") or path.stem
     return ParsedFile(
         media_type=media_type,
         file_type=file_type,
@@ -277,6 +277,14 @@ def _retry(path: Path, file_type: str, kwargs: dict, first: Exception) -> list:
     except Exception as e:
         raise _parse_error(e) from e
     raise _parse_error(first) from first
+
+
+def _title_like(text: str) -> bool:
+    """A usable document title: short, several real words (not "n u J" from a rotated arXiv stamp)."""
+    words = text.split()
+    return 0 < len(text) <= 200 and len(words) >= 1 and sum(len(w) for w in words) / len(words) >= 3 and (
+        sum(c.isalpha() for c in text) / len(text) > 0.5
+    )
 
 
 def _parse_error(e: Exception) -> IngestError:

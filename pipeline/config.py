@@ -23,7 +23,7 @@ class IngestSettings(BaseModel):
     max_chars: int = Field(50_000_000, gt=0, description="documents with more extracted text are rejected as oversize")
     max_archive_ratio: float = Field(100.0, gt=1, description="zip-based files expanding more are rejected")
     max_archive_bytes: int = Field(1024 * 1024 * 1024, gt=0, description="uncompressed size limit for zips")
-    min_chars: int = Field(20, ge=0, description="documents with less text are rejected as empty")
+    min_chars: int = Field(10, ge=0, description="documents with less text are rejected as empty")
     min_alpha_ratio: float = Field(0.25, ge=0, le=1, description="share of letters below which text is garbled")
     chunk_tokens: int = Field(200, ge=16, description="max tokens per chunk (embedder tokenizer)")
     chunk_overlap: int = Field(32, ge=0, description="tokens repeated from the previous chunk")
@@ -48,6 +48,24 @@ class EmbeddingSettings(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
+class RetrievalSettings(BaseModel):
+    """Hybrid retrieval: fusion, candidate depth, de-duplication, FAISS search and loading."""
+
+    k: int = Field(8, ge=1, description="hits returned by default")
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    rrf_k: int = Field(60, ge=1, description="reciprocal rank fusion constant: score = w / (rrf_k + rank)")
+    dense_weight: float = Field(1.0, ge=0, description="weight of the dense ranking in the fusion")
+    lexical_weight: float = Field(1.0, ge=0, description="weight of the BM25 ranking in the fusion")
+    fusion_depth: int = Field(100, ge=1, description="candidates taken from each ranking before fusing")
+    dedupe_threshold: float = Field(0.97, gt=0, le=1, description="cosine above which two chunks are duplicates")
+    nprobe: int | None = Field(None, ge=1, description="IVF lists searched (default: the index's, nlist/16)")
+    faiss_threads: int = Field(1, ge=0, description="OpenMP threads per FAISS search (one query: 1 is fastest; 0: FAISS default)")
+    mmap_min_bytes: int = Field(
+        256 * 1024 * 1024, ge=0,
+        description="FAISS files at least this large are memory-mapped for search, not read into RAM (0: always)",
+    )
+
+
 class Settings(BaseSettings):
     """Everything sculptrag needs to know, with embedded defaults (SQLite, local FAISS, bundled models)."""
 
@@ -59,6 +77,8 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
     flat_index_max: int = Field(5000, ge=1, description="FAISS: exact flat index up to this many vectors, IVF above")
+    retrieval: RetrievalSettings = RetrievalSettings()
+    generator: str = Field("extractive", description="generator used by `ask` (a registered name); the bundled diffusion model replaces it when it ships")
 
     @property
     def resolved_database_url(self) -> str:

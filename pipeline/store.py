@@ -14,20 +14,24 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import (
-    Float, ForeignKey, Integer, LargeBinary, String, Text, create_engine, delete, event, func, select,
+    Float, ForeignKey, Integer, LargeBinary, String, Text, and_, create_engine, delete, event, func, or_, select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, noload, relationship, sessionmaker
 
 from .config import Settings
 from .errors import StoreError
 from .lexical import BM25Index
+
+if TYPE_CHECKING:
+    from .types import SearchFilters
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +141,11 @@ class Store:
         self._vectors_gen = -1
         self._lexical: BM25Index | None = None
         self._lexical_gen = -1
+        self._read_lock = threading.RLock()  # guards the lazy loads below against concurrent searches
+        self._search_vectors = None  # read-only faiss index for searches (never mutated, maybe mmapped)
+        self._search_gen = -1
+        self._catalog: ChunkCatalog | None = None
+        self._catalog_gen = -1
 
     # -- state ---------------------------------------------------------------------------------------
     def get_state(self, key: str, default: str | None = None) -> str | None:
@@ -226,15 +235,16 @@ class Store:
         import faiss
 
         gen = self.generation
-        if self._vectors is not None and self._vectors_gen == gen:
+        with self._read_lock:
+            if self._vectors is not None and self._vectors_gen == gen:
+                return self._vectors
+            path = self.dir / f"vectors-{gen}.faiss"
+            if path.exists():
+                self._vectors = faiss.read_index(str(path))
+            else:
+                self._vectors = self._build_vectors()
+            self._vectors_gen = gen
             return self._vectors
-        path = self.dir / f"vectors-{gen}.faiss"
-        if path.exists():
-            self._vectors = faiss.read_index(str(path))
-        else:
-            self._vectors = self._build_vectors()
-        self._vectors_gen = gen
-        return self._vectors
 
     def _rebuild_vectors(self):
         self._vectors = self._build_vectors()
@@ -255,17 +265,82 @@ class Store:
 
     def lexical_index(self) -> BM25Index:
         gen = self.generation
-        if self._lexical is not None and self._lexical_gen == gen:
+        with self._read_lock:
+            if self._lexical is not None and self._lexical_gen == gen:
+                return self._lexical
+            path = self.dir / f"lexical-{gen}.npz"
+            if path.exists():
+                self._lexical = BM25Index.load(path)
+            else:
+                with self.sessions() as s:
+                    rows = s.execute(select(ChunkRow.id, ChunkRow.section, ChunkRow.text).order_by(ChunkRow.id)).all()
+                self._lexical = BM25Index.build([r[0] for r in rows], (f"{r[1]}\n{r[2]}" for r in rows))
+            self._lexical_gen = gen
             return self._lexical
-        path = self.dir / f"lexical-{gen}.npz"
-        if path.exists():
-            self._lexical = BM25Index.load(path)
-        else:
+
+    # -- reading for retrieval -------------------------------------------------------------------------
+    def search_index(self):
+        """A FAISS index for searching at the SQL generation, never mutated (the writer's vector_index() is).
+
+        Read from the generation's file, memory-mapped when the file is at least
+        settings.retrieval.mmap_min_bytes; rebuilt from SQL when that file is not written yet.
+        """
+        gen = self.generation
+        with self._read_lock:
+            if self._search_vectors is not None and self._search_gen == gen:
+                return self._search_vectors
+            path = self.dir / f"vectors-{gen}.faiss"
+            if path.exists():
+                self._search_vectors = read_faiss_index(path, self.settings.retrieval.mmap_min_bytes)
+            else:
+                self._search_vectors = self._build_vectors()
+            self._search_gen = gen
+            return self._search_vectors
+
+    def chunk_catalog(self) -> "ChunkCatalog":
+        """Chunk ids (ascending) with their document ids and positions, at the SQL generation."""
+        gen = self.generation
+        with self._read_lock:
+            if self._catalog is not None and self._catalog_gen == gen:
+                return self._catalog
             with self.sessions() as s:
-                rows = s.execute(select(ChunkRow.id, ChunkRow.section, ChunkRow.text).order_by(ChunkRow.id)).all()
-            self._lexical = BM25Index.build([r[0] for r in rows], (f"{r[1]}\n{r[2]}" for r in rows))
-        self._lexical_gen = gen
-        return self._lexical
+                rows = s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.position).order_by(ChunkRow.id)).all()
+            arr = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+            self._catalog = ChunkCatalog(gen, arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy())
+            self._catalog_gen = gen
+            return self._catalog
+
+    def readable_documents(self, groups: Sequence[str], filters: "SearchFilters | None" = None) -> np.ndarray:
+        """Ids of the documents that share a group with `groups` and match `filters` (sorted int64)."""
+        from .filters import filter_conditions, glob_match
+
+        groups = sorted(set(groups))
+        if not groups:
+            return np.zeros(0, np.int64)
+        cond = [Document.id.in_(select(DocumentGroup.document_id).where(DocumentGroup.group.in_(groups)))]
+        globs: list[tuple[str, list[str]]] = []
+        if filters is not None:
+            cond += filter_conditions(filters, globs)
+        cols = [Document.id] + [getattr(Document, name) for name, _ in globs]
+        with self.sessions() as s:
+            rows = s.execute(select(*cols).where(and_(*cond))).all()
+        if globs:
+            rows = [r for r in rows if all(glob_match(name, r[i + 1], pats) for i, (name, pats) in enumerate(globs))]
+        return np.sort(np.asarray([r[0] for r in rows], dtype=np.int64))
+
+    def documents_by_id(self, ids: Sequence[int]) -> dict[int, Document]:
+        with self.sessions() as s:
+            query = select(Document).options(noload(Document.groups)).where(Document.id.in_([int(i) for i in ids]))
+            return {d.id: d for d in s.scalars(query)}
+
+    def window_chunk_ids(self, windows: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+        """Chunks inside (document id, first position, last position) windows: [(chunk id, document id, position)]."""
+        if not windows:
+            return []
+        where = or_(*(and_(ChunkRow.document_id == d, ChunkRow.position.between(lo, hi)) for d, lo, hi in windows))
+        with self.sessions() as s:
+            rows = s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.position).where(where)).all()
+        return [(int(a), int(b), int(c)) for a, b, c in rows]
 
     def check(self) -> dict[str, int | bool]:
         """Do SQL rows and FAISS vectors agree? (the crash-safety invariant)"""
@@ -290,6 +365,24 @@ class Store:
             if ".tmp" in p.name or not stem.endswith(f"-{gen}"):
                 with contextlib.suppress(OSError):
                     p.unlink()
+
+
+@dataclass(frozen=True)
+class ChunkCatalog:
+    """Which document each chunk belongs to, as arrays aligned on ascending chunk ids."""
+
+    generation: int
+    ids: np.ndarray  # (N,) int64 chunk row ids, ascending
+    document_ids: np.ndarray  # (N,) int64
+    positions: np.ndarray  # (N,) int64
+
+    def mask_for_documents(self, document_ids: np.ndarray) -> np.ndarray:
+        """(N,) bool: chunks whose document is in `document_ids`."""
+        if len(self.ids) == 0 or len(document_ids) == 0:
+            return np.zeros(len(self.ids), bool)
+        flags = np.zeros(int(max(self.document_ids.max(), document_ids.max())) + 1, bool)
+        flags[document_ids] = True
+        return flags[self.document_ids]
 
 
 class WriteBatch:
@@ -366,6 +459,27 @@ def build_faiss_index(ids: np.ndarray, vecs: np.ndarray, dim: int, flat_max: int
     if n:
         index.add_with_ids(vecs, ids)
     return index
+
+
+def read_faiss_index(path: Path, mmap_min_bytes: int):
+    """Read a FAISS file, memory-mapped (read-only: never add to it) when it is at least `mmap_min_bytes`.
+
+    FAISS maps flat codes with IO_FLAG_MMAP_IFC and IVF inverted lists with IO_FLAG_MMAP; the file's
+    first four bytes (its fourcc) say which one it is.
+    """
+    import faiss
+
+    if path.stat().st_size < mmap_min_bytes:
+        return faiss.read_index(str(path))
+    with open(path, "rb") as f:
+        fourcc = f.read(4)
+    flat = fourcc in (b"IxM2", b"IxMp", b"IxFI", b"IxF2")
+    flag = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if flat else faiss.IO_FLAG_MMAP
+    try:
+        return faiss.read_index(str(path), flag)
+    except RuntimeError:  # a FAISS build without this mapping: read it into memory
+        log.warning("could not memory-map %s; reading it into memory", path)
+        return faiss.read_index(str(path))
 
 
 def _wants_ivf(n: int, flat_max: int) -> bool:

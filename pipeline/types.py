@@ -128,3 +128,29 @@ class Hit(BaseModel):
     def to_passage(self, number: int) -> Passage:
         """This hit as the generator's numbered passage."""
         return Passage(number=number, text=self.text, title=self.document.title, page=self.page, chunk_id=self.chunk_uid)
+
+
+class SourceCitation(BaseModel):
+    """A citation in an answer, resolved to the chunk it names and the passage text it quotes."""
+
+    marker: int  # the number shown in the answer text, in order of first use
+    passage_number: int  # the number the passage had in the prompt
+    chunk_id: int
+    document_title: str
+    source_uri: str
+    page: int | None = None
+    section: str = ""
+    quote: str
+
+
+class Answer(BaseModel):
+    """What a question gets: the answer text, resolved citations, the passages shown, checks and timings."""
+
+    question: str
+    text: str
+    citations: list[SourceCitation] = Field(default_factory=list)
+    passages: list[Hit] = Field(default_factory=list)
+    generator: str
+    trace: GenerationTrace | None = None
+    validation: dict = Field(default_factory=lambda: {"status": "not run"})
+    timings: dict[str, float] = Field(default_factory=dict)

@@ -1,0 +1,324 @@
+"""Retrieve: a query -> the k best chunks the caller may read, dense (FAISS) and BM25 fused by RRF.
+
+Invariants:
+- Access control happens inside retrieval, before ranking: the caller's groups (and the metadata filters)
+  select the readable documents in SQL; FAISS searches only their chunks (an IDSelector in the search
+  parameters) and BM25 scores only theirs (its `allowed` mask). So the best match being unreadable never
+  costs the caller a result: it gets k hits whenever k readable chunks match. Every returned chunk is
+  checked once more against the readable set as its row is read (a write between the steps cannot leak).
+- Deny by default: a document is readable by a caller that shares at least one group with it. A caller
+  with no groups sees nothing; "public" is an ordinary group (the default one ingest assigns), so an
+  anonymous caller passes groups=["public"] explicitly.
+- Fusion is weighted reciprocal rank fusion, fused(c) = sum over rankings of w / (rrf_k + rank(c)), ranks
+  from 1, over the top `fusion_depth` of each ranking; single-mode searches use the same formula with one
+  ranking, so `scores.fused` always means the same thing.
+- The indexes are the store's, per SQL generation, loaded lazily under the store's lock; the dense index
+  used here is never mutated (writers update their own copy), so concurrent searches need no other lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+
+from .config import Settings
+from .errors import ConfigError, StoreError
+from .store import ChunkRow, Document, Store
+from .types import DocumentRef, Hit, HitScores, SearchFilters
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "dense", "lexical"]
+MODES = ("hybrid", "dense", "lexical")
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], weights: Sequence[float] | None = None, k_rrf: int = 60
+) -> list[tuple[int, float]]:
+    """Fuse ranked id lists: [(id, sum of w / (k_rrf + rank))], best first (ties: better best rank, then earlier list)."""
+    weights = [1.0] * len(rankings) if weights is None else list(weights)
+    if len(weights) != len(rankings):
+        raise ValueError(f"{len(rankings)} rankings but {len(weights)} weights")
+    if k_rrf < 1:
+        raise ValueError(f"k_rrf must be >= 1, not {k_rrf}")
+    score: dict[int, float] = {}
+    best: dict[int, tuple[int, int]] = {}  # id -> (best rank, index of the list that gave it)
+    for li, (ranking, w) in enumerate(zip(rankings, weights)):
+        for rank, cid in enumerate(ranking, start=1):
+            cid = int(cid)
+            score[cid] = score.get(cid, 0.0) + w / (k_rrf + rank)
+            if cid not in best or rank < best[cid][0]:
+                best[cid] = (rank, li)
+    return sorted(score.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
+
+
+class Retriever:
+    """Hybrid search over a Store. Cheap to construct; the embedder loads in warm_up() (or the first search)."""
+
+    def __init__(self, store: Store, embedder=None, settings: Settings | None = None, acl_cache_size: int = 64) -> None:
+        self.store = store
+        self.settings = settings or store.settings
+        self.embedder = embedder
+        self.acl_cache_size = acl_cache_size
+        self._lock = threading.Lock()
+        self._embedder_ready = False
+        self._acl_cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+    def warm_up(self) -> None:
+        """Load the embedder (checking it is the store's model) and the indexes."""
+        self._embedder()
+        self.store.search_index()
+        self.store.lexical_index()
+        self.store.chunk_catalog()
+
+    def search(
+        self,
+        query: str,
+        *,
+        groups: Sequence[str],
+        k: int | None = None,
+        filters: SearchFilters | Mapping[str, Any] | None = None,
+        mode: Mode | None = None,
+        expand_neighbours: int = 0,
+        dedupe: bool = True,
+        query_vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """The k best chunks that `groups` may read and `filters` admit, best first.
+
+        With `expand_neighbours=n`, the chunks at positions p-n..p+n of each hit's document follow it in
+        document order (marked `neighbour_of`). With `dedupe`, a chunk whose text equals, or whose embedding
+        has cosine > settings.retrieval.dedupe_threshold with, a better hit is folded into that hit
+        (`duplicates`) and the next candidate takes its place. `query_vector` skips encoding the query.
+        """
+        cfg = self.settings.retrieval
+        k = cfg.k if k is None else k
+        mode = mode or cfg.mode
+        if mode not in MODES:
+            raise ConfigError(f"unknown retrieval mode {mode!r}; use one of {', '.join(MODES)}")
+        if k < 1 or expand_neighbours < 0:
+            raise ConfigError(f"k must be >= 1 and expand_neighbours >= 0 (got k={k}, expand_neighbours={expand_neighbours})")
+        if not query or not query.strip():
+            raise ConfigError("the query is empty; pass the question text")
+        if isinstance(groups, str):  # "hr" is one group, not the groups "h" and "r"
+            groups = [groups]
+        if filters is not None and not isinstance(filters, SearchFilters):
+            filters = SearchFilters.model_validate(filters)
+
+        catalog = self.store.chunk_catalog()
+        allowed_docs, mask = self._readable(catalog, groups, filters)
+        n_readable = int(mask.sum())
+        if n_readable == 0:
+            return []
+        everything = n_readable == len(catalog.ids)
+        depth = min(max(cfg.fusion_depth, 2 * k if dedupe else k), n_readable)
+
+        rankings: list[list[int]] = []
+        weights: list[float] = []
+        dense: dict[int, tuple[float, int]] = {}
+        lexical: dict[int, tuple[float, int]] = {}
+        if mode in ("dense", "hybrid"):
+            qv = self._embedder().encode([query])[0] if query_vector is None else np.asarray(query_vector, np.float32)
+            scores, ids = dense_search(self.store.search_index(), qv, depth, None if everything else catalog.ids[mask],
+                                       cfg.nprobe, cfg.faiss_threads)
+            dense = {int(c): (float(s), r) for r, (s, c) in enumerate(zip(scores, ids), start=1)}
+            rankings.append(ids.tolist())
+            weights.append(cfg.dense_weight if mode == "hybrid" else 1.0)
+        if mode in ("lexical", "hybrid"):
+            bm25 = self.store.lexical_index()
+            if everything:
+                allowed = None
+            elif np.array_equal(bm25.ids, catalog.ids):
+                allowed = mask
+            else:  # index and catalog from different generations (a write in between): align by id
+                allowed = np.isin(bm25.ids, catalog.ids[mask])
+            scores, ids = bm25.search(query, depth, allowed=allowed)
+            lexical = {int(c): (float(s), r) for r, (s, c) in enumerate(zip(scores, ids), start=1)}
+            rankings.append(ids.tolist())
+            weights.append(cfg.lexical_weight if mode == "hybrid" else 1.0)
+        if sum(weights) <= 0:
+            raise ConfigError("retrieval dense_weight and lexical_weight are both 0; give one a positive weight")
+
+        fused = reciprocal_rank_fusion(rankings, weights, cfg.rrf_k)
+        rows, folded = self._select(fused, k, allowed_docs, dedupe)
+        hits_by_id = {}
+        for row, score in rows:
+            d, l = dense.get(row.id), lexical.get(row.id)
+            hits_by_id[row.id] = (row, HitScores(
+                dense=d[0] if d else None, dense_rank=d[1] if d else None,
+                bm25=l[0] if l else None, bm25_rank=l[1] if l else None, fused=score,
+            ))
+        order = [row.id for row, _ in rows]
+        neighbours: dict[int, int] = {}
+        if expand_neighbours:
+            order, neighbours = self._expand(rows, expand_neighbours, allowed_docs, hits_by_id)
+        docs = self.store.documents_by_id({hits_by_id[c][0].document_id for c in order})
+        return [_hit(row, docs[row.document_id], scores, neighbours.get(c), folded.get(c, []))
+                for c in order for row, scores in [hits_by_id[c]] if row.document_id in docs]  # deleted meanwhile: dropped
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def _embedder(self):
+        with self._lock:
+            if self._embedder_ready:
+                return self.embedder
+            if self.embedder is None:
+                from ingest.embed import SentenceTransformerEmbedder
+
+                self.embedder = SentenceTransformerEmbedder(self.settings.embedding)
+            stored = self.store.get_state("embedding_model")
+            if stored is not None and stored != self.embedder.model_name:
+                raise StoreError(
+                    f"this store was built with the embedding model {stored!r}, but the retriever uses "
+                    f"{self.embedder.model_name!r}; set SCULPTRAG_EMBEDDING__MODEL={stored}"
+                )
+            self.embedder.warm_up()
+            self._embedder_ready = True
+            return self.embedder
+
+    def _readable(self, catalog, groups: Sequence[str], filters: SearchFilters | None) -> tuple[np.ndarray, np.ndarray]:
+        """(readable document ids, mask over catalog.ids), cached per generation, groups and filters."""
+        key = (catalog.generation, tuple(sorted(set(groups))), filters.model_dump_json() if filters else "")
+        with self._lock:
+            hit = self._acl_cache.get(key)
+            if hit is not None:
+                self._acl_cache.move_to_end(key)
+                return hit
+        docs = self.store.readable_documents(groups, filters)
+        value = (docs, catalog.mask_for_documents(docs))
+        if self.acl_cache_size:
+            with self._lock:
+                self._acl_cache[key] = value
+                while len(self._acl_cache) > self.acl_cache_size:
+                    self._acl_cache.popitem(last=False)
+        return value
+
+    def _select(self, fused: list[tuple[int, float]], k: int, allowed_docs: np.ndarray, dedupe: bool):
+        """Walk the fused ranking: keep readable, non-duplicate chunks until k. -> ([(row, fused)], {kept: [folded]})."""
+        threshold = self.settings.retrieval.dedupe_threshold
+        kept: list[tuple[ChunkRow, float]] = []
+        kept_vecs: list[np.ndarray] = []
+        kept_texts: dict[str, int] = {}
+        folded: dict[int, list[int]] = {}
+        start, batch = 0, 2 * k if dedupe else k
+        while len(kept) < k and start < len(fused):
+            part = fused[start:start + batch]
+            start += batch
+            rows = self.store.chunks([c for c, _ in part])
+            scores = dict(part)
+            for row in rows:
+                if not _contains(allowed_docs, row.document_id):
+                    continue  # the document's groups changed since the ranking was made
+                if dedupe:
+                    text_key = " ".join(row.text.split()).casefold()
+                    vec = np.frombuffer(row.embedding, dtype=np.float32)
+                    twin = kept_texts.get(text_key)
+                    if twin is None and kept_vecs:
+                        sims = np.stack(kept_vecs) @ vec
+                        j = int(np.argmax(sims))
+                        twin = kept[j][0].id if sims[j] > threshold else None
+                    if twin is not None:
+                        folded.setdefault(twin, []).append(row.id)
+                        continue
+                    kept_texts.setdefault(text_key, row.id)
+                    kept_vecs.append(vec)
+                kept.append((row, scores[row.id]))
+                if len(kept) == k:
+                    break
+        return kept, folded
+
+    def _expand(self, rows, n: int, allowed_docs: np.ndarray, hits_by_id: dict):
+        """Primary hits in rank order, each with the chunks p-n..p+n of its document in position order."""
+        windows = [(r.document_id, r.position - n, r.position + n) for r, _ in rows]
+        at = {(d, p): c for c, d, p in self.store.window_chunk_ids(windows)}
+        extra = [c for c in at.values() if c not in hits_by_id]
+        for row in self.store.chunks(extra):
+            if _contains(allowed_docs, row.document_id):
+                hits_by_id[row.id] = (row, HitScores())
+        order: list[int] = []
+        seen: set[int] = set()
+        neighbours: dict[int, int] = {}
+        primaries = {r.id for r, _ in rows}
+        for r, _ in rows:
+            for p in range(r.position - n, r.position + n + 1):
+                c = at.get((r.document_id, p))
+                if c is None or c in seen or c not in hits_by_id:
+                    continue
+                seen.add(c)
+                order.append(c)
+                if c not in primaries:
+                    neighbours[c] = r.id
+        return order, neighbours
+
+
+def dense_search(index, query: np.ndarray, n: int, allowed_ids: np.ndarray | None, nprobe: int | None = None,
+                 threads: int = 1):
+    """Top-n (scores, ids) by inner product among `allowed_ids` (None: all), with a FAISS ID selector.
+
+    IVF: starts at `nprobe` (default the index's) and doubles it while fewer than n readable chunks were
+    found in the probed lists, so a sparse readable set still yields n results. `threads`: OpenMP threads
+    for this call (0: FAISS's default).
+    """
+    import faiss
+
+    n = min(n, int(index.ntotal), len(allowed_ids) if allowed_ids is not None else n)
+    if n <= 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+    sel, bitmap = None, None
+    if allowed_ids is not None:
+        bits = np.zeros(int(allowed_ids.max()) + 1, dtype=bool)
+        bits[allowed_ids] = True
+        bitmap = np.packbits(bits, bitorder="little")  # bit i of byte i>>3 = id i is readable
+        sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+    with _omp_threads(threads):
+        if hasattr(index, "nlist"):  # IVF
+            probe = min(nprobe or index.nprobe, index.nlist)
+            while True:
+                D, I = index.search(q, n, params=faiss.SearchParametersIVF(sel=sel, nprobe=probe))
+                if int((I[0] >= 0).sum()) >= n or probe >= index.nlist:
+                    break
+                probe = min(2 * probe, index.nlist)
+        else:
+            D, I = index.search(q, n, params=faiss.SearchParameters(sel=sel) if sel is not None else None)
+    del bitmap  # kept alive until the searches above are done: the selector points into it
+    found = I[0] >= 0
+    return D[0][found].astype(np.float32), I[0][found].astype(np.int64)
+
+
+@contextlib.contextmanager
+def _omp_threads(n: int):
+    """OpenMP threads for FAISS calls in this block, on this thread only (the setting is per thread).
+
+    One query gains nothing from more threads, and waking idle OpenMP workers can cost ~10 ms per
+    search on a busy machine (measured with libgomp on 2 shared cores).
+    """
+    import faiss
+
+    if n <= 0:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _contains(sorted_ids: np.ndarray, value: int) -> bool:
+    i = int(np.searchsorted(sorted_ids, value))
+    return i < len(sorted_ids) and int(sorted_ids[i]) == value
+
+
+def _hit(row: ChunkRow, doc: Document, scores: HitScores, neighbour_of: int | None, duplicates: list[int]) -> Hit:
+    return Hit(
+        chunk_id=row.id, chunk_uid=row.uid, position=row.position, page=row.page, page_end=row.page_end,
+        section=row.section, text=row.text, table_html=row.table_html, scores=scores, neighbour_of=neighbour_of,
+        duplicates=duplicates,
+        document=DocumentRef(id=doc.id, uid=doc.uid, title=doc.title, source_uri=doc.source_uri,
+                             media_type=doc.media_type, file_type=doc.file_type, pages=doc.pages),
+    )

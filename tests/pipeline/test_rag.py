@@ -1,0 +1,99 @@
+"""RagPipeline and `sculptrag ask`: access control reaches citations, JSON shape, streaming, threads."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+from generator.types import DenoiseState
+from pipeline import ingest
+from pipeline.config import IngestSettings, Settings
+from pipeline.rag import RagPipeline
+from pipeline.types import Answer
+
+DOCS = {
+    "public/holidays.txt": "Company holidays. The office is closed on the first Monday of August for the summer holiday. "
+    "Staff receive twenty-five days of paid leave per year.",
+    "public/parking.txt": "Parking rules. Visitors park in the north lot. Bicycles are stored in the basement rack.",
+    "hr/salaries.txt": "Salary bands. The summer holiday bonus for engineers is 1,200 euros, paid in August. "
+    "Band C salaries start at 58,000 euros.",
+}
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory, embedder) -> Settings:
+    root = tmp_path_factory.mktemp("rag")
+    for rel, text in DOCS.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    s = Settings(store_dir=root / "store", ingest=IngestSettings(parse_workers=0), generator="extractive")
+    ingest([root / "public"], s, groups=["public"], embedder=embedder)
+    ingest([root / "hr"], s, groups=["hr"], embedder=embedder)
+    return s
+
+
+@pytest.fixture(scope="module")
+def rag(settings, embedder) -> RagPipeline:
+    from pipeline.retrieve import Retriever
+    from pipeline.store import Store
+
+    store = Store(settings)
+    return RagPipeline(settings, store=store, retriever=Retriever(store, embedder=embedder, settings=settings))
+
+
+def test_hr_document_never_reaches_a_caller_without_hr(rag: RagPipeline):
+    q = "What is the summer holiday bonus for engineers?"
+    public = rag.ask(q, groups=["public"], k=3)
+    assert all("salaries" not in h.document.source_uri for h in public.passages)
+    assert all("salaries" not in c.source_uri for c in public.citations)
+    assert "1,200" not in public.text
+    assert len(public.passages) == 2  # both readable documents, though the hr one matches best
+    hr = rag.ask(q, groups=["public", "hr"], k=3)
+    assert "1,200 euros" in hr.text
+    assert any("salaries" in c.source_uri for c in hr.citations)
+
+
+def test_citations_resolve_to_real_chunks_and_quote_them(rag: RagPipeline):
+    answer = rag.ask("Where do visitors park?", groups=["public"])
+    assert "north lot" in answer.text
+    (c,) = answer.citations
+    assert f"[{c.marker}]" in answer.text and c.marker == 1
+    hit = answer.passages[c.passage_number - 1]
+    assert c.chunk_id == hit.chunk_id and c.quote == hit.text and "north lot" in c.quote
+    assert c.source_uri.endswith("parking.txt") and c.document_title
+
+
+def test_stream_yields_states_then_the_answer(rag: RagPipeline):
+    items = list(rag.stream("How many days of paid leave?", groups=["public"]))
+    assert isinstance(items[-1], Answer) and all(isinstance(i, DenoiseState) for i in items[:-1]) and len(items) > 1
+    assert "twenty-five days" in items[-1].text
+    assert set(items[-1].timings) >= {"retrieve_s", "generate_s", "total_s"}
+
+
+def test_concurrent_asks_agree(rag: RagPipeline):
+    questions = ["Where do visitors park?", "How many days of paid leave?"] * 4
+    with ThreadPoolExecutor(4) as pool:
+        texts = list(pool.map(lambda q: rag.ask(q, groups=["public"]).text, questions))
+    assert texts[0::2] == [texts[0]] * 4 and texts[1::2] == [texts[1]] * 4
+
+
+def test_ask_cli_json_has_the_documented_fields(settings: Settings):
+    result = CliRunner().invoke(
+        cli, ["ask", "Where are bicycles stored?", "--store", str(settings.store_dir), "--generator", "extractive", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert "basement" in data["text"]
+    c = data["citations"][0]
+    assert {"marker", "document_title", "source_uri", "page", "chunk_id", "quote"} <= set(c)
+    assert data["validation"]["status"] and {"retrieve_s", "generate_s"} <= set(data["timings"])
+
+
+def test_ask_cli_without_store_says_what_to_do(tmp_path: Path):
+    result = CliRunner().invoke(cli, ["ask", "anything", "--store", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "sculptrag ingest" in result.output
