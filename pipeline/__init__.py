@@ -2,8 +2,10 @@
 
 Public API for services:
 
-    from pipeline import Settings, Store, ingest
-    report = ingest(["docs/"], Settings(store_dir="store"), groups=["hr"])
+    from pipeline import RagPipeline, Settings, Store, ingest
+    settings = Settings(store_dir="store")
+    report = ingest(["docs/"], settings, groups=["hr"])
+    answer = RagPipeline(settings).ask("When does the lease end?", groups=["hr"])
 
 Names are imported lazily, so `import pipeline.config` from a worker process stays light and the
 lower layers (ingest, generator, validation) can import pipeline.types/errors/config without cycles.
@@ -18,6 +20,10 @@ _EXPORTS = {
     "SculptragError": "pipeline.errors",
     "ingest": "pipeline.ingestion",
     "Store": "pipeline.store",
+    "Retriever": "pipeline.retrieve",
+    "RagPipeline": "pipeline.rag",
+    "Answer": "pipeline.types",
+    "Hit": "pipeline.types",
     "IngestReport": "pipeline.types",
     "FileOutcome": "pipeline.types",
 }

@@ -443,7 +443,7 @@ class WriteBatch:
 
 
 def build_faiss_index(ids: np.ndarray, vecs: np.ndarray, dim: int, flat_max: int):
-    """Exact inner-product index up to `flat_max` vectors; IVF (nlist ~ 4*sqrt(n), nprobe nlist/16) above."""
+    """Exact inner-product index up to `flat_max` vectors; IVF (nlist ~ 4*sqrt(n), nprobe nlist/4) above."""
     import faiss
 
     n = len(ids)
@@ -452,7 +452,7 @@ def build_faiss_index(ids: np.ndarray, vecs: np.ndarray, dim: int, flat_max: int
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.train(vecs)
-        index.nprobe = max(1, nlist // 16)
+        index.nprobe = max(1, nlist // 4)  # nlist/16 cost 0.09 nDCG@10 on SciFact
         index.add_with_ids(vecs, ids)
         return index
     index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
