@@ -40,42 +40,76 @@ def ingest(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
-    settings = settings or Settings()
-    store = store or Store(settings)
-    embedder = embedder or SentenceTransformerEmbedder(settings.embedding)
-    groups = tuple(sorted(set(groups or settings.default_groups)))
-    report = IngestReport()
-    t0 = time.perf_counter()
-    with store.writer():
-        files, missing, roots = expand_paths(paths)
-        for m in missing:
-            report.outcomes.append(FileOutcome(path=m, status="rejected", reason="not found", detail="no such file, folder or glob match"))
-        records: list[FileRecord] = []
-        for f in files:
-            try:
-                records.append(file_record(f))
-            except OSError as e:
-                report.outcomes.append(FileOutcome(path=str(f), status="rejected", reason="parse error", detail=f"cannot read: {e}"))
-        report.files_seen = len(records) + len(report.outcomes)
-        report.timings["discover_s"] = time.perf_counter() - t0
+    """One ingest run (parse workers start and stop with it); for repeated runs keep an Ingestor."""
+    with Ingestor(settings, store=store, embedder=embedder) as ingestor:
+        return ingestor.ingest(paths, groups=groups, prune=prune, progress=progress)
 
-        todo = _classify(store, records, groups, report)
-        if prune:
-            _prune(store, roots, {r.uri for r in records}, report)
-        if todo:
-            with ParsePool(settings.ingest, str(embedder.path), settings.ingest.parse_workers) as pool:
+
+class Ingestor:
+    """Keeps the expensive parts of ingestion warm between runs: the embedder and the parse workers.
+
+    A service or the app that ingests uploads as they come holds one (workers start on the first run
+    that has files to parse, and stop on close()); `ingest()` is a one-run convenience around it.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, store: Store | None = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings or Settings()
+        self.store = store or Store(self.settings)  # (a Store is cheap: it opens the database, no index yet)
+        self.embedder = embedder or SentenceTransformerEmbedder(self.settings.embedding)
+        self._pool: ParsePool | None = None
+
+    def __enter__(self) -> "Ingestor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.__exit__(None, None, None)
+            self._pool = None
+
+    def ingest(
+        self, paths: Iterable[str | Path], *, groups: Sequence[str] | None = None, prune: bool = False,
+        progress: Progress | None = None, store: Store | None = None,
+    ) -> IngestReport:
+        """Ingest into this Ingestor's store, or into `store` (one warm Ingestor can serve several stores)."""
+        settings, embedder = self.settings, self.embedder
+        store = store or self.store
+        groups = tuple(sorted(set(groups or settings.default_groups)))
+        report = IngestReport()
+        t0 = time.perf_counter()
+        with store.writer():
+            files, missing, roots = expand_paths(paths)
+            for m in missing:
+                report.outcomes.append(FileOutcome(path=m, status="rejected", reason="not found", detail="no such file, folder or glob match"))
+            records: list[FileRecord] = []
+            for f in files:
+                try:
+                    records.append(file_record(f))
+                except OSError as e:
+                    report.outcomes.append(FileOutcome(path=str(f), status="rejected", reason="parse error", detail=f"cannot read: {e}"))
+            report.files_seen = len(records) + len(report.outcomes)
+            report.timings["discover_s"] = time.perf_counter() - t0
+
+            todo = _classify(store, records, groups, report)
+            if prune:
+                _prune(store, roots, {r.uri for r in records}, report)
+            if todo:
+                if self._pool is None:
+                    self._pool = ParsePool(settings.ingest, str(embedder.path), settings.ingest.parse_workers).__enter__()
                 _check_embedding_model(store, embedder)  # loads the embedder while the workers warm up
-                _process(store, embedder, pool, todo, groups, settings, report, progress)
-        t_flush = time.perf_counter()
-        store.flush_indexes()
-        report.timings["index_s"] = time.perf_counter() - t_flush
-        report.still_quarantined = store.counts()["quarantined"]
-    for o in report.outcomes:
-        report.rejected += o.status == "rejected"
-        report.ingested += o.status == "ingested"
-        report.updated += o.status == "updated"
-    report.seconds = time.perf_counter() - t0
-    return report
+                _process(store, embedder, self._pool, todo, groups, settings, report, progress)
+            t_flush = time.perf_counter()
+            store.flush_indexes()
+            report.timings["index_s"] = time.perf_counter() - t_flush
+            report.still_quarantined = store.counts()["quarantined"]
+        for o in report.outcomes:
+            report.rejected += o.status == "rejected"
+            report.ingested += o.status == "ingested"
+            report.updated += o.status == "updated"
+        report.seconds = time.perf_counter() - t0
+        return report
 
 
 def _classify(store: Store, records: list[FileRecord], groups: tuple[str, ...], report: IngestReport) -> list[tuple[FileRecord, str]]:

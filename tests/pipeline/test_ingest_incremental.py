@@ -79,3 +79,18 @@ def test_store_reopens_from_sql_when_index_files_are_missing(small_docs: Path, t
     q = embedder.encode(["README"])  # the rebuilt index answers queries
     scores, ids = store.vector_index().search(q, 3)
     assert set(ids[0][ids[0] >= 0]) <= set(store.all_vectors()[0])
+
+
+def test_ingestor_keeps_parse_workers_warm_across_runs_and_stores(small_docs: Path, tmp_path: Path, embedder):
+    from pipeline.config import Settings
+    from pipeline.ingestion import Ingestor
+
+    with Ingestor(Settings(store_dir=tmp_path / "a"), embedder=embedder) as ingestor:
+        first = ingestor.ingest([small_docs / "README.md"])
+        workers = [slot["proc"].pid for slot in ingestor._pool._slots]
+        other = Store(Settings(store_dir=tmp_path / "b"))
+        second = ingestor.ingest([small_docs / "fake.docx", small_docs / "fake-text.txt"], store=other)
+        assert [slot["proc"].pid for slot in ingestor._pool._slots] == workers  # same warm processes
+    assert first.ingested == 1 and second.ingested == 2
+    assert Store(Settings(store_dir=tmp_path / "a")).counts()["documents"] == 1
+    assert other.counts()["documents"] == 2 and other.check()["consistent"]

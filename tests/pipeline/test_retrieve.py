@@ -104,7 +104,7 @@ def test_hybrid_finds_what_each_ranking_alone_misses(tmp_path: Path):
     docs += [{"title": "B", "texts": ["zyxel firmware flashing"], "vectors": [far[0]]}]
     docs += [{"title": f"dense{i}", "texts": [f"other topic number {i}"], "vectors": [v]} for i, v in enumerate(near)]
     docs += [{"title": f"lex{i}", "texts": [f"firmware notes {i}"], "vectors": [v]} for i, v in enumerate(far[1:])]
-    store = build_store(tmp_path / "s", docs, fusion_depth=5)
+    store = build_store(tmp_path / "s", docs, fusion_depth=5, dense_weight=1.0, rrf_k=60)  # equal weights
     r = Retriever(store, HashingEmbedder())
     got = {m: titles(r.search("zyxel firmware", groups=["public"], k=2, mode=m, query_vector=q)) for m in MODES}
     assert got["dense"] == ["A", "dense0"] and got["lexical"][0] == "B" and "A" not in got["lexical"]
@@ -247,7 +247,7 @@ def test_ivf_widens_its_search_when_few_readable_chunks_lie_in_the_probed_lists(
         d["groups"] = ["public"] if i in readable else ["hr"]
     flat = Retriever(build_store(tmp_path / "flat", docs), HashingEmbedder())
     ivf = Retriever(build_store(tmp_path / "ivf", docs, flat_index_max=100), HashingEmbedder())
-    assert ivf.store.search_index().nprobe == 1 and ivf.store.search_index().nlist == 10
+    assert ivf.store.search_index().nprobe == 2 and ivf.store.search_index().nlist == 10  # nlist/4: 2 of 10 lists
     for i in (3, 101, 257):
         a = flat.search("x", groups=["public"], k=8, mode="dense", query_vector=vecs[i])
         b = ivf.search("x", groups=["public"], k=8, mode="dense", query_vector=vecs[i])
