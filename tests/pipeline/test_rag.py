@@ -97,3 +97,10 @@ def test_ask_cli_json_has_the_documented_fields(settings: Settings):
 def test_ask_cli_without_store_says_what_to_do(tmp_path: Path):
     result = CliRunner().invoke(cli, ["ask", "anything", "--store", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "sculptrag ingest" in result.output
+
+
+def test_demo_ingests_the_bundled_samples_and_answers_with_sources(tmp_path: Path):
+    result = CliRunner().invoke(cli, ["demo", "--store", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    assert "200 laptops" in result.output and "Sources" in result.output
+    assert result.output.count("[1]") >= 4  # every question got at least one cited source
