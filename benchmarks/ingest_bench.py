@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from ingest.chunk import embed_text  # noqa: E402
 from ingest.embed import SentenceTransformerEmbedder  # noqa: E402
 from pipeline import Store, ingest  # noqa: E402
 from pipeline.ingestion import Ingestor  # noqa: E402
@@ -65,7 +66,7 @@ def main() -> None:
         reingest.append(again.seconds)
         store = Store(settings)
         rows = store.chunks(store.all_vectors()[0])
-        texts = [f"{c.section}\n{c.text}" if c.section and not c.text.startswith(c.section) else c.text for c in rows]
+        texts = [embed_text(c.section, c.text) for c in rows]
         t = time.perf_counter()
         embedder.encode(texts)
         encode.append(time.perf_counter() - t)

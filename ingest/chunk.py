@@ -43,10 +43,12 @@ class Chunk:
 
     @property
     def embed_text(self) -> str:
-        """What gets embedded: the section title leads, so a chunk in the middle of a section still knows it."""
-        if self.section and not self.text.startswith(self.section):
-            return f"{self.section}\n{self.text}"
-        return self.text
+        return embed_text(self.section, self.text)
+
+
+def embed_text(section: str, text: str) -> str:
+    """What gets embedded: the section title leads, so a chunk in the middle of a section still knows it."""
+    return f"{section}\n{text}" if section and not text.startswith(section) else text
 
 
 def split_sentences(text: str) -> list[str]:

@@ -130,6 +130,10 @@ class ParsePool:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers (a no-op when none run)."""
         for slot in self._slots:
             slot["inbox"].put(None)
         for slot in self._slots:

@@ -66,7 +66,7 @@ class Ingestor:
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.__exit__(None, None, None)
+            self._pool.close()
             self._pool = None
 
     def ingest(

@@ -222,11 +222,14 @@ class Store:
         import faiss
 
         gen = self.generation
-        index = self.vector_index()
-        if _wants_ivf(index.ntotal, self.settings.flat_index_max) != _is_ivf(index):
-            index = self._rebuild_vectors()
-        _atomic_write(self.dir / f"vectors-{gen}.faiss", faiss.serialize_index(index).tobytes())
-        self.lexical_index().save(self.dir / f"lexical-{gen}.npz")
+        vectors_file, lexical_file = self.dir / f"vectors-{gen}.faiss", self.dir / f"lexical-{gen}.npz"
+        if not vectors_file.exists():  # an unchanged re-ingest writes nothing
+            index = self.vector_index()
+            if _wants_ivf(index.ntotal, self.settings.flat_index_max) != _is_ivf(index):
+                index = self._rebuild_vectors()
+            _atomic_write(vectors_file, faiss.serialize_index(index).tobytes())
+        if not lexical_file.exists():
+            self.lexical_index().save(lexical_file)
         self._clean_stale_files()
 
     # -- indexes -------------------------------------------------------------------------------------
