@@ -4,6 +4,7 @@
     sculptrag status [--store DIR]
     sculptrag ask "question" [--store DIR] [--generator NAME] [--groups G ...] [--k N] [--json]
     sculptrag demo [--store DIR] [--generator NAME]
+    sculptrag train-generator [--out DIR] [--steps N] [--max-minutes M] [--device auto|cpu|cuda]
 """
 
 from __future__ import annotations
@@ -210,6 +211,35 @@ def demo(
             answer = rag.ask(item["question"], generator=generator)
         console.rule()
         _print_answer(answer)
+
+
+@cli.command("train-generator")
+def train_generator(
+    out: Path = typer.Option(Path("runs/sculpt"), "--out", help="run folder: state.pt (resumable) and the checkpoint"),
+    data: Path = typer.Option(Path("../shared/data"), "--data", help="the shared data folder (QA sets, documents)"),
+    steps: int = typer.Option(900, "--steps", help="optimizer steps in all (a resumed run counts on)"),
+    batch_size: int = typer.Option(8, "--batch-size"),
+    lr: float = typer.Option(5e-4, "--lr", help="peak learning rate of the new layers"),
+    encoder_lr: float = typer.Option(1e-4, "--encoder-lr", help="peak learning rate of the fine-tuned encoder layers"),
+    seed: int = typer.Option(0, "--seed"),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="save and stop after this long"),
+    stop_at: Optional[int] = typer.Option(None, "--stop-at", help="save and stop at this step (the schedule still spans --steps)"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+) -> None:
+    """Train the bundled answer model (masked diffusion, copy-aware); rerun the same command to resume."""
+    from generator.train import TrainConfig, train
+
+    if not data.is_dir():
+        err.print(f"[red]no data folder at {data}[/red]; pass --data pointing at the shared data (qa/, docs/)")
+        raise typer.Exit(2)
+    os.environ["TQDM_DISABLE"] = "0"
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cfg = TrainConfig(data_root=str(data), out=str(out), steps=steps, batch_size=batch_size, lr=lr,
+                      encoder_lr=encoder_lr, seed=seed, max_minutes=max_minutes, stop_at=stop_at,
+                      device=device)
+    folder = train(cfg)
+    console.print(f"checkpoint: {folder} (use it with --generator sculpt --model-path {folder}, or copy "
+                  f"model.safetensors, config.json and meta.json to generator/weights/sculpt/ to bundle it)")
 
 
 def main() -> None:

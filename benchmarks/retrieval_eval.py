@@ -26,9 +26,7 @@ Embeddings are cached as .npy files keyed by a hash of the model name and the te
 from __future__ import annotations
 
 import argparse
-import ast
 import hashlib
-import io
 import json
 import logging
 import math
@@ -38,7 +36,6 @@ import re
 import sys
 import tempfile
 import time
-import tokenize
 from pathlib import Path
 from typing import Sequence
 
@@ -48,6 +45,8 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+
+from generator.data import parse_sentence_list  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SCULPTRAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -96,10 +95,6 @@ class CachedEmbedder:
 
 
 # -- data ------------------------------------------------------------------------------------------------
-def parse_sentence_list(s: str) -> list[str]:
-    """corpus_train.csv stores abstracts as numpy reprs (string literals without commas): read each literal."""
-    toks = tokenize.generate_tokens(io.StringIO(s).readline)
-    return [ast.literal_eval(t.string) for t in toks if t.type == tokenize.STRING]
 
 
 def load_scifact() -> tuple[list[tuple[str, str, str]], list[tuple[str, set[str]]]]:

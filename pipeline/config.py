@@ -78,7 +78,8 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     flat_index_max: int = Field(100_000, ge=1, description="FAISS: exact flat index up to this many vectors (18 ms at 100k here), IVF above")
     retrieval: RetrievalSettings = RetrievalSettings()
-    generator: str = Field("extractive", description="generator used by `ask` (a registered name); the bundled diffusion model replaces it when it ships")
+    generator: str = Field("extractive", description="generator used by `ask` (a registered name); the bundled "
+                           "diffusion model `sculpt` becomes the default once it beats this baseline (docs/benchmarks.md)")
 
     @property
     def resolved_database_url(self) -> str:

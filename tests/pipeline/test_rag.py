@@ -104,3 +104,22 @@ def test_demo_ingests_the_bundled_samples_and_answers_with_sources(tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert "200 laptops" in result.output and "Sources" in result.output
     assert result.output.count("[1]") >= 4  # every question got at least one cited source
+
+
+@pytest.mark.parametrize("generator", ["sculpt", pytest.param("smollm2", marks=pytest.mark.slow)])
+def test_ask_end_to_end_with_the_bundled_diffusion_model_and_the_ar_baseline(settings: Settings, generator: str):
+    """CLI and API on a real store with each generative model: the answer cites chunks that exist."""
+    result = CliRunner().invoke(
+        cli, ["ask", "Where do visitors park?", "--store", str(settings.store_dir), "--generator", generator, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["text"] and data["trace"]["generator"] == generator
+    for c in data["citations"]:  # a cited chunk is a real chunk of a readable document, quoted whole
+        assert c["chunk_id"] and any(c["quote"].strip() in DOCS[f"public/{n}.txt"] for n in ("parking", "holidays"))
+    if generator == "sculpt":  # the bundled model quotes the right sentence and cites it
+        assert "north lot" in data["text"] and data["citations"]
+        answer = RagPipeline(settings).ask("How many days of paid leave?", groups=["public"], generator=generator)
+        assert "twenty-five days" in answer.text and answer.citations[0].source_uri.endswith("holidays.txt")
+        hit = answer.passages[answer.citations[0].passage_number - 1]
+        assert answer.citations[0].chunk_id == hit.chunk_id

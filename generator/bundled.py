@@ -1,0 +1,293 @@
+"""The default generator: the bundled copy-aware diffusion model (generator/sculpt.py) and its samplers.
+
+Decoding order and choice: each step fills the leftmost masked slot (the canvas of later slots stays
+masked, so the model still sees the answer's room and reads the passages both ways). A slot's value is
+chosen in two levels, among what the answer grammar allows: first the kind with the most total
+probability (write a word / copy a passage token / cite a passage), then the most probable member.
+
+Fast sampler (exact span drafting): the passages are encoded once (exact: the encoder never sees the
+answer). When the slot on the left copies passage token p, the next passage tokens p+1, p+2, ... are
+drafted into the following slots, and one batched call scores every prefix: row r holds the first r drafts
+and asks for slot r. The drafts the model itself would have chosen are accepted, plus the model's own
+choice at the first disagreement. The answer is therefore identical to the naive sampler's, with many
+slots per model call along a quoted span. Naive sampler: one slot per step, and the encoder rerun at every
+step, as a masked-diffusion sampler without caching would.
+
+Answer grammar (see `_choose`): an answer is either words (the refusal) or quoted sentence prefixes,
+each followed by the citation of the passage it comes from; a position is never copied twice. This is
+the repetition control, and it makes every citation consistent with the text it follows.
+
+Rendering: runs of copies that follow each other in a passage become that passage's exact characters
+(from the first token's start offset to the last one's end), so quotes are verbatim; a citation slot is
+"[n]" with n the passage's number in the request; generated words go through the tokenizer's decoder
+(uncased), and a generated refusal is replaced by the canonical `REFUSAL` sentence.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Iterator, Literal
+
+import torch
+
+from pipeline.errors import ConfigError, ModelLoadError
+
+from .citations import finalize_citations
+from .prompt import REFUSAL
+from .sculpt import SculptModel, featurize, load_checkpoint
+from .types import DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
+
+BUNDLED = Path(__file__).parent / "weights" / "sculpt"
+MASK_SHOWN = "░"
+
+
+def bundled_checkpoint() -> Path:
+    if not (BUNDLED / "model.safetensors").is_file():
+        raise ModelLoadError(f"the bundled checkpoint is missing from {BUNDLED}; reinstall sculptrag or pass "
+                             "model_path= a folder written by `sculptrag train-generator`")
+    return BUNDLED
+
+
+class SculptGenerator:
+    """Generator protocol over a sculpt checkpoint (the bundled one by default)."""
+
+    def __init__(self, model_path: str | Path | None = None, sampler: Literal["fast", "naive"] = "fast",
+                 draft_length: int = 16, max_steps: int | None = None, device: str = "cpu",
+                 name: str = "sculpt") -> None:
+        if sampler not in ("fast", "naive"):
+            raise ConfigError(f"sampler must be 'fast' or 'naive', got {sampler!r}")
+        if draft_length < 1:
+            raise ConfigError(f"draft_length must be >= 1, got {draft_length}")
+        self.model_path = Path(model_path) if model_path else None
+        self.sampler = sampler
+        self.draft_length = draft_length
+        self.max_steps = max_steps
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                                   ("cpu" if device == "auto" else device))
+        self.name = name
+        self._model: SculptModel | None = None
+        self._tokenizer = None
+
+    def warm_up(self) -> None:
+        if self._model is None:
+            model, tok = load_checkpoint(self.model_path or bundled_checkpoint())
+            self._model, self._tokenizer = model.to(self.device), tok
+
+    # -- the Generator protocol ---------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        result = None
+        for item in self.stream(request):
+            result = item
+        return result
+
+    def stream(self, request: GenerationRequest) -> Iterator[DenoiseState | GenerationResult]:
+        start = time.perf_counter()
+        self.warm_up()
+        model, tok = self._model, self._tokenizer
+        max_steps = self.max_steps
+        if isinstance(request.config, DiffusionConfig):
+            max_steps = request.config.steps
+        passages = list(request.passages)[: model.cfg.max_passages]
+        if not passages:
+            yield self._finish(request, [], None, start, [], 0, 0)
+            return
+        batch = featurize(tok, model.cfg, [request.question], [[p.text for p in passages]]).to(self.device)
+        V = model.vocab_size
+        B, P, T = batch.shape
+        M = P * T
+        eos = tok.sep_token_id
+        L = model.cfg.slots
+        canvas = torch.full((L,), -1, dtype=torch.long, device=self.device)
+        per_step: list[int] = []
+        nfe = 0
+        with torch.inference_mode():
+            memory = model.encode(batch)
+            nfe += 1
+            step = 0
+            while (canvas == -1).any():
+                step += 1
+                if self.sampler == "naive" and step > 1:  # no cache: the passages are encoded again
+                    memory = model.encode(batch)
+                    nfe += 1
+                slot = int((canvas == -1).nonzero()[0])
+                drafts = [] if self.sampler == "naive" else _draft(canvas, slot, batch.sentence[0], V, M,
+                                                                      self.draft_length)
+                rows = canvas.repeat(len(drafts) + 1, 1)
+                for r in range(1, len(drafts) + 1):  # row r: drafts 0..r-1 in place, slot + r still masked
+                    rows[r, slot: slot + r] = torch.tensor(drafts[:r], device=self.device)
+                only = slot + torch.arange(len(drafts) + 1, device=self.device)
+                logp = model(rows, memory.expand(rows.shape[0]), only=only)[:, 0]
+                nfe += 1
+                choice = _choose(logp, rows, only, V, M, T, eos, batch.sentence[0], batch.starts[0])
+                accepted = 0
+                while accepted < len(drafts) and int(choice[accepted]) == drafts[accepted]:
+                    accepted += 1
+                changed = list(range(slot, slot + accepted + 1))
+                canvas[slot: slot + accepted] = torch.tensor(drafts[:accepted], dtype=torch.long, device=self.device)
+                canvas[slot + accepted] = choice[accepted]
+                if int(choice[accepted]) == eos:
+                    canvas[slot + accepted:] = eos
+                per_step.append(len(changed))
+                left = int((canvas == -1).sum())
+                if left and (max_steps is None or step < max_steps):
+                    yield DenoiseState(step=step, text=self._render(canvas, batch, passages, V, M, True),
+                                       masked=left, changed=changed, done=False)
+                elif left:  # out of steps: end the answer here
+                    canvas[canvas == -1] = eos
+                    break
+        prompt_tokens = int(batch.attention.sum())
+        yield self._finish(request, canvas.tolist(), batch, start, per_step, nfe, prompt_tokens, passages)
+
+    # -- text ---------------------------------------------------------------------------------------------
+    def _finish(self, request, slots, batch, start, per_step, nfe, prompt_tokens, passages=()) -> GenerationResult:
+        if batch is None:
+            raw = REFUSAL
+            answer_tokens = 0
+        else:
+            model = self._model
+            raw = self._render(torch.tensor(slots), batch, passages, model.vocab_size, batch.shape[1] * batch.shape[2])
+            eos = self._tokenizer.sep_token_id
+            answer_tokens = next((i for i, s in enumerate(slots) if s == eos), len(slots))
+        text, citations = finalize_citations(raw, request.passages)
+        wall = time.perf_counter() - start
+        trace = GenerationTrace(generator=self.name, steps=len(per_step), nfe=nfe, tokens_per_step=per_step,
+                                prompt_tokens=prompt_tokens, answer_tokens=answer_tokens, wall_time_s=wall,
+                                tokens_per_s=answer_tokens / wall if wall > 0 else 0.0)
+        return GenerationResult(text=text, citations=citations, trace=trace, raw_text=raw)
+
+    def _render(self, slots: torch.Tensor, batch, passages, V: int, M: int, show_masks: bool = False) -> str:
+        """Slots -> text: verbatim passage characters for copy runs, [n] for cites, decoded words, masks."""
+        T = batch.shape[2]
+        eos = self._tokenizer.sep_token_id
+        parts: list[str] = []
+        run: tuple[int, int, int] | None = None  # (passage, first token, last token)
+        words: list[int] = []
+
+        def flush() -> None:
+            nonlocal run, words
+            if run is not None:
+                p, a, z = run
+                parts.append(batch.texts[0][p][batch.offsets[0][p][a][0]: batch.offsets[0][p][z][1]])
+                run = None
+            if words:
+                parts.append(self._tokenizer.decode(words))
+                words = []
+
+        for s in slots.tolist():
+            if s == eos:
+                break
+            if s == -1:
+                flush()
+                if show_masks:
+                    parts.append(MASK_SHOWN)
+                continue
+            if V <= s < V + M:
+                p, t = divmod(s - V, T)
+                if run is not None and run[0] == p and run[2] + 1 == t:
+                    run = (p, run[1], t)
+                else:
+                    flush()
+                    run = (p, t, t)
+                continue
+            if s >= V + M:
+                flush()
+                parts.append(f"[{passages[s - V - M].number}]")
+                continue
+            if run is not None:
+                flush()
+            words.append(s)
+        flush()
+        text = " ".join(x for x in parts if x)
+        if _normal(text) == _normal(REFUSAL):
+            return REFUSAL
+        return re.sub(r"\s+", " ", text).strip()
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _draft(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, V: int, M: int, length: int) -> list[int]:
+    """Copy positions that would continue the span the slot on the left copies: p+1, p+2, ... (same
+    sentence, not yet used, over the masked slots that follow, leaving room for the verdict slot)."""
+    if slot == 0 or not V <= int(canvas[slot - 1]) < V + M:
+        return []
+    p = int(canvas[slot - 1]) - V
+    used = set(canvas[(canvas >= V) & (canvas < V + M)].tolist())
+    out: list[int] = []
+    for d in range(1, length + 1):
+        q = p + d
+        if slot + d >= canvas.numel() or int(canvas[slot + d - 1]) != -1:  # room for the verdict slot too
+            break
+        if q >= M or int(sentence[q]) != int(sentence[p]) or V + q in used:
+            break
+        out.append(V + q)
+    return out
+
+
+def _choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, V: int, M: int, T: int, eos: int,
+            sentence: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    """The committed value of slot only[r] in each row, under the answer grammar, by kind then member.
+
+    Grammar (what a slot may hold given the slot on its left):
+    - the first slot, or after a citation: a copy of a sentence's first token (not copied before), EOS
+      (not first), or a word (first slot only: the refusal is written in words);
+    - after a copy of p inside a sentence: p+1 (continue) or the citation of p's passage (stop here);
+    - after a copy of a sentence's last token: the citation of its passage;
+    - after a word: a word or EOS.
+    So an answer is either words (the refusal) or quoted sentence prefixes, each cited with the passage it
+    comes from: citations are consistent with the text by construction, and nothing is ever repeated.
+    The kind (word / copy / cite) is the one the model gives the most total probability among the kinds the
+    grammar allows here (copy probability is spread over many positions; a plain argmax would favour the one
+    fixed refusal sentence over an answer the model is sure of in total), then the most probable member the
+    grammar allows."""
+    n, K = logp.shape
+    allowed = torch.zeros(n, K, dtype=torch.bool, device=logp.device)
+    for r in range(n):
+        row, i = rows[r], int(only[r])
+        prev = int(row[i - 1]) if i > 0 else None
+        if prev is None or prev >= V + M:
+            ok = starts.bool().clone()
+            used = row[(row >= V) & (row < V + M)] - V
+            ok[used] = False
+            allowed[r, V: V + M] = ok
+            if prev is None:
+                allowed[r, :V] = True
+                allowed[r, eos] = False
+            else:
+                allowed[r, eos] = True
+        elif prev >= V:
+            p = prev - V
+            if p + 1 < M and int(sentence[p + 1]) == int(sentence[p]) >= 0:
+                allowed[r, V + p + 1] = True
+            allowed[r, V + M + p // T] = True
+        else:
+            allowed[r, :V] = True
+    bounds = ((0, V), (V, V + M), (V + M, K))
+    kind_ok = torch.stack([allowed[:, lo:hi].any(-1) for lo, hi in bounds], -1)
+    kinds = torch.stack([logp[:, lo:hi].logsumexp(-1) for lo, hi in bounds], -1).masked_fill(~kind_ok, float("-inf"))
+    raw = logp
+    logp = logp.masked_fill(~allowed, float("-inf"))
+    out = torch.empty(n, dtype=torch.long, device=logp.device)
+    for r, k in enumerate(kinds.argmax(-1).tolist()):
+        lo, hi = bounds[k]
+        out[r] = lo + int(logp[r, lo:hi].argmax())
+        if k == 1 and allowed[r, V: V + M].sum() > 1:  # opening a quote: pick the sentence, then its start
+            out[r] = V + _best_sentence_start(raw[r, V: V + M], allowed[r, V: V + M], sentence)
+    return out
+
+
+def _best_sentence_start(copy_logp: torch.Tensor, ok_start: torch.Tensor, sentence: torch.Tensor) -> int:
+    """The allowed sentence start whose sentence holds the most copy probability in total."""
+    sid = torch.where(sentence >= 0, sentence, 0)
+    ids, inverse = torch.unique(sid, return_inverse=True)
+    mass = torch.zeros(len(ids), dtype=copy_logp.dtype).scatter_add(0, inverse, copy_logp.exp() * (sentence >= 0))
+    per_pos = torch.where(ok_start, mass[inverse], torch.full_like(copy_logp, -1.0))
+    return int(per_pos.argmax())
+
+
+def build_sculpt(**options) -> SculptGenerator:
+    """Factory for the "sculpt" entry point (options: model_path, sampler, draft_length, max_steps, device)."""
+    return SculptGenerator(**options)

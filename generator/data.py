@@ -1,0 +1,396 @@
+"""Training and held-out data for the bundled answer model: RAG examples built from real text.
+
+An *item* is a question, the passages that hold its answer with the answer's character spans in them,
+and the passages a lexical retriever ranks highest that do NOT hold it (hard distractors). An *example*
+is what the model sees: the question, k numbered passages (relevant ones mixed with hard distractors, in
+random order) and the gold answer: the evidence text copied verbatim, each piece followed by the marker of
+its passage ("... [2] ... [1]"), or `REFUSAL` when no given passage holds the answer. Training draws a
+fresh example from each item every epoch (k, order, unanswerable variants); the held-out set is drawn once.
+
+Sources (all under ../shared/data), each split by source document so no held-out text reaches training:
+- chunking_eval: 472 questions with exact evidence spans over 5 markdown corpora. state_of_the_union is
+  held out whole; the multi-article corpora are cut into 4 contiguous regions (about article-level) and
+  region 3 is held out. A question whose evidence straddles regions is dropped.
+- SciFact: claims with rationale sentences in an abstract (split by abstract id, 20% held out); claims whose
+  cited abstract holds no rationale become unanswerable items (the cited abstract is the distractor).
+- synthetic: rule-based questions over the Debian handbook (`generator.qgen`), split by chapter file.
+
+Passages are cut the way a retriever would serve them: paragraphs packed up to ~150 words, long paragraphs
+at sentence ends. Distractors are ranked by BM25 within the same split only.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import tokenize
+import hashlib
+import json
+import random
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from pipeline.lexical import BM25Index
+
+from .prompt import REFUSAL
+
+SENT_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+MAX_WORDS = 150
+HELDOUT = "heldout"
+TRAIN = "train"
+
+
+@dataclass(frozen=True)
+class Span:
+    passage: int  # index into Item.relevant
+    start: int
+    end: int
+
+
+@dataclass
+class PassageText:
+    title: str
+    text: str
+    doc: str = ""
+
+
+@dataclass
+class Item:
+    id: str
+    source: str
+    doc: str  # the split key: the source document
+    question: str
+    relevant: list[PassageText]
+    spans: list[Span]  # evidence, in answer order; empty for an unanswerable item
+    distractors: list[PassageText] = field(default_factory=list)
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.spans)
+
+
+def split_of(doc: str, heldout_share: float = 0.2) -> str:
+    """Stable split by a hash of the source document id."""
+    h = int(hashlib.sha1(doc.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return HELDOUT if h < heldout_share else TRAIN
+
+
+def pack_passages(text: str, max_words: int = MAX_WORDS) -> list[tuple[int, int]]:
+    """Char spans of passages: paragraphs packed up to `max_words`, long paragraphs cut at sentence ends."""
+    pieces: list[tuple[int, int]] = []
+    for m in re.finditer(r"\S(?:.*?\S)?(?=\s*\n\s*\n|\s*$)", text, re.S):
+        start, end = m.start(), m.end()
+        if len(text[start:end].split()) <= max_words:
+            pieces.append((start, end))
+            continue
+        cut = start
+        for s in SENT_END_RE.finditer(text, start, end):
+            if len(text[cut:s.start()].split()) >= max_words * 0.6:
+                pieces.append((cut, s.start()))
+                cut = s.end()
+        pieces.append((cut, end))
+    pieces = [w for a, b in pieces for w in _cap_words(text, a, b, max_words)]
+    out: list[tuple[int, int]] = []
+    for start, end in pieces:
+        if out and len(text[out[-1][0]:end].split()) <= max_words:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out
+
+
+def _cap_words(text: str, start: int, end: int, max_words: int) -> list[tuple[int, int]]:
+    """Cut [start, end) at word boundaries into pieces of at most `max_words` words (text without sentence ends)."""
+    words = list(re.finditer(r"\S+", text[start:end]))
+    if len(words) <= max_words:
+        return [(start, end)]
+    return [(start + words[i].start(), start + words[min(i + max_words, len(words)) - 1].end())
+            for i in range(0, len(words), max_words)]
+
+
+# ---------------------------------------------------------------- sources
+
+
+def parse_sentence_list(s: str) -> list[str]:
+    """corpus_train.csv stores abstracts as numpy reprs (string literals without commas): read each literal."""
+    toks = tokenize.generate_tokens(io.StringIO(s).readline)
+    return [ast.literal_eval(t.string) for t in toks if t.type == tokenize.STRING]
+
+
+def chunking_eval_items(root: Path) -> dict[str, list[Item]]:
+    import pandas as pd
+
+    qa = root / "qa" / "chunking_eval"
+    frame = pd.read_csv(qa / "questions_df.csv")
+    out: dict[str, list[Item]] = {TRAIN: [], HELDOUT: []}
+    pools: dict[str, list[PassageText]] = {TRAIN: [], HELDOUT: []}
+    cuts: dict[str, list[tuple[int, int]]] = {}
+    texts: dict[str, str] = {}
+    for path in sorted((qa / "corpora").glob("*.md")):
+        corpus = path.stem
+        text = path.read_text(encoding="utf-8")
+        texts[corpus] = text
+        cuts[corpus] = pack_passages(text)
+        for a, b in cuts[corpus]:
+            split, doc = _region(corpus, a, len(text))
+            pools[split].append(PassageText(corpus, text[a:b], doc))
+    for i, row in frame.iterrows():
+        corpus, text = row.corpus_id, texts[row.corpus_id]
+        refs = sorted(json.loads(row.references), key=lambda r: r["start_index"])
+        regions = {_region(corpus, r["start_index"], len(text)) for r in refs}
+        if len(regions) != 1:
+            continue
+        split, doc = regions.pop()
+        relevant: list[PassageText] = []
+        spans: list[Span] = []
+        index_of: dict[int, int] = {}
+        for r in refs:
+            for j, (a, b) in enumerate(cuts[corpus]):
+                s, e = max(a, r["start_index"]), min(b, r["end_index"])
+                if e - s < 10:
+                    continue
+                if j not in index_of:
+                    index_of[j] = len(relevant)
+                    relevant.append(PassageText(corpus, text[a:b], doc))
+                piece = text[s:e].strip()
+                s = text.index(piece, s) - a
+                spans.append(Span(index_of[j], s, s + len(piece)))
+        if spans:
+            out[split].append(Item(f"chunking_eval/{i}", f"chunking_eval/{corpus}", doc, row.question, relevant, spans))
+    for split in out:
+        _add_distractors(out[split], pools[split])
+    return out
+
+
+def _region(corpus: str, offset: int, length: int) -> tuple[str, str]:
+    if corpus == "state_of_the_union":
+        return HELDOUT, corpus
+    region = min(3, offset * 4 // max(length, 1))
+    return (HELDOUT if region == 3 else TRAIN), f"{corpus}#{region}"
+
+
+def scifact_items(root: Path) -> dict[str, list[Item]]:
+    import pandas as pd
+
+    qa = root / "qa" / "scifact"
+    corpus = pd.read_csv(qa / "corpus_train.csv")
+    abstracts: dict[int, tuple[str, list[str]]] = {
+        int(r.doc_id): (r.title, [s.strip() for s in parse_sentence_list(r.abstract)]) for r in corpus.itertuples()
+    }
+    passages_of: dict[int, list[tuple[PassageText, list[int]]]] = {}
+    pools: dict[str, list[PassageText]] = {TRAIN: [], HELDOUT: []}
+    for doc_id, (title, sentences) in abstracts.items():
+        split = split_of(f"scifact:{doc_id}")
+        groups: list[list[int]] = [[]]
+        for k, s in enumerate(sentences):
+            words = sum(len(sentences[j].split()) for j in groups[-1])
+            if groups[-1] and words + len(s.split()) > MAX_WORDS:
+                groups.append([])
+            groups[-1].append(k)
+        passages_of[doc_id] = []
+        for g in groups:
+            p = PassageText(title, " ".join(sentences[k] for k in g), f"scifact:{doc_id}")
+            passages_of[doc_id].append((p, g))
+            pools[split].append(p)
+    claims = pd.read_csv(qa / "claims_train.csv")
+    out: dict[str, list[Item]] = {TRAIN: [], HELDOUT: []}
+    for r in claims.itertuples():
+        if isinstance(r.evidence_doc_id, float) and np.isnan(r.evidence_doc_id):
+            cited = [int(d) for d in re.findall(r"\d+", str(r.cited_doc_ids)) if int(d) in abstracts]
+            if not cited:
+                continue
+            doc = f"scifact:{cited[0]}"
+            item = Item(f"scifact/{r.id}/none", "scifact", doc, r.claim, [], [],
+                        [p for p, _ in passages_of[cited[0]]])
+            out[split_of(doc)].append(item)
+            continue
+        doc_id = int(r.evidence_doc_id)
+        if doc_id not in abstracts:
+            continue
+        evidence = {int(x) for x in re.findall(r"\d+", str(r.evidence_sentences))}
+        relevant: list[PassageText] = []
+        spans: list[Span] = []
+        for p, group in passages_of[doc_id]:
+            hits = [k for k in group if k in evidence]
+            if not hits:
+                continue
+            relevant.append(p)
+            sentences = abstracts[doc_id][1]
+            for k in hits:
+                s = p.text.index(sentences[k])
+                spans.append(Span(len(relevant) - 1, s, s + len(sentences[k])))
+        if spans:
+            doc = f"scifact:{doc_id}"
+            out[split_of(doc)].append(Item(f"scifact/{r.id}/{doc_id}", "scifact", doc, r.claim, relevant, spans))
+    for split in out:
+        _add_distractors(out[split], pools[split])
+    return out
+
+
+def synthetic_items(root: Path, max_per_section: int = 6, seed: int = 0,
+                    scifact_docs: int = 1500) -> dict[str, list[Item]]:
+    """Rule-based questions (`generator.qgen`) over real prose, each answered by its source sentence.
+
+    Text: the Debian handbook (split by chapter file: held-out chapters give held-out items), plus, for
+    training only, the training regions of the chunking_eval corpora and `scifact_docs` training abstracts.
+    """
+    from .qgen import Section, handbook_sections, load_nlp, questions_for
+
+    nlp = load_nlp()
+    rng = random.Random(seed)
+    sections: list[tuple[str, str, Section]] = []  # (split, source, section)
+    for sec in handbook_sections(root / "docs" / "debian-handbook-en"):
+        sections.append((split_of(f"handbook:{sec.doc}"), "synthetic/handbook", sec))
+    for path in sorted((root / "qa" / "chunking_eval" / "corpora").glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        for a, b in pack_passages(text, max_words=400):
+            split, doc = _region(path.stem, a, len(text))
+            if split == TRAIN:
+                sections.append((TRAIN, "synthetic/corpora", Section(doc, path.stem, text[a:b])))
+    import pandas as pd
+
+    corpus = pd.read_csv(root / "qa" / "scifact" / "corpus_train.csv")
+    picked = 0
+    for r in corpus.itertuples():
+        doc = f"scifact:{int(r.doc_id)}"
+        if picked < scifact_docs and split_of(doc) == TRAIN:
+            sections.append((TRAIN, "synthetic/scifact", Section(doc, r.title, " ".join(parse_sentence_list(r.abstract)))))
+            picked += 1
+    out: dict[str, list[Item]] = {TRAIN: [], HELDOUT: []}
+    pools: dict[str, list[PassageText]] = {TRAIN: [], HELDOUT: []}
+    for n, (split, source, sec) in enumerate(sections):
+        cuts = pack_passages(sec.text)
+        for a, b in cuts:
+            pools[split].append(PassageText(sec.title, sec.text[a:b], sec.doc))
+        for k, qa in enumerate(questions_for(sec, nlp, max_per_section=max_per_section, rng=rng)):
+            for a, b in cuts:
+                if a <= qa.start and qa.end <= b:
+                    p = PassageText(sec.title, sec.text[a:b], sec.doc)
+                    out[split].append(Item(f"{source}/{n}/{k}", source, sec.doc, qa.question,
+                                           [p], [Span(0, qa.start - a, qa.end - a)]))
+                    break
+    for split in out:
+        _add_distractors(out[split], pools[split])
+    return out
+
+
+def _add_distractors(items: list[Item], pool: list[PassageText], depth: int = 12) -> None:
+    """Top BM25 passages of the pool for each question that are not (and do not contain) a relevant one."""
+    if not pool:
+        return
+    index = BM25Index.build(range(len(pool)), (f"{p.title}\n{p.text}" for p in pool))
+    for item in items:
+        keep = {p.text for p in item.relevant} | {p.text for p in item.distractors}
+        evidence = [item.relevant[s.passage].text[s.start:s.end] for s in item.spans]
+        _, ids = index.search(item.question, depth + len(keep) + 4)
+        extra = [pool[int(i)] for i in ids if pool[int(i)].text not in keep
+                 and not any(e in pool[int(i)].text for e in evidence)]
+        item.distractors = item.distractors + extra[:depth]
+
+
+def build_items(root: Path, sources: Sequence[str] = ("chunking_eval", "scifact", "synthetic")) -> dict[str, list[Item]]:
+    """All items of the named sources, by split."""
+    makers = {"chunking_eval": chunking_eval_items, "scifact": scifact_items, "synthetic": synthetic_items}
+    out: dict[str, list[Item]] = {TRAIN: [], HELDOUT: []}
+    for name in sources:
+        got = makers[name](root)
+        for split in out:
+            out[split].extend(got[split])
+    return out
+
+
+# ---------------------------------------------------------------- examples
+
+
+@dataclass
+class Example:
+    """What the model sees: question, numbered passages (1-based in order), gold answer as segments."""
+
+    id: str
+    source: str
+    doc: str
+    question: str
+    passages: list[PassageText]
+    relevant: list[bool]
+    segments: list[Span]  # Span.passage indexes `passages`; each segment is followed by its marker
+    answerable: bool
+
+    @property
+    def gold(self) -> str:
+        if not self.answerable:
+            return REFUSAL
+        return " ".join(f"{self.passages[s.passage].text[s.start:s.end]} [{s.passage + 1}]" for s in self.segments)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id, "source": self.source, "doc": self.doc, "question": self.question,
+            "passages": [{"number": i + 1, "title": p.title, "text": p.text, "relevant": r}
+                         for i, (p, r) in enumerate(zip(self.passages, self.relevant))],
+            "gold": self.gold, "answerable": self.answerable,
+            "segments": [asdict(s) for s in self.segments],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Example":
+        passages = [PassageText(p["title"], p["text"]) for p in d["passages"]]
+        return cls(d["id"], d["source"], d["doc"], d["question"], passages,
+                   [p["relevant"] for p in d["passages"]], [Span(**s) for s in d.get("segments", [])],
+                   d["answerable"])
+
+
+def make_example(item: Item, rng: random.Random, k: int, unanswerable: bool = False) -> Example | None:
+    """k passages: the relevant ones plus the top distractors, shuffled; unanswerable drops the relevant."""
+    relevant = [] if unanswerable else list(item.relevant)
+    if len(relevant) > k:
+        return None
+    room = k - len(relevant)
+    pool = item.distractors[: max(room + 2, room)]
+    distractors = rng.sample(pool, min(room, len(pool)))
+    if not relevant and not distractors:
+        return None
+    order = list(range(len(relevant) + len(distractors)))
+    rng.shuffle(order)
+    passages = [(relevant + distractors)[i] for i in order]
+    new_index = {old: new for new, old in enumerate(order)}
+    segments = [] if unanswerable else [Span(new_index[s.passage], s.start, s.end) for s in item.spans]
+    flags = [order[j] < len(relevant) for j in range(len(order))]
+    return Example(item.id + ("/u" if unanswerable and item.answerable else ""), item.source, item.doc,
+                   item.question, passages, flags, segments, bool(segments))
+
+
+def sample_examples(items: Iterable[Item], rng: random.Random, k_range: tuple[int, int] = (3, 6),
+                    unanswerable_share: float = 0.15) -> list[Example]:
+    """One example per item (random k, order, and sometimes the unanswerable variant)."""
+    out: list[Example] = []
+    for item in items:
+        k = rng.randint(*k_range)
+        drop = item.answerable and rng.random() < unanswerable_share
+        ex = make_example(item, rng, k, unanswerable=drop)
+        if ex is not None:
+            out.append(ex)
+    return out
+
+
+def heldout_examples(root: Path, k: int = 5, seed: int = 0, items: list[Item] | None = None) -> list[Example]:
+    """The fixed held-out evaluation set: k passages each, 15% of answerable items made unanswerable."""
+    items = items if items is not None else build_items(root)[HELDOUT]
+    return sample_examples(sorted(items, key=lambda it: it.id), random.Random(seed), (k, k))
+
+
+def write_jsonl(examples: Iterable[Example], path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        for ex in examples:
+            f.write(json.dumps(ex.to_json(), ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def read_jsonl(path: Path) -> list[Example]:
+    with Path(path).open(encoding="utf-8") as f:
+        return [Example.from_json(json.loads(line)) for line in f if line.strip()]

@@ -1,0 +1,214 @@
+"""The bundled answer model: data building, featurizing, targets, the trainer, the samplers, the checkpoint.
+
+The model tests use the real MiniLM base (from its pip package) with a small canvas; the overfit test
+trains a fresh model on one example and checks that both samplers then write the gold answer verbatim
+with the right citation, which exercises the loss, the pointer, the continuation bonus and rendering.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+import torch
+
+from generator.bundled import SculptGenerator, _choose, bundled_checkpoint
+from generator.data import (
+    HELDOUT, TRAIN, Item, PassageText, Span, chunking_eval_items, make_example, pack_passages, scifact_items,
+)
+from generator.prompt import REFUSAL
+from generator.sculpt import (
+    SculptConfig, answer_targets, build_model, featurize, load_checkpoint, save_checkpoint,
+)
+from generator.train import TrainConfig, diffusion_loss, train
+from generator.types import GenerationRequest, Passage
+from pipeline.errors import ConfigError, ModelLoadError
+
+P1 = ("The Debian installer runs from a USB key. It asks for the language first, then the keyboard layout. "
+      "Partitioning comes after the network setup.")
+P2 = "Package archives are listed in /etc/apt/sources.list, one repository per line. APT reads it on update."
+P3 = "Systemd starts services in parallel. Its unit files live in /lib/systemd/system."
+QUESTION = "Where are package archives listed?"
+ANSWER = "Package archives are listed in /etc/apt/sources.list, one repository per line."
+
+
+def _item() -> Item:
+    s = P2.index(ANSWER)
+    return Item("t/0", "test", "doc", QUESTION, [PassageText("APT", P2)], [Span(0, s, s + len(ANSWER))],
+                [PassageText("Installer", P1), PassageText("Systemd", P3)])
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    return build_model(SculptConfig(slots=24, max_passage_tokens=64))
+
+
+def test_pack_passages_keeps_text_and_caps_length():
+    text = "Intro paragraph.\n\n" + " ".join(f"Sentence number {i} is here." for i in range(80)) + "\n\nEnd."
+    spans = pack_passages(text, max_words=50)
+    assert all(len(text[a:b].split()) <= 50 for a, b in spans)
+    words = [w for a, b in spans for w in text[a:b].split()]
+    assert words == text.split()  # nothing lost, nothing doubled
+
+
+def test_make_example_shuffles_and_tracks_the_relevant_passage():
+    ex = make_example(_item(), random.Random(3), k=3)
+    assert sorted(p.text for p in ex.passages) == sorted([P1, P2, P3])
+    (rel,) = [i for i, r in enumerate(ex.relevant) if r]
+    assert ex.passages[rel].text == P2 and ex.segments[0].passage == rel
+    assert ex.gold == f"{ANSWER} [{rel + 1}]"
+    unanswerable = make_example(_item(), random.Random(3), k=3, unanswerable=True)
+    assert not unanswerable.answerable and not any(unanswerable.relevant) and unanswerable.gold == REFUSAL
+
+
+def test_splits_are_by_document_and_distractors_hold_no_evidence(shared_data):
+    for items in (chunking_eval_items(shared_data), scifact_items(shared_data)):
+        train_docs = {i.doc for i in items[TRAIN]}
+        held_docs = {i.doc for i in items[HELDOUT]}
+        assert items[TRAIN] and items[HELDOUT] and not train_docs & held_docs
+        for item in items[TRAIN][:200] + items[HELDOUT][:200]:
+            evidence = [item.relevant[s.passage].text[s.start:s.end] for s in item.spans]
+            assert all(e.strip() for e in evidence)
+            assert not any(e in d.text for e in evidence for d in item.distractors)
+
+
+def test_targets_render_back_to_the_gold_answer_verbatim(small):
+    model, tok = small
+    ex = make_example(_item(), random.Random(0), k=3)
+    batch = featurize(tok, model.cfg, [ex.question], [[p.text for p in ex.passages]])
+    targets = answer_targets(tok, model.cfg, model.vocab_size, batch,
+                             [[(s.passage, s.start, s.end) for s in ex.segments]])
+    gen = SculptGenerator()
+    gen._model, gen._tokenizer = model, tok
+    passages = [Passage(number=i + 1, text=p.text) for i, p in enumerate(ex.passages)]
+    B, P, T = batch.shape
+    text = gen._render(targets[0], batch, passages, model.vocab_size, P * T)
+    assert text == ex.gold  # case, the path and punctuation come back exactly (the tokenizer is uncased)
+    refusal = answer_targets(tok, model.cfg, model.vocab_size, batch, [[]])
+    assert gen._render(refusal[0], batch, passages, model.vocab_size, P * T) == REFUSAL
+
+
+def test_question_match_features_mark_question_words(small):
+    model, tok = small
+    batch = featurize(tok, model.cfg, [QUESTION], [[P2, P3]])
+    B, P, T = batch.shape
+    ids = batch.input_ids.view(B, P * T)[0]
+    matched = {tok.decode([int(i)]) for i in ids[batch.match[0].bool()]}
+    assert {"package", "archives", "listed"} <= matched and "systemd" not in matched
+    assert batch.bucket[0].max() > 0
+
+
+def test_choice_follows_the_answer_grammar_and_picks_the_kind_first():
+    V, M, T, eos = 10, 6, 3, 1  # two passages of three positions: sentences {0, 1}, {2}, {3, 4, 5}
+    sentence = torch.tensor([0, 0, 1, 10_000, 10_000, 10_000])
+    starts = torch.tensor([1, 0, 1, 1, 0, 0])
+    K = V + M + 2
+    logp = torch.full((4, K), -30.0)
+    logp[0, 3] = -1.2  # first slot: one word at 0.30 against sentence starts at 0.35 each (0.70 in total) ...
+    logp[0, [V + 0, V + 2]] = -1.05
+    logp[0, V + 4] = 0.0  # ... and a mid-sentence position, which cannot open an answer
+    logp[1, V + 2] = -0.1  # after a cite: position 2 is already copied, position 3 opens the next sentence
+    logp[1, V + 3] = -2.5
+    logp[1, V + 4] = -0.1  # not a sentence start
+    logp[2, V + 5] = -0.1  # after copying 3: only 4 (continue) or citing passage 2 (stop) are allowed
+    logp[2, V + M + 1] = -1.0
+    logp[2, V + M] = -0.05  # citing passage 1 after a quote from passage 2: banned
+    logp[3, eos] = -0.1  # after a sentence's last token the citation is due, not EOS
+    logp[3, V + M] = -3.0
+    rows = torch.tensor([[-1, -1, -1], [V + 2, V + M, -1], [V + 3, -1, -1], [V + 2, -1, -1]])
+    only = torch.tensor([0, 2, 1, 1])
+    got = _choose(logp, rows, only, V, M, T, eos, sentence, starts).tolist()
+    assert got == [V + 0, V + 3, V + M + 1, V + M]
+
+
+def test_overfit_one_example_then_both_samplers_answer_verbatim_with_the_right_citation(small, tmp_path):
+    model, tok = small
+    ex = make_example(_item(), random.Random(1), k=3)
+    batch = featurize(tok, model.cfg, [ex.question], [[p.text for p in ex.passages]])
+    targets = answer_targets(tok, model.cfg, model.vocab_size, batch,
+                             [[(s.passage, s.start, s.end) for s in ex.segments]])
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-3)
+    gen = torch.Generator().manual_seed(0)
+    model.train()
+    first = None
+    for _ in range(120):
+        loss, _ = diffusion_loss(model, tok, batch, targets, gen)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first / 5
+    save_checkpoint(model, tmp_path / "ckpt", {"test": True})
+    request = GenerationRequest(question=ex.question, passages=tuple(
+        Passage(number=i + 1, text=p.text, chunk_id=f"c{i}") for i, p in enumerate(ex.passages)))
+    rel = ex.relevant.index(True) + 1
+    results = {}
+    for sampler in ("fast", "naive"):
+        states = list(SculptGenerator(model_path=tmp_path / "ckpt", sampler=sampler).stream(request))
+        assert states[0].masked > 0 and "░" in states[0].text
+        results[sampler] = states[-1]
+    assert results["fast"].raw_text == results["naive"].raw_text  # drafting is exact: same answer, fewer calls
+    result = results["fast"]
+    assert result.raw_text == f"{ANSWER} [{rel}]"  # verbatim: case, the path and the comma come back exactly
+    assert result.text == f"{ANSWER} [1]" and result.citations[0].passage_number == rel
+    assert result.citations[0].chunk_id == f"c{rel - 1}"
+    results = {k: v.trace for k, v in results.items()}
+    assert set(results["naive"].tokens_per_step) == {1}  # one slot per step
+    assert results["fast"].steps < results["naive"].steps / 3  # the quote is drafted, many slots per call
+    assert results["fast"].nfe < results["naive"].nfe
+
+
+def test_checkpoint_holds_only_trained_weights_and_reloads_exactly(small, tmp_path):
+    model, tok = small
+    model.eval()
+    folder = save_checkpoint(model, tmp_path / "c")
+    assert (folder / "model.safetensors").stat().st_size < 60 * 2**20
+    loaded, _ = load_checkpoint(folder)
+    batch = featurize(tok, model.cfg, [QUESTION], [[P1, P2]])
+    canvas = torch.full((1, model.cfg.slots), -1)
+    with torch.inference_mode():
+        a = model(canvas, model.encode(batch))
+        b = loaded(canvas, loaded.encode(batch))
+    assert torch.allclose(a.exp(), b.exp(), atol=2e-2)  # bf16 storage
+    with pytest.raises(ModelLoadError):
+        load_checkpoint(tmp_path / "missing")
+
+
+def test_generator_rejects_bad_options():
+    with pytest.raises(ConfigError):
+        SculptGenerator(sampler="greedy")
+    with pytest.raises(ConfigError):
+        SculptGenerator(draft_length=0)
+
+
+def test_trainer_saves_resumes_and_exports(tmp_path):
+    items = {TRAIN: [_item()] * 4, HELDOUT: []}
+    (tmp_path / "run").mkdir()
+    with (tmp_path / "run" / "items.pkl").open("wb") as f:
+        pickle.dump(items, f)
+    cfg = TrainConfig(data_root=str(tmp_path), out=str(tmp_path / "run"), steps=3, batch_size=2, save_every=1,
+                      stop_at=2, k_min=2, k_max=3)
+    train(cfg)
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
+    assert state["step"] == 2
+    cfg.stop_at = None
+    train(cfg)
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=False)
+    assert state["step"] == 3
+    meta = (tmp_path / "run" / "meta.json").read_text()
+    assert '"steps": 3' in meta and "train_items" in meta
+
+
+def test_the_bundled_checkpoint_answers_from_the_right_passage():
+    """The shipped model on a question it never saw, with a lexical near-miss distractor."""
+    g = SculptGenerator(model_path=bundled_checkpoint())
+    passages = (
+        Passage(number=1, text=P3),
+        Passage(number=2, text=P1),
+        Passage(number=3, text=P2 + " Mirrors are listed on the Debian web site."),
+    )
+    result = g.generate(GenerationRequest(question=QUESTION, passages=passages))
+    assert result.citations and all(c.passage_number == 3 for c in result.citations)
+    assert "sources.list" in result.text
