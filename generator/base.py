@@ -29,6 +29,14 @@ class Generator(Protocol):
         ...
 
 
+def last_of(stream: Iterator[DenoiseState | GenerationResult]) -> GenerationResult:
+    """Run a generator's `stream` to the end and return its final GenerationResult."""
+    result = None
+    for item in stream:
+        result = item
+    return result
+
+
 GeneratorFactory = Callable[..., Generator]
 _REGISTRY: dict[str, GeneratorFactory] = {}
 

@@ -34,6 +34,7 @@ import torch
 
 from pipeline.errors import ConfigError, ModelLoadError
 
+from .base import last_of
 from .citations import finalize_citations
 from .prompt import REFUSAL
 from .sculpt import SculptModel, featurize, load_checkpoint
@@ -77,10 +78,7 @@ class SculptGenerator:
 
     # -- the Generator protocol ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> GenerationResult:
-        result = None
-        for item in self.stream(request):
-            result = item
-        return result
+        return last_of(self.stream(request))
 
     def stream(self, request: GenerationRequest) -> Iterator[DenoiseState | GenerationResult]:
         start = time.perf_counter()

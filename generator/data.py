@@ -36,9 +36,9 @@ import numpy as np
 
 from pipeline.lexical import BM25Index
 
+from .extractive import SENT_RE
 from .prompt import REFUSAL
 
-SENT_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 MAX_WORDS = 150
 HELDOUT = "heldout"
 TRAIN = "train"
@@ -88,7 +88,7 @@ def pack_passages(text: str, max_words: int = MAX_WORDS) -> list[tuple[int, int]
             pieces.append((start, end))
             continue
         cut = start
-        for s in SENT_END_RE.finditer(text, start, end):
+        for s in SENT_RE.finditer(text, start, end):
             if len(text[cut:s.start()].split()) >= max_words * 0.6:
                 pieces.append((cut, s.start()))
                 cut = s.end()

@@ -18,6 +18,7 @@ import torch
 
 from pipeline.errors import ConfigError, GenerationError
 
+from .base import last_of
 from .citations import finalize_citations
 from .constraints import CitationConstraints, token_strings
 from .denoisers import Denoiser, load_denoiser
@@ -71,10 +72,7 @@ class DiffusionGenerator:
 
     # -- the Generator protocol ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> GenerationResult:
-        result = None
-        for item in self.stream(request):
-            result = item
-        return result
+        return last_of(self.stream(request))
 
     def stream(self, request: GenerationRequest) -> Iterator[DenoiseState | GenerationResult]:
         """A DenoiseState per denoising step (done=True once nothing is masked), then the GenerationResult."""

