@@ -4,7 +4,8 @@
     sculptrag status [--store DIR]
     sculptrag ask "question" [--store DIR] [--generator NAME] [--groups G ...] [--k N] [--json]
     sculptrag demo [--store DIR] [--generator NAME]
-    sculptrag train-generator [--out DIR] [--steps N] [--max-minutes M] [--device auto|cpu|cuda]
+    sculptrag train-generator [--out DIR] [--steps N] [--max-minutes M] [--device auto|cpu|cuda] [--workers N]
+    sculptrag eval DATASET [--generator NAME ...] [--limit N] [--k K] [--out DIR] [--corpus DIR]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -167,24 +169,47 @@ def ask(
 
 
 def _print_answer(answer) -> None:
-    console.print(f"[bold]{answer.question}[/bold]\n")
-    console.print(answer.text or "[dim](empty answer)[/dim]")
+    console.print(f"[bold]{escape(answer.question)}[/bold]\n")
+    console.print(escape(answer.text) if answer.text else "[dim](empty answer)[/dim]")
     if answer.citations:
         console.print("\n[bold]Sources[/bold]")
         for c in answer.citations:
             where = f", page {c.page}" if c.page else ""
-            console.print(f"  [{c.marker}] {c.document_title}{where}  [dim]{_short(c.source_uri)} (chunk {c.chunk_id})[/dim]")
+            console.print(f"  {escape(f'[{c.marker}]')} {escape(c.document_title)}{where}  "
+                          f"[dim]{escape(_short(c.source_uri))} (chunk {c.chunk_id})[/dim]")
             quote = c.quote.replace("\n", " ")
-            console.print(f"      [dim]\u201c{quote[:240]}{'...' if len(quote) > 240 else ''}\u201d[/dim]")
+            console.print(f"      [dim]\u201c{escape(quote[:240])}{'...' if len(quote) > 240 else ''}\u201d[/dim]")
     elif answer.passages:
         console.print("\n[yellow]The answer cites no passage.[/yellow]")
+    _print_validation(answer.validation)
     t = answer.timings
     tr = answer.trace
     console.print(
         f"\n[dim]{answer.generator}: retrieve {t.get('retrieve_s', 0):.2f} s, generate {t.get('generate_s', 0):.2f} s"
-        + (f", {tr.steps} steps, {tr.tokens_per_s:.1f} tokens/s" if tr else "")
-        + f"; validation: {answer.validation.get('status', 'n/a')}[/dim]"
+        + (f", validate {t['validate_s']:.2f} s" if "validate_s" in t else "")
+        + (f", repair {t['repair_s']:.2f} s" if "repair_s" in t else "")
+        + (f", {tr.steps} steps, {tr.tokens_per_s:.1f} tokens/s" if tr else "") + "[/dim]"
     )
+
+
+VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+
+
+def _print_validation(report: dict) -> None:
+    """The verdict in plain words, the reason for every sentence that is not a pass, and any repair."""
+    status = report.get("status", "not run")
+    style = VERDICT_STYLE.get(status, "dim")
+    label = {"pass": "PASS: every sentence is supported by the passages it cites",
+             "warn": "WARN: check the notes below", "fail": "FAIL: this answer is not supported by its sources"}
+    console.print(f"\n[{style}]Validation {label.get(status, status)}[/{style}]")
+    for reason in report.get("reasons", []):
+        console.print(f"  [{style}]- {escape(reason)}[/{style}]")
+    for s in report.get("sentences", []):
+        if s.get("status") in ("warn", "fail"):
+            st = VERDICT_STYLE[s["status"]]
+            console.print(f"  [{st}]{s['status']}[/{st}] \u201c{escape(s['text'][:120])}\u201d: {escape('; '.join(s.get('reasons', [])))}")
+    for r in report.get("repair", []):
+        console.print(f"  [dim]repair ({r['how']}): {r['before']} -> {r['after']} in {r['seconds']:.2f} s[/dim]")
 
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -225,21 +250,74 @@ def train_generator(
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="save and stop after this long"),
     stop_at: Optional[int] = typer.Option(None, "--stop-at", help="save and stop at this step (the schedule still spans --steps)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="processes building batches (default: 0 on CPU, up to 8 on CUDA)"),
 ) -> None:
     """Train the bundled answer model (masked diffusion, copy-aware); rerun the same command to resume."""
     from generator.train import TrainConfig, train
 
-    if not data.is_dir():
+    if not data.is_dir() and not (out / "items.pkl").is_file():
         err.print(f"[red]no data folder at {data}[/red]; pass --data pointing at the shared data (qa/, docs/)")
         raise typer.Exit(2)
     os.environ["TQDM_DISABLE"] = "0"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = TrainConfig(data_root=str(data), out=str(out), steps=steps, batch_size=batch_size, lr=lr,
                       encoder_lr=encoder_lr, seed=seed, max_minutes=max_minutes, stop_at=stop_at,
-                      device=device)
+                      device=device, workers=workers)
     folder = train(cfg)
     console.print(f"checkpoint: {folder} (use it with --generator sculpt --model-path {folder}, or copy "
                   f"model.safetensors, config.json and meta.json to generator/weights/sculpt/ to bundle it)")
+
+
+@cli.command("eval")
+def eval_(
+    dataset: str = typer.Argument(..., help="scifact | chunking_eval | rgb | a .jsonl/.csv question file"),
+    generator: Optional[List[str]] = typer.Option(None, "--generator", help="generator to compare (repeatable; default: the configured one)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="ask only the first N questions (built-in sets: of a seeded shuffle)"),
+    k: Optional[int] = typer.Option(None, "--k", help="passages per question (default: the retrieval setting)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="report folder (default runs/eval/<dataset>)"),
+    corpus: Optional[Path] = typer.Option(None, "--corpus", help="documents to ask a .jsonl/.csv question file of"),
+    store: Optional[Path] = typer.Option(None, "--store", help="evaluation store (default runs/eval-stores/<dataset>; reused)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="the shared data folder for the built-in sets"),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Run a dataset through retrieval, generators and validation; write report.json and report.html."""
+    from pipeline import SculptragError
+    from validation.datasets import load_dataset
+    from validation.harness import run_eval, summary_table, write_report
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    settings = _settings(None)
+    try:
+        ds = load_dataset(dataset, limit=limit, corpus=corpus, root=data)
+        with Progress(
+            TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.description}"), console=err, transient=True,
+        ) as bar:
+            task = bar.add_task("building the store...", total=None)
+
+            def on_progress(done: int, total: int, question: str) -> None:
+                bar.update(task, completed=done, total=total, description=question[:50])
+
+            report = run_eval(ds, generator or [settings.generator], limit=limit, k=k or settings.retrieval.k,
+                              store_dir=store, settings=settings, progress=on_progress)
+    except SculptragError as e:
+        err.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    json_path, html_path = write_report(report, out or Path("runs/eval") / ds.name)
+    for name, s in report["generators"].items():
+        if s["status"] != "ok":
+            err.print(f"[yellow]{name} was not run:[/yellow] {s['error']}")
+    headers, rows = summary_table(report)
+    t = Table(title=f"{ds.name}: {report['config']['items']} questions, k={report['config']['k']}", title_justify="left")
+    t.add_column("metric")
+    for row in rows:  # one column per generator: fits a terminal however many metrics there are
+        t.add_column(row[0], justify="right")
+    for i, h in enumerate(headers[1:], start=1):
+        t.add_row(h, *(row[i] for row in rows))
+    console.print(t)
+    console.print(f"report: {json_path}  {html_path}")
+    if not rows:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -14,7 +14,8 @@ imported here), warmed up untimed, then asked each question with the example's p
 - answer F1: SQuAD token F1 (lowercase, punctuation and a/an/the removed) with [n] markers removed from both;
   a gold refusal scores 1 for a refusal and 0 otherwise; a refusal against an answerable gold scores 0.
   A refusal is an answer whose normalised text contains "passages do not contain answer" (REFUSAL), "do not
-  contain answer" or "does not contain answer".
+  contain answer", "does not contain answer" or "do(es) not contain this information" (validation.text, the
+  same metrics the validation stage and `sculptrag eval` report).
 - citation accuracy: answerable: >=1 cited passage and every cited passage relevant; unanswerable: a refusal
   citing nothing.
 - well-formed: every marker in the raw text names a given passage, and a non-refusal has at least one.
@@ -37,10 +38,9 @@ import os
 import random
 import re
 import statistics
-import string
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
@@ -50,9 +50,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError  # noqa: E402
 
 from generator.base import available_generators, get_generator  # noqa: E402
 from generator.citations import MARKER_RE, find_markers  # noqa: E402
-from generator.prompt import REFUSAL  # noqa: E402
 from generator.types import GenerationRequest, GenerationResult, Passage  # noqa: E402
 from pipeline.errors import ModelLoadError  # noqa: E402
+from validation.text import is_refusal, strip_markers, token_f1  # noqa: E402 - the metrics validation uses too
 
 # label -> (generator name, options); a label not listed here is tried as a generator name with no options
 SYSTEMS: dict[str, tuple[str, dict]] = {
@@ -126,47 +126,8 @@ def _interleave(groups: Sequence[Sequence]) -> list:
 
 
 # -- metrics (pure) --------------------------------------------------------------------------------------
-ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
-PUNCT = str.maketrans("", "", string.punctuation)
 WORD_RE = re.compile(r"\w+")
 SENT_RE = re.compile(r"(?<=[.!?])\s+")
-
-
-def strip_markers(text: str) -> str:
-    """Text without [n] markers, no space left before punctuation, whitespace collapsed."""
-    text = MARKER_RE.sub(" ", text)
-    return " ".join(re.sub(r"\s+([.,;:!?])", r"\1", text).split())
-
-
-def normalize(text: str) -> str:
-    """SQuAD normalisation after removing markers: lowercase, no punctuation, no articles, single spaces."""
-    text = MARKER_RE.sub(" ", text).lower().translate(PUNCT)
-    return " ".join(ARTICLES_RE.sub(" ", text).split())
-
-
-REFUSAL_PHRASES = tuple(normalize(p) for p in (REFUSAL, "do not contain the answer", "does not contain the answer"))
-
-
-def is_refusal(text: str) -> bool:
-    """The normalised text contains one of REFUSAL_PHRASES as whole words."""
-    padded = f" {normalize(text)} "
-    return any(f" {p} " in padded for p in REFUSAL_PHRASES)
-
-
-def token_f1(pred: str, gold: str) -> float:
-    """SQuAD token F1 over `normalize`d words; refusals score 1 against a refusal gold, else 0."""
-    if is_refusal(gold):
-        return float(is_refusal(pred))
-    if is_refusal(pred):
-        return 0.0
-    p, g = normalize(pred).split(), normalize(gold).split()
-    if not p or not g:
-        return float(p == g)
-    common = sum((Counter(p) & Counter(g)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(p), common / len(g)
-    return 2 * precision * recall / (precision + recall)
 
 
 def citation_correct(result: GenerationResult, example: Example) -> bool:

@@ -4,6 +4,10 @@ Decoding order and choice: each step fills the leftmost masked slot (the canvas 
 masked, so the model still sees the answer's room and reads the passages both ways). A slot's value is
 chosen in two levels, among what the answer grammar allows: first the kind with the most total
 probability (write a word / copy a passage token / cite a passage), then the most probable member.
+The model's sentence selector (computed with the passages, once per request) takes two of these choices
+with the decoder: at the first slot it decides answer or refuse (refuse when its "none of the sentences"
+probability reaches `refuse_threshold`), and where a quote opens, the sentence is the one with the most
+decoder copy probability times selector probability.
 
 Fast sampler (exact span drafting): the passages are encoded once (exact: the encoder never sees the
 answer). When the slot on the left copies passage token p, the next passage tokens p+1, p+2, ... are
@@ -28,7 +32,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator, Literal, Sequence
 
 import torch
 
@@ -56,9 +60,15 @@ class SculptGenerator:
 
     def __init__(self, model_path: str | Path | None = None, sampler: Literal["fast", "naive"] = "fast",
                  draft_length: int = 16, max_steps: int | None = None, device: str = "cpu",
-                 name: str = "sculpt") -> None:
+                 refuse_threshold: float = 0.7, more_threshold: float = 0.5, name: str = "sculpt") -> None:
         if sampler not in ("fast", "naive"):
             raise ConfigError(f"sampler must be 'fast' or 'naive', got {sampler!r}")
+        if not 0.0 < refuse_threshold <= 1.0:
+            raise ConfigError(f"refuse_threshold must be in (0, 1], got {refuse_threshold}")
+        if not 0.0 <= more_threshold <= 1.0:
+            raise ConfigError(f"more_threshold must be in [0, 1], got {more_threshold}")
+        self.refuse_threshold = refuse_threshold
+        self.more_threshold = more_threshold
         if draft_length < 1:
             raise ConfigError(f"draft_length must be >= 1, got {draft_length}")
         self.model_path = Path(model_path) if model_path else None
@@ -81,6 +91,30 @@ class SculptGenerator:
         return last_of(self.stream(request))
 
     def stream(self, request: GenerationRequest) -> Iterator[DenoiseState | GenerationResult]:
+        return self._decode(request)
+
+    def repair(self, request: GenerationRequest, answer: str, spans: Sequence[tuple[int, int]],
+               lengths: Sequence[int] | None = None) -> GenerationResult:
+        """Remask the quotes of `answer` (a GenerationResult.raw_text of this generator, markers numbered as
+        the request's passages) that overlap the character spans, and denoise again: the other quotes stay
+        as they are (text that is not a verbatim quote of the passage it cites, as an edited answer may hold,
+        is dropped too), the remasked ones are filled anew with their source sentences banned (so the model must
+        find other support or stop; with nothing credible left it refuses). `lengths` is accepted for the
+        protocol and unused: a quote's length is the model's choice."""
+        for a, b in spans:
+            if not 0 <= a < b <= len(answer):
+                raise ConfigError(f"span ({a}, {b}) is not inside the answer (length {len(answer)})")
+        texts = {p.number: p.text for p in request.passages}
+        pieces = [q for q in _quotes(answer) if q[0] in texts.get(q[1], "")]  # text not quoted from its passage
+        keep = [q for q in pieces if not any(a < q[3] and q[2] < b for a, b in spans)]  # is dropped, not kept
+        drop = [q for q in pieces if q not in keep]
+        return last_of(self._decode(request, keep=[(n, text) for text, n, _, _ in keep],
+                                    ban=[(n, text) for text, n, _, _ in drop]))
+
+    def _decode(self, request: GenerationRequest, keep: Sequence[tuple[int, str]] = (),
+                ban: Sequence[tuple[int, str]] = ()) -> Iterator[DenoiseState | GenerationResult]:
+        """The sampler. `keep`: (passage number, quote) pairs committed first, each followed by its citation;
+        `ban`: (passage number, quote) pairs whose sentences may not be quoted (repair)."""
         start = time.perf_counter()
         self.warm_up()
         model, tok = self._model, self._tokenizer
@@ -103,6 +137,24 @@ class SculptGenerator:
         with torch.inference_mode():
             memory = model.encode(batch)
             nfe += 1
+            select = memory.select[0].log_softmax(-1)
+            refuse = bool(select[-1].exp() >= self.refuse_threshold)
+            select_pos = select[memory.sent_index[0]]  # each position's sentence; "none" off sentences
+            select_pos = select_pos.masked_fill(memory.sent_index[0] == select.numel() - 1, float("-inf"))
+            starts = batch.starts[0]
+            numbers = {p.number: i for i, p in enumerate(passages)}
+            if ban:
+                banned = torch.zeros(M, dtype=torch.bool, device=self.device)
+                for slots in (self._slots(batch, numbers, n, q, V) for n, q in ban):
+                    for sid in {int(batch.sentence[0, x - V]) for x in slots[:-1]}:
+                        banned |= batch.sentence[0] == sid
+                starts = starts.masked_fill(banned, 0)
+                select_pos = select_pos.masked_fill(banned, float("-inf"))
+                best = select_pos.masked_fill(~starts.bool(), float("-inf")).max()
+                refuse = refuse or float(best.exp()) < self.more_threshold
+            filled = [x for n, q in keep for x in self._slots(batch, numbers, n, q, V)][: L - 1]
+            if filled:
+                canvas[: len(filled)] = torch.tensor(filled, dtype=torch.long, device=self.device)
             step = 0
             while (canvas == -1).any():
                 step += 1
@@ -118,7 +170,8 @@ class SculptGenerator:
                 only = slot + torch.arange(len(drafts) + 1, device=self.device)
                 logp = model(rows, memory.expand(rows.shape[0]), only=only)[:, 0]
                 nfe += 1
-                choice = _choose(logp, rows, only, V, M, T, eos, batch.sentence[0], batch.starts[0])
+                choice = _choose(logp, rows, only, V, M, T, eos, batch.sentence[0], starts, select_pos, refuse,
+                                 self.more_threshold)
                 accepted = 0
                 while accepted < len(drafts) and int(choice[accepted]) == drafts[accepted]:
                     accepted += 1
@@ -137,6 +190,21 @@ class SculptGenerator:
                     break
         prompt_tokens = int(batch.attention.sum())
         yield self._finish(request, canvas.tolist(), batch, start, per_step, nfe, prompt_tokens, passages)
+
+    @staticmethod
+    def _slots(batch, numbers: dict[int, int], number: int, quote: str, V: int) -> list[int]:
+        """The canvas slots of a verbatim quote from passage `number`: its copies, then its citation."""
+        if number not in numbers:
+            raise ConfigError(f"[{number}] names no passage of the request")
+        p = numbers[number]
+        B, P, T = batch.shape
+        text = batch.texts[0][p]
+        a = text.find(quote)
+        if a < 0:
+            raise ConfigError(f"{quote[:60]!r} is not a quote from passage [{number}]")
+        b = a + len(quote)
+        pos = [t for t, (s, e) in enumerate(batch.offsets[0][p]) if s >= a and e <= b and e > s]
+        return [V + p * T + t for t in pos] + [V + P * T + p]
 
     # -- text ---------------------------------------------------------------------------------------------
     def _finish(self, request, slots, batch, start, per_step, nfe, prompt_tokens, passages=()) -> GenerationResult:
@@ -203,6 +271,12 @@ class SculptGenerator:
         return re.sub(r"\s+", " ", text).strip()
 
 
+def _quotes(answer: str) -> list[tuple[str, int, int, int]]:
+    """(quote, passage number, start, end) for each "quote [n]" piece of a raw answer (end includes the marker)."""
+    return [(m.group(1), int(m.group(2)), m.start(1), m.end())
+            for m in re.finditer(r"\s*(.*?)\s*\[(\d+)\]", answer, re.S) if m.group(1)]
+
+
 def _normal(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
@@ -226,7 +300,8 @@ def _draft(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, V: int, M: i
 
 
 def _choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, V: int, M: int, T: int, eos: int,
-            sentence: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+            sentence: torch.Tensor, starts: torch.Tensor, select_pos: torch.Tensor | None = None,
+            refuse: bool | None = None, more_threshold: float = 0.5) -> torch.Tensor:
     """The committed value of slot only[r] in each row, under the answer grammar, by kind then member.
 
     Grammar (what a slot may hold given the slot on its left):
@@ -240,7 +315,15 @@ def _choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, V: int, 
     The kind (word / copy / cite) is the one the model gives the most total probability among the kinds the
     grammar allows here (copy probability is spread over many positions; a plain argmax would favour the one
     fixed refusal sentence over an answer the model is sure of in total), then the most probable member the
-    grammar allows."""
+    grammar allows.
+
+    With the selector (`select_pos`: (M,) log-probability of each position's sentence; `refuse`: its
+    answer-or-refuse decision), the first slot is words only when `refuse`, copies only otherwise; after a
+    citation the answer goes on only while an unused sentence has selector probability >= `more_threshold`
+    (else EOS); and a quote opens on the sentence with the most decoder copy mass times selector probability.
+    (Why the selector decides when to stop: the decoder is trained on randomly masked canvases, where a
+    fully written prefix before a fully masked rest is rare, so its EOS probability right after a citation
+    is badly calibrated under left-to-right filling; measured in docs/benchmarks.md.)"""
     n, K = logp.shape
     allowed = torch.zeros(n, K, dtype=torch.bool, device=logp.device)
     for r in range(n):
@@ -252,10 +335,18 @@ def _choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, V: int, 
             ok[used] = False
             allowed[r, V: V + M] = ok
             if prev is None:
-                allowed[r, :V] = True
+                allowed[r, :V] = True if refuse is None else refuse  # the selector decides answer or refuse
                 allowed[r, eos] = False
+                if refuse:
+                    allowed[r, V: V + M] = False
             else:
                 allowed[r, eos] = True
+                if select_pos is not None:  # another sentence only if the selector rates one highly enough
+                    best = select_pos.masked_fill(~allowed[r, V: V + M], float("-inf")).max()
+                    if float(best.exp()) >= more_threshold:
+                        allowed[r, eos] = False
+                    else:
+                        allowed[r, V: V + M] = False
         elif prev >= V:
             p = prev - V
             if p + 1 < M and int(sentence[p + 1]) == int(sentence[p]) >= 0:
@@ -273,19 +364,25 @@ def _choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, V: int, 
         lo, hi = bounds[k]
         out[r] = lo + int(logp[r, lo:hi].argmax())
         if k == 1 and allowed[r, V: V + M].sum() > 1:  # opening a quote: pick the sentence, then its start
-            out[r] = V + _best_sentence_start(raw[r, V: V + M], allowed[r, V: V + M], sentence)
+            out[r] = V + _best_sentence_start(raw[r, V: V + M], allowed[r, V: V + M], sentence, select_pos)
     return out
 
 
-def _best_sentence_start(copy_logp: torch.Tensor, ok_start: torch.Tensor, sentence: torch.Tensor) -> int:
-    """The allowed sentence start whose sentence holds the most copy probability in total."""
+def _best_sentence_start(copy_logp: torch.Tensor, ok_start: torch.Tensor, sentence: torch.Tensor,
+                         select_pos: torch.Tensor | None = None) -> int:
+    """The allowed sentence start whose sentence holds the most copy probability in total (times the
+    selector's probability of that sentence, when given)."""
     sid = torch.where(sentence >= 0, sentence, 0)
     ids, inverse = torch.unique(sid, return_inverse=True)
     mass = torch.zeros(len(ids), dtype=copy_logp.dtype).scatter_add(0, inverse, copy_logp.exp() * (sentence >= 0))
-    per_pos = torch.where(ok_start, mass[inverse], torch.full_like(copy_logp, -1.0))
+    score = mass[inverse].clamp(min=1e-30).log()
+    if select_pos is not None:
+        score = score + select_pos
+    per_pos = torch.where(ok_start, score, torch.full_like(copy_logp, float("-inf")))
     return int(per_pos.argmax())
 
 
 def build_sculpt(**options) -> SculptGenerator:
-    """Factory for the "sculpt" entry point (options: model_path, sampler, draft_length, max_steps, device)."""
+    """Factory for the "sculpt" entry point (options: model_path, sampler, draft_length, max_steps, device,
+    refuse_threshold, more_threshold)."""
     return SculptGenerator(**options)

@@ -16,6 +16,10 @@ Architecture (Fusion-in-Decoder encoder, masked-diffusion decoder, pointer outpu
   continue cheaply while stopping to cite stays the model's decision.
 - Copies are rendered from the passage's own characters (the token's offsets), so quoted text comes out
   verbatim (case, punctuation, spacing) although MiniLM's tokenizer is uncased.
+- Sentence selector (an auxiliary head on the same memory): one softmax over every passage sentence plus a
+  "none of them" option, trained to put its mass on the evidence sentences (or on "none" when no passage
+  holds the answer). The sampler uses it where the answer opens a quote (which sentence) and at the first
+  slot (answer or refuse); the decoder still decides how far each quote runs, where to cite and when to stop.
 
 Training is the masked-diffusion objective (generator/train.py): slots masked at a ratio t ~ U(0, 1), loss
 on masked slots weighted by 1/t. Sampling is in generator/bundled.py: the encoder runs once per request (the
@@ -106,14 +110,14 @@ def featurize(tokenizer, config: SculptConfig, questions: Sequence[str],
     rows = []
     for question, texts in zip(questions, passages):
         texts = list(texts)[: config.max_passages]
-        q_ids = tokenizer(question, add_special_tokens=False)["input_ids"][: config.max_question_tokens]
+        q_ids = tokenizer(question, add_special_tokens=False, verbose=False)["input_ids"][: config.max_question_tokens]
         q_words = {w for w in _words(question) if w not in STOP}
         sentences = [(pi, a, b) for pi, t in enumerate(texts) for a, b in _sentence_spans(t)]
         df = Counter(w for pi, a, b in sentences for w in set(_words(texts[pi][a:b])))
         n = max(len(sentences), 1)
         idf = {w: math.log(1 + n / (1 + df[w])) for w in q_words}
         total = sum(idf.values()) or 1.0
-        enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True) if texts else \
+        enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False) if texts else \
             {"input_ids": [], "offset_mapping": []}
         seqs = []
         for pi, text in enumerate(texts):
@@ -245,6 +249,8 @@ class Memory:
     kv: list[tuple[torch.Tensor, torch.Tensor]]
     copy_keys: torch.Tensor  # (B, M, d)
     cite_keys: torch.Tensor  # (B, P, d)
+    select: torch.Tensor  # (B, S + 1) sentence-selector logits; column S is "none" (see SculptModel.select)
+    sent_index: torch.Tensor  # (B, M) selector column of each position's sentence (S off passages)
 
     def expand(self, n: int) -> "Memory":
         """The memory of a single request repeated n times (views, no copies) to score n canvases at once."""
@@ -253,7 +259,7 @@ class Memory:
 
         return Memory(e(self.states), e(self.summary), e(self.mem_mask), e(self.copyable), e(self.passage_ok),
                       e(self.tokens), e(self.sentence), [(e(k), e(v)) for k, v in self.kv], e(self.copy_keys),
-                      e(self.cite_keys))
+                      e(self.cite_keys), e(self.select), e(self.sent_index))
 
 
 class SculptModel(nn.Module):
@@ -284,6 +290,8 @@ class SculptModel(nn.Module):
         self.vocab_bias = nn.Parameter(torch.zeros(self.vocab_size))
         self.copy_q, self.copy_k = nn.Linear(d, d), nn.Linear(d, d)
         self.cite_q, self.cite_k = nn.Linear(d, d), nn.Linear(d, d)
+        self.select_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+        self.none_mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
         # log-odds bonus for continuing a copied span inside a sentence: after the left copy, before the right one
         self.continue_bonus = nn.Parameter(torch.tensor([8.0, 8.0]))
         self.word_emb.weight.requires_grad_(False)
@@ -312,8 +320,29 @@ class SculptModel(nn.Module):
         summary = self.mem_ln(out[:, :, 0] + ident[:, :, 0])
         mem_mask = batch.attention.view(B, P * T)
         kv = [layer.memory_kv(states) for layer in self.layers]
+        select, sent_index = self.select(states, summary, batch.sentence, batch.passage_ok)
         return Memory(states, summary, mem_mask, batch.copyable, batch.passage_ok, batch.input_ids.view(B, P * T),
-                      batch.sentence, kv, self.copy_k(states), self.cite_k(summary))
+                      batch.sentence, kv, self.copy_k(states), self.cite_k(summary), select, sent_index)
+
+    def select(self, states: torch.Tensor, summary: torch.Tensor, sentence: torch.Tensor, passage_ok: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sentence-selector logits (B, S + 1): one column per (passage, sentence) slot, from the mean of its
+        tokens' memory states, and a last "none" column from the most answer-like passage summary. Empty
+        columns are -inf. Also returns each position's column (S for positions outside any sentence)."""
+        B, M, d = states.shape
+        P = summary.shape[1]
+        valid = sentence >= 0
+        k = torch.where(valid, sentence % 10_000, 0)
+        K = int(k.max()) + 1 if valid.any() else 1
+        S = P * K
+        index = torch.where(valid, (sentence // 10_000) * K + k, S)
+        sums = states.new_zeros(B, S + 1, d).scatter_add(1, index[..., None].expand(B, M, d), states)
+        counts = states.new_zeros(B, S + 1).scatter_add(1, index, valid.to(states.dtype))
+        means = sums[:, :S] / counts[:, :S, None].clamp(min=1)
+        logits = self.select_mlp(means).squeeze(-1).float().masked_fill(counts[:, :S] == 0, float("-inf"))
+        best = summary.masked_fill(~passage_ok[..., None], -1e4).max(1).values
+        none = self.none_mlp(best).float()
+        return torch.cat([logits, none], 1), index
 
     def forward(self, canvas: torch.Tensor, memory: Memory, only: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) canvas in output space (mask = -1) -> (B, L, V + M + P) log-probabilities.
@@ -382,14 +411,30 @@ def load_encoder(base_model: str = BASE_MODEL) -> tuple[nn.Module, object]:
 
     from ingest.embed import resolve_model_path
 
+    from transformers.utils import logging as hf_logging
+
     path = resolve_model_path(base_model)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the unused pooler weights are expected, not news for the user
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         encoder = BertModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False,
                                             attention_probs_dropout_prob=0.0)  # keeps the fast SDPA kernel in training
+        encoder = encoder.float()  # whatever precision the files hold, compute in fp32 (autocast on GPU)
     except Exception as e:  # noqa: BLE001 - any load failure is a clear ModelLoadError
         raise ModelLoadError(f"cannot load the base encoder from {path}: {e}") from e
+    finally:
+        hf_logging.set_verbosity(verbosity)
     return encoder, tokenizer
+
+
+def load_tokenizer(base_model: str = BASE_MODEL):
+    """Just the encoder's tokenizer (data workers need no weights)."""
+    from transformers import AutoTokenizer
+
+    from ingest.embed import resolve_model_path
+
+    return AutoTokenizer.from_pretrained(str(resolve_model_path(base_model)), local_files_only=True)
 
 
 def build_model(cfg: SculptConfig | None = None) -> tuple[SculptModel, object]:
@@ -477,3 +522,18 @@ def _by_sentence(segments: Sequence[tuple[int, int, int]], texts: Sequence[str])
             cut = m.end()
         out.append((p, cut, e))
     return [(p, s, e) for p, s, e in out if e > s]
+
+
+def selector_loss(memory: Memory, targets: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """-log of the selector mass on the gold sentences (those the answer copies from), or on "none" for a
+    refusal; mean over the batch. The gold answer fixes the targets, so no extra labels are needed."""
+    B, S1 = memory.select.shape
+    M = memory.sent_index.shape[1]
+    is_copy = (targets >= vocab_size) & (targets < vocab_size + M)
+    cols = memory.sent_index.gather(1, torch.where(is_copy, targets - vocab_size, 0))
+    cols = torch.where(is_copy, cols, S1 - 1)  # non-copies point at "none"; only refusals have nothing else
+    gold = torch.zeros(B, S1, dtype=torch.bool, device=targets.device).scatter_(1, cols, True)
+    answerable = is_copy.any(1)
+    gold[:, -1] = ~answerable
+    logp = memory.select.log_softmax(-1)
+    return -(logp.masked_fill(~gold, float("-inf")).logsumexp(-1)).mean()

@@ -6,27 +6,38 @@ made unanswerable), masks each answer slot with probability t ~ U(1/slots, 1) pe
 the negative log-likelihood of the gold slot (copy / cite / word / EOS) on the masked slots, weighted by 1/t
 (the LLaDA/MDLM bound). The prompt (question + passages) is never masked: it is the encoder's input.
 
-Resumable: DIR/state.pt (weights, optimizer, step, RNG states) is written every `save_every` steps and at
+Each step also trains the sentence selector (sculpt.selector_loss): the gold answer's sentences, or "none".
+
+Batches are a pure function of (seed, step): the item order is a seeded permutation per epoch and each
+batch draws its examples from its own seeded RNG, so `workers` processes can build batches ahead of the
+optimizer (featurizing is Python work; a GPU step is faster than one process can feed it) and a resumed
+run sees exactly the batches it would have seen. On CUDA the forward pass runs under bf16 autocast.
+
+Resumable: DIR/state.pt (weights, optimizer, step) is written every `save_every` steps and at
 the end; rerunning the same command continues from it. The exported checkpoint (DIR/model.safetensors,
 config.json, meta.json with data counts, steps, seed, hardware and time) is what `SculptGenerator` loads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import multiprocessing as mp
 import os
 import pickle
 import platform
 import random
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from .data import HELDOUT, TRAIN, Item, build_items, sample_examples
-from .sculpt import SculptConfig, SculptModel, answer_targets, build_model, featurize, save_checkpoint
+from .sculpt import (SculptConfig, SculptModel, answer_targets, build_model, featurize, load_tokenizer,
+                     save_checkpoint, selector_loss)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +62,8 @@ class TrainConfig:
     stop_at: int | None = None  # stop (and save) at this step; the schedule still spans `steps`
     device: str = "auto"
     threads: int | None = None
+    workers: int | None = None  # processes building batches ahead (0: in the training process; None: 0 on CPU, up to 8 on CUDA)
+    select_weight: float = 1.0  # weight of the sentence-selector loss
 
 
 def _device(name: str) -> torch.device:
@@ -80,9 +93,10 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def diffusion_loss(model: SculptModel, tokenizer, batch, targets: torch.Tensor, generator: torch.Generator
-                   ) -> tuple[torch.Tensor, dict]:
-    """Masked-diffusion loss of one batch: mask ratio t per row, NLL on masked slots weighted by 1/t."""
+def diffusion_loss(model: SculptModel, tokenizer, batch, targets: torch.Tensor, generator: torch.Generator,
+                   select_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
+    """Masked-diffusion loss of one batch (mask ratio t per row, NLL on masked slots weighted by 1/t) plus
+    `select_weight` times the sentence-selector loss."""
     B, L = targets.shape
     device = targets.device
     t = torch.rand(B, generator=generator).to(device).clamp(min=1.0 / L)
@@ -91,14 +105,91 @@ def diffusion_loss(model: SculptModel, tokenizer, batch, targets: torch.Tensor, 
     if none.any():  # every row trains on at least one slot
         masked[none, torch.randint(0, L, (int(none.sum()),), generator=generator).to(device)] = True
     canvas = torch.where(masked, torch.full_like(targets, -1), targets)
-    memory = model.encode(batch)
-    logp = model(canvas, memory)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    with autocast:
+        memory = model.encode(batch)
+        logp = model(canvas, memory)
     nll = -logp.gather(2, targets[..., None]).squeeze(-1)
     loss = (nll * masked / t[:, None]).sum() / (B * L)
+    select = selector_loss(memory, targets, model.vocab_size)
     with torch.no_grad():
         hit = (logp.argmax(-1) == targets) & masked
-        stats = {"acc": float(hit.sum() / masked.sum()), "nll": float((nll * masked).sum() / masked.sum())}
-    return loss, stats
+        stats = {"acc": float(hit.sum() / masked.sum()), "nll": float((nll * masked).sum() / masked.sum()),
+                 "select": float(select)}
+    return loss + select_weight * select, stats
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(items_path: str, cfg: TrainConfig, model_cfg: SculptConfig, single_thread: bool = True) -> None:
+    if single_thread:
+        torch.set_num_threads(1)
+    with open(items_path, "rb") as f:
+        items = pickle.load(f)
+    _WORKER.update(items=items[TRAIN], cfg=cfg, model_cfg=model_cfg, tokenizer=load_tokenizer(model_cfg.base_model))
+
+
+def _order(n: int, seed: int, epoch: int, cache: dict) -> list[int]:
+    if epoch not in cache:
+        order = list(range(n))
+        random.Random(f"{seed}/epoch/{epoch}").shuffle(order)
+        cache.clear()
+        cache[epoch] = order
+    return cache[epoch]
+
+
+def make_batch(step: int) -> tuple:
+    """The training batch of `step`: (Batch, targets, examples dropped because truncation cut their evidence)."""
+    items, cfg, model_cfg, tok = _WORKER["items"], _WORKER["cfg"], _WORKER["model_cfg"], _WORKER["tokenizer"]
+    cache = _WORKER.setdefault("orders", {})
+    n = len(items)
+    take = []
+    for j in range(cfg.batch_size):
+        g = step * cfg.batch_size + j
+        take.append(items[_order(n, cfg.seed, g // n, cache)[g % n]])
+    rng = random.Random(f"{cfg.seed}/step/{step}")
+    exs = sample_examples(take, rng, (cfg.k_min, cfg.k_max), cfg.unanswerable_share)
+    vocab = tok.vocab_size
+    dropped = 0
+    for _ in range(2):
+        batch = featurize(tok, model_cfg, [e.question for e in exs], [[p.text for p in e.passages] for e in exs])
+        targets = answer_targets(tok, model_cfg, vocab, batch,
+                                 [[(s.passage, s.start, s.end) for s in e.segments] for e in exs])
+        keep = [i for i, e in enumerate(exs) if not e.answerable or (targets[i] >= vocab).any()]
+        if len(keep) == len(exs):
+            break
+        dropped += len(exs) - len(keep)  # evidence cut off by truncation: no target to learn
+        exs = [exs[i] for i in keep]
+    return batch, targets, dropped
+
+
+class _Batches:
+    """Batches for steps start, start+1, ... built in `workers` processes (a bounded window ahead) or inline."""
+
+    def __init__(self, cfg: TrainConfig, model_cfg: SculptConfig, items_path: Path, start: int, workers: int) -> None:
+        self.next_step = start
+        self.pool = None
+        self.pending: deque = deque()
+        self.workers = workers
+        if workers > 0:
+            self.pool = mp.get_context("spawn").Pool(workers, _init_worker, (str(items_path), cfg, model_cfg))
+        else:
+            _init_worker(str(items_path), cfg, model_cfg, single_thread=False)
+        self.window = 3 * max(1, workers)
+
+    def get(self) -> tuple:
+        if self.pool is None:
+            self.next_step += 1
+            return make_batch(self.next_step - 1)
+        while len(self.pending) < self.window:
+            self.pending.append(self.pool.apply_async(make_batch, (self.next_step,)))
+            self.next_step += 1
+        return self.pending.popleft().get()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -110,8 +201,9 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
     items = load_items(cfg)
-    train_items = items[TRAIN]
     model_cfg = SculptConfig()
     torch.manual_seed(cfg.seed)
     model, tokenizer = build_model(model_cfg)
@@ -124,69 +216,58 @@ def train(cfg: TrainConfig) -> Path:
                              {"params": [model.continue_bonus], "lr": cfg.bonus_lr, "weight_decay": 0.0}],
                             weight_decay=cfg.weight_decay)
     base_lrs = [cfg.encoder_lr, cfg.lr, cfg.bonus_lr]
-    rng = random.Random(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    step, seconds, queue = 0, 0.0, []
+    step, seconds = 0, 0.0
     state_path = out / "state.pt"
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"], strict=False)
         opt.load_state_dict(state["opt"])
-        step, seconds, queue = state["step"], state["seconds"], state["queue"]
-        rng.setstate(state["rng"])
+        step, seconds = state["step"], state["seconds"]
         gen.set_state(state["gen"])
         log.info("resumed from step %d", step)
 
     def save_state() -> None:
         tmp = out / "state.pt.tmp"
         torch.save({"model": model.trainable_state(), "opt": opt.state_dict(), "step": step, "seconds": seconds,
-                    "queue": queue, "rng": rng.getstate(), "gen": gen.get_state()}, tmp)
+                    "gen": gen.get_state()}, tmp)
         tmp.replace(state_path)
 
     started = time.perf_counter()
+    workers = cfg.workers if cfg.workers is not None else (min(8, (os.cpu_count() or 2) - 2) if device.type == "cuda" else 0)
+    batches = _Batches(cfg, model_cfg, out / "items.pkl", step, max(0, workers))
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step")
     ema = None
-    while step < cfg.steps:
-        if len(queue) < cfg.batch_size:  # a new epoch: fresh distractor draws and order for every item
-            order = list(range(len(train_items)))
-            rng.shuffle(order)
-            queue.extend(order)
-        take, queue = queue[: cfg.batch_size], queue[cfg.batch_size:]
-        exs = sample_examples([train_items[i] for i in take], rng, (cfg.k_min, cfg.k_max), cfg.unanswerable_share)
-        batch = featurize(tokenizer, model_cfg, [e.question for e in exs], [[p.text for p in e.passages] for e in exs])
-        targets = answer_targets(tokenizer, model_cfg, model.vocab_size, batch,
-                                 [[(s.passage, s.start, s.end) for s in e.segments] for e in exs])
-        keep = [i for i, e in enumerate(exs) if not e.answerable or (targets[i] >= model.vocab_size).any()]
-        if len(keep) < len(exs):  # evidence cut off by truncation: no target to learn
-            exs = [exs[i] for i in keep]
-            batch = featurize(tokenizer, model_cfg, [e.question for e in exs],
-                              [[p.text for p in e.passages] for e in exs])
-            targets = answer_targets(tokenizer, model_cfg, model.vocab_size, batch,
-                                     [[(s.passage, s.start, s.end) for s in e.segments] for e in exs])
-        for group, base in zip(opt.param_groups, base_lrs):
-            group["lr"] = base * _lr_at(step, cfg)
-        t0 = time.perf_counter()
-        loss, stats = diffusion_loss(model, tokenizer, batch.to(device), targets.to(device), gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-        opt.step()
-        seconds += time.perf_counter() - t0
-        step += 1
-        ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
-        bar.update(1)
-        bar.set_postfix(loss=f"{ema:.3f}", acc=f"{stats['acc']:.2f}", nll=f"{stats['nll']:.2f}")
-        if step % 10 == 0:
-            log.info("step %d loss %.4f acc %.3f nll %.3f", step, ema, stats["acc"], stats["nll"])
-        out_of_time = (cfg.max_minutes is not None and time.perf_counter() - started > cfg.max_minutes * 60) or \
-            (cfg.stop_at is not None and step >= cfg.stop_at)
-        if step % cfg.save_every == 0 or step == cfg.steps or out_of_time:
-            save_state()
-            export(model, out, cfg, items, step, seconds, device)
-        if out_of_time:
-            log.warning("stopping at step %d of %d (--max-minutes / --stop-at); rerun to resume", step, cfg.steps)
-            break
-    bar.close()
+    try:
+        while step < cfg.steps:
+            batch, targets, _ = batches.get()
+            for group, base in zip(opt.param_groups, base_lrs):
+                group["lr"] = base * _lr_at(step, cfg)
+            t0 = time.perf_counter()
+            loss, stats = diffusion_loss(model, tokenizer, batch.to(device), targets.to(device), gen, cfg.select_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+            opt.step()
+            seconds += time.perf_counter() - t0
+            step += 1
+            ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+            bar.update(1)
+            bar.set_postfix(loss=f"{ema:.3f}", acc=f"{stats['acc']:.2f}", sel=f"{stats['select']:.2f}")
+            if step % 10 == 0:
+                log.info("step %d loss %.4f acc %.3f nll %.3f select %.3f (%.1f min)", step, ema, stats["acc"],
+                         stats["nll"], stats["select"], (time.perf_counter() - started) / 60)
+            out_of_time = (cfg.max_minutes is not None and time.perf_counter() - started > cfg.max_minutes * 60) or \
+                (cfg.stop_at is not None and step >= cfg.stop_at)
+            if step % cfg.save_every == 0 or step == cfg.steps or out_of_time:
+                save_state()
+                export(model, out, cfg, items, step, seconds, device)
+            if out_of_time:
+                log.warning("stopping at step %d of %d (--max-minutes / --stop-at); rerun to resume", step, cfg.steps)
+                break
+    finally:
+        batches.close()
+        bar.close()
     return out
 
 
@@ -217,6 +298,7 @@ def model_card(meta: dict) -> str:
     items = ", ".join(f"{k} {v}" for k, v in sorted(meta["train_items"].items()))
     held = ", ".join(f"{k} {v}" for k, v in sorted(meta["heldout_items"].items()))
     stop = f" --stop-at {meta['steps']}" if meta["steps"] < c["steps"] else ""
+    device = f" --device {c['device']}" if c["device"] != "auto" else ""
     return f"""# sculpt: the bundled answer model
 
 A copy-aware masked-diffusion answer model (architecture: `generator/sculpt.py`; samplers:
@@ -224,9 +306,11 @@ A copy-aware masked-diffusion answer model (architecture: `generator/sculpt.py`;
 and layers 0-2 frozen, not stored here); this folder holds the fine-tuned layers 3-5, the decoder and heads.
 
 ## How it was made
-- Command: `sculptrag train-generator --steps {c["steps"]}{stop} --seed {c["seed"]} --batch-size {c["batch_size"]}`
-  (data from `{c["data_root"]}`; {meta["steps"]} optimizer steps).
-- Objective: masked diffusion over the answer slots (ratio t ~ U(1/slots, 1), NLL on masked slots / t);
+- Command: `sculptrag train-generator --steps {c["steps"]}{stop} --seed {c["seed"]} --batch-size {c["batch_size"]}{device}`
+  (items built from the shared data folder, cached in the run folder as items.pkl; {meta["steps"]} optimizer
+  steps; batches depend only on the seed and the step, so a resumed run is the same run).
+- Objective: masked diffusion over the answer slots (ratio t ~ U(1/slots, 1), NLL on masked slots / t),
+  plus {c.get("select_weight", 1.0)} x the sentence-selector loss (-log mass on the gold sentences, or on "none");
   AdamW, lr {c["lr"]} (new layers), {c["encoder_lr"]} (encoder), {c["bonus_lr"]} (continuation bonus),
   {c["warmup"]} warm-up steps then cosine to 10%; batch {c["batch_size"]}; {c["k_min"]}-{c["k_max"]} passages per
   example (relevant + BM25 hard distractors, shuffled), {int(c["unanswerable_share"] * 100)}% made unanswerable.

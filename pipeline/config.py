@@ -66,6 +66,15 @@ class RetrievalSettings(BaseModel):
     )
 
 
+class ValidationSettings(BaseModel):
+    """The validation stage every answer passes before it is shown (validation/)."""
+
+    enabled: bool = Field(True, description="validate every answer (citations, support, injection); off: status 'not run'")
+    repair_rounds: int = Field(1, ge=0, description="on fail: remask and re-denoise the failing sentences (diffusion) or "
+                                "regenerate without the passages they cite (AR), then validate again; this many rounds")
+    nli_model: str | None = Field(None, description="local path of an NLI cross-encoder; default: the overlap + embedding checker")
+
+
 class Settings(BaseSettings):
     """Everything sculptrag needs to know, with embedded defaults (SQLite, local FAISS, bundled models)."""
 
@@ -78,8 +87,9 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     flat_index_max: int = Field(100_000, ge=1, description="FAISS: exact flat index up to this many vectors (18 ms at 100k here), IVF above")
     retrieval: RetrievalSettings = RetrievalSettings()
-    generator: str = Field("extractive", description="generator used by `ask` (a registered name); the bundled "
-                           "diffusion model `sculpt` becomes the default once it beats this baseline (docs/benchmarks.md)")
+    validation: ValidationSettings = ValidationSettings()
+    generator: str = Field("sculpt", description="generator used by `ask` (a registered name): the bundled diffusion "
+                           "model, which beats the extractive baseline on held-out questions (docs/benchmarks.md)")
 
     @property
     def resolved_database_url(self) -> str:

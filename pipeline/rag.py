@@ -1,12 +1,20 @@
 """RagPipeline: question -> retrieval (access-controlled) -> numbered passages -> generator -> Answer.
 
 One object per process, built at the edge from one Settings; `ask` and `stream` are safe to call from
-many threads (each generator is loaded once, under a lock, and runs one request at a time). Validation
-plugs in through the `validator` argument (the validation package fills `Answer.validation`).
+many threads (each generator is loaded once, under a lock, and runs one request at a time).
+
+Validation: every answer is checked by the validation stage (validation.validate: citations, support of each
+sentence by the passages it cites, prompt injection in the passages) unless settings.validation.enabled is
+off; a `validator` argument replaces it. On "fail", the failing sentences are repaired and validated again,
+up to settings.validation.repair_rounds times: a generator with `repair` (the diffusion ones) remasks just
+those sentences and denoises them again; any other generator answers again without the passages that only
+failing sentences cite. `Answer.validation` holds the last report and what each repair round did, and an
+answer that still fails says so in its status.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -37,6 +45,8 @@ class RagPipeline:
         self.store = store or Store(self.settings)
         self.retriever = retriever or Retriever(self.store, settings=self.settings)
         self.validator = validator
+        if validator is None and self.settings.validation.enabled:
+            self.validator = default_validator(self.settings, _SharedEmbedder(self.retriever))
         self.generator_options = dict(generator_options or {})
         self._generators: dict[str, Generator] = {}
         self._gen_locks: dict[str, threading.Lock] = {}
@@ -86,17 +96,100 @@ class RagPipeline:
         if result is None:
             raise ConfigError(f"generator {gen.name!r} ended its stream without a result")
         t_generate = time.perf_counter() - t1
-        answer = Answer(
-            question=question, text=result.text, citations=resolve_citations(result, hits), passages=hits,
-            generator=gen.name, trace=result.trace,
-            timings={"retrieve_s": t_retrieve, "generate_s": t_generate},
-        )
+        answer = self._answer(question, result, hits, gen.name)
+        answer.timings.update(retrieve_s=t_retrieve, generate_s=t_generate)
         if self.validator is not None:
             t2 = time.perf_counter()
-            answer.validation = self.validator(answer)
+            report = self.validator(answer)
             answer.timings["validate_s"] = time.perf_counter() - t2
+            rounds = []
+            while report.get("status") == "fail" and len(rounds) < self.settings.validation.repair_rounds:
+                t3 = time.perf_counter()
+                spans = [tuple(s) for s in report.get("failing_spans", [])] or [(0, len(answer.text))]
+                with lock:
+                    if hasattr(gen, "repair"):
+                        how = "remask failing sentences"
+                        result = gen.repair(request, result.raw_text, map_spans(answer.text, result.raw_text, spans))
+                    else:
+                        how = "regenerate without the passages only failing sentences cite"
+                        result = gen.generate(_without_failing_sources(request, result.raw_text,
+                                                                       map_spans(answer.text, result.raw_text, spans)))
+                repaired = self._answer(question, result, hits, gen.name)
+                repaired.timings = answer.timings
+                before = report
+                report = self.validator(repaired)
+                rounds.append({"how": how, "before": before.get("status"), "after": report.get("status"),
+                               "failing_before": [answer.text[a:b] for a, b in spans],
+                               "seconds": time.perf_counter() - t3})
+                answer = repaired
+            if rounds:
+                report["repair"] = rounds
+                answer.timings["repair_s"] = sum(r["seconds"] for r in rounds)
+            answer.validation = report
         answer.timings["total_s"] = time.perf_counter() - t0
         yield answer
+
+    @staticmethod
+    def _answer(question: str, result: GenerationResult, hits: Sequence[Hit], generator: str) -> Answer:
+        return Answer(question=question, text=result.text, citations=resolve_citations(result, hits), passages=list(hits),
+                      generator=generator, trace=result.trace, timings={})
+
+
+def default_validator(settings: Settings, embedder=None) -> Validator:
+    """The validation stage's Validator (Answer -> report dict): the overlap + embedding support checker
+    (sharing the retriever's embedder, so MiniLM is loaded once), or the NLI cross-encoder when configured."""
+    from validation.support import NLIChecker, OverlapEmbeddingChecker
+    from validation.validate import Validator as AnswerValidator
+
+    if settings.validation.nli_model:
+        return AnswerValidator(NLIChecker(settings.validation.nli_model))
+    return AnswerValidator(OverlapEmbeddingChecker(embedder=embedder))
+
+
+class _SharedEmbedder:
+    """The retriever's embedder, loaded when first used by either (one MiniLM per pipeline)."""
+
+    def __init__(self, retriever: Retriever) -> None:
+        self.retriever = retriever
+
+    def encode(self, texts):
+        return self.retriever._embedder().encode(texts)
+
+
+MARKER_RE = re.compile(r"\[\d+\]")
+
+
+def map_spans(text: str, raw: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Character spans of the shown answer -> the same spans of the generator's raw text, which differs
+    only in marker numbers (renumbered in order of use). When the two differ otherwise (a marker naming no
+    passage was dropped), the whole raw answer."""
+    a_parts, b_parts = MARKER_RE.split(text), MARKER_RE.split(raw)
+    if a_parts != b_parts:
+        return [(0, len(raw))] if raw else []
+    a_marks = [m.span() for m in MARKER_RE.finditer(text)]
+    b_marks = [m.span() for m in MARKER_RE.finditer(raw)]
+    shift = [0]  # offset to add to a text position inside text segment i
+    for (a0, a1), (b0, b1) in zip(a_marks, b_marks):
+        shift.append(shift[-1] + (b1 - b0) - (a1 - a0))
+
+    def at(pos: int) -> int:
+        i = sum(1 for a0, _ in a_marks if a0 < pos)  # markers starting before pos
+        return pos + shift[i]
+
+    out = [(at(a), min(len(raw), at(b))) for a, b in spans if b > a]
+    return [(a, b) for a, b in out if b > a]
+
+
+def _without_failing_sources(request: GenerationRequest, raw: str, spans: Sequence[tuple[int, int]]) -> GenerationRequest:
+    """The request minus the passages that only failing sentences cite (the numbers of the rest are kept)."""
+    failing = {int(m.group()[1:-1]) for a, b in spans for m in MARKER_RE.finditer(raw[a:b])}
+    cut = raw
+    for a, b in sorted(spans, reverse=True):
+        cut = cut[:a] + cut[b:]
+    kept = {int(m.group()[1:-1]) for m in MARKER_RE.finditer(cut)}
+    drop = failing - kept
+    passages = tuple(p for p in request.passages if p.number not in drop) or request.passages
+    return request.model_copy(update={"passages": passages})
 
 
 def resolve_citations(result: GenerationResult, hits: Sequence[Hit]) -> list[SourceCitation]:

@@ -22,7 +22,7 @@ from generator.prompt import REFUSAL
 from generator.sculpt import (
     SculptConfig, answer_targets, build_model, featurize, load_checkpoint, save_checkpoint,
 )
-from generator.train import TrainConfig, diffusion_loss, train
+from generator.train import TrainConfig, _init_worker, diffusion_loss, make_batch, train
 from generator.types import GenerationRequest, Passage
 from pipeline.errors import ConfigError, ModelLoadError
 
@@ -152,10 +152,51 @@ def test_overfit_one_example_then_both_samplers_answer_verbatim_with_the_right_c
     assert result.raw_text == f"{ANSWER} [{rel}]"  # verbatim: case, the path and the comma come back exactly
     assert result.text == f"{ANSWER} [1]" and result.citations[0].passage_number == rel
     assert result.citations[0].chunk_id == f"c{rel - 1}"
+    gen = SculptGenerator(model_path=tmp_path / "ckpt")
+    repaired = gen.repair(request, result.raw_text, [(0, len(result.raw_text))])  # the only quote fails
+    assert ANSWER not in repaired.raw_text  # its sentence is banned: another quote, or the refusal
+    n3 = next(p.number for p in request.passages if p.text == P3)
+    two = f"{result.raw_text} Systemd starts services in parallel. [{n3}]"
+    cut = two.index("Systemd")
+    kept = gen.repair(request, two, [(cut, len(two))])  # the second quote fails: the first one stays
+    assert kept.raw_text.startswith(result.raw_text) and "Systemd starts" not in kept.raw_text
     results = {k: v.trace for k, v in results.items()}
     assert set(results["naive"].tokens_per_step) == {1}  # one slot per step
     assert results["fast"].steps < results["naive"].steps / 3  # the quote is drafted, many slots per call
     assert results["fast"].nfe < results["naive"].nfe
+    with torch.inference_mode():  # the selector learned it too: the evidence sentence, not "none"
+        memory = model.eval().encode(batch)
+    probs = memory.select[0].softmax(-1)
+    gold_col = int(memory.sent_index[0, int(targets[0, 0]) - model.vocab_size])
+    assert int(probs.argmax()) == gold_col and float(probs[-1]) < 0.5
+
+
+def test_selector_decides_answer_or_refuse_at_the_first_slot():
+    V, M, T, eos = 10, 6, 3, 1
+    sentence = torch.tensor([0, 0, 1, 10_000, 10_000, 10_000])
+    starts = torch.tensor([1, 0, 1, 1, 0, 0])
+    logp = torch.full((1, V + M + 2), -30.0)
+    logp[0, 3] = -0.1  # the decoder prefers a word (the refusal) ...
+    logp[0, V + 2] = -3.0  # ... over the sentence at position 2
+    logp[0, V + 3] = -2.5  # ... and over the one at 3, which the selector rates far higher
+    rows, only = torch.full((1, 3), -1), torch.tensor([0])
+    select_pos = torch.tensor([-5.0, -5.0, -5.0, -0.1, -0.1, -0.1])
+    assert int(_choose(logp, rows, only, V, M, T, eos, sentence, starts, select_pos, refuse=False)[0]) == V + 3
+    assert int(_choose(logp, rows, only, V, M, T, eos, sentence, starts, select_pos, refuse=True)[0]) == 3
+    select_pos = torch.tensor([-5.0, -5.0, -0.1, -9.0, -9.0, -9.0])  # now the selector favours sentence 1
+    assert int(_choose(logp, rows, only, V, M, T, eos, sentence, starts, select_pos, refuse=False)[0]) == V + 2
+
+
+def test_training_batches_depend_only_on_seed_and_step(tmp_path):
+    path = tmp_path / "items.pkl"
+    with path.open("wb") as f:
+        pickle.dump({TRAIN: [_item()] * 5, HELDOUT: []}, f)
+    cfg = TrainConfig(out=str(tmp_path), batch_size=3, k_min=2, k_max=3)
+    _init_worker(str(path), cfg, SculptConfig(slots=24, max_passage_tokens=64), single_thread=False)
+    a, b, c = make_batch(4), make_batch(1), make_batch(4)  # any order, any process: the same batch
+    assert torch.equal(a[0].input_ids, c[0].input_ids) and torch.equal(a[1], c[1])
+    assert a[0].texts == c[0].texts
+    assert not (a[0].texts == b[0].texts and torch.equal(a[1], b[1]))  # another step, another draw
 
 
 def test_checkpoint_holds_only_trained_weights_and_reloads_exactly(small, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -120,3 +121,33 @@ def test_ask_end_to_end_with_the_bundled_diffusion_model_and_the_ar_baseline(set
     answer = RagPipeline(settings).ask("How many days of paid leave?", groups=["public"], generator=generator)
     for c in answer.citations:  # API: every citation is one of the passages the question retrieved
         assert c.chunk_id == answer.passages[c.passage_number - 1].chunk_id
+
+
+def test_map_spans_follows_renumbered_markers():
+    from pipeline.rag import map_spans
+
+    text, raw = "Alpha beta. [1] Gamma delta. [2]", "Alpha beta. [3] Gamma delta. [12]"
+    assert [raw[a:b] for a, b in map_spans(text, raw, [(16, 32)])] == ["Gamma delta. [12]"]
+    assert [raw[a:b] for a, b in map_spans(text, raw, [(0, 15)])] == ["Alpha beta. [3]"]
+    assert map_spans("Alpha.", "Alpha. [9]", [(0, 6)]) == [(0, 10)]  # a dropped marker: the whole answer
+
+
+def test_a_failing_answer_is_repaired_and_the_rounds_are_recorded(settings, embedder):
+    """The loop itself: a validator that fails any answer citing the parking document makes the pipeline
+    answer again without that passage (extractive has no remasking repair), and records the round."""
+    from pipeline.retrieve import Retriever
+    from pipeline.store import Store
+
+    def strict(answer: Answer) -> dict:  # fails the sentence that cites the parking document
+        bad = {f"[{c.marker}]" for c in answer.citations if "parking" in c.source_uri}
+        spans = [m.span() for m in re.finditer(r"[^\[\]]+\[\d+\]", answer.text) if m.group().split()[-1] in bad]
+        return {"status": "fail" if spans else "pass", "failing_spans": spans}
+
+    store = Store(settings)
+    rag = RagPipeline(settings, store=store, retriever=Retriever(store, embedder=embedder, settings=settings),
+                      validator=strict)
+    answer = rag.ask("Where do visitors park, and how many days of paid leave are there?", groups=["public"], k=2)
+    rounds = answer.validation["repair"]
+    assert rounds[0]["before"] == "fail" and rounds[0]["after"] == "pass" and "regenerate" in rounds[0]["how"]
+    assert all("parking" not in c.source_uri for c in answer.citations) and answer.citations
+    assert answer.timings["repair_s"] > 0

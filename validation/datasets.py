@@ -1,0 +1,244 @@
+"""Evaluation sets for the harness: questions with gold answers and gold sources, and the corpus to index.
+
+An `EvalDataset` is plain data: `items` (one `EvalItem` per question) and what the store must hold to
+answer them, either `documents` [(doc_id, title, text)] (the harness writes each as a .txt file and
+ingests it) or a `corpus` folder ingested as it is. A gold source names a document: a doc_id of
+`documents`, or a corpus file by name ("lease.pdf"), stem ("lease") or path relative to the corpus
+("contracts/lease.pdf").
+
+Built-in sets (read from ../shared/data, or $SCULPTRAG_SHARED_DATA):
+
+- `scifact` (qa/scifact): the claims with evidence; question = the claim, gold answer = its rationale
+  sentences joined, gold sources = the evidence abstracts. Documents = the abstracts the selected claims
+  cite, plus `extra_docs` (default 100) other abstracts picked with a fixed seed, so the store stays small.
+- `chunking_eval` (qa/chunking_eval): gold answer = the evidence excerpts joined, gold source = the corpus
+  file; corpus = the five markdown files, ingested as they are.
+- `rgb` (qa/rgb/en_fact.json): each question brings its own positive and negative passages, which become
+  the documents (gold sources: the positive ones; the counterfactual "positive_wrong" ones are left out);
+  gold answer = the first accepted answer, `aliases` = all accepted answers.
+
+With `limit`, a built-in set keeps the first N items of a seeded shuffle (so a sample of N is a prefix of
+any larger sample) and only the documents those items need.
+
+User format (`load_user`, `sculptrag eval FILE --corpus DIR`): a .jsonl file (one JSON object a line) or
+a .csv file (a header row), one question a row:
+
+    question      the question (required)
+    gold_answer   the reference answer (optional)
+    gold_sources  the documents holding the answer: a JSON list, or names separated by ";" (optional)
+    aliases       other accepted short answers, as gold_sources (optional; scored as "answer contains")
+    answerable    false when the corpus does not hold the answer (optional, default true); the gold
+                  answer of an unanswerable question is the refusal
+    id            a name for the row (optional, default its line number)
+
+and `--corpus DIR`: the files to ingest (any format `sculptrag ingest` reads).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from generator.prompt import REFUSAL
+from pipeline.errors import ConfigError
+
+BUILTIN = ("scifact", "chunking_eval", "rgb")
+DATA = Path(os.environ.get("SCULPTRAG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One question with what a right answer looks like."""
+
+    id: str
+    question: str
+    gold_answer: str | None = None
+    gold_sources: list[str] = field(default_factory=list)
+    answerable: bool = True
+    aliases: list[str] = field(default_factory=list)  # short accepted answers ("answer contains" metric)
+
+
+@dataclass(frozen=True)
+class EvalDataset:
+    """Questions and the corpus they are asked of: `documents` to write out and/or a `corpus` folder."""
+
+    name: str
+    items: list[EvalItem]
+    documents: list[tuple[str, str, str]] = field(default_factory=list)  # (doc_id, title, text)
+    corpus: Path | None = None
+
+
+def load_dataset(spec: str | Path, *, limit: int | None = None, corpus: str | Path | None = None,
+                 root: str | Path | None = None, seed: int = 0) -> EvalDataset:
+    """A built-in set by name (see BUILTIN) or a user .jsonl/.csv file (with `corpus`, its documents)."""
+    name = str(spec)
+    root = Path(root) if root is not None else DATA
+    if name in BUILTIN:
+        if corpus is not None:
+            raise ConfigError(f"--corpus is for your own question files; {name!r} brings its own documents")
+        loader = {"scifact": load_scifact, "chunking_eval": load_chunking_eval, "rgb": load_rgb}[name]
+        return loader(root, limit=limit, seed=seed)
+    path = Path(name)
+    if path.suffix.lower() not in (".jsonl", ".csv"):
+        raise ConfigError(f"unknown dataset {name!r}: use one of {', '.join(BUILTIN)} or a .jsonl/.csv question file")
+    return load_user(path, corpus=corpus, limit=limit)
+
+
+# -- built-in sets ---------------------------------------------------------------------------------------
+def load_scifact(root: str | Path = DATA, *, limit: int | None = None, seed: int = 0,
+                 extra_docs: int = 100) -> EvalDataset:
+    import pandas as pd
+
+    from generator.data import parse_sentence_list
+
+    folder = _folder(root, "qa/scifact")
+    corpus = pd.read_csv(folder / "corpus_train.csv")
+    abstracts = {str(r.doc_id): (str(r.title), parse_sentence_list(r.abstract)) for r in corpus.itertuples()}
+    claims = pd.read_csv(folder / "claims_train.csv").dropna(subset=["evidence_doc_id"])
+    evidence: dict[int, tuple[str, dict[str, set[int]]]] = {}  # claim id -> (claim, doc -> sentence indexes)
+    for r in claims.itertuples():
+        doc = str(int(r.evidence_doc_id))
+        evidence.setdefault(r.id, (r.claim, {}))[1].setdefault(doc, set()).update(
+            int(n) for n in re.findall(r"\d+", str(r.evidence_sentences)))  # numpy repr: "[ 9 10]"
+    items = []
+    for cid, (claim, docs) in sorted(evidence.items()):
+        docs = {d: s for d, s in docs.items() if d in abstracts}
+        if not docs:
+            continue
+        rationale = [abstracts[d][1][i] for d in sorted(docs) for i in sorted(docs[d]) if i < len(abstracts[d][1])]
+        items.append(EvalItem(id=f"scifact-{cid}", question=claim, gold_answer=" ".join(rationale) or None,
+                              gold_sources=sorted(docs)))
+    items = _select(items, limit, seed)
+    cited = {d for it in items for d in it.gold_sources}
+    # distractors drawn from abstracts no claim cites, in a fixed order: the same ones whatever the limit
+    uncited = sorted(set(abstracts) - {d for _, ds in evidence.values() for d in ds})
+    random.Random(f"scifact-extra:{seed}").shuffle(uncited)
+    keep = sorted(cited) + uncited[:extra_docs]
+    documents = [(d, abstracts[d][0], " ".join(abstracts[d][1])) for d in keep]
+    return EvalDataset("scifact", items, documents)
+
+
+def load_chunking_eval(root: str | Path = DATA, *, limit: int | None = None, seed: int = 0) -> EvalDataset:
+    import pandas as pd
+
+    folder = _folder(root, "qa/chunking_eval")
+    rows = pd.read_csv(folder / "questions_df.csv")
+    items = []
+    for i, r in enumerate(rows.itertuples()):
+        refs = sorted(json.loads(r.references), key=lambda ref: ref["start_index"])
+        items.append(EvalItem(id=f"chunking_eval-{i}", question=r.question,
+                              gold_answer=" ".join(ref["content"] for ref in refs) or None,
+                              gold_sources=[f"{r.corpus_id}.md"]))
+    return EvalDataset("chunking_eval", _select(items, limit, seed), corpus=folder / "corpora")
+
+
+def load_rgb(root: str | Path = DATA, *, limit: int | None = None, seed: int = 0) -> EvalDataset:
+    path = _folder(root, "qa/rgb") / "en_fact.json"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    items, docs_of = [], {}
+    for row in rows:
+        qid = f"rgb-{row['id']}"
+        pos = [(f"{qid}-pos{j}", "", t) for j, t in enumerate(row.get("positive", [])) if t.strip()]
+        neg = [(f"{qid}-neg{j}", "", t) for j, t in enumerate(row.get("negative", [])) if t.strip()]
+        answers = list(dict.fromkeys(_flatten(row["answer"])))
+        items.append(EvalItem(id=qid, question=row["query"], gold_answer=answers[0] if answers else None,
+                              gold_sources=[d for d, _, _ in pos], aliases=answers))
+        docs_of[qid] = pos + neg
+    items = _select(items, limit, seed)
+    return EvalDataset("rgb", items, [d for it in items for d in docs_of[it.id]])
+
+
+# -- user format -----------------------------------------------------------------------------------------
+def load_user(path: str | Path, *, corpus: str | Path | None = None, limit: int | None = None) -> EvalDataset:
+    """Questions from a .jsonl or .csv file (see the module docstring), the first `limit` of them."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no question file at {path}")
+    if corpus is None:
+        raise ConfigError(f"{path.name} has questions only: pass --corpus DIR with the documents to ask them of")
+    corpus = Path(corpus)
+    if not corpus.exists():
+        raise ConfigError(f"no corpus at {corpus}: pass --corpus a folder (or file) of documents to ingest")
+    if path.suffix.lower() == ".csv":
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = [(i + 2, row) for i, row in enumerate(csv.DictReader(f))]
+    else:
+        rows = []
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((lineno, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise ConfigError(f"{path}:{lineno} is not JSON ({e}); one object a line") from e
+    items = [_user_item(row, f"{path.name}:{lineno}") for lineno, row in rows]
+    if not items:
+        raise ConfigError(f"{path} holds no questions")
+    return EvalDataset(path.stem, items[:limit] if limit is not None else items, corpus=corpus)
+
+
+def _user_item(row: Any, where: str) -> EvalItem:
+    if not isinstance(row, dict) or not str(row.get("question") or "").strip():
+        raise ConfigError(f"{where}: each row needs a non-empty `question`")
+    answerable = _bool(row.get("answerable", True), where)
+    gold = str(row["gold_answer"]) if row.get("gold_answer") not in (None, "") else None
+    if not answerable and gold is None:
+        gold = REFUSAL
+    return EvalItem(id=str(row.get("id") or where.rsplit(":", 1)[-1]), question=str(row["question"]).strip(),
+                    gold_answer=gold, gold_sources=_names(row.get("gold_sources"), where),
+                    answerable=answerable, aliases=_names(row.get("aliases"), where))
+
+
+def _names(value: Any, where: str) -> list[str]:
+    """A list, a JSON list in a string, or ";"-separated names -> the names, stripped, empties dropped."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{where}: {text[:40]!r} looks like a JSON list but is not ({e})") from e
+        else:
+            value = text.split(";")
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list or ';'-separated names, got {value!r}")
+    return [str(v).strip() for v in value if str(v).strip()]
+
+
+def _bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", ""):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"{where}: answerable must be true or false, got {value!r}")
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+def _folder(root: str | Path, rel: str) -> Path:
+    folder = Path(root) / rel
+    if not folder.is_dir():
+        raise ConfigError(f"{folder} not found; set SCULPTRAG_SHARED_DATA (or --data) to the shared data folder")
+    return folder
+
+
+def _select(items: Sequence[EvalItem], limit: int | None, seed: int) -> list[EvalItem]:
+    """The first `limit` items of a seeded shuffle (all of them, shuffled, without a limit)."""
+    out = list(items)
+    random.Random(seed).shuffle(out)
+    return out[:limit] if limit is not None else out
+
+
+def _flatten(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [s for v in value for s in _flatten(v)]
+    return [str(value).strip()] if str(value).strip() else []
