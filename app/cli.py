@@ -179,7 +179,7 @@ def _print_answer(answer) -> None:
                           f"[dim]{escape(_short(c.source_uri))} (chunk {c.chunk_id})[/dim]")
             quote = c.quote.replace("\n", " ")
             console.print(f"      [dim]\u201c{escape(quote[:240])}{'...' if len(quote) > 240 else ''}\u201d[/dim]")
-    elif answer.passages:
+    elif answer.passages and not answer.validation.get("refusal"):
         console.print("\n[yellow]The answer cites no passage.[/yellow]")
     _print_validation(answer.validation)
     t = answer.timings
@@ -201,6 +201,9 @@ def _print_validation(report: dict) -> None:
     style = VERDICT_STYLE.get(status, "dim")
     label = {"pass": "PASS: every sentence is supported by the passages it cites",
              "warn": "WARN: check the notes below", "fail": "FAIL: this answer is not supported by its sources"}
+    if report.get("refusal") and status == "pass":
+        console.print(f"\n[{style}]Validation PASS: a refusal claims nothing the passages would have to support[/{style}]")
+        return
     console.print(f"\n[{style}]Validation {label.get(status, status)}[/{style}]")
     for reason in report.get("reasons", []):
         console.print(f"  [{style}]- {escape(reason)}[/{style}]")
