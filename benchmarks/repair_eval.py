@@ -4,8 +4,8 @@
 
 Each system answers each example's question from its 5 passages; the validation stage
 (`validation.Validator`, the default overlap + embedding checker) judges the answer; a failing answer is
-repaired the way RagPipeline repairs it (`pipeline.rag`: a generator with `repair` remasks the failing
-sentences and denoises them again; any other generator answers again without the passages that only failing
+repaired by the pipeline's own loop (`pipeline.rag.validate_and_repair`: a generator with `repair`
+remasks the failing sentences and denoises them again; any other generator answers again without the passages that only failing
 sentences cite) and judged again, up to R rounds. Printed per system: the share of answers that pass / warn
 / fail before and after repair, answer F1 against gold of the answer as the generator wrote it and after
 repair (repair must not buy a pass with a worse answer), how many answers were repaired, and the median seconds a repair round costs, next to the
@@ -32,7 +32,7 @@ from generator_eval import AUTOREGRESSIVE, SYSTEMS, load_examples, machine_note,
 from generator.base import get_generator  # noqa: E402
 from generator.citations import finalize_citations  # noqa: E402
 from validation.text import is_refusal, strip_markers  # noqa: E402
-from pipeline.rag import _without_failing_sources, map_spans  # noqa: E402
+from pipeline.rag import validate_and_repair  # noqa: E402
 from validation.validate import Validator  # noqa: E402
 
 
@@ -63,20 +63,10 @@ def run(label: str, examples, validator: Validator, rounds: int, stress: bool = 
             other = examples[i % len(examples)]
             foreign = strip_markers(other.gold).split(". ")[0].strip().rstrip(".") + "."
             result = drifted(result, request, foreign)
-        report = judge(validator, result, request)
-        before, f1_before, repair_s = report["status"], f1_written, []
-        for _ in range(rounds):
-            if report["status"] != "fail":
-                break
-            t = time.perf_counter()
-            spans = map_spans(result.text, result.raw_text, [tuple(s) for s in report["failing_spans"]] or
-                              [(0, len(result.text))])
-            if hasattr(gen, "repair"):
-                result = gen.repair(request, result.raw_text, spans)
-            else:
-                result = gen.generate(_without_failing_sources(request, result.raw_text, spans))
-            repair_s.append(time.perf_counter() - t)
-            report = judge(validator, result, request)
+        result, report, rounds_done = validate_and_repair(gen, request, result,
+                                                          lambda r: judge(validator, r, request), rounds)
+        before = rounds_done[0]["before"] if rounds_done else report["status"]
+        f1_before, repair_s = f1_written, [r["seconds"] for r in rounds_done]
         rows.append({"before": before, "after": report["status"], "f1_before": f1_before,
                      "f1_after": token_f1(result.text, ex.gold), "first_s": first_s, "repair_s": repair_s})
         print(f"[{label}] {i}/{len(examples)} {before} -> {report['status']}", file=sys.stderr)

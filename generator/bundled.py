@@ -105,8 +105,8 @@ class SculptGenerator:
             if not 0 <= a < b <= len(answer):
                 raise ConfigError(f"span ({a}, {b}) is not inside the answer (length {len(answer)})")
         texts = {p.number: p.text for p in request.passages}
-        pieces = [q for q in _quotes(answer) if q[0] in texts.get(q[1], "")]  # text not quoted from its passage
-        keep = [q for q in pieces if not any(a < q[3] and q[2] < b for a, b in spans)]  # is dropped, not kept
+        pieces = [q for q in _quotes(answer) if q[0] in texts.get(q[1], "")]  # verbatim quotes only
+        keep = [q for q in pieces if not any(a < q[3] and q[2] < b for a, b in spans)]
         drop = [q for q in pieces if q not in keep]
         return last_of(self._decode(request, keep=[(n, text) for text, n, _, _ in keep],
                                     ban=[(n, text) for text, n, _, _ in drop]))
@@ -144,10 +144,8 @@ class SculptGenerator:
             starts = batch.starts[0]
             numbers = {p.number: i for i, p in enumerate(passages)}
             if ban:
-                banned = torch.zeros(M, dtype=torch.bool, device=self.device)
-                for slots in (self._slots(batch, numbers, n, q, V) for n, q in ban):
-                    for sid in {int(batch.sentence[0, x - V]) for x in slots[:-1]}:
-                        banned |= batch.sentence[0] == sid
+                copied = [x - V for n, q in ban for x in self._slots(batch, numbers, n, q, V)[:-1]]
+                banned = torch.isin(batch.sentence[0], batch.sentence[0, copied])  # their whole sentences
                 starts = starts.masked_fill(banned, 0)
                 select_pos = select_pos.masked_fill(banned, float("-inf"))
                 best = select_pos.masked_fill(~starts.bool(), float("-inf")).max()

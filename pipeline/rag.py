@@ -14,6 +14,7 @@ answer that still fails says so in its status.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -96,35 +97,23 @@ class RagPipeline:
         if result is None:
             raise ConfigError(f"generator {gen.name!r} ended its stream without a result")
         t_generate = time.perf_counter() - t1
-        answer = self._answer(question, result, hits, gen.name)
-        answer.timings.update(retrieve_s=t_retrieve, generate_s=t_generate)
+        timings = {"retrieve_s": t_retrieve, "generate_s": t_generate}
+        report = None
         if self.validator is not None:
             t2 = time.perf_counter()
-            report = self.validator(answer)
-            answer.timings["validate_s"] = time.perf_counter() - t2
-            rounds = []
-            while report.get("status") == "fail" and len(rounds) < self.settings.validation.repair_rounds:
-                t3 = time.perf_counter()
-                spans = [tuple(s) for s in report.get("failing_spans", [])] or [(0, len(answer.text))]
-                with lock:
-                    if hasattr(gen, "repair"):
-                        how = "remask failing sentences"
-                        result = gen.repair(request, result.raw_text, map_spans(answer.text, result.raw_text, spans))
-                    else:
-                        how = "regenerate without the passages only failing sentences cite"
-                        result = gen.generate(_without_failing_sources(request, result.raw_text,
-                                                                       map_spans(answer.text, result.raw_text, spans)))
-                repaired = self._answer(question, result, hits, gen.name)
-                repaired.timings = answer.timings
-                before = report
-                report = self.validator(repaired)
-                rounds.append({"how": how, "before": before.get("status"), "after": report.get("status"),
-                               "failing_before": [answer.text[a:b] for a, b in spans],
-                               "seconds": time.perf_counter() - t3})
-                answer = repaired
+
+            def judge(r: GenerationResult) -> dict:
+                return self.validator(self._answer(question, r, hits, gen.name))
+
+            result, report, rounds = validate_and_repair(gen, request, result, judge,
+                                                         self.settings.validation.repair_rounds, lock)
             if rounds:
                 report["repair"] = rounds
-                answer.timings["repair_s"] = sum(r["seconds"] for r in rounds)
+                timings["repair_s"] = sum(r["seconds"] for r in rounds)
+            timings["validate_s"] = time.perf_counter() - t2 - timings.get("repair_s", 0.0)
+        answer = self._answer(question, result, hits, gen.name)
+        answer.timings = timings
+        if report is not None:
             answer.validation = report
         answer.timings["total_s"] = time.perf_counter() - t0
         yield answer
@@ -133,6 +122,34 @@ class RagPipeline:
     def _answer(question: str, result: GenerationResult, hits: Sequence[Hit], generator: str) -> Answer:
         return Answer(question=question, text=result.text, citations=resolve_citations(result, hits), passages=list(hits),
                       generator=generator, trace=result.trace, timings={})
+
+
+def validate_and_repair(gen: Generator, request: GenerationRequest, result: GenerationResult,
+                        judge: Callable[[GenerationResult], dict], rounds: int,
+                        lock: threading.Lock | None = None) -> tuple[GenerationResult, dict, list[dict]]:
+    """Judge `result`; while it fails, repair it (up to `rounds` times) and judge again.
+
+    A generator with `repair` remasks the failing spans and denoises them again; any other answers again
+    without the passages that only failing sentences cite. Returns the last result, its report and a
+    record of each round (how, verdict before and after, the failing text, seconds)."""
+    report = judge(result)
+    done: list[dict] = []
+    while report.get("status") == "fail" and len(done) < rounds:
+        t = time.perf_counter()
+        spans = [tuple(s) for s in report.get("failing_spans", [])] or [(0, len(result.text))]
+        raw_spans = map_spans(result.text, result.raw_text, spans)
+        with lock or contextlib.nullcontext():
+            if hasattr(gen, "repair"):
+                how = "remask failing sentences"
+                repaired = gen.repair(request, result.raw_text, raw_spans)
+            else:
+                how = "regenerate without the passages only failing sentences cite"
+                repaired = gen.generate(_without_failing_sources(request, result.raw_text, raw_spans))
+        before, report = report, judge(repaired)
+        done.append({"how": how, "before": before.get("status"), "after": report.get("status"),
+                     "failing_before": [result.text[a:b] for a, b in spans], "seconds": time.perf_counter() - t})
+        result = repaired
+    return result, report, done
 
 
 def default_validator(settings: Settings, embedder=None) -> Validator:
