@@ -6,6 +6,7 @@
     sculptrag demo [--store DIR] [--generator NAME]
     sculptrag train-generator [--out DIR] [--steps N] [--max-minutes M] [--device auto|cpu|cuda] [--workers N]
     sculptrag eval DATASET [--generator NAME ...] [--limit N] [--k K] [--out DIR] [--corpus DIR]
+    sculptrag app [--store DIR] [--port N] [--address HOST]
 """
 
 from __future__ import annotations
@@ -239,6 +240,31 @@ def demo(
             answer = rag.ask(item["question"], generator=generator)
         console.rule()
         _print_answer(answer)
+
+
+@cli.command("app")
+def app_cmd(
+    store: Optional[Path] = typer.Option(None, "--store", help="store folder (default .sculptrag or $SCULPTRAG_STORE_DIR)"),
+    port: int = typer.Option(8501, "--port", help="port to serve on"),
+    address: str = typer.Option("localhost", "--address", help="interface to bind: localhost (default) serves only this "
+                                "machine; put a proxy that sets SCULPTRAG_APP__GROUPS_HEADER in front of anything wider"),
+) -> None:
+    """The internal web app (Streamlit): Ask, Documents, Evaluate and Settings pages."""
+    import subprocess
+
+    env = dict(os.environ)
+    if store:
+        env["SCULPTRAG_STORE_DIR"] = str(store.resolve())
+    env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
+    script = Path(__file__).parent / "ui" / "main.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port), "--server.address", address,
+           "--server.headless", "true", "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+           "--client.toolbarMode", "minimal", "--server.maxUploadSize", str(_settings(store).app.max_upload_mb)]
+    err.print(f"sculptrag app on http://{address}:{port} (store {escape(str(_settings(store).store_dir))}); Ctrl+C stops it")
+    try:
+        raise typer.Exit(subprocess.call(cmd, env=env))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 @cli.command("train-generator")

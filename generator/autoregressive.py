@@ -153,6 +153,19 @@ class AutoregressiveGenerator:
         gen.model, gen.tokenizer = model, tokenizer
         return gen
 
+    def with_options(self, **options: Any) -> AutoregressiveGenerator:
+        """A generator with another sampling config (`config=` or its fields as keywords) sharing this one's
+        loaded model and tokenizer; model_path, gguf_file and device cannot change this way."""
+        fixed = {"model_path", "gguf_file", "device"} & set(options)
+        if fixed:
+            raise ConfigError(f"{', '.join(sorted(fixed))} cannot change on a loaded generator; build a new one")
+        config = options.pop("config", None) or self.config
+        if options:
+            config = AutoregressiveConfig(**{**config.model_dump(), **options})
+        other = AutoregressiveGenerator(self.model_path, self.gguf_file, config, self.device, self.name)
+        other.model, other.tokenizer = self.model, self.tokenizer
+        return other
+
     def warm_up(self) -> None:
         """Load tokenizer and model once: CUDA bf16 when the device is CUDA, else CPU float32."""
         if self.model is not None:

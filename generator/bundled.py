@@ -86,6 +86,19 @@ class SculptGenerator:
             model, tok = load_checkpoint(self.model_path or bundled_checkpoint())
             self._model, self._tokenizer = model.to(self.device), tok
 
+    def with_options(self, **options) -> "SculptGenerator":
+        """A generator with other sampling settings (sampler, draft_length, max_steps, refuse_threshold,
+        more_threshold) sharing this one's loaded model. model_path and device cannot change this way."""
+        fixed = {"model_path", "device"} & set(options)
+        if fixed:
+            raise ConfigError(f"{', '.join(sorted(fixed))} cannot change on a loaded generator; build a new one")
+        settings = {"sampler": self.sampler, "draft_length": self.draft_length, "max_steps": self.max_steps,
+                    "refuse_threshold": self.refuse_threshold, "more_threshold": self.more_threshold,
+                    "name": self.name, **options}
+        other = SculptGenerator(self.model_path, device=str(self.device), **settings)
+        other._model, other._tokenizer = self._model, self._tokenizer
+        return other
+
     # -- the Generator protocol ---------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> GenerationResult:
         return last_of(self.stream(request))

@@ -54,6 +54,20 @@ class DiffusionGenerator:
         self._constraints: dict[tuple, CitationConstraints] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------------------
+    def with_options(self, **options) -> "DiffusionGenerator":
+        """A generator with another sampling config (`config=DiffusionConfig(...)` or its fields as keywords)
+        sharing this one's loaded denoiser; model_path, adapter and device cannot change this way."""
+        fixed = {"model_path", "adapter", "device", "denoiser"} & set(options)
+        if fixed:
+            raise ConfigError(f"{', '.join(sorted(fixed))} cannot change on a loaded generator; build a new one")
+        config = options.pop("config", None) or self.config
+        if options:
+            config = DiffusionConfig(**{**config.model_dump(), **options})
+        other = DiffusionGenerator(self.model_path, adapter=self.adapter, config=config, device=self.device,
+                                   denoiser=self._denoiser, name=self.name)
+        other._strings = self._strings
+        return other
+
     def warm_up(self) -> None:
         """Load the denoiser (once)."""
         if self._denoiser is not None:

@@ -9,11 +9,15 @@ embeds the first, so parsing overlaps embedding.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
 import queue
+import sys
+import threading
 import time
+import types
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -52,6 +56,29 @@ class Rejection:
 @lru_cache(maxsize=4)
 def _counter(model_path: str):
     return token_counter(Path(model_path))
+
+
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Start a spawned worker without it re-running the parent's __main__ script.
+
+    A spawned child imports the parent's __main__ from its file when __main__ has no import name. Hosts
+    that run scripts as __main__ (Streamlit runs each page that way) would have that page run again in
+    every worker. Workers need nothing from __main__ (their target lives in this module), so while a
+    worker starts, __main__ is a bare module."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(main, "__spec__", None) is not None or not getattr(main, "__file__", None):
+        yield
+        return
+    with _MAIN_LOCK:
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = main
 
 
 def process_file(path: str, size: int, settings: IngestSettings, tokenizer_path: str) -> Processed | Rejection:
@@ -147,7 +174,8 @@ class ParsePool:
         proc = self._ctx.Process(
             target=_worker, args=(inbox, self._outbox, self.settings, self.tokenizer_path), daemon=True
         )
-        proc.start()
+        with _main_script_hidden():
+            proc.start()
         return {"proc": proc, "inbox": inbox, "queued": [], "started": None}
 
     def run(self, files: Sequence[tuple[str, int]]) -> Iterator[Processed | Rejection]:

@@ -75,6 +75,26 @@ class ValidationSettings(BaseModel):
     nli_model: str | None = Field(None, description="local path of an NLI cross-encoder; default: the overlap + embedding checker")
 
 
+class AppSettings(BaseModel):
+    """The Streamlit app (`sculptrag app`): who the user is, what they may read and change.
+
+    Local use (the default): the user has `user_groups` (default: `default_groups`). Behind a company proxy
+    that authenticates people, set `groups_header` (and `user_header`): each browser session then gets the
+    groups the proxy puts in that header (comma separated) and nothing else, so a request that did not come
+    through the proxy reads nothing. A user can narrow their groups in the app, never widen them.
+    """
+
+    groups_header: str | None = Field(None, description="request header with the user's groups, e.g. X-Forwarded-Groups")
+    user_header: str | None = Field(None, description="request header with the user's name, e.g. X-Forwarded-User")
+    user_groups: tuple[str, ...] | None = Field(None, description="the local user's groups (no groups_header); default: default_groups")
+    editor_groups: tuple[str, ...] = Field((), description="groups that may ingest and delete documents; empty: every user")
+    folder_roots: tuple[Path, ...] = Field((), description="server folders whose files may be ingested by path; empty: any "
+                                           "folder for the local user, none when groups come from a header")
+    upload_dir: Path | None = Field(None, description="where uploaded files are kept (they are the cited sources); default: store_dir/uploads")
+    max_upload_mb: int = Field(200, ge=1, description="largest file accepted by the upload box")
+    eval_dir: Path = Field(Path("runs/eval"), description="where the Evaluate page finds and writes reports (<dataset>/report.json)")
+
+
 class Settings(BaseSettings):
     """Everything sculptrag needs to know, with embedded defaults (SQLite, local FAISS, bundled models)."""
 
@@ -88,6 +108,7 @@ class Settings(BaseSettings):
     flat_index_max: int = Field(100_000, ge=1, description="FAISS: exact flat index up to this many vectors (18 ms at 100k here), IVF above")
     retrieval: RetrievalSettings = RetrievalSettings()
     validation: ValidationSettings = ValidationSettings()
+    app: AppSettings = AppSettings()
     generator: str = Field("sculpt", description="generator used by `ask` (a registered name): the bundled diffusion "
                            "model, which beats the extractive baseline on held-out questions (docs/benchmarks.md)")
 

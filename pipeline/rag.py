@@ -15,6 +15,7 @@ answer that still fails says so in its status.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import threading
 import time
@@ -53,38 +54,64 @@ class RagPipeline:
         self._gen_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def generator(self, name: str | None = None) -> tuple[Generator, threading.Lock]:
-        """The warmed-up generator registered as `name` (default: settings.generator), loaded once."""
+    def generator(self, name: str | None = None, options: Mapping[str, Any] | None = None) -> tuple[Generator, threading.Lock]:
+        """The warmed-up generator registered as `name` (default: settings.generator), loaded once.
+
+        `options` are laid over the pipeline's generator_options for that name. Those that choose the
+        weights (model_path, gguf_file, device) pick which loaded model is used; the rest are sampling
+        settings (e.g. `{"max_steps": 32}` for sculpt, `config=DiffusionConfig(...)`): a generator with
+        `with_options` makes that variant from the loaded model, sharing its weights and its lock; any other
+        is built and loaded once per distinct set. Variants are kept (one per setting a user tried).
+        """
         name = name or self.settings.generator
+        options = {**self.generator_options.get(name, {}), **(options or {})}
+        load = {k: v for k, v in options.items() if k in LOAD_OPTIONS}
+        sampling = {k: v for k, v in options.items() if k not in LOAD_OPTIONS}
+        base_key = (name, _options_key(load), "")
+        key = (name, _options_key(load), _options_key(sampling) if sampling else "")
         with self._lock:
-            if name not in self._generators:
-                gen = get_generator(name, **self.generator_options.get(name, {}))
-                gen.warm_up()
-                self._generators[name] = gen
-                self._gen_locks[name] = threading.Lock()
-            return self._generators[name], self._gen_locks[name]
+            if base_key not in self._generators:  # the model, with its default sampling settings
+                base = get_generator(name, **load)
+                base.warm_up()
+                self._generators[base_key], self._gen_locks[base_key] = base, threading.Lock()
+            if key not in self._generators:
+                base = self._generators[base_key]
+                if hasattr(base, "with_options"):
+                    self._generators[key] = base.with_options(**sampling)
+                    self._gen_locks[key] = self._gen_locks[base_key]  # same weights, same lock
+                else:
+                    gen = get_generator(name, **options)
+                    gen.warm_up()
+                    self._generators[key], self._gen_locks[key] = gen, threading.Lock()
+            return self._generators[key], self._gen_locks[key]
 
     def retrieve(self, question: str, groups: Sequence[str], k: int | None = None, filters=None) -> list[Hit]:
         return self.retriever.search(question, groups=groups, k=k, filters=filters)
 
     def ask(self, question: str, *, groups: Sequence[str] | None = None, generator: str | None = None,
-            k: int | None = None, filters=None) -> Answer:
+            k: int | None = None, filters=None, options: Mapping[str, Any] | None = None,
+            repair_rounds: int | None = None) -> Answer:
         answer = None
-        for item in self.stream(question, groups=groups, generator=generator, k=k, filters=filters):
+        for item in self.stream(question, groups=groups, generator=generator, k=k, filters=filters,
+                                options=options, repair_rounds=repair_rounds):
             answer = item
         assert isinstance(answer, Answer)
         return answer
 
     def stream(self, question: str, *, groups: Sequence[str] | None = None, generator: str | None = None,
-               k: int | None = None, filters=None) -> Iterator[DenoiseState | Answer]:
-        """Yield the generator's DenoiseStates as the answer forms, then the final Answer."""
+               k: int | None = None, filters=None, options: Mapping[str, Any] | None = None,
+               repair_rounds: int | None = None) -> Iterator[DenoiseState | Answer]:
+        """Yield the generator's DenoiseStates as the answer forms, then the final Answer.
+
+        `options`: the generator's sampling settings for this call (see `generator`); `repair_rounds`
+        replaces settings.validation.repair_rounds for this call (0: validate, never repair)."""
         if not question or not question.strip():
             raise ConfigError("the question is empty")
         groups = list(self.settings.default_groups if groups is None else groups)
         t0 = time.perf_counter()
         hits = self.retrieve(question, groups, k, filters)
         t_retrieve = time.perf_counter() - t0
-        gen, lock = self.generator(generator)
+        gen, lock = self.generator(generator, options)
         request = GenerationRequest(question=question, passages=tuple(h.to_passage(i + 1) for i, h in enumerate(hits)))
         t1 = time.perf_counter()
         result: GenerationResult | None = None
@@ -105,8 +132,10 @@ class RagPipeline:
             def judge(r: GenerationResult) -> dict:
                 return self.validator(self._answer(question, r, hits, gen.name))
 
-            result, report, rounds = validate_and_repair(gen, request, result, judge,
-                                                         self.settings.validation.repair_rounds, lock)
+            rounds_allowed = self.settings.validation.repair_rounds if repair_rounds is None else repair_rounds
+            if rounds_allowed < 0:
+                raise ConfigError(f"repair_rounds must be >= 0, got {rounds_allowed}")
+            result, report, rounds = validate_and_repair(gen, request, result, judge, rounds_allowed, lock)
             if rounds:
                 report["repair"] = rounds
                 timings["repair_s"] = sum(r["seconds"] for r in rounds)
@@ -170,10 +199,20 @@ class _SharedEmbedder:
         self.retriever = retriever
 
     def encode(self, texts):
-        return self.retriever._embedder().encode(texts)
+        return self.retriever.load_embedder().encode(texts)
 
 
 MARKER_RE = re.compile(r"\[\d+\]")
+
+
+LOAD_OPTIONS = frozenset({"model_path", "gguf_file", "device", "adapter", "denoiser"})  # choose the weights
+
+
+def _options_key(options: Mapping[str, Any]) -> str:
+    """A stable key for a set of generator options (pydantic configs by their fields)."""
+    def plain(v: Any) -> Any:
+        return v.model_dump() if hasattr(v, "model_dump") else v
+    return json.dumps({k: plain(v) for k, v in options.items()}, sort_keys=True, default=str)
 
 
 def map_spans(text: str, raw: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -69,6 +69,11 @@ class Retriever:
         self._embedder_ready = False
         self._acl_cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
+    def load_embedder(self):
+        """The embedder, loaded (and checked against the store's model) on first use; share it with an
+        Ingestor or a support checker so one process holds one copy."""
+        return self._embedder()
+
     def warm_up(self) -> None:
         """Load the embedder (checking it is the store's model) and the indexes."""
         self._embedder()

@@ -212,6 +212,17 @@ class Store:
             vectors.add_with_ids(np.vstack(batch.added_vectors), np.asarray(batch.added_ids, dtype=np.int64))
         self._vectors_gen = gen
 
+    def delete_documents(self, ids: Sequence[int]) -> int:
+        """Delete the documents with these ids and their chunks (one transaction, indexes persisted after);
+        their quarantine records are untouched. Unknown ids are ignored. Returns the chunks removed."""
+        removed = 0
+        with self.writer():
+            with self.transaction() as tx:
+                for doc in list(tx.session.scalars(select(Document).where(Document.id.in_(list(map(int, ids)))))):
+                    removed += tx.delete_document(doc)
+            self.flush_indexes()
+        return removed
+
     def set_state(self, **values: str) -> None:
         with self.sessions.begin() as s:
             for k, v in values.items():

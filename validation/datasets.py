@@ -182,9 +182,16 @@ def load_user(path: str | Path, *, corpus: str | Path | None = None, limit: int 
     return EvalDataset(path.stem, items[:limit] if limit is not None else items, corpus=corpus)
 
 
+USER_FIELDS = ("id", "question", "gold_answer", "gold_sources", "aliases", "answerable")
+
+
 def _user_item(row: Any, where: str) -> EvalItem:
     if not isinstance(row, dict) or not str(row.get("question") or "").strip():
         raise ConfigError(f"{where}: each row needs a non-empty `question`")
+    unknown = sorted(k for k in row if k not in USER_FIELDS)
+    if unknown:  # a misspelt field would silently drop the gold answer or sources
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(map(repr, unknown))}; "
+                          f"the fields are {', '.join(USER_FIELDS)}")
     answerable = _bool(row.get("answerable", True), where)
     gold = str(row["gold_answer"]) if row.get("gold_answer") not in (None, "") else None
     if not answerable and gold is None:

@@ -45,7 +45,7 @@ def render(report: dict) -> str:
         f"<p class=meta>{e(report.get('created', ''))} &middot; {cfg['items']} questions &middot; k = {cfg['k']}"
         f" &middot; checker {e(cfg.get('checker', ''))} &middot; {_store_line(report.get('store') or {})}</p>",
         _load_errors(report), "<h2>Summary</h2>", _summary(report),
-        "<h2>Quality vs latency</h2>", _scatter(report),
+        "<h2>Quality vs latency</h2>", quality_latency_svg(report),
         "<h2>Questions</h2>", *(_item(it, list(report["summary"])) for it in report["items"]),
         "</body></html>",
     ]
@@ -84,7 +84,7 @@ def _summary(report: dict) -> str:
             "generation); gen. median s: generation alone; tok/s: as the generator's trace reports it.</p>")
 
 
-def _scatter(report: dict, width: int = 640, height: int = 360) -> str:
+def quality_latency_svg(report: dict, width: int = 640, height: int = 360) -> str:
     """Token F1 against latency: a dot per question and a large marker (median latency, mean F1) per generator."""
     names = list(report["summary"])
     dots = {g: [(r["seconds"], r["token_f1"]) for it in report["items"] for gg, r in it["answers"].items()

@@ -1,0 +1,33 @@
+"""The app's entry point (`sculptrag app` runs `streamlit run` on this file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from app.ui.common import context
+from app.ui.render import CSS, e
+
+st.set_page_config(page_title="sculptrag", page_icon=":material/menu_book:", layout="wide")
+st.html(CSS)
+
+svc, user, prefs = context()
+PAGES = Path(__file__).parent / "views"  # (not "pages": Streamlit would list that folder itself before navigation runs)
+nav = st.navigation([
+    st.Page(PAGES / "ask.py", title="Ask", icon=":material/forum:", default=True),
+    st.Page(PAGES / "documents.py", title="Documents", icon=":material/description:"),
+    st.Page(PAGES / "evaluate.py", title="Evaluate", icon=":material/monitoring:"),
+    st.Page(PAGES / "settings.py", title="Settings", icon=":material/tune:"),
+])
+
+with st.sidebar:
+    readable = len(svc.readable(prefs.groups))
+    st.html(f'<div class="sr-meta"><b>{e(user.name)}</b><br>groups: {e(", ".join(prefs.groups) or "none")}'
+            f'{"" if prefs.groups == user.groups else " (narrowed)"}<br>'
+            f'generator: {e(prefs.generator)} · k = {prefs.k}<br>'
+            f'{readable} document{"" if readable == 1 else "s"} you can read</div>')
+    if svc.warm_error:
+        st.error(f"Loading the models failed: {svc.warm_error}")
+
+nav.run()

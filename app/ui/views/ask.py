@@ -1,0 +1,115 @@
+"""Ask: a chat; the answer forms on a canvas (masks sharpening into text, step by step), then the final
+answer with its citations (each opens its source passage, the supporting text highlighted), the validation
+verdict per sentence, and how it was made (generator, steps, time, tokens/s)."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from app.ui.common import context, file_of
+from app.ui.render import answer_html, badge, e, canvas_html, meta_line, passage_html, sentences_html
+from generator.types import DenoiseState
+from pipeline.errors import SculptragError
+from pipeline.types import Answer
+from validation.evidence import evidence_spans
+
+CANVAS_EVERY_S = 0.05  # the canvas is redrawn at most this often (every step on a fast model is a blur)
+
+svc, user, prefs = context()
+st.title("Ask your documents")
+history: list[dict] = st.session_state.setdefault("chat", [])
+opened: dict[int, int] = st.session_state.setdefault("opened", {})  # answer index -> the citation marker shown
+
+
+def _toggle(i: int, marker: int) -> None:
+    if opened.get(i) == marker:
+        opened.pop(i)
+    else:
+        opened[i] = marker
+
+
+def show_source(i: int, answer: Answer, marker: int) -> None:
+    """The cited passage with its supporting text highlighted, its document, page and file."""
+    cite = next((c for c in answer.citations if c.marker == marker), None)
+    if cite is None:
+        return
+    hit = answer.passages[cite.passage_number - 1]
+    with st.container(border=True, key=f"source-{i}"):
+        if not svc.may_open(prefs.groups, hit.document.id):
+            st.warning("You cannot open this source with your current groups.")
+            return
+        claims = [s["text"] for s in answer.validation.get("sentences", []) if marker in s.get("markers", [])]
+        where = [f"page {hit.page}" if hit.page else "", hit.section, hit.document.file_type.upper()]
+        st.html(f"<b>[{marker}] {e(hit.document.title)}</b>" + meta_line(where) + passage_html(hit.text, evidence_spans(claims, hit.text)))
+        path = file_of(hit.document.source_uri)
+        if path is not None:
+            st.download_button("Open the file", data=path.read_bytes(), file_name=path.name,
+                               mime=hit.document.media_type or None, key=f"file-{i}-{marker}", icon=":material/attach_file:")
+        else:
+            st.caption(f"Source: {hit.document.source_uri} (the file is no longer there)")
+
+
+def show_answer(i: int, answer: Answer) -> None:
+    st.html(answer_html(answer.text))
+    report = answer.validation
+    status = report.get("status", "not run")
+    trace, t = answer.trace, answer.timings
+    repair = report.get("repair") or []
+    repaired = f"repaired {len(repair)}×: {repair[0]['before']} → {repair[-1]['after']}" if repair else ""
+    parts = [answer.generator,
+             f"{trace.steps} steps, {trace.nfe} model calls" if trace and trace.steps else "",
+             f"{trace.answer_tokens} tokens at {trace.tokens_per_s:.0f} tok/s" if trace and trace.tokens_per_s else "",
+             f"{t['total_s']:.2f} s" if "total_s" in t else "", repaired]
+    st.html(f'{badge(status, "Validation " + status.upper())} {meta_line(parts)}')
+    if answer.citations:
+        cols = st.columns(min(len(answer.citations), 4))
+        for j, c in enumerate(answer.citations):
+            page = f", p. {c.page}" if c.page else ""
+            cols[j % len(cols)].button(f"[{c.marker}] {c.document_title[:60]}{page}", key=f"cite-{i}-{c.marker}",
+                                       on_click=_toggle, args=(i, c.marker), type="tertiary",
+                                       help="show the source passage")
+        if i in opened:
+            show_source(i, answer, opened[i])
+    with st.expander("Checks on every sentence", expanded=status == "fail"):
+        st.html(sentences_html(report))
+        if report.get("checker"):
+            st.caption(f"support checker: {report['checker']}")
+
+
+if not prefs.groups:
+    st.warning("You belong to no group, so there is nothing you may read. Ask your administrator for access.")
+elif not svc.readable(prefs.groups):
+    st.info("There are no documents you can read yet: add some on the Documents page.")
+    st.page_link("views/documents.py", label="Go to Documents", icon=":material/description:")
+
+for i, turn in enumerate(history):
+    with st.chat_message("user"):
+        st.text(turn["question"])
+    with st.chat_message("assistant"):
+        show_answer(i, turn["answer"])
+
+question = st.chat_input("Ask a question about your documents", disabled=not prefs.groups)
+if question:
+    with st.chat_message("user"):
+        st.text(question)
+    with st.chat_message("assistant"):
+        canvas = st.empty()
+        canvas.caption("retrieving passages...")
+        answer, shown = None, 0.0
+        try:
+            for item in svc.rag.stream(question, groups=prefs.groups, generator=prefs.generator, k=prefs.k,
+                                       options=prefs.generator_options(), repair_rounds=prefs.repair_rounds):
+                if isinstance(item, DenoiseState):
+                    now = time.perf_counter()
+                    if now - shown >= CANVAS_EVERY_S or item.done:
+                        canvas.html(canvas_html(item.text, item.step, item.masked))
+                        shown = now
+                else:
+                    answer = item
+        except SculptragError as err:
+            canvas.error(str(err))
+        if answer is not None:
+            history.append({"question": question, "answer": answer})
+            st.rerun()

@@ -1,0 +1,138 @@
+"""Documents: upload files or ingest a server folder (with progress), see what was ingested, rejected (and
+why) or unchanged, list the documents you may read, filter them by group, delete one."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from app.ui.common import context, file_of
+from pipeline.errors import SculptragError
+from pipeline.types import IngestReport
+
+svc, user, prefs = context()
+st.title("Documents")
+
+
+def save_upload(name: str, data: bytes, groups: tuple[str, ...]) -> Path:
+    """Keep an uploaded file under upload_dir/<groups>/<name> (written whole, then renamed into place), so
+    the stored document has a file to cite and re-uploading the same name updates it."""
+    safe = re.sub(r"[^\w.\- ]+", "_", Path(name).name).strip(" .") or "upload"
+    folder = svc.upload_dir / re.sub(r"[^\w.\-+]+", "_", "+".join(sorted(groups)))
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    target = folder / safe[:200]
+    os.replace(tmp, target)
+    return target
+
+
+def run_ingest(paths: list[Path], groups: tuple[str, ...], prune: bool = False) -> None:
+    bar = st.progress(0.0, text="waiting for any other ingest to finish...")
+
+    def progress(done: int, total: int, path: str) -> None:
+        bar.progress(done / max(total, 1), text=f"{done} of {total}: {Path(path).name}")
+
+    try:
+        with svc.ingest_lock:
+            bar.progress(0.0, text="parsing and embedding...")
+            report = svc.ingestor().ingest(paths, groups=groups, prune=prune, progress=progress)
+    except SculptragError as err:
+        bar.empty()
+        st.error(str(err))
+        return
+    bar.progress(1.0, text=f"done in {report.seconds:.1f} s")
+    st.session_state["last_ingest"] = report
+
+
+def show_report(report: IngestReport) -> None:
+    st.subheader("Last ingest")
+    cols = st.columns(5)
+    for col, (label, value) in zip(cols, [("ingested", report.ingested), ("updated", report.updated),
+                                          ("unchanged", report.unchanged), ("rejected", report.rejected),
+                                          ("chunks added", report.chunks_added)]):
+        col.metric(label, value)
+    if report.outcomes:
+        st.dataframe([{"file": Path(o.path).name, "status": o.status, "reason": o.reason, "detail": o.detail,
+                       "chunks": o.chunks} for o in report.outcomes], hide_index=True, key="ingest_outcomes")
+
+
+if user.editor and prefs.groups:
+    with st.container(border=True):
+        st.subheader("Add documents")
+        groups = tuple(st.multiselect("Who may read them (groups)", list(user.groups), default=list(prefs.groups[:1]),
+                                      key="doc_groups"))
+        upload_tab, folder_tab = st.tabs(["Upload files", "A folder on the server"])
+        with upload_tab:
+            n = st.session_state.setdefault("upload_round", 0)
+            files = st.file_uploader("Files (PDF, Office, HTML, e-mail, text...)", accept_multiple_files=True,
+                                     key=f"uploads-{n}", max_upload_size=svc.settings.app.max_upload_mb)
+            if st.button("Ingest the uploaded files", disabled=not files or not groups, type="primary", key="ingest_uploads"):
+                paths = [save_upload(f.name, f.getvalue(), groups) for f in files]
+                run_ingest(paths, groups)
+                st.session_state["upload_round"] = n + 1  # a fresh, empty upload box
+                st.rerun()
+        with folder_tab:
+            folder = st.text_input("Folder path", key="doc_folder", placeholder="/srv/shared/contracts")
+            prune = st.checkbox("Also delete stored documents from this folder whose files are gone", key="doc_prune")
+            if st.button("Ingest the folder", disabled=not folder.strip() or not groups, key="ingest_folder"):
+                if not user.allowed_folder(folder.strip(), svc.settings.app.folder_roots):
+                    st.error("You may not ingest from that folder: it is outside the folders this app may read "
+                             "(SCULPTRAG_APP__FOLDER_ROOTS).")
+                elif not Path(folder.strip()).expanduser().exists():
+                    st.error(f"There is no folder or file at {folder.strip()}.")
+                else:
+                    run_ingest([Path(folder.strip()).expanduser()], groups, prune=prune)
+                    st.rerun()
+elif not user.editor:
+    st.caption("You can read documents here; adding and deleting them is for "
+               + ", ".join(svc.settings.app.editor_groups) + ".")
+
+if "last_ingest" in st.session_state:
+    show_report(st.session_state["last_ingest"])
+
+st.subheader("Your documents")
+readable = svc.readable(prefs.groups)
+docs = [d for d in svc.store.documents() if d.id in readable]
+shown_groups = sorted({g for d in docs for g in d.group_names if g in user.groups})
+pick = st.multiselect("Filter by group", shown_groups, key="doc_filter")
+if pick:
+    docs = [d for d in docs if set(pick) & set(d.group_names)]
+if not docs:
+    st.info("No documents to show." if readable else "There are no documents you can read yet.")
+else:
+    st.dataframe([{"title": d.title, "file": Path(file_of(d.source_uri) or d.source_uri).name, "type": d.file_type,
+                   "pages": d.pages, "chunks": d.n_chunks, "groups": ", ".join(g for g in d.group_names if g in user.groups),
+                   "ingested": d.ingested_at.strftime("%Y-%m-%d %H:%M")} for d in docs],
+                 hide_index=True, key="doc_table")
+    if user.editor:
+        with st.expander("Delete a document"):
+            labels = {d.id: f"{d.title} ({Path(d.source_uri).name})" for d in docs}
+            target = st.selectbox("Document", list(labels), format_func=labels.get, key="doc_delete_pick")
+            sure = st.checkbox("Yes, delete it and its chunks from the index", key="doc_delete_sure")
+            if st.button("Delete", disabled=not sure, key="doc_delete"):
+                doc = next(d for d in docs if d.id == target)
+                with svc.ingest_lock:
+                    removed = svc.store.delete_documents([doc.id])
+                path = file_of(doc.source_uri)
+                if path is not None and svc.upload_dir.resolve() in path.resolve().parents:
+                    path.unlink(missing_ok=True)  # an upload's only copy goes with it; files elsewhere stay
+                st.session_state["deleted"] = f"Deleted {doc.title} ({removed} chunks)."
+                del st.session_state["doc_delete_sure"]
+                st.rerun()
+        if "deleted" in st.session_state:
+            st.success(st.session_state.pop("deleted"))
+
+if user.editor:
+    quarantined = svc.store.quarantined()
+    if quarantined:
+        with st.expander(f"Rejected files ({len(quarantined)})"):
+            st.dataframe([{"file": Path(file_of(q.source_uri) or q.source_uri).name, "reason": q.reason, "detail": q.detail,
+                           "when": q.at.strftime("%Y-%m-%d %H:%M")} for q in quarantined], hide_index=True, key="quarantine")

@@ -1,0 +1,134 @@
+"""Evaluate: open an evaluation report (summary, the quality-vs-latency plot, every question's answers), or
+run one: a dataset through retrieval, the chosen generators and validation, side by side."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import streamlit as st
+
+from app.ui.common import context
+from app.ui.render import answer_html, badge, e, meta_line, sentences_html
+from app.ui.services import NEEDS_MODEL_PATH
+from generator.base import available_generators
+from pipeline.errors import SculptragError
+from validation.datasets import BUILTIN, DATA
+from validation.harness import summary_table
+
+svc, user, prefs = context()
+st.title("Evaluate")
+eval_dir = Path(svc.settings.app.eval_dir)
+
+
+def reports() -> list[Path]:
+    found = eval_dir.glob("*/report.json") if eval_dir.is_dir() else []
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def show(report: dict, html_path: Path | None) -> None:
+    from validation.report_html import quality_latency_svg, render
+
+    cfg = report["config"]
+    st.subheader(f"{report['dataset']}: {cfg['items']} questions, k = {cfg['k']}")
+    st.caption(f"{report.get('created', '')} · checker {cfg.get('checker', '')} · repair rounds {cfg.get('repair_rounds', 0)}")
+    for name, status in report.get("generators", {}).items():
+        if status.get("status") == "error":
+            st.warning(f"{name} did not run: {status['error']}")
+    headers, rows = summary_table(report)
+    st.dataframe([dict(zip(headers, r)) for r in rows], hide_index=True, key="eval_summary")
+    st.markdown("**Quality vs latency**")
+    svg = quality_latency_svg(report)
+    if svg.lstrip().startswith("<svg"):
+        st.image(svg.split("<p class=meta>")[0], caption="Dots: one question each; diamonds: each generator's median "
+                 "latency and mean F1.", width=680)
+    else:
+        st.caption("No answer has a gold answer to score, so there is nothing to plot.")
+    page = html_path.read_text(encoding="utf-8") if html_path and html_path.is_file() else render(report)
+    st.download_button("Download the full report (HTML)", page, file_name=f"{report['dataset']}-report.html",
+                       mime="text/html", key="eval_download")
+    items = report.get("items", [])
+    if items:
+        st.markdown("**Question by question**")
+        i = st.selectbox("Question", range(len(items)), key="eval_item",
+                         format_func=lambda j: f"{items[j]['id']}: {items[j]['question'][:100]}")
+        item = items[i]
+        gold = item.get("gold_answer")
+        st.html(f"<b>Question:</b> {e(item['question'])}<br><b>Gold answer:</b> {e(gold if gold is not None else '-')}"
+                + ("" if item.get("answerable", True) else " (unanswerable)"))
+        for name, row in item.get("answers", {}).items():
+            if "error" in row:
+                st.html(f"<b>{e(name)}</b>: {badge('fail', 'error')} {e(row['error'])}")
+                continue
+            metrics = [f"F1 {row['token_f1']:.2f}" if row.get("token_f1") is not None else "",
+                       f"{row['seconds']:.2f} s" if row.get("seconds") is not None else ""]
+            st.html(f"<b>{e(name)}</b> {badge(row.get('status', 'not run'))} {meta_line(metrics)}"
+                    + answer_html(row.get("text", "")) + sentences_html(row))
+
+
+OPEN, RUN = "Open a report", "Run an evaluation"
+new = st.session_state.pop("eval_new", None)
+if new:  # a run just finished: show its report
+    st.session_state["eval_mode"], st.session_state["eval_pick"] = OPEN, new
+mode = st.radio("Mode", [OPEN, RUN], horizontal=True, key="eval_mode", label_visibility="collapsed")
+if mode == OPEN:
+    found = reports()
+    if found:
+        labels = {str(p): f"{p.parent.name} · {datetime.fromtimestamp(p.stat().st_mtime):%Y-%m-%d %H:%M}" for p in found}
+        if st.session_state.get("eval_pick") not in labels:
+            st.session_state.pop("eval_pick", None)
+        chosen = st.selectbox("Report", list(labels), format_func=labels.get, key="eval_pick")
+        try:
+            show(json.loads(Path(chosen).read_text(encoding="utf-8")), Path(chosen).with_name("report.html"))
+        except (OSError, ValueError, KeyError) as err:
+            st.error(f"Cannot read {chosen}: {err}")
+    else:
+        st.info(f"No reports in {eval_dir} yet: run one, or open a report.json from your computer.")
+    uploaded = st.file_uploader("Open a report.json from your computer", type=["json"], key="eval_upload")
+    if uploaded is not None:
+        try:
+            show(json.loads(uploaded.getvalue().decode("utf-8")), None)
+        except (ValueError, KeyError) as err:
+            st.error(f"That is not a sculptrag report: {err}")
+
+else:
+    if not user.editor:
+        st.caption("Running evaluations is for " + ", ".join(svc.settings.app.editor_groups) + ".")
+    else:
+        have_data = DATA.is_dir()
+        choices = ([*BUILTIN] if have_data else []) + ["your own questions (.jsonl/.csv on the server)"]
+        dataset = st.selectbox("Dataset", choices, key="eval_dataset",
+                               help=f"built-in sets are read from {DATA}" if have_data else None)
+        own = dataset not in BUILTIN
+        path = corpus = ""
+        if own:
+            path = st.text_input("Question file", key="eval_file", placeholder="/srv/eval/questions.jsonl")
+            corpus = st.text_input("Its documents (folder)", key="eval_corpus", placeholder="/srv/eval/docs")
+        ready = [g for g in available_generators() if g not in NEEDS_MODEL_PATH]
+        gens = st.multiselect("Generators to compare", ready, default=[g for g in ("sculpt", "extractive") if g in ready],
+                              key="eval_generators")
+        c1, c2 = st.columns(2)
+        limit = int(c1.number_input("Questions", 1, 10_000, 20, key="eval_limit"))
+        k = int(c2.number_input("Passages per question (k)", 1, 20, prefs.k, key="eval_k"))
+        if st.button("Run", type="primary", disabled=not gens or (own and not path), key="eval_run"):
+            from validation.datasets import load_dataset
+            from validation.harness import run_eval, write_report
+
+            roots = svc.settings.app.folder_roots
+            if own and not all(user.allowed_folder(p, roots) for p in (path, corpus) if p):
+                st.error("That file or folder is outside the folders this app may read (SCULPTRAG_APP__FOLDER_ROOTS).")
+            else:
+                bar = st.progress(0.0, text="building the evaluation store...")
+                try:
+                    ds = load_dataset(dataset if not own else path, limit=limit, corpus=corpus or None)
+                    report = run_eval(ds, gens, limit=limit, k=k, settings=svc.settings, store_dir=eval_dir / ".stores" / ds.name,
+                                      embedder=svc.rag.retriever.load_embedder(),
+                                      progress=lambda d, t, q: bar.progress(d / max(t, 1), text=f"{d} of {t}: {q[:80]}"))
+                    json_path, _ = write_report(report, eval_dir / ds.name)
+                except SculptragError as err:
+                    bar.empty()
+                    st.error(str(err))
+                else:
+                    st.session_state["eval_new"] = str(json_path)
+                    st.rerun()

@@ -1,0 +1,199 @@
+"""The app in a real browser: `sculptrag app` on localhost, driven by Playwright in Debian's Chromium.
+
+Upload a shared document and one whose text is markup, ask questions, watch the answer form on the canvas,
+open a citation's source, run an evaluation, and save a screenshot of each page (to $SCULPTRAG_SCREENSHOTS
+when set: that is how docs/screenshots are made). Skips without Chromium or Playwright, unless
+SCULPTRAG_REQUIRE_BROWSER=1 (CI sets it), where their absence fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("SCULPTRAG_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+HANDBOOK = "docs/debian-handbook-en/case-study.html"
+SLOW_MS = 240_000  # what loads models or embeds (the first ask, an ingest, an evaluation) may take this long on 2 cores
+
+
+def _require_browser():
+    missing = []
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package (pip install -e '.[dev]')")
+    if not Path(CHROMIUM).is_file():
+        missing.append(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    if missing:
+        message = "the browser test needs " + " and ".join(missing)
+        if os.environ.get("SCULPTRAG_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _require_browser()
+    base = tmp_path_factory.mktemp("browser")
+    port = _free_port()
+    env = dict(os.environ, SCULPTRAG_APP__EVAL_DIR=str(base / "eval"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    exe = shutil.which("sculptrag")
+    cmd = ([exe] if exe else [sys.executable, "-m", "app.cli"]) + ["app", "--store", str(base / "store"), "--port", str(port)]
+    log = open(base / "app.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=base)
+    url = f"http://localhost:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"sculptrag app did not start:\n{(base / 'app.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield {"url": url, "base": base}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        pg.set_default_timeout(60_000)
+        dialogs: list[str] = []
+        pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        pg.dialogs = dialogs
+        yield pg
+        browser.close()
+
+
+def shot(page, name: str, tmp: Path) -> None:
+    folder = Path(os.environ.get("SCULPTRAG_SCREENSHOTS") or tmp)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(600)  # let the last rerun paint
+    page.set_viewport_size({"width": 1280, "height": 1280})  # Streamlit scrolls inside the page: a taller window shows more
+    page.screenshot(path=str(folder / f"{name}.png"))
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def ask(page, question: str):
+    """Type a question; return the new answer's chat message once its verdict shows. Records whether the
+    denoising canvas appeared while the answer formed."""
+    before = page.locator('[data-testid="stChatMessage"]').count()
+    page.evaluate("""() => { window.__canvas = false;
+        new MutationObserver(() => { if (document.querySelector('.sr-canvas')) window.__canvas = true; })
+            .observe(document.body, {childList: true, subtree: true}); }""")
+    box = page.get_by_placeholder("Ask a question about your documents")
+    box.fill(question)
+    box.press("Enter")
+    page.wait_for_function(f"document.querySelectorAll('[data-testid=\"stChatMessage\"]').length >= {before + 2}"
+                           " && document.querySelectorAll('.sr-badge').length > 0", timeout=SLOW_MS)
+    page.wait_for_function("(() => { const m = document.querySelectorAll('[data-testid=\"stChatMessage\"]');"
+                           " return m[m.length - 1].querySelector('.sr-badge') !== null; })()", timeout=SLOW_MS)
+    return page.locator('[data-testid="stChatMessage"]').last
+
+
+def test_ingest_ask_cite_evaluate_in_a_real_browser(server, page, shared_data, markup, tmp_path):
+    url, base = server["url"], server["base"]
+    notes = base / "portal-release-notes.txt"
+    notes.write_text(markup, encoding="utf-8")
+
+    # Documents: upload a shared document and the markup one, ingest with progress
+    page.goto(url + "/documents")
+    page.get_by_text("Add documents").wait_for()
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
+        [str(shared_data / HANDBOOK), str(notes)])
+    uploader = page.locator('[data-testid="stFileUploader"]')
+    uploader.get_by_text("case-study.html").wait_for()
+    uploader.get_by_text("notes.txt").wait_for()  # (the uploader shortens long names)
+    page.get_by_role("button", name="Ingest the uploaded files").click()
+    page.get_by_text("Last ingest").wait_for(timeout=SLOW_MS)
+    page.get_by_text("Your documents").wait_for()
+    page.locator('[data-testid="stDataFrame"]').last.wait_for()
+    assert "Falcot" in page.locator("body").inner_text() or page.locator('[data-testid="stDataFrame"]').count() >= 2
+    shot(page, "documents", tmp_path)
+
+    # Ask: the answer forms on the canvas, then shows with its citations and verdict
+    page.get_by_role("link", name="Ask").click()
+    msg = ask(page, "How many employees work at the Falcot Corp facility in Saint-Étienne?")
+    assert page.evaluate("window.__canvas"), "the denoising canvas never showed"
+    text = msg.locator(".sr-answer").inner_text()
+    assert "150" in text and "[1]" in text, text
+    verdict = msg.locator(".sr-badge").first.inner_text().strip()
+    assert verdict.startswith(("✓ Validation PASS", "! Validation WARN")), verdict  # (WARN: the markup passage)
+    cite = msg.get_by_role("button", name="[1]", exact=False).first
+    cite.click()
+    source = page.locator(".sr-passage")
+    source.wait_for()
+    assert "150" in source.locator("mark").first.inner_text()
+    page.get_by_role("button", name="Open the file").wait_for()  # the file behind the citation
+    shot(page, "ask", tmp_path)
+
+    # a document whose text is markup shows as text, and runs nothing
+    msg = ask(page, "What is the greeting banner of the intranet portal?")
+    msg.get_by_role("button", name="Release notes", exact=False).first.click()
+    passage = msg.locator(".sr-passage")
+    passage.wait_for()
+    assert "<script>alert('pwned')</script>" in passage.inner_text()
+    assert page.locator(".sr-passage script, .sr-passage img").count() == 0
+    assert page.dialogs == []
+
+    # Settings
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_text("Passages retrieved (k)").wait_for()
+    shot(page, "settings", tmp_path)
+
+    # Evaluate: run one (your own questions) and see the report
+    corpus = base / "eval-corpus"
+    corpus.mkdir()
+    shutil.copy(shared_data / HANDBOOK, corpus / "case-study.html")
+    questions = base / "falcot.jsonl"
+    questions.write_text("\n".join(json.dumps(q) for q in [
+        {"question": "How many employees work at the Falcot Corp facility in Saint-Étienne?", "gold_answer": "150",
+         "gold_sources": ["case-study.html"]},
+        {"question": "Who is the CEO of Falcot Corp?", "answerable": False},
+    ]))
+    page.get_by_role("link", name="Evaluate").click()
+    page.get_by_text("Run an evaluation").click()
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Dataset").locator("input").click()
+    page.get_by_role("option", name="your own questions", exact=False).click()
+    page.get_by_label("Question file").fill(str(questions))
+    page.get_by_label("Question file").press("Enter")
+    page.get_by_label("Its documents (folder)").fill(str(corpus))
+    page.get_by_label("Its documents (folder)").press("Enter")
+    page.get_by_role("button", name="Run").click()
+    page.get_by_text("Quality vs latency").wait_for(timeout=SLOW_MS)
+    page.locator('[data-testid="stImage"] img').first.wait_for()  # the quality-vs-latency plot
+    assert (base / "eval" / "falcot" / "report.json").is_file()
+    shot(page, "evaluate", tmp_path)
