@@ -18,7 +18,8 @@ def evidence_spans(claims: Sequence[str], passage: str, *, min_share: float = 0.
     """Sorted, merged (start, end) spans of `passage` that support the `claims` (answer sentences; citation
     markers are ignored). Empty when nothing in the passage shares enough with any claim."""
     spans: list[tuple[int, int]] = []
-    sentences = sentence_spans(passage)
+    # a single line break is wrapping (PDF text, hard-wrapped mail), not a sentence end; same length, same offsets
+    sentences = sentence_spans(re.sub(r"(?<!\n)\n(?!\n)", " ", passage))
     for claim in claims:
         claim = strip_markers(claim).strip()
         if not claim:

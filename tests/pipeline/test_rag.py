@@ -151,3 +151,44 @@ def test_a_failing_answer_is_repaired_and_the_rounds_are_recorded(settings, embe
     assert rounds[0]["before"] == "fail" and rounds[0]["after"] == "pass" and "regenerate" in rounds[0]["how"]
     assert all("parking" not in c.source_uri for c in answer.citations) and answer.citations
     assert answer.timings["repair_s"] > 0
+    # repair_rounds=0 for one call: validated, never repaired
+    once = rag.ask("Where do visitors park, and how many days of paid leave are there?", groups=["public"], k=2,
+                   repair_rounds=0)
+    assert once.validation["status"] == "fail" and "repair" not in once.validation
+
+
+def test_per_call_options_make_variants_that_share_the_loaded_model(rag: RagPipeline):
+    """Sampling options per call (what the app's Settings page sends): sculpt variants share the loaded
+    weights and their lock; a set of options is built once; options that pick weights cannot be shared."""
+    base, base_lock = rag.generator("sculpt")
+    slow, slow_lock = rag.generator("sculpt", {"max_steps": 2, "sampler": "naive"})
+    assert slow is not base and slow._model is base._model and slow_lock is base_lock
+    assert (slow.max_steps, slow.sampler, slow.refuse_threshold) == (2, "naive", base.refuse_threshold)
+    assert rag.generator("sculpt", {"sampler": "naive", "max_steps": 2})[0] is slow  # same options, same variant
+    assert rag.generator("sculpt")[0] is base
+    answer = rag.ask("How many days of paid leave are there?", groups=["public"], generator="sculpt",
+                     options={"max_steps": 2})
+    assert answer.trace.steps <= 2
+    with pytest.raises(Exception, match="cannot change"):
+        base.with_options(device="cuda")
+
+
+def test_deleted_documents_leave_retrieval_and_the_store_consistent(settings, embedder, tmp_path):
+    from pipeline.retrieve import Retriever
+    from pipeline.store import Store
+
+    s = settings.model_copy(update={"store_dir": tmp_path / "store"})
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "parking.txt").write_text(DOCS["public/parking.txt"])
+    (docs / "holidays.txt").write_text(DOCS["public/holidays.txt"])
+    ingest([docs], s, groups=["public"], embedder=embedder)
+    store = Store(s)
+    retriever = Retriever(store, embedder=embedder, settings=s)
+    assert any("parking" in h.document.source_uri for h in retriever.search("Where do visitors park?", groups=["public"]))
+    doc = next(d for d in store.documents() if d.source_uri.endswith("parking.txt"))
+    assert store.delete_documents([doc.id, 999_999]) == doc.n_chunks > 0
+    assert [d.title for d in store.documents()] == [d.title for d in Store(s).documents()]
+    assert all("parking" not in h.document.source_uri for h in retriever.search("Where do visitors park?", groups=["public"]))
+    check = Store(s).check()
+    assert check["consistent"] and check["faiss_vectors"] == check["sql_chunks"]
