@@ -49,7 +49,8 @@ def canvas_html(text: str, step: int, masked: int) -> str:
     """One denoising step's canvas: committed text, and the still-masked slots greyed."""
     body = re.sub(f"{MASK}+", lambda m: f'<span class="sr-mask">{m.group()}</span>', e(text))
     return (f'<div class="sr-canvas">{body}</div>'
-            f'<div class="sr-meta">denoising: step {step}, {masked} position{"s" if masked != 1 else ""} still masked</div>')
+            f'<div class="sr-meta">step {step}' + (f', {masked} position{"s" if masked != 1 else ""} still masked' if masked else "")
+            + "</div>")
 
 
 def passage_html(text: str, spans: Sequence[tuple[int, int]]) -> str:

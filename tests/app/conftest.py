@@ -47,7 +47,7 @@ def app_env(tmp_path_factory):
         "SCULPTRAG_APP__USER_GROUPS": '["public", "hr"]',
         "SCULPTRAG_APP__EVAL_DIR": str(base / "eval"),
     }
-    return {"env": env, "base": base, "store": store}
+    return {"env": env, "base": base, "store": store, "main": MAIN}
 
 
 @pytest.fixture

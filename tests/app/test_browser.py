@@ -1,7 +1,8 @@
 """The app in a real browser: `sculptrag app` on localhost, driven by Playwright in Debian's Chromium.
 
-Upload a shared document and one whose text is markup, ask questions, watch the answer form on the canvas,
-open a citation's source, run an evaluation, and save a screenshot of each page (to $SCULPTRAG_SCREENSHOTS
+The browser reaches the app through a small sign-in proxy that sets each person's groups in a header, as
+behind a company's proxy. Upload a shared document and one whose text is markup, ask questions, watch the
+answer form on the canvas, open a citation's source, run an evaluation, and save a screenshot of each page (to $SCULPTRAG_SCREENSHOTS
 when set: that is how docs/screenshots are made). Skips without Chromium or Playwright, unless
 SCULPTRAG_REQUIRE_BROWSER=1 (CI sets it), where their absence fails the test.
 """
@@ -26,6 +27,7 @@ CHROMIUM = os.environ.get("SCULPTRAG_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 HANDBOOK = "docs/debian-handbook-en/case-study.html"
+GROUPS_HEADER = "X-Test-Groups"
 SLOW_MS = 240_000  # what loads models or embeds (the first ask, an ingest, an evaluation) may take this long on 2 cores
 
 
@@ -55,12 +57,15 @@ def server(tmp_path_factory):
     _require_browser()
     base = tmp_path_factory.mktemp("browser")
     port = _free_port()
-    env = dict(os.environ, SCULPTRAG_APP__EVAL_DIR=str(base / "eval"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = dict(os.environ, SCULPTRAG_APP__EVAL_DIR=str(base / "eval"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               # as behind a company's sign-in proxy: each request names its user's groups
+               SCULPTRAG_APP__GROUPS_HEADER=GROUPS_HEADER, SCULPTRAG_APP__USER_HEADER="X-Test-User",
+               SCULPTRAG_APP__FOLDER_ROOTS=json.dumps([str(base)]))
     exe = shutil.which("sculptrag")
     cmd = ([exe] if exe else [sys.executable, "-m", "app.cli"]) + ["app", "--store", str(base / "store"), "--port", str(port)]
     log = open(base / "app.log", "w")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=base)
-    url = f"http://localhost:{port}"
+    url = f"http://localhost:{port}"  # the app itself; the browser goes through the proxies below
     try:
         deadline = time.time() + 120
         while True:
@@ -73,7 +78,11 @@ def server(tmp_path_factory):
             if proc.poll() is not None or time.time() > deadline:
                 pytest.fail(f"sculptrag app did not start:\n{(base / 'app.log').read_text()[-3000:]}")
             time.sleep(0.5)
-        yield {"url": url, "base": base}
+        ana = GroupsProxy(port, "public, staff", "ana")  # the person who runs the main test
+        bo = GroupsProxy(port, "finance", "bo")  # someone whose groups hold no document
+        yield {"url": f"http://localhost:{ana.port}", "url_bo": f"http://localhost:{bo.port}", "base": base}
+        ana.close()
+        bo.close()
     finally:
         proc.terminate()
         try:
@@ -90,12 +99,86 @@ def page(server):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        pg.browser = browser
         pg.set_default_timeout(60_000)
         dialogs: list[str] = []
         pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         pg.dialogs = dialogs
         yield pg
         browser.close()
+
+
+# -- a sign-in proxy, as a company puts in front of the app ---------------------------------------------------
+class GroupsProxy:
+    """A reverse proxy on its own port that forwards to the app and sets GROUPS_HEADER on every request
+    (dropping any the browser sent), with the groups of the "signed-in" person it was started for: what an
+    authenticating proxy does. It handles keep-alive requests with bodies and websocket upgrades (Streamlit
+    reads its headers from the websocket's handshake, which a browser-side header option does not reach)."""
+
+    def __init__(self, upstream_port: int, groups: str, user: str) -> None:
+        import asyncio
+        import threading
+
+        self.upstream_port, self.inject = upstream_port, [(GROUPS_HEADER, groups), ("X-Test-User", user)]
+        self.port = _free_port()
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.server = self.loop.run_until_complete(asyncio.start_server(self._client, "127.0.0.1", self.port))
+            ready.set()
+            self.loop.run_forever()
+
+        threading.Thread(target=run, daemon=True).start()
+        ready.wait(10)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    async def _client(self, reader, writer) -> None:
+        import asyncio
+
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+        back = asyncio.ensure_future(self._pipe(up_reader, writer))
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")[:-2]
+                names = {n.lower() for n, _ in self.inject}
+                kept = [lines[0]] + [ln for ln in lines[1:] if ln.split(":", 1)[0].strip().lower() not in names]
+                kept += [f"{n}: {v}" for n, v in self.inject]
+                up_writer.write(("\r\n".join(kept) + "\r\n\r\n").encode("latin-1"))
+                fields = {ln.split(":", 1)[0].strip().lower(): ln.split(":", 1)[1].strip() for ln in kept[1:] if ":" in ln}
+                if fields.get("upgrade", "").lower() == "websocket":
+                    await self._pipe(reader, up_writer)  # from here on, frames both ways
+                    break
+                length = int(fields.get("content-length", "0") or 0)
+                if length:
+                    up_writer.write(await reader.readexactly(length))
+                await up_writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            up_writer.close()
+            back.cancel()
+            writer.close()
+
+    @staticmethod
+    async def _pipe(reader, writer) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
 
 
 def shot(page, name: str, tmp: Path) -> None:
@@ -132,6 +215,8 @@ def test_ingest_ask_cite_evaluate_in_a_real_browser(server, page, shared_data, m
     # Documents: upload a shared document and the markup one, ingest with progress
     page.goto(url + "/documents")
     page.get_by_text("Add documents").wait_for()
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "ana" in sidebar and "public, staff" in sidebar  # who the proxy says
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
         [str(shared_data / HANDBOOK), str(notes)])
     uploader = page.locator('[data-testid="stFileUploader"]')
@@ -197,3 +282,22 @@ def test_ingest_ask_cite_evaluate_in_a_real_browser(server, page, shared_data, m
     page.locator('[data-testid="stImage"] img').first.wait_for()  # the quality-vs-latency plot
     assert (base / "eval" / "falcot" / "report.json").is_file()
     shot(page, "evaluate", tmp_path)
+
+
+def test_groups_come_from_the_proxy_header(server, page):
+    """Another person, whose proxy header names only a group no document has, sees and retrieves nothing,
+    even after the first test ingested documents for public."""
+    ctx = page.browser.new_context(viewport={"width": 1280, "height": 900})
+    other = ctx.new_page()
+    other.set_default_timeout(60_000)
+    other.goto(server["url_bo"] + "/documents")
+    other.get_by_text("There are no documents you can read yet").wait_for()
+    assert "bo" in other.locator('[data-testid="stSidebar"]').inner_text()
+    other.goto(server["url_bo"] + "/")
+    box = other.get_by_placeholder("Ask a question about your documents")
+    box.fill("How many employees work at the Falcot Corp facility in Saint-Étienne?")
+    box.press("Enter")
+    other.locator(".sr-answer").wait_for(timeout=SLOW_MS)
+    assert "150" not in other.locator(".sr-answer").inner_text()
+    assert other.locator('[data-testid="stChatMessage"] button:has-text("[1]")').count() == 0
+    ctx.close()

@@ -161,6 +161,20 @@ def test_evaluate_runs_and_opens_a_report(app, app_env):
     assert (base / "eval" / "questions" / "report.html").is_file()
 
 
+def test_sessions_share_one_set_of_models(app, app_env):
+    from streamlit.testing.v1 import AppTest
+
+    from app.ui.common import services
+
+    ask(app, "In which state is Galaxy Gaming incorporated?")
+    svc = services()
+    gen = svc.rag.generator()[0]
+    other = AppTest.from_file(str(app_env["main"]), default_timeout=300)
+    other.run()
+    ask(other, "In which state is Galaxy Gaming incorporated?")
+    assert services() is svc and svc.rag.generator()[0] is gen  # a second session loaded nothing again
+
+
 # -- access rules, without a browser -----------------------------------------------------------------------
 def test_groups_come_from_the_proxy_header_when_configured():
     settings = Settings(app=AppSettings(groups_header="X-Forwarded-Groups", user_header="X-Forwarded-User",
