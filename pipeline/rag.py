@@ -50,8 +50,8 @@ class RagPipeline:
         if validator is None and self.settings.validation.enabled:
             self.validator = default_validator(self.settings, _SharedEmbedder(self.retriever))
         self.generator_options = dict(generator_options or {})
-        self._generators: dict[str, Generator] = {}
-        self._gen_locks: dict[str, threading.Lock] = {}
+        self._generators: dict[tuple[str, str, str], Generator] = {}  # (name, load options, sampling options)
+        self._gen_locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
     def generator(self, name: str | None = None, options: Mapping[str, Any] | None = None) -> tuple[Generator, threading.Lock]:

@@ -14,6 +14,7 @@ from generator.types import DenoiseState
 from pipeline.errors import SculptragError
 from pipeline.types import Answer
 from validation.evidence import evidence_spans
+from validation.text import sentence_spans
 
 CANVAS_EVERY_S = 0.05  # the canvas is redrawn at most this often (every step on a fast model is a blur)
 
@@ -40,7 +41,8 @@ def show_source(i: int, answer: Answer, marker: int) -> None:
         if not svc.may_open(prefs.groups, hit.document.id):
             st.warning("You cannot open this source with your current groups.")
             return
-        claims = [s["text"] for s in answer.validation.get("sentences", []) if marker in s.get("markers", [])]
+        claims = [s["text"] for s in answer.validation.get("sentences", []) if marker in s.get("markers", [])] or [
+            answer.text[a:b] for a, b in sentence_spans(answer.text) if f"[{marker}]" in answer.text[a:b]]  # not validated
         where = [f"page {hit.page}" if hit.page else "", hit.section, hit.document.file_type.upper()]
         st.html(f"<b>[{marker}] {e(hit.document.title)}</b>" + meta_line(where) + passage_html(hit.text, evidence_spans(claims, hit.text)))
         path = file_of(hit.document.source_uri)
@@ -72,7 +74,7 @@ def show_answer(i: int, answer: Answer) -> None:
                                        help="show the source passage")
         if i in opened:
             show_source(i, answer, opened[i])
-    with st.expander("Checks on every sentence", expanded=status == "fail"):
+    with st.expander("Checks on every sentence", expanded=status in ("warn", "fail")):
         st.html(sentences_html(report))
         if report.get("checker"):
             st.caption(f"support checker: {report['checker']}")
