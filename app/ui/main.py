@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.ui.common import context
-from app.ui.render import CSS, e
+from app.ui.render import CSS, e, md
 
 st.set_page_config(page_title="sculptrag", page_icon=":material/menu_book:", layout="wide")
 st.html(CSS)
@@ -28,6 +28,6 @@ with st.sidebar:
             f'generator: {e(prefs.generator)} · k = {prefs.k}<br>'
             f'{readable} document{"" if readable == 1 else "s"} you can read</div>')
     if svc.warm_error:
-        st.error(f"Loading the models failed: {svc.warm_error}")
+        st.error(f"Loading the models failed: {md(svc.warm_error)}")
 
 nav.run()

@@ -36,6 +36,16 @@ def e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])")
+
+
+def md(text: object) -> str:
+    """Text for Streamlit calls that render Markdown (button labels, captions, alerts): every character
+    Markdown, Streamlit's :color[...] / :icon: syntax or LaTeX could read is backslash-escaped, so a
+    document title like `![x](https://tracker/p.png)` shows as written and loads nothing."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
 def answer_html(text: str) -> str:
     """The answer text, escaped, with its [n] markers styled as citation badges."""
     return f'<div class="sr-answer">{_markers(e(text))}</div>'

@@ -17,7 +17,7 @@ SAMPLES = ROOT / "app" / "samples" / "docs"
 
 SECRET = ("Board minutes, March 2026. The merger with Quillfeather Ltd closes on 14 September 2026. "
           "The purchase price for Quillfeather is 48 million euros, paid in cash.")
-MARKUP = ("Release notes for the intranet portal.\n\n"
+MARKUP = ("Release notes for the **intranet** portal ![logo](https://tracker.example/p.png)\n\n"
           "The portal's greeting banner is <script>alert('pwned')</script> rendered on every page. "
           "Its logo is <img src=x onerror=alert(1)> and its footer links to <a href=\"javascript:alert(2)\">help</a>.")
 

@@ -215,8 +215,9 @@ def test_ingest_ask_cite_evaluate_in_a_real_browser(server, page, shared_data, m
     # Documents: upload a shared document and the markup one, ingest with progress
     page.goto(url + "/documents")
     page.get_by_text("Add documents").wait_for()
-    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
-    assert "ana" in sidebar and "public, staff" in sidebar  # who the proxy says
+    who = page.locator('[data-testid="stSidebar"] .sr-meta')
+    who.wait_for()
+    assert "ana" in who.inner_text() and "public, staff" in who.inner_text()  # who the proxy says
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(
         [str(shared_data / HANDBOOK), str(notes)])
     uploader = page.locator('[data-testid="stFileUploader"]')
@@ -252,6 +253,8 @@ def test_ingest_ask_cite_evaluate_in_a_real_browser(server, page, shared_data, m
     passage.wait_for()
     assert "<script>alert('pwned')</script>" in passage.inner_text()
     assert page.locator(".sr-passage script, .sr-passage img").count() == 0
+    label = msg.get_by_role("button", name="Release notes", exact=False).first  # the title, Markdown and all
+    assert "**intranet**" in label.inner_text() and label.locator("img").count() == 0
     assert page.dialogs == []
 
     # Settings
@@ -292,7 +295,9 @@ def test_groups_come_from_the_proxy_header(server, page):
     other.set_default_timeout(60_000)
     other.goto(server["url_bo"] + "/documents")
     other.get_by_text("There are no documents you can read yet").wait_for()
-    assert "bo" in other.locator('[data-testid="stSidebar"]').inner_text()
+    who = other.locator('[data-testid="stSidebar"] .sr-meta')
+    who.wait_for()
+    assert "bo" in who.inner_text() and "finance" in who.inner_text()
     other.goto(server["url_bo"] + "/")
     box = other.get_by_placeholder("Ask a question about your documents")
     box.fill("How many employees work at the Falcot Corp facility in Saint-Étienne?")

@@ -53,6 +53,8 @@ def test_document_markup_renders_as_text(app):
     hit = next(h for h in answer.passages if "portal" in h.document.title.lower() or "<script>" in h.text)
     assert "<script>" in hit.text  # the stored text really holds the markup
     marker = next(c.marker for c in answer.citations if c.chunk_id == hit.chunk_id)
+    label = app.button(key=f"cite-0-{marker}").label
+    assert r"\*\*intranet\*\*" in label and r"\!\[logo\]" in label  # a Markdown title is escaped, not rendered
     app.button(key=f"cite-0-{marker}").click().run()
     shown = "\n".join(htmls(app))
     assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in shown

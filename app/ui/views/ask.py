@@ -9,7 +9,7 @@ import time
 import streamlit as st
 
 from app.ui.common import context, file_of
-from app.ui.render import answer_html, badge, e, canvas_html, meta_line, passage_html, sentences_html
+from app.ui.render import answer_html, badge, e, md, canvas_html, meta_line, passage_html, sentences_html
 from generator.types import DenoiseState
 from pipeline.errors import SculptragError
 from pipeline.types import Answer
@@ -50,7 +50,7 @@ def show_source(i: int, answer: Answer, marker: int) -> None:
             st.download_button("Open the file", data=path.read_bytes(), file_name=path.name,
                                mime=hit.document.media_type or None, key=f"file-{i}-{marker}", icon=":material/attach_file:")
         else:
-            st.caption(f"Source: {hit.document.source_uri} (the file is no longer there)")
+            st.caption(f"Source: {md(hit.document.source_uri)} (the file is no longer there)")
 
 
 def show_answer(i: int, answer: Answer) -> None:
@@ -69,7 +69,7 @@ def show_answer(i: int, answer: Answer) -> None:
         cols = st.columns(min(len(answer.citations), 4))
         for j, c in enumerate(answer.citations):
             page = f", p. {c.page}" if c.page else ""
-            cols[j % len(cols)].button(f"[{c.marker}] {c.document_title[:60]}{page}", key=f"cite-{i}-{c.marker}",
+            cols[j % len(cols)].button(f"[{c.marker}] {md(c.document_title[:60])}{page}", key=f"cite-{i}-{c.marker}",
                                        on_click=_toggle, args=(i, c.marker), type="tertiary",
                                        help="show the source passage")
         if i in opened:
@@ -77,7 +77,7 @@ def show_answer(i: int, answer: Answer) -> None:
     with st.expander("Checks on every sentence", expanded=status in ("warn", "fail")):
         st.html(sentences_html(report))
         if report.get("checker"):
-            st.caption(f"support checker: {report['checker']}")
+            st.caption(f"support checker: {md(report['checker'])}")
 
 
 if not prefs.groups:
@@ -111,7 +111,7 @@ if question:
                 else:
                     answer = item
         except SculptragError as err:
-            canvas.error(str(err))
+            canvas.error(md(err))
         if answer is not None:
             history.append({"question": question, "answer": answer})
             st.rerun()

@@ -11,6 +11,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.ui.common import context, file_of
+from app.ui.render import md
 from pipeline.errors import SculptragError
 from pipeline.types import IngestReport
 
@@ -46,7 +47,7 @@ def run_ingest(paths: list[Path], groups: tuple[str, ...], prune: bool = False) 
             report = svc.ingestor().ingest(paths, groups=groups, prune=prune, progress=progress)
     except SculptragError as err:
         bar.empty()
-        st.error(str(err))
+        st.error(md(err))
         return
     bar.progress(1.0, text=f"done in {report.seconds:.1f} s")
     st.session_state["last_ingest"] = report
@@ -87,13 +88,13 @@ if user.editor and prefs.groups:
                     st.error("You may not ingest from that folder: it is outside the folders this app may read "
                              "(SCULPTRAG_APP__FOLDER_ROOTS).")
                 elif not Path(folder.strip()).expanduser().exists():
-                    st.error(f"There is no folder or file at {folder.strip()}.")
+                    st.error(f"There is no folder or file at {md(folder.strip())}.")
                 else:
                     run_ingest([Path(folder.strip()).expanduser()], groups, prune=prune)
                     st.rerun()
 elif not user.editor:
     st.caption("You can read documents here; adding and deleting them is for "
-               + ", ".join(svc.settings.app.editor_groups) + ".")
+               + md(", ".join(svc.settings.app.editor_groups)) + ".")
 
 if "last_ingest" in st.session_state:
     show_report(st.session_state["last_ingest"])
@@ -128,7 +129,7 @@ else:
                 del st.session_state["doc_delete_sure"]
                 st.rerun()
         if "deleted" in st.session_state:
-            st.success(st.session_state.pop("deleted"))
+            st.success(md(st.session_state.pop("deleted")))
 
 if user.editor:
     quarantined = svc.store.quarantined()

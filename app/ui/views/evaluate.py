@@ -10,7 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.ui.common import context
-from app.ui.render import answer_html, badge, e, meta_line, sentences_html
+from app.ui.render import answer_html, badge, e, md, meta_line, sentences_html
 from app.ui.services import NEEDS_MODEL_PATH
 from generator.base import available_generators
 from pipeline.errors import SculptragError
@@ -31,11 +31,11 @@ def show(report: dict, html_path: Path | None) -> None:
     from validation.report_html import quality_latency_svg, render
 
     cfg = report["config"]
-    st.subheader(f"{report['dataset']}: {cfg['items']} questions, k = {cfg['k']}")
-    st.caption(f"{report.get('created', '')} · checker {cfg.get('checker', '')} · repair rounds {cfg.get('repair_rounds', 0)}")
+    st.subheader(f"{md(report['dataset'])}: {cfg['items']} questions, k = {cfg['k']}")
+    st.caption(md(f"{report.get('created', '')} · checker {cfg.get('checker', '')} · repair rounds {cfg.get('repair_rounds', 0)}"))
     for name, status in report.get("generators", {}).items():
         if status.get("status") == "error":
-            st.warning(f"{name} did not run: {status['error']}")
+            st.warning(md(f"{name} did not run: {status['error']}"))
     headers, rows = summary_table(report)
     st.dataframe([dict(zip(headers, r)) for r in rows], hide_index=True, key="eval_summary")
     st.markdown("**Quality vs latency**")
@@ -82,19 +82,19 @@ if mode == OPEN:
         try:
             show(json.loads(Path(chosen).read_text(encoding="utf-8")), Path(chosen).with_name("report.html"))
         except (OSError, ValueError, KeyError) as err:
-            st.error(f"Cannot read {chosen}: {err}")
+            st.error(md(f"Cannot read {chosen}: {err}"))
     else:
-        st.info(f"No reports in {eval_dir} yet: run one, or open a report.json from your computer.")
+        st.info(f"No reports in {md(eval_dir)} yet: run one, or open a report.json from your computer.")
     uploaded = st.file_uploader("Open a report.json from your computer", type=["json"], key="eval_upload")
     if uploaded is not None:
         try:
             show(json.loads(uploaded.getvalue().decode("utf-8")), None)
         except (ValueError, KeyError) as err:
-            st.error(f"That is not a sculptrag report: {err}")
+            st.error(f"That is not a sculptrag report: {md(err)}")
 
 else:
     if not user.editor:
-        st.caption("Running evaluations is for " + ", ".join(svc.settings.app.editor_groups) + ".")
+        st.caption("Running evaluations is for " + md(", ".join(svc.settings.app.editor_groups)) + ".")
     else:
         have_data = DATA.is_dir()
         choices = ([*BUILTIN] if have_data else []) + ["your own questions (.jsonl/.csv on the server)"]
@@ -128,7 +128,7 @@ else:
                     json_path, _ = write_report(report, eval_dir / ds.name)
                 except SculptragError as err:
                     bar.empty()
-                    st.error(str(err))
+                    st.error(md(err))
                 else:
                     st.session_state["eval_new"] = str(json_path)
                     st.rerun()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app.ui.common import context
+from app.ui.render import md
 from app.ui.services import DIFFUSION, NEEDS_MODEL_PATH, Prefs
 from generator.base import available_generators
 
@@ -71,7 +72,7 @@ with right:
     st.subheader("Retrieval")
     prefs.k = st.slider("Passages retrieved (k)", 1, 20, prefs.k, key="set_k")
     st.subheader("Your groups")
-    where = "your settings" if user.source == "settings" else f"the {user.source} header from your sign-in proxy"
+    where = "your settings" if user.source == "settings" else f"the {md(user.source)} header from your sign-in proxy"
     st.caption(f"You may read documents of these groups (from {where}). Narrow them to search less.")
     chosen = st.multiselect("Groups in use", list(user.groups), default=list(prefs.groups), key="set_groups")
     if chosen:
