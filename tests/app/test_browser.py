@@ -243,7 +243,10 @@ def test_ingest_ask_cite_evaluate_in_a_real_browser(server, page, shared_data, m
     source = page.locator(".sr-passage")
     source.wait_for()
     assert "150" in source.locator("mark").first.inner_text()
-    page.get_by_role("button", name="Open the file").wait_for()  # the file behind the citation
+    with page.expect_download() as download:  # the file behind the citation
+        page.get_by_role("button", name="Open the file").click()
+    assert download.value.suggested_filename == "case-study.html"
+    assert Path(download.value.path()).read_bytes() == (shared_data / HANDBOOK).read_bytes()
     shot(page, "ask", tmp_path)
 
     # a document whose text is markup shows as text, and runs nothing

@@ -39,7 +39,7 @@ def show_source(i: int, answer: Answer, marker: int) -> None:
     hit = answer.passages[cite.passage_number - 1]
     with st.container(border=True, key=f"source-{i}"):
         if not svc.may_open(prefs.groups, hit.document.id):
-            st.warning("You cannot open this source with your current groups.")
+            st.warning("This source is not readable with your current groups (or it was deleted).")
             return
         claims = [s["text"] for s in answer.validation.get("sentences", []) if marker in s.get("markers", [])] or [
             answer.text[a:b] for a, b in sentence_spans(answer.text) if f"[{marker}]" in answer.text[a:b]]  # not validated
@@ -47,7 +47,7 @@ def show_source(i: int, answer: Answer, marker: int) -> None:
         st.html(f"<b>[{marker}] {e(hit.document.title)}</b>" + meta_line(where) + passage_html(hit.text, evidence_spans(claims, hit.text)))
         path = file_of(hit.document.source_uri)
         if path is not None:
-            st.download_button("Open the file", data=path.read_bytes(), file_name=path.name,
+            st.download_button("Open the file", data=path.read_bytes, file_name=path.name, on_click="ignore",  # read on click
                                mime=hit.document.media_type or None, key=f"file-{i}-{marker}", icon=":material/attach_file:")
         else:
             st.caption(f"Source: {md(hit.document.source_uri)} (the file is no longer there)")
