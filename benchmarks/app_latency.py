@@ -9,7 +9,9 @@ times through:
 - library: `RagPipeline.ask` (retrieval, sculpt, validation), warmed up;
 - app script: the Ask page run by AppTest (the same pipeline, plus the page's rendering and the canvas);
 - browser: typed into the Ask page in Chromium; the time from Enter to the first canvas frame on screen and
-  to the final answer's verdict on screen.
+  to the final answer's verdict on screen, and the pipeline's own time for that answer (Answer.timings, as
+  the answer shows it): the rest is the page's rerun, the websocket and the browser's rendering, on the same
+  CPUs as the model.
 
 Printed: the median and p90 seconds per question of each, and the ratio to the library call. Models load
 before timing starts.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -73,7 +76,7 @@ def app_script(store: Path, questions: list[str]) -> list[float]:
     return out
 
 
-def browser(store: Path, questions: list[str]) -> tuple[list[float], list[float]]:
+def browser(store: Path, questions: list[str]) -> tuple[list[float], list[float], list[float]]:
     from playwright.sync_api import sync_playwright
 
     with socket.socket() as s:
@@ -81,7 +84,7 @@ def browser(store: Path, questions: list[str]) -> tuple[list[float], list[float]
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "app", "--store", str(store), "--port", str(port)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first, final = [], []
+    first, final, inside = [], [], []
     try:
         for _ in range(240):
             try:
@@ -108,7 +111,11 @@ def browser(store: Path, questions: list[str]) -> tuple[list[float], list[float]
                 page.wait_for_function(f"(() => {{ const m = document.querySelectorAll('[data-testid=\"stChatMessage\"]');"
                                        f" return m.length >= {n + 2} && m[m.length - 1].querySelector('.sr-badge'); }})()")
                 t = page.evaluate("() => [window.__first, performance.now(), window.__t0]")
+                meta = page.locator('[data-testid="stChatMessage"]').last.locator(".sr-meta").first.inner_text()
+                seconds = re.search(r"([0-9.]+) s(?: ·|$)", meta)
                 if i:
+                    if seconds:
+                        inside.append(float(seconds.group(1)))
                     final.append((t[1] - t[2]) / 1000)
                     if t[0] is not None:
                         first.append((t[0] - t[2]) / 1000)
@@ -116,7 +123,7 @@ def browser(store: Path, questions: list[str]) -> tuple[list[float], list[float]
     finally:
         proc.terminate()
         proc.wait(20)
-    return first, final
+    return first, final, inside
 
 
 def main() -> None:
@@ -134,7 +141,8 @@ def main() -> None:
         rows = [("library: RagPipeline.ask", library(store, questions))]
         rows.append(("app script (AppTest)", app_script(store, questions)))
         if not args.no_browser and Path(CHROMIUM).is_file():
-            first, final = browser(store, questions)
+            first, final, inside = browser(store, questions)
+            rows.append(("browser: the pipeline's own time (in the app server)", inside))
             rows.append(("browser: first canvas frame", first))
             rows.append(("browser: answer on screen", final))
         lib = statistics.median(rows[0][1])

@@ -112,6 +112,7 @@ if question:
                     answer = item
         except SculptragError as err:
             canvas.error(md(err))
-        if answer is not None:
+        if answer is not None:  # shown in place: no rerun of the page (and of the whole history) for it
             history.append({"question": question, "answer": answer})
-            st.rerun()
+            canvas.empty()
+            show_answer(len(history) - 1, answer)
