@@ -116,6 +116,21 @@ def test_upload_ingests_and_reports(app, app_env):
     assert any("help desk" in c.quote for c in answer.citations)
 
 
+def test_folder_ingest_reports_a_missing_folder_and_ingests_a_real_one(app, app_env):
+    app.switch_page("views/documents.py").run()
+    app.text_input(key="doc_folder").input(str(app_env["base"] / "no-such-folder")).run()
+    app.button(key="ingest_folder").click().run()
+    assert any("There is no folder" in e.value for e in app.error)
+    folder = app_env["base"] / "handbook"
+    folder.mkdir(exist_ok=True)
+    (folder / "canteen.txt").write_text("The staff canteen serves lunch from 11:45 to 14:00, Monday to Friday.")
+    app.text_input(key="doc_folder").input(str(folder)).run()
+    app.button(key="ingest_folder").click().run()
+    assert not app.exception and not app.error
+    assert app.session_state["last_ingest"].ingested == 1
+    assert "canteen.txt" in [str(f) for f in frame(app, "ingested")["file"]]
+
+
 def test_delete_removes_a_document_from_retrieval(app, app_env):
     app.switch_page("views/documents.py").run()
     app.file_uploader[0].upload("parking.txt", b"Staff parking permits cost 35 euros a month and are sold at reception.",

@@ -35,7 +35,8 @@ def save_upload(name: str, data: bytes, groups: tuple[str, ...]) -> Path:
     return target
 
 
-def run_ingest(paths: list[Path], groups: tuple[str, ...], prune: bool = False) -> None:
+def run_ingest(paths: list[Path], groups: tuple[str, ...], prune: bool = False) -> bool:
+    """Ingest with a progress bar; the report goes to the session. False (and the error shown) on failure."""
     bar = st.progress(0.0, text="waiting for any other ingest to finish...")
 
     def progress(done: int, total: int, path: str) -> None:
@@ -48,9 +49,10 @@ def run_ingest(paths: list[Path], groups: tuple[str, ...], prune: bool = False) 
     except SculptragError as err:
         bar.empty()
         st.error(md(err))
-        return
+        return False
     bar.progress(1.0, text=f"done in {report.seconds:.1f} s")
     st.session_state["last_ingest"] = report
+    return True
 
 
 def show_report(report: IngestReport) -> None:
@@ -76,10 +78,14 @@ if user.editor and prefs.groups:
             files = st.file_uploader("Files (PDF, Office, HTML, e-mail, text...)", accept_multiple_files=True,
                                      key=f"uploads-{n}", max_upload_size=svc.settings.app.max_upload_mb)
             if st.button("Ingest the uploaded files", disabled=not files or not groups, type="primary", key="ingest_uploads"):
-                paths = [save_upload(f.name, f.getvalue(), groups) for f in files]
-                run_ingest(paths, groups)
-                st.session_state["upload_round"] = n + 1  # a fresh, empty upload box
-                st.rerun()
+                try:
+                    paths = [save_upload(f.name, f.getvalue(), groups) for f in files]
+                except OSError as err:
+                    st.error(md(f"Could not keep the uploaded files in {svc.upload_dir}: {err}"))
+                else:
+                    if run_ingest(paths, groups):
+                        st.session_state["upload_round"] = n + 1  # a fresh, empty upload box
+                        st.rerun()
         with folder_tab:
             folder = st.text_input("Folder path", key="doc_folder", placeholder="/srv/shared/contracts")
             prune = st.checkbox("Also delete stored documents from this folder whose files are gone", key="doc_prune")
@@ -90,8 +96,8 @@ if user.editor and prefs.groups:
                 elif not Path(folder.strip()).expanduser().exists():
                     st.error(f"There is no folder or file at {md(folder.strip())}.")
                 else:
-                    run_ingest([Path(folder.strip()).expanduser()], groups, prune=prune)
-                    st.rerun()
+                    if run_ingest([Path(folder.strip()).expanduser()], groups, prune=prune):
+                        st.rerun()
 elif not user.editor:
     st.caption("You can read documents here; adding and deleting them is for "
                + md(", ".join(svc.settings.app.editor_groups)) + ".")
