@@ -11,11 +11,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, Iterator, List, Optional
 
 import typer
 from rich.console import Console
@@ -39,6 +40,19 @@ def _settings(store: Optional[Path]):
     return Settings(store_dir=store) if store else Settings()
 
 
+def _log(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@contextlib.contextmanager
+def _progress(label: str, first: str = "", describe: Callable[[str], str] = str) -> Iterator[Callable[[int, int, str], None]]:
+    """A transient progress bar on stderr; yields the (done, total, what) callback ingest and eval report to."""
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.description}"), console=err, transient=True) as bar:
+        task = bar.add_task(first, total=None)
+        yield lambda done, total, what: bar.update(task, completed=done, total=total, description=describe(what)[:50])
+
+
 @cli.command()
 def ingest(
     paths: List[str] = typer.Argument(..., help="files, folders (recursive) or globs"),
@@ -51,17 +65,9 @@ def ingest(
     from pipeline import SculptragError
     from pipeline import ingest as run_ingest
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _log(verbose)
     settings = _settings(store)
-    with Progress(
-        TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), console=err, transient=True,
-    ) as bar:
-        task = bar.add_task("", total=None)
-
-        def on_progress(done: int, total: int, path: str) -> None:
-            bar.update(task, completed=done, total=total, description=Path(path).name[:50])
-
+    with _progress("ingest", describe=lambda path: Path(path).name) as on_progress:
         try:
             report = run_ingest(paths, settings, groups=groups, prune=prune, progress=on_progress)
         except SculptragError as e:
@@ -252,6 +258,7 @@ def app_cmd(
     """The internal web app (Streamlit): Ask, Documents, Evaluate and Settings pages."""
     import subprocess
 
+    settings = _settings(store)
     env = dict(os.environ)
     if store:
         env["SCULPTRAG_STORE_DIR"] = str(store.resolve())
@@ -259,8 +266,8 @@ def app_cmd(
     script = Path(__file__).parent / "ui" / "main.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port), "--server.address", address,
            "--server.headless", "true", "--server.fileWatcherType", "none", "--global.developmentMode", "false",
-           "--client.toolbarMode", "minimal", "--server.maxUploadSize", str(_settings(store).app.max_upload_mb)]
-    err.print(f"sculptrag app on http://{address}:{port} (store {escape(str(_settings(store).store_dir))}); Ctrl+C stops it")
+           "--client.toolbarMode", "minimal", "--server.maxUploadSize", str(settings.app.max_upload_mb)]
+    err.print(f"sculptrag app on http://{address}:{port} (store {escape(str(settings.store_dir))}); Ctrl+C stops it")
     try:
         raise typer.Exit(subprocess.call(cmd, env=env))
     except KeyboardInterrupt:
@@ -314,19 +321,11 @@ def eval_(
     from validation.datasets import load_dataset
     from validation.harness import run_eval, summary_table, write_report
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _log(verbose)
     settings = _settings(None)
     try:
         ds = load_dataset(dataset, limit=limit, corpus=corpus, root=data)
-        with Progress(
-            TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.description}"), console=err, transient=True,
-        ) as bar:
-            task = bar.add_task("building the store...", total=None)
-
-            def on_progress(done: int, total: int, question: str) -> None:
-                bar.update(task, completed=done, total=total, description=question[:50])
-
+        with _progress("eval", first="building the store...") as on_progress:
             report = run_eval(ds, generator or [settings.generator], limit=limit, k=k or settings.retrieval.k,
                               store_dir=store, settings=settings, progress=on_progress)
     except SculptragError as e:

@@ -22,6 +22,7 @@ import torch
 
 from pipeline.errors import ConfigError, GenerationError, ModelLoadError
 
+from .base import sampling_config
 from .citations import finalize_citations
 from .prompt import render_prompt
 from .types import (
@@ -156,12 +157,7 @@ class AutoregressiveGenerator:
     def with_options(self, **options: Any) -> AutoregressiveGenerator:
         """A generator with another sampling config (`config=` or its fields as keywords) sharing this one's
         loaded model and tokenizer; model_path, gguf_file and device cannot change this way."""
-        fixed = {"model_path", "gguf_file", "device"} & set(options)
-        if fixed:
-            raise ConfigError(f"{', '.join(sorted(fixed))} cannot change on a loaded generator; build a new one")
-        config = options.pop("config", None) or self.config
-        if options:
-            config = AutoregressiveConfig(**{**config.model_dump(), **options})
+        config = sampling_config(self.config, options, {"model_path", "gguf_file", "device"})
         other = AutoregressiveGenerator(self.model_path, self.gguf_file, config, self.device, self.name)
         other.model, other.tokenizer = self.model, self.tokenizer
         return other

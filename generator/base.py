@@ -37,6 +37,17 @@ def last_of(stream: Iterator[DenoiseState | GenerationResult]) -> GenerationResu
     return result
 
 
+def sampling_config(current, options: dict, fixed: frozenset[str] | set[str]):
+    """The config a generator's `with_options` variant uses: `options["config"]` or the current one, with any
+    other options as its fields; options in `fixed` (those that choose the weights) are refused."""
+    bad = set(fixed) & set(options)
+    if bad:
+        raise ConfigError(f"{', '.join(sorted(bad))} cannot change on a loaded generator; build a new one")
+    options = dict(options)
+    config = options.pop("config", None) or current
+    return type(config)(**{**config.model_dump(), **options}) if options else config
+
+
 GeneratorFactory = Callable[..., Generator]
 _REGISTRY: dict[str, GeneratorFactory] = {}
 

@@ -42,10 +42,9 @@ from .base import last_of
 from .citations import finalize_citations
 from .prompt import REFUSAL
 from .sculpt import SculptModel, featurize, load_checkpoint
-from .types import DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
+from .types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
 
 BUNDLED = Path(__file__).parent / "weights" / "sculpt"
-MASK_SHOWN = "░"
 
 
 def bundled_checkpoint() -> Path:
@@ -258,7 +257,7 @@ class SculptGenerator:
             if s == -1:
                 flush()
                 if show_masks:
-                    parts.append(MASK_SHOWN)
+                    parts.append(MASK_GLYPH)
                 continue
             if V <= s < V + M:
                 p, t = divmod(s - V, T)

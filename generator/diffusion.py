@@ -18,17 +18,16 @@ import torch
 
 from pipeline.errors import ConfigError, GenerationError
 
-from .base import last_of
+from .base import last_of, sampling_config
 from .citations import finalize_citations
 from .constraints import CitationConstraints, token_strings
 from .denoisers import Denoiser, load_denoiser
 from .prompt import render_prompt
 from .sampler import SamplerOutput, denoise_steps, infill
-from .types import DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
+from .types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
 
 log = logging.getLogger(__name__)
 
-MASK_GLYPH = "░"  # how a still-masked token is shown in streamed states
 
 
 class DiffusionGenerator:
@@ -57,12 +56,7 @@ class DiffusionGenerator:
     def with_options(self, **options) -> "DiffusionGenerator":
         """A generator with another sampling config (`config=DiffusionConfig(...)` or its fields as keywords)
         sharing this one's loaded denoiser; model_path, adapter and device cannot change this way."""
-        fixed = {"model_path", "adapter", "device", "denoiser"} & set(options)
-        if fixed:
-            raise ConfigError(f"{', '.join(sorted(fixed))} cannot change on a loaded generator; build a new one")
-        config = options.pop("config", None) or self.config
-        if options:
-            config = DiffusionConfig(**{**config.model_dump(), **options})
+        config = sampling_config(self.config, options, {"model_path", "adapter", "device", "denoiser"})
         other = DiffusionGenerator(self.model_path, adapter=self.adapter, config=config, device=self.device,
                                    denoiser=self._denoiser, name=self.name)
         other._strings = self._strings

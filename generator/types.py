@@ -113,8 +113,11 @@ class GenerationResult(BaseModel):
     raw_text: str = ""
 
 
+MASK_GLYPH = "░"  # how a still-masked answer position is shown in a DenoiseState's text
+
+
 class DenoiseState(BaseModel):
-    """The canvas after one denoising step: text with masks shown, which answer positions changed."""
+    """The canvas after one denoising step: text with masks shown (MASK_GLYPH), which answer positions changed."""
 
     step: int
     text: str

@@ -45,7 +45,7 @@ def render(report: dict) -> str:
         f"<p class=meta>{e(report.get('created', ''))} &middot; {cfg['items']} questions &middot; k = {cfg['k']}"
         f" &middot; checker {e(cfg.get('checker', ''))} &middot; {_store_line(report.get('store') or {})}</p>",
         _load_errors(report), "<h2>Summary</h2>", _summary(report),
-        "<h2>Quality vs latency</h2>", quality_latency_svg(report),
+        "<h2>Quality vs latency</h2>", _plot(report),
         "<h2>Questions</h2>", *(_item(it, list(report["summary"])) for it in report["items"]),
         "</body></html>",
     ]
@@ -84,8 +84,18 @@ def _summary(report: dict) -> str:
             "generation); gen. median s: generation alone; tok/s: as the generator's trace reports it.</p>")
 
 
-def quality_latency_svg(report: dict, width: int = 640, height: int = 360) -> str:
-    """Token F1 against latency: a dot per question and a large marker (median latency, mean F1) per generator."""
+PLOT_CAPTION = "Dots: one question each; diamonds: each generator's median latency and mean F1."
+NO_PLOT = "No answer has a gold answer to score, so there is nothing to plot."
+
+
+def _plot(report: dict) -> str:
+    svg = quality_latency_svg(report)
+    return f"{svg}<p class=meta>{PLOT_CAPTION}</p>" if svg else f"<p class=meta>{NO_PLOT}</p>"
+
+
+def quality_latency_svg(report: dict, width: int = 640, height: int = 360) -> str | None:
+    """Token F1 against latency, as an SVG: a dot per question and a large marker (median latency, mean F1) per
+    generator. None when no answer has a gold answer to score."""
     names = list(report["summary"])
     dots = {g: [(r["seconds"], r["token_f1"]) for it in report["items"] for gg, r in it["answers"].items()
                 if gg == g and "error" not in r and r.get("token_f1") is not None] for g in names}
@@ -93,7 +103,7 @@ def quality_latency_svg(report: dict, width: int = 640, height: int = 360) -> st
              if s.get("latency_median_s") is not None and s.get("token_f1") is not None}
     xs = [x for pts in dots.values() for x, _ in pts] + [x for x, _ in means.values()]
     if not xs:
-        return "<p class=meta>No answer has a gold answer to score, so there is nothing to plot.</p>"
+        return None
     left, right, top, bottom = 56, 150, 14, 42
     pw, ph = width - left - right, height - top - bottom
     lo, hi = max(min(xs), 1e-4), max(max(xs), 1e-4)
@@ -137,8 +147,7 @@ def quality_latency_svg(report: dict, width: int = 640, height: int = 360) -> st
         out.append(f'<circle cx="{left + pw + 16}" cy="{ly - 4}" r="5" fill="{color}"/>'
                    f'<text x="{left + pw + 26}" y="{ly}">{e(g)}</text>')
     out.append("</svg>")
-    return ("\n".join(out) + "<p class=meta>Dots: one question each; diamonds: each generator's median latency "
-            "and mean F1.</p>")
+    return "\n".join(out)
 
 
 def _item(item: dict, generators: Sequence[str]) -> str:

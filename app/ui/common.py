@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import streamlit as st
 
 from pipeline.config import Settings
 
-from .services import Prefs, Services, User, resolve_user, settings_key
+from .services import Prefs, Services, User, resolve_user
 
 
 @st.cache_resource(show_spinner="Opening the store...")
@@ -18,7 +19,7 @@ def _services(key: str) -> Services:
 
 def services() -> Services:
     """This process's Services for the settings in the environment (SCULPTRAG_...): built once, shared."""
-    return _services(settings_key(Settings()))
+    return _services(Settings().model_dump_json())
 
 
 def current_user(svc: Services) -> User:
@@ -44,12 +45,18 @@ def context() -> tuple[Services, User, Prefs]:
     return svc, user, prefs(svc, user)
 
 
+def _local_path(source_uri: str) -> Path | None:
+    parsed = urlparse(source_uri)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def file_name(source_uri: str) -> str:
+    """The file name a source URI ends in (no disk access)."""
+    path = _local_path(source_uri)
+    return path.name if path is not None else source_uri.rstrip("/").rsplit("/", 1)[-1]
+
+
 def file_of(source_uri: str) -> Path | None:
     """The local file behind a file: URI, when it exists."""
-    from urllib.parse import unquote, urlparse
-
-    parsed = urlparse(source_uri)
-    if parsed.scheme != "file":
-        return None
-    path = Path(unquote(parsed.path))
-    return path if path.is_file() else None
+    path = _local_path(source_uri)
+    return path if path is not None and path.is_file() else None

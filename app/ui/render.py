@@ -11,8 +11,9 @@ import html
 import re
 from typing import Iterable, Sequence
 
+from generator.types import MASK_GLYPH
+
 MARKER_RE = re.compile(r"\[(\d+)\]")
-MASK = "░"  # generator.bundled.MASK_SHOWN: how a still-masked answer slot is shown on the canvas
 STATUS_ICON = {"pass": "✓", "warn": "!", "fail": "✗", "not run": "–"}
 
 CSS = """<style>
@@ -57,7 +58,7 @@ def _markers(escaped: str) -> str:
 
 def canvas_html(text: str, step: int, masked: int) -> str:
     """One denoising step's canvas: committed text, and the still-masked slots greyed."""
-    body = re.sub(f"{MASK}+", lambda m: f'<span class="sr-mask">{m.group()}</span>', e(text))
+    body = re.sub(f"{MASK_GLYPH}+", lambda m: f'<span class="sr-mask">{m.group()}</span>', e(text))
     return (f'<div class="sr-canvas">{body}</div>'
             f'<div class="sr-meta">step {step}' + (f', {masked} position{"s" if masked != 1 else ""} still masked' if masked else "")
             + "</div>")

@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 # generators that only run with a local model folder (the others ship with sculptrag)
 NEEDS_MODEL_PATH = {"llada", "dream", "hf-mlm", "hf-causal"}
 DIFFUSION = {"llada", "dream", "hf-mlm"}
-AUTOREGRESSIVE = {"smollm2", "hf-causal"}
 
 
 # -- the user --------------------------------------------------------------------------------------------
@@ -81,25 +80,15 @@ class Prefs:
                    repair_rounds=settings.validation.repair_rounds, groups=user.groups)
 
     def generator_options(self) -> dict[str, Any]:
-        """The options for the chosen generator (model_path included), as `RagPipeline.stream` takes them."""
-        opts = dict(self.options.get(self.generator, {}))
-        if self.generator in NEEDS_MODEL_PATH and self.model_paths.get(self.generator):
-            opts["model_path"] = self.model_paths[self.generator]
-        config = {"model_path": opts.pop("model_path")} if "model_path" in opts else {}
-        if self.generator in DIFFUSION and opts:
-            from generator.types import DiffusionConfig
-
-            return {**config, "config": DiffusionConfig(**opts)}
-        if self.generator in AUTOREGRESSIVE and opts:
-            from generator.types import AutoregressiveConfig
-
-            return {**config, "config": AutoregressiveConfig(**opts)}
-        return {**config, **opts}
+        """The options for the chosen generator, as `RagPipeline.stream` takes them: its model folder when it
+        needs one, and its sampling fields (a loaded generator's `with_options` makes them its config)."""
+        path = self.model_paths.get(self.generator) if self.generator in NEEDS_MODEL_PATH else None
+        return {**({"model_path": path} if path else {}), **self.options.get(self.generator, {})}
 
 
 # -- the heavy objects -------------------------------------------------------------------------------------
 class Services:
-    """One per process and store: built by `get_services` (st.cache_resource) and shared by all sessions."""
+    """One per process and settings: built by `app.ui.common.services` (st.cache_resource), shared by all sessions."""
 
     def __init__(self, settings: Settings, *, warm: bool = True) -> None:
         from pipeline.rag import RagPipeline
@@ -112,9 +101,8 @@ class Services:
         self._ingestor = None
         self.upload_dir = Path(settings.app.upload_dir or Path(settings.store_dir) / "uploads")
         self.warm_error: str | None = None
-        self._warm = threading.Thread(target=self._warm_up, name="sculptrag-warm-up", daemon=True) if warm else None
-        if self._warm is not None:
-            self._warm.start()
+        if warm:
+            threading.Thread(target=self._warm_up, name="sculptrag-warm-up", daemon=True).start()
 
     def _warm_up(self) -> None:
         """Load the embedder, the indexes and the default generator before the first question needs them."""
@@ -142,7 +130,3 @@ class Services:
 
     def may_open(self, user_groups: Sequence[str], document_id: int) -> bool:
         return int(document_id) in self.readable(user_groups)
-
-
-def settings_key(settings: Settings) -> str:
-    return settings.model_dump_json()

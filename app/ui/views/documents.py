@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app.ui.common import context, file_of
+from app.ui.common import context, file_name, file_of
 from app.ui.render import md
 from pipeline.errors import SculptragError
 from pipeline.types import IngestReport
@@ -115,13 +115,13 @@ if pick:
 if not docs:
     st.info("No documents to show." if readable else "There are no documents you can read yet.")
 else:
-    st.dataframe([{"title": d.title, "file": Path(file_of(d.source_uri) or d.source_uri).name, "type": d.file_type,
+    st.dataframe([{"title": d.title, "file": file_name(d.source_uri), "type": d.file_type,
                    "pages": d.pages, "chunks": d.n_chunks, "groups": ", ".join(g for g in d.group_names if g in user.groups),
                    "ingested": d.ingested_at.strftime("%Y-%m-%d %H:%M")} for d in docs],
                  hide_index=True, key="doc_table")
     if user.editor:
         with st.expander("Delete a document"):
-            labels = {d.id: f"{d.title} ({Path(d.source_uri).name})" for d in docs}
+            labels = {d.id: f"{d.title} ({file_name(d.source_uri)})" for d in docs}
             target = st.selectbox("Document", list(labels), format_func=labels.get, key="doc_delete_pick")
             sure = st.checkbox("Yes, delete it and its chunks from the index", key="doc_delete_sure")
             if st.button("Delete", disabled=not sure, key="doc_delete"):
@@ -141,5 +141,5 @@ if user.editor:
     quarantined = svc.store.quarantined()
     if quarantined:
         with st.expander(f"Rejected files ({len(quarantined)})"):
-            st.dataframe([{"file": Path(file_of(q.source_uri) or q.source_uri).name, "reason": q.reason, "detail": q.detail,
+            st.dataframe([{"file": file_name(q.source_uri), "reason": q.reason, "detail": q.detail,
                            "when": q.at.strftime("%Y-%m-%d %H:%M")} for q in quarantined], hide_index=True, key="quarantine")

@@ -28,7 +28,7 @@ def reports() -> list[Path]:
 
 
 def show(report: dict, html_path: Path | None) -> None:
-    from validation.report_html import quality_latency_svg, render
+    from validation.report_html import NO_PLOT, PLOT_CAPTION, quality_latency_svg, render
 
     cfg = report["config"]
     st.subheader(f"{md(report['dataset'])}: {cfg['items']} questions, k = {cfg['k']}")
@@ -40,14 +40,16 @@ def show(report: dict, html_path: Path | None) -> None:
     st.dataframe([dict(zip(headers, r)) for r in rows], hide_index=True, key="eval_summary")
     st.markdown("**Quality vs latency**")
     svg = quality_latency_svg(report)
-    if svg.lstrip().startswith("<svg"):
-        st.image(svg.split("<p class=meta>")[0], caption="Dots: one question each; diamonds: each generator's median "
-                 "latency and mean F1.", width=680)
+    if svg:
+        st.image(svg, caption=PLOT_CAPTION, width=680)
     else:
-        st.caption("No answer has a gold answer to score, so there is nothing to plot.")
-    page = html_path.read_text(encoding="utf-8") if html_path and html_path.is_file() else render(report)
+        st.caption(NO_PLOT)
+
+    def page() -> str:  # read or rendered only when downloaded
+        return html_path.read_text(encoding="utf-8") if html_path and html_path.is_file() else render(report)
+
     st.download_button("Download the full report (HTML)", page, file_name=f"{report['dataset']}-report.html",
-                       mime="text/html", key="eval_download")
+                       mime="text/html", key="eval_download", on_click="ignore")
     items = report.get("items", [])
     if items:
         st.markdown("**Question by question**")
