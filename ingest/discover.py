@@ -1,4 +1,15 @@
-"""Discover: paths, folders and globs -> FileRecords (absolute path, URI, size, mtime, sha256, media type).
+"""Discover: paths, folders and globs -> FileRecords (absolute path, URI, size, mtime, sha256), and what was
+left out, with a reason.
+
+Inputs are distrusted:
+- Only regular files are read. FIFOs, sockets and devices are reported, never opened (a FIFO would block a
+  reader forever, and ingest holds the store's lock). Files are opened with O_NOFOLLOW | O_NONBLOCK and
+  checked again with fstat, so a file swapped for a link or a FIFO after the walk is refused, not followed.
+- A symbolic link inside a folder is followed only when its target lies inside that folder: a link to
+  /etc/passwd or to another user's home is refused. A path given by name is the caller's own choice.
+- Key material and credentials are never ingested: by name (private keys, .env, .netrc, cloud credential
+  files, key stores) and by content (a private key block or a cloud secret in the bytes being hashed).
+- Hidden files and folders (a leading dot) and system litter are skipped with a report line, not silently.
 
 Hashing reads each file once in 1 MiB blocks; the hash is what makes re-ingestion incremental (same hash,
 no parsing). Missing paths are returned separately so the caller can report them without stopping.
@@ -6,14 +17,44 @@ no parsing). Missing paths are returned separately so the caller can report them
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import hashlib
 import os
-from dataclasses import dataclass
+import re
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 SKIP_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+# file names that hold secrets, whatever their content (fnmatch patterns, matched case-insensitively)
+SECRET_NAMES = (
+    "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "id_ecdsa_sk", "id_ed25519_sk", "id_xmss", "identity",
+    "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.kdbx", "*.gpg", "*.asc", "*.ppk", "*.ovpn",
+    ".env", ".env.*", "*.env", ".netrc", "_netrc", ".pgpass", ".git-credentials", ".npmrc", ".pypirc",
+    ".htpasswd", "credentials", "credentials.json", "credentials.db", "access_tokens.db", "shadow", "gshadow",
+    "known_hosts", "authorized_keys", "secrets.yaml", "secrets.yml", "secrets.json", "kubeconfig",
+    "terraform.tfstate", "*.tfstate", "wallet.dat", "service-account*.json",
+)
+# contents that are secrets wherever they appear (searched in every block while hashing)
+SECRET_CONTENT = re.compile(
+    rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"  # PEM, OpenSSH, PGP private keys
+    rb"|PuTTY-User-Key-File-\d"
+    rb"|(?i:aws_secret_access_key)\s*[=:]"
+    rb"|\"private_key\"\s*:\s*\"-----BEGIN"  # a cloud service-account JSON
+)
+_OVERLAP = 128  # bytes kept between blocks so a marker split by a block boundary is still found
+
+
+class Refused(Exception):
+    """A path that discovery will not read: `reason` and `detail` as a report gives them."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -28,49 +69,139 @@ class FileRecord:
         return self.path.as_uri()
 
 
+@dataclass
+class Discovery:
+    """What expand_paths found: files to read, inputs that matched nothing, the roots given (what `--prune`
+    may delete under), and paths left out with (path, status, reason, detail)."""
+
+    files: list[Path] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    roots: list[Path] = field(default_factory=list)
+    left_out: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+
+def secret_name(name: str) -> bool:
+    low = name.lower()
+    return any(fnmatch.fnmatchcase(low, pat) for pat in SECRET_NAMES)
+
+
 def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
+    """The file's sha256; raises Refused for anything but a regular file, or for key material inside."""
+    return _read_regular(path, block)[0]
+
+
+def _read_regular(path: Path, block: int = 1 << 20) -> tuple[str, os.stat_result]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        if e.errno == getattr(os, "ELOOP", 40):
+            raise Refused("not permitted", "a symbolic link where a file was expected; links are not followed") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused("unsupported", f"not a regular file ({_kind(st.st_mode)}); only regular files are read")
+        h = hashlib.sha256()
+        tail = b""
         while chunk := f.read(block):
             h.update(chunk)
-    return h.hexdigest()
+            if SECRET_CONTENT.search(tail + chunk):
+                raise Refused("credentials", "holds key material or a credential (a private key block or a cloud "
+                              "secret); such files are never ingested")
+            tail = chunk[-_OVERLAP:]
+    return h.hexdigest(), st
 
 
-def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[str], list[Path]]:
-    """Expand folders (recursively) and globs into files.
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a link")):
+        if test(mode):
+            return name
+    return "not a plain file"
 
-    Returns (files sorted and de-duplicated, inputs that matched nothing, the folder roots given), the
-    roots being what `--prune` may delete under.
-    """
+
+def expand_paths(paths: Iterable[str | Path]) -> Discovery:
+    """Expand folders (recursively) and globs into regular files (sorted, de-duplicated)."""
+    found = Discovery()
     files: set[Path] = set()
-    missing: list[str] = []
-    roots: list[Path] = []
     for raw in paths:
         text = str(raw)
-        matches = [Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True)] if glob.has_magic(text) else []
-        candidates = matches or ([Path(text).expanduser()] if not glob.has_magic(text) else [])
+        magic = glob.has_magic(text)
+        matches = [Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True)] if magic else []
+        candidates = matches or ([Path(text).expanduser()] if not magic else [])
         if not candidates:
-            missing.append(text)
+            found.missing.append(text)
             continue
-        for p in candidates:
-            p = p.resolve()
+        for given in candidates:
+            p = given.resolve()
             if p.is_dir():
-                roots.append(p)
-                for dirpath, dirnames, filenames in os.walk(p):
-                    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                    files.update(Path(dirpath, f) for f in filenames if _wanted(f))
-            elif p.is_file():
-                roots.append(p)
-                files.add(p)
+                found.roots.append(p)
+                _walk(p, files, found)
+            elif not p.exists():
+                found.missing.append(text)
             else:
-                missing.append(text)
-    return sorted(files), missing, roots
+                found.roots.append(p)
+                _admit(Path(os.path.abspath(given)), p.parent, files, found)  # a link given by name: its target
+    found.files = sorted(files)
+    return found
 
 
-def _wanted(name: str) -> bool:
-    return not name.startswith(".") and name not in SKIP_NAMES and not name.startswith("~$")
+def _walk(root: Path, files: set[Path], found: Discovery) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):  # os.walk does not descend into links to folders
+        keep = []
+        for d in sorted(dirnames):
+            full = Path(dirpath, d)
+            if d.startswith("."):
+                found.left_out.append((str(full), "skipped", "hidden", "a hidden folder (leading dot) is not searched"))
+            elif full.is_symlink():
+                target = full.resolve()
+                if _inside(target, root):
+                    found.left_out.append((str(full), "skipped", "link", f"a link to a folder searched as {target}"))
+                else:
+                    found.left_out.append((str(full), "rejected", "not permitted", "a link to a folder outside the folder being ingested"))
+            else:
+                keep.append(d)
+        dirnames[:] = keep
+        for name in filenames:
+            full = Path(dirpath, name)
+            if name in SKIP_NAMES or name.startswith("~$"):
+                continue  # system litter and Office lock files: nothing anyone meant to ingest
+            if name.startswith(".") and not secret_name(name):
+                found.left_out.append((str(full), "skipped", "hidden", "a hidden file (leading dot) is not ingested"))
+                continue
+            _admit(full, root, files, found)
+
+
+def _admit(path: Path, root: Path, files: set[Path], found: Discovery) -> None:
+    """Add `path` if it is (or links, inside `root`, to) a regular file that is not key material."""
+    if secret_name(path.name):
+        found.left_out.append((str(path), "rejected", "credentials", "its name marks key material or credentials; never ingested"))
+        return
+    target = path
+    if path.is_symlink():
+        target = path.resolve()
+        if not _inside(target, root):
+            found.left_out.append((str(path), "rejected", "not permitted", "a link to a file outside the folder being ingested"))
+            return
+        if secret_name(target.name):
+            found.left_out.append((str(path), "rejected", "credentials", "links to key material or credentials; never ingested"))
+            return
+    try:
+        mode = target.stat().st_mode
+    except OSError as e:
+        found.left_out.append((str(path), "rejected", "not found", f"cannot read: {e.strerror or e}"))
+        return
+    if not stat.S_ISREG(mode):
+        found.left_out.append((str(path), "rejected", "unsupported", f"not a regular file ({_kind(mode)}); only regular files are read"))
+        return
+    files.add(target)
+
+
+def _inside(target: Path, root: Path) -> bool:
+    return target == root or root in target.parents
 
 
 def file_record(path: Path) -> FileRecord:
-    st = path.stat()
-    return FileRecord(path=path, size=st.st_size, mtime=st.st_mtime, sha256=sha256_file(path))
+    """Hash one discovered file; raises Refused (not a regular file, key material) or OSError."""
+    sha, st = _read_regular(path)
+    return FileRecord(path=path, size=st.st_size, mtime=st.st_mtime, sha256=sha)

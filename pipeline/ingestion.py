@@ -5,6 +5,16 @@ parsing, no embedding), new, changed and duplicates; with `prune`, delete docume
 folders whose files are gone; parse the rest in worker processes; embed their chunks in batches and
 commit each batch in one transaction (documents, chunks, vectors, rejections, generation). A crash
 loses at most the batch in flight, and a re-run picks up from there.
+
+Access groups (who may read a document) change only when someone says so, and only someone allowed to:
+- `groups` are given to documents new to the store. A stored document keeps its groups when its file is
+  ingested again, changed or not, unless `set_groups=True` says to replace them with `groups`.
+- `caller_groups=None` is the operator (the CLI, a script: whoever can open the store's files anyway).
+  With `caller_groups` (the app, a service acting for a person) the caller may give only groups they hold,
+  and may not touch a stored document they cannot read now: not update it, regroup it or prune it. Such a
+  file is reported "not permitted", and nothing about the stored document is said.
+- Bytes already stored are a duplicate only when every group that would read the new file can read the
+  stored document: then nobody loses anything by the rejection, and the caller may be told its name.
 """
 
 from __future__ import annotations
@@ -12,16 +22,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from ingest.chunk import chunk_uid, config_digest
-from ingest.discover import FileRecord, expand_paths, file_record
+from ingest.discover import FileRecord, Refused, expand_paths, file_record
 from ingest.embed import Embedder, SentenceTransformerEmbedder
 from ingest.process import ParsePool, Processed, Rejection
 
 from .config import Settings
-from .errors import StoreError
+from .errors import ConfigError, StoreError
+from .groups import parse_groups
 from .store import ChunkInput, Document, Quarantine, Store
 from .types import FileOutcome, IngestReport
 
@@ -34,15 +46,19 @@ def ingest(
     paths: Iterable[str | Path],
     settings: Settings | None = None,
     *,
-    groups: Sequence[str] | None = None,
+    groups: str | Sequence[str] | None = None,
+    set_groups: bool = False,
+    caller_groups: str | Sequence[str] | None = None,
     prune: bool = False,
     store: Store | None = None,
     embedder: Embedder | None = None,
     progress: Progress | None = None,
+    wait: float = 0.0,
 ) -> IngestReport:
     """One ingest run (parse workers start and stop with it); for repeated runs keep an Ingestor."""
     with Ingestor(settings, store=store, embedder=embedder) as ingestor:
-        return ingestor.ingest(paths, groups=groups, prune=prune, progress=progress)
+        return ingestor.ingest(paths, groups=groups, set_groups=set_groups, caller_groups=caller_groups,
+                               prune=prune, progress=progress, wait=wait)
 
 
 class Ingestor:
@@ -70,88 +86,140 @@ class Ingestor:
             self._pool = None
 
     def ingest(
-        self, paths: Iterable[str | Path], *, groups: Sequence[str] | None = None, prune: bool = False,
-        progress: Progress | None = None, store: Store | None = None,
+        self, paths: Iterable[str | Path], *, groups: str | Sequence[str] | None = None, set_groups: bool = False,
+        caller_groups: str | Sequence[str] | None = None, prune: bool = False, progress: Progress | None = None,
+        store: Store | None = None, wait: float = 0.0,
     ) -> IngestReport:
-        """Ingest into this Ingestor's store, or into `store` (one warm Ingestor can serve several stores)."""
+        """Ingest into this Ingestor's store, or into `store` (one warm Ingestor can serve several stores).
+
+        `groups` (default: settings.default_groups) read the new documents; `set_groups` also gives them to
+        stored ones; `caller_groups` limits what a caller acting for a person may touch (module docstring).
+        `wait`: seconds to wait for another ingest writing to the store before giving up."""
         settings, embedder = self.settings, self.embedder
         store = store or self.store
-        groups = tuple(sorted(set(groups or settings.default_groups)))
+        groups = parse_groups(settings.default_groups if groups is None else groups)
+        access = Access(groups, set_groups, None if caller_groups is None else parse_groups(caller_groups, allow_empty=True, what="caller groups"))
         report = IngestReport()
         t0 = time.perf_counter()
-        with store.writer():
-            files, missing, roots = expand_paths(paths)
-            for m in missing:
+        with store.writer(wait=wait):
+            found = expand_paths(paths)
+            for m in found.missing:
                 report.outcomes.append(FileOutcome(path=m, status="rejected", reason="not found", detail="no such file, folder or glob match"))
+            for path, status, reason, detail in found.left_out:
+                report.outcomes.append(FileOutcome(path=path, status=status, reason=reason, detail=detail))
+            refused = [(p, reason, detail) for p, status, reason, detail in found.left_out if status == "rejected"]
             records: list[FileRecord] = []
-            for f in files:
+            for f in found.files:
                 try:
                     records.append(file_record(f))
+                except Refused as e:
+                    refused.append((str(f), e.reason, e.detail))
+                    report.outcomes.append(FileOutcome(path=str(f), status="rejected", reason=e.reason, detail=e.detail))
                 except OSError as e:
-                    report.outcomes.append(FileOutcome(path=str(f), status="rejected", reason="parse error", detail=f"cannot read: {e}"))
+                    report.outcomes.append(FileOutcome(path=str(f), status="rejected", reason="not found", detail=f"cannot read: {e.strerror or e}"))
+            if refused:  # kept in quarantine with the reason (never hashed: their bytes were not read)
+                with store.transaction() as tx:
+                    for path, reason, detail in refused:
+                        tx.quarantine(Path(path).absolute().as_uri(), "", 0, reason, detail, groups)
             report.files_seen = len(records) + len(report.outcomes)
             report.timings["discover_s"] = time.perf_counter() - t0
 
-            todo = _classify(store, records, groups, report)
+            todo = _classify(store, records, access, report)
             if prune:
-                _prune(store, roots, {r.uri for r in records}, report)
+                _prune(store, found.roots, {r.uri for r in records}, access, report)
             if todo:
                 if self._pool is None:
                     self._pool = ParsePool(settings.ingest, str(embedder.path), settings.ingest.parse_workers).__enter__()
                 _check_embedding_model(store, embedder)  # loads the embedder while the workers warm up
-                _process(store, embedder, self._pool, todo, groups, settings, report, progress)
+                _process(store, embedder, self._pool, todo, access, settings, report, progress)
             t_flush = time.perf_counter()
             store.flush_indexes()
             report.timings["index_s"] = time.perf_counter() - t_flush
-            report.still_quarantined = store.counts()["quarantined"]
+            report.still_quarantined = len(store.quarantined(access.caller))
         for o in report.outcomes:
             report.rejected += o.status == "rejected"
             report.ingested += o.status == "ingested"
             report.updated += o.status == "updated"
+            report.skipped += o.status == "skipped"
         report.seconds = time.perf_counter() - t0
         return report
 
 
-def _classify(store: Store, records: list[FileRecord], groups: tuple[str, ...], report: IngestReport) -> list[tuple[FileRecord, str]]:
-    """Split inputs into unchanged (handled here) and work to do: [(record, "new"|"changed")]."""
+@dataclass(frozen=True)
+class Access:
+    """Who this run writes for: the groups of new documents, whether stored ones get them too, and the caller
+    (None: the operator, who may touch everything)."""
+
+    groups: tuple[str, ...]
+    set_groups: bool = False
+    caller: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.caller is not None and not set(self.groups) <= set(self.caller):
+            outside = ", ".join(sorted(set(self.groups) - set(self.caller)))
+            raise ConfigError(f"you may give documents only groups you belong to, not {outside}")
+
+    def may_touch(self, doc: Document | Quarantine) -> bool:
+        """May this caller change (update, regroup, delete) a stored document or see a rejection?"""
+        return self.caller is None or bool(set(doc.group_names) & set(self.caller))
+
+    def groups_for(self, doc: Document | None) -> tuple[str, ...]:
+        """The groups a (re-)ingested file's document gets: a stored one keeps its own unless told otherwise."""
+        return self.groups if doc is None or self.set_groups else tuple(doc.group_names)
+
+
+NOT_PERMITTED = "a stored document has this path and you cannot read it, so you may not change it"
+
+
+def _classify(store: Store, records: list[FileRecord], access: Access, report: IngestReport) -> list[tuple[FileRecord, str, tuple[str, ...]]]:
+    """Split inputs into unchanged (handled here) and work to do: [(record, "new"|"changed", groups)]."""
     with store.sessions() as s:
         docs = {d.source_uri: d for d in s.query(Document)}
         quarantined = {q.source_uri: q for q in s.query(Quarantine)}
-    by_sha = {d.sha256: uri for uri, d in docs.items()}
-    todo: list[tuple[FileRecord, str]] = []
+    by_sha: dict[str, list[tuple[str, set[str]]]] = {}  # sha -> [(uri, groups)] of the documents with those bytes
+    for d in docs.values():
+        by_sha.setdefault(d.sha256, []).append((d.source_uri, set(d.group_names)))
+    todo: list[tuple[FileRecord, str, tuple[str, ...]]] = []
     regroup: list[str] = []
     for rec in records:
         doc = docs.get(rec.uri)
+        if doc is not None and not access.may_touch(doc):
+            report.outcomes.append(FileOutcome(path=str(rec.path), status="rejected", reason="not permitted", detail=NOT_PERMITTED))
+            continue
+        groups = access.groups_for(doc)
+        if doc is not None and list(access.groups) != doc.group_names and not access.set_groups:
+            report.kept_groups += 1
         if doc is not None and doc.sha256 == rec.sha256:
             report.unchanged += 1
-            if doc.group_names != list(groups):
+            if list(groups) != doc.group_names:
                 regroup.append(rec.uri)
             continue
         q = quarantined.get(rec.uri)
-        if doc is None and q is not None and q.sha256 == rec.sha256:
+        if doc is None and q is not None and q.sha256 == rec.sha256 and access.may_touch(q):
             report.unchanged += 1  # rejected before, same bytes: no point parsing again
             continue
-        original = by_sha.get(rec.sha256)
-        if original is not None and original != rec.uri:
-            _reject_now(store, rec, "duplicate content", f"same bytes as {original}", report)
+        original = next((uri for uri, readers in by_sha.get(rec.sha256, []) if uri != rec.uri and set(groups) <= readers), None)
+        if original is not None:
+            _reject_now(store, rec, "duplicate content", f"same bytes as {original}", groups, report)
             continue
-        by_sha[rec.sha256] = rec.uri
-        todo.append((rec, "changed" if doc is not None else "new"))
+        by_sha.setdefault(rec.sha256, []).append((rec.uri, set(groups)))  # a twin later in this run duplicates this one
+        todo.append((rec, "changed" if doc is not None else "new", groups))
     if regroup:
         with store.transaction() as tx:
             for uri in regroup:
-                tx.set_groups(tx.document_by_uri(uri), groups)
-                report.outcomes.append(FileOutcome(path=uri, status="updated", detail=f"groups set to {', '.join(groups)}"))
+                tx.set_groups(tx.document_by_uri(uri), access.groups)
+                report.outcomes.append(FileOutcome(path=uri, status="updated", detail=f"groups set to {', '.join(access.groups)}"))
     return todo
 
 
-def _reject_now(store: Store, rec: FileRecord, reason: str, detail: str, report: IngestReport) -> None:
+def _reject_now(store: Store, rec: FileRecord, reason: str, detail: str, groups: Sequence[str], report: IngestReport) -> None:
     with store.transaction() as tx:
-        tx.quarantine(rec.uri, rec.sha256, rec.size, reason, detail)
+        tx.quarantine(rec.uri, rec.sha256, rec.size, reason, detail, groups)
     report.outcomes.append(FileOutcome(path=str(rec.path), status="rejected", reason=reason, detail=detail))
 
 
-def _prune(store: Store, roots: list[Path], seen: set[str], report: IngestReport) -> None:
+def _prune(store: Store, roots: list[Path], seen: set[str], access: Access, report: IngestReport) -> None:
+    """Delete stored documents (and forget rejections) under `roots` whose files are gone, if the caller may."""
     root_uris = [r.as_uri() for r in roots]
 
     def under_roots(uri: str) -> bool:
@@ -159,12 +227,12 @@ def _prune(store: Store, roots: list[Path], seen: set[str], report: IngestReport
 
     with store.transaction() as tx:
         for doc in tx.session.query(Document).all():
-            if doc.source_uri not in seen and under_roots(doc.source_uri):
+            if doc.source_uri not in seen and under_roots(doc.source_uri) and access.may_touch(doc):
                 report.chunks_removed += tx.delete_document(doc)
                 report.removed += 1
                 report.outcomes.append(FileOutcome(path=doc.source_uri, status="removed", file_type=doc.file_type))
         for q in tx.session.query(Quarantine).all():
-            if q.source_uri not in seen and under_roots(q.source_uri):
+            if q.source_uri not in seen and under_roots(q.source_uri) and access.may_touch(q):
                 tx.unquarantine(q.source_uri)
 
 
@@ -179,8 +247,8 @@ def _check_embedding_model(store: Store, embedder: Embedder) -> None:
         )
 
 
-def _process(store, embedder, pool: ParsePool, todo, groups, settings: Settings, report: IngestReport, progress: Progress | None) -> None:
-    kinds = {str(rec.path): (rec, kind) for rec, kind in todo}
+def _process(store, embedder, pool: ParsePool, todo, access: Access, settings: Settings, report: IngestReport, progress: Progress | None) -> None:
+    kinds = {str(rec.path): (rec, kind, groups) for rec, kind, groups in todo}
     digest = config_digest(settings.ingest, embedder.model_name)
     batch: list[Processed | Rejection] = []
     pending_chunks = 0
@@ -197,9 +265,9 @@ def _process(store, embedder, pool: ParsePool, todo, groups, settings: Settings,
         with store.transaction() as tx:
             offset = 0
             for item in batch:
-                rec, kind = kinds[item.path]
+                rec, kind, groups = kinds[item.path]
                 if isinstance(item, Rejection):
-                    tx.quarantine(rec.uri, rec.sha256, rec.size, item.reason, item.detail)
+                    tx.quarantine(rec.uri, rec.sha256, rec.size, item.reason, item.detail, groups)
                     report.outcomes.append(FileOutcome(path=item.path, status="rejected", reason=item.reason, detail=item.detail))
                     continue
                 uid = hashlib.sha256(rec.uri.encode()).hexdigest()[:32]
@@ -228,7 +296,7 @@ def _process(store, embedder, pool: ParsePool, todo, groups, settings: Settings,
         batch, pending_chunks = [], 0
 
     t_all = time.perf_counter()
-    for n, item in enumerate(pool.run([(str(rec.path), rec.size) for rec, _ in todo]), start=1):
+    for n, item in enumerate(pool.run([(str(rec.path), rec.size) for rec, _, _ in todo]), start=1):
         report.parsed += 1
         if isinstance(item, Processed):
             timings["parse_s"] += item.parse_s

@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,6 +98,20 @@ class Quarantine(Base):
     reason: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(default=_now)
+    groups: Mapped[list["QuarantineGroup"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    @property
+    def group_names(self) -> list[str]:
+        return sorted(g.group for g in self.groups)
+
+
+class QuarantineGroup(Base):
+    """The groups the rejecting ingest was run for: who may see the rejection (not the operator's CLI only).
+    A table of its own, so stores made before it gain it from create_all without a migration."""
+
+    __tablename__ = "quarantine_groups"
+    quarantine_id: Mapped[int] = mapped_column(ForeignKey("quarantine.id", ondelete="CASCADE"), primary_key=True)
+    group: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
 
 
 class State(Base):
@@ -169,9 +184,18 @@ class Store:
         with self.sessions() as s:
             return list(s.scalars(select(Document).order_by(Document.source_uri)))
 
-    def quarantined(self) -> list[Quarantine]:
+    def quarantined(self, groups: Sequence[str] | None = None) -> list[Quarantine]:
+        """Rejected files: all of them (groups None: the operator), or those rejected by an ingest run for a
+        group among `groups` (a rejection recorded before groups were kept is shown to the operator only)."""
+        query = select(Quarantine).order_by(Quarantine.source_uri)
+        if groups is not None:
+            allowed = sorted(set(groups))
+            if not allowed:
+                return []
+            query = query.where(Quarantine.id.in_(
+                select(QuarantineGroup.quarantine_id).where(QuarantineGroup.group.in_(allowed))))
         with self.sessions() as s:
-            return list(s.scalars(select(Quarantine).order_by(Quarantine.source_uri)))
+            return list(s.scalars(query))
 
     def chunks(self, ids: Sequence[int]) -> list[ChunkRow]:
         """Chunk rows for `ids`, in the order given (unknown ids are skipped)."""
@@ -181,13 +205,24 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def writer(self) -> Iterator["Store"]:
-        """Exclusive write access across processes (a lock file in the store folder)."""
+    def writer(self, wait: float | None = 0.0) -> Iterator["Store"]:
+        """Exclusive write access across processes (a lock file in the store folder). While another writer
+        holds it, wait up to `wait` seconds (None: as long as it takes), then raise StoreError."""
+        deadline = None if wait is None else time.monotonic() + wait
+        waited = False
         with open(self.dir / ".lock", "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise StoreError(f"another process is writing to the store in {self.dir}; wait for it to finish") from None
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not waited:
+                        waited = True
+                        if wait != 0:
+                            log.warning("another process is writing to the store in %s; waiting for it", self.dir)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise StoreError(f"another process is writing to the store in {self.dir}; wait for it to finish") from None
+                    time.sleep(0.2)
             self._clean_stale_files()
             yield self
 
@@ -447,12 +482,16 @@ class WriteBatch:
         doc.groups = [DocumentGroup(group=g) for g in sorted(set(groups))]
         self.session.flush()
 
-    def quarantine(self, uri: str, sha256: str, size: int, reason: str, detail: str) -> None:
+    def quarantine(self, uri: str, sha256: str, size: int, reason: str, detail: str, groups: Sequence[str] = ()) -> None:
+        """Record a rejected file, visible to `groups` (the groups the ingest was run for) and the operator."""
         self.unquarantine(uri)
-        self.session.add(Quarantine(source_uri=uri, sha256=sha256, size=size, reason=reason, detail=detail[:2000]))
+        self.session.add(Quarantine(source_uri=uri, sha256=sha256, size=size, reason=reason, detail=detail[:2000],
+                                    groups=[QuarantineGroup(group=g) for g in sorted(set(groups))]))
         self.session.flush()
 
     def unquarantine(self, uri: str) -> None:
+        ids = select(Quarantine.id).where(Quarantine.source_uri == uri).scalar_subquery()
+        self.session.execute(delete(QuarantineGroup).where(QuarantineGroup.quarantine_id.in_(ids)))
         self.session.execute(delete(Quarantine).where(Quarantine.source_uri == uri))
 
 

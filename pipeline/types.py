@@ -32,7 +32,7 @@ class FileOutcome(BaseModel):
     """What happened to one input path."""
 
     path: str
-    status: str  # ingested | updated | unchanged | removed | rejected
+    status: str  # ingested | updated | unchanged | removed | rejected | skipped (hidden files, links searched elsewhere)
     reason: str = ""
     detail: str = ""
     file_type: str = ""
@@ -48,12 +48,14 @@ class IngestReport(BaseModel):
     updated: int = 0
     removed: int = 0
     rejected: int = 0
+    skipped: int = 0
     chunks_added: int = 0
     chunks_removed: int = 0
     pages: int = 0
     parsed: int = 0
     embedded_chunks: int = 0
     still_quarantined: int = 0
+    kept_groups: int = 0  # stored documents whose groups differ from the run's and were kept (no set_groups)
     seconds: float = 0.0
     timings: dict[str, float] = Field(default_factory=dict)
     outcomes: list[FileOutcome] = Field(default_factory=list)

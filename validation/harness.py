@@ -38,6 +38,7 @@ from urllib.parse import unquote, urlparse
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
+from pipeline.groups import parse_groups
 from pipeline.types import Answer, Hit
 
 from .datasets import EvalDataset, EvalItem
@@ -79,7 +80,8 @@ def run_eval(dataset: EvalDataset, generators: Sequence[str], *, limit: int | No
     items = list(dataset.items[:limit] if limit is not None else dataset.items)
 
     t0 = time.perf_counter()
-    store_info, sources = build_store(dataset, settings, embedder=embedder)
+    groups = parse_groups(settings.default_groups if groups is None else groups)
+    store_info, sources = build_store(dataset, settings, embedder=embedder, groups=groups)
     store = Store(settings)
     # the pipeline's own validation stage judges each answer (and repairs failing ones, as configured), with
     # `checker` when given; `validator` judges the answers itself when that stage is switched off
@@ -88,7 +90,7 @@ def run_eval(dataset: EvalDataset, generators: Sequence[str], *, limit: int | No
     rag = RagPipeline(settings, store=store, retriever=Retriever(store, embedder=embedder, settings=settings),
                       validator=validator if checker is not None else None)
     if items:
-        rag.retrieve(items[0].question, list(groups or settings.default_groups), k)  # loads indexes, untimed
+        rag.retrieve(items[0].question, groups, k)  # loads indexes, untimed
 
     status: dict[str, dict] = {}
     for name in dict.fromkeys(generators):
@@ -120,7 +122,7 @@ def run_eval(dataset: EvalDataset, generators: Sequence[str], *, limit: int | No
         "dataset": dataset.name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": {"generators": list(status), "k": k, "limit": limit, "items": len(items),
-                   "store_dir": str(store_dir), "groups": list(groups or settings.default_groups),
+                   "store_dir": str(store_dir), "groups": list(groups),
                    "checker": _checker_name(rag.validator or validator),
                    "repair_rounds": settings.validation.repair_rounds if rag.validator is not None else 0},
         "store": store_info,
@@ -156,18 +158,31 @@ class SourceIndex:
         return sorted(names)[0] if path.parent == self.documents_dir else path.name
 
 
-def build_store(dataset: EvalDataset, settings: Settings, *, embedder: Any = None) -> tuple[dict, SourceIndex]:
+EVAL_MARK = ".sculptrag-eval"  # in a store folder: eval made this store, so it may write to it
+
+
+def build_store(dataset: EvalDataset, settings: Settings, *, embedder: Any = None,
+                groups: Sequence[str] | None = None) -> tuple[dict, SourceIndex]:
     """Bring the store in `settings.store_dir` up to date with the dataset's documents (incrementally).
 
+    Only a store this harness created is written to (it marks it): pointed at a product store, eval would
+    add or prune that store's documents. Documents are ingested for `groups` (the groups the questions are
+    asked with); a document already stored keeps its groups.
     Returns a summary of the ingest (counts, rejected files) and the index from hits to gold-source names.
     """
     from pipeline.ingestion import ingest
     from pipeline.store import Store
 
-    folder = Path(settings.store_dir) / "documents"
+    store_dir = Path(settings.store_dir)
+    folder = store_dir / "documents"
     paths: list[Path] = ([folder] if dataset.documents else []) + ([dataset.corpus] if dataset.corpus else [])
     if not paths:
         raise ConfigError(f"dataset {dataset.name!r} has neither documents nor a corpus to ingest")
+    if store_dir.is_dir() and any(store_dir.iterdir()) and not (store_dir / EVAL_MARK).is_file():
+        raise ConfigError(f"{store_dir} is not a store made by `sculptrag eval` and eval only writes to stores it "
+                          "made: pass a new --store folder (or none, for runs/eval-stores/<dataset>)")
+    store_dir.mkdir(parents=True, exist_ok=True)
+    (store_dir / EVAL_MARK).write_text("made by sculptrag eval; it ingests into and prunes this store\n")
     store = Store(settings)
     foreign = [d.source_uri for d in store.documents() if not _under(d.source_uri, paths)]
     if foreign:
@@ -175,7 +190,7 @@ def build_store(dataset: EvalDataset, settings: Settings, *, embedder: Any = Non
             f"the store {settings.store_dir} holds {len(foreign)} document(s) that are not part of {dataset.name!r} "
             f"(e.g. {foreign[0]}), which retrieval would search too: delete that folder or pass another --store")
     ids_by_stem = _write_documents(dataset.documents, folder)
-    report = ingest(paths, settings, prune=True, store=store, embedder=embedder)
+    report = ingest(paths, settings, groups=groups, prune=True, store=store, embedder=embedder)
     counts = store.counts()
     info = {
         "dir": str(settings.store_dir), "documents": counts["documents"], "chunks": counts["chunks"],

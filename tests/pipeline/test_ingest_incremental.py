@@ -48,12 +48,15 @@ def test_without_prune_nothing_is_deleted(small_docs: Path, tmp_path: Path, embe
     assert Store(settings).counts()["documents"] == len(list(small_docs.iterdir())) + 1
 
 
-def test_groups_are_stored_and_updated_without_reparsing(small_docs: Path, tmp_path: Path, embedder, make_settings):
+def test_groups_are_kept_on_reingest_and_changed_only_when_asked(small_docs: Path, tmp_path: Path, embedder, make_settings):
     settings = make_settings()
     ingest([small_docs / "README.md"], settings, groups=["hr", "legal"], embedder=embedder)
     store = Store(settings)
     assert store.documents()[0].group_names == ["hr", "legal"]
     report = ingest([small_docs / "README.md"], settings, groups=["finance"], embedder=embedder)
+    assert report.parsed == 0 and report.updated == 0 and report.kept_groups == 1  # said once, not done
+    assert Store(settings).documents()[0].group_names == ["hr", "legal"]
+    report = ingest([small_docs / "README.md"], settings, groups=["finance"], set_groups=True, embedder=embedder)
     assert report.parsed == 0 and report.updated == 1
     assert Store(settings).documents()[0].group_names == ["finance"]
 
