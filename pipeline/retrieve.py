@@ -6,6 +6,13 @@ Invariants:
   parameters) and BM25 scores only theirs (its `allowed` mask). So the best match being unreadable never
   costs the caller a result: it gets k hits whenever k readable chunks match. Every returned chunk is
   checked once more against the readable set as its row is read (a write between the steps cannot leak).
+- Nothing about an unreadable document reaches the caller, not even through a score: BM25's statistics
+  (chunk count, document frequencies, average length) are taken over the readable chunks only, so the
+  scores and ranks a caller gets are those of an index built over what it may read (a word that only an
+  unreadable document holds scores exactly like a word no document holds). Dense scores are cosines, which
+  depend on no other chunk (an IVF index's lists are trained on all vectors: that can change which readable
+  chunks an approximate search finds, never a score, id or text); fusion, de-duplication (`duplicates`) and neighbours (`neighbour_of`) only ever
+  see readable chunks. With metadata filters the statistics are those of the filtered readable set.
 - Deny by default: a document is readable by a caller that shares at least one group with it. A caller
   with no groups sees nothing; "public" is an ordinary group (the default one ingest assigns), so an
   anonymous caller passes groups=["public"] explicitly.
@@ -135,12 +142,10 @@ class Retriever:
             weights.append(cfg.dense_weight if mode == "hybrid" else 1.0)
         if mode in ("lexical", "hybrid"):
             bm25 = self.store.lexical_index()
-            if everything:
-                allowed = None
-            elif np.array_equal(bm25.ids, catalog.ids):
-                allowed = mask
-            else:  # index and catalog from different generations (a write in between): align by id
-                allowed = np.isin(bm25.ids, catalog.ids[mask])
+            if np.array_equal(bm25.ids, catalog.ids):
+                allowed = None if everything else mask
+            else:  # index and catalog from different generations (a write in between): align by id, so the
+                allowed = np.isin(bm25.ids, catalog.ids[mask])  # statistics never count a chunk outside the readable set
             scores, ids = bm25.search(query, depth, allowed=allowed)
             lexical = {int(c): (float(s), r) for r, (s, c) in enumerate(zip(scores, ids), start=1)}
             rankings.append(ids.tolist())

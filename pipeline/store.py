@@ -29,7 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, nolo
 
 from .config import Settings
 from .errors import StoreError
-from .lexical import BM25Index
+from .lexical import BM25Index, IndexFileError
 
 if TYPE_CHECKING:
     from .types import SearchFilters
@@ -318,9 +318,14 @@ class Store:
             if self._lexical is not None and self._lexical_gen == gen:
                 return self._lexical
             path = self.dir / f"lexical-{gen}.npz"
-            if path.exists():
-                self._lexical = BM25Index.load(path)
-            else:
+            try:
+                self._lexical = BM25Index.load(path) if path.exists() else None
+            except IndexFileError as e:  # an older version's file, or a damaged one: derived data, rebuilt
+                log.warning("%s", e)
+                self._lexical = None
+                with contextlib.suppress(OSError):
+                    path.unlink()  # so the next flush_indexes writes the current format
+            if self._lexical is None:
                 with self.sessions() as s:
                     rows = s.execute(select(ChunkRow.id, ChunkRow.section, ChunkRow.text).order_by(ChunkRow.id)).all()
                 self._lexical = BM25Index.build([r[0] for r in rows], (f"{r[1]}\n{r[2]}" for r in rows))
@@ -376,6 +381,10 @@ class Store:
         if globs:
             rows = [r for r in rows if all(glob_match(name, r[i + 1], pats) for i, (name, pats) in enumerate(globs))]
         return np.sort(np.asarray([r[0] for r in rows], dtype=np.int64))
+
+    def document_by_uri(self, uri: str) -> Document | None:
+        with self.sessions() as s:
+            return s.scalar(select(Document).where(Document.source_uri == uri))
 
     def documents_by_id(self, ids: Sequence[int]) -> dict[int, Document]:
         with self.sessions() as s:

@@ -1,5 +1,6 @@
-"""Retrieval: RRF, hybrid vs its parts, access control in every mode and index type, filters, neighbours,
-de-duplication, IVF vs flat, memory-mapped search, concurrency, and one end-to-end run through ingest."""
+"""Retrieval: RRF, hybrid vs its parts, access control in every mode and index type (scores included: BM25
+statistics over the readable chunks only), filters, neighbours, de-duplication, IVF vs flat, memory-mapped
+search, old index files, concurrency, and one end-to-end run through ingest."""
 
 from __future__ import annotations
 
@@ -151,6 +152,44 @@ def test_group_given_as_a_string_is_one_group_and_group_changes_apply(tmp_path: 
     assert "hr1" not in titles(r.search("salary review", groups=["public"], k=5))
 
 
+def test_bm25_scores_reveal_nothing_about_unreadable_documents(tmp_path: Path):
+    """The reported probe: a word only an hr document holds changed a public caller's scores (0.86 vs 1.50)."""
+    public = [{"title": f"pub{i}", "texts": [t]} for i, t in enumerate([
+        "canteen menu and merger rumours", "merger of the two canteens", "bike shed opening hours"])]
+    hidden = [{"title": "hr", "groups": ["hr"], "texts": ["merger plan: acquire northwind, layoffs in canteen staff " * 3]}]
+    store = build_store(tmp_path / "s", hidden + public)
+    alone = build_store(tmp_path / "alone", public)  # what the public caller may read, and nothing else
+    r, r_alone = Retriever(store, HashingEmbedder()), Retriever(alone, HashingEmbedder())
+
+    def bm25(retriever, query):
+        return [(h.document.title, h.scores.bm25, h.scores.bm25_rank)
+                for h in retriever.search(query, groups=["public"], k=5, mode="lexical")]
+
+    for query in ("merger", "canteen merger", "canteen northwind", "canteen layoffs", "canteen zebra"):
+        assert bm25(r, query) == bm25(r_alone, query), query
+    assert bm25(r, "canteen northwind") == bm25(r, "canteen zebra")
+    assert bm25(r, "northwind layoffs") == []
+    for mode in MODES:  # dense cosines and the fused scores agree too
+        got, want = (x.search("canteen merger", groups=["public"], k=3, mode=mode) for x in (r, r_alone))
+        assert [(h.document.title, h.scores) for h in got] == [(h.document.title, h.scores) for h in want]
+
+
+def test_a_store_with_an_old_format_lexical_file_rebuilds_it(tmp_path: Path):
+    store = build_store(tmp_path / "s", [{"title": "a", "texts": ["zyxel firmware flashing"]},
+                                         {"title": "b", "texts": ["canteen menu"]}])
+    path = store.dir / f"lexical-{store.generation}.npz"
+    assert path.exists()
+    np.savez(path, ids=np.array([1, 2]), data=np.ones(2, np.float32), indices=np.array([0, 1]),  # format 1
+             indptr=np.array([0, 1, 2]), shape=np.array([2, 2]), vocab=np.frombuffer(b'{"zyxel": 0, "menu": 1}', np.uint8))
+    reopened = Store(store.settings)
+    hits = Retriever(reopened, HashingEmbedder()).search("canteen menu", groups=["public"], k=2, mode="lexical")
+    assert titles(hits) == ["b"]
+    with reopened.writer():
+        reopened.flush_indexes()  # the unusable file was dropped: written again, in the current format
+    assert titles(Retriever(Store(store.settings), HashingEmbedder()).search(
+        "zyxel", groups=["public"], k=2, mode="lexical")) == ["a"]
+
+
 # -- filters ---------------------------------------------------------------------------------------------
 def test_metadata_filters(tmp_path: Path):
     old = datetime(2020, 1, 1, tzinfo=timezone.utc)
@@ -215,6 +254,22 @@ def test_dedupe_folds_identical_and_near_identical_chunks(tmp_path: Path):
     hits = r.search("reset password", groups=["public"], k=3, mode="dense", query_vector=q)
     assert titles(hits) == ["orig", "other1", "other2"]  # still k hits
     assert sorted(hits[0].duplicates) == sorted(h.chunk_id for h in raw[1:])
+
+
+def test_duplicates_and_neighbours_never_name_an_unreadable_chunk(tmp_path: Path):
+    q = unit(np.eye(DIM)[0])
+    text = "Reset your password from the account page."
+    docs = [
+        {"title": "hr", "groups": ["hr"], "texts": ["intro", text, "outro"], "vectors": [unit(np.eye(DIM)[3]), q, unit(np.eye(DIM)[4])]},
+        {"title": "pub", "texts": ["before", text, "after"], "vectors": [unit(np.eye(DIM)[5]), unit(q + 0.01 * np.eye(DIM)[1]), unit(np.eye(DIM)[6])]},
+    ]
+    r = Retriever(build_store(tmp_path / "s", docs), HashingEmbedder())
+    for mode in MODES:
+        hits = r.search("reset password", groups=["public"], k=1, mode=mode, query_vector=q, expand_neighbours=1)
+        assert [h.text for h in hits] == ["before", text, "after"] and {h.document.title for h in hits} == {"pub"}
+        assert hits[1].duplicates == [] and {h.neighbour_of for h in hits} == {None, hits[1].chunk_id}
+        both = r.search("reset password", groups=["public", "hr"], k=2, mode=mode, query_vector=q)
+        assert both[0].duplicates == [hits[1].chunk_id]  # the twins are folded only for a caller who reads both
 
 
 # -- index types, loading, concurrency -------------------------------------------------------------------
