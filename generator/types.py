@@ -12,7 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Passage(BaseModel):
-    """A numbered passage given to the generator; `number` is the marker the answer cites as [number]."""
+    """A numbered passage given to the generator; `number` is the marker the answer cites as [number].
+
+    `text` and `title` are what the model is shown and may quote, so they never carry a citation marker:
+    a literal "[2]" in a document becomes "(2)" here (see `neutralize_markers`), and a title is one line.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -21,6 +25,28 @@ class Passage(BaseModel):
     title: str = ""
     page: int | None = None
     chunk_id: str | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _no_markers_in_text(cls, v: str) -> str:
+        return neutralize_markers(v)
+
+    @field_validator("title")
+    @classmethod
+    def _one_line_title(cls, v: str) -> str:
+        return neutralize_markers(" ".join(v.split()))
+
+
+def neutralize_markers(text: str) -> str:
+    """Citation markers inside passage text rewritten so they are not markers: "[2]" -> "(2)", "[1, 3]" ->
+    "(1, 3)". Same length, so character offsets into the text stay valid.
+
+    Passages are data: a "[2]" in a document must never become a citation of the prompt's passage 2, whether
+    a model copies it or a quoting generator (extractive, sculpt) carries it through verbatim.
+    """
+    from .citations import MARKER_RE  # here, not at the top: citations imports this module
+
+    return MARKER_RE.sub(lambda m: f"({m.group(1)})", text)
 
 
 class DiffusionConfig(BaseModel):

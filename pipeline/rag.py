@@ -10,6 +10,12 @@ up to settings.validation.repair_rounds times: a generator with `repair` (the di
 those sentences and denoises them again; any other generator answers again without the passages that only
 failing sentences cite. `Answer.validation` holds the last report and what each repair round did, and an
 answer that still fails says so in its status.
+
+Passages are data, never instructions: the generator sees them with citation markers written "(n)"
+(generator.types.Passage), and the answer text that leaves this module, in an Answer or in a streamed
+DenoiseState, has its HTML and Markdown images/links made inert (validation.markup.neutralize_markup), so
+markup copied from a document reaches neither the CLI, nor the app's Markdown, nor a service's JSON. The
+validator judges that same text.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from generator.base import Generator, get_generator
 from generator.types import DenoiseState, GenerationRequest, GenerationResult
+from validation.markup import neutralize_markup, neutralize_markup_map
 
 from .config import Settings
 from .errors import ConfigError
+from .groups import parse_groups
 from .retrieve import Retriever
 from .store import Store
 from .types import Answer, Hit, SourceCitation
@@ -85,8 +93,8 @@ class RagPipeline:
                     self._generators[key], self._gen_locks[key] = gen, threading.Lock()
             return self._generators[key], self._gen_locks[key]
 
-    def retrieve(self, question: str, groups: Sequence[str], k: int | None = None, filters=None) -> list[Hit]:
-        return self.retriever.search(question, groups=groups, k=k, filters=filters)
+    def retrieve(self, question: str, groups: str | Sequence[str], k: int | None = None, filters=None) -> list[Hit]:
+        return self.retriever.search(question, groups=parse_groups(groups, allow_empty=True), k=k, filters=filters)
 
     def ask(self, question: str, *, groups: Sequence[str] | None = None, generator: str | None = None,
             k: int | None = None, filters=None, options: Mapping[str, Any] | None = None,
@@ -107,7 +115,7 @@ class RagPipeline:
         replaces settings.validation.repair_rounds for this call (0: validate, never repair)."""
         if not question or not question.strip():
             raise ConfigError("the question is empty")
-        groups = list(self.settings.default_groups if groups is None else groups)
+        groups = list(parse_groups(self.settings.default_groups if groups is None else groups, allow_empty=True))
         t0 = time.perf_counter()
         hits = self.retrieve(question, groups, k, filters)
         t_retrieve = time.perf_counter() - t0
@@ -120,7 +128,7 @@ class RagPipeline:
                 if isinstance(item, GenerationResult):
                     result = item
                 else:
-                    yield item
+                    yield item.model_copy(update={"text": neutralize_markup(item.text)})
         if result is None:
             raise ConfigError(f"generator {gen.name!r} ended its stream without a result")
         t_generate = time.perf_counter() - t1
@@ -149,8 +157,8 @@ class RagPipeline:
 
     @staticmethod
     def _answer(question: str, result: GenerationResult, hits: Sequence[Hit], generator: str) -> Answer:
-        return Answer(question=question, text=result.text, citations=resolve_citations(result, hits), passages=list(hits),
-                      generator=generator, trace=result.trace, timings={})
+        return Answer(question=question, text=neutralize_markup(result.text), citations=resolve_citations(result, hits),
+                      passages=list(hits), generator=generator, trace=result.trace, timings={})
 
 
 def validate_and_repair(gen: Generator, request: GenerationRequest, result: GenerationResult,
@@ -165,8 +173,10 @@ def validate_and_repair(gen: Generator, request: GenerationRequest, result: Gene
     done: list[dict] = []
     while report.get("status") == "fail" and len(done) < rounds:
         t = time.perf_counter()
-        spans = [tuple(s) for s in report.get("failing_spans", [])] or [(0, len(result.text))]
-        raw_spans = map_spans(result.text, result.raw_text, spans)
+        shown, index = neutralize_markup_map(result.text)  # the report's offsets index the shown text
+        spans = [tuple(s) for s in report.get("failing_spans", [])] or [(0, len(shown))]
+        generated = [(index[a], index[b - 1] + 1) for a, b in spans if a < b <= len(shown)] or [(0, len(result.text))]
+        raw_spans = map_spans(result.text, result.raw_text, generated)
         with lock or contextlib.nullcontext():
             if hasattr(gen, "repair"):
                 how = "remask failing sentences"
@@ -176,7 +186,7 @@ def validate_and_repair(gen: Generator, request: GenerationRequest, result: Gene
                 repaired = gen.generate(_without_failing_sources(request, result.raw_text, raw_spans))
         before, report = report, judge(repaired)
         done.append({"how": how, "before": before.get("status"), "after": report.get("status"),
-                     "failing_before": [result.text[a:b] for a, b in spans], "seconds": time.perf_counter() - t})
+                     "failing_before": [shown[a:b] for a, b in spans], "seconds": time.perf_counter() - t})
         result = repaired
     return result, report, done
 

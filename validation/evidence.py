@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from generator.types import neutralize_markers
+
+from .markup import neutralize_markup_map
 from .text import content_terms, numbers, sentence_spans, strip_markers
 
 
@@ -40,12 +43,17 @@ def evidence_spans(claims: Sequence[str], passage: str, *, min_share: float = 0.
 
 
 def _find_verbatim(claim: str, passage: str) -> tuple[int, int] | None:
-    """The claim inside the passage, matching any run of whitespace to any other (end punctuation optional)."""
+    """The claim inside the passage, matching any run of whitespace to any other (end punctuation optional).
+
+    The claim is looked for in the passage as an answer can quote it: as the generator was shown it (markers
+    written "(2)", generator.types.neutralize_markers) with markup removed as in the final answer
+    (validation.markup); the span found is mapped back to the passage's own characters."""
     words = claim.rstrip(".!?;:").split()
     if len(words) < 3:  # too short to be a quote rather than a coincidence
         return None
-    m = re.search(r"\s+".join(map(re.escape, words)) + r"[.!?;:]?", passage)
-    return m.span() if m else None
+    shown, index = neutralize_markup_map(neutralize_markers(passage))  # same-length marker rewrite, then markup
+    m = re.search(r"\s+".join(map(re.escape, words)) + r"[.!?;:]?", shown)
+    return (index[m.start()], index[m.end() - 1] + 1) if m else None
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

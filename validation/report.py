@@ -40,12 +40,16 @@ class SentenceReport(BaseModel):
 
 
 class InjectionFlag(BaseModel):
-    """A passage containing text that tries to instruct the model (prompt injection)."""
+    """A passage containing text that tries to instruct the model (prompt injection), and whether the answer
+    obeys it. `excerpt` quotes the passage with any markup made inert (validation.markup.defang)."""
 
     passage: int
     pattern: str = Field(description="name of the pattern in validation.injection.PATTERNS")
     excerpt: str
     cited: bool = Field(False, description="the answer cites this passage")
+    obeyed: bool = Field(False, description="the answer does what the passage asks: it carries the payload the "
+                         "passage asked for, or a URL or markup written in the passage (the verdict is then fail)")
+    evidence: str = Field("", description="what in the answer shows it obeyed (markup shown inert)")
 
 
 class GroundTruth(BaseModel):

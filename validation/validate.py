@@ -13,10 +13,12 @@ autoregressive model's answer is judged exactly as a diffusion model's. Checks, 
 
 and for the whole answer: a refusal ("the passages do not contain the answer") passes as a refusal; a
 non-refusal none of whose sentences any passage supports fails ("not in the sources"); passages that try to
-instruct the model are flagged (warn); with a gold answer / gold passages, exact match, token F1 and evidence
-recall are reported (they do not change the verdict, which is about grounding). Verdict: fail if any sentence
-fails or a marker is unknown; warn if any sentence warns or a passage is flagged; else pass. The failing
-sentences' character spans are returned for repair (the generator remasks and re-denoises them).
+instruct the model are flagged (warn), and an answer that obeys one (it carries the payload the passage asked
+for, or a URL or markup written in it: validation.injection.follows) fails, the sentences carrying it
+failing; with a gold answer / gold passages, exact match, token F1 and evidence recall are reported (they do
+not change the verdict, which is about grounding). Verdict: fail if any sentence fails or a marker is
+unknown; warn if any sentence warns or a passage is flagged; else pass. The failing sentences' character
+spans are returned for repair (the generator remasks and re-denoises them).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from typing import Any, Callable, Collection, Mapping, Sequence
 
 from pipeline.errors import ConfigError
 
-from .injection import scan
+from .injection import follow_flags, scan
+from .markup import defang
 from .report import GroundTruth, SentenceReport, Status, ValidationReport
 from .support import OverlapEmbeddingChecker, SupportChecker, score_pairs
 from .text import content_terms, find_markers, is_refusal, normalize, numbers, sentence_spans, strip_markers, token_f1
@@ -71,6 +74,14 @@ class Validator:
         for s in sentences:
             _judge(s, scores, tau, known, renumbered=markers is not None)
 
+        cited = {n for s in sentences for n in s.passages}
+        flags = scan(sorted(by_number.items()), cited=cited)
+        for hit in follow_flags(text, by_number, flags):  # an answer obeying a flagged passage fails where it does
+            for s in sentences:
+                if s.start < hit.end and hit.start < s.end:
+                    _flag(s, "fail", f"follows the instructions in passage {hit.passage}: it carries "
+                                     f"{defang(hit.evidence)!r}")
+
         reasons: list[str] = []
         status: Status = "pass"
         refusal = is_refusal(text)
@@ -91,13 +102,13 @@ class Validator:
             status = _worst(status, s.status)
             reasons.extend(f"sentence {s.index + 1}: {r}" for r in s.reasons)
 
-        cited = {n for s in sentences for n in s.passages}
-        flags = scan(sorted(by_number.items()), cited=cited)
         for number in sorted({f.passage for f in flags}):
             names = [f.pattern for f in flags if f.passage == number]
-            status = _worst(status, "warn")
+            obeyed = any(f.obeyed for f in flags if f.passage == number)
+            status = _worst(status, "fail" if obeyed else "warn")
             reasons.append(f"passage {number} contains text that instructs the model ({', '.join(names)})"
-                           + ("; the answer cites it" if number in cited else ""))
+                           + ("; the answer cites it" if number in cited else "")
+                           + ("; the answer obeys it" if obeyed else ""))
 
         precision = [ok for s in sentences for ok in s.precision.values()]
         return ValidationReport(
