@@ -1,12 +1,12 @@
 """The `sculptrag` command line: a thin layer over the public API that owns the console.
 
-    sculptrag ingest PATH... [--store DIR] [--groups G ...] [--prune]
+    sculptrag ingest PATH... [--store DIR] [--groups G ...] [--set-groups] [--prune]
     sculptrag status [--store DIR]
     sculptrag ask "question" [--store DIR] [--generator NAME] [--groups G ...] [--k N] [--json]
     sculptrag demo [--store DIR] [--generator NAME]
     sculptrag train-generator [--out DIR] [--steps N] [--max-minutes M] [--device auto|cpu|cuda] [--workers N]
-    sculptrag eval DATASET [--generator NAME ...] [--limit N] [--k K] [--out DIR] [--corpus DIR]
-    sculptrag app [--store DIR] [--port N] [--address HOST]
+    sculptrag eval DATASET [--generator NAME ...] [--limit N] [--k K] [--out DIR] [--corpus DIR] [--groups G ...]
+    sculptrag app [--store DIR] [--port N] [--address HOST] [--allow-remote]
 """
 
 from __future__ import annotations
@@ -50,14 +50,17 @@ def _progress(label: str, first: str = "", describe: Callable[[str], str] = str)
     with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.description}"), console=err, transient=True) as bar:
         task = bar.add_task(first, total=None)
-        yield lambda done, total, what: bar.update(task, completed=done, total=total, description=describe(what)[:50])
+        yield lambda done, total, what: bar.update(task, completed=done, total=total, description=escape(describe(what)[:50]))
 
 
 @cli.command()
 def ingest(
     paths: List[str] = typer.Argument(..., help="files, folders (recursive) or globs"),
     store: Optional[Path] = typer.Option(None, "--store", help="store folder (default .sculptrag or $SCULPTRAG_STORE_DIR)"),
-    groups: Optional[List[str]] = typer.Option(None, "--groups", help="access groups for these documents (repeatable)"),
+    groups: Optional[List[str]] = typer.Option(None, "--groups", help="who may read new documents: groups, "
+                                                "repeatable or comma-separated (default: public)"),
+    set_groups: bool = typer.Option(False, "--set-groups", help="also give --groups to documents already stored "
+                                    "(without it, a stored document keeps its groups)"),
     prune: bool = typer.Option(False, "--prune", help="delete stored documents under these folders whose files are gone"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -67,11 +70,15 @@ def ingest(
 
     _log(verbose)
     settings = _settings(store)
+    if set_groups and not groups:
+        err.print("[red]error:[/red] --set-groups needs --groups: say which groups the stored documents get")
+        raise typer.Exit(2)
     with _progress("ingest", describe=lambda path: Path(path).name) as on_progress:
         try:
-            report = run_ingest(paths, settings, groups=groups, prune=prune, progress=on_progress)
+            report = run_ingest(paths, settings, groups=groups, set_groups=set_groups, prune=prune,
+                                progress=on_progress, wait=None)
         except SculptragError as e:
-            err.print(f"[red]error:[/red] {e}")
+            err.print(f"[red]error:[/red] {escape(str(e))}")
             raise typer.Exit(2) from None
     _print_report(report, settings)
     if report.files_seen and report.rejected == report.files_seen:
@@ -86,7 +93,7 @@ def _print_report(report, settings) -> None:
         t.add_column("reason", style="yellow")
         t.add_column("detail", overflow="fold")
         for o in rejected:
-            t.add_row(_short(o.path), o.reason, o.detail)
+            t.add_row(escape(_short(o.path)), escape(o.reason), escape(o.detail))
         console.print(t)
     t = Table(title=f"Ingest report ({settings.store_dir})", title_justify="left", show_header=False)
     t.add_column("what")
@@ -94,6 +101,7 @@ def _print_report(report, settings) -> None:
     rows = [
         ("files seen", report.files_seen), ("ingested", report.ingested), ("unchanged", report.unchanged),
         ("updated", report.updated), ("removed", report.removed), ("rejected", report.rejected),
+        ("skipped (hidden, links)", report.skipped),
         ("chunks added / removed", f"{report.chunks_added} / {report.chunks_removed}"),
         ("time", f"{report.seconds:.1f} s"),
     ]
@@ -102,6 +110,8 @@ def _print_report(report, settings) -> None:
     console.print(t)
     if report.reasons():
         console.print("rejected by reason: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.reasons().items())))
+    if report.kept_groups:
+        console.print(f"{report.kept_groups} stored document(s) kept their own groups; --set-groups gives them --groups")
     if report.still_quarantined:
         console.print(f"{report.still_quarantined} file(s) in quarantine (see `sculptrag status --quarantine`)")
 
@@ -140,7 +150,7 @@ def status(
         q.add_column("reason", style="yellow")
         q.add_column("detail", overflow="fold")
         for row in s.quarantined():
-            q.add_row(_short(row.source_uri), row.reason, row.detail)
+            q.add_row(escape(_short(row.source_uri)), escape(row.reason), escape(row.detail))
         console.print(q)
 
 
@@ -167,7 +177,7 @@ def ask(
             options = {(generator or settings.generator): {"model_path": str(model_path)}} if model_path else None
             answer = RagPipeline(settings, generator_options=options).ask(question, groups=groups, generator=generator, k=k)
     except SculptragError as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
     if as_json:
         print(answer.model_dump_json(indent=2, exclude={"passages"}))
@@ -253,12 +263,38 @@ def app_cmd(
     store: Optional[Path] = typer.Option(None, "--store", help="store folder (default .sculptrag or $SCULPTRAG_STORE_DIR)"),
     port: int = typer.Option(8501, "--port", help="port to serve on"),
     address: str = typer.Option("localhost", "--address", help="interface to bind: localhost (default) serves only this "
-                                "machine; put a proxy that sets SCULPTRAG_APP__GROUPS_HEADER in front of anything wider"),
+                                "machine; anything wider needs a sign-in proxy (SCULPTRAG_APP__GROUPS_HEADER and "
+                                "SCULPTRAG_APP__PROXY_SECRET) or --allow-remote"),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="serve a wider --address without a sign-in proxy: "
+                                      "everyone who reaches the port is the local user, reads what they read and, "
+                                      "unless SCULPTRAG_APP__EDITOR_GROUPS says otherwise, may ingest and delete"),
 ) -> None:
-    """The internal web app (Streamlit): Ask, Documents, Evaluate and Settings pages."""
-    import subprocess
+    """The internal web app (Streamlit): Ask, Documents, Evaluate and Settings pages.
+
+    The process becomes Streamlit (exec): its PID is the server's, so stopping it stops the app."""
+    import ipaddress
 
     settings = _settings(store)
+    app = settings.app
+    if app.header_mode and app.proxy_secret is None:
+        err.print(f"[red]error:[/red] groups come from the {escape(str(app.groups_header))} header, but nothing proves a "
+                  "request came through your sign-in proxy, so anyone who reaches the app could name their own groups. "
+                  "Set SCULPTRAG_APP__PROXY_SECRET to a long random value (16+ characters) and have the proxy send it "
+                  f"in the {escape(app.proxy_secret_header)} header on every request, the websocket's included "
+                  "(SCULPTRAG_APP__PROXY_SECRET_HEADER names another header).")
+        raise typer.Exit(2)
+    try:
+        local = address == "localhost" or ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        local = False  # a host name or a wildcard: assume it reaches the network
+    if not local and not app.header_mode and not allow_remote:
+        err.print(f"[red]error:[/red] --address {escape(address)} serves other machines, and without a sign-in proxy every "
+                  "one of their users would be this machine's local user (its groups, and editing). Put the app "
+                  "behind a proxy that authenticates people (SCULPTRAG_APP__GROUPS_HEADER, SCULPTRAG_APP__PROXY_SECRET), "
+                  "serve on localhost, or pass --allow-remote if that is really what you want.")
+        raise typer.Exit(2)
+    if app.header_mode and not app.editor_groups:
+        err.print("note: nobody may ingest, delete or run evaluations (SCULPTRAG_APP__EDITOR_GROUPS names the groups who may)")
     env = dict(os.environ)
     if store:
         env["SCULPTRAG_STORE_DIR"] = str(store.resolve())
@@ -266,12 +302,12 @@ def app_cmd(
     script = Path(__file__).parent / "ui" / "main.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port), "--server.address", address,
            "--server.headless", "true", "--server.fileWatcherType", "none", "--global.developmentMode", "false",
-           "--client.toolbarMode", "minimal", "--server.maxUploadSize", str(settings.app.max_upload_mb)]
-    err.print(f"sculptrag app on http://{address}:{port} (store {escape(str(settings.store_dir))}); Ctrl+C stops it")
-    try:
-        raise typer.Exit(subprocess.call(cmd, env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+           "--client.toolbarMode", "minimal", "--client.showErrorDetails", "none",  # no tracebacks in the browser
+           "--server.maxUploadSize", str(settings.app.max_upload_mb)]
+    err.print(f"sculptrag app on http://{escape(address)}:{port} (store {escape(str(settings.store_dir))}); Ctrl+C stops it")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, cmd, env)  # replaces this process: signals reach Streamlit itself
 
 
 @cli.command("train-generator")
@@ -314,6 +350,8 @@ def eval_(
     corpus: Optional[Path] = typer.Option(None, "--corpus", help="documents to ask a .jsonl/.csv question file of"),
     store: Optional[Path] = typer.Option(None, "--store", help="evaluation store (default runs/eval-stores/<dataset>; reused)"),
     data: Optional[Path] = typer.Option(None, "--data", help="the shared data folder for the built-in sets"),
+    groups: Optional[List[str]] = typer.Option(None, "--groups", help="the groups the questions are asked with (and "
+                                               "given to the documents eval ingests); recorded in the report"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run a dataset through retrieval, generators and validation; write report.json and report.html."""
@@ -327,9 +365,9 @@ def eval_(
         ds = load_dataset(dataset, limit=limit, corpus=corpus, root=data)
         with _progress("eval", first="building the store...") as on_progress:
             report = run_eval(ds, generator or [settings.generator], limit=limit, k=k or settings.retrieval.k,
-                              store_dir=store, settings=settings, progress=on_progress)
+                              store_dir=store, settings=settings, groups=groups, progress=on_progress)
     except SculptragError as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
     json_path, html_path = write_report(report, out or Path("runs/eval") / ds.name)
     for name, s in report["generators"].items():

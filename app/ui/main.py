@@ -8,6 +8,7 @@ import streamlit as st
 
 from app.ui.common import context
 from app.ui.render import CSS, e, md
+from app.ui.services import ANONYMOUS
 
 st.set_page_config(page_title="sculptrag", page_icon=":material/menu_book:", layout="wide")
 st.html(CSS)
@@ -27,6 +28,8 @@ with st.sidebar:
             f'{"" if prefs.groups == user.groups else " (narrowed)"}<br>'
             f'generator: {e(prefs.generator)} · k = {prefs.k}<br>'
             f'{readable} document{"" if readable == 1 else "s"} you can read</div>')
+    if user.name == ANONYMOUS and user.source != "settings":
+        st.warning("Not signed in: this request did not come through the sign-in proxy, so there is nothing you may read.")
     if svc.warm_error:
         st.error(f"Loading the models failed: {md(svc.warm_error)}")
 

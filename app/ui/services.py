@@ -5,23 +5,29 @@ Heavy objects: `Services` holds the store, the RAG pipeline (embedder, generator
 the pipeline is safe from many threads: each generator runs one request at a time under its lock), one warm
 Ingestor (sharing the pipeline's embedder) behind a lock, since only one ingest may write at a time.
 
-Access: `resolve_user` is a pure function of the settings and the request headers. With
-`settings.app.groups_header` set (a proxy authenticates people and names their groups), a session has the
-groups in that header and nothing else; without it, the local user has `settings.app.user_groups`. A user
-may narrow their groups on the Settings page, never widen them: every retrieval, document list, opened
-source and file download goes through `User.groups`.
+Access: `resolve_user` is a pure function of the settings and the request headers. Locally (no
+`settings.app.groups_header`) the one user has `settings.app.user_groups` and edits unless `editor_groups`
+names others. In header mode a sign-in proxy names each person's groups in that header, and a request is
+believed only when it proves it came through the proxy (`proxy_secret` in `proxy_secret_header`, compared
+in constant time, each header present once): anything else is "anonymous", with no groups (reads nothing)
+and no editing. Editing in header mode needs `editor_groups` and membership in one. A user may narrow their
+groups on the Settings page, never widen them: every retrieval, document list, opened source, file
+download, rejected-file list and evaluation report goes through the groups in use.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from pipeline.config import Settings
+from pipeline.config import AppSettings, Settings
+from pipeline.errors import ConfigError
+from pipeline.groups import parse_groups
 
 log = logging.getLogger(__name__)
 
@@ -35,31 +41,57 @@ DIFFUSION = {"llada", "dream", "hf-mlm"}
 class User:
     name: str
     groups: tuple[str, ...]  # what this user may read (all of it, before any narrowing)
-    editor: bool  # may ingest and delete documents
+    editor: bool  # may ingest, delete documents and run evaluations
     source: str  # where the groups came from: "settings" or the header's name
 
     def allowed_folder(self, path: str | Path, roots: Sequence[Path]) -> bool:
-        """May this user ingest (or evaluate) files from `path` on the server?"""
+        """May this user ingest (or evaluate) files from `path` on the server? Only inside `roots` (after
+        resolving symlinks and `..`); no roots, no server folders, for anyone."""
         target = Path(path).expanduser().resolve()
-        if not roots:
-            return self.source == "settings"  # the local user reads their own disk; behind a proxy: only roots
-        return any(target == r.resolve() or r.resolve() in target.parents for r in map(Path, roots))
+        return any(target == r or r in target.parents for r in (Path(root).expanduser().resolve() for root in roots))
 
 
-def resolve_user(settings: Settings, headers: Mapping[str, str] | None) -> User:
-    """The user of one browser session, from the settings and the request's headers (case-insensitive)."""
+ANONYMOUS = "anonymous"
+
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def resolve_user(settings: Settings, headers: Headers | None) -> User:
+    """The user of one browser session, from the settings and the request's headers (names
+    case-insensitive; pairs may repeat a name, and a repeated proof or groups header is refused)."""
     app = settings.app
-    lower = {k.lower(): v for k, v in (headers or {}).items()}
-    if app.groups_header:
-        raw = lower.get(app.groups_header.lower(), "")
-        groups = tuple(dict.fromkeys(g.strip() for g in re.split(r"[,;]", raw) if g.strip()))
-        source = app.groups_header
-    else:
+    if not app.header_mode:
         groups = tuple(app.user_groups if app.user_groups is not None else settings.default_groups)
-        source = "settings"
-    name = (lower.get(app.user_header.lower(), "") if app.user_header else "") or ("local user" if source == "settings" else "anonymous")
-    editor = not app.editor_groups or bool(set(app.editor_groups) & set(groups))
+        editor = not app.editor_groups or bool(set(app.editor_groups) & set(groups))
+        return User(name="local user", groups=groups, editor=editor, source="settings")
+    source = str(app.groups_header)
+    seen: dict[str, list[str]] = {}
+    for name, value in (headers.items() if isinstance(headers, Mapping) else headers or ()):
+        seen.setdefault(name.lower(), []).append(value)
+    if not _through_proxy(app, seen):
+        return User(name=ANONYMOUS, groups=(), editor=False, source=source)
+    names = seen.get(app.user_header.lower(), []) if app.user_header else []
+    name = names[0].strip() if len(names) == 1 and names[0].strip() else "signed-in user"
+    raw = seen.get(source.lower(), [])
+    try:
+        groups = parse_groups(raw[0]) if len(raw) == 1 else ()  # (sent twice: which one would the proxy mean?)
+    except ConfigError:  # a bad or empty list: no usable group, so nothing to read
+        groups = ()
+    editor = bool(set(app.editor_groups) & set(groups))  # header mode: only named editors (none by default)
     return User(name=name, groups=groups, editor=editor, source=source)
+
+
+def _through_proxy(app: AppSettings, headers: Mapping[str, list[str]]) -> bool:
+    """Did this request come through the sign-in proxy? It carries the proxy's secret, once."""
+    if app.proxy_secret is None:
+        return False  # header mode without a way to check the proxy: nobody is believed (`sculptrag app` refuses it)
+    sent = headers.get(app.proxy_secret_header.lower(), [])
+    return len(sent) == 1 and hmac.compare_digest(sent[0].encode(), app.proxy_secret.get_secret_value().encode())
+
+
+def group_key(groups: Sequence[str]) -> str:
+    """A short, path-safe name for a set of groups (a hash, never a group name itself)."""
+    return hashlib.sha256("\n".join(sorted(set(groups))).encode()).hexdigest()[:16]
 
 
 # -- the user's settings for this session ------------------------------------------------------------------

@@ -3,6 +3,7 @@ and one whose text is markup; the app runs against it with the local user in bot
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def app_env(tmp_path_factory):
         "SCULPTRAG_STORE_DIR": str(store),
         "SCULPTRAG_APP__USER_GROUPS": '["public", "hr"]',
         "SCULPTRAG_APP__EVAL_DIR": str(base / "eval"),
+        "SCULPTRAG_APP__FOLDER_ROOTS": json.dumps([str(base)]),  # folder ingest and own eval files: only under here
     }
     return {"env": env, "base": base, "store": store, "main": MAIN}
 

@@ -28,6 +28,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 HANDBOOK = "docs/debian-handbook-en/case-study.html"
 GROUPS_HEADER = "X-Test-Groups"
+PROXY_SECRET = "browser-test-proxy-secret-5f2c9a"  # what only the sign-in proxy sends (SCULPTRAG_APP__PROXY_SECRET)
 SLOW_MS = 240_000  # what loads models or embeds (the first ask, an ingest, an evaluation) may take this long on 2 cores
 
 
@@ -60,6 +61,7 @@ def server(tmp_path_factory):
     env = dict(os.environ, SCULPTRAG_APP__EVAL_DIR=str(base / "eval"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                # as behind a company's sign-in proxy: each request names its user's groups
                SCULPTRAG_APP__GROUPS_HEADER=GROUPS_HEADER, SCULPTRAG_APP__USER_HEADER="X-Test-User",
+               SCULPTRAG_APP__PROXY_SECRET=PROXY_SECRET, SCULPTRAG_APP__EDITOR_GROUPS='["staff"]',
                SCULPTRAG_APP__FOLDER_ROOTS=json.dumps([str(base)]))
     exe = shutil.which("sculptrag")
     cmd = ([exe] if exe else [sys.executable, "-m", "app.cli"]) + ["app", "--store", str(base / "store"), "--port", str(port)]
@@ -78,11 +80,15 @@ def server(tmp_path_factory):
             if proc.poll() is not None or time.time() > deadline:
                 pytest.fail(f"sculptrag app did not start:\n{(base / 'app.log').read_text()[-3000:]}")
             time.sleep(0.5)
-        ana = GroupsProxy(port, "public, staff", "ana")  # the person who runs the main test
+        assert b"streamlit" in Path(f"/proc/{proc.pid}/cmdline").read_bytes()  # `sculptrag app` became Streamlit
+        ana = GroupsProxy(port, "public, staff", "ana")  # the person who runs the main test (staff edit)
         bo = GroupsProxy(port, "finance", "bo")  # someone whose groups hold no document
-        yield {"url": f"http://localhost:{ana.port}", "url_bo": f"http://localhost:{bo.port}", "base": base}
-        ana.close()
-        bo.close()
+        # a local process talking to the app directly, naming the groups it wants, without the proxy's secret
+        forger = GroupsProxy(port, "public, staff", "mallory", secret=None)
+        yield {"url": f"http://localhost:{ana.port}", "url_bo": f"http://localhost:{bo.port}",
+               "url_forged": f"http://localhost:{forger.port}", "base": base}
+        for proxy in (ana, bo, forger):
+            proxy.close()
     finally:
         proc.terminate()
         try:
@@ -111,15 +117,19 @@ def page(server):
 # -- a sign-in proxy, as a company puts in front of the app ---------------------------------------------------
 class GroupsProxy:
     """A reverse proxy on its own port that forwards to the app and sets GROUPS_HEADER on every request
-    (dropping any the browser sent), with the groups of the "signed-in" person it was started for: what an
-    authenticating proxy does. It handles keep-alive requests with bodies and websocket upgrades (Streamlit
-    reads its headers from the websocket's handshake, which a browser-side header option does not reach)."""
+    (dropping any the browser sent), with the groups of the "signed-in" person it was started for, and the
+    proxy's secret that proves the request came through it: what an authenticating proxy does (with
+    `secret=None`, what a forger does). It handles keep-alive requests with bodies and websocket upgrades
+    (Streamlit reads its headers from the websocket's handshake, which a browser-side header option does
+    not reach)."""
 
-    def __init__(self, upstream_port: int, groups: str, user: str) -> None:
+    def __init__(self, upstream_port: int, groups: str, user: str, secret: str | None = PROXY_SECRET) -> None:
         import asyncio
         import threading
 
         self.upstream_port, self.inject = upstream_port, [(GROUPS_HEADER, groups), ("X-Test-User", user)]
+        if secret is not None:
+            self.inject.append(("X-Sculptrag-Proxy-Secret", secret))
         self.port = _free_port()
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -308,4 +318,22 @@ def test_groups_come_from_the_proxy_header(server, page):
     other.locator(".sr-answer").wait_for(timeout=SLOW_MS)
     assert "150" not in other.locator(".sr-answer").inner_text()
     assert other.locator('[data-testid="stChatMessage"] button:has-text("[1]")').count() == 0
+    ctx.close()
+
+
+def test_a_forged_groups_header_without_the_proxy_secret_reads_nothing(server, page):
+    """A client that reaches the app's port directly (HTTP and websocket) naming ana's groups, but without
+    the proxy's secret, is anonymous: no groups, no documents, no editing, no reports."""
+    ctx = page.browser.new_context(viewport={"width": 1280, "height": 900})
+    other = ctx.new_page()
+    other.set_default_timeout(60_000)
+    other.goto(server["url_forged"] + "/documents")
+    other.get_by_text("There are no documents you can read yet").wait_for()
+    who = other.locator('[data-testid="stSidebar"] .sr-meta')
+    who.wait_for()
+    assert "anonymous" in who.inner_text() and "groups: none" in who.inner_text() and "mallory" not in who.inner_text()
+    assert other.get_by_text("Add documents").count() == 0
+    assert "Falcot" not in other.locator("body").inner_text()
+    other.goto(server["url_forged"] + "/evaluate")
+    other.get_by_text("No reports for your groups yet", exact=False).wait_for()
     ctx.close()

@@ -194,13 +194,16 @@ def test_sessions_share_one_set_of_models(app, app_env):
 
 # -- access rules, without a browser -----------------------------------------------------------------------
 def test_groups_come_from_the_proxy_header_when_configured():
+    secret = "s" * 32
     settings = Settings(app=AppSettings(groups_header="X-Forwarded-Groups", user_header="X-Forwarded-User",
-                                        editor_groups=("admins",)))
-    user = resolve_user(settings, {"x-forwarded-groups": "hr, legal", "X-Forwarded-User": "ana"})
+                                        proxy_secret=secret, editor_groups=("admins",)))
+    proof = {"X-Sculptrag-Proxy-Secret": secret}
+    user = resolve_user(settings, {"x-forwarded-groups": "hr, legal", "X-Forwarded-User": "ana", **proof})
     assert user.groups == ("hr", "legal") and user.name == "ana" and not user.editor
-    assert resolve_user(settings, {}).groups == ()  # not through the proxy: reads nothing
-    assert resolve_user(settings, {"X-Forwarded-Groups": "admins"}).editor
-    assert not user.allowed_folder("/etc", ())  # behind a proxy, server folders only under folder_roots
+    assert resolve_user(settings, proof).groups == ()  # no groups named: reads nothing
+    assert resolve_user(settings, {"X-Forwarded-Groups": "admins", **proof}).editor
+    assert resolve_user(settings, {"X-Forwarded-Groups": "admins"}).groups == ()  # not through the proxy: nothing
+    assert not user.allowed_folder("/etc", ())  # server folders only under folder_roots
 
 
 def test_local_user_and_folder_roots(tmp_path):

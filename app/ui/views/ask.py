@@ -5,10 +5,11 @@ verdict per sentence, and how it was made (generator, steps, time, tokens/s)."""
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import streamlit as st
 
-from app.ui.common import context, file_of
+from app.ui.common import context, file_of, read_ingested, still_ingested
 from app.ui.render import answer_html, badge, e, md, canvas_html, meta_line, passage_html, sentences_html
 from generator.types import DenoiseState
 from pipeline.errors import SculptragError
@@ -17,6 +18,7 @@ from validation.evidence import evidence_spans
 from validation.text import sentence_spans
 
 CANVAS_EVERY_S = 0.05  # the canvas is redrawn at most this often (every step on a fast model is a blur)
+NOT_READABLE = "This source is not readable with your current groups (or it was deleted)."
 
 svc, user, prefs = context()
 st.title("Ask your documents")
@@ -38,19 +40,24 @@ def show_source(i: int, answer: Answer, marker: int) -> None:
         return
     hit = answer.passages[cite.passage_number - 1]
     with st.container(border=True, key=f"source-{i}"):
-        if not svc.may_open(prefs.groups, hit.document.id):
-            st.warning("This source is not readable with your current groups (or it was deleted).")
+        readable = svc.may_open(prefs.groups, hit.document.id)
+        doc = svc.store.documents_by_id([hit.document.id]).get(hit.document.id) if readable else None
+        if doc is None:  # (deleted, or not readable now: the same words either way)
+            st.warning(NOT_READABLE)
             return
         claims = [s["text"] for s in answer.validation.get("sentences", []) if marker in s.get("markers", [])] or [
             answer.text[a:b] for a, b in sentence_spans(answer.text) if f"[{marker}]" in answer.text[a:b]]  # not validated
         where = [f"page {hit.page}" if hit.page else "", hit.section, hit.document.file_type.upper()]
         st.html(f"<b>[{marker}] {e(hit.document.title)}</b>" + meta_line(where) + passage_html(hit.text, evidence_spans(claims, hit.text)))
-        path = file_of(hit.document.source_uri)
-        if path is not None:
-            st.download_button("Open the file", data=path.read_bytes, file_name=path.name, on_click="ignore",  # read on click
-                               mime=hit.document.media_type or None, key=f"file-{i}-{marker}", icon=":material/attach_file:")
+        path = file_of(doc.source_uri)
+        if path is not None and still_ingested(path, doc.sha256):
+            st.download_button("Open the file", data=partial(read_ingested, path, doc.sha256), file_name=path.name,
+                               on_click="ignore", mime=doc.media_type or None, key=f"file-{i}-{marker}",
+                               icon=":material/attach_file:")  # read (and checked again) on click
+        elif path is not None:
+            st.caption(f"Source: {md(doc.source_uri)} (the file changed since it was ingested, so it is not offered)")
         else:
-            st.caption(f"Source: {md(hit.document.source_uri)} (the file is no longer there)")
+            st.caption(f"Source: {md(doc.source_uri)} (the file is no longer there)")
 
 
 def show_answer(i: int, answer: Answer) -> None:

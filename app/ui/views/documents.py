@@ -12,31 +12,46 @@ import streamlit as st
 
 from app.ui.common import context, file_name, file_of
 from app.ui.render import md
+from app.ui.services import group_key
 from pipeline.errors import SculptragError
 from pipeline.types import IngestReport
 
 svc, user, prefs = context()
 st.title("Documents")
+GONE = "That document is no longer there for you (deleted, or not readable with your groups)."
+EDITORS_ONLY = ("You can read documents here; adding and deleting them is for "
+                + md(", ".join(svc.settings.app.editor_groups)) + "." if svc.settings.app.editor_groups and user.groups else
+                "You can read documents here; adding and deleting them is for the app's editors "
+                "(`SCULPTRAG_APP__EDITOR_GROUPS`).")
 
 
 def save_upload(name: str, data: bytes, groups: tuple[str, ...]) -> Path:
-    """Keep an uploaded file under upload_dir/<groups>/<name> (written whole, then renamed into place), so
-    the stored document has a file to cite and re-uploading the same name updates it."""
-    safe = re.sub(r"[^\w.\- ]+", "_", Path(name).name).strip(" .") or "upload"
-    folder = svc.upload_dir / re.sub(r"[^\w.\-+]+", "_", "+".join(sorted(groups)))
+    """Keep an uploaded file under upload_dir/g-<hash of the groups>/<name> (written whole, then renamed into
+    place), so the stored document has a file to cite and re-uploading the same name for the same groups
+    updates it. Neither a group name nor the browser's file name ever becomes a path step of its own."""
+    safe = re.sub(r"[^\w.\- ]+", "_", Path(name).name).strip(" .")[:200] or "upload"
+    root = svc.upload_dir.resolve()
+    folder = root / f"g-{group_key(groups)}"
+    target = folder / safe
+    if target.parent != folder or root not in target.resolve().parents:
+        raise OSError(f"refusing to write {name!r} outside the upload folder")
+    stored = svc.store.document_by_uri(target.as_uri())
+    if stored is not None and not set(stored.group_names) & set(user.groups):
+        raise OSError(f"{safe!r} is the name of a stored document you cannot change; rename the file")  # its file stays
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
     with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    target = folder / safe[:200]
     os.replace(tmp, target)
     return target
 
 
-def run_ingest(paths: list[Path], groups: tuple[str, ...], prune: bool = False) -> bool:
-    """Ingest with a progress bar; the report goes to the session. False (and the error shown) on failure."""
+def run_ingest(paths: list[Path], groups: tuple[str, ...], *, set_groups: bool = False, prune: bool = False) -> bool:
+    """Ingest with a progress bar, as this user: they may give only their own groups, and may not update,
+    regroup or prune a stored document they cannot read (the ingest reports it "not permitted"). The report
+    goes to the session. False (and the error shown) on failure."""
     bar = st.progress(0.0, text="waiting for any other ingest to finish...")
 
     def progress(done: int, total: int, path: str) -> None:
@@ -45,7 +60,8 @@ def run_ingest(paths: list[Path], groups: tuple[str, ...], prune: bool = False) 
     try:
         with svc.ingest_lock:
             bar.progress(0.0, text="parsing and embedding...")
-            report = svc.ingestor().ingest(paths, groups=groups, prune=prune, progress=progress)
+            report = svc.ingestor().ingest(paths, groups=groups, set_groups=set_groups, caller_groups=user.groups,
+                                           prune=prune, progress=progress)
     except SculptragError as err:
         bar.empty()
         st.error(md(err))
@@ -72,6 +88,8 @@ if user.editor and prefs.groups:
         st.subheader("Add documents")
         groups = tuple(st.multiselect("Who may read them (groups)", list(user.groups), default=list(prefs.groups[:1]),
                                       key="doc_groups"))
+        set_groups = st.checkbox("Also set these groups on documents already stored (else they keep theirs)",
+                                 key="doc_set_groups")
         upload_tab, folder_tab = st.tabs(["Upload files", "A folder on the server"])
         with upload_tab:
             n = st.session_state.setdefault("upload_round", 0)
@@ -81,26 +99,31 @@ if user.editor and prefs.groups:
                 try:
                     paths = [save_upload(f.name, f.getvalue(), groups) for f in files]
                 except OSError as err:
-                    st.error(md(f"Could not keep the uploaded files in {svc.upload_dir}: {err}"))
+                    st.error(md(f"Could not keep the uploaded files: {err}"))
                 else:
-                    if run_ingest(paths, groups):
+                    if run_ingest(paths, groups, set_groups=set_groups):
                         st.session_state["upload_round"] = n + 1  # a fresh, empty upload box
                         st.rerun()
         with folder_tab:
-            folder = st.text_input("Folder path", key="doc_folder", placeholder="/srv/shared/contracts")
-            prune = st.checkbox("Also delete stored documents from this folder whose files are gone", key="doc_prune")
-            if st.button("Ingest the folder", disabled=not folder.strip() or not groups, key="ingest_folder"):
-                if not user.allowed_folder(folder.strip(), svc.settings.app.folder_roots):
-                    st.error("You may not ingest from that folder: it is outside the folders this app may read "
-                             "(SCULPTRAG_APP__FOLDER_ROOTS).")
-                elif not Path(folder.strip()).expanduser().exists():
-                    st.error(f"There is no folder or file at {md(folder.strip())}.")
-                else:
-                    if run_ingest([Path(folder.strip()).expanduser()], groups, prune=prune):
+            roots = svc.settings.app.folder_roots
+            if not roots:
+                st.info("Ingesting a folder on the server is off. To turn it on, name the folders it may read in "
+                        '`SCULPTRAG_APP__FOLDER_ROOTS` (a JSON list, e.g. `["/srv/shared"]`) and restart the app.')
+            else:
+                st.caption("Folders under: " + md(", ".join(map(str, roots))))
+                folder = st.text_input("Folder path", key="doc_folder", placeholder=str(roots[0]))
+                prune = st.checkbox("Also delete stored documents from this folder whose files are gone (only those "
+                                    "you may read)", key="doc_prune")
+                if st.button("Ingest the folder", disabled=not folder.strip() or not groups, key="ingest_folder"):
+                    if not user.allowed_folder(folder.strip(), roots):
+                        st.error("You may not ingest from that folder: it is outside the folders this app may read "
+                                 "(`SCULPTRAG_APP__FOLDER_ROOTS`).")
+                    elif not Path(folder.strip()).expanduser().exists():
+                        st.error(f"There is no folder or file at {md(folder.strip())}.")
+                    elif run_ingest([Path(folder.strip()).expanduser()], groups, set_groups=set_groups, prune=prune):
                         st.rerun()
 elif not user.editor:
-    st.caption("You can read documents here; adding and deleting them is for "
-               + md(", ".join(svc.settings.app.editor_groups)) + ".")
+    st.caption(EDITORS_ONLY)
 
 if "last_ingest" in st.session_state:
     show_report(st.session_state["last_ingest"])
@@ -127,18 +150,22 @@ else:
             if st.button("Delete", disabled=not sure, key="doc_delete"):
                 doc = next(d for d in docs if d.id == target)
                 with svc.ingest_lock:
-                    removed = svc.store.delete_documents([doc.id])
-                path = file_of(doc.source_uri)
-                if path is not None and svc.upload_dir.resolve() in path.resolve().parents:
-                    path.unlink(missing_ok=True)  # an upload's only copy goes with it; files elsewhere stay
-                st.session_state["deleted"] = f"Deleted {doc.title} ({removed} chunks)."
+                    removed = svc.store.delete_documents([doc.id]) if svc.may_open(prefs.groups, doc.id) else None
+                if removed is None:  # regrouped (or deleted) since the list was drawn: not this user's to delete
+                    st.session_state["deleted"] = ("warning", GONE)
+                else:
+                    path = file_of(doc.source_uri)
+                    if path is not None and svc.upload_dir.resolve() in path.resolve().parents:
+                        path.unlink(missing_ok=True)  # an upload's only copy goes with it; files elsewhere stay
+                    st.session_state["deleted"] = ("success", f"Deleted {doc.title} ({removed} chunks).")
                 del st.session_state["doc_delete_sure"]
                 st.rerun()
         if "deleted" in st.session_state:
-            st.success(md(st.session_state.pop("deleted")))
+            kind, message = st.session_state.pop("deleted")
+            (st.success if kind == "success" else st.warning)(md(message))
 
 if user.editor:
-    quarantined = svc.store.quarantined()
+    quarantined = svc.store.quarantined(groups=prefs.groups)  # only rejections of ingests run for these groups
     if quarantined:
         with st.expander(f"Rejected files ({len(quarantined)})"):
             st.dataframe([{"file": file_name(q.source_uri), "reason": q.reason, "detail": q.detail,

@@ -4,6 +4,7 @@ run one: a dataset through retrieval, the chosen generators and validation, side
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import streamlit as st
 
 from app.ui.common import context
 from app.ui.render import answer_html, badge, e, md, meta_line, sentences_html
-from app.ui.services import NEEDS_MODEL_PATH
+from app.ui.services import NEEDS_MODEL_PATH, group_key
 from generator.base import available_generators
 from pipeline.errors import SculptragError
 from validation.datasets import BUILTIN, DATA
@@ -22,9 +23,47 @@ st.title("Evaluate")
 eval_dir = Path(svc.settings.app.eval_dir)
 
 
+@st.cache_data(show_spinner=False, max_entries=512)
+def _report_groups(path: str, mtime_ns: int) -> tuple[str, ...] | None:
+    """The groups a report was run with (its questions, answers and passages are what they may read);
+    None when it does not say. (Cached per file version: reports can be large.)"""
+    try:
+        groups = json.loads(Path(path).read_text(encoding="utf-8"))["config"]["groups"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return tuple(groups) if isinstance(groups, list) and groups and all(isinstance(g, str) for g in groups) else None
+
+
+def visible(groups: tuple[str, ...] | None) -> bool:
+    """May this session see a report run with `groups`? Only with every one of them in use; a report that
+    does not say is the local user's alone."""
+    if groups is None:
+        return user.source == "settings"
+    return set(groups) <= set(prefs.groups)
+
+
 def reports() -> list[Path]:
-    found = eval_dir.glob("*/report.json") if eval_dir.is_dir() else []
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    """The reports in eval_dir this session may see, newest first."""
+    found = []
+    for path in eval_dir.glob("*/report.json") if eval_dir.is_dir() else []:
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            continue
+        if visible(_report_groups(str(path), mtime)):
+            found.append((mtime, path))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def report_folder(name: str, groups: tuple[str, ...]) -> Path:
+    """Where a run's report goes: eval_dir/<dataset>, unless a report there was run with other groups (it is
+    someone else's to keep): then eval_dir/<dataset>-<hash of the groups>."""
+    name = re.sub(r"[^\w.-]+", "_", name).strip("._") or "dataset"  # (a file's stem: "..", say, is no folder name)
+    folder = eval_dir / name
+    old = folder / "report.json"
+    if old.is_file() and _report_groups(str(old), old.stat().st_mtime_ns) != tuple(sorted(groups)):
+        folder = eval_dir / f"{name}-{group_key(groups)}"
+    return folder
 
 
 def show(report: dict, html_path: Path | None) -> None:
@@ -86,7 +125,7 @@ if mode == OPEN:
         except (OSError, ValueError, KeyError) as err:
             st.error(md(f"Cannot read {chosen}: {err}"))
     else:
-        st.info(f"No reports in {md(eval_dir)} yet: run one, or open a report.json from your computer.")
+        st.info("No reports for your groups yet: run one, or open a report.json from your computer.")
     uploaded = st.file_uploader("Open a report.json from your computer", type=["json"], key="eval_upload")
     if uploaded is not None:
         try:
@@ -96,38 +135,51 @@ if mode == OPEN:
 
 else:
     if not user.editor:
-        st.caption("Running evaluations is for " + md(", ".join(svc.settings.app.editor_groups)) + ".")
+        editors = svc.settings.app.editor_groups
+        st.caption("Running evaluations is for " + (md(", ".join(editors)) if editors else
+                                                     "the app's editors (`SCULPTRAG_APP__EDITOR_GROUPS`)") + ".")
+    elif not prefs.groups:
+        st.caption("You belong to no group, so an evaluation would read nothing.")
     else:
+        roots = svc.settings.app.folder_roots
         have_data = DATA.is_dir()
-        choices = ([*BUILTIN] if have_data else []) + ["your own questions (.jsonl/.csv on the server)"]
+        choices = ([*BUILTIN] if have_data else []) + (["your own questions (.jsonl/.csv on the server)"] if roots else [])
+        if not roots:
+            st.caption("Your own question files on the server need `SCULPTRAG_APP__FOLDER_ROOTS` (the folders this app "
+                       "may read).")
         dataset = st.selectbox("Dataset", choices, key="eval_dataset",
                                help=f"built-in sets are read from {DATA}" if have_data else None)
-        own = dataset not in BUILTIN
+        own = dataset is not None and dataset not in BUILTIN
         path = corpus = ""
         if own:
-            path = st.text_input("Question file", key="eval_file", placeholder="/srv/eval/questions.jsonl")
-            corpus = st.text_input("Its documents (folder)", key="eval_corpus", placeholder="/srv/eval/docs")
+            path = st.text_input("Question file", key="eval_file", placeholder=f"{roots[0]}/questions.jsonl")
+            corpus = st.text_input("Its documents (folder)", key="eval_corpus", placeholder=f"{roots[0]}/docs")
         ready = [g for g in available_generators() if g not in NEEDS_MODEL_PATH]
         gens = st.multiselect("Generators to compare", ready, default=[g for g in ("sculpt", "extractive") if g in ready],
                               key="eval_generators")
         c1, c2 = st.columns(2)
         limit = int(c1.number_input("Questions", 1, 10_000, 20, key="eval_limit"))
         k = int(c2.number_input("Passages per question (k)", 1, 20, prefs.k, key="eval_k"))
-        if st.button("Run", type="primary", disabled=not gens or (own and not path), key="eval_run"):
+        st.caption("Runs for your groups in use, " + md(", ".join(prefs.groups))
+                   + ": only people in all of them will see its report.")
+        if st.button("Run", type="primary", disabled=not dataset or not gens or (own and not path), key="eval_run"):
             from validation.datasets import load_dataset
             from validation.harness import run_eval, write_report
 
-            roots = svc.settings.app.folder_roots
             if own and not all(user.allowed_folder(p, roots) for p in (path, corpus) if p):
-                st.error("That file or folder is outside the folders this app may read (SCULPTRAG_APP__FOLDER_ROOTS).")
+                st.error("That file or folder is outside the folders this app may read (`SCULPTRAG_APP__FOLDER_ROOTS`).")
             else:
                 bar = st.progress(0.0, text="building the evaluation store...")
+                groups = prefs.groups
                 try:
                     ds = load_dataset(dataset if not own else path, limit=limit, corpus=corpus or None)
-                    report = run_eval(ds, gens, limit=limit, k=k, settings=svc.settings, store_dir=eval_dir / ".stores" / ds.name,
+                    # one evaluation store per set of groups: a stored document keeps the groups it was first given
+                    folder = report_folder(ds.name, groups)
+                    report = run_eval(ds, gens, limit=limit, k=k, settings=svc.settings, groups=groups,
+                                      store_dir=eval_dir / ".stores" / f"g-{group_key(groups)}" / folder.name,
                                       embedder=svc.rag.retriever.load_embedder(),
                                       progress=lambda d, t, q: bar.progress(d / max(t, 1), text=f"{d} of {t}: {q[:80]}"))
-                    json_path, _ = write_report(report, eval_dir / ds.name)
+                    json_path, _ = write_report(report, folder)
                 except SculptragError as err:
                     bar.empty()
                     st.error(md(err))
