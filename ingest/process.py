@@ -2,18 +2,24 @@
 
 `process_file` is what a worker does: sniff the type, pre-check, parse, validate, chunk. It never
 raises for a bad file: it returns a Rejection with a reason. `ParsePool` runs it in worker processes
-with a per-file time limit; a worker that hangs or dies (a crashing parser library) is replaced and the
-file is rejected, so one bad file never stops the run. Workers get a second file while the main process
-embeds the first, so parsing overlaps embedding.
+with a per-file time limit (`parse_timeout_s` + `parse_timeout_s_per_mb` x size) and a per-file memory
+limit (RLIMIT_AS set to what the worker maps when the file starts + `parse_memory_mb`, lifted again
+before the result is sent); a worker that hangs or dies (a crashing parser library, an allocation that
+failed at the limit) is replaced and the file is rejected with a reason that says which limit it hit,
+so one bad file never stops the run. Workers get a second file while the main process embeds the
+first, so parsing overlaps embedding. Inline (workers=0) there are no time or memory limits.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import multiprocessing as mp
 import os
 import queue
+import resource
+import signal
 import sys
 import threading
 import time
@@ -28,7 +34,7 @@ from pipeline.errors import IngestError
 
 from .chunk import Chunk, chunk_elements
 from .embed import token_counter
-from .parse import parse_file, precheck, sniff
+from .parse import parse_file, precheck, sniff, utf8_safe
 from .validate import validate_parsed
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,9 @@ class Rejection:
     reason: str
     detail: str
     media_type: str = ""
+
+    def __post_init__(self) -> None:
+        self.detail = utf8_safe(self.detail)  # an error message may quote a non-UTF-8 file name
 
 
 @lru_cache(maxsize=4)
@@ -81,27 +90,41 @@ def _main_script_hidden() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
-def process_file(path: str, size: int, settings: IngestSettings, tokenizer_path: str) -> Processed | Rejection:
+def process_file(
+    path: str, size: int, settings: IngestSettings, tokenizer_path: str, memory_mb: int = 0
+) -> Processed | Rejection:
+    """Parse, validate and chunk one file; never raises for a bad file.
+
+    With `memory_mb` (parse workers only: it sets this process's RLIMIT_AS), everything after sniffing
+    runs with at most that much memory on top of what the process maps once its parser is imported."""
     t0 = time.perf_counter()
     media_type = ""
     try:
         file_type, media_type = sniff(Path(path))
-        pages = precheck(Path(path), file_type, size, settings)
-        parsed = parse_file(Path(path), file_type, media_type, pages, settings)
-        if parsed.pages and parsed.pages > settings.max_pages:
-            raise IngestError("oversize", f"{parsed.pages} pages > limit {settings.max_pages}")
-        doc = validate_parsed(parsed, settings)
-        if doc.text_chars > settings.max_chars:
-            raise IngestError("oversize", f"{doc.text_chars:,} characters of text > limit {settings.max_chars:,}")
-        chunks = chunk_elements(doc.elements, _counter(tokenizer_path), settings)
+        count_tokens = _counter(tokenizer_path)
+        if memory_mb:
+            preload_partitioner(file_type)  # importing maps libraries: not this file's memory
+        with memory_limit(memory_mb):
+            pages = precheck(Path(path), file_type, size, settings)
+            parsed = parse_file(Path(path), file_type, media_type, pages, settings)
+            if parsed.pages and parsed.pages > settings.max_pages:
+                raise IngestError("oversize", f"{parsed.pages} pages > limit {settings.max_pages}")
+            doc = validate_parsed(parsed, settings)
+            if doc.text_chars > settings.max_chars:
+                raise IngestError("oversize", f"{doc.text_chars:,} characters of text > limit {settings.max_chars:,}")
+            chunks = chunk_elements(doc.elements, count_tokens, settings)
         if not chunks:
             raise IngestError("empty", "no chunks could be made from the text")
         return Processed(path, doc.title, doc.media_type, doc.file_type, doc.pages, chunks, time.perf_counter() - t0)
     except IngestError as e:
+        if memory_mb and _out_of_memory(e):  # a parser that wrapped the MemoryError
+            return Rejection(path, "oversize", _memory_detail(memory_mb), media_type)
         return Rejection(path, e.reason, e.detail, media_type)
     except MemoryError:
-        return Rejection(path, "oversize", "ran out of memory while parsing", media_type)
+        return Rejection(path, "oversize", _memory_detail(memory_mb), media_type)
     except Exception as e:  # a parser bug on one file must not stop the run
+        if memory_mb and _out_of_memory(e):
+            return Rejection(path, "oversize", _memory_detail(memory_mb), media_type)
         log.debug("unexpected error on %s", path, exc_info=True)
         return Rejection(path, "parse error", f"{type(e).__name__}: {str(e)[:300]}", media_type)
 
@@ -114,7 +137,69 @@ def _warm_up(tokenizer_path: str) -> None:
 
     configure_unstructured()
     tokenize._get_nlp()
-    _counter(tokenizer_path)
+    _counter(tokenizer_path)(["warm up"])  # the tokenizer's thread pool starts here, not under a file's limit
+
+
+def preload_partitioner(file_type: str) -> None:
+    """Import unstructured's partitioner for `file_type` (the PDF one maps ~1 GB of libraries)."""
+    import importlib
+
+    from unstructured.file_utils.model import FileType
+
+    ft = FileType.__members__.get(file_type)
+    if ft is not None and ft.is_partitionable:
+        with contextlib.suppress(ImportError):  # a missing extra is the parser's to report
+            importlib.import_module(ft.partitioner_module_qname)
+
+
+def _out_of_memory(e: BaseException | None) -> bool:
+    """Whether an error, or one it wraps, is what an allocation refused at the memory limit leaves behind."""
+    seen = 0
+    while e is not None and seen < 10:
+        text = str(e).lower()
+        if isinstance(e, MemoryError) or (isinstance(e, OSError) and e.errno == errno.ENOMEM):
+            return True
+        if isinstance(e, (ImportError, OSError, RuntimeError)) and any(
+            s in text for s in ("cannot allocate memory", "failed to map segment", "can't start new thread")
+        ):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
+def _memory_detail(memory_mb: int) -> str:
+    if not memory_mb:
+        return "ran out of memory while parsing"
+    return f"parsing needed more than {memory_mb:,} MB of memory (the parse_memory_mb limit)"
+
+
+def mapped_bytes(pid: int | str = "self") -> int:
+    """Address space a process maps now (VmSize, what RLIMIT_AS limits); 0 where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            line = next((line for line in f if line.startswith("VmSize:")), "")
+    except OSError:
+        return 0
+    return int(line.split()[1]) * 1024 if line else 0
+
+
+@contextlib.contextmanager
+def memory_limit(memory_mb: int) -> Iterator[int]:
+    """While inside, allocations beyond what the process maps now + `memory_mb` fail (MemoryError in Python,
+    an abort in some native code); yields the limit in bytes (0: none: memory_mb is 0 or /proc is missing)."""
+    now = mapped_bytes()
+    if not memory_mb or not now:
+        yield 0
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = now + memory_mb * 1024 * 1024
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def _worker(inbox, outbox, settings: IngestSettings, tokenizer_path: str) -> None:
@@ -132,7 +217,20 @@ def _worker(inbox, outbox, settings: IngestSettings, tokenizer_path: str) -> Non
             return
         key, path, size = task
         outbox.put(("start", key, os.getpid()))
-        outbox.put(("done", key, process_file(path, size, settings, tokenizer_path)))
+        try:
+            result = process_file(path, size, settings, tokenizer_path, settings.parse_memory_mb)
+        except MemoryError:  # raised again while a rejection was being made, close to the limit
+            result = Rejection(path, "oversize", _memory_detail(settings.parse_memory_mb))
+        outbox.put(("done", key, result))  # sent without the limit: pickling a large result needs memory
+
+
+def _soft_memory_limit(pid: int) -> int:
+    """A worker's RLIMIT_AS while it parses a file under one (0: none, or unknown)."""
+    try:
+        soft = resource.prlimit(pid, resource.RLIMIT_AS)[0]
+    except (OSError, AttributeError):  # gone, or not Linux
+        return 0
+    return 0 if soft == resource.RLIM_INFINITY else soft
 
 
 class ParsePool:
@@ -176,7 +274,7 @@ class ParsePool:
         )
         with _main_script_hidden():
             proc.start()
-        return {"proc": proc, "inbox": inbox, "queued": [], "started": None}
+        return {"proc": proc, "inbox": inbox, "queued": [], "started": None, "seen": (0, 0)}
 
     def run(self, files: Sequence[tuple[str, int]]) -> Iterator[Processed | Rejection]:
         if not self._slots:
@@ -203,7 +301,8 @@ class ParsePool:
                 kind = None
             if kind == "start":
                 slot = next(s for s in slots if key in s["queued"])
-                slot["started"] = (key, time.monotonic())
+                slot["started"] = (key, time.monotonic(), self.time_limit(by_key[key][1]))
+                slot["seen"] = (0, 0)
             elif kind == "done":
                 slot = next(s for s in slots if key in s["queued"])
                 slot["queued"].remove(key)
@@ -215,7 +314,7 @@ class ParsePool:
                 failure = self._failure(slot)
                 if failure is None:
                     continue
-                key, detail = failure
+                key, reason, detail = failure
                 slot["proc"].kill()
                 slot["proc"].join(5)
                 requeue = [k for k in slot["queued"] if k != key]
@@ -224,13 +323,31 @@ class ParsePool:
                 feed(slots[i])
                 if key is not None:
                     done += 1
-                    yield Rejection(by_key[key][0], "parse error", detail)
+                    yield Rejection(by_key[key][0], reason, detail)
 
-    def _failure(self, slot: dict) -> tuple[int | None, str] | None:
-        started = slot["started"]
-        if started and time.monotonic() - started[1] > self.settings.parse_timeout_s:
-            return started[0], f"parsing took longer than {self.settings.parse_timeout_s:.0f} s; refused"
-        if not slot["proc"].is_alive():
-            key = started[0] if started else (slot["queued"][0] if slot["queued"] else None)
-            return key, f"the parser process crashed (exit code {slot['proc'].exitcode})"
-        return None
+    def time_limit(self, size: int) -> float:
+        """Seconds a file of `size` bytes may take to parse."""
+        return self.settings.parse_timeout_s + self.settings.parse_timeout_s_per_mb * size / 1e6
+
+    def _failure(self, slot: dict) -> tuple[int | None, str, str] | None:
+        """(file key, reason, detail) when the slot's worker overran its time or died; else None."""
+        started, proc = slot["started"], slot["proc"]
+        if started and time.monotonic() - started[1] > started[2]:
+            return started[0], "parse error", (
+                f"parsing did not finish within {started[2]:.0f} s (parse_timeout_s, parse_timeout_s_per_mb); "
+                "the file is malformed or too complex for the parser"
+            )
+        if proc.is_alive():
+            if started:  # what it maps, and its limit: if it dies, was it at the limit?
+                slot["seen"] = (max(slot["seen"][0], mapped_bytes(proc.pid)), _soft_memory_limit(proc.pid) or slot["seen"][1])
+            return None
+        key = started[0] if started else (slot["queued"][0] if slot["queued"] else None)
+        code, memory_mb = proc.exitcode, self.settings.parse_memory_mb
+        peak, limit = slot["seen"]
+        if memory_mb and limit and peak >= limit - memory_mb * 1024 * 1024 // 4:
+            return key, "oversize", f"{_memory_detail(memory_mb)}; the parser process stopped there (exit code {code})"
+        if memory_mb and code == -signal.SIGABRT:  # native code (Rust, C++) aborts when an allocation fails
+            return key, "oversize", f"the parser process aborted, most likely at its memory limit: {_memory_detail(memory_mb)}"
+        if code == -signal.SIGKILL:
+            return key, "oversize", "the parser process was killed (SIGKILL), most likely because the machine ran out of memory"
+        return key, "parse error", f"the parser process crashed (exit code {code})"

@@ -5,11 +5,12 @@ All are pydantic models and serialize to JSON.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from generator.types import (  # re-exported: the public names live here
     Citation,
@@ -31,12 +32,17 @@ __all__ = [
 class FileOutcome(BaseModel):
     """What happened to one input path."""
 
-    path: str
+    path: str  # readable text: bytes of a file name that are not UTF-8 show as U+FFFD
     status: str  # ingested | updated | unchanged | removed | rejected | skipped (hidden files, links searched elsewhere)
     reason: str = ""
     detail: str = ""
     file_type: str = ""
     chunks: int = 0
+
+    @field_validator("path")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        return os.fsencode(v).decode("utf-8", "replace")  # (a surrogate-escaped name would break JSON)
 
 
 class IngestReport(BaseModel):

@@ -12,6 +12,20 @@ from pipeline.config import IngestSettings, Settings
 SECRET = "Zanzibar-7741"  # a word that appears only in hr documents: it must never reach a public caller
 
 
+FORMAT_SEEDS = [
+    "fake-text.txt", "fake-text-utf-16.txt", "README.md", "README.rst", "README.org", "fake-html.html",
+    "fake-html-cp1252.html", "factbook.xml", "stanley-cups.csv", "stanley-cups.tsv", "fake-email.eml",
+    "fake-email.msg", "fake-doc.rtf", "fake.docx", "fake-power-point.pptx", "stanley-cups.xlsx", "fake.odt",
+    "language-docs/eng_spa_mult.epub", "pdf/layout-parser-paper-fast.pdf", "pdf/fake-memo.pdf",
+]
+
+
+@pytest.fixture(scope="session")
+def format_seeds() -> list[str]:
+    """One small real file per format (paths in the unstructured example corpus), each parsing in < 1 s."""
+    return FORMAT_SEEDS
+
+
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:
     e = SentenceTransformerEmbedder()
@@ -35,3 +49,13 @@ def corpus(tmp_path: Path) -> Path:
     (root / "hr" / "salaries.txt").write_text(
         f"Confidential salary review. The bonus code word is {SECRET}. Salaries rise four percent in March.\n")
     return root
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path):
+    """Settings for a fresh store under tmp_path, with ingest limits overridden as given."""
+
+    def make(**ingest) -> Settings:
+        return Settings(store_dir=tmp_path / "store", ingest=IngestSettings(**ingest))
+
+    return make
