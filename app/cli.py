@@ -2,7 +2,7 @@
 
     sculptrag ingest PATH... [--store DIR] [--groups G ...] [--set-groups] [--prune]
     sculptrag status [--store DIR]
-    sculptrag ask "question" [--store DIR] [--generator NAME] [--groups G ...] [--k N] [--json]
+    sculptrag ask "question" [--store DIR] [--generator NAME] [--groups G ...] [--k N] [--filter FIELD=VALUE ...] [--json]
     sculptrag demo [--store DIR] [--generator NAME]
     sculptrag train-generator [--out DIR] [--steps N] [--max-minutes M] [--device auto|cpu|cuda] [--workers N]
     sculptrag eval DATASET [--generator NAME ...] [--limit N] [--k K] [--out DIR] [--corpus DIR] [--groups G ...]
@@ -162,11 +162,15 @@ def ask(
     groups: Optional[List[str]] = typer.Option(None, "--groups", help="the caller's access groups (default: public)"),
     k: Optional[int] = typer.Option(None, "--k", help="passages to retrieve"),
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="local checkpoint for llada/dream/hf-mlm/hf-causal"),
+    filters: Optional[List[str]] = typer.Option(None, "--filter", help="only documents whose FIELD is VALUE (repeatable): "
+                                                "entity, period, dated, author, title, file_type, source (a path "
+                                                "prefix or glob), or any document column"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Answer a question from the store, with citations that point at the source passages."""
     from pipeline import SculptragError
     from pipeline.rag import RagPipeline
+    from pipeline.types import SearchFilters
 
     settings = _settings(store)
     if not Path(settings.store_dir).exists():
@@ -175,7 +179,8 @@ def ask(
     try:
         with err.status("retrieving and generating..."):
             options = {(generator or settings.generator): {"model_path": str(model_path)}} if model_path else None
-            answer = RagPipeline(settings, generator_options=options).ask(question, groups=groups, generator=generator, k=k)
+            answer = RagPipeline(settings, generator_options=options).ask(question, groups=groups, generator=generator, k=k,
+                                                                          filters=_filters(filters or [], SearchFilters))
     except SculptragError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
@@ -183,6 +188,21 @@ def ask(
         print(answer.model_dump_json(indent=2, exclude={"passages"}))
         return
     _print_answer(answer)
+
+
+def _filters(given: list[str], model):
+    """`--filter FIELD=VALUE` options -> SearchFilters (a field given twice matches either value)."""
+    if not given:
+        return None
+    values: dict[str, list[str]] = {}
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r}: write FIELD=VALUE, e.g. entity=ACME Corporation", param_hint="--filter")
+        values.setdefault(key.strip(), []).append(value.strip())
+    direct = {k: v if len(v) > 1 else v[0] for k, v in values.items() if k in ("source", "media_type", "file_type")}
+    other = {k: v if len(v) > 1 else v[0] for k, v in values.items() if k not in direct}
+    return model(**direct, fields=other)
 
 
 def _print_answer(answer) -> None:

@@ -1,10 +1,16 @@
 """Chunk: document elements -> token-bounded chunks that respect the document's structure.
 
 Rules, in order: a title opens a new section and a new chunk (a run of titles stays together); a table
-that fits `table_tokens` is one chunk of its own, a larger one is split by rows; other text is packed
-sentence by sentence up to `chunk_tokens`, and a chunk cut for size starts with the last sentences of
-the previous one (up to `chunk_overlap` tokens). Tokens are the embedder's own, so a chunk never gets
-truncated by the embedding model. Each chunk keeps its first/last page and its section title.
+that fits `table_tokens` is one chunk of its own, a larger one is split by rows into chunks of at most
+`chunk_tokens`, each repeating the table's caption and header; other text is packed sentence by sentence
+up to `chunk_tokens`, and a chunk cut for size starts with the last sentences of the previous one (up to
+`chunk_overlap` tokens). Tokens are the embedder's own, so a chunk never gets truncated by the embedding
+model. Each chunk keeps its first/last page and its section title.
+
+A table with cells (HTML) is rendered row by row with its column names ("Total net sales | Three months
+ended July 1, 2023: 81,797 | June 25, 2022: 82,959", see ingest/tables.py), under its caption and header.
+A chunk's `text` is what is shown and quoted; its `embed_text` (what is embedded and indexed) leads with
+the `context` line: document title, entity, period, section path (ingest/metadata.py).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from typing import Callable, Sequence
 
 from pipeline.config import IngestSettings
 
+from . import tables
+from .metadata import DocumentMeta
 from .parse import Element
 
 SENTENCE_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
@@ -40,15 +48,18 @@ class Chunk:
     page_end: int | None
     kinds: list[str] = field(default_factory=list)
     table_html: str | None = None
+    context: str = ""  # "title | entity | period | section path": indexed with the text, never shown as it
 
     @property
     def embed_text(self) -> str:
-        return embed_text(self.section, self.text)
+        return embed_text(self.section, self.text, self.context)
 
 
-def embed_text(section: str, text: str) -> str:
-    """What gets embedded: the section title leads, so a chunk in the middle of a section still knows it."""
-    return f"{section}\n{text}" if section and not text.startswith(section) else text
+def embed_text(section: str, text: str, context: str = "") -> str:
+    """What gets embedded and indexed: the context line (else the section title) leads, so a chunk in the
+    middle of a section, or a table row, still knows its document and section."""
+    lead = context or section
+    return f"{lead}\n{text}" if lead and not text.startswith(lead) else text
 
 
 def split_sentences(text: str) -> list[str]:
@@ -56,19 +67,27 @@ def split_sentences(text: str) -> list[str]:
 
 
 def chunk_elements(
-    elements: Sequence[Element], count_tokens: Callable[[Sequence[str]], list[int]], settings: IngestSettings
+    elements: Sequence[Element],
+    count_tokens: Callable[[Sequence[str]], list[int]],
+    settings: IngestSettings,
+    meta: DocumentMeta | None = None,
 ) -> list[Chunk]:
     limit, overlap = settings.chunk_tokens, settings.chunk_overlap
-    per_element = _measured_units(elements, count_tokens, limit)
+    meta = meta or DocumentMeta()
+    split = [_split_element(el, elements[max(0, i - 2) : i]) for i, el in enumerate(elements)]
+    per_element = _measured_units([units for _, units in split], count_tokens, limit)
     chunks: list[Chunk] = []
     cur: list[Piece] = []
     section = cur_section = ""
+    path: list[str] = []  # section titles by depth
+    cur_path = ""
 
     def flush(carry: bool) -> list[Piece]:
         nonlocal cur
         if not cur:
             return []
         chunks.append(_make_chunk(len(chunks), cur, cur_section))
+        chunks[-1].context = meta.context_line(cur_path)
         tail: list[Piece] = []
         budget = overlap if carry else 0
         for p in reversed(cur):
@@ -79,12 +98,14 @@ def chunk_elements(
         cur = []
         return tail
 
-    for el, units in zip(elements, per_element):
+    for el, (has_head, _), units in zip(elements, split, per_element):
         pieces = [Piece(text, n, el.page, el.kind, k == 0) for k, (text, n) in enumerate(units)]
         if el.kind == "Title":
             if any(p.kind != "Title" for p in cur):
                 flush(carry=False)
             section = el.text[:300]
+            path[el.depth :] = [section]
+            cur_path = " > ".join(path)  # a run of titles: the path down to the last one
             if not cur:
                 cur_section = section
             cur.extend(pieces)
@@ -94,10 +115,21 @@ def chunk_elements(
             if any(p.kind != "Title" for p in cur) or sum(p.tokens for p in cur) + table_tokens > settings.table_tokens:
                 flush(carry=False)
             if not cur:
-                cur_section = section
+                cur_section, cur_path = section, " > ".join(path)
             cur.append(Piece("\n".join(p.text for p in pieces), table_tokens, el.page, "Table", True))
             flush(carry=False)
             chunks[-1].table_html = el.html
+            continue
+        if el.kind == "Table":  # too big for one chunk: pieces of rows, each under the caption and header
+            flush(carry=False)
+            cur_section, cur_path = section, " > ".join(path)
+            head = pieces[0] if has_head and pieces[0].tokens <= limit // 2 else None
+            rows = pieces[1:] if has_head else pieces
+            for group in _row_groups(rows, limit - (head.tokens if head else 0)):
+                group = ([head] if head else []) + group
+                cur = [Piece("\n".join(p.text for p in group), sum(p.tokens for p in group), el.page, "Table", True)]
+                flush(carry=False)
+                chunks[-1].table_html = el.html
             continue
         for p in pieces:
             if cur and sum(q.tokens for q in cur) + p.tokens > limit:
@@ -105,23 +137,58 @@ def chunk_elements(
                 while cur and sum(q.tokens for q in cur) + p.tokens > limit:
                     cur.pop(0)  # the overlap never pushes a chunk past the limit
             if not cur:
-                cur_section = section
+                cur_section, cur_path = section, " > ".join(path)
             cur.append(p)
     flush(carry=False)
     return chunks
 
 
-def _split_element(el: Element) -> list[str]:
+def _row_groups(rows: list[Piece], budget: int) -> list[list[Piece]]:
+    """Consecutive rows packed into groups of at most `budget` tokens (a row over it stands alone)."""
+    groups: list[list[Piece]] = []
+    for r in rows:
+        if groups and sum(p.tokens for p in groups[-1]) + r.tokens <= budget:
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    return groups
+
+
+def _split_element(el: Element, before: Sequence[Element] = ()) -> tuple[bool, list[str]]:
+    """(whether the first unit is a table's head, the units: sentences, or a table's head and rows)."""
     if el.kind == "Table":
-        return [line for line in el.text.split("\n") if line.strip()] or [el.text]
-    return split_sentences(el.text) or [el.text]
+        head, rows = table_units(el, before)
+        return bool(head), ([head] if head else []) + rows
+    return False, split_sentences(el.text) or [el.text]
+
+
+def table_units(el: Element, before: Sequence[Element] = ()) -> tuple[str, list[str]]:
+    """A table's head (caption, units, column headers) and its rows rendered with their column names.
+
+    The caption is the table's own title row, else the element just before it when that reads as one
+    (a short line that is not a section title: "Table 3 ...", "(in millions)", "DECEMBER 31, 2021 AND
+    2020"); a section title is the chunk's section already. Without usable cells (no HTML, or a table
+    of one row or column) the rows are the element's text lines, as the parser gave them."""
+    data = tables.parse_html_table(el.html) if el.html else None
+    near = [b.text for b in before if b.kind != "Title" and len(b.text) <= 150 and not b.text.endswith(".")]
+    near = [t for t in near if tables.CAPTION_RE.match(t) or tables.units(t) or t.isupper() or t.endswith(":")][-1:]
+    if data is None or not tables.is_usable(data):
+        rows = [line for line in el.text.split("\n") if line.strip()] or [el.text]
+        return "\n".join(near), rows
+    lines = [data.caption] if data.caption else near
+    header = tables.header_line(data)
+    unit = tables.units(*lines, header)
+    if not unit:
+        unit = tables.units(*(b.text for b in before if len(b.text) <= 300))
+        lines += [unit] if unit else []
+    lines += [header] if header else []
+    return "\n".join(line for line in lines if line), tables.render_rows(data) or [el.text]
 
 
 def _measured_units(
-    elements: Sequence[Element], count_tokens: Callable[[Sequence[str]], list[int]], limit: int
+    split: Sequence[Sequence[str]], count_tokens: Callable[[Sequence[str]], list[int]], limit: int
 ) -> list[list[tuple[str, int]]]:
     """Per element, its sentences (table rows) with token counts; units over `limit` cut into word windows."""
-    split = [_split_element(el) for el in elements]
     huge = MAX_TOKEN_CHARS * limit  # a unit this long is over `limit` for sure: not worth counting whole
     counts = iter(count_tokens([u for units in split for u in units if len(u) <= huge]))
     out: list[list[tuple[str, int]]] = []
@@ -192,5 +259,5 @@ def chunk_uid(document_uid: str, chunk: Chunk, config_digest: str) -> str:
 
 
 def config_digest(settings: IngestSettings, embedding_model: str) -> str:
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v1"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v2"  # v2: table rows with headers, context line
     return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -28,6 +28,10 @@ from pathlib import Path
 from pipeline.config import IngestSettings
 from pipeline.errors import IngestError
 
+from .furniture import strip_furniture
+from .metadata import DocumentMeta, document_metadata
+from .tables import merge_pdf_tables
+
 log = logging.getLogger(__name__)
 
 REASONS = ("not found", "empty", "garbled", "encrypted", "oversize", "unsupported", "parse error", "duplicate content")
@@ -55,6 +59,7 @@ class ParsedFile:
     title: str
     elements: list[Element] = field(default_factory=list)
     pages: int | None = None
+    metadata: DocumentMeta = field(default_factory=DocumentMeta)  # title, date, entity, period the document states
 
 
 HEURISTIC_CHARS = 5000  # spaCy sees this much of an element: enough to tell a title from prose
@@ -208,24 +213,53 @@ def _msg_encrypted(path: Path) -> bool:
     return "smime" in (msg.message_class or "").lower() or any(n.endswith(ENCRYPTED_ATTACHMENTS) for n in names)
 
 
-def _pdf_pages(path: Path) -> int:
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+# pypdf's defaults (100,000 elements per array or dictionary) refuse real filings: a large company's tagged
+# 10-Q carries structure trees and font tables past them. Counting pages reads a few objects and the file
+# size bounds them; the parse worker bounds memory and time.
+PYPDF_LIMITS = {"array_maximum_element_count": 5_000_000, "dictionary_maximum_element_count": 1_000_000}
+
+
+def _pdf_pages(path: Path) -> int | None:
+    """The page count, or None when neither pypdf nor pdfium can tell it (then the parser decides).
+
+    Only a clear finding rejects a PDF here: a password needed to open it ("encrypted"; the page limit
+    is checked by the caller). Anything else pypdf trips on (a limit, a broken cross-reference table,
+    an encryption it cannot handle) is asked again of pdfium, and what pdfium trips on is the parser's
+    to judge: a pre-check never refuses a file the parser can read."""
+    for count in (_pypdf_pages, _pdfium_pages):
+        try:
+            return count(path)
+        except (IngestError, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - any other failure only means "cannot tell"
+            log.info("page count of %s by %s failed (%s: %s)", display_name(path), count.__name__, type(e).__name__, e)
+    return None
+
+
+def _pypdf_pages(path: Path) -> int:
+    from pypdf import PdfReader, apply_configuration
+
+    with apply_configuration(**PYPDF_LIMITS):
+        reader = PdfReader(path)
+        if reader.is_encrypted and not reader.decrypt(""):  # raises where pypdf cannot decrypt: pdfium decides
+            raise IngestError("encrypted", "the PDF needs a password to open")
+        return len(reader.pages)
+
+
+def _pdfium_pages(path: Path) -> int:
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
 
     try:
-        reader = PdfReader(path)
-        if reader.is_encrypted:
-            try:
-                ok = reader.decrypt("")
-            except Exception:
-                ok = 0
-            if not ok:
-                raise IngestError("encrypted", "the PDF needs a password to open")
-        return len(reader.pages)
-    except IngestError:
+        doc = pdfium.PdfDocument(path)
+    except pdfium.PdfiumError as e:
+        if getattr(e, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD:
+            raise IngestError("encrypted", "the PDF needs a password to open") from e
         raise
-    except (PdfReadError, ValueError, OSError, KeyError) as e:
-        raise IngestError("parse error", f"not a readable PDF ({e})") from e
+    try:
+        return len(doc)
+    finally:
+        doc.close()
 
 
 def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, settings: IngestSettings) -> ParsedFile:
@@ -247,6 +281,8 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
         raise  # the worker's memory limit: "oversize", not a parse error
     except Exception as e:
         raw = _retry(path, file_type, kwargs, e)
+    if file_type == "PDF":
+        raw = merge_pdf_tables(path, raw)  # "fast" loses tables: pdfplumber's cells replace their flattened text
     elements: list[Element] = []
     for el in raw:
         kind = getattr(el, "category", type(el).__name__)
@@ -265,6 +301,9 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
     if not elements and file_type == "PDF":
         raise IngestError("unsupported", "the PDF has no text layer (scanned or outlined text); OCR is not installed")
     page_numbers = [e.page for e in elements if e.page]
+    elements, furniture = strip_furniture(elements)  # running headers/footers, page numbers: not content
+    if furniture:
+        log.debug("%s: %d furniture elements dropped, %d cut (header %r)", display_name(path), furniture.dropped, furniture.cut, furniture.header)
     title = next((e.text for e in elements if e.kind == "Title" and _title_like(e.text)), "") or Path(display_name(path)).stem
     return ParsedFile(
         media_type=media_type,
@@ -272,6 +311,7 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
         title=title[:300],
         elements=elements,
         pages=pages or (max(page_numbers) if page_numbers else None),
+        metadata=document_metadata(path, file_type, raw, elements, title[:300]),
     )
 
 

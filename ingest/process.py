@@ -34,6 +34,7 @@ from pipeline.errors import IngestError
 
 from .chunk import Chunk, chunk_elements
 from .embed import token_counter
+from .metadata import DocumentMeta
 from .parse import parse_file, precheck, sniff, utf8_safe
 from .validate import validate_parsed
 
@@ -49,6 +50,7 @@ class Processed:
     pages: int | None
     chunks: list[Chunk]
     parse_s: float
+    metadata: DocumentMeta | None = None  # title, date, author, entity, period the document states
 
 
 @dataclass
@@ -112,10 +114,12 @@ def process_file(
             doc = validate_parsed(parsed, settings)
             if doc.text_chars > settings.max_chars:
                 raise IngestError("oversize", f"{doc.text_chars:,} characters of text > limit {settings.max_chars:,}")
-            chunks = chunk_elements(doc.elements, count_tokens, settings)
+            chunks = chunk_elements(doc.elements, count_tokens, settings, parsed.metadata)
         if not chunks:
             raise IngestError("empty", "no chunks could be made from the text")
-        return Processed(path, doc.title, doc.media_type, doc.file_type, doc.pages, chunks, time.perf_counter() - t0)
+        return Processed(
+            path, doc.title, doc.media_type, doc.file_type, doc.pages, chunks, time.perf_counter() - t0, parsed.metadata
+        )
     except IngestError as e:
         if memory_mb and _out_of_memory(e):  # a parser that wrapped the MemoryError
             return Rejection(path, "oversize", _memory_detail(memory_mb), media_type)

@@ -124,7 +124,8 @@ class Ingestor:
             report.files_seen = len(records) + len(report.outcomes)
             report.timings["discover_s"] = time.perf_counter() - t0
 
-            todo = _classify(store, records, access, report)
+            digest = config_digest(settings.ingest, embedder.model_name)
+            todo = _classify(store, records, access, digest, report)
             if prune:
                 _prune(store, found.roots, {r.uri for r in records}, access, report)
             if todo:
@@ -171,8 +172,12 @@ class Access:
 NOT_PERMITTED = "a stored document has this path and you cannot read it, so you may not change it"
 
 
-def _classify(store: Store, records: list[FileRecord], access: Access, report: IngestReport) -> list[tuple[FileRecord, str, tuple[str, ...]]]:
-    """Split inputs into unchanged (handled here) and work to do: [(record, "new"|"changed", groups)]."""
+def _classify(store: Store, records: list[FileRecord], access: Access, digest: str,
+              report: IngestReport) -> list[tuple[FileRecord, str, tuple[str, ...]]]:
+    """Split inputs into unchanged (handled here) and work to do: [(record, "new"|"changed", groups)].
+
+    Unchanged means the same bytes cut by the same chunking (`digest`: format version, chunk settings,
+    embedding model): a store made by an older version, or with other chunk settings, is re-chunked."""
     with store.sessions() as s:
         docs = {d.source_uri: d for d in s.query(Document)}
         quarantined = {q.source_uri: q for q in s.query(Quarantine)}
@@ -189,13 +194,13 @@ def _classify(store: Store, records: list[FileRecord], access: Access, report: I
         groups = access.groups_for(doc)
         if doc is not None and list(access.groups) != doc.group_names and not access.set_groups:
             report.kept_groups += 1
-        if doc is not None and doc.sha256 == rec.sha256:
+        if doc is not None and doc.sha256 == rec.sha256 and doc.chunk_digest == digest:
             report.unchanged += 1
             if list(groups) != doc.group_names:
                 regroup.append(rec.uri)
             continue
         q = quarantined.get(rec.uri)
-        if doc is None and q is not None and q.sha256 == rec.sha256 and access.may_touch(q):
+        if doc is None and q is not None and q.sha256 == rec.sha256 and q.chunk_digest == digest and access.may_touch(q):
             report.unchanged += 1  # rejected before, same bytes: no point parsing again
             continue
         original = next((uri for uri, readers in by_sha.get(rec.sha256, []) if uri != rec.uri and set(groups) <= readers), None)
@@ -267,19 +272,22 @@ def _process(store, embedder, pool: ParsePool, todo, access: Access, settings: S
             for item in batch:
                 rec, kind, groups = kinds[item.path]
                 if isinstance(item, Rejection):
-                    tx.quarantine(rec.uri, rec.sha256, rec.size, item.reason, item.detail, groups)
+                    tx.quarantine(rec.uri, rec.sha256, rec.size, item.reason, item.detail, groups, digest)
                     report.outcomes.append(FileOutcome(path=item.path, status="rejected", reason=item.reason, detail=item.detail))
                     continue
                 uid = hashlib.sha256(rec.uri.encode()).hexdigest()[:32]
+                meta = item.metadata
                 doc = Document(
                     uid=uid, source_uri=rec.uri, title=item.title, media_type=item.media_type, file_type=item.file_type,
-                    size=rec.size, mtime=rec.mtime, sha256=rec.sha256, pages=item.pages,
+                    size=rec.size, mtime=rec.mtime, sha256=rec.sha256, pages=item.pages, chunk_digest=digest,
+                    entity=(meta.entity or None) if meta else None, period=(meta.period or None) if meta else None,
+                    dated=(meta.date[:64] or None) if meta else None, author=(meta.author or None) if meta else None,
                 )
                 chunks = [
                     ChunkInput(
                         uid=chunk_uid(uid, c, digest), position=c.position, text=c.text, section=c.section,
                         page=c.page, page_end=c.page_end, token_count=c.token_count, kinds=",".join(c.kinds),
-                        table_html=c.table_html, vector=vectors[offset + i],
+                        table_html=c.table_html, vector=vectors[offset + i], context=c.context,
                     )
                     for i, c in enumerate(item.chunks)
                 ]

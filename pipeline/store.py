@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, noload, relationship, sessionmaker
 
+from ingest.chunk import embed_text  # the indexed text: dense and BM25 see the same (context line, then text)
+
 from .config import Settings
 from .errors import StoreError
 from .lexical import BM25Index, IndexFileError
@@ -59,6 +61,12 @@ class Document(Base):
     pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
     n_chunks: Mapped[int] = mapped_column(Integer, default=0)
     ingested_at: Mapped[datetime] = mapped_column(default=_now)
+    # added after the first stores were made: nullable, so `_add_missing_columns` can add them in place
+    chunk_digest: Mapped[str | None] = mapped_column(String(32), nullable=True)  # chunking format + settings it was cut with
+    entity: Mapped[str | None] = mapped_column(String(512), nullable=True)  # what the document says: filer, parties, sender
+    period: Mapped[str | None] = mapped_column(String(512), nullable=True)  # "For the quarterly period ended July 1, 2023"
+    dated: Mapped[str | None] = mapped_column(String(64), nullable=True)  # ISO date the document states
+    author: Mapped[str | None] = mapped_column(String(512), nullable=True)
     groups: Mapped[list["DocumentGroup"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
 
     @property
@@ -87,6 +95,7 @@ class ChunkRow(Base):
     kinds: Mapped[str] = mapped_column(String(256), default="")
     table_html: Mapped[str | None] = mapped_column(Text, nullable=True)
     embedding: Mapped[bytes] = mapped_column(LargeBinary)
+    context: Mapped[str | None] = mapped_column(Text, nullable=True)  # indexed with the text, never shown: document, entity, period, section
 
 
 class Quarantine(Base):
@@ -98,6 +107,7 @@ class Quarantine(Base):
     reason: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(default=_now)
+    chunk_digest: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the ingest format that rejected it
     groups: Mapped[list["QuarantineGroup"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
 
     @property
@@ -134,6 +144,7 @@ class ChunkInput:
     kinds: str
     table_html: str | None
     vector: np.ndarray
+    context: str = ""  # indexed (dense and BM25) before the text; never shown
 
 
 class Store:
@@ -151,6 +162,7 @@ class Store:
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._vectors = None  # faiss index for self._vectors_gen
         self._vectors_gen = -1
@@ -327,8 +339,8 @@ class Store:
                     path.unlink()  # so the next flush_indexes writes the current format
             if self._lexical is None:
                 with self.sessions() as s:
-                    rows = s.execute(select(ChunkRow.id, ChunkRow.section, ChunkRow.text).order_by(ChunkRow.id)).all()
-                self._lexical = BM25Index.build([r[0] for r in rows], (f"{r[1]}\n{r[2]}" for r in rows))
+                    rows = s.execute(select(ChunkRow.id, ChunkRow.section, ChunkRow.text, ChunkRow.context).order_by(ChunkRow.id)).all()
+                self._lexical = BM25Index.build([r[0] for r in rows], (embed_text(r[1], r[2], r[3] or "") for r in rows))
             self._lexical_gen = gen
             return self._lexical
 
@@ -477,7 +489,7 @@ class WriteBatch:
             ChunkRow(
                 uid=c.uid, document_id=doc.id, position=c.position, text=c.text, section=c.section, page=c.page,
                 page_end=c.page_end, token_count=c.token_count, kinds=c.kinds, table_html=c.table_html,
-                embedding=np.ascontiguousarray(c.vector, dtype=np.float32).tobytes(),
+                embedding=np.ascontiguousarray(c.vector, dtype=np.float32).tobytes(), context=c.context or None,
             )
             for c in chunks
         ]
@@ -491,11 +503,12 @@ class WriteBatch:
         doc.groups = [DocumentGroup(group=g) for g in sorted(set(groups))]
         self.session.flush()
 
-    def quarantine(self, uri: str, sha256: str, size: int, reason: str, detail: str, groups: Sequence[str] = ()) -> None:
+    def quarantine(self, uri: str, sha256: str, size: int, reason: str, detail: str, groups: Sequence[str] = (),
+                   chunk_digest: str | None = None) -> None:
         """Record a rejected file, visible to `groups` (the groups the ingest was run for) and the operator."""
         self.unquarantine(uri)
         self.session.add(Quarantine(source_uri=uri, sha256=sha256, size=size, reason=reason, detail=detail[:2000],
-                                    groups=[QuarantineGroup(group=g) for g in sorted(set(groups))]))
+                                    chunk_digest=chunk_digest, groups=[QuarantineGroup(group=g) for g in sorted(set(groups))]))
         self.session.flush()
 
     def unquarantine(self, uri: str) -> None:
@@ -576,6 +589,27 @@ def _atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _add_missing_columns(engine) -> None:
+    """Bring a store made by an older version up to the current tables: add the (nullable) columns it lacks.
+
+    Only additive changes happen here, and only nullable columns are ever added to existing tables, so
+    this is safe on SQLite and PostgreSQL alike and idempotent; new tables come from create_all."""
+    from sqlalchemy import inspect, text
+
+    insp = inspect(engine)
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            for col in table.columns:
+                if col.name not in have:
+                    if not col.nullable:
+                        raise StoreError(f"the store's table {table.name} lacks the column {col.name}, which cannot be "
+                                         "added in place; ingest into a new --store")
+                    ddl = col.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}'))
+                    log.info("store upgraded: %s.%s added", table.name, col.name)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

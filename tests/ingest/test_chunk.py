@@ -82,3 +82,26 @@ def test_chunk_ids_are_deterministic_and_content_bound():
     assert chunk_uid("doc", a, digest) == chunk_uid("doc", a, digest)
     assert chunk_uid("doc", a, digest) != chunk_uid("doc", b, digest)
     assert chunk_uid("doc", a, digest) != chunk_uid("doc", a, config_digest(IngestSettings(chunk_tokens=100), "m"))
+
+
+def test_context_line_is_indexed_but_never_part_of_the_passage(count):
+    from ingest.metadata import DocumentMeta
+
+    meta = DocumentMeta(title="Form 10-Q", entity="Acme Corp.", period="For the quarterly period ended July 1, 2023")
+    els = [
+        Element("Title", "Part I", page=1, depth=0),
+        Element("Title", "Liquidity", page=2, depth=1),
+        Element("NarrativeText", sentences(2, "cash"), page=2),
+    ]
+    chunks = chunk_elements(els, count, IngestSettings(), meta)
+    line = "Form 10-Q | Acme Corp. | For the quarterly period ended July 1, 2023 | Part I > Liquidity"
+    assert [c.context for c in chunks] == [line]
+    assert chunks[0].embed_text.startswith(line + "\n") and "Acme" not in chunks[0].text
+
+
+def test_chunk_format_version_is_in_the_digest():
+    """A new chunk format must not reuse the old chunks' ids (the upgrade re-chunks)."""
+    import hashlib
+
+    old = hashlib.sha256(b"200|32|400|m|v1").hexdigest()[:12]
+    assert config_digest(IngestSettings(), "m") != old
