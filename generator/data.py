@@ -282,7 +282,8 @@ def _add_distractors(items: list[Item], pool: list[PassageText], depth: int = 12
     """Top BM25 passages of the pool for each question that are not (and do not contain) a relevant one."""
     if not pool:
         return
-    index = BM25Index.build(range(len(pool)), (f"{p.title}\n{p.text}" for p in pool))
+    # surface forms, as when the bundled model was trained: its distractors (and held-out data) stay the same
+    index = BM25Index.build(range(len(pool)), (f"{p.title}\n{p.text}" for p in pool), stemmed=False)
     for item in items:
         keep = {p.text for p in item.relevant} | {p.text for p in item.distractors}
         evidence = [item.relevant[s.passage].text[s.start:s.end] for s in item.spans]

@@ -1,4 +1,4 @@
-"""A BM25 index over chunk texts: raw term counts in one sparse matrix; build, save, load, search a subset.
+"""A BM25 index over chunk texts: raw counts of Snowball stems in one sparse matrix; build, save, load, search a subset.
 
 Scores are Okapi BM25 (k1=1.2, b=0.75). Invariant (access control): a search restricted by `allowed` scores
 exactly as an index built over the allowed chunks alone would. The corpus statistics (chunk count N, each
@@ -8,13 +8,20 @@ cannot learn from a score that a word exists in a document they may not read. On
 posting lists are touched: at 100k chunks a 6-word query on a Zipf vocabulary takes ~2.7 ms p50 (all
 readable) and ~1.3 ms (10% readable), 1.6-1.9x the earlier index of precomputed weights (which leaked).
 
+Terms are Snowball English stems (PyStemmer, C) of the lowercased words less stop words, so "delivered",
+"delivering" and "delivers" meet, as do "indexes" and "index", "deliveries" and "delivery" (Snowball keeps
+"delivered" and "delivery" apart: deliv / deliveri). An index records its stemmer (None: surface forms)
+and tokenizes its queries with it, so a query never meets an index made with other terms; the file records
+it too, and a file made by another stemmer, or another version of it, is rebuilt rather than mixed.
+
 Ties are broken by column order (ascending chunk id), so equal scores always rank the same way.
 The index is derived data: the store rebuilds it from SQL when its generation does not match, and when
-`load` raises IndexFileError (a file from an older version, or a damaged one).
+`load` raises IndexFileError (a file from an older version or another stemmer, or a damaged one).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -25,11 +32,13 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+import Stemmer  # PyStemmer: the Snowball stemmers in C
 from scipy import sparse
 
 from .errors import StoreError
 
-FORMAT = 2  # 1 (no "format" key): precomputed weights over all chunks; 2: raw counts + lengths
+FORMAT = 3  # 1 (no "format" key): precomputed weights over all chunks; 2: raw counts + lengths; 3: + stemmer
+STEMMER = f"snowball-english (PyStemmer {Stemmer.version()})"  # what `tokenize` stems with; recorded in each index
 TOKEN_RE = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
 STOPWORDS = frozenset(
     "a an and are as at be been but by for from has have he her his i in is it its of on or she that the "
@@ -39,20 +48,46 @@ STOPWORDS = frozenset(
 
 
 class IndexFileError(StoreError):
-    """A lexical index file that this version cannot use (older format, or damaged): rebuild it from SQL."""
+    """A lexical index file that this version cannot use (older format, other stemmer, or damaged): rebuild it from SQL."""
 
 
-def tokenize(text: str) -> list[str]:
-    return [t for t in (m.group(0).lower() for m in TOKEN_RE.finditer(text)) if t not in STOPWORDS]
+_local = threading.local()  # a PyStemmer object is not thread-safe: one per thread
+
+
+@functools.lru_cache(maxsize=1 << 18)  # text is Zipf-shaped: most tokens are repeats, a hit costs a dict lookup
+def stem(word: str) -> str:
+    """The Snowball English stem of a lowercased word ("kernel’s" and "kernel's" -> "kernel")."""
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer("english", 0)  # no cache of its own: lru_cache is the cache
+    return stemmer.stemWord(word.replace("’", "'"))
+
+
+def tokenize(text: str, stemmed: bool = True) -> list[str]:
+    """The terms of `text`: lowercased words less stop words, as Snowball English stems unless `stemmed` is False."""
+    words = [t for t in (m.group(0).lower() for m in TOKEN_RE.finditer(text)) if t not in STOPWORDS]
+    return [stem(w) for w in words] if stemmed else words
+
+
+def _merge_by_stem(words: dict[str, int], tf: sparse.csr_matrix) -> tuple[dict[str, int], sparse.csr_matrix]:
+    """(stem -> row, (S, N) counts) from (word -> row, (V, N) counts): a word's row is added to its stem's row."""
+    stems: dict[str, int] = {}
+    to_stem = np.fromiter((stems.setdefault(stem(w), len(stems)) for w in words), np.int64, len(words))  # (V,)
+    merge = sparse.csr_matrix((np.ones(len(words), np.int32), (to_stem, np.arange(len(words)))),
+                              shape=(len(stems), len(words)), dtype=np.int32)  # (S, V) 0/1
+    return stems, sparse.csr_matrix(merge @ tf, dtype=np.int32)
 
 
 class BM25Index:
     """Term counts by chunk, with chunk lengths; `search` derives the BM25 weights for the chunks it may score."""
 
     def __init__(self, ids: np.ndarray, vocab: dict[str, int], counts: sparse.csr_matrix, lengths: np.ndarray,
-                 k1: float = 1.2, b: float = 0.75) -> None:
+                 k1: float = 1.2, b: float = 0.75, stemmer: str | None = STEMMER) -> None:
+        if stemmer not in (STEMMER, None):
+            raise ValueError(f"stemmer must be {STEMMER!r} or None (surface forms), not {stemmer!r}")
         self.ids = ids  # (N,) int64 chunk row ids, column order of `counts`
         self.vocab = vocab  # term -> row of `counts`
+        self.stemmer = stemmer  # how the terms were made; queries are tokenized the same way
         self.counts = counts  # (V, N) int32 term counts, CSR: row t is term t's posting list
         self.lengths = lengths  # (N,) int64 tokens per chunk
         self.k1, self.b = float(k1), float(b)
@@ -63,11 +98,16 @@ class BM25Index:
         return len(self.ids)
 
     @classmethod
-    def build(cls, ids: Sequence[int], texts: Iterable[str], k1: float = 1.2, b: float = 0.75) -> "BM25Index":
+    def build(cls, ids: Sequence[int], texts: Iterable[str], k1: float = 1.2, b: float = 0.75,
+              stemmed: bool = True) -> "BM25Index":
+        """Index `texts` (one per id); `stemmed`: terms are Snowball stems (default), else surface forms.
+
+        Counted by surface form first, then the rows of the words that share a stem are summed: each distinct
+        word is stemmed once per build, not once per occurrence (the counts equal those of `tokenize`'s stems)."""
         vocab: dict[str, int] = {}
         rows, cols, vals, lengths = [], [], [], []
         for j, text in enumerate(texts):
-            counts = Counter(tokenize(text))
+            counts = Counter(tokenize(text, stemmed=False))
             lengths.append(sum(counts.values()))
             for term, c in counts.items():
                 rows.append(vocab.setdefault(term, len(vocab)))
@@ -78,14 +118,17 @@ class BM25Index:
             raise ValueError(f"{len(ids_arr)} ids but {len(lengths)} texts")
         tf = sparse.csr_matrix((np.asarray(vals, np.int32), (np.asarray(rows, np.int64), np.asarray(cols, np.int64))),
                                shape=(len(vocab), len(lengths)), dtype=np.int32)
+        if stemmed:
+            vocab, tf = _merge_by_stem(vocab, tf)
         tf.sort_indices()  # each posting list in column order
-        return cls(ids_arr, vocab, tf, np.asarray(lengths, np.int64), k1, b)
+        return cls(ids_arr, vocab, tf, np.asarray(lengths, np.int64), k1, b, STEMMER if stemmed else None)
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) among the columns `allowed` marks (a (N,) bool mask; None: all), scored with the
         statistics of those columns alone; ties in column order."""
         n_all = len(self.ids)
-        query_terms = Counter(self.vocab[t] for t in tokenize(query) if t in self.vocab)  # row -> count, query order
+        terms = tokenize(query, self.stemmer is not None)
+        query_terms = Counter(self.vocab[t] for t in terms if t in self.vocab)  # row -> count, query order
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=bool)
             if allowed.shape != (n_all,):
@@ -135,20 +178,27 @@ class BM25Index:
         with open(tmp, "wb") as f:
             np.savez(f, format=np.int64(FORMAT), ids=self.ids, data=c.data, indices=c.indices, indptr=c.indptr,
                      shape=np.asarray(c.shape, np.int64), lengths=self.lengths, params=np.asarray([self.k1, self.b]),
+                     stemmer=np.asarray(self.stemmer or ""),  # "": surface forms
                      vocab=np.frombuffer(json.dumps(self.vocab).encode(), dtype=np.uint8))
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path) -> "BM25Index":
-        """Read a file written by `save`; IndexFileError for an older format or a damaged file (rebuild it)."""
+    def load(cls, path: Path, stemmed: bool = True) -> "BM25Index":
+        """Read a file written by `save`; IndexFileError for an older format, terms made otherwise than `stemmed`
+        asks (another stemmer or version of it, or none), or a damaged file: rebuild it."""
+        want = STEMMER if stemmed else None
         try:
             with np.load(path) as z:
                 if "format" not in z.files or int(z["format"]) != FORMAT:
                     found = int(z["format"]) if "format" in z.files else 1
                     raise IndexFileError(f"{path} is a format {found} lexical index, this version reads format "
                                          f"{FORMAT}; it is rebuilt from the store's SQL")
+                got = str(z["stemmer"]) or None
+                if got != want:
+                    raise IndexFileError(f"{path} holds terms made by {got or 'no stemmer'}, this index uses "
+                                         f"{want or 'no stemmer'}; it is rebuilt from the store's SQL")
                 counts = sparse.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(int(x) for x in z["shape"]))
                 ids, lengths, (k1, b) = z["ids"], z["lengths"].astype(np.int64), z["params"]
                 vocab = json.loads(z["vocab"].tobytes().decode())
@@ -158,4 +208,4 @@ class BM25Index:
             raise IndexFileError(f"cannot read the lexical index {path} ({e}); it is rebuilt from the store's SQL") from e
         if not (len(ids) == len(lengths) == counts.shape[1] and len(vocab) == counts.shape[0]):
             raise IndexFileError(f"the lexical index {path} does not agree with itself; it is rebuilt from the store's SQL")
-        return cls(ids, vocab, counts, lengths, float(k1), float(b))
+        return cls(ids, vocab, counts, lengths, float(k1), float(b), want)

@@ -1,13 +1,19 @@
-"""BM25 index: ranking, id filter, statistics over the allowed chunks only, save/load round trip, old files."""
+"""BM25 index: ranking, id filter, word forms (stems), statistics over the allowed chunks only, save/load round
+trip, old files and files of another stemmer rebuilt."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.lexical import BM25Index, IndexFileError, tokenize
+from pipeline import Store
+from pipeline.config import Settings
+from pipeline.lexical import STEMMER, BM25Index, IndexFileError, tokenize
+from pipeline.store import ChunkInput, Document
 
 
 def test_bm25_ranks_rare_matching_terms_first_and_filters(tmp_path: Path):
@@ -29,8 +35,50 @@ def test_bm25_ranks_rare_matching_terms_first_and_filters(tmp_path: Path):
     assert again.search("interrupts", k=1)[1].tolist() == [11]
 
 
-def test_tokenize_lowercases_and_drops_stopwords():
-    assert tokenize("The Kernel's SCHEDULER and the CPU") == ["kernel's", "scheduler", "cpu"]
+def test_tokenize_lowercases_drops_stopwords_and_stems():
+    assert tokenize("The Kernel's SCHEDULER and the CPU") == ["kernel", "schedul", "cpu"]
+    assert tokenize("The Kernel's SCHEDULER and the CPU", stemmed=False) == ["kernel's", "scheduler", "cpu"]
+    assert tokenize("kernel’s") == tokenize("kernel's")  # typographic apostrophe
+    assert tokenize("What was it that they did not do about these?") == []  # stop words go before stemming
+    assert tokenize("Q3 2023 10-Q") == ["q3", "2023", "10", "q"]
+
+
+WORD_FORMS = [
+    "the parcel was delivered to the warehouse on monday",  # 0
+    "rebuilding the search index after an upgrade",  # 1
+    "late deliveries are refunded",  # 2
+    "our canteen serves curry on fridays",  # 3
+]
+
+
+@pytest.mark.parametrize("query, want", [
+    ("who delivers parcels", 0), ("delivering", 0), ("how are indexes rebuilt", 1), ("indexing", 1),
+    ("delivery refund", 2), ("refunds for a delivery", 2),
+])
+def test_a_query_meets_other_forms_of_its_words(query: str, want: int):
+    index = BM25Index.build(range(4), WORD_FORMS)
+    assert index.search(query, k=1)[1].tolist() == [want]
+    assert index.stemmer == STEMMER
+    surface = BM25Index.build(range(4), WORD_FORMS, stemmed=False)  # what the index did before stems
+    assert surface.stemmer is None and want not in surface.search(query, k=4)[1].tolist()
+
+
+def test_the_index_holds_the_stems_tokenize_gives_each_chunk():
+    texts = WORD_FORMS + ["Indexes, indexing, the index", "", "the of and", "kernel’s Kernel's KERNELS"]
+    for stemmed in (True, False):
+        index = BM25Index.build(range(len(texts)), texts, stemmed=stemmed)
+        term = {row: t for t, row in index.vocab.items()}
+        dense = index.counts.toarray()
+        for j, text in enumerate(texts):
+            assert {term[r]: int(c) for r, c in enumerate(dense[:, j]) if c} == Counter(tokenize(text, stemmed))
+            assert index.lengths[j] == len(tokenize(text, stemmed))
+
+
+def test_snowball_keeps_delivered_and_delivery_apart():
+    """Snowball English stems "delivered" to "deliv" and "delivery" to "deliveri": they do not meet. Pinned so
+    a change of stemmer that merges them (or splits the forms above) is noticed."""
+    index = BM25Index.build(range(4), WORD_FORMS)
+    assert 2 not in index.search("delivered", k=4)[1].tolist()
 
 
 def test_empty_index_and_unknown_terms():
@@ -48,9 +96,13 @@ CORPUS = [
 ]
 
 
-def test_restricted_search_equals_an_index_over_the_allowed_chunks_alone():
+FORMS = ["index", "indexes", "indexing", "deliver", "delivered", "deliveries", "delivery", "merger", "mergers",
+         "merging", "canteen", "canteens"]
+
+
+@pytest.mark.parametrize("words", [[f"w{i}" for i in range(12)], FORMS], ids=["plain words", "word forms"])
+def test_restricted_search_equals_an_index_over_the_allowed_chunks_alone(words: list[str]):
     rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(12)]
     texts = [" ".join(rng.choice(words, rng.integers(1, 15))) for _ in range(40)]
     ids = np.arange(100, 140)
     index = BM25Index.build(ids, texts)
@@ -68,12 +120,13 @@ def test_a_word_only_a_hidden_chunk_holds_scores_like_a_word_no_chunk_holds():
     allowed = np.array([True, True, False, True, True])
     with_secret = BM25Index.build(range(5), CORPUS)
     without = BM25Index.build(range(5), CORPUS[:2] + ["holiday rota for the board: nothing about suppliers"] + CORPUS[3:])
-    for query in ("merger", "canteen supplier", "secret canteen", "acquire curry"):
+    for query in ("merger", "canteen supplier", "secret canteen", "acquire curry", "mergers", "suppliers acquiring"):
         a, b = with_secret.search(query, k=5, allowed=allowed), without.search(query, k=5, allowed=allowed)
         assert a[1].tolist() == b[1].tolist() and np.array_equal(a[0], b[0]), query
     probe, absent = with_secret.search("canteen acquire", k=5, allowed=allowed), with_secret.search("canteen zebra", k=5, allowed=allowed)
     assert np.array_equal(probe[0], absent[0]) and 2 not in probe[1]
-    assert with_secret.search("acquire", k=5, allowed=allowed)[1].size == 0
+    for form in ("acquire", "acquired", "acquiring", "acquires"):  # every form of the hidden word scores nothing
+        assert with_secret.search(form, k=5, allowed=allowed)[1].size == 0
 
 
 def test_ties_rank_in_column_order_and_k_cuts_inside_a_tie():
@@ -99,3 +152,58 @@ def test_old_format_and_damaged_files_ask_for_a_rebuild(tmp_path: Path):
         BM25Index.load(tmp_path / "cut.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.npz", "lex.npz", "old.npz"]  # no temp file left
     assert BM25Index.load(good).search("gamma", k=1)[1].tolist() == [2]
+
+
+def _save_format_2(index: BM25Index, path: Path) -> None:
+    """The file the previous version wrote: raw counts and lengths, surface-form terms, no stemmer recorded."""
+    c = index.counts
+    np.savez(path, format=np.int64(2), ids=index.ids, data=c.data, indices=c.indices, indptr=c.indptr,
+             shape=np.asarray(c.shape, np.int64), lengths=index.lengths, params=np.asarray([index.k1, index.b]),
+             vocab=np.frombuffer(json.dumps(index.vocab).encode(), dtype=np.uint8))
+
+
+def test_a_file_of_another_format_or_stemmer_asks_for_a_rebuild(tmp_path: Path):
+    surface = BM25Index.build([1, 2, 3, 4], WORD_FORMS, stemmed=False)
+    _save_format_2(surface, tmp_path / "v2.npz")
+    with pytest.raises(IndexFileError, match="format 2"):
+        BM25Index.load(tmp_path / "v2.npz")
+    surface.save(tmp_path / "surface.npz")
+    with pytest.raises(IndexFileError, match="no stemmer"):
+        BM25Index.load(tmp_path / "surface.npz")  # the default reader wants stems
+    assert BM25Index.load(tmp_path / "surface.npz", stemmed=False).search("delivered", k=1)[1].tolist() == [1]
+    stemmed = BM25Index.build([1, 2, 3, 4], WORD_FORMS)
+    stemmed.save(tmp_path / "stems.npz")
+    with pytest.raises(IndexFileError, match="PyStemmer"):
+        BM25Index.load(tmp_path / "stems.npz", stemmed=False)
+    again = BM25Index.load(tmp_path / "stems.npz")
+    assert again.stemmer == STEMMER and again.search("delivering", k=1)[1].tolist() == [1]
+    with np.load(tmp_path / "stems.npz") as z:  # a file written by another stemmer version
+        np.savez(tmp_path / "other.npz", **{**{k: z[k] for k in z.files}, "stemmer": np.asarray("snowball-english (PyStemmer 0.1)")})
+    with pytest.raises(IndexFileError, match="PyStemmer 0.1"):
+        BM25Index.load(tmp_path / "other.npz")
+
+
+def test_a_store_built_before_stemming_is_rebuilt_with_stems(tmp_path: Path):
+    settings = Settings(store_dir=tmp_path / "store")
+    store = Store(settings)
+    vectors = np.eye(8, dtype=np.float32)
+    with store.writer():
+        store.set_state(embedding_model="none", embedding_dim="8")
+        with store.transaction() as tx:
+            for i, text in enumerate(WORD_FORMS):
+                doc = Document(uid=f"d{i}", source_uri=f"file:///d{i}.txt", title=f"d{i}", media_type="text/plain",
+                               file_type="txt", size=len(text), mtime=0.0, sha256=f"{i:064x}", pages=1)
+                tx.put_document(doc, ["public"], [ChunkInput(uid=f"d{i}-0", position=0, text=text, section="", page=1,
+                                                             page_end=1, token_count=0, kinds="NarrativeText",
+                                                             table_html=None, vector=vectors[i])])
+        store.flush_indexes()
+    path = store.dir / f"lexical-{store.generation}.npz"
+    ids = store.lexical_index().ids
+    _save_format_2(BM25Index.build(ids, (f"\n{t}" for t in WORD_FORMS), stemmed=False), path)  # as the last version left it
+
+    reopened = Store(settings)
+    index = reopened.lexical_index()
+    assert index.stemmer == STEMMER and index.search("delivering", k=1)[1].tolist() == [ids[0]]
+    with reopened.writer():
+        reopened.flush_indexes()  # the old file was dropped: written again, with stems
+    assert BM25Index.load(path).search("indexes", k=1)[1].tolist() == [ids[1]]
