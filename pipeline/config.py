@@ -71,6 +71,10 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(10, ge=1, description="reciprocal rank fusion constant: score = w / (rrf_k + rank); 10 won on both held-out tuning halves")
     dense_weight: float = Field(0.5, ge=0, description="weight of the dense ranking in the fusion (geometric mean of the weights tuned on SciFact and chunking_eval halves)")
     lexical_weight: float = Field(1.0, ge=0, description="weight of the BM25 ranking in the fusion")
+    metadata_weight: float = Field(1.0, ge=0, description="weight of a third ranking in the fusion: documents whose "
+                                   "entity or period (what they say of themselves) the query names; boosts, never filters")
+    spread_documents: bool = Field(True, description="a question over several documents ('over time', 'compare', "
+                                   "'across the quarters') gets its k passages from several documents, not one")
     fusion_depth: int = Field(100, ge=1, description="candidates taken from each ranking before fusing")
     dedupe_threshold: float = Field(0.97, gt=0, le=1, description="cosine above which two chunks are duplicates")
     nprobe: int | None = Field(None, ge=1, description="IVF lists searched (default: the index's, nlist/4)")

@@ -394,6 +394,13 @@ class Store:
             rows = [r for r in rows if all(glob_match(name, r[i + 1], pats) for i, (name, pats) in enumerate(globs))]
         return np.sort(np.asarray([r[0] for r in rows], dtype=np.int64))
 
+    def document_metadata(self) -> list[tuple[int, str | None, str | None]]:
+        """[(document id, entity, period)] of the documents that state an entity or a period."""
+        with self.sessions() as s:
+            rows = s.execute(select(Document.id, Document.entity, Document.period)
+                             .where(or_(Document.entity.is_not(None), Document.period.is_not(None)))).all()
+        return [(int(i), e, p) for i, e, p in rows]
+
     def document_by_uri(self, uri: str) -> Document | None:
         with self.sessions() as s:
             return s.scalar(select(Document).where(Document.source_uri == uri))

@@ -1,4 +1,4 @@
-"""Shared test set-up: offline mode, the shared data folder, skipping GPU tests without CUDA."""
+"""Shared test set-up: offline mode, the shared data folder, one embedder, skipping GPU tests without CUDA."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+
+from ingest.embed import SentenceTransformerEmbedder
+from pipeline.config import IngestSettings, Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -22,6 +25,24 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared data not found at {SHARED_DATA}; set SCULPTRAG_SHARED_DATA to its path")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The bundled MiniLM embedder, loaded once for the whole run."""
+    e = SentenceTransformerEmbedder()
+    e.warm_up()
+    return e
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path):
+    """Settings for a fresh store under tmp_path, with ingest limits overridden as given."""
+
+    def make(**ingest) -> Settings:
+        return Settings(store_dir=tmp_path / "store", ingest=IngestSettings(**ingest))
+
+    return make
 
 
 def pytest_collection_modifyitems(config, items):

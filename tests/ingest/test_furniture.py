@@ -3,7 +3,6 @@ chunks, while body text, tables and short documents stay as they were."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

@@ -65,6 +65,7 @@ def build_store(path: Path, docs: list[dict], flat_index_max: int = 5000, **retr
                     uid=f"doc{i}", source_uri=d.get("uri", f"file:///corpus/doc{i}.txt"), title=d.get("title", f"Doc {i}"),
                     media_type=d.get("media_type", "text/plain"), file_type=d.get("file_type", "txt"), size=100,
                     mtime=d.get("mtime", 1_700_000_000.0), sha256=f"{i:064x}", pages=1,
+                    entity=d.get("entity"), period=d.get("period"),
                 )
                 if "ingested_at" in d:
                     doc.ingested_at = d["ingested_at"]
@@ -403,3 +404,49 @@ def test_ingested_hr_document_never_reaches_other_callers(tmp_path: Path, embedd
         assert len(hits) == 3 or mode == "lexical"
     top = r.search(question, groups=["hr", "public"], k=3)
     assert top[0].document.source_uri.endswith("hr/salaries.txt") and top[0].scores.dense > 0.3
+
+
+# -- documents named by the question, questions over several documents --------------------------------------
+def filings() -> list[dict]:
+    """Three look-alike filings: two quarters of ACME, one of Globex; each sentence in every one of them."""
+    body = ["Total net sales rose compared with the prior quarter.", "Operating costs were stable.",
+            "The board declared a dividend.", "Inventory turned over faster."]
+    weaker = ["Net sales rose compared with the prior quarter."] + body[1:]  # a slightly worse match for the wording
+    return [
+        {"title": "ACME 10-Q Q1", "entity": "ACME Corporation", "period": "For the quarterly period ended April 1, 2023", "texts": body},
+        {"title": "ACME 10-Q Q2", "entity": "ACME Corporation", "period": "For the quarterly period ended July 1, 2023", "texts": body},
+        {"title": "Globex 10-Q Q2", "entity": "Globex Inc.", "period": "For the quarterly period ended July 1, 2023", "texts": weaker},
+    ]
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_a_question_naming_a_company_and_period_ranks_that_filing_first(tmp_path, mode):
+    question = "What were Globex total net sales in July 2023?"
+    plain = Retriever(build_store(tmp_path / "a", filings(), metadata_weight=0.0), HashingEmbedder())
+    named = Retriever(build_store(tmp_path / "b", filings()), HashingEmbedder())
+    assert titles(named.search(question, groups=["public"], k=1, mode=mode)) == ["Globex 10-Q Q2"]
+    # without the document signal the better-worded look-alike wins
+    assert titles(plain.search(question, groups=["public"], k=1, mode=mode)) != ["Globex 10-Q Q2"]
+    both = named.search("ACME net sales in 2023", groups=["public"], k=2, mode=mode, dedupe=False)  # (same texts)
+    assert set(titles(both)) == {"ACME 10-Q Q1", "ACME 10-Q Q2"}
+
+
+def test_a_named_document_the_caller_cannot_read_changes_nothing(tmp_path):
+    docs = filings()
+    docs[2]["groups"] = ["hr"]
+    r = Retriever(build_store(tmp_path / "s", docs), HashingEmbedder())
+    hits = r.search("What were Globex total net sales in July 2023?", groups=["public"], k=8)
+    assert "Globex 10-Q Q2" not in titles(hits)
+    assert titles(hits)[:1] == titles(Retriever(build_store(tmp_path / "t", filings()[:2]), HashingEmbedder())
+                                      .search("What were Globex total net sales in July 2023?", groups=["public"], k=8))[:1]
+
+
+def test_a_question_over_time_draws_on_several_documents(tmp_path):
+    docs = [{"title": f"Report {i}", "texts": [f"Net sales in report {i} part {j}: sales grew again." for j in range(6)]}
+            for i in range(3)]
+    docs[0]["texts"] = [f"Net sales net sales grew, net sales part {j}." for j in range(6)]  # one document matches best
+    r = Retriever(build_store(tmp_path / "s", docs), HashingEmbedder())
+    one = r.search("net sales grew", groups=["public"], k=6, mode="lexical", dedupe=False)
+    spread = r.search("How did net sales change over time?", groups=["public"], k=6, mode="lexical", dedupe=False)
+    assert len(set(titles(one))) == 1 and len(spread) == 6
+    assert len(set(titles(spread))) == 3 and max(titles(spread).count(t) for t in set(titles(spread))) <= 2

@@ -1,4 +1,4 @@
-"""The attack suite's shared set-up: one real embedder, stores under tmp_path that parse inline (fast)."""
+"""The attack suite's shared set-up: stores under tmp_path that parse inline (fast), a corpus with an hr secret."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from ingest.embed import SentenceTransformerEmbedder
 from pipeline.config import IngestSettings, Settings
 
 SECRET = "Zanzibar-7741"  # a word that appears only in hr documents: it must never reach a public caller
@@ -26,13 +25,6 @@ def format_seeds() -> list[str]:
     return FORMAT_SEEDS
 
 
-@pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    e = SentenceTransformerEmbedder()
-    e.warm_up()
-    return e
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(store_dir=tmp_path / "store", ingest=IngestSettings(parse_workers=0))
@@ -49,13 +41,3 @@ def corpus(tmp_path: Path) -> Path:
     (root / "hr" / "salaries.txt").write_text(
         f"Confidential salary review. The bonus code word is {SECRET}. Salaries rise four percent in March.\n")
     return root
-
-
-@pytest.fixture
-def make_settings(tmp_path: Path):
-    """Settings for a fresh store under tmp_path, with ingest limits overridden as given."""
-
-    def make(**ingest) -> Settings:
-        return Settings(store_dir=tmp_path / "store", ingest=IngestSettings(**ingest))
-
-    return make

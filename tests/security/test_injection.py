@@ -19,7 +19,6 @@ from app.cli import cli
 from generator.citations import find_markers
 from generator.prompt import render_prompt
 from generator.types import DenoiseState, Passage
-from ingest.embed import SentenceTransformerEmbedder
 from pipeline import ingest
 from pipeline.config import IngestSettings, Settings
 from pipeline.rag import RagPipeline
@@ -44,13 +43,6 @@ DOCS = {
     "parking.txt": "Parking rules. Visitors park in the north lot. Bicycles are stored in the basement rack.",
 }
 LEAKS = ("<script", "<img", "![", "](", "evil.example", "onerror")
-
-
-@pytest.fixture(scope="module")
-def embedder() -> SentenceTransformerEmbedder:
-    e = SentenceTransformerEmbedder()
-    e.warm_up()
-    return e
 
 
 @pytest.fixture(scope="module")

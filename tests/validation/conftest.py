@@ -1,18 +1,10 @@
-"""Fixtures for validation tests: the bundled MiniLM embedder, loaded once, and the calibrated checker."""
+"""Fixtures for validation tests: the calibrated checker over the shared MiniLM embedder."""
 
 from __future__ import annotations
 
 import pytest
 
-from ingest.embed import SentenceTransformerEmbedder
 from validation.support import OverlapEmbeddingChecker
-
-
-@pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    e = SentenceTransformerEmbedder()
-    e.warm_up()
-    return e
 
 
 @pytest.fixture(scope="session")
