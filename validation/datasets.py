@@ -16,9 +16,21 @@ Built-in sets (read from ../shared/data, or $SCULPTRAG_SHARED_DATA):
 - `rgb` (qa/rgb/en_fact.json): each question brings its own positive and negative passages, which become
   the documents (gold sources: the positive ones; the counterfactual "positive_wrong" ones are left out);
   gold answer = the first accepted answer, `aliases` = all accepted answers.
+- `business_docs` (validation/data/business_docs.jsonl, in the user format below, over
+  docs/unstructured-example-docs): questions written by hand from business-like documents with tables
+  and multi-page layouts (PDF reports and papers, spreadsheets, CSV/TSV/Markdown/HTML/PPTX tables,
+  e-mails, handbooks). The id says the kind: `table-*` (a figure in a table cell), `lookalike-*` (the
+  wording matches several near-identical documents: the gold sources name every file that holds the
+  answer, and the question carries what tells them apart where only one does), `prose-*` (a fact in the
+  running text), `unanswerable-*` (looks answerable, is not). Gold sources are paths relative to the
+  example folder; `aliases` = the gold answer plus its other accepted forms. Corpus = exactly the files
+  in BUSINESS_DOCS_FILES (the look-alikes included, whatever the limit), copied into `corpus_dir`
+  (default runs/eval-corpora/business_docs; ~9 MB, copied again only when a file changes) with the same
+  relative paths, because the example folder also holds many files the set is not about.
 
 With `limit`, a built-in set keeps the first N items of a seeded shuffle (so a sample of N is a prefix of
-any larger sample) and only the documents those items need.
+any larger sample) and only the documents those items need (`business_docs` keeps its whole corpus: its
+look-alike documents are part of what it measures).
 
 User format (`load_user`, `sculptrag eval FILE --corpus DIR`): a .jsonl file (one JSON object a line) or
 a .csv file (a header row), one question a row:
@@ -41,14 +53,15 @@ import json
 import os
 import random
 import re
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from generator.prompt import REFUSAL
 from pipeline.errors import ConfigError
 
-BUILTIN = ("scifact", "chunking_eval", "rgb")
+BUILTIN = ("scifact", "chunking_eval", "rgb", "business_docs")
 DATA = Path(os.environ.get("SCULPTRAG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
@@ -82,7 +95,8 @@ def load_dataset(spec: str | Path, *, limit: int | None = None, corpus: str | Pa
     if name in BUILTIN:
         if corpus is not None:
             raise ConfigError(f"--corpus is for your own question files; {name!r} brings its own documents")
-        loader = {"scifact": load_scifact, "chunking_eval": load_chunking_eval, "rgb": load_rgb}[name]
+        loader = {"scifact": load_scifact, "chunking_eval": load_chunking_eval, "rgb": load_rgb,
+                  "business_docs": load_business_docs}[name]
         return loader(root, limit=limit, seed=seed)
     path = Path(name)
     if path.suffix.lower() not in (".jsonl", ".csv"):
@@ -152,6 +166,110 @@ def load_rgb(root: str | Path = DATA, *, limit: int | None = None, seed: int = 0
         docs_of[qid] = pos + neg
     items = _select(items, limit, seed)
     return EvalDataset("rgb", items, [d for it in items for d in docs_of[it.id]])
+
+
+BUSINESS_DOCS = "docs/unstructured-example-docs"  # under the shared data folder
+BUSINESS_DOCS_QUESTIONS = Path(__file__).resolve().parent / "data" / "business_docs.jsonl"
+BUSINESS_DOCS_CORPUS = Path("runs/eval-corpora/business_docs")
+# the corpus, relative to BUSINESS_DOCS: every gold source, plus the look-alikes that make questions hard
+BUSINESS_DOCS_FILES = (
+    "2023-half-year-analyses-by-segment.xlsx",
+    "example-10k-1p.html",
+    "example-10k.html",
+    "example-steelJIS-datasheet-utf-16.html",
+    "example-steelJIS-datasheet.html",
+    "fake-email.eml",
+    "fake-email.msg",
+    "fake-power-point-table.pptx",
+    "handbook-1p-no-rendered-page-breaks.docx",
+    "handbook-1p.docx",
+    "handbook-872p.docx",
+    "simple-table.md",
+    "stanley-cups-utf-16.csv",
+    "stanley-cups-with-emoji.csv",
+    "stanley-cups-with-emoji.tsv",
+    "stanley-cups.csv",
+    "stanley-cups.tsv",
+    "stanley-cups.xlsx",
+    "table-multi-row-column-cells-actual.csv",
+    "vodafone.xlsx",
+    "eml/fake-email-attachment.eml",
+    "eml/fake-email-b64.eml",
+    "eml/fake-email.eml",
+    "eml/family-day.eml",
+    "eml/mime-different-plain-html.eml",
+    "eml/simple-rfc-822.eml",
+    "pdf/DA-1p.pdf",
+    "pdf/DA-619p.pdf",
+    "pdf/a1977-backus-p21.pdf",
+    "pdf/chevron-page.pdf",
+    "pdf/embedded-images-tables.pdf",
+    "pdf/fake-memo-with-duplicate-page.pdf",
+    "pdf/fake-memo.pdf",
+    "pdf/interface-config-guide-p93.pdf",
+    "pdf/layout-parser-paper-fast.pdf",
+    "pdf/layout-parser-paper-with-empty-pages.pdf",
+    "pdf/layout-parser-paper-with-table.pdf",
+    "pdf/reliance.pdf",
+)
+_CORPUS_MARK = ".sculptrag-eval-corpus"  # in a corpus folder: the loader made it, so it may prune it
+
+
+def load_business_docs(root: str | Path = DATA, *, limit: int | None = None, seed: int = 0,
+                       corpus_dir: str | Path | None = None) -> EvalDataset:
+    """Hand-written questions over the example documents with tables and multi-page layouts.
+
+    The corpus is exactly BUSINESS_DOCS_FILES, brought into `corpus_dir` (default
+    runs/eval-corpora/business_docs) with their relative paths, whatever the limit.
+    """
+    folder = _folder(root, BUSINESS_DOCS)
+    rows = [json.loads(line) for line in BUSINESS_DOCS_QUESTIONS.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    items = []
+    for i, row in enumerate(rows, 1):
+        item = _user_item(row, f"{BUSINESS_DOCS_QUESTIONS.name}:{i}")
+        if item.answerable and item.gold_answer:  # "answer contains" scores the aliases only
+            item = replace(item, aliases=list(dict.fromkeys([item.gold_answer, *item.aliases])))
+        items.append(item)
+    corpus = _mirror(folder, BUSINESS_DOCS_FILES, Path(corpus_dir) if corpus_dir is not None else BUSINESS_DOCS_CORPUS)
+    return EvalDataset("business_docs", _select(items, limit, seed), corpus=corpus)
+
+
+def _mirror(src: Path, files: Sequence[str], dest: Path) -> Path:
+    """`dest` holding copies of exactly `files` (paths relative to `src`); anything else there is removed.
+
+    Eval ingests a folder, and the example folder holds far more than the set is about. Symbolic links
+    would not do (ingestion refuses links that lead out of the folder it reads), and hard links would let
+    a write to the copy change the shared data. A copy keeps its source's size and mtime, so an unchanged
+    file is not copied again.
+    """
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / _CORPUS_MARK).is_file():
+        raise ConfigError(f"{dest} exists and was not made by the business_docs loader: pass another corpus folder")
+    missing = [f for f in files if not (src / f).is_file()]
+    if missing:
+        raise ConfigError(f"{src} lacks {', '.join(missing)}; set SCULPTRAG_SHARED_DATA (or --data) to the shared data folder")
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / _CORPUS_MARK).write_text("made by validation.datasets; files here are replaced and pruned\n")
+    for rel in files:
+        source, target = src / rel, dest / rel
+        st = source.stat()
+        if target.is_file() and not target.is_symlink():
+            tt = target.stat()
+            if (tt.st_size, tt.st_mtime_ns) == (st.st_size, st.st_mtime_ns):
+                continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copy2(source, tmp)  # with the source's mtime
+        os.replace(tmp, target)
+    keep = {Path(f) for f in files}
+    for path in sorted(dest.rglob("*"), reverse=True):  # files first, then folders left empty
+        rel = path.relative_to(dest)
+        if path.is_dir() and not path.is_symlink():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif rel not in keep and rel != Path(_CORPUS_MARK):
+            path.unlink()
+    return dest
 
 
 # -- user format -----------------------------------------------------------------------------------------
