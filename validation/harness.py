@@ -142,9 +142,19 @@ class SourceIndex:
         self.ids_by_stem = ids_by_stem
         self.corpus = corpus.resolve() if corpus is not None else None
 
-    def names(self, hit: Hit) -> set[str]:
-        """A written document: its doc ids. A corpus file: its name, stem and path relative to the corpus."""
-        path = Path(unquote(urlparse(hit.document.source_uri).path))
+    def names(self, hit: Hit, store: Any = None) -> set[str]:
+        """A written document: its doc ids. A corpus file: its name, stem and path relative to the corpus.
+        With `store`, also the names of the documents whose identical chunks retrieval folded into the hit
+        (look-alike copies of one text are all retrieved when one is)."""
+        names = self.names_of(hit.document.source_uri)
+        if store is not None and hit.duplicates:
+            rows = store.chunks(hit.duplicates)
+            for doc in store.documents_by_id({r.document_id for r in rows}).values():
+                names |= self.names_of(doc.source_uri)
+        return names
+
+    def names_of(self, source_uri: str) -> set[str]:
+        path = Path(unquote(urlparse(source_uri).path))
         if path.parent == self.documents_dir:
             return set(self.ids_by_stem.get(path.stem, [path.stem]))
         names = {path.name, path.stem, str(path)}
@@ -153,7 +163,7 @@ class SourceIndex:
         return names
 
     def label(self, hit: Hit) -> str:
-        names = self.names(hit)
+        names = self.names_of(hit.document.source_uri)
         path = Path(unquote(urlparse(hit.document.source_uri).path))
         return sorted(names)[0] if path.parent == self.documents_dir else path.name
 
@@ -252,7 +262,7 @@ def _ask(rag: Any, validator: Any, sources: SourceIndex, item: EvalItem, name: s
         return {"error": f"{type(e).__name__}: {e}", "seconds": time.perf_counter() - t}
     seconds = time.perf_counter() - t
     gold = set(item.gold_sources)
-    names = [sources.names(h) for h in answer.passages]
+    names = [sources.names(h, rag.store) for h in answer.passages]
     gold_numbers = [i + 1 for i, n in enumerate(names) if n & gold]
     verdict = answer.validation
     if verdict.get("status") not in ("pass", "warn", "fail"):  # the pipeline's validation stage is off
