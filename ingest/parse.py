@@ -79,6 +79,8 @@ def configure_unstructured() -> None:
     os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    for noisy in ("pdfminer", "pypdf"):  # warnings about each odd PDF object ("Cannot set non-stroke color ..."): the
+        logging.getLogger(noisy).setLevel(logging.ERROR)  # file is parsed or rejected with a reason either way
     import spacy
     import unstructured.nlp.tokenize as tokenize
 
