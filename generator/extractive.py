@@ -53,10 +53,11 @@ class ExtractiveGenerator:
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         start = time.perf_counter()
-        sentences = [
+        sentences = [  # cut inside each line, as validation does: a heading or a table row is never glued to the next
             (p.number, s.strip())
             for p in request.passages
-            for s in SENT_RE.split(" ".join(p.text.split()))
+            for line in p.text.splitlines()
+            for s in SENT_RE.split(" ".join(line.split()))
             if 0 < len(s.strip()) <= self.config.max_chars
         ]
         df = Counter(w for _, s in sentences for w in set(_words(s)))
