@@ -66,7 +66,7 @@ def main() -> None:
         reingest.append(again.seconds)
         store = Store(settings)
         rows = store.chunks(store.all_vectors()[0])
-        texts = [embed_text(c.section, c.text) for c in rows]
+        texts = [embed_text(c.section, c.text, c.context or "") for c in rows]  # what ingest embedded
         t = time.perf_counter()
         embedder.encode(texts)
         encode.append(time.perf_counter() - t)
