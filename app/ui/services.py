@@ -105,11 +105,19 @@ class Prefs:
     groups: tuple[str, ...]  # the groups in use: a subset of User.groups
     model_paths: dict[str, str] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per generator: its sampling options
+    filters: dict[str, list[str]] = field(default_factory=dict)  # document field -> accepted values (entity, period)
 
     @classmethod
     def defaults(cls, settings: Settings, user: User) -> "Prefs":
         return cls(generator=settings.generator, k=settings.retrieval.k,
                    repair_rounds=settings.validation.repair_rounds, groups=user.groups)
+
+    def search_filters(self):
+        """The Settings page's document filters as `SearchFilters` (None when none is set)."""
+        from pipeline.types import SearchFilters
+
+        chosen = {name: values for name, values in self.filters.items() if values}
+        return SearchFilters(fields=chosen) if chosen else None
 
     def generator_options(self) -> dict[str, Any]:
         """The options for the chosen generator, as `RagPipeline.stream` takes them: its model folder when it

@@ -81,6 +81,16 @@ def test_sampling_settings_reach_the_generator(app):
     assert answer.generator == "sculpt" and answer.trace.steps <= 2
 
 
+def test_a_document_filter_keeps_answers_to_one_company(app):
+    app.switch_page("views/settings.py").run()
+    box = app.multiselect(key="set_filter_entity")
+    assert "Galaxy Gaming, Inc." in box.options  # what the 10-K states on its cover page
+    box.set_value(["Galaxy Gaming, Inc."]).run()
+    app.switch_page("views/ask.py").run()
+    answer = ask(app, "What do the license terms say about patents?")
+    assert answer.passages and all(h.document.source_uri.endswith("example-10k-1p.html") for h in answer.passages)
+
+
 def test_narrowed_groups_hide_documents(app):
     answer = ask(app, "When does the merger with Quillfeather close?")
     assert any("Quillfeather" in h.text for h in answer.passages)  # the local user is in hr

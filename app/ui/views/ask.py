@@ -109,7 +109,8 @@ if question:
         answer, shown = None, 0.0
         try:
             for item in svc.rag.stream(question, groups=prefs.groups, generator=prefs.generator, k=prefs.k,
-                                       options=prefs.generator_options(), repair_rounds=prefs.repair_rounds):
+                                       filters=prefs.search_filters(), options=prefs.generator_options(),
+                                       repair_rounds=prefs.repair_rounds):
                 if isinstance(item, DenoiseState):
                     now = time.perf_counter()
                     if now - shown >= CANVAS_EVERY_S or item.done:

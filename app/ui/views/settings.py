@@ -1,4 +1,5 @@
-"""Settings: the generator and its sampling settings, self-correction, retrieval k, and the groups in use.
+"""Settings: the generator and its sampling settings, self-correction, retrieval k and document filters, and the
+groups in use.
 
 They hold for this browser session and take effect on the next question. Groups can only be narrowed to a
 subset of what the user has (from the settings, or from the proxy's header)."""
@@ -71,6 +72,16 @@ with left:
 with right:
     st.subheader("Retrieval")
     prefs.k = st.slider("Passages retrieved (k)", 1, 20, prefs.k, key="set_k")
+    readable = svc.readable(prefs.groups)
+    stated = [d for d in svc.store.documents() if d.id in readable]  # only what this user may read names a choice
+    for field_name, label in (("entity", "Only documents of (company, parties, sender)"), ("period", "Only documents for the period")):
+        values = sorted({getattr(d, field_name) for d in stated if getattr(d, field_name)})
+        if values:
+            kept = [v for v in prefs.filters.get(field_name, []) if v in values]
+            prefs.filters[field_name] = st.multiselect(label, values, default=kept, key=f"set_filter_{field_name}",
+                                                       help="As the documents state it on their first page; empty: all.")
+        else:
+            prefs.filters.pop(field_name, None)
     st.subheader("Your groups")
     where = "your settings" if user.source == "settings" else f"the {md(user.source)} header from your sign-in proxy"
     st.caption(f"You may read documents of these groups (from {where}). Narrow them to search less.")
