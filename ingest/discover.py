@@ -85,11 +85,6 @@ def secret_name(name: str) -> bool:
     return any(fnmatch.fnmatchcase(low, pat) for pat in SECRET_NAMES)
 
 
-def sha256_file(path: Path, block: int = 1 << 20) -> str:
-    """The file's sha256; raises Refused for anything but a regular file, or for key material inside."""
-    return _read_regular(path, block)[0]
-
-
 def _read_regular(path: Path, block: int = 1 << 20) -> tuple[str, os.stat_result]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))

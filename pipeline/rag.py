@@ -33,7 +33,6 @@ from validation.markup import neutralize_markup, neutralize_markup_map
 
 from .config import Settings
 from .errors import ConfigError
-from .groups import parse_groups
 from .retrieve import Retriever
 from .store import Store
 from .types import Answer, Hit, SourceCitation
@@ -94,7 +93,7 @@ class RagPipeline:
             return self._generators[key], self._gen_locks[key]
 
     def retrieve(self, question: str, groups: str | Sequence[str], k: int | None = None, filters=None) -> list[Hit]:
-        return self.retriever.search(question, groups=parse_groups(groups, allow_empty=True), k=k, filters=filters)
+        return self.retriever.search(question, groups=groups, k=k, filters=filters)
 
     def ask(self, question: str, *, groups: Sequence[str] | None = None, generator: str | None = None,
             k: int | None = None, filters=None, options: Mapping[str, Any] | None = None,
@@ -115,7 +114,7 @@ class RagPipeline:
         replaces settings.validation.repair_rounds for this call (0: validate, never repair)."""
         if not question or not question.strip():
             raise ConfigError("the question is empty")
-        groups = list(parse_groups(self.settings.default_groups if groups is None else groups, allow_empty=True))
+        groups = self.settings.default_groups if groups is None else groups
         t0 = time.perf_counter()
         hits = self.retrieve(question, groups, k, filters)
         t_retrieve = time.perf_counter() - t0

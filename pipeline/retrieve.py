@@ -36,6 +36,7 @@ import numpy as np
 
 from .config import Settings
 from .errors import ConfigError, StoreError
+from .groups import parse_groups
 from .lexical import tokenize
 from .store import ChunkRow, Document, Store
 from .types import DocumentRef, Hit, HitScores, SearchFilters
@@ -119,8 +120,7 @@ class Retriever:
             raise ConfigError(f"k must be >= 1 and expand_neighbours >= 0 (got k={k}, expand_neighbours={expand_neighbours})")
         if not query or not query.strip():
             raise ConfigError("the query is empty; pass the question text")
-        if isinstance(groups, str):  # "hr" is one group, not the groups "h" and "r"
-            groups = [groups]
+        groups = parse_groups(groups, allow_empty=True)  # "hr" is one group, "hr,finance" two, as everywhere
         if filters is not None and not isinstance(filters, SearchFilters):
             filters = SearchFilters.model_validate(filters)
 
@@ -218,7 +218,7 @@ class Retriever:
         place in a ranking, one named half as well half as much. Candidates only: it reorders what dense and
         BM25 found, it never brings in a chunk neither found."""
         cfg = self.settings.retrieval
-        named = named_documents(query, self._document_terms(), allowed_docs)
+        named = named_documents(query, self._document_terms(catalog.generation), allowed_docs)
         if not named:
             return fused
         ids = np.fromiter((c for c, _ in fused), np.int64, len(fused))
@@ -229,9 +229,8 @@ class Retriever:
         order = {c: i for i, (c, _) in enumerate(fused)}
         return sorted(boosted, key=lambda cs: (-cs[1], order[cs[0]]))
 
-    def _document_terms(self) -> dict[int, tuple[frozenset, frozenset]]:
-        """{document id: (entity terms, period terms)} of the documents that state either, per generation."""
-        gen = self.store.generation
+    def _document_terms(self, gen: int) -> dict[int, tuple[frozenset, frozenset]]:
+        """{document id: (entity terms, period terms)} of the documents that state either, at generation `gen`."""
         with self._lock:
             if self._doc_terms is not None and self._doc_terms[0] == gen:
                 return self._doc_terms[1]

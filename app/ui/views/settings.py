@@ -72,10 +72,11 @@ with left:
 with right:
     st.subheader("Retrieval")
     prefs.k = st.slider("Passages retrieved (k)", 1, 20, prefs.k, key="set_k")
-    readable = svc.readable(prefs.groups)
-    stated = [d for d in svc.store.documents() if d.id in readable]  # only what this user may read names a choice
-    for field_name, label in (("entity", "Only documents of (company, parties, sender)"), ("period", "Only documents for the period")):
-        values = sorted({getattr(d, field_name) for d in stated if getattr(d, field_name)})
+    readable = svc.readable(prefs.groups)  # only what this user may read names a choice
+    stated = [(entity, period) for doc_id, entity, period in svc.store.document_metadata() if doc_id in readable]
+    for i, (field_name, label) in enumerate((("entity", "Only documents of (company, parties, sender)"),
+                                             ("period", "Only documents for the period"))):
+        values = sorted({row[i] for row in stated if row[i]})
         if values:
             kept = [v for v in prefs.filters.get(field_name, []) if v in values]
             prefs.filters[field_name] = st.multiselect(label, values, default=kept, key=f"set_filter_{field_name}",
