@@ -5,7 +5,9 @@ that fits `table_tokens` is one chunk of its own, a larger one is split by rows 
 `chunk_tokens`, each repeating the table's caption and header; other text is packed sentence by sentence
 up to `chunk_tokens`, and a chunk cut for size starts with the last sentences of the previous one (up to
 `chunk_overlap` tokens). Tokens are the embedder's own, so a chunk never gets truncated by the embedding
-model. Each chunk keeps its first/last page and its section title.
+model. Each chunk keeps its first/last page and its section title. Before packing, an element that is
+only a "(label)" (forms print "(Address of principal executive offices)" under the address) joins the
+element above it on the same page, unless that one is a title, a table or a label itself.
 
 A table with cells (HTML) is rendered row by row with its column names ("Total net sales | Three months
 ended July 1, 2023: 81,797 | June 25, 2022: 82,959", see ingest/tables.py), under its caption and header.
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from pipeline.config import IngestSettings
@@ -74,6 +76,7 @@ def chunk_elements(
 ) -> list[Chunk]:
     limit, overlap = settings.chunk_tokens, settings.chunk_overlap
     meta = meta or DocumentMeta()
+    elements = attach_labels(elements)
     split = [_split_element(el, elements[max(0, i - 2) : i]) for i, el in enumerate(elements)]
     per_element = _measured_units([units for _, units in split], count_tokens, limit)
     chunks: list[Chunk] = []
@@ -143,6 +146,31 @@ def chunk_elements(
     return chunks
 
 
+def attach_labels(elements: Sequence[Element]) -> list[Element]:
+    """Elements with each one that is only a "(label)" put at the end of the element before it, on its
+    line: "Galaxy Gaming, Inc. (Exact name of registrant as specified in its charter)". Not into a title
+    or a table, not across pages, and not into an element that is or already took a label."""
+    out: list[Element] = []
+    took = False
+    for el in elements:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and not took
+            and el.kind != "Table"
+            and prev.kind not in {"Title", "Table"}
+            and prev.page == el.page
+            and tables.is_label(el.text)
+            and not tables.is_label(prev.text)
+        ):
+            out[-1] = replace(prev, text=f"{prev.text.rstrip()} {el.text.strip()}")
+            took = True
+            continue
+        out.append(el)
+        took = False
+    return out
+
+
 def _row_groups(rows: list[Piece], budget: int) -> list[list[Piece]]:
     """Consecutive rows packed into groups of at most `budget` tokens (a row over it stands alone)."""
     groups: list[list[Piece]] = []
@@ -168,12 +196,13 @@ def table_units(el: Element, before: Sequence[Element] = ()) -> tuple[str, list[
     The caption is the table's own title row, else the element just before it when that reads as one
     (a short line that is not a section title: "Table 3 ...", "(in millions)", "DECEMBER 31, 2021 AND
     2020"); a section title is the chunk's section already. Without usable cells (no HTML, or a table
-    of one row or column) the rows are the element's text lines, as the parser gave them."""
+    of one row or column) the rows are the element's text lines, as the parser gave them, a "(label)"
+    line joined to the line above it."""
     data = tables.parse_html_table(el.html) if el.html else None
     near = [b.text for b in before if b.kind != "Title" and len(b.text) <= 150 and not b.text.endswith(".")]
     near = [t for t in near if tables.CAPTION_RE.match(t) or tables.units(t) or t.isupper() or t.endswith(":")][-1:]
     if data is None or not tables.is_usable(data):
-        rows = [line for line in el.text.split("\n") if line.strip()] or [el.text]
+        rows = tables.merge_label_lines([line for line in el.text.split("\n") if line.strip()]) or [el.text]
         return "\n".join(near), rows
     lines = [data.caption] if data.caption else near
     header = tables.header_line(data)
@@ -259,5 +288,6 @@ def chunk_uid(document_uid: str, chunk: Chunk, config_digest: str) -> str:
 
 
 def config_digest(settings: IngestSettings, embedding_model: str) -> str:
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v2"  # v2: table rows with headers, context line
+    # v2: table rows with headers, context line; v3: "(labels)" joined to the values above them
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v3"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -4,7 +4,9 @@ A table's text as partitioners flatten it ("Total net sales 121,234 118,500") lo
 belongs to. Here a table is read from its cells (the HTML unstructured gives for Office/HTML/CSV/XLSX,
 or pdfplumber's cells for PDFs), its header rows are found (<th>/<thead>, else the leading rows whose
 cells are mostly not numbers), and each body row is rendered as
-"Total net sales | Three months ended July 1, 2023: 81,797 | June 25, 2022: 82,959".
+"Total net sales | Three months ended July 1, 2023: 81,797 | June 25, 2022: 82,959". Forms print a
+value over its "(label)": such a row of labels is folded into the row above ("Nevada (State of
+incorporation)"), so the value and the words that name it stay on one line.
 
 Invariants: parsing never raises on bad HTML (a table it cannot read gives no rows, and the caller keeps
 the element's own text); a PDF table replaces page text only where pdfplumber found at least 2 rows and
@@ -33,6 +35,9 @@ UNITS_RE = re.compile(
 )
 CAPTION_RE = re.compile(r"^(?:table|exhibit|schedule|figure)\s+[\w.\-]+\b", re.IGNORECASE)
 MAX_HEADER_ROWS = 3
+MAX_LABEL_CHARS = 120
+SCALE_RE = re.compile(r"\b(?:thousands|millions|billions|crores|lakhs)\b", re.IGNORECASE)
+ABBREV_RE = re.compile(r"(?:\b(?:No|Nos|Inc|Co|Corp|Ltd|Jr|Sr|St|Ste|etc)|\w\.\w)\.$", re.IGNORECASE)
 
 
 @dataclass
@@ -215,7 +220,71 @@ def _detect_header(rows: list[list[str]]) -> int:
         n += 1
     if n >= len(rows) or not any(is_number(c) for r in rows[n:] for c in r[1:]):
         n = 1 if len(rows) > 1 else 0  # a table of words only: its first row names the columns
+    if n == 1 and len(rows) > 1 and _labels_row(rows[0], rows[1]):
+        n = 0  # "Delaware | Acme Inc." over "(State) | (Name)": values, not column names
     return n
+
+
+# -- labels under values ------------------------------------------------------------------------------
+
+
+def is_label(text: str) -> bool:
+    """Whether `text` is one short parenthesized label, as forms print under a value: "(IRS Employer
+    Identification No.)". Not a figure ("(45,384)"), a scale ("(in millions)", which belongs to a table),
+    a sentence ("(See Note 5.)"), nor two labels ("(State) (Zip)": the first "(" must close at the end)."""
+    t = text.strip()
+    if not (3 <= len(t) <= MAX_LABEL_CHARS and t[0] == "(" and t[-1] == ")") or "\n" in t:
+        return False
+    depth = 0
+    for i, ch in enumerate(t):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and i < len(t) - 1:
+            return False
+    inner = t[1:-1].strip()
+    if not any(ch.isalpha() for ch in inner) or is_number(t) or SCALE_RE.search(inner):
+        return False
+    return not (inner[-1] in "!?" or (inner[-1] == "." and not ABBREV_RE.search(inner)))
+
+
+def _labels_row(values: Sequence[str], labels: Sequence[str]) -> bool:
+    """Whether `labels` is a row of labels for `values`: as many filled cells, every one a label, and no
+    label among the values."""
+    filled = [c for c in labels if c]
+    vals = [c for c in values if c]
+    return bool(filled) and len(filled) == len(vals) and all(map(is_label, filled)) and not any(map(is_label, vals))
+
+
+def merge_label_rows(rows: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Rows with each row of labels folded into the row of values above it, cell by cell:
+    ["Nevada", "20-8143439"] over ["(State of incorporation)", "(IRS Employer Identification No.)"] gives
+    ["Nevada (State of incorporation)", "20-8143439 (IRS Employer Identification No.)"]. A row takes one
+    row of labels at most."""
+    out: list[list[str]] = []
+    merged = False
+    for r in rows:
+        if out and not merged and _labels_row(out[-1], r):
+            cols = [j for j, c in enumerate(out[-1]) if c]
+            for j, label in zip(cols, (c for c in r if c)):
+                out[-1][j] = f"{out[-1][j]} {label}"
+            merged = True
+            continue
+        out.append(list(r))
+        merged = False
+    return out
+
+
+def merge_label_lines(lines: Sequence[str]) -> list[str]:
+    """Text lines with each line that is one label put at the end of the line of values above it."""
+    out: list[str] = []
+    merged = False
+    for line in lines:
+        if out and not merged and is_label(line) and not is_label(out[-1]):
+            out[-1] = f"{out[-1].rstrip()} {line.strip()}"
+            merged = True
+            continue
+        out.append(line)
+        merged = False
+    return out
 
 
 # -- rendering -----------------------------------------------------------------------------------------
@@ -243,13 +312,14 @@ def _parents(table: TableData) -> list[str]:
 
 
 def render_rows(table: TableData) -> list[str]:
-    """Body rows as "label | column: value | ...", a parent header shown once per run of columns."""
+    """Body rows as "label | column: value | ...", a parent header shown once per run of columns; a row of
+    "(labels)" under a row of values is folded into it ("Nevada (State of incorporation) | ...")."""
     label = table.label_col
     names = column_names(table)
     leaves = [" ".join(table.header[-1][j + (1 if label else 0)].split()) if table.header else "" for j in range(len(names))]
     parents = _parents(table)
     lines = []
-    for r in table.rows:
+    for r in merge_label_rows(table.rows):
         parts = [r[0]] if label and r[0] else []
         values = r[1:] if label else r
         prev_parent = None

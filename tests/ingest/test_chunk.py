@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.chunk import Chunk, chunk_elements, chunk_uid, config_digest
+from ingest.chunk import Chunk, attach_labels, chunk_elements, chunk_uid, config_digest
 from ingest.embed import resolve_model_path, token_counter
 from ingest.parse import Element
 from pipeline.config import IngestSettings
@@ -103,5 +103,37 @@ def test_chunk_format_version_is_in_the_digest():
     """A new chunk format must not reuse the old chunks' ids (the upgrade re-chunks)."""
     import hashlib
 
-    old = hashlib.sha256(b"200|32|400|m|v1").hexdigest()[:12]
-    assert config_digest(IngestSettings(), "m") != old
+    old = {hashlib.sha256(f"200|32|400|m|{v}".encode()).hexdigest()[:12] for v in ("v1", "v2")}
+    assert config_digest(IngestSettings(), "m") not in old
+
+
+def test_a_label_line_joins_the_value_above_it(count):
+    """Forms print "(Exact name ...)" under the name: a question's words and the answer share a line."""
+    els = [
+        Element("UncategorizedText", "Commission file number: 000-30653", page=1),
+        Element("UncategorizedText", "Galaxy Gaming, Inc.", page=1),
+        Element("NarrativeText", "(Exact name of registrant as specified in its charter)", page=1),
+        Element("UncategorizedText", "6480 Cameron Street, Las Vegas, NV 89118", page=1),
+        Element("Title", "(Address of principal executive offices)", page=1),
+    ]
+    chunks = chunk_elements(els, count, IngestSettings())
+    lines = "\n".join(c.text for c in chunks).split("\n")
+    assert "Galaxy Gaming, Inc. (Exact name of registrant as specified in its charter)" in lines
+    assert "6480 Cameron Street, Las Vegas, NV 89118 (Address of principal executive offices)" in lines
+
+
+def test_labels_stay_apart_after_titles_tables_labels_pages_and_as_sentences():
+    label = Element("NarrativeText", "(Address of principal executive offices)", page=1)
+    cases = [
+        [Element("Title", "Galaxy Gaming, Inc.", page=1), label],
+        [Element("Table", "Nevada 20-8143439", page=1, html="<table></table>"), label],
+        [Element("NarrativeText", "(Exact name of registrant)", page=1), label],
+        [Element("NarrativeText", "6480 Cameron Street", page=0), label],
+        [Element("NarrativeText", "6480 Cameron Street", page=1), Element("NarrativeText", "(See Note 5 for details.)", page=1)],
+    ]
+    for els in cases:
+        assert attach_labels(els) == els
+    value = Element("NarrativeText", "Nevada", page=1)
+    merged = attach_labels([value, label, Element("NarrativeText", "(Zip Code)", page=1)])
+    assert [e.text for e in merged] == ["Nevada (Address of principal executive offices)", "(Zip Code)"]
+    assert value.text == "Nevada"  # the caller's elements are not changed

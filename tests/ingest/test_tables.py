@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunk import chunk_elements
+from ingest.chunk import chunk_elements, table_units
 from ingest.embed import resolve_model_path, token_counter
 from ingest.parse import Element, parse_file, sniff
-from ingest.tables import header_line, parse_html_table, pdf_table_data, render_rows
+from ingest.tables import header_line, is_label, parse_html_table, pdf_table_data, render_rows
 from pipeline.config import IngestSettings
 
 FILING_HTML = (
@@ -18,6 +18,15 @@ FILING_HTML = (
     "<tr><td>Total net sales</td><td>$</td><td>81,797</td><td>$</td><td>82,959</td></tr>"
     "<tr><td>Cost of sales</td><td/><td>(45,384</td><td>)</td><td>46,387</td></tr></table>"
 )
+
+
+COVER_HTML = (
+    "<table><tr><td>Nevada</td><td/><td>20-8143439</td></tr>"
+    "<tr><td>(State or other jurisdiction of incorporation or organization)</td><td/><td>(IRS Employer Identification No.)</td></tr>"
+    "<tr><td>6480 Cameron Street, Las Vegas, NV 89118</td></tr><tr><td>(Address of principal executive offices)</td></tr>"
+    "<tr><td>( 702 ) 939-3254</td></tr><tr><td>(Registrant's telephone number)</td></tr></table>"
+)
+SAMPLES = Path(__file__).resolve().parents[2] / "app" / "samples" / "docs"
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +113,50 @@ def test_frames_and_one_column_boxes_are_not_tables():
     stacked = pdf_table_data([["Model", "Score"], ["base\nlarge", "0.71\n0.78"]])  # rows no ruling separates
     assert stacked is not None and render_rows(stacked) == ["base | Score: 0.71", "large | Score: 0.78"]
     assert header_line(stacked) == "Model | Score"
+
+
+def test_a_row_of_labels_is_folded_into_the_values_above_it():
+    """Cover pages print "(State of incorporation)" under "Nevada": the value and its name share a line."""
+    assert render_rows(parse_html_table(COVER_HTML)) == [
+        "Nevada (State or other jurisdiction of incorporation or organization) | 20-8143439 (IRS Employer Identification No.)",
+        "6480 Cameron Street, Las Vegas, NV 89118 (Address of principal executive offices)",
+        "(702 ) 939-3254 (Registrant's telephone number)",
+    ]
+    words = "<table><tr><td>Delaware</td><td>Acme Inc.</td></tr><tr><td>(State)</td><td>(Exact name of registrant)</td></tr></table>"
+    assert render_rows(parse_html_table(words)) == ["Delaware (State) | Acme Inc. (Exact name of registrant)"]
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        "<td>(State of incorporation)</td><td></td>",  # fewer labels than values
+        "<td>(State of incorporation)</td><td>Phoenix</td>",  # a cell that is not a label
+        "<td>(State of incorporation)</td><td>(See Note 5 for the details.)</td>",  # a sentence, not a label
+    ],
+)
+def test_a_row_that_is_not_all_labels_for_its_values_stays_a_row(second):
+    table = parse_html_table(f"<table><tr><td>Nevada</td><td>20-8143439</td></tr><tr>{second}</tr></table>")
+    rows = render_rows(table)
+    assert len(rows) == 2 and rows[0].startswith("Nevada") and "(State of incorporation)" not in rows[0]
+
+
+def test_what_counts_as_a_label():
+    assert is_label("(I.R.S. Employer Identification No.)") and is_label("(Address of principal executive offices)")
+    assert not is_label("(45,384)")  # a negative figure
+    assert not is_label("(in millions)")  # a table's scale, read as its caption
+    assert not is_label("(See Note 5.)") and not is_label("(State) (Zip Code)")
+    assert not is_label("(" + "x" * 130 + ")")
+
+
+def test_label_lines_of_a_table_without_cells_join_their_values():
+    el = Element("Table", "Nevada 20-8143439\n(State of incorporation)\n(Zip Code)\nDirectors (5.)", page=1)
+    _, rows = table_units(el)
+    assert rows == ["Nevada 20-8143439 (State of incorporation)", "(Zip Code)", "Directors (5.)"]
+
+
+def test_sample_cover_page_keeps_the_state_with_its_label(count):
+    parsed = parse(SAMPLES / "example-10k-1p.html")
+    chunks = chunk_elements(parsed.elements, count, IngestSettings(), parsed.metadata)
+    text = "\n".join(c.text for c in chunks)
+    assert "Nevada (State or other jurisdiction of incorporation or organization)" in text
+    assert "Galaxy Gaming, Inc. (Exact name of small business issuer as specified in its charter)" in text
