@@ -6,6 +6,7 @@
     sculptrag demo [--store DIR] [--generator NAME]
     sculptrag train-generator [--out DIR] [--steps N] [--max-minutes M] [--device auto|cpu|cuda] [--workers N]
     sculptrag eval DATASET [--generator NAME ...] [--limit N] [--k K] [--out DIR] [--corpus DIR] [--groups G ...]
+                   [--noise 0,0.4,0.8,1] [--unanswerable]
     sculptrag app [--store DIR] [--port N] [--address HOST] [--allow-remote]
 """
 
@@ -345,7 +346,7 @@ def train_generator(
     workers: Optional[int] = typer.Option(None, "--workers", help="processes building batches (default: 0 on CPU, up to 8 on CUDA)"),
 ) -> None:
     """Train the bundled answer model (masked diffusion, copy-aware); rerun the same command to resume."""
-    from generator.train import TrainConfig, train
+    from generator.sculpt.training.train import TrainConfig, train
 
     if not data.is_dir() and not (out / "items.pkl").is_file():
         err.print(f"[red]no data folder at {data}[/red]; pass --data pointing at the shared data (qa/, docs/)")
@@ -357,7 +358,7 @@ def train_generator(
                       device=device, workers=workers)
     folder = train(cfg)
     console.print(f"checkpoint: {folder} (use it with --generator sculpt --model-path {folder}, or copy "
-                  f"model.safetensors, config.json and meta.json to generator/weights/sculpt/ to bundle it)")
+                  f"model.safetensors, config.json and meta.json to generator/sculpt/weights/ to bundle it)")
 
 
 @cli.command("eval")
@@ -372,20 +373,27 @@ def eval_(
     data: Optional[Path] = typer.Option(None, "--data", help="the shared data folder for the built-in sets"),
     groups: Optional[List[str]] = typer.Option(None, "--groups", help="the groups the questions are asked with (and "
                                                "given to the documents eval ingests); recorded in the report"),
+    noise: Optional[str] = typer.Option(None, "--noise", help="noise sweep: shares of distractor passages, e.g. "
+                                        "0,0.4,0.8,1; each question is asked once per level over a fixed passage set"),
+    unanswerable: bool = typer.Option(False, "--unanswerable", help="add the unanswerable slice (level 1: distractors "
+                                      "only, a refusal expected) to --noise; alone, levels 0 and 1"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Run a dataset through retrieval, generators and validation; write report.json and report.html."""
     from pipeline import SculptragError
     from validation.datasets import load_dataset
-    from validation.harness import run_eval, summary_table, write_report
+    from validation.harness import noise_table, parse_levels, run_eval, summary_table, write_report
 
     _log(verbose)
     settings = _settings(None)
     try:
+        levels = parse_levels(noise) if noise is not None else None
+        if unanswerable:
+            levels = [x for x in levels or [0.0] if x != 1.0] + [1.0]
         ds = load_dataset(dataset, limit=limit, corpus=corpus, root=data)
         with _progress("eval", first="building the store...") as on_progress:
             report = run_eval(ds, generator or [settings.generator], limit=limit, k=k or settings.retrieval.k,
-                              store_dir=store, settings=settings, groups=groups, progress=on_progress)
+                              store_dir=store, settings=settings, groups=groups, progress=on_progress, noise=levels)
     except SculptragError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
@@ -393,14 +401,32 @@ def eval_(
     for name, s in report["generators"].items():
         if s["status"] != "ok":
             err.print(f"[yellow]{name} was not run:[/yellow] {s['error']}")
+
+    def metrics_table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
+        t = Table(title=title, title_justify="left")
+        t.add_column("metric")
+        for row in rows:  # one column per generator: fits a terminal however many metrics there are
+            t.add_column(row[0], justify="right")
+        for i, h in enumerate(headers[1:], start=1):
+            t.add_row(h, *(row[i] for row in rows))
+        return t
+
+    cfg = report["config"]
     headers, rows = summary_table(report)
-    t = Table(title=f"{ds.name}: {report['config']['items']} questions, k={report['config']['k']}", title_justify="left")
-    t.add_column("metric")
-    for row in rows:  # one column per generator: fits a terminal however many metrics there are
-        t.add_column(row[0], justify="right")
-    for i, h in enumerate(headers[1:], start=1):
-        t.add_row(h, *(row[i] for row in rows))
-    console.print(t)
+    if "slices" not in report:
+        console.print(metrics_table(f"{ds.name}: {cfg['items']} questions, k={cfg['k']}", headers, rows))
+    else:
+        for name, sl in report["slices"].items():
+            asked = sum(r["slice"] == name for r in report["items"])
+            console.print(metrics_table(f"{ds.name}, {name}: {asked} asked, {sl['skipped']} skipped, k={cfg['k']}",
+                                        *summary_table(report, sl["summary"])))
+        sweep_headers, sweep_rows = noise_table(report)
+        t = Table(title=f"{ds.name}: noise sweep (level 1: the unanswerable slice)", title_justify="left")
+        for h in sweep_headers:
+            t.add_column(h, justify="left" if h == "noise" else "right")
+        for row in sweep_rows:
+            t.add_row(*row)
+        console.print(t)
     console.print(f"report: {json_path}  {html_path}")
     if not rows:
         raise typer.Exit(1)

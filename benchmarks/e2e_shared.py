@@ -28,7 +28,7 @@ Prints one markdown table (generator, interface, question, answer, cited files, 
 fact, seconds: wall / the pipeline's own timings.total_s, which in a CLI process includes loading the
 embedder and the generator) and the problems found; --json writes every row in full.
 The bundled `sculpt` model was trained on rule-based questions over 80% of the handbook's chapter files
-(split by file name, `generator.data.split_of`): the question list says which chapters it never saw.
+(split by file name, `generator.sculpt.training.data.split_of`): the question list says which chapters it never saw.
 """
 
 from __future__ import annotations
@@ -288,7 +288,7 @@ def code_version() -> str:
 
 def heldout(name: str) -> str:
     try:
-        from generator.data import HELDOUT, split_of
+        from generator.sculpt.training.data import HELDOUT, split_of
     except Exception:  # noqa: BLE001 - informational only
         return "?"
     return "held out" if split_of(f"handbook:{Path(name).stem}") == HELDOUT else "trained on"

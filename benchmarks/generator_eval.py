@@ -320,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     if not args.examples.is_file():
         if args.examples != Path("runs/heldout.jsonl"):
             ap.error(f"no examples file at {args.examples}")
-        from generator.data import heldout_examples, write_jsonl
+        from generator.sculpt.training.data import heldout_examples, write_jsonl
 
         print(f"building the held-out split from {args.data} into {args.examples} ...", file=sys.stderr)
         write_jsonl(heldout_examples(args.data), args.examples)

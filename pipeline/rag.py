@@ -97,26 +97,31 @@ class RagPipeline:
 
     def ask(self, question: str, *, groups: Sequence[str] | None = None, generator: str | None = None,
             k: int | None = None, filters=None, options: Mapping[str, Any] | None = None,
-            repair_rounds: int | None = None) -> Answer:
+            repair_rounds: int | None = None, hits: Sequence[Hit] | None = None) -> Answer:
+        """The final Answer of `stream` (same arguments)."""
         answer = None
         for item in self.stream(question, groups=groups, generator=generator, k=k, filters=filters,
-                                options=options, repair_rounds=repair_rounds):
+                                options=options, repair_rounds=repair_rounds, hits=hits):
             answer = item
         assert isinstance(answer, Answer)
         return answer
 
     def stream(self, question: str, *, groups: Sequence[str] | None = None, generator: str | None = None,
                k: int | None = None, filters=None, options: Mapping[str, Any] | None = None,
-               repair_rounds: int | None = None) -> Iterator[DenoiseState | Answer]:
+               repair_rounds: int | None = None, hits: Sequence[Hit] | None = None) -> Iterator[DenoiseState | Answer]:
         """Yield the generator's DenoiseStates as the answer forms, then the final Answer.
 
         `options`: the generator's sampling settings for this call (see `generator`); `repair_rounds`
-        replaces settings.validation.repair_rounds for this call (0: validate, never repair)."""
+        replaces settings.validation.repair_rounds for this call (0: validate, never repair).
+        `hits`: answer over exactly these passages, in this order, instead of retrieving (`groups`, `k` and
+        `filters` are then unused); generation, validation, repair and citations are unchanged. Retrieval is
+        where access control happens, so the caller is responsible for passing only hits it retrieved for
+        the same caller's groups (the evaluation harness uses this to fix a question's passage set)."""
         if not question or not question.strip():
             raise ConfigError("the question is empty")
         groups = self.settings.default_groups if groups is None else groups
         t0 = time.perf_counter()
-        hits = self.retrieve(question, groups, k, filters)
+        hits = self.retrieve(question, groups, k, filters) if hits is None else list(hits)
         t_retrieve = time.perf_counter() - t0
         gen, lock = self.generator(generator, options)
         request = GenerationRequest(question=question, passages=tuple(h.to_passage(i + 1) for i, h in enumerate(hits)))

@@ -248,7 +248,8 @@ class Retriever:
         kept: list[tuple[ChunkRow, float]] = []
         held: list[tuple[ChunkRow, float]] = []  # over their document's share, kept only if k is not reached
         per_doc: dict[int, int] = {}
-        kept_vecs: list[np.ndarray] = []
+        kept_vecs: list[np.ndarray] = []  # every chunk kept or held, in order, with its id in vec_ids
+        vec_ids: list[int] = []
         kept_texts: dict[str, int] = {}
         folded: dict[int, list[int]] = {}
         start, batch = 0, 2 * k if dedupe else k
@@ -267,12 +268,13 @@ class Retriever:
                     if twin is None and kept_vecs:
                         sims = np.stack(kept_vecs) @ vec
                         j = int(np.argmax(sims))
-                        twin = kept[j][0].id if sims[j] > threshold else None
+                        twin = vec_ids[j] if sims[j] > threshold else None
                     if twin is not None:
                         folded.setdefault(twin, []).append(row.id)
                         continue
                     kept_texts.setdefault(text_key, row.id)
                     kept_vecs.append(vec)
+                    vec_ids.append(row.id)
                 if per_document is not None and per_doc.get(row.document_id, 0) >= per_document:
                     held.append((row, scores[row.id]))
                     continue

@@ -109,7 +109,7 @@ def load_scifact(root: str | Path = DATA, *, limit: int | None = None, seed: int
                  extra_docs: int = 100) -> EvalDataset:
     import pandas as pd
 
-    from generator.data import parse_sentence_list
+    from generator.sculpt.training.data import parse_sentence_list
 
     folder = _folder(root, "qa/scifact")
     corpus = pd.read_csv(folder / "corpus_train.csv")

@@ -18,6 +18,16 @@ generator it records:
 - latency of the whole `ask` (models loaded and warmed up first, untimed), generation time, and tokens/s
   when the trace reports it.
 
+Noise sweep (`noise=(0, 0.4, 0.8, 1)`, RGB-style): each answerable item is asked once per level over a fixed
+passage set instead of its retrieved top-k. A pool of max(4k, 20) hits is retrieved (access control
+applies), split into gold hits and distractors (rank order kept); level r gives the top k - round(r*k) gold
+hits and the top round(r*k) distractors (never more distractors than that when gold hits run short, so the
+noise share stays at most r), shuffled with a seed from (item id, r). Level 1 is the unanswerable slice: no
+gold passage, so its rows count as unanswerable in the refusal metrics. An item with no gold hit in its pool
+is skipped below level 1; an item the dataset marks unanswerable keeps its retrieved passages at every
+level. Records are per (item, level) with a "slice" key; report["slices"] holds each level's summary and
+report["summary"] the level-0 one (else the first level's).
+
 The store lives under `runs/eval-stores/<dataset>` by default and is reused: the dataset's documents are
 written as .txt files into its `documents/` folder (identical texts share one file, since the store
 rejects duplicate content) and ingested with prune, so a rerun embeds only what changed.
@@ -28,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import re
 import statistics
 import time
@@ -49,18 +60,20 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STORES = Path("runs/eval-stores")
 Progress = Callable[[int, int, str], None]  # (asks done, asks in all, current question)
+UNANSWERABLE = 1.0  # the noise level with no gold passage at all
 
 
 def run_eval(dataset: EvalDataset, generators: Sequence[str], *, limit: int | None = None, k: int = 5,
              store_dir: str | Path | None = None, settings: Settings | None = None, embedder: Any = None,
              checker: Any = None, groups: Sequence[str] | None = None,
-             progress: Progress | None = None) -> dict:
+             progress: Progress | None = None, noise: Sequence[float] | None = None) -> dict:
     """Ask every item (the first `limit`) of `dataset` with each generator; the JSON-ready report.
 
     `settings` gives everything but the store folder (`store_dir`, default runs/eval-stores/<name>).
     `embedder` (an `ingest.embed.Embedder`) is shared by ingestion, retrieval and the default support
     checker so MiniLM loads once; `checker` replaces that checker. A generator that fails to load is
-    reported with its error and left out; the others still run.
+    reported with its error and left out; the others still run. `noise`: the distractor shares of a noise
+    sweep (each in [0, 1]; see the module docstring); without it, each item is asked once over its top-k.
     """
     from ingest.embed import SentenceTransformerEmbedder
     from pipeline.rag import RagPipeline
@@ -73,6 +86,7 @@ def run_eval(dataset: EvalDataset, generators: Sequence[str], *, limit: int | No
         raise ConfigError("give at least one generator name")
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}")
+    levels = check_levels(noise) if noise is not None else None
     base = settings or Settings()
     store_dir = Path(store_dir) if store_dir is not None else DEFAULT_STORES / _slug(dataset.name)
     settings = base.model_copy(update={"store_dir": store_dir, "database_url": None})
@@ -103,22 +117,39 @@ def run_eval(dataset: EvalDataset, generators: Sequence[str], *, limit: int | No
             status[name] = {"status": "error", "error": f"{type(e).__name__}: {e}"}
     ready = [g for g, s in status.items() if s["status"] == "ok"]
 
-    records = []
-    done, total = 0, len(items) * len(ready)
-    for item in items:
+    done, total = 0, len(items) * len(ready) * len(levels or [None])
+
+    def ask(item: EvalItem, hits: Sequence[Hit] | None = None) -> dict:
+        nonlocal done
         record = _item_record(item)
         for name in ready:
-            record["answers"][name] = _ask(rag, validator, sources, item, name, k, groups)
-            if "passages" not in record and "passages" in record["answers"][name]:
-                record["passages"] = record["answers"][name].pop("passages")
-            else:
-                record["answers"][name].pop("passages", None)
+            row = _ask(rag, validator, sources, item, name, k, groups, hits)
+            passages = row.pop("passages", None)
+            if passages is not None and "passages" not in record:
+                record["passages"] = passages
+            record["answers"][name] = row
             done += 1
             if progress:
                 progress(done, total, item.question)
-        records.append(record)
+        return record
 
-    return {
+    def skip(item: EvalItem) -> None:
+        nonlocal done
+        done += len(ready)
+        if progress and ready:
+            progress(done, total, item.question)
+
+    slices = None
+    if levels is None:
+        records = [ask(item) for item in items]
+        summary = _summaries(records, ready)
+    else:
+        records, slices = _noise_sweep(rag, sources, items, k, groups, levels, ask, skip)
+        for name, s in slices.items():
+            s["summary"] = _summaries([r for r in records if r["slice"] == name], ready)
+        summary = slices[slice_name(0.0 if 0.0 in levels else levels[0])]["summary"]
+
+    report = {
         "dataset": dataset.name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": {"generators": list(status), "k": k, "limit": limit, "items": len(items),
@@ -127,10 +158,98 @@ def run_eval(dataset: EvalDataset, generators: Sequence[str], *, limit: int | No
                    "repair_rounds": settings.validation.repair_rounds if rag.validator is not None else 0},
         "store": store_info,
         "generators": status,
-        "summary": {name: summarize([r["answers"][name] for r in records], records) for name in ready},
+        "summary": summary,
         "items": records,
         "seconds": time.perf_counter() - t0,
     }
+    if slices is not None:
+        report["config"].update(noise=levels, pool=pool_size(k))
+        report["slices"] = slices
+    return report
+
+
+def _summaries(records: Sequence[dict], ready: Sequence[str]) -> dict:
+    return {name: summarize([r["answers"][name] for r in records], records) for name in ready}
+
+
+# -- the noise sweep -------------------------------------------------------------------------------------
+def check_levels(noise: Sequence[float]) -> list[float]:
+    """The distinct noise levels as floats, in the order given; ConfigError for none or one outside [0, 1]."""
+    levels: list[float] = []
+    for r in noise:
+        try:
+            x = float(r)
+        except (TypeError, ValueError):
+            raise ConfigError(f"noise level {r!r} is not a number: give shares of distractor passages in "
+                              "[0, 1], e.g. 0,0.4,0.8,1") from None
+        if not 0.0 <= x <= 1.0:  # (NaN fails too)
+            raise ConfigError(f"noise level {r!r} is outside [0, 1]: it is the share of distractor passages "
+                              "among the k, e.g. 0,0.4,0.8,1")
+        if x not in levels:
+            levels.append(x)
+    if not levels:
+        raise ConfigError("give at least one noise level, e.g. 0,0.4,0.8,1")
+    return levels
+
+
+def parse_levels(text: str) -> list[float]:
+    """A comma list of noise levels ("0,0.4,0.8,1") -> check_levels of it."""
+    parts = [p.strip() for p in text.split(",")]
+    if any(not p for p in parts):
+        raise ConfigError(f"noise levels {text!r}: give numbers in [0, 1] separated by commas, e.g. 0,0.4,0.8,1")
+    return check_levels(parts)
+
+
+def slice_name(level: float) -> str:
+    return f"noise={level:g}"
+
+
+def pool_size(k: int) -> int:
+    """How many hits a noise sweep retrieves per question to draw gold passages and distractors from."""
+    return max(4 * k, 20)
+
+
+def noise_passages(gold: Sequence[Hit], distractors: Sequence[Hit], k: int, level: float,
+                   seed: str) -> list[Hit]:
+    """The passage set for one level: the top k - round(level*k) gold hits and the top round(level*k)
+    distractors (fewer gold hits: no more distractors, so their share stays at most `level`), shuffled."""
+    n_noise = round(level * k)
+    chosen = list(gold[:k - n_noise]) + list(distractors[:n_noise])
+    random.Random(seed).shuffle(chosen)
+    return chosen
+
+
+def _noise_sweep(rag: Any, sources: SourceIndex, items: Sequence[EvalItem], k: int, groups: Sequence[str],
+                 levels: Sequence[float], ask: Callable[..., dict],
+                 skip: Callable[[EvalItem], None]) -> tuple[list[dict], dict[str, dict]]:
+    """Records per (item, level), and per level (by slice name) the items skipped, by reason."""
+    slices = {slice_name(r): {"level": r, "skipped": 0, "skipped_why": {}} for r in levels}
+    records = []
+    for item in items:
+        gold_names = set(item.gold_sources)
+        gold: list[Hit] = []
+        distractors: list[Hit] = []
+        if item.answerable and gold_names:
+            for hit in rag.retrieve(item.question, groups, pool_size(k)):
+                (gold if sources.names(hit, rag.store) & gold_names else distractors).append(hit)
+        for r in levels:
+            name = slice_name(r)
+            s = slices[name]
+            hits = None  # an unanswerable item: its own retrieved top-k
+            if item.answerable:
+                why = ("no_gold_sources" if not gold_names else "no_gold_in_pool" if not gold and r < UNANSWERABLE
+                       else "no_distractors" if not distractors and r >= UNANSWERABLE else None)
+                if why:
+                    s["skipped"] += 1
+                    s["skipped_why"][why] = s["skipped_why"].get(why, 0) + 1
+                    skip(item)
+                    continue
+                hits = noise_passages(gold, distractors, k, r, f"{item.id}|{r}")
+            record = ask(item, hits)
+            record["slice"] = name
+            record["answerable"] = item.answerable and r < UNANSWERABLE  # level 1: a refusal is expected
+            records.append(record)
+    return records, slices
 
 
 # -- the store -------------------------------------------------------------------------------------------
@@ -252,11 +371,13 @@ def _item_record(item: EvalItem) -> dict:
 
 
 def _ask(rag: Any, validator: Any, sources: SourceIndex, item: EvalItem, name: str, k: int,
-         groups: Sequence[str] | None) -> dict:
-    """One generator's answer to one item, with retrieval, validation and ground-truth metrics."""
+         groups: Sequence[str] | None, hits: Sequence[Hit] | None = None) -> dict:
+    """One generator's answer to one item, with retrieval, validation and ground-truth metrics.
+
+    `hits`: a fixed passage set to answer over instead of retrieving (no retrieval metrics then)."""
     t = time.perf_counter()
     try:
-        answer: Answer = rag.ask(item.question, generator=name, k=k, groups=groups)
+        answer: Answer = rag.ask(item.question, generator=name, k=k, groups=groups, hits=hits)
     except Exception as e:  # noqa: BLE001 - one failing question is recorded, the run goes on
         log.warning("%s failed on %s: %s", name, item.id, e)
         return {"error": f"{type(e).__name__}: {e}", "seconds": time.perf_counter() - t}
@@ -289,7 +410,8 @@ def _ask(rag: Any, validator: Any, sources: SourceIndex, item: EvalItem, name: s
         "exact_match": truth.exact_match if truth else None,
         "evidence_recall": truth.evidence_recall if truth else None,
         "contains_gold": contains_answer(answer.text, item.aliases) if item.aliases else None,
-        "retrieval": retrieval_metrics(names, gold, k) if gold else None,
+        "gold_given": len(gold_numbers),
+        "retrieval": retrieval_metrics(names, gold, k) if gold and hits is None else None,
         "seconds": seconds,
         "retrieve_s": answer.timings.get("retrieve_s"),
         "generate_s": answer.timings.get("generate_s"),
@@ -347,6 +469,8 @@ def summarize(rows: Sequence[dict], records: Sequence[dict]) -> dict:
         "evidence_recall": _mean(r["evidence_recall"] for r in answered),
         "refusal_answerable": _mean(r["refusal"] for r, rec in ok if rec["answerable"]),
         "refusal_unanswerable": _mean(r["refusal"] for r, rec in ok if not rec["answerable"]),
+        # the issue's target: answerable questions refused although a gold passage was given
+        "refusal_answerable_gold": _mean(r["refusal"] for r, rec in ok if rec["answerable"] and r.get("gold_given")),
         "recall_at_k": _mean(r["retrieval"]["recall"] for r in answered if r["retrieval"]),
         "hit_at_k": _mean(r["retrieval"]["hit"] for r in answered if r["retrieval"]),
         "mrr": _mean(r["retrieval"]["mrr"] for r in answered if r["retrieval"]),
@@ -373,20 +497,38 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 COLUMNS: list[tuple[str, str, str]] = [
     ("n", "n", "int"), ("token_f1", "F1", "num"), ("exact_match", "EM", "num"),
     ("contains_gold", "contains", "num"), ("pass", "pass", "pct"), ("warn", "warn", "pct"),
-    ("fail", "fail", "pct"), ("repaired", "repaired", "pct"), ("evidence_recall", "evid. recall", "num"),
+    ("fail", "fail", "pct"), ("repaired", "repaired", "pct"), ("refusal_answerable_gold", "refused w/ gold", "pct"),
+    ("evidence_recall", "evid. recall", "num"),
     ("citation_precision", "cit. prec.", "num"), ("recall_at_k", "recall@k", "num"), ("mrr", "MRR", "num"),
     ("latency_median_s", "median s", "sec"), ("latency_p95_s", "p95 s", "sec"),
     ("generate_median_s", "gen. median s", "sec"), ("tokens_per_s", "tok/s", "int"),
 ]
 
 
-def summary_table(report: dict) -> tuple[list[str], list[list[str]]]:
-    """(headers, rows of strings): one row per generator that ran, columns with no value anywhere dropped."""
-    summary = report["summary"]
+def summary_table(report: dict, summary: dict | None = None) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows of strings): one row per generator that ran, columns with no value anywhere dropped.
+    `summary`: another summary of the report than report["summary"] (a noise slice's)."""
+    summary = report["summary"] if summary is None else summary
     cols = [c for c in COLUMNS if any(s.get(c[0]) is not None for s in summary.values())]
     k = report["config"]["k"]
     headers = ["generator"] + [h.replace("@k", f"@{k}") for _, h, _ in cols]
     rows = [[name] + [fmt(s.get(key), kind) for key, _, kind in cols] for name, s in summary.items()]
+    return headers, rows
+
+
+def noise_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    """A noise sweep at a glance: one row per level; per generator, the refusal rates on answerable and on
+    unanswerable rows, mean F1 and "contains"."""
+    names = list(report["summary"])
+    metrics = [("refusal_answerable", "refuses answerable", "pct"),
+               ("refusal_unanswerable", "refuses unanswerable", "pct"),
+               ("token_f1", "F1", "num"), ("contains_gold", "contains", "num")]
+    headers = ["noise", "asked", "skipped"] + [f"{g} {h}" for g in names for _, h, _ in metrics]
+    rows = []
+    for name, s in report.get("slices", {}).items():
+        asked = sum(r.get("slice") == name for r in report["items"])
+        rows.append([name.removeprefix("noise="), str(asked), str(s["skipped"])]
+                    + [fmt(s["summary"].get(g, {}).get(key), kind) for g in names for key, _, kind in metrics])
     return headers, rows
 
 

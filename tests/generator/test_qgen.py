@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from generator.qgen import Section, handbook_sections, html_sections, load_nlp, questions_for
+from generator.sculpt.training.qgen import Section, handbook_sections, html_sections, load_nlp, questions_for
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,18 @@ import re
 import pytest
 import torch
 
-from generator.bundled import SculptGenerator, _choose, bundled_checkpoint
-from generator.data import (
-    HELDOUT, TRAIN, Item, PassageText, Span, chunking_eval_items, make_example, pack_passages, scifact_items,
-)
 from generator.prompt import REFUSAL
 from generator.sculpt import (
-    SculptConfig, answer_targets, build_model, featurize, load_checkpoint, save_checkpoint,
+    MASK, OutputSpace, SculptConfig, SculptGenerator, SculptSampling, build_model, build_sculpt, bundled_checkpoint,
+    featurize, load_checkpoint, render, save_checkpoint,
 )
-from generator.train import TrainConfig, _init_worker, diffusion_loss, make_batch, train
+from generator.sculpt.features import sentence_id
+from generator.sculpt.grammar import choose
+from generator.sculpt.training.data import (
+    HELDOUT, TRAIN, Item, PassageText, Span, chunking_eval_items, make_example, pack_passages, scifact_items,
+)
+from generator.sculpt.training.targets import answer_targets
+from generator.sculpt.training.train import TrainConfig, _init_worker, diffusion_loss, make_batch, train
 from generator.types import GenerationRequest, Passage
 from pipeline.errors import ConfigError, ModelLoadError
 
@@ -81,14 +84,12 @@ def test_targets_render_back_to_the_gold_answer_verbatim(small):
     batch = featurize(tok, model.cfg, [ex.question], [[p.text for p in ex.passages]])
     targets = answer_targets(tok, model.cfg, model.vocab_size, batch,
                              [[(s.passage, s.start, s.end) for s in ex.segments]])
-    gen = SculptGenerator()
-    gen._model, gen._tokenizer = model, tok
     passages = [Passage(number=i + 1, text=p.text) for i, p in enumerate(ex.passages)]
-    B, P, T = batch.shape
-    text = gen._render(targets[0], batch, passages, model.vocab_size, P * T)
+    space = OutputSpace.of(model.vocab_size, batch.shape)
+    text = render(targets[0], batch, passages, space, tok)
     assert text == ex.gold  # case, the path and punctuation come back exactly (the tokenizer is uncased)
     refusal = answer_targets(tok, model.cfg, model.vocab_size, batch, [[]])
-    assert gen._render(refusal[0], batch, passages, model.vocab_size, P * T) == REFUSAL
+    assert render(refusal[0], batch, passages, space, tok) == REFUSAL
 
 
 def test_question_match_features_mark_question_words(small):
@@ -101,11 +102,23 @@ def test_question_match_features_mark_question_words(small):
     assert batch.bucket[0].max() > 0
 
 
+def test_output_space_gives_every_choice_one_id():
+    space = OutputSpace(vocab=10, positions=6, passages=2)  # two passages of three tokens
+    ids = torch.arange(space.size)
+    kinds = torch.stack([space.is_vocab(ids), space.is_copy(ids), space.is_cite(ids)]).long()
+    assert kinds.sum(0).eq(1).all()  # each id is exactly one kind ...
+    assert not (space.is_vocab(MASK) or space.is_copy(MASK) or space.is_cite(MASK))  # ... and MASK is none
+    assert [ids[s].tolist() for s in space.slices] == [list(range(10)), list(range(10, 16)), [16, 17]]
+    assert space.copy(space.position(1, 2)) == 15 and space.locate(space.position_of(15)) == (1, 2)
+    assert space.passage_of(space.cite(1)) == 1
+
+
 def test_choice_follows_the_answer_grammar_and_picks_the_kind_first():
-    V, M, T, eos = 10, 6, 3, 1  # two passages of three positions: sentences {0, 1}, {2}, {3, 4, 5}
-    sentence = torch.tensor([0, 0, 1, 10_000, 10_000, 10_000])
+    V, M, eos = 10, 6, 1  # two passages of three positions: sentences {0, 1}, {2}, {3, 4, 5}
+    space = OutputSpace(V, M, 2)
+    sentence = torch.tensor([0, 0, 1, *[sentence_id(1, 0)] * 3])
     starts = torch.tensor([1, 0, 1, 1, 0, 0])
-    K = V + M + 2
+    K = space.size
     logp = torch.full((4, K), -30.0)
     logp[0, 3] = -1.2  # first slot: one word at 0.30 against sentence starts at 0.35 each (0.70 in total) ...
     logp[0, [V + 0, V + 2]] = -1.05
@@ -120,7 +133,7 @@ def test_choice_follows_the_answer_grammar_and_picks_the_kind_first():
     logp[3, V + M] = -3.0
     rows = torch.tensor([[-1, -1, -1], [V + 2, V + M, -1], [V + 3, -1, -1], [V + 2, -1, -1]])
     only = torch.tensor([0, 2, 1, 1])
-    got = _choose(logp, rows, only, V, M, T, eos, sentence, starts).tolist()
+    got = choose(logp, rows, only, space, eos, sentence, starts).tolist()
     assert got == [V + 3, V + 3, V + M + 1, V + M]
 
 
@@ -167,24 +180,25 @@ def test_overfit_one_example_then_both_samplers_answer_verbatim_with_the_right_c
     with torch.inference_mode():  # the selector learned it too: the evidence sentence, not "none"
         memory = model.eval().encode(batch)
     probs = memory.select[0].softmax(-1)
-    gold_col = int(memory.sent_index[0, int(targets[0, 0]) - model.vocab_size])
+    gold_col = int(memory.sent_index[0, model.space(memory).position_of(int(targets[0, 0]))])
     assert int(probs.argmax()) == gold_col and float(probs[-1]) < 0.5
 
 
 def test_selector_decides_answer_or_refuse_at_the_first_slot():
-    V, M, T, eos = 10, 6, 3, 1
-    sentence = torch.tensor([0, 0, 1, 10_000, 10_000, 10_000])
+    V, M, eos = 10, 6, 1
+    space = OutputSpace(V, M, 2)
+    sentence = torch.tensor([0, 0, 1, *[sentence_id(1, 0)] * 3])
     starts = torch.tensor([1, 0, 1, 1, 0, 0])
-    logp = torch.full((1, V + M + 2), -30.0)
+    logp = torch.full((1, space.size), -30.0)
     logp[0, 3] = -0.1  # the decoder prefers a word (the refusal) ...
     logp[0, V + 2] = -3.0  # ... over the sentence at position 2
     logp[0, V + 3] = -2.5  # ... and over the one at 3, which the selector rates far higher
     rows, only = torch.full((1, 3), -1), torch.tensor([0])
     select_pos = torch.tensor([-5.0, -5.0, -5.0, -0.1, -0.1, -0.1])
-    assert int(_choose(logp, rows, only, V, M, T, eos, sentence, starts, select_pos, refuse=False)[0]) == V + 3
-    assert int(_choose(logp, rows, only, V, M, T, eos, sentence, starts, select_pos, refuse=True)[0]) == 3
+    assert int(choose(logp, rows, only, space, eos, sentence, starts, select_pos, refuse=False)[0]) == V + 3
+    assert int(choose(logp, rows, only, space, eos, sentence, starts, select_pos, refuse=True)[0]) == 3
     select_pos = torch.tensor([-5.0, -5.0, -0.1, -9.0, -9.0, -9.0])  # now the selector favours sentence 1
-    assert int(_choose(logp, rows, only, V, M, T, eos, sentence, starts, select_pos, refuse=False)[0]) == V + 2
+    assert int(choose(logp, rows, only, space, eos, sentence, starts, select_pos, refuse=False)[0]) == V + 2
 
 
 def test_training_batches_depend_only_on_seed_and_step(tmp_path):
@@ -220,6 +234,20 @@ def test_generator_rejects_bad_options():
         SculptGenerator(sampler="greedy")
     with pytest.raises(ConfigError):
         SculptGenerator(draft_length=0)
+    with pytest.raises(ConfigError, match="draft_length"):  # a misspelt option names the real ones
+        SculptGenerator(draft_lenght=4)
+
+
+def test_sampling_options_are_one_typed_config_that_variants_lay_over():
+    gen = build_sculpt(sampler="naive", max_steps=4, name="slow")
+    assert gen.config == SculptSampling(sampler="naive", max_steps=4) and gen.name == "slow"
+    other = gen.with_options(draft_length=3)
+    assert other.config == SculptSampling(sampler="naive", max_steps=4, draft_length=3) and other.name == "slow"
+    assert gen.with_options(config=SculptSampling()).config == SculptSampling()
+    with pytest.raises(ConfigError, match="cannot change"):
+        gen.with_options(model_path="elsewhere")
+    with pytest.raises(ConfigError):
+        gen.with_options(refuse_threshold=0.0)
 
 
 def test_trainer_saves_resumes_and_exports(tmp_path):

@@ -450,3 +450,15 @@ def test_a_question_over_time_draws_on_several_documents(tmp_path):
     spread = r.search("How did net sales change over time?", groups=["public"], k=6, mode="lexical", dedupe=False)
     assert len(set(titles(one))) == 1 and len(spread) == 6
     assert len(set(titles(spread))) == 3 and max(titles(spread).count(t) for t in set(titles(spread))) <= 2
+
+
+def test_a_duplicate_of_a_chunk_held_back_by_the_spread_cap_is_folded_into_it(tmp_path):
+    """Regression: near-duplicate detection indexed the kept list with the position of a held-back chunk."""
+    twins = ["Sales change: costs fell after the merger closed.", "Sales change: costs fell after the merger closed!"]
+    docs = [{"title": "Report 0", "texts": ["Sales change: revenue grew in spring.", "Sales change: margins held in winter.",
+                                            *twins]}]
+    docs += [{"title": f"Report {i}", "texts": [f"Sales were flat in report {i}."]} for i in (1, 2)]
+    r = Retriever(build_store(tmp_path / "s", docs), HashingEmbedder())
+    hits = r.search("How did sales change over time?", groups=["public"], k=3, mode="lexical")
+    assert not set(twins) <= {h.text for h in hits}  # one of the twins at most
+    assert {"Report 1", "Report 2"} <= set(titles(hits))

@@ -73,6 +73,8 @@ def test_report_json_has_per_question_and_summary_metrics(run):
     assert summary["pass"] + summary["warn"] + summary["fail"] == pytest.approx(1.0)
     assert summary["recall_at_k"] == 1.0 and summary["latency_p95_s"] >= summary["latency_median_s"] > 0
     assert summary["refusal_unanswerable"] is not None
+    assert summary["refusal_answerable_gold"] == 0.0  # every answerable question had its gold passage, none refused
+    assert "slices" not in report and all("slice" not in it for it in report["items"])  # no noise sweep asked for
 
 
 def test_generator_that_cannot_load_is_reported_and_left_out(run):

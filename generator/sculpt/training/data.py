@@ -13,7 +13,7 @@ Sources (all under ../shared/data), each split by source document so no held-out
   region 3 is held out. A question whose evidence straddles regions is dropped.
 - SciFact: claims with rationale sentences in an abstract (split by abstract id, 20% held out); claims whose
   cited abstract holds no rationale become unanswerable items (the cited abstract is the distractor).
-- synthetic: rule-based questions over the Debian handbook (`generator.qgen`), split by chapter file.
+- synthetic: rule-based questions over the Debian handbook (qgen.py), split by chapter file.
 
 Passages are cut the way a retriever would serve them: paragraphs packed up to ~150 words, long paragraphs
 at sentence ends. Distractors are ranked by BM25 within the same split only.
@@ -36,8 +36,8 @@ import numpy as np
 
 from pipeline.lexical import BM25Index
 
-from .extractive import SENT_RE
-from .prompt import REFUSAL
+from ...extractive import SENT_RE
+from ...prompt import REFUSAL
 
 MAX_WORDS = 150
 HELDOUT = "heldout"
@@ -233,7 +233,7 @@ def scifact_items(root: Path) -> dict[str, list[Item]]:
 
 def synthetic_items(root: Path, max_per_section: int = 6, seed: int = 0,
                     scifact_docs: int = 1500) -> dict[str, list[Item]]:
-    """Rule-based questions (`generator.qgen`) over real prose, each answered by its source sentence.
+    """Rule-based questions (qgen.py) over real prose, each answered by its source sentence.
 
     Text: the Debian handbook (split by chapter file: held-out chapters give held-out items), plus, for
     training only, the training regions of the chunking_eval corpora and `scifact_docs` training abstracts.

@@ -1,12 +1,12 @@
-"""Train the bundled answer model (generator/sculpt.py) with the masked-diffusion objective.
+"""Train the bundled answer model (generator/sculpt/model.py) with the masked-diffusion objective.
 
-`sculptrag train-generator --out DIR` builds the items from ../shared/data (generator/data.py), then for
+`sculptrag train-generator --out DIR` builds the items from ../shared/data (training/data.py), then for
 each batch: draws one example per item (random k passages: relevant + hard distractors, random order, 15%
 made unanswerable), masks each answer slot with probability t ~ U(1/slots, 1) per example, and minimises
 the negative log-likelihood of the gold slot (copy / cite / word / EOS) on the masked slots, weighted by 1/t
 (the LLaDA/MDLM bound). The prompt (question + passages) is never masked: it is the encoder's input.
 
-Each step also trains the sentence selector (sculpt.selector_loss): the gold answer's sentences, or "none".
+Each step also trains the sentence selector (targets.selector_loss): the gold answer's sentences, or "none".
 
 Batches are a pure function of (seed, step): the item order is a seeded permutation per epoch and each
 batch draws its examples from its own seeded RNG, so `workers` processes can build batches ahead of the
@@ -35,9 +35,12 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import build_model, load_tokenizer, save_checkpoint
+from ..features import featurize
+from ..model import SculptConfig, SculptModel
+from ..space import MASK, OutputSpace
 from .data import HELDOUT, TRAIN, Item, build_items, sample_examples
-from .sculpt import (SculptConfig, SculptModel, answer_targets, build_model, featurize, load_tokenizer,
-                     save_checkpoint, selector_loss)
+from .targets import answer_targets, selector_loss
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ def diffusion_loss(model: SculptModel, tokenizer, batch, targets: torch.Tensor, 
     none = ~masked.any(1)
     if none.any():  # every row trains on at least one slot
         masked[none, torch.randint(0, L, (int(none.sum()),), generator=generator).to(device)] = True
-    canvas = torch.where(masked, torch.full_like(targets, -1), targets)
+    canvas = torch.where(masked, torch.full_like(targets, MASK), targets)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     with autocast:
         memory = model.encode(batch)
@@ -161,7 +164,8 @@ def make_batch(step: int) -> tuple:
         batch = featurize(tok, model_cfg, [e.question for e in exs], [[p.text for p in e.passages] for e in exs])
         targets = answer_targets(tok, model_cfg, vocab, batch,
                                  [[(s.passage, s.start, s.end) for s in e.segments] for e in exs])
-        keep = [i for i, e in enumerate(exs) if not e.answerable or (targets[i] >= vocab).any()]
+        space = OutputSpace.of(vocab, batch.shape)
+        keep = [i for i, e in enumerate(exs) if not e.answerable or space.is_copy(targets[i]).any()]
         if len(keep) == len(exs):
             break
         exs = [exs[i] for i in keep]  # evidence cut off by truncation: no target to learn
@@ -305,8 +309,8 @@ def model_card(meta: dict) -> str:
     device = f" --device {c['device']}" if c["device"] != "auto" else ""
     return f"""# sculpt: the bundled answer model
 
-A copy-aware masked-diffusion answer model (architecture: `generator/sculpt.py`; samplers:
-`generator/bundled.py`). Base: all-MiniLM-L6-v2 from the `{SculptConfig().base_model}` package (embeddings
+A copy-aware masked-diffusion answer model (architecture: `generator/sculpt/model.py`; samplers:
+`generator/sculpt/generator.py`). Base: all-MiniLM-L6-v2 from the `{SculptConfig().base_model}` package (embeddings
 and layers 0-2 frozen, not stored here); this folder holds the fine-tuned layers 3-5, the decoder and heads.
 
 ## How it was made

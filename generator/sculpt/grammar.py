@@ -1,0 +1,117 @@
+"""The answer grammar: which output-space ids a slot may hold, and the sampler's choice among them.
+
+An answer is either words (the refusal) or quoted sentence prefixes, each followed by the citation of the
+passage it comes from; a position is never copied twice. This is the repetition control, and it makes every
+citation consistent with the text it follows. `choose` commits a slot's value under the grammar;
+`draft_span` proposes the copies that would continue a quote (the fast sampler verifies them in one call).
+Pure functions over tensors of one request: `sentence` and `starts` are its (M,) rows of the Batch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .space import MASK, OutputSpace
+
+
+def draft_span(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, space: OutputSpace, length: int) -> list[int]:
+    """Copy ids that would continue the span the slot on the left copies: p+1, p+2, ... (same sentence,
+    not yet used, over the masked slots that follow, leaving room for the verdict slot)."""
+    if slot == 0 or not space.is_copy(int(canvas[slot - 1])):
+        return []
+    p = space.position_of(int(canvas[slot - 1]))
+    used = set(canvas[space.is_copy(canvas)].tolist())
+    out: list[int] = []
+    for d in range(1, length + 1):
+        q = p + d
+        if slot + d >= canvas.numel() or int(canvas[slot + d - 1]) != MASK:  # room for the verdict slot too
+            break
+        if q >= space.positions or int(sentence[q]) != int(sentence[p]) or space.copy(q) in used:
+            break
+        out.append(space.copy(q))
+    return out
+
+
+def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: OutputSpace, eos: int,
+           sentence: torch.Tensor, starts: torch.Tensor, select_pos: torch.Tensor | None = None,
+           refuse: bool | None = None, more_threshold: float = 0.5) -> torch.Tensor:
+    """The committed value of slot only[r] in each row, under the answer grammar, by kind then member.
+
+    `logp` (n, space.size): the model's log-probabilities for slot only[r] of canvas rows[r] (n, L).
+
+    Grammar (what a slot may hold given the slot on its left):
+    - the first slot, or after a citation: a copy of a sentence's first token (not copied before), EOS
+      (not first), or a word (first slot only: the refusal is written in words);
+    - after a copy of p inside a sentence: p+1 (continue) or the citation of p's passage (stop here);
+    - after a copy of a sentence's last token: the citation of its passage;
+    - after a word: a word or EOS.
+    So an answer is either words (the refusal) or quoted sentence prefixes, each cited with the passage it
+    comes from: citations are consistent with the text by construction, and nothing is ever repeated.
+    The kind (word / copy / cite) is the one the model gives the most total probability among the kinds the
+    grammar allows here (copy probability is spread over many positions; a plain argmax would favour the one
+    fixed refusal sentence over an answer the model is sure of in total), then the most probable member the
+    grammar allows.
+
+    With the selector (`select_pos`: (M,) log-probability of each position's sentence; `refuse`: its
+    answer-or-refuse decision), the first slot is words only when `refuse`, copies only otherwise; after a
+    citation the answer goes on only while an unused sentence has selector probability >= `more_threshold`
+    (else EOS); and a quote opens on the sentence with the most decoder copy mass times selector probability.
+    (Why the selector decides when to stop: the decoder is trained on randomly masked canvases, where a
+    fully written prefix before a fully masked rest is rare, so its EOS probability right after a citation
+    is badly calibrated under left-to-right filling; measured in docs/benchmarks.md.)"""
+    n, K = logp.shape
+    words, copies, _ = kinds = space.slices
+    allowed = torch.zeros(n, K, dtype=torch.bool, device=logp.device)
+    for r in range(n):
+        row, i = rows[r], int(only[r])
+        prev = int(row[i - 1]) if i > 0 else None
+        if prev is None or space.is_cite(prev):
+            ok = starts.bool().clone()
+            used = space.position_of(row[space.is_copy(row)])
+            ok[used] = False
+            allowed[r, copies] = ok
+            if prev is None:
+                allowed[r, words] = True if refuse is None else refuse  # the selector decides answer or refuse
+                allowed[r, eos] = False
+                if refuse:
+                    allowed[r, copies] = False
+            else:
+                allowed[r, eos] = True
+                if select_pos is not None:  # another sentence only if the selector rates one highly enough
+                    best = select_pos.masked_fill(~allowed[r, copies], float("-inf")).max()
+                    if float(best.exp()) >= more_threshold:
+                        allowed[r, eos] = False
+                    else:
+                        allowed[r, copies] = False
+        elif space.is_copy(prev):
+            p = space.position_of(prev)
+            if p + 1 < space.positions and int(sentence[p + 1]) == int(sentence[p]) >= 0:
+                allowed[r, space.copy(p + 1)] = True
+            allowed[r, space.cite(space.locate(p)[0])] = True
+        else:
+            allowed[r, words] = True
+    kind_ok = torch.stack([allowed[:, kind].any(-1) for kind in kinds], -1)
+    totals = torch.stack([logp[:, kind].logsumexp(-1) for kind in kinds], -1).masked_fill(~kind_ok, float("-inf"))
+    raw = logp
+    logp = logp.masked_fill(~allowed, float("-inf"))
+    out = torch.empty(n, dtype=torch.long, device=logp.device)
+    for r, k in enumerate(totals.argmax(-1).tolist()):
+        kind = kinds[k]
+        out[r] = kind.start + int(logp[r, kind].argmax())
+        if kind == copies and allowed[r, copies].sum() > 1:  # opening a quote: pick the sentence, then its start
+            out[r] = space.copy(_best_sentence_start(raw[r, copies], allowed[r, copies], sentence, select_pos))
+    return out
+
+
+def _best_sentence_start(copy_logp: torch.Tensor, ok_start: torch.Tensor, sentence: torch.Tensor,
+                        select_pos: torch.Tensor | None = None) -> int:
+    """The allowed sentence start whose sentence holds the most copy probability in total (times the
+    selector's probability of that sentence, when given)."""
+    sid = torch.where(sentence >= 0, sentence, 0)
+    ids, inverse = torch.unique(sid, return_inverse=True)
+    mass = torch.zeros(len(ids), dtype=copy_logp.dtype).scatter_add(0, inverse, copy_logp.exp() * (sentence >= 0))
+    score = mass[inverse].clamp(min=1e-30).log()
+    if select_pos is not None:
+        score = score + select_pos
+    per_pos = torch.where(ok_start, score, torch.full_like(copy_logp, float("-inf")))
+    return int(per_pos.argmax())
