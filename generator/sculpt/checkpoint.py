@@ -17,6 +17,7 @@ import torch.nn as nn
 from pipeline.errors import ModelLoadError
 
 from .model import BASE_MODEL, SculptConfig, SculptModel
+from .relevance import pristine_encoder
 
 BUNDLED = Path(__file__).parent / "weights"
 
@@ -91,6 +92,8 @@ def load_checkpoint(folder: Path) -> tuple[SculptModel, object]:
         raise ModelLoadError(f"{folder} is not a sculpt checkpoint (needs config.json and model.safetensors)")
     cfg = SculptConfig(**json.loads((folder / "config.json").read_text()))
     model, tokenizer = build_model(cfg)
+    # the pretrained upper layers, kept before ours replace them: the zero-shot sentence embedder (relevance.py)
+    model.pristine = pristine_encoder(model.encoder, cfg.frozen_layers)
     state = load_file(str(folder / "model.safetensors"))
     missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     expected = set(model.trainable_state())

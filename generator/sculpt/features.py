@@ -11,6 +11,7 @@ Invariants the rest of the package relies on:
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
@@ -139,12 +140,67 @@ def featurize(tokenizer, config: SculptConfig, questions: Sequence[str],
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """[start, end) of each sentence (the whitespace between sentences belongs to none)."""
-    out, start = [], 0
-    for m in SENT_RE.finditer(text):
-        out.append((start, m.start()))
-        start = m.end()
-    return out + [(start, len(text))]
+    """[start, end) of each sentence: each line is cut into sentences, and a line break always ends one, so
+    a title, a list item or a table row (chunks keep their elements on lines of their own) is never glued
+    to the sentence after it. The whitespace between sentences belongs to none."""
+    out = []
+    for line in LINE_RE.finditer(text):
+        a, z = line.span(1)
+        start = a
+        for m in SENT_RE.finditer(text, a, z):
+            out.append((start, m.start()))
+            start = m.end()
+        out.append((start, z))
+    return out or [(0, len(text))]
+
+
+LINE_RE = re.compile(r"[^\S\n]*(\S(?:[^\n]*\S)?)")  # a line's text, its surrounding blanks left out
+CLAUSE_END_RE = re.compile(r"[,;:|\u2013\u2014]\s+$")  # what a clause inside a sentence starts after
+CONJUNCTIONS = frozenset("and or but nor so yet then while whereas".split())  # a clause opens after them
+
+
+def clause_starts(batch: Batch) -> torch.Tensor:
+    """(M,) bool for the first request of `batch`: passage tokens that open a clause inside a sentence (a
+    word after a comma, semicolon, colon, table-cell bar or dash followed by a space; after a conjunction
+    that follows one: "..., and 200 laptops" opens at "200"). A quote may start there as well as at the
+    sentence's first token, so an answer can quote the part that answers."""
+    B, P, T = batch.shape
+    out = torch.zeros(P * T, dtype=torch.bool)
+    for p, text in enumerate(batch.texts[0]):
+        prev_end, opens_next = None, False
+        for t, (a, e) in enumerate(batch.offsets[0][p]):
+            if a < 0 or e <= a:
+                continue
+            gap = text[max(0, prev_end - 2): a] if prev_end is not None else ""
+            after_break = bool(CLAUSE_END_RE.search(gap)) and not (gap[0].isdigit() and text[a].isdigit())  # "23, 2023"
+            if (after_break or opens_next) and text[a].isalnum():
+                opens_next = bool(after_break) and text[a:e].lower() in CONJUNCTIONS and _word_end(text, a) == e
+                out[p * T + t] = not opens_next
+            else:
+                opens_next = False
+            prev_end = e
+    return out.to(batch.sentence.device) & (batch.sentence[0] >= 0)
+
+
+def word_joins(batch: Batch) -> torch.Tensor:
+    """(M,) bool for the first request of `batch`: the token continues the word of the token before it (a
+    WordPiece "##" piece, or "2023" after "202"), so a quote may not stop between the two."""
+    B, P, T = batch.shape
+    out = torch.zeros(P * T, dtype=torch.bool)
+    for p, text in enumerate(batch.texts[0]):
+        offsets = batch.offsets[0][p]
+        for t in range(1, len(offsets)):
+            (a0, e0), (a1, e1) = offsets[t - 1], offsets[t]
+            if a0 >= 0 and a1 >= 0 and e0 == a1 and e1 > a1 and text[a1 - 1].isalnum() and text[a1].isalnum():
+                out[p * T + t] = True
+    return out.to(batch.sentence.device)
+
+
+def _word_end(text: str, a: int) -> int:
+    b = a
+    while b < len(text) and text[b].isalnum():
+        b += 1
+    return b
 
 
 def _word_at(text: str, s: int, e: int) -> str:

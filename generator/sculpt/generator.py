@@ -4,10 +4,21 @@ Decoding order and choice: each step fills the leftmost masked slot (the canvas 
 masked, so the model still sees the answer's room and reads the passages both ways). A slot's value is
 chosen in two levels, among what the answer grammar allows: first the kind with the most total
 probability (write a word / copy a passage token / cite a passage), then the most probable member.
-The model's sentence selector (computed with the passages, once per request) takes two of these choices
-with the decoder: at the first slot it decides answer or refuse (refuse when its "none of the sentences"
-probability reaches `refuse_threshold`), and where a quote opens, the sentence is the one with the most
-decoder copy probability times selector probability.
+
+What to quote, and whether to answer at all, is decided once per request from each passage sentence's
+relevance to the question (relevance.py: the pretrained embedder's similarity, lexical cover, the asked
+answer type, a small share of the model's learned selector), the "relevance" selector:
+- answer or refuse: one rule, answer when the best sentence's relevance reaches `answer_threshold` (chosen
+  on corpora the model never trained on; docs/benchmarks.md), else the refusal;
+- which sentence a quote opens on: the most relevant unused one; where in it: the sentence start, or a
+  later clause start (after , ; : | or a dash) when all before it only restates the question
+  ("In 2019, the company moved ..." for "Where did the company move in 2019?"), so the quote begins where
+  the answer does; where it stops (cites): the decoder's choice;
+- another quote after a citation: while an unused sentence is within `more_margin` of the best, up to
+  `max_quotes`, each cited to its own passage.
+The "learned" selector keeps the previous behaviour for comparison: the model's selector decides answer or
+refuse (refuse when its "none of the sentences" probability reaches `refuse_threshold`), quotes open on
+sentence starts, on the sentence with the most decoder copy probability times selector probability.
 
 Fast sampler (exact span drafting): the passages are encoded once (exact: the encoder never sees the
 answer). When the slot on the left copies passage token p, the next passage tokens p+1, p+2, ... are
@@ -17,8 +28,10 @@ choice at the first disagreement. The answer is therefore identical to the naive
 slots per model call along a quoted span. Naive sampler: one slot per step, and the encoder rerun at every
 step, as a masked-diffusion sampler without caching would.
 
-Answer grammar (grammar.py, `choose`): an answer is either words (the refusal) or quoted sentence prefixes,
-each followed by the citation of the passage it comes from; a position is never copied twice.
+Answer grammar (grammar.py, `choose`): an answer is either words (the refusal) or quotes (a sentence or a
+clause onward, up to where the decoder cites), each followed by the citation of the passage it comes from;
+a sentence is quoted once. Sentences end at line breaks too, so a title or a table row never runs into
+the next line.
 
 Rendering (`render`): runs of copies that follow each other in a passage become that passage's exact
 characters (from the first token's start offset to the last one's end), so quotes are verbatim; a citation
@@ -28,6 +41,7 @@ decoder (uncased), and a generated refusal is replaced by the canonical `REFUSAL
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from pathlib import Path
@@ -43,10 +57,17 @@ from ..citations import finalize_citations
 from ..prompt import REFUSAL
 from ..types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
 from .checkpoint import bundled_checkpoint, load_checkpoint
-from .features import Batch, featurize
-from .grammar import choose, draft_span
+from . import relevance
+from .features import Batch, clause_starts, featurize, word_joins
+from .grammar import Selection, choose, draft_span
 from .model import Memory, SculptModel
 from .space import MASK, OutputSpace
+
+
+# the relevance answer rule, chosen on corpora the model never trained on (docs/benchmarks.md)
+ANSWER_THRESHOLD = 0.5
+MORE_MARGIN = 0.5
+MAX_QUOTES = 2
 
 
 class SculptSampling(BaseModel):
@@ -60,10 +81,21 @@ class SculptSampling(BaseModel):
     draft_length: int = Field(16, ge=1, description="copies drafted ahead per model call (fast sampler)")
     max_steps: int | None = Field(None, ge=1, description="end the answer after this many steps (None: until EOS); "
                                                           "a request's DiffusionConfig.steps overrides it")
-    refuse_threshold: float = Field(0.7, gt=0.0, le=1.0, description="refuse when the selector's 'none of the "
-                                                                     "sentences' probability reaches this")
-    more_threshold: float = Field(0.5, ge=0.0, le=1.0, description="after a citation, quote another sentence only "
-                                                                   "while one has selector probability >= this")
+    selector: Literal["relevance", "learned"] = Field(
+        "relevance", description="what picks sentences and decides answer-or-refuse: relevance (zero-shot "
+                                 "similarity, lexical cover, answer type, a little of the learned selector; "
+                                 "relevance.py) or learned (the model's own sentence selector alone)")
+    answer_threshold: float = Field(ANSWER_THRESHOLD, description="relevance: answer when the best sentence's "
+                                                                  "relevance reaches this, else refuse")
+    more_margin: float = Field(MORE_MARGIN, ge=0.0, description="relevance: after a citation, quote another "
+                               "sentence only while one is within this of the best (and above answer_threshold)")
+    max_quotes: int = Field(MAX_QUOTES, ge=1, description="relevance: quotes in an answer at most")
+    clauses: bool = Field(True, description="a quote may open at a clause inside a sentence (after , ; : | or "
+                                            "a dash) when all before it restates the question")
+    refuse_threshold: float = Field(0.7, gt=0.0, le=1.0, description="learned: refuse when the selector's 'none "
+                                                                     "of the sentences' probability reaches this")
+    more_threshold: float = Field(0.5, ge=0.0, le=1.0, description="learned: after a citation, quote another "
+                                  "sentence only while one has selector probability >= this")
 
 
 def _config_error(e: ValidationError) -> ConfigError:
@@ -158,7 +190,7 @@ class SculptGenerator:
             memory = model.encode(batch)
             nfe += 1
             numbers = {p.number: i for i, p in enumerate(passages)}
-            refuse, select_pos, starts = self._selector(memory, batch, space, numbers, ban)
+            selection = self._selector(memory, batch, space, numbers, request.question, ban)
             filled = [x for n, q in keep for x in _quote_slots(batch, space, numbers, n, q)][: L - 1]
             if filled:
                 canvas[: len(filled)] = torch.tensor(filled, dtype=torch.long, device=self.device)
@@ -177,8 +209,7 @@ class SculptGenerator:
                 only = slot + torch.arange(len(drafts) + 1, device=self.device)
                 logp = model(rows, memory.expand(rows.shape[0]), only=only)[:, 0]
                 nfe += 1
-                choice = choose(logp, rows, only, space, eos, batch.sentence[0], starts, select_pos, refuse,
-                                cfg.more_threshold)
+                choice = choose(logp, rows, only, space, eos, batch.sentence[0], selection)
                 accepted = 0
                 while accepted < len(drafts) and int(choice[accepted]) == drafts[accepted]:
                     accepted += 1
@@ -198,24 +229,36 @@ class SculptGenerator:
         prompt_tokens = int(batch.attention.sum())
         yield self._finish(request, canvas.tolist(), batch, start, per_step, nfe, prompt_tokens, passages)
 
-    def _selector(self, memory: Memory, batch: Batch, space: OutputSpace, numbers: dict[int, int],
-                  ban: Sequence[tuple[int, str]]) -> tuple[bool, torch.Tensor, torch.Tensor]:
-        """What the sentence selector decides for the request: (refuse, select_pos (M,) log-probability of each
-        position's sentence, starts (M,) the sentence starts a quote may open on). A banned quote's whole
-        sentence is closed, and with no credible sentence left the answer is the refusal."""
-        select = memory.select[0].log_softmax(-1)
-        refuse = bool(select[-1].exp() >= self.config.refuse_threshold)
-        select_pos = select[memory.sent_index[0]]  # each position's sentence; "none" off sentences
-        select_pos = select_pos.masked_fill(memory.sent_index[0] == select.numel() - 1, float("-inf"))
-        starts = batch.starts[0]
+    def _selector(self, memory: Memory, batch: Batch, space: OutputSpace, numbers: dict[int, int], question: str,
+                  ban: Sequence[tuple[int, str]]) -> Selection:
+        """What decides the request's sentences (see Selection). A banned quote's whole sentence is closed, and
+        with no credible sentence left the answer is the refusal."""
+        cfg = self.config
+        starts = batch.starts[0].bool()
+        if cfg.clauses and cfg.selector == "relevance":  # a clause start is chosen by its relevance
+            starts = starts | clause_starts(batch)
+        select, start_score = memory.select[0], None
+        off = memory.sent_index[0] == select.numel() - 1  # positions outside any sentence
+        if cfg.selector == "learned":
+            logp = select.log_softmax(-1)
+            refuse = bool(logp[-1].exp() >= cfg.refuse_threshold)
+            score = logp[memory.sent_index[0]].masked_fill(off, float("-inf"))
+            cut, decoder_weight, max_quotes = math.log(max(cfg.more_threshold, 1e-30)), 1.0, None
+        else:
+            score = relevance.sentence_relevance(self._model.pristine, self._tokenizer, batch, question, self.device)
+            score = score + relevance.LEARNED_WEIGHT * select[memory.sent_index[0]].masked_fill(off, 0.0)
+            top = float(score.max())
+            refuse = top < cfg.answer_threshold
+            cut, decoder_weight, max_quotes = max(cfg.answer_threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
+            if cfg.clauses:
+                start_score = relevance.clause_choice(batch, question, starts)
         if ban:
             copied = [space.position_of(x) for n, q in ban for x in _quote_slots(batch, space, numbers, n, q)[:-1]]
             banned = torch.isin(batch.sentence[0], batch.sentence[0, copied])  # their whole sentences
-            starts = starts.masked_fill(banned, 0)
-            select_pos = select_pos.masked_fill(banned, float("-inf"))
-            best = select_pos.masked_fill(~starts.bool(), float("-inf")).max()
-            refuse = refuse or float(best.exp()) < self.config.more_threshold
-        return refuse, select_pos, starts
+            starts = starts & ~banned
+            score = score.masked_fill(banned, float("-inf"))
+            refuse = refuse or float(score.masked_fill(~starts, float("-inf")).max()) < cut
+        return Selection(refuse, score, starts, cut, max_quotes, decoder_weight, start_score, word_joins(batch))
 
     def _finish(self, request, slots, batch, start, per_step, nfe, prompt_tokens, passages=()) -> GenerationResult:
         if batch is None:

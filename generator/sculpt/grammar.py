@@ -9,9 +9,38 @@ Pure functions over tensors of one request: `sentence` and `starts` are its (M,)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .space import MASK, OutputSpace
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The sentence-level decisions of a request, made once before decoding (generator._selector).
+
+    refuse: the answer is the refusal (first slot: words only), else it opens on a quote (copies only);
+    score: (M,) each position's sentence score (relevance, or the learned selector's log-probability), -inf
+        off sentences and on banned ones;
+    starts: (M,) bool, where a quote may open (sentence starts, and clause starts when enabled);
+    more_cut: after a citation, another quote only while an unused sentence scores at least this;
+    max_quotes: and while the answer has fewer quotes than this (None: no limit);
+    decoder_weight: opening a quote, the sentence is the one with the best score + decoder_weight x log of
+        the decoder's copy probability over the sentence;
+    start_score: (M,) then the start within it with the best start_score (relevance.clause_choice); without
+        it, the sentence's first allowed start;
+    joins: (M,) bool, the token continues the word before it (features.word_joins): a quote never stops
+        inside a word."""
+
+    refuse: bool
+    score: torch.Tensor
+    starts: torch.Tensor
+    more_cut: float
+    max_quotes: int | None = None
+    decoder_weight: float = 1.0
+    start_score: torch.Tensor | None = None
+    joins: torch.Tensor | None = None
 
 
 def draft_span(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, space: OutputSpace, length: int) -> list[int]:
@@ -33,16 +62,17 @@ def draft_span(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, space: O
 
 
 def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: OutputSpace, eos: int,
-           sentence: torch.Tensor, starts: torch.Tensor, select_pos: torch.Tensor | None = None,
-           refuse: bool | None = None, more_threshold: float = 0.5) -> torch.Tensor:
+           sentence: torch.Tensor, selection: Selection) -> torch.Tensor:
     """The committed value of slot only[r] in each row, under the answer grammar, by kind then member.
 
     `logp` (n, space.size): the model's log-probabilities for slot only[r] of canvas rows[r] (n, L).
 
     Grammar (what a slot may hold given the slot on its left):
-    - the first slot, or after a citation: a copy of a sentence's first token (not copied before), EOS
-      (not first), or a word (first slot only: the refusal is written in words);
-    - after a copy of p inside a sentence: p+1 (continue) or the citation of p's passage (stop here);
+    - the first slot, or after a citation: a copy of a quote start (a sentence's first token, or a clause's)
+      in a sentence not quoted before, EOS (not first), or a word (first slot only: the refusal is written
+      in words);
+    - after a copy of p inside a sentence: p+1 (continue) or the citation of p's passage (stop here; not
+      inside a word);
     - after a copy of a sentence's last token: the citation of its passage;
     - after a word: a word or EOS.
     So an answer is either words (the refusal) or quoted sentence prefixes, each cited with the passage it
@@ -52,11 +82,10 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
     fixed refusal sentence over an answer the model is sure of in total), then the most probable member the
     grammar allows.
 
-    With the selector (`select_pos`: (M,) log-probability of each position's sentence; `refuse`: its
-    answer-or-refuse decision), the first slot is words only when `refuse`, copies only otherwise; after a
-    citation the answer goes on only while an unused sentence has selector probability >= `more_threshold`
-    (else EOS); and a quote opens on the sentence with the most decoder copy mass times selector probability.
-    (Why the selector decides when to stop: the decoder is trained on randomly masked canvases, where a
+    The Selection takes the sentence-level choices: the first slot is words only when `refuse`, copies only
+    otherwise; after a citation the answer goes on only while an unused sentence scores >= `more_cut` (and
+    under `max_quotes`), else EOS; a quote opens on the best sentence (`_best_sentence_start`).
+    (Why the selection decides when to stop: the decoder is trained on randomly masked canvases, where a
     fully written prefix before a fully masked rest is rare, so its EOS probability right after a citation
     is badly calibrated under left-to-right filling; measured in docs/benchmarks.md.)"""
     n, K = logp.shape
@@ -66,28 +95,28 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
         row, i = rows[r], int(only[r])
         prev = int(row[i - 1]) if i > 0 else None
         if prev is None or space.is_cite(prev):
-            ok = starts.bool().clone()
             used = space.position_of(row[space.is_copy(row)])
-            ok[used] = False
-            allowed[r, copies] = ok
+            allowed[r, copies] = selection.starts & ~torch.isin(sentence, sentence[used])  # a sentence is quoted once
             if prev is None:
-                allowed[r, words] = True if refuse is None else refuse  # the selector decides answer or refuse
+                allowed[r, words] = selection.refuse
                 allowed[r, eos] = False
-                if refuse:
+                if selection.refuse:
                     allowed[r, copies] = False
             else:
                 allowed[r, eos] = True
-                if select_pos is not None:  # another sentence only if the selector rates one highly enough
-                    best = select_pos.masked_fill(~allowed[r, copies], float("-inf")).max()
-                    if float(best.exp()) >= more_threshold:
-                        allowed[r, eos] = False
-                    else:
-                        allowed[r, copies] = False
+                best = selection.score.masked_fill(~allowed[r, copies], float("-inf")).max()
+                quotes = int(space.is_cite(row).sum())
+                if float(best) >= selection.more_cut and (selection.max_quotes is None or quotes < selection.max_quotes):
+                    allowed[r, eos] = False  # another quote
+                else:
+                    allowed[r, copies] = False
         elif space.is_copy(prev):
             p = space.position_of(prev)
-            if p + 1 < space.positions and int(sentence[p + 1]) == int(sentence[p]) >= 0:
+            goes_on = p + 1 < space.positions and int(sentence[p + 1]) == int(sentence[p]) >= 0
+            if goes_on:
                 allowed[r, space.copy(p + 1)] = True
-            allowed[r, space.cite(space.locate(p)[0])] = True
+            if not (goes_on and selection.joins is not None and bool(selection.joins[p + 1])):
+                allowed[r, space.cite(space.locate(p)[0])] = True  # stop here (not inside a word)
         else:
             allowed[r, words] = True
     kind_ok = torch.stack([allowed[:, kind].any(-1) for kind in kinds], -1)
@@ -99,19 +128,22 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
         kind = kinds[k]
         out[r] = kind.start + int(logp[r, kind].argmax())
         if kind == copies and allowed[r, copies].sum() > 1:  # opening a quote: pick the sentence, then its start
-            out[r] = space.copy(_best_sentence_start(raw[r, copies], allowed[r, copies], sentence, select_pos))
+            out[r] = space.copy(_best_sentence_start(raw[r, copies], allowed[r, copies], sentence, selection.score,
+                                                     selection.decoder_weight, selection.start_score))
     return out
 
 
 def _best_sentence_start(copy_logp: torch.Tensor, ok_start: torch.Tensor, sentence: torch.Tensor,
-                        select_pos: torch.Tensor | None = None) -> int:
-    """The allowed sentence start whose sentence holds the most copy probability in total (times the
-    selector's probability of that sentence, when given)."""
+                         score: torch.Tensor, decoder_weight: float = 1.0, start_score: torch.Tensor | None = None) -> int:
+    """The quote start to open: first the sentence with the best score + decoder_weight x log of the copy
+    probability the decoder puts on the whole sentence, then, among that sentence's allowed starts, the one
+    with the best `start_score` where it has one (where the part that answers begins), else the first."""
     sid = torch.where(sentence >= 0, sentence, 0)
     ids, inverse = torch.unique(sid, return_inverse=True)
     mass = torch.zeros(len(ids), dtype=copy_logp.dtype).scatter_add(0, inverse, copy_logp.exp() * (sentence >= 0))
-    score = mass[inverse].clamp(min=1e-30).log()
-    if select_pos is not None:
-        score = score + select_pos
-    per_pos = torch.where(ok_start, score, torch.full_like(copy_logp, float("-inf")))
-    return int(per_pos.argmax())
+    total = score + decoder_weight * mass[inverse].clamp(min=1e-30).log() if decoder_weight else score
+    best = int(torch.where(ok_start, total, torch.full_like(copy_logp, float("-inf"))).argmax())
+    here = ok_start & (sentence == sentence[best])
+    if start_score is not None and bool(torch.isfinite(start_score[here]).any()):
+        return int(torch.where(here, start_score, torch.full_like(copy_logp, float("-inf"))).argmax())
+    return int(here.nonzero()[0])  # the sentence's first allowed start

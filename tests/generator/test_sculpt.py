@@ -20,7 +20,7 @@ from generator.sculpt import (
     featurize, load_checkpoint, render, save_checkpoint,
 )
 from generator.sculpt.features import sentence_id
-from generator.sculpt.grammar import choose
+from generator.sculpt.grammar import Selection, choose
 from generator.sculpt.training.data import (
     HELDOUT, TRAIN, Item, PassageText, Span, chunking_eval_items, make_example, pack_passages, scifact_items,
 )
@@ -133,7 +133,8 @@ def test_choice_follows_the_answer_grammar_and_picks_the_kind_first():
     logp[3, V + M] = -3.0
     rows = torch.tensor([[-1, -1, -1], [V + 2, V + M, -1], [V + 3, -1, -1], [V + 2, -1, -1]])
     only = torch.tensor([0, 2, 1, 1])
-    got = choose(logp, rows, only, space, eos, sentence, starts).tolist()
+    plain = Selection(refuse=False, score=torch.zeros(M), starts=starts.bool(), more_cut=float("-inf"))
+    got = choose(logp, rows, only, space, eos, sentence, plain).tolist()
     assert got == [V + 3, V + 3, V + M + 1, V + M]
 
 
@@ -194,11 +195,13 @@ def test_selector_decides_answer_or_refuse_at_the_first_slot():
     logp[0, V + 2] = -3.0  # ... over the sentence at position 2
     logp[0, V + 3] = -2.5  # ... and over the one at 3, which the selector rates far higher
     rows, only = torch.full((1, 3), -1), torch.tensor([0])
-    select_pos = torch.tensor([-5.0, -5.0, -5.0, -0.1, -0.1, -0.1])
-    assert int(choose(logp, rows, only, space, eos, sentence, starts, select_pos, refuse=False)[0]) == V + 3
-    assert int(choose(logp, rows, only, space, eos, sentence, starts, select_pos, refuse=True)[0]) == 3
-    select_pos = torch.tensor([-5.0, -5.0, -0.1, -9.0, -9.0, -9.0])  # now the selector favours sentence 1
-    assert int(choose(logp, rows, only, space, eos, sentence, starts, select_pos, refuse=False)[0]) == V + 2
+    def pick(score, refuse):
+        selection = Selection(refuse, torch.tensor(score), starts.bool(), more_cut=float("-inf"))
+        return int(choose(logp, rows, only, space, eos, sentence, selection)[0])
+
+    assert pick([-5.0, -5.0, -5.0, -0.1, -0.1, -0.1], refuse=False) == V + 3
+    assert pick([-5.0, -5.0, -5.0, -0.1, -0.1, -0.1], refuse=True) == 3
+    assert pick([-5.0, -5.0, -0.1, -9.0, -9.0, -9.0], refuse=False) == V + 2  # now the selector favours sentence 1
 
 
 def test_training_batches_depend_only_on_seed_and_step(tmp_path):

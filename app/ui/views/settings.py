@@ -12,6 +12,7 @@ from app.ui.common import context
 from app.ui.render import md
 from app.ui.services import DIFFUSION, NEEDS_MODEL_PATH, Prefs
 from generator.base import available_generators
+from generator.sculpt import SculptSampling
 
 svc, user, prefs = context()
 st.title("Settings")
@@ -41,10 +42,28 @@ with left:
                                          opts.get("draft_length", 16), key="set_sculpt_draft")
         steps = st.number_input("Max steps (0: until the answer ends)", 0, 512, opts.get("max_steps") or 0, key="set_sculpt_steps")
         opts["max_steps"] = int(steps) or None
-        opts["refuse_threshold"] = st.slider("Refuse when P(no sentence answers) reaches", 0.05, 1.0,
-                                             float(opts.get("refuse_threshold", 0.7)), 0.05, key="set_sculpt_refuse")
-        opts["more_threshold"] = st.slider("Quote another sentence while its probability is at least", 0.0, 1.0,
-                                           float(opts.get("more_threshold", 0.5)), 0.05, key="set_sculpt_more")
+        defaults = SculptSampling()
+        opts["selector"] = st.radio(
+            "What decides the quotes", ["relevance", "learned"],
+            index=["relevance", "learned"].index(opts.get("selector", defaults.selector)), horizontal=True,
+            key="set_sculpt_selector", help="relevance: each sentence's similarity to the question, its question "
+            "words and the asked kind of value (the default); learned: the model's own sentence selector alone")
+        if opts["selector"] == "relevance":
+            opts["answer_threshold"] = st.slider(
+                "Answer when the best sentence's relevance reaches (else refuse)", 0.0, 3.0,
+                float(opts.get("answer_threshold", defaults.answer_threshold)), 0.05, key="set_sculpt_answer")
+            opts["more_margin"] = st.slider("Quote another sentence while it is this close to the best", 0.0, 1.0,
+                                            float(opts.get("more_margin", defaults.more_margin)), 0.05,
+                                            key="set_sculpt_margin")
+            opts["clauses"] = st.toggle("Quote from the clause that answers, not always the whole sentence",
+                                        value=opts.get("clauses", defaults.clauses), key="set_sculpt_clauses")
+        else:
+            opts["refuse_threshold"] = st.slider("Refuse when P(no sentence answers) reaches", 0.05, 1.0,
+                                                 float(opts.get("refuse_threshold", defaults.refuse_threshold)), 0.05,
+                                                 key="set_sculpt_refuse")
+            opts["more_threshold"] = st.slider("Quote another sentence while its probability is at least", 0.0, 1.0,
+                                               float(opts.get("more_threshold", defaults.more_threshold)), 0.05,
+                                               key="set_sculpt_more")
     elif name in DIFFUSION:
         opts["gen_length"] = st.select_slider("Answer length (positions)", [32, 64, 128, 256], opts.get("gen_length", 128),
                                               key=f"set_{name}_len")

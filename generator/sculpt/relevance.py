@@ -1,0 +1,214 @@
+"""Sentence relevance: how well each passage sentence answers the question, from signals that hold out of domain.
+
+relevance(s) = cos(q, s) + COVER_WEIGHT * cover(s) + TYPE_WEIGHT * typed(s) + LEARNED_WEIGHT * selector(s)
+
+- cos: the pretrained embedder's question-sentence similarity. The bundled model fine-tunes the top layers
+  of all-MiniLM-L6-v2; the untouched ones are kept beside them (sharing the embeddings and the frozen
+  lower layers), so the process has the pretrained sentence embedder as sentence-transformers computes it
+  (mean pooling, L2 norm) at no extra load.
+- cover: the share of the question's IDF-weighted content words the sentence holds (the extractive
+  baseline's score, on Snowball stems: "incorporated" meets "incorporation"), in [0, 1].
+- typed: 1 when a factoid question asks for a date, a number or a name and the sentence holds one the
+  question does not already name ("When was X released?" wants a sentence with a date in it).
+- heading: a title line (short, capitalised, unpunctuated) loses HEADING: it names a topic.
+- nothing new: a text whose content words are all in the question ("Galaxy Gaming, Inc." for "In which
+  state is Galaxy Gaming incorporated?") loses NOTHING_NEW, so it is never quoted: it cannot hold the answer.
+- selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
+  was trained on, poorly elsewhere; see docs/benchmarks.md).
+
+The weights and the answer threshold that uses this score were chosen on corpora the model never trained
+on (docs/benchmarks.md, "choosing the answer rule").
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections import Counter
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+WORD_MAX_TOKENS = 256  # the embedder's max_seq_length
+COVER_WEIGHT = 1.0
+TYPE_WEIGHT = 0.5
+LEARNED_WEIGHT = 0.05
+HEADING = 0.5  # taken off a heading line ("NFL Commissioners and Presidents"): it names a topic, answers nothing
+NOTHING_NEW = 10.0  # taken off a text that adds no content word to the question's: it cannot be the answer
+# words that name no one in particular and add nothing ("Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
+NOISE_WORDS = frozenset("inc incorporated corp corporation company co ltd limited llc plc lp group holding holdings "
+                        "sa ag nv gmbh".split())
+
+
+def pristine_encoder(encoder: nn.Module, shared_layers: int) -> nn.Module:
+    """A copy of the freshly loaded base encoder whose embeddings and first `shared_layers` layers are the
+    same modules as `encoder`'s (no extra memory for them); the rest keep the pretrained weights even after
+    `encoder`'s upper layers are fine-tuned or loaded from a checkpoint. Call before loading those weights."""
+    twin = copy.deepcopy(encoder)
+    twin.embeddings = encoder.embeddings
+    for i in range(shared_layers):
+        twin.encoder.layer[i] = encoder.encoder.layer[i]
+    for p in twin.parameters():
+        p.requires_grad_(False)
+    return twin.eval()
+
+
+def embed(encoder: nn.Module, tokenizer, texts: Sequence[str], device, batch_size: int = 16) -> torch.Tensor:
+    """(n, d) unit vectors: mean of the last hidden states over real tokens (all-MiniLM-L6-v2's pooling).
+    Texts go through in batches of similar length (sorted by token count), so short sentences are not
+    padded to the longest one."""
+    if not texts:
+        return torch.zeros(0, encoder.config.hidden_size, device=device)
+    ids = tokenizer(list(texts), truncation=True, max_length=WORD_MAX_TOKENS)["input_ids"]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = torch.empty(len(ids), encoder.config.hidden_size, device=device)
+    for b in range(0, len(order), batch_size):
+        rows = order[b: b + batch_size]
+        width = max(len(ids[i]) for i in rows)
+        input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for j, i in enumerate(rows):
+            input_ids[j, : len(ids[i])] = torch.tensor(ids[i])
+            mask[j, : len(ids[i])] = 1
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        hidden = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        m = mask[..., None].to(hidden.dtype)
+        out[rows] = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
+    return out
+
+
+def lexical_cover(question_words: set[str], sentences: Sequence[set[str]]) -> list[float]:
+    """Share of the question's IDF mass (IDF over these sentences) each sentence's words cover, in [0, 1]."""
+    df = Counter(w for s in sentences for w in s)
+    n = max(len(sentences), 1)
+    idf = {w: math.log(1 + n / (1 + df[w])) for w in question_words}
+    total = sum(idf.values()) or 1.0
+    return [sum(idf[w] for w in question_words & s) / total for s in sentences]
+
+
+# ---------------------------------------------------------------- expected answer type
+NUMBER_RE = re.compile(r"(?<![\w.])[$€£]?\d[\d,.]*(?:\s?(?:%|percent|million|billion|thousand|bn|m|k)\b)?")
+YEAR_RE = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
+MONTH_RE = re.compile(r"\b(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|"
+                      r"oct(ober)?|nov(ember)?|dec(ember)?)\b", re.I)
+NAME_RE = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-zA-Z&\-]+")
+QUANTITY_NOUNS = re.compile(r"\b(revenue|sales|income|profit|loss|price|cost|population|salary|number of|total|"
+                            r"amount|value)\b")
+
+
+def answer_type(question: str) -> str | None:
+    """The kind of value a factoid question asks for: "date", "number", "name", or None (anything else)."""
+    q = question.lower()
+    if re.match(r"\s*(when|what (year|date|day|month|time)|in (what|which) (year|month))\b", q):
+        return "date"
+    if re.search(r"\b(how (many|much|long|old|far|big|large|tall)|what (percentage|share|number|amount|price|rate|"
+                 r"proportion))\b", q):
+        return "number"
+    if re.match(r"\s*what\b", q) and re.search(r"\b(date|year|day)\b", q):
+        return "date"
+    if QUANTITY_NOUNS.search(q):
+        return "number"
+    if re.match(r"\s*(who|whom|whose|where|which (company|person|team|country|city|state|firm|organization)|"
+                r"in (which|what) (country|city|state))\b", q):
+        return "name"
+    return None
+
+
+def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
+    """Whether the sentence holds a value of the asked kind that the question does not already name."""
+    if kind is None:
+        return False
+    asked = set(re.findall(r"\w+", question.lower()))
+    if kind == "date":
+        years = YEAR_RE.findall(sentence)
+        return bool(MONTH_RE.search(sentence) or any(y not in asked for y in years))
+    if kind == "number":
+        return any(re.sub(r"\W", "", m).lower() not in asked for m in NUMBER_RE.findall(sentence) if re.search(r"\d", m))
+    return any(w.lower() not in asked and w.lower() not in NOISE_WORDS for w in NAME_RE.findall(sentence))
+
+
+def relevance(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], device) -> list[float]:
+    """cos + COVER_WEIGHT * cover + TYPE_WEIGHT * typed of each text for the question (the zero-shot part; the
+    learned selector's share is added by the caller, where it has one). IDF for cover is over `texts`."""
+    from pipeline.lexical import stem
+
+    from .features import STOP, _words
+
+    if not texts:
+        return []
+    vectors = embed(encoder, tokenizer, [question, *texts], device)
+    cos = (vectors[1:] @ vectors[0]).tolist()
+    asked = {stem(w) for w in _words(question) if w not in STOP}
+    words = [{stem(w) for w in _words(t) if w not in STOP and w not in NOISE_WORDS} for t in texts]
+    cover = lexical_cover(asked, words)
+    kind = answer_type(question)
+    return [c + COVER_WEIGHT * v + TYPE_WEIGHT * float(has_answer_type(t, question, kind))
+            - NOTHING_NEW * float(not (w - asked)) - HEADING * float(is_heading(t))
+            for t, c, v, w in zip(texts, cos, cover, words)]
+
+
+def is_heading(text: str) -> bool:
+    """A title line: at most 10 words, no final punctuation, no digits or table-cell bars, and its words
+    capitalised (short function words aside)."""
+    words = text.split()
+    if not words or len(words) > 10 or text.rstrip()[-1] in ".!?:;," or "|" in text or re.search(r"\d", text):
+        return False
+    content = [w for w in words if len(w) > 3 or w[0].isupper()]
+    return bool(content) and all(w[0].isupper() for w in content)
+
+
+def dispensable(prefix: str, question: str, also: frozenset[str] = frozenset()) -> bool:
+    """Whether the part of a sentence before a clause start can be left out of a quote: it says nothing the
+    question does not already say (its content words are all the question's), so what follows carries the
+    answer. "As for the patent license, it terminates ..." loses "As for the patent license,"; "Daniil Medvedev
+    defeated Novak Djokovic, 6-4, ..." keeps its subject, which is the answer."""
+    from pipeline.lexical import stem
+
+    from .features import STOP, _words
+
+    asked = {stem(w) for w in _words(question)}
+    return all(stem(w) in asked for w in _words(prefix) if w not in STOP and w not in also)
+
+
+def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, device) -> torch.Tensor:
+    """(M,) the zero-shot relevance of each position's sentence, for the first request of `batch`; -inf off
+    sentences."""
+    from .features import sentence_id, sentence_spans
+
+    sid = batch.sentence[0]
+    present = set(torch.unique(sid).tolist())
+    keys, texts = [], []
+    for p, text in enumerate(batch.texts[0]):
+        for k, (a, b) in enumerate(sentence_spans(text)):
+            if sentence_id(p, k) in present:
+                keys.append(sentence_id(p, k))
+                texts.append(text[a:b])
+    rel = torch.full(sid.shape, float("-inf"), device=sid.device)
+    for key, r in zip(keys, relevance(encoder, tokenizer, question, texts, device)):
+        rel[sid == key] = r
+    return rel
+
+
+def clause_choice(batch, question: str, starts: torch.Tensor) -> torch.Tensor:
+    """(M,) over the allowed quote starts of the first request of `batch`: a sentence start scores 0, a clause
+    start whose prefix in its sentence is `dispensable` (and whose rest is not) scores 1 + its index (so the latest such start wins:
+    everything before it only restates the question), any other -inf (never opened: its prefix may hold the
+    answer)."""
+    from .features import sentence_spans, split_sentence_id
+
+    sid = batch.sentence[0]
+    out = torch.full(sid.shape, float("-inf"), device=sid.device)
+    T = batch.shape[2]
+    spans = [sentence_spans(text) for text in batch.texts[0]]
+    for pos in starts.nonzero().flatten().tolist():
+        p, k = split_sentence_id(int(sid[pos]))
+        text = batch.texts[0][p]
+        a = spans[p][k][0]
+        s = max(a, batch.offsets[0][p][pos - p * T][0])
+        if s == a:
+            out[pos] = 0.0
+        elif dispensable(text[a:s], question) and not dispensable(text[s:spans[p][k][1]], question, NOISE_WORDS):
+            out[pos] = 1.0 + pos  # (the rest must say something new: "Galaxy Gaming, Inc." is not cut to "Inc.")
+    return out

@@ -1,0 +1,157 @@
+"""How the bundled model answers: when it refuses, where quotes start and stop, how several passages are cited.
+
+These pin behaviour on small real texts with the shipped checkpoint; quality is measured by `sculptrag eval`
+(docs/benchmarks.md), not here.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from generator.prompt import REFUSAL
+from generator.sculpt import SculptGenerator, featurize
+from generator.sculpt.checkpoint import load_tokenizer
+from generator.sculpt.features import clause_starts, sentence_spans, word_joins
+from generator.sculpt.model import SculptConfig
+from generator.sculpt.relevance import answer_type, has_answer_type, relevance
+from generator.types import GenerationRequest, Passage
+
+APACHE_GRANT = (
+    "Grant of Patent License. Subject to the terms and conditions of this License, each Contributor hereby grants "
+    "to You a perpetual, worldwide, non-exclusive, no-charge, royalty-free, irrevocable (except as stated in this "
+    "section) patent license to make, have made, use, offer to sell, sell, import, and otherwise transfer the Work. "
+    "If You institute patent litigation against any entity (including a cross-claim or counterclaim in a lawsuit) "
+    "alleging that the Work or a Contribution incorporated within the Work constitutes direct or contributory "
+    "patent infringement, then any patent licenses granted to You under this License for that Work shall "
+    "terminate as of the date such litigation is filed.")
+APACHE_DEFS = (
+    "Definitions.\n\"License\" shall mean the terms and conditions for use, reproduction, and distribution as "
+    "defined by Sections 1 through 9 of this document.\n\"Licensor\" shall mean the copyright owner or entity "
+    "authorized by the copyright owner that is granting the License.")
+MEMO = ("Delivery report\nTo Whom it May Concern:\nThere were 20,000 bottles of water, 10,000 blankets, and 200 "
+        "laptops delivered on January 23, 2023. A total of 3 trucks were used for 15 hours.\nBest Regards,")
+COVER = ("Galaxy Gaming, Inc. (Exact name of small business issuer as specified in its charter)\n"
+         "Nevada (State or other jurisdiction of incorporation or organization) | 20-8143439 (IRS Employer "
+         "Identification No.)\n6480 Cameron Street Ste. 305 – Las Vegas , NV 89118 (Address of principal executive "
+         "offices)")
+APT = "Package archives are listed in /etc/apt/sources.list, one repository per line. APT reads it on update."
+SYSTEMD = "Systemd starts services in parallel. Its unit files live in /lib/systemd/system."
+
+
+@pytest.fixture(scope="module")
+def sculpt() -> SculptGenerator:
+    g = SculptGenerator()
+    g.warm_up()
+    return g
+
+
+def ask(gen: SculptGenerator, question: str, *texts: str):
+    passages = tuple(Passage(number=i + 1, text=t) for i, t in enumerate(texts))
+    return gen.generate(GenerationRequest(question=question, passages=passages))
+
+
+def quotes(raw: str) -> list[tuple[str, int]]:
+    return [(m.group(1).strip(), int(m.group(2))) for m in re.finditer(r"\s*(.*?)\s*\[(\d+)\]", raw, re.S)]
+
+
+def test_a_line_break_always_ends_a_sentence():
+    text = "Delivery report\nTo Whom it May Concern:\nThere were 200 laptops. A total of 3 trucks.\n  \n Regards,"
+    assert [text[a:b] for a, b in sentence_spans(text)] == [
+        "Delivery report", "To Whom it May Concern:", "There were 200 laptops.", "A total of 3 trucks.", "Regards,"]
+
+
+def test_clauses_open_after_clause_punctuation_not_inside_numbers_or_dates():
+    tok = load_tokenizer()
+    text = "There were 20,000 bottles of water, 10,000 blankets, and 200 laptops delivered on January 23, 2023."
+    batch = featurize(tok, SculptConfig(), ["q"], [[text]])
+    offsets = batch.offsets[0][0]
+    opened = [text[offsets[i][0]:] for i in clause_starts(batch).nonzero().flatten().tolist()]
+    assert [o.split()[0] for o in opened] == ["10,000", "200"]  # after ", and" the clause opens on its word
+
+
+def test_a_quote_cannot_stop_inside_a_word():
+    tok = load_tokenizer()
+    text = "Delivered on January 23, 2023 by the unified toolkit."
+    batch = featurize(tok, SculptConfig(), ["q"], [[text]])
+    offsets = batch.offsets[0][0]
+    joined = {text[offsets[i][0]:offsets[i][1]] for i in word_joins(batch).nonzero().flatten().tolist()}
+    pieces = tok.tokenize(text)
+    assert joined == {p.removeprefix("##") for p in pieces if p.startswith("##")} and joined  # only word pieces
+
+
+@pytest.mark.parametrize("question,kind", [
+    ("When was the memo sent?", "date"), ("What was Tesla's revenue in Q2 2020?", "number"),
+    ("How many laptops were delivered?", "number"), ("In which state is Galaxy Gaming incorporated?", "name"),
+    ("Who won the 2021 US Open?", "name"), ("What is LayoutParser?", None)])
+def test_factoid_questions_say_what_kind_of_value_they_ask_for(question, kind):
+    assert answer_type(question) == kind
+
+
+def test_a_typed_value_must_be_one_the_question_does_not_already_name():
+    q = "What was Tesla's revenue in Q2 2020?"
+    assert has_answer_type("Revenue was $6.04 billion in Q2 2020.", q, "number")
+    assert not has_answer_type("Tesla reported its Q2 2020 results.", q, "number")  # only the question's own 2020
+    assert not has_answer_type("Galaxy Gaming, Inc.", "Where is Galaxy Gaming based?", "name")
+
+
+def test_a_sentence_that_adds_nothing_to_the_question_ranks_below_one_that_answers(sculpt):
+    q = "In which state is Galaxy Gaming incorporated?"
+    echo, answer = relevance(sculpt._model.pristine, sculpt._tokenizer, q, [
+        "Galaxy Gaming, Inc.", "Nevada (State or other jurisdiction of incorporation or organization)"], "cpu")
+    assert answer > echo
+
+
+def test_the_answer_is_given_when_a_passage_states_it(sculpt):
+    result = ask(sculpt, "When do the patent licenses granted under the Apache License terminate?", APACHE_DEFS,
+                 APACHE_GRANT)
+    assert result.text != REFUSAL
+    assert "litigation is filed" in result.raw_text and "[2]" in result.raw_text
+    result = ask(sculpt, "In which state is Galaxy Gaming incorporated?", COVER)
+    assert "Nevada" in result.text
+
+
+def test_the_answer_is_refused_when_no_passage_holds_it(sculpt):
+    result = ask(sculpt, "What is the boiling point of mercury in kelvin?", APT, SYSTEMD)
+    assert result.text == REFUSAL and not result.citations
+
+
+def test_a_quote_starts_where_the_answer_does_never_on_a_heading(sculpt):
+    result = ask(sculpt, "How many laptops were delivered on January 23, 2023?", MEMO)
+    assert "200 laptops" in result.text
+    for quote, _ in quotes(result.raw_text):
+        assert not quote.startswith(("Delivery report", "To Whom")) and "\n" not in quote
+        end = MEMO.index(quote) + len(quote)
+        assert end == len(MEMO) or not MEMO[end].isalnum()  # never ends mid-word
+
+
+def test_a_quote_leaves_out_a_preamble_that_only_restates_the_question(sculpt):
+    text = ("In 2019, the company moved its headquarters from Boston to Austin, where it had opened a lab. "
+            "Its first office was in a garage.")
+    result = ask(sculpt, "Where did the company move its headquarters in 2019?", text)
+    assert result.raw_text.startswith("the company moved its headquarters from Boston to Austin")
+    # a prefix that says something the question does not is kept: it may be the answer
+    result = ask(sculpt, "Who won the men's singles title at the 2021 US Open?",
+                 "Daniil Medvedev defeated Novak Djokovic, 6-4, 6-4, 6-4, to win the men's singles title at the "
+                 "2021 US Open.")
+    assert "Daniil Medvedev" in result.text
+
+
+def test_each_quote_of_a_multi_passage_answer_cites_its_own_passage(sculpt):
+    result = ask(sculpt, "Where are package archives listed, and where do systemd unit files live?", SYSTEMD, APT)
+    pieces = quotes(result.raw_text)
+    assert len(pieces) >= 2 and {n for _, n in pieces} == {1, 2}
+    texts = {1: SYSTEMD, 2: APT}
+    assert all(quote in texts[n] for quote, n in pieces)  # verbatim, and from the passage its marker names
+    assert "/etc/apt/sources.list" in result.text and "/lib/systemd/system" in result.text
+
+
+def test_the_learned_selector_is_still_there_for_comparison(sculpt):
+    old = sculpt.with_options(selector="learned", clauses=False)
+    result = old.generate(GenerationRequest(question="Where are package archives listed?",
+                                            passages=(Passage(number=1, text=SYSTEMD), Passage(number=2, text=APT))))
+    assert result.text == REFUSAL or all(q in (SYSTEMD + APT) for q, _ in quotes(result.raw_text))
+    with torch.inference_mode():
+        assert old._model is sculpt._model  # a variant shares the loaded weights
