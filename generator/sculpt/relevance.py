@@ -1,11 +1,16 @@
 """Sentence relevance: how well each passage sentence answers the question, from signals that hold out of domain.
 
-relevance(s) = cos(q, s) + COVER_WEIGHT * cover(s) + TYPE_WEIGHT * typed(s) + LEARNED_WEIGHT * selector(s)
+relevance(s) = cos(q, s) + COVER_WEIGHT * cover(s) + TYPE_WEIGHT * typed(s) - HEADING * heading(s)
+               - NOTHING_NEW * nothing_new(s) + LEARNED_WEIGHT * selector(s)
+
+A sentence whose text an earlier passage already holds (a look-alike document) is not scored again: an
+answer never quotes the same words twice.
 
 - cos: the pretrained embedder's question-sentence similarity. The bundled model fine-tunes the top layers
   of all-MiniLM-L6-v2; the untouched ones are kept beside them (sharing the embeddings and the frozen
   lower layers), so the process has the pretrained sentence embedder as sentence-transformers computes it
-  (mean pooling, L2 norm) at no extra load.
+  (mean pooling, L2 norm) at no extra load. It reads the EMBED_TOP sentences with the most lexical evidence
+  (the terms below); the others count cos 0.
 - cover: the share of the question's IDF-weighted content words the sentence holds (the extractive
   baseline's score, on Snowball stems: "incorporated" meets "incorporation"), in [0, 1].
 - typed: 1 when a factoid question asks for a date, a number or a name and the sentence holds one the
@@ -36,6 +41,7 @@ COVER_WEIGHT = 1.0
 TYPE_WEIGHT = 0.5
 LEARNED_WEIGHT = 0.05
 HEADING = 0.5  # taken off a heading line ("NFL Commissioners and Presidents"): it names a topic, answers nothing
+EMBED_TOP = 24  # texts the embedder reads per request, by lexical evidence
 NOTHING_NEW = 10.0  # taken off a text that adds no content word to the question's: it cannot be the answer
 # words that name no one in particular and add nothing ("Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
 NOISE_WORDS = frozenset("inc incorporated corp corporation company co ltd limited llc plc lp group holding holdings "
@@ -138,15 +144,21 @@ def relevance(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str]
 
     if not texts:
         return []
-    vectors = embed(encoder, tokenizer, [question, *texts], device)
-    cos = (vectors[1:] @ vectors[0]).tolist()
     asked = {stem(w) for w in _words(question) if w not in STOP}
     words = [{stem(w) for w in _words(t) if w not in STOP and w not in NOISE_WORDS} for t in texts]
     cover = lexical_cover(asked, words)
     kind = answer_type(question)
-    return [c + COVER_WEIGHT * v + TYPE_WEIGHT * float(has_answer_type(t, question, kind))
-            - NOTHING_NEW * float(not (w - asked)) - HEADING * float(is_heading(t))
-            for t, c, v, w in zip(texts, cos, cover, words)]
+    lexical = [COVER_WEIGHT * v + TYPE_WEIGHT * float(has_answer_type(t, question, kind))
+               - NOTHING_NEW * float(not (w - asked)) - HEADING * float(is_heading(t))
+               for t, v, w in zip(texts, cover, words)]
+    # the embedder reads the EMBED_TOP texts with the most lexical evidence (a text without it rarely wins,
+    # and embedding every sentence of k passages would cost as much again as encoding them); cos 0 for the rest
+    ranked = sorted(range(len(texts)), key=lambda i: -lexical[i])[:EMBED_TOP]
+    vectors = embed(encoder, tokenizer, [question, *(texts[i] for i in ranked)], device)
+    cos = [0.0] * len(texts)
+    for i, c in zip(ranked, (vectors[1:] @ vectors[0]).tolist()):
+        cos[i] = c
+    return [c + x for c, x in zip(cos, lexical)]
 
 
 def is_heading(text: str) -> bool:
@@ -174,7 +186,7 @@ def dispensable(prefix: str, question: str, also: frozenset[str] = frozenset()) 
 
 def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, device) -> torch.Tensor:
     """(M,) the zero-shot relevance of each position's sentence, for the first request of `batch`; -inf off
-    sentences."""
+    sentences and on a sentence whose text an earlier passage already holds."""
     from .features import sentence_id, sentence_spans
 
     sid = batch.sentence[0]
@@ -186,8 +198,12 @@ def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, devi
                 keys.append(sentence_id(p, k))
                 texts.append(text[a:b])
     rel = torch.full(sid.shape, float("-inf"), device=sid.device)
-    for key, r in zip(keys, relevance(encoder, tokenizer, question, texts, device)):
-        rel[sid == key] = r
+    seen: set[str] = set()
+    for key, text, r in zip(keys, texts, relevance(encoder, tokenizer, question, texts, device)):
+        same = " ".join(text.lower().split())
+        if same not in seen:  # a text already in an earlier passage (a look-alike copy) is never quoted again
+            seen.add(same)
+            rel[sid == key] = r
     return rel
 
 
