@@ -106,7 +106,8 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
                 allowed[r, eos] = True
                 best = selection.score.masked_fill(~allowed[r, copies], float("-inf")).max()
                 quotes = int(space.is_cite(row).sum())
-                if float(best) >= selection.more_cut and (selection.max_quotes is None or quotes < selection.max_quotes):
+                room = selection.max_quotes is None or quotes < selection.max_quotes
+                if float(best) >= selection.more_cut and room:
                     allowed[r, eos] = False  # another quote
                 else:
                     allowed[r, copies] = False
@@ -134,7 +135,8 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
 
 
 def _best_sentence_start(copy_logp: torch.Tensor, ok_start: torch.Tensor, sentence: torch.Tensor,
-                         score: torch.Tensor, decoder_weight: float = 1.0, start_score: torch.Tensor | None = None) -> int:
+                         score: torch.Tensor, decoder_weight: float = 1.0,
+                         start_score: torch.Tensor | None = None) -> int:
     """The quote start to open: first the sentence with the best score + decoder_weight x log of the copy
     probability the decoder puts on the whole sentence, then, among that sentence's allowed starts, the one
     with the best `start_score` where it has one (where the part that answers begins), else the first."""

@@ -131,7 +131,8 @@ def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
         years = YEAR_RE.findall(sentence)
         return bool(MONTH_RE.search(sentence) or any(y not in asked for y in years))
     if kind == "number":
-        return any(re.sub(r"\W", "", m).lower() not in asked for m in NUMBER_RE.findall(sentence) if re.search(r"\d", m))
+        values = [m for m in NUMBER_RE.findall(sentence) if re.search(r"\d", m)]
+        return any(re.sub(r"\W", "", m).lower() not in asked for m in values)
     return any(w.lower() not in asked and w.lower() not in NOISE_WORDS for w in NAME_RE.findall(sentence))
 
 
@@ -208,10 +209,10 @@ def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, devi
 
 
 def clause_choice(batch, question: str, starts: torch.Tensor) -> torch.Tensor:
-    """(M,) over the allowed quote starts of the first request of `batch`: a sentence start scores 0, a clause
-    start whose prefix in its sentence is `dispensable` (and whose rest is not) scores 1 + its index (so the latest such start wins:
-    everything before it only restates the question), any other -inf (never opened: its prefix may hold the
-    answer)."""
+    """(M,) over the allowed quote starts of the first request of `batch`: a sentence start scores 0; a clause
+    start whose prefix in its sentence is `dispensable` (and whose rest is not) scores 1 + its index, so the
+    latest such start wins (everything before it only restates the question); any other -inf (never opened:
+    its prefix may hold the answer)."""
     from .features import sentence_spans, split_sentence_id
 
     sid = batch.sentence[0]
