@@ -69,6 +69,11 @@ def tokenize(text: str, stemmed: bool = True) -> list[str]:
     return [stem(w) for w in words] if stemmed else words
 
 
+
+# words that name no one in particular (stems): "ACME Corp." is named by "ACME", not by "corporation"
+ENTITY_NOISE = frozenset(tokenize("inc incorporated corp corporation company co ltd limited llc plc lp group "
+                                  "holding holdings sa ag nv gmbh the of and & international"))
+
 def _merge_by_stem(words: dict[str, int], tf: sparse.csr_matrix) -> tuple[dict[str, int], sparse.csr_matrix]:
     """(stem -> row, (S, N) counts) from (word -> row, (V, N) counts): a word's row is added to its stem's row."""
     stems: dict[str, int] = {}

@@ -37,7 +37,7 @@ import numpy as np
 from .config import Settings
 from .errors import ConfigError, StoreError
 from .groups import parse_groups
-from .lexical import tokenize
+from .lexical import ENTITY_NOISE, tokenize
 from .store import ChunkRow, Document, Store
 from .types import DocumentRef, Hit, HitScores, SearchFilters
 
@@ -315,9 +315,6 @@ MULTI_DOCUMENT_RE = re.compile(
     r"\b(over time|across|compar(?:e|ed|es|ing|ison)|trends?|versus|vs\.?|year[- ]over[- ]year|quarter[- ]over[- ]quarter"
     r"|each (?:quarter|year|month|period|company|document)|(?:all|both|the last \w+) (?:quarters|years|months|periods|companies|documents)"
     r"|change[sd]? (?:from|between|over)|from \w+ \d{4} to)\b", re.IGNORECASE)
-# words that name no one in particular: "ACME Corp." is named by "ACME", not by "corporation"
-ENTITY_NOISE = frozenset(tokenize("inc incorporated corp corporation company co ltd limited llc plc lp group "
-                                  "holding holdings sa ag nv gmbh the of and & international"))
 _MONTHS = frozenset(tokenize("january february march april may june july august september october november december"))
 
 

@@ -36,6 +36,10 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from pipeline.lexical import ENTITY_NOISE, stem
+
+from .features import STOP, _words, sentence_id, sentence_spans, split_sentence_id
+
 WORD_MAX_TOKENS = 256  # the embedder's max_seq_length
 COVER_WEIGHT = 1.0
 TYPE_WEIGHT = 0.5
@@ -43,9 +47,6 @@ LEARNED_WEIGHT = 0.05
 HEADING = 0.5  # taken off a heading line ("NFL Commissioners and Presidents"): it names a topic, answers nothing
 EMBED_TOP = 24  # texts the embedder reads per request, by lexical evidence
 NOTHING_NEW = 10.0  # taken off a text that adds no content word to the question's: it cannot be the answer
-# words that name no one in particular and add nothing ("Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
-NOISE_WORDS = frozenset("inc incorporated corp corporation company co ltd limited llc plc lp group holding holdings "
-                        "sa ag nv gmbh".split())
 
 
 def pristine_encoder(encoder: nn.Module, shared_layers: int) -> nn.Module:
@@ -133,20 +134,16 @@ def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
     if kind == "number":
         values = [m for m in NUMBER_RE.findall(sentence) if re.search(r"\d", m)]
         return any(re.sub(r"\W", "", m).lower() not in asked for m in values)
-    return any(w.lower() not in asked and w.lower() not in NOISE_WORDS for w in NAME_RE.findall(sentence))
+    return any(w.lower() not in asked and stem(w.lower()) not in ENTITY_NOISE for w in NAME_RE.findall(sentence))
 
 
 def relevance(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], device) -> list[float]:
     """cos + COVER_WEIGHT * cover + TYPE_WEIGHT * typed of each text for the question (the zero-shot part; the
     learned selector's share is added by the caller, where it has one). IDF for cover is over `texts`."""
-    from pipeline.lexical import stem
-
-    from .features import STOP, _words
-
     if not texts:
         return []
-    asked = {stem(w) for w in _words(question) if w not in STOP}
-    words = [{stem(w) for w in _words(t) if w not in STOP and w not in NOISE_WORDS} for t in texts]
+    asked = terms(question)
+    words = [terms(t) - ENTITY_NOISE for t in texts]  # "Galaxy Gaming, Inc." says no more than "Galaxy Gaming"
     cover = lexical_cover(asked, words)
     kind = answer_type(question)
     lexical = [COVER_WEIGHT * v + TYPE_WEIGHT * float(has_answer_type(t, question, kind))
@@ -172,24 +169,22 @@ def is_heading(text: str) -> bool:
     return bool(content) and all(w[0].isupper() for w in content)
 
 
-def dispensable(prefix: str, question: str, also: frozenset[str] = frozenset()) -> bool:
+def terms(text: str) -> set[str]:
+    """The content words of `text` (the model's stop list left out) as Snowball stems."""
+    return {stem(w) for w in _words(text) if w not in STOP}
+
+
+def dispensable(prefix: str, asked: set[str], also: frozenset[str] = frozenset()) -> bool:
     """Whether the part of a sentence before a clause start can be left out of a quote: it says nothing the
     question does not already say (its content words are all the question's), so what follows carries the
     answer. "As for the patent license, it terminates ..." loses "As for the patent license,"; "Daniil Medvedev
-    defeated Novak Djokovic, 6-4, ..." keeps its subject, which is the answer."""
-    from pipeline.lexical import stem
-
-    from .features import STOP, _words
-
-    asked = {stem(w) for w in _words(question)}
-    return all(stem(w) in asked for w in _words(prefix) if w not in STOP and w not in also)
+    defeated Novak Djokovic, 6-4, ..." keeps its subject, which is the answer. `asked`: the question's terms."""
+    return not (terms(prefix) - asked - also)
 
 
 def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, device) -> torch.Tensor:
     """(M,) the zero-shot relevance of each position's sentence, for the first request of `batch`; -inf off
     sentences and on a sentence whose text an earlier passage already holds."""
-    from .features import sentence_id, sentence_spans
-
     sid = batch.sentence[0]
     present = set(torch.unique(sid).tolist())
     keys, texts = [], []
@@ -213,12 +208,11 @@ def clause_choice(batch, question: str, starts: torch.Tensor) -> torch.Tensor:
     start whose prefix in its sentence is `dispensable` (and whose rest is not) scores 1 + its index, so the
     latest such start wins (everything before it only restates the question); any other -inf (never opened:
     its prefix may hold the answer)."""
-    from .features import sentence_spans, split_sentence_id
-
     sid = batch.sentence[0]
     out = torch.full(sid.shape, float("-inf"), device=sid.device)
     T = batch.shape[2]
     spans = [sentence_spans(text) for text in batch.texts[0]]
+    asked = terms(question)
     for pos in starts.nonzero().flatten().tolist():
         p, k = split_sentence_id(int(sid[pos]))
         text = batch.texts[0][p]
@@ -226,6 +220,6 @@ def clause_choice(batch, question: str, starts: torch.Tensor) -> torch.Tensor:
         s = max(a, batch.offsets[0][p][pos - p * T][0])
         if s == a:
             out[pos] = 0.0
-        elif dispensable(text[a:s], question) and not dispensable(text[s:spans[p][k][1]], question, NOISE_WORDS):
+        elif dispensable(text[a:s], asked) and not dispensable(text[s:spans[p][k][1]], asked, ENTITY_NOISE):
             out[pos] = 1.0 + pos  # (the rest must say something new: "Galaxy Gaming, Inc." is not cut to "Inc.")
     return out
