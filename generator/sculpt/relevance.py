@@ -143,14 +143,15 @@ def relevance(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str]
     if not texts:
         return []
     asked = terms(question)
-    words = [terms(t) - ENTITY_NOISE for t in texts]  # "Galaxy Gaming, Inc." says no more than "Galaxy Gaming"
+    words = [terms(t) for t in texts]
     cover = lexical_cover(asked, words)
     kind = answer_type(question)
     lexical = [COVER_WEIGHT * v + TYPE_WEIGHT * float(has_answer_type(t, question, kind))
-               - NOTHING_NEW * float(not (w - asked)) - HEADING * float(is_heading(t))
+               - NOTHING_NEW * float(not (w - asked - ENTITY_NOISE)) - HEADING * float(is_heading(t))
                for t, v, w in zip(texts, cover, words)]
     # the embedder reads the EMBED_TOP texts with the most lexical evidence (a text without it rarely wins,
     # and embedding every sentence of k passages would cost as much again as encoding them); cos 0 for the rest
+    # (ENTITY_NOISE in the nothing-new test: "Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
     ranked = sorted(range(len(texts)), key=lambda i: -lexical[i])[:EMBED_TOP]
     vectors = embed(encoder, tokenizer, [question, *(texts[i] for i in ranked)], device)
     cos = [0.0] * len(texts)
