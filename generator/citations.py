@@ -8,7 +8,7 @@ autoregressive) go through `finalize_citations`, so they are compared on equal t
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .types import Citation, Passage
 
@@ -50,3 +50,27 @@ def finalize_citations(text: str, passages: Sequence[Passage]) -> tuple[str, lis
         for old, new in sorted(new_of.items(), key=lambda kv: kv[1])
     ]
     return out, citations
+
+
+def written_spans(text: str, sources: Mapping[int, str]) -> list[tuple[int, int]]:
+    """The character spans of `text` its generator wrote rather than quoted: in each piece before a marker,
+    the words in front of the longest tail that is verbatim (whitespace aside) in a passage the marker
+    names ("and" in "... [1] and Raducanu won [2]"); a piece with no verbatim tail is written whole. Text
+    after the last marker counts only when it holds a word. `sources`: marker number -> the passage text."""
+    flat = {n: " ".join(t.split()) for n, t in sources.items()}
+    out: list[tuple[int, int]] = []
+    pos = 0
+    for m in [*MARKER_RE.finditer(text), None]:
+        end = m.start() if m else len(text)
+        words = [(w.start(), w.end()) for w in re.finditer(r"\S+", text[pos:end])]
+        cited = [flat[n] for n in (int(x) for x in m.group(1).split(",")) if n in flat] if m else []
+        if words and (m or any(c.isalnum() for c in text[pos:end])):
+            tail = next((i for i in range(len(words))
+                         if any(" ".join(text[pos + words[i][0]: pos + words[-1][1]].split()) in c for c in cited)),
+                        len(words))
+            first = next((i for i in range(tail) if any(c.isalnum() for c in text[pos + words[i][0]: pos + words[i][1]])),
+                         tail)  # punctuation left by the marker before ("[1]. Y") is no writing
+            if first < tail:
+                out.append((pos + words[first][0], pos + words[tail - 1][1]))
+        pos = m.end() if m else end
+    return out

@@ -18,6 +18,7 @@ STATUS_ICON = {"pass": "✓", "warn": "!", "fail": "✗", "not run": "–"}
 
 CSS = """<style>
 .sr-answer { font-size: 1.05rem; line-height: 1.6; }
+.sr-written { color: #6b4fa0; }
 .sr-cite { font-size: .75em; font-weight: 600; color: #1c5fb8; vertical-align: super; padding: 0 .1em; }
 .sr-canvas { font-family: ui-monospace, monospace; white-space: pre-wrap; line-height: 1.5; color: #333; }
 .sr-canvas .sr-mask { color: #b9c0cc; }
@@ -47,9 +48,19 @@ def md(text: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
-def answer_html(text: str) -> str:
-    """The answer text, escaped, with its [n] markers styled as citation badges."""
-    return f'<div class="sr-answer">{_markers(e(text))}</div>'
+def answer_html(text: str, written: Sequence[tuple[int, int]] = ()) -> str:
+    """The answer text, escaped, with its [n] markers styled as citation badges and the `written` character
+    spans (words the generator wrote rather than quoted; generator.citations.written_spans) set apart."""
+    out, pos = [], 0
+    for a, b in sorted(written):
+        a, b = max(a, pos), min(b, len(text))
+        if b <= a:
+            continue
+        out.append(_markers(e(text[pos:a])))
+        out.append(f'<em class="sr-written" title="written by the generator, not quoted">{_markers(e(text[a:b]))}</em>')
+        pos = b
+    out.append(_markers(e(text[pos:])))
+    return f'<div class="sr-answer">{"".join(out)}</div>'
 
 
 def _markers(escaped: str) -> str:

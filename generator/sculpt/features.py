@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 STOP = EXTRACTIVE_STOP | {"not"}  # question words that never count as a match (the checkpoint was trained with these)
 N_BUCKETS = 8  # question-coverage buckets of a sentence (the checkpoint was trained with 8)
+INNER_CAPITAL_RE = re.compile(r"(?<=[\w,;] )[A-Z][\w&-]*")  # a capitalised word inside a sentence
 SENTENCE_STRIDE = 10_000  # sentence id = passage * SENTENCE_STRIDE + the sentence's index in its passage
 
 
@@ -194,6 +195,23 @@ def word_joins(batch: Batch) -> torch.Tensor:
             if a0 >= 0 and a1 >= 0 and e0 == a1 and e1 > a1 and text[a1 - 1].isalnum() and text[a1].isalnum():
                 out[p * T + t] = True
     return out.to(batch.sentence.device)
+
+
+def joinable_starts(batch: Batch) -> torch.Tensor:
+    """(M,) bool for the first request of `batch`: tokens a written joining word ("and", "while") may precede
+    so that the text reads on: a word in lower case, a number or symbol, or a capitalised word that the
+    passages also capitalise inside a sentence (a name: "... and Medvedev won"); not a capitalised word
+    that only opens sentences ("... and The company")."""
+    B, P, T = batch.shape
+    names = {m.group() for text in batch.texts[0] for m in INNER_CAPITAL_RE.finditer(text)}
+    out = torch.zeros(P * T, dtype=torch.bool)
+    for p, text in enumerate(batch.texts[0]):
+        for t, (a, e) in enumerate(batch.offsets[0][p]):
+            if a < 0 or e <= a:
+                continue
+            word = text[a:_word_end(text, a)] or text[a:e]
+            out[p * T + t] = not word[0].isupper() or (word in names and word.lower() not in STOP)
+    return out.to(batch.sentence.device) & (batch.sentence[0] >= 0)
 
 
 def _word_end(text: str, a: int) -> int:

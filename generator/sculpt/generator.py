@@ -58,7 +58,7 @@ from ..prompt import REFUSAL
 from ..types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
 from .checkpoint import bundled_checkpoint, load_checkpoint
 from . import relevance
-from .features import Batch, clause_starts, featurize, word_joins
+from .features import Batch, clause_starts, featurize, joinable_starts, word_joins
 from .grammar import Selection, choose, draft_span
 from .model import Memory, SculptModel
 from .space import MASK, OutputSpace
@@ -92,6 +92,9 @@ class SculptSampling(BaseModel):
     max_quotes: int = Field(MAX_QUOTES, ge=1, description="relevance: quotes in an answer at most")
     clauses: bool = Field(True, description="a quote may open at a clause inside a sentence (after , ; : | or "
                                             "a dash) when all before it restates the question")
+    connectors: bool = Field(True, description="relevance: a quote that stops inside its sentence is joined to "
+                                               "the next by a written word (\"and\", or \"while\" when the "
+                                               "question compares), where the next quote reads on after it")
     refuse_threshold: float = Field(0.7, gt=0.0, le=1.0, description="learned: refuse when the selector's 'none "
                                                                      "of the sentences' probability reaches this")
     more_threshold: float = Field(0.5, ge=0.0, le=1.0, description="learned: after a citation, quote another "
@@ -258,7 +261,12 @@ class SculptGenerator:
             starts = starts & ~banned
             score = score.masked_fill(banned, float("-inf"))
             refuse = refuse or float(score.masked_fill(~starts, float("-inf")).max()) < cut
-        return Selection(refuse, score, starts, cut, max_quotes, decoder_weight, start_score, word_joins(batch))
+        connector = joinable = None
+        if cfg.connectors and cfg.selector == "relevance":
+            connector = self._tokenizer.convert_tokens_to_ids(connector_word(question))
+            joinable = joinable_starts(batch)
+        return Selection(refuse, score, starts, cut, max_quotes, decoder_weight, start_score, word_joins(batch),
+                         connector, joinable)
 
     def _finish(self, request, slots, batch, start, per_step, nfe, prompt_tokens, passages=()) -> GenerationResult:
         if batch is None:
@@ -275,6 +283,16 @@ class SculptGenerator:
                                 prompt_tokens=prompt_tokens, answer_tokens=answer_tokens, wall_time_s=wall,
                                 tokens_per_s=answer_tokens / wall if wall > 0 else 0.0)
         return GenerationResult(text=text, citations=citations, trace=trace, raw_text=raw)
+
+
+COMPARISON_RE = re.compile(r"\b(compare[sd]?|comparison|differ(s|ence|ences)?|versus|vs|whereas|while|"
+                           r"contrast|than|both)\b", re.I)
+CONNECTORS = ("and", "while")
+
+
+def connector_word(question: str) -> str:
+    """The word that joins two quotes of an answer: "while" when the question compares, else "and"."""
+    return "while" if COMPARISON_RE.search(question) else "and"
 
 
 def _quote_slots(batch: Batch, space: OutputSpace, numbers: dict[int, int], number: int, quote: str) -> list[int]:
@@ -340,8 +358,15 @@ def render(slots: torch.Tensor, batch: Batch, passages, space: OutputSpace, toke
 
 def _quotes(answer: str) -> list[tuple[str, int, int, int]]:
     """(quote, passage number, start, end) for each "quote [n]" piece of a raw answer (end includes the marker)."""
-    return [(m.group(1), int(m.group(2)), m.start(1), m.end())
-            for m in re.finditer(r"\s*(.*?)\s*\[(\d+)\]", answer, re.S) if m.group(1)]
+    out = []
+    for m in re.finditer(r"\s*(.*?)\s*\[(\d+)\]", answer, re.S):
+        quote, start = m.group(1), m.start(1)
+        joined = re.match(rf"(?:{'|'.join(CONNECTORS)})\s+", quote) if out else None  # a written connector
+        if joined:
+            quote, start = quote[joined.end():], start + joined.end()
+        if quote:
+            out.append((quote, int(m.group(2)), start, m.end()))
+    return out
 
 
 def _normal(text: str) -> str:

@@ -31,7 +31,11 @@ class Selection:
     start_score: (M,) then the start within it with the best start_score (relevance.clause_choice); without
         it, the sentence's first allowed start;
     joins: (M,) bool, the token continues the word before it (features.word_joins): a quote never stops
-        inside a word."""
+        inside a word;
+    connector: the id of the word written between a quote that stops inside its sentence and the next
+        quote, when that one opens where a joining word reads on (`joinable`): "... 150 employees [1] and
+        300 in 2023 [2]" (None: quotes follow each other unjoined);
+    joinable: (M,) bool, the quote starts a connector may precede (features.joinable_starts)."""
 
     refuse: bool
     score: torch.Tensor
@@ -41,6 +45,8 @@ class Selection:
     decoder_weight: float = 1.0
     start_score: torch.Tensor | None = None
     joins: torch.Tensor | None = None
+    connector: int | None = None
+    joinable: torch.Tensor | None = None
 
 
 def draft_span(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, space: OutputSpace, length: int) -> list[int]:
@@ -74,9 +80,12 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
     - after a copy of p inside a sentence: p+1 (continue) or the citation of p's passage (stop here; not
       inside a word);
     - after a copy of a sentence's last token: the citation of its passage;
-    - after a word: a word or EOS.
-    So an answer is either words (the refusal) or quoted sentence prefixes, each cited with the passage it
-    comes from: citations are consistent with the text by construction, and nothing is ever repeated.
+    - after a citation, when another quote follows, the quote before stopped inside its sentence and the
+      next one opens on a joinable start: the connector word (written, not copied), then that quote;
+    - after a word: a word or EOS (the refusal), or after a connector the quote it announces.
+    So an answer is either words (the refusal) or quoted sentence pieces, each cited with the passage it
+    comes from, joined by at most one written word each: citations are consistent with the text by
+    construction, and nothing is ever repeated.
     The kind (word / copy / cite) is the one the model gives the most total probability among the kinds the
     grammar allows here (copy probability is spread over many positions; a plain argmax would favour the one
     fixed refusal sentence over an answer the model is sure of in total), then the most probable member the
@@ -94,7 +103,9 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
     for r in range(n):
         row, i = rows[r], int(only[r])
         prev = int(row[i - 1]) if i > 0 else None
-        if prev is None or space.is_cite(prev):
+        connected = prev not in (None, MASK, eos) and not space.is_copy(prev) and not space.is_cite(prev) \
+            and bool(space.is_copy(row[:i]).any())  # a connector was just written: its quote follows
+        if prev is None or space.is_cite(prev) or connected:
             used = space.position_of(row[space.is_copy(row)])
             allowed[r, copies] = selection.starts & ~torch.isin(sentence, sentence[used])  # a sentence is quoted once
             if prev is None:
@@ -102,13 +113,16 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
                 allowed[r, eos] = False
                 if selection.refuse:
                     allowed[r, copies] = False
-            else:
+            elif not connected:  # after a citation: another quote, or the end
                 allowed[r, eos] = True
                 best = selection.score.masked_fill(~allowed[r, copies], float("-inf")).max()
                 quotes = int(space.is_cite(row).sum())
                 room = selection.max_quotes is None or quotes < selection.max_quotes
                 if float(best) >= selection.more_cut and room:
                     allowed[r, eos] = False  # another quote
+                    if _joins_next(row, i, logp[r, copies], allowed[r, copies], space, sentence, selection):
+                        allowed[r, copies] = False
+                        allowed[r, selection.connector] = True
                 else:
                     allowed[r, copies] = False
         elif space.is_copy(prev):
@@ -132,6 +146,20 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
             out[r] = space.copy(_best_sentence_start(raw[r, copies], allowed[r, copies], sentence, selection.score,
                                                      selection.decoder_weight, selection.start_score))
     return out
+
+
+def _joins_next(row: torch.Tensor, i: int, copy_logp: torch.Tensor, ok_start: torch.Tensor, space: OutputSpace,
+                sentence: torch.Tensor, selection: Selection) -> bool:
+    """Whether slot i (after a citation, before another quote) takes the connector: the quote before the
+    citation stopped inside its sentence and the quote that will open next reads on after a joining word."""
+    if selection.connector is None or selection.joinable is None or i < 2 or not space.is_copy(int(row[i - 2])):
+        return False
+    last = space.position_of(int(row[i - 2]))
+    if not (last + 1 < space.positions and int(sentence[last + 1]) == int(sentence[last])):
+        return False  # it ran to its sentence's end: the next quote starts a sentence of its own
+    nxt = _best_sentence_start(copy_logp, ok_start, sentence, selection.score, selection.decoder_weight,
+                               selection.start_score)
+    return bool(selection.joinable[nxt])
 
 
 def _best_sentence_start(copy_logp: torch.Tensor, ok_start: torch.Tensor, sentence: torch.Tensor,

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from app.ui.render import passage_html
+from app.ui.render import answer_html, passage_html
+from generator.citations import written_spans
 from app.ui.services import Prefs, resolve_user
 from pipeline.config import AppSettings, Settings
 
@@ -231,3 +232,16 @@ def test_passage_html_escapes_and_highlights():
     text = "a <b>bold</b> claim & more"
     out = passage_html(text, [(2, 13)])
     assert out == '<div class="sr-passage">a <mark>&lt;b&gt;bold&lt;/b&gt;</mark> claim &amp; more</div>'
+
+
+def test_written_words_are_set_apart_from_quotes():
+    sources = {1: "In 2021 Medvedev won the men's title.", 2: "Raducanu won the <women's> title."}
+    text = "Medvedev won the men's title [1] and Raducanu won the <women's> title. [2]"
+    spans = written_spans(text, sources)
+    assert [text[a:b] for a, b in spans] == ["and"]  # the quotes are verbatim: only the joining word is written
+    out = answer_html(text, spans)
+    assert '<em class="sr-written" title="written by the generator, not quoted">and</em>' in out
+    assert "&lt;women&#x27;s&gt;" in out and out.count('class="sr-cite"') == 2
+    lost = "Medvedev lost [1]."
+    assert [lost[a:b] for a, b in written_spans(lost, sources)] == ["Medvedev lost"]  # not a quote: written
+    assert written_spans("The title. [1]. Raducanu won [2].", {1: "The title.", 2: "Raducanu won"}) == []

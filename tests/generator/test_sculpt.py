@@ -284,3 +284,51 @@ def test_the_bundled_checkpoint_loads_and_answers_by_the_grammar():
         assert pieces and all(any(piece in p.text for p in passages) for piece in pieces)
         assert result.citations and len(re.findall(r"\[\d+\]", result.raw_text)) == len(pieces)
     assert result.trace.steps >= 1 and result.trace.nfe >= 2
+
+
+def test_a_quote_that_stops_inside_its_sentence_is_joined_to_the_next_by_a_written_word():
+    V, M, eos, AND = 10, 6, 1, 7  # passage 0: sentence {0, 1, 2}; passage 1: sentence {3, 4, 5}
+    space = OutputSpace(V, M, 2)
+    sentence = torch.tensor([0, 0, 0, *[sentence_id(1, 0)] * 3])
+    starts = torch.tensor([1, 0, 0, 1, 0, 0]).bool()
+    logp = torch.full((1, space.size), -30.0)
+    logp[0, V + 3] = -0.1  # the model wants the next quote; the connector word is improbable to it
+    mid = torch.tensor([[V + 0, V + 1, V + M, -1, -1, -1, -1, -1]])  # "w0 w1 [1]": stopped before position 2
+    whole = torch.tensor([[V + 0, V + 1, V + 2, V + M, -1, -1, -1, -1]])  # ran to its sentence's end
+
+    def pick(rows, joinable, connector=AND):
+        slot = int((rows[0] == -1).nonzero()[0])
+        selection = Selection(False, torch.zeros(M), starts, float("-inf"), connector=connector,
+                              joinable=torch.tensor(joinable).bool())
+        return int(choose(logp, rows, torch.tensor([slot]), space, eos, sentence, selection)[0])
+
+    assert pick(mid, [0, 0, 0, 1, 0, 0]) == AND  # written between the two quotes
+    assert pick(mid, [0, 0, 0, 0, 0, 0]) == V + 3  # "and The ...": the next quote does not read on
+    assert pick(whole, [0, 0, 0, 1, 0, 0]) == V + 3  # a whole sentence needs no joining word
+    assert pick(mid, [0, 0, 0, 1, 0, 0], connector=None) == V + 3  # connectors off
+    after = torch.tensor([[V + 0, V + 1, V + M, AND, -1, -1, -1, -1]])
+    assert pick(after, [0, 0, 0, 1, 0, 0]) == V + 3  # then the quote it announces, never EOS or a word
+
+
+def test_connectors_are_chosen_by_the_question_and_stripped_when_repairing():
+    from generator.sculpt.generator import _quotes, connector_word
+
+    assert connector_word("How does Apple's revenue compare with Google's?") == "while"
+    assert connector_word("Who won the men's and women's titles?") == "and"
+    answer = "Medvedev won the men's title [1] and Raducanu won the women's [2]."
+    quotes = _quotes(answer)
+    assert [(q, n) for q, n, _, _ in quotes] == [("Medvedev won the men's title", 1), ("Raducanu won the women's", 2)]
+    assert all(answer[a: a + len(q)] == q for q, _, a, _ in quotes)
+
+
+def test_joinable_starts_are_words_that_read_on_after_a_joining_word(small):
+    from generator.sculpt.features import joinable_starts
+
+    model, tok = small
+    text = "The title went to Medvedev. Medvedev beat Djokovic, 200 fans cheered, the crowd left."
+    batch = featurize(tok, model.cfg, ["Who won?"], [[text]])
+    ok = joinable_starts(batch)
+    word = {re.match(r"\w+|\S", text[a:]).group(): bool(ok[t]) for t, (a, e) in enumerate(batch.offsets[0][0])
+            if e > a and (a == 0 or not text[a - 1].isalnum())}  # each word's first token
+    assert word["Medvedev"] and word["200"] and word["the"]  # a name, a number, a lower-case word
+    assert not word["The"]  # only ever opens a sentence

@@ -11,6 +11,7 @@ import streamlit as st
 
 from app.ui.common import context, file_of, read_ingested, still_ingested
 from app.ui.render import answer_html, badge, e, md, canvas_html, meta_line, passage_html, sentences_html
+from generator.citations import written_spans
 from generator.types import DenoiseState
 from pipeline.errors import SculptragError
 from pipeline.types import Answer
@@ -61,7 +62,9 @@ def show_source(i: int, answer: Answer, marker: int) -> None:
 
 
 def show_answer(i: int, answer: Answer) -> None:
-    st.html(answer_html(answer.text))
+    sources = {c.marker: answer.passages[c.passage_number - 1].text for c in answer.citations
+               if 0 < c.passage_number <= len(answer.passages)}
+    st.html(answer_html(answer.text, written_spans(answer.text, sources) if answer.citations else ()))
     report = answer.validation
     status = report.get("status", "not run")
     trace, t = answer.trace, answer.timings
