@@ -156,15 +156,16 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 
 LINE_RE = re.compile(r"[^\S\n]*(\S(?:[^\n]*\S)?)")  # a line's text, its surrounding blanks left out
-CLAUSE_END_RE = re.compile(r"[,;:|\u2013\u2014]\s+$")  # what a clause inside a sentence starts after
+CLAUSE_END_RE = re.compile(r"[,;:\u2013\u2014]\s+$")  # what a clause inside a sentence starts after
 CONJUNCTIONS = frozenset("and or but nor so yet then while whereas".split())  # a clause opens after them
 
 
 def clause_starts(batch: Batch) -> torch.Tensor:
     """(M,) bool for the first request of `batch`: passage tokens that open a clause inside a sentence (a
-    word after a comma, semicolon, colon, table-cell bar or dash followed by a space; after a conjunction
-    that follows one: "..., and 200 laptops" opens at "200"). A quote may start there as well as at the
-    sentence's first token, so an answer can quote the part that answers."""
+    word after a comma, semicolon, colon or dash followed by a space; after a conjunction that follows one:
+    "..., and 200 laptops" opens at "200"). A quote may start there as well as at the sentence's first
+    token, so an answer can quote the part that answers. Never inside a table row ("a | b | c"): a value
+    quoted without its row's label says nothing."""
     B, P, T = batch.shape
     out = torch.zeros(P * T, dtype=torch.bool)
     for p, text in enumerate(batch.texts[0]):
@@ -174,7 +175,7 @@ def clause_starts(batch: Batch) -> torch.Tensor:
                 continue
             gap = text[max(0, prev_end - 2): a] if prev_end is not None else ""
             after_break = bool(CLAUSE_END_RE.search(gap)) and not (gap[0].isdigit() and text[a].isdigit())  # "23, 2023"
-            if (after_break or opens_next) and text[a].isalnum():
+            if (after_break or opens_next) and text[a].isalnum() and not _in_table_row(text, a):
                 opens_next = bool(after_break) and text[a:e].lower() in CONJUNCTIONS and _word_end(text, a) == e
                 out[p * T + t] = not opens_next
             else:
@@ -195,6 +196,11 @@ def word_joins(batch: Batch) -> torch.Tensor:
             if a0 >= 0 and a1 >= 0 and e0 == a1 and e1 > a1 and text[a1 - 1].isalnum() and text[a1].isalnum():
                 out[p * T + t] = True
     return out.to(batch.sentence.device)
+
+
+def _in_table_row(text: str, a: int) -> bool:
+    """Whether character `a` is on a line that is a table row (its cells joined by " | ")."""
+    return " | " in text[text.rfind("\n", 0, a) + 1: (text.find("\n", a) + 1 or len(text) + 1) - 1]
 
 
 def joinable_starts(batch: Batch) -> torch.Tensor:

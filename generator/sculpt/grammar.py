@@ -98,8 +98,10 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
     fully written prefix before a fully masked rest is rare, so its EOS probability right after a citation
     is badly calibrated under left-to-right filling; measured in docs/benchmarks.md.)"""
     n, K = logp.shape
+    L = rows.shape[1]
     words, copies, _ = kinds = space.slices
     allowed = torch.zeros(n, K, dtype=torch.bool, device=logp.device)
+    left = _tokens_to_end(sentence)
     for r in range(n):
         row, i = rows[r], int(only[r])
         prev = int(row[i - 1]) if i > 0 else None
@@ -113,12 +115,13 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
                 allowed[r, eos] = False
                 if selection.refuse:
                     allowed[r, copies] = False
-            elif not connected:  # after a citation: another quote, or the end
+            elif not connected:  # after a citation: another quote (if its sentence fits whole), or the end
+                allowed[r, copies] &= left + 1 <= L - i
                 allowed[r, eos] = True
                 best = selection.score.masked_fill(~allowed[r, copies], float("-inf")).max()
                 quotes = int(space.is_cite(row).sum())
                 room = selection.max_quotes is None or quotes < selection.max_quotes
-                if float(best) >= selection.more_cut and room:
+                if bool(allowed[r, copies].any()) and float(best) >= selection.more_cut and room:
                     allowed[r, eos] = False  # another quote
                     if _joins_next(row, i, logp[r, copies], allowed[r, copies], space, sentence, selection):
                         allowed[r, copies] = False
@@ -130,7 +133,9 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
             goes_on = p + 1 < space.positions and int(sentence[p + 1]) == int(sentence[p]) >= 0
             if goes_on:
                 allowed[r, space.copy(p + 1)] = True
-            if not (goes_on and selection.joins is not None and bool(selection.joins[p + 1])):
+            if i == L - 1:  # the canvas's last slot: the quote is cited here, whatever is left of it
+                allowed[r, copies] = False
+            if i == L - 1 or not (goes_on and selection.joins is not None and bool(selection.joins[p + 1])):
                 allowed[r, space.cite(space.locate(p)[0])] = True  # stop here (not inside a word)
         else:
             allowed[r, words] = True
@@ -146,6 +151,15 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
             out[r] = space.copy(_best_sentence_start(raw[r, copies], allowed[r, copies], sentence, selection.score,
                                                      selection.decoder_weight, selection.start_score))
     return out
+
+
+def _tokens_to_end(sentence: torch.Tensor) -> torch.Tensor:
+    """(M,) how many tokens from each position to the end of its sentence, itself included (0 off sentences)."""
+    M = sentence.numel()
+    idx = torch.arange(M, device=sentence.device)
+    ids, inverse = torch.unique(sentence, return_inverse=True)
+    last = torch.full((len(ids),), -1, dtype=torch.long, device=sentence.device).scatter_reduce(0, inverse, idx, "amax")
+    return torch.where(sentence >= 0, last[inverse] - idx + 1, torch.zeros_like(idx))
 
 
 def _joins_next(row: torch.Tensor, i: int, copy_logp: torch.Tensor, ok_start: torch.Tensor, space: OutputSpace,

@@ -1,7 +1,7 @@
 """Sentence relevance: how well each passage sentence answers the question, from signals that hold out of domain.
 
 relevance(s) = cos(q, s) + COVER_WEIGHT * cover(s) + TYPE_WEIGHT * typed(s) - HEADING * heading(s)
-               - NOTHING_NEW * nothing_new(s) + LEARNED_WEIGHT * selector(s)
+               + ROW_LABEL * labelled_row(s) - NOTHING_NEW * nothing_new(s) + LEARNED_WEIGHT * selector(s)
 
 A sentence whose text an earlier passage already holds (a look-alike document) is not scored again: an
 answer never quotes the same words twice.
@@ -14,8 +14,12 @@ answer never quotes the same words twice.
 - cover: the share of the question's IDF-weighted content words the sentence holds (the extractive
   baseline's score, on Snowball stems: "incorporated" meets "incorporation"), in [0, 1].
 - typed: 1 when a factoid question asks for a date, a number or a name and the sentence holds one the
-  question does not already name ("When was X released?" wants a sentence with a date in it).
-- heading: a title line (short, capitalised, unpunctuated) loses HEADING: it names a topic.
+  question does not already name ("When was X released?" wants a sentence with a date in it; "What
+  inventory did X report?" a number).
+- heading: a title line (short, capitalised, unpunctuated) or a table's header row (cells without values)
+  loses HEADING: it names a topic or columns.
+- labelled row: a table row whose label (first cell) is what the question asks about and which holds a
+  value gains ROW_LABEL ("Inventory | 2021: $770,248 | 2020: $668,525" for "What inventory did ... report?").
 - nothing new: a text whose content words are all in the question ("Galaxy Gaming, Inc." for "In which
   state is Galaxy Gaming incorporated?") loses NOTHING_NEW, so it is never quoted: it cannot hold the answer.
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
@@ -45,7 +49,9 @@ COVER_WEIGHT = 1.0
 TYPE_WEIGHT = 0.5
 LEARNED_WEIGHT = 0.05
 HEADING = 0.5  # taken off a heading line ("NFL Commissioners and Presidents"): it names a topic, answers nothing
-EMBED_TOP = 24  # texts the embedder reads per request, by lexical evidence
+EMBED_TOP = 12  # texts the embedder reads per request, by lexical evidence (12, 16 and 24 rank alike on the dev sets)
+SENTENCE_TOKENS = 128  # and of each, its first tokens (a sentence longer than ~100 words is rare, and says its topic early)
+ROW_LABEL = 0.5  # added to a table row labelled with what the question asks about, holding a value
 NOTHING_NEW = 10.0  # taken off a text that adds no content word to the question's: it cannot be the answer
 
 
@@ -62,13 +68,14 @@ def pristine_encoder(encoder: nn.Module, shared_layers: int) -> nn.Module:
     return twin.eval()
 
 
-def embed(encoder: nn.Module, tokenizer, texts: Sequence[str], device, batch_size: int = 16) -> torch.Tensor:
+def embed(encoder: nn.Module, tokenizer, texts: Sequence[str], device, batch_size: int = 16,
+          max_tokens: int = WORD_MAX_TOKENS) -> torch.Tensor:
     """(n, d) unit vectors: mean of the last hidden states over real tokens (all-MiniLM-L6-v2's pooling).
     Texts go through in batches of similar length (sorted by token count), so short sentences are not
     padded to the longest one."""
     if not texts:
         return torch.zeros(0, encoder.config.hidden_size, device=device)
-    ids = tokenizer(list(texts), truncation=True, max_length=WORD_MAX_TOKENS)["input_ids"]
+    ids = tokenizer(list(texts), truncation=True, max_length=max_tokens)["input_ids"]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out = torch.empty(len(ids), encoder.config.hidden_size, device=device)
     for b in range(0, len(order), batch_size):
@@ -102,7 +109,11 @@ MONTH_RE = re.compile(r"\b(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|ju
                       r"oct(ober)?|nov(ember)?|dec(ember)?)\b", re.I)
 NAME_RE = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-zA-Z&\-]+")
 QUANTITY_NOUNS = re.compile(r"\b(revenue|sales|income|profit|loss|price|cost|population|salary|number of|total|"
-                            r"amount|value)\b")
+                            r"amount|value|rate|ratio|margin|percentage|share|growth|earnings|expenses?|assets|"
+                            r"liabilit(y|ies)|equity|debt|cash|inventory|dividends?|impairment|tax|budget|"
+                            r"accuracy|score|range|capacity|temperature|weight|size|intensity|duration)\b")
+REPORTED = re.compile(r"^\s*what\b[^?]*\b(did|does|do|was|were|is|are)\b[^?]*\b(report|record|reach|post|earn|"
+                      r"spend|pay|generate)(s|ed)?\b")  # "What inventory did X report ...?": a figure
 
 
 def answer_type(question: str) -> str | None:
@@ -113,9 +124,10 @@ def answer_type(question: str) -> str | None:
     if re.search(r"\b(how (many|much|long|old|far|big|large|tall)|what (percentage|share|number|amount|price|rate|"
                  r"proportion))\b", q):
         return "number"
-    if re.match(r"\s*what\b", q) and re.search(r"\b(date|year|day)\b", q):
+    if re.match(r"\s*(on|by|at|from)?\s*(what|which)\s+(date|day|year|month)\b", q) or \
+            re.match(r"\s*what (is|was) the date\b", q):
         return "date"
-    if QUANTITY_NOUNS.search(q):
+    if QUANTITY_NOUNS.search(q) or REPORTED.search(q):
         return "number"
     if re.match(r"\s*(who|whom|whose|where|which (company|person|team|country|city|state|firm|organization)|"
                 r"in (which|what) (country|city|state))\b", q):
@@ -147,17 +159,36 @@ def relevance(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str]
     cover = lexical_cover(asked, words)
     kind = answer_type(question)
     lexical = [COVER_WEIGHT * v + TYPE_WEIGHT * float(has_answer_type(t, question, kind))
-               - NOTHING_NEW * float(not (w - asked - ENTITY_NOISE)) - HEADING * float(is_heading(t))
+               - NOTHING_NEW * float(not (w - asked - ENTITY_NOISE)) - HEADING * float(is_heading(t) or is_header_row(t))
+               + ROW_LABEL * float(labelled_row(t, asked))
                for t, v, w in zip(texts, cover, words)]
     # the embedder reads the EMBED_TOP texts with the most lexical evidence (a text without it rarely wins,
     # and embedding every sentence of k passages would cost as much again as encoding them); cos 0 for the rest
     # (ENTITY_NOISE in the nothing-new test: "Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
     ranked = sorted(range(len(texts)), key=lambda i: -lexical[i])[:EMBED_TOP]
-    vectors = embed(encoder, tokenizer, [question, *(texts[i] for i in ranked)], device)
+    vectors = embed(encoder, tokenizer, [question, *(texts[i] for i in ranked)], device, max_tokens=SENTENCE_TOKENS)
     cos = [0.0] * len(texts)
     for i, c in zip(ranked, (vectors[1:] @ vectors[0]).tolist()):
         cos[i] = c
     return [c + x for c, x in zip(cos, lexical)]
+
+
+def is_header_row(text: str) -> bool:
+    """A table's header row: three or more cells ("a | b | c") and no value in any of them (digits only in
+    years): it names columns, answers nothing."""
+    cells = text.split("|")
+    return len(cells) >= 3 and not any(re.search(r"\d", YEAR_RE.sub("", c)) for c in cells)
+
+
+def labelled_row(text: str, asked: set[str]) -> bool:
+    """A table row whose label (its first cell) is what the question asks about and that holds a value:
+    "Inventory | 2021: $770,248 | 2020: $668,525" for "What inventory did ... report at December 31, 2020?".
+    At least half of the label's content words are the question's."""
+    if "|" not in text:
+        return False
+    label, rest = text.split("|", 1)
+    words = terms(label)
+    return bool(words) and len(words & asked) * 2 >= len(words) and bool(re.search(r"\d", rest))
 
 
 def is_heading(text: str) -> bool:

@@ -131,7 +131,7 @@ def test_choice_follows_the_answer_grammar_and_picks_the_kind_first():
     logp[2, V + M] = -0.05  # citing passage 1 after a quote from passage 2: banned
     logp[3, eos] = -0.1  # after a sentence's last token the citation is due, not EOS
     logp[3, V + M] = -3.0
-    rows = torch.tensor([[-1, -1, -1], [V + 2, V + M, -1], [V + 3, -1, -1], [V + 2, -1, -1]])
+    rows = torch.tensor([[-1] * 6, [V + 2, V + M, -1, -1, -1, -1], [V + 3, *[-1] * 5], [V + 2, *[-1] * 5]])
     only = torch.tensor([0, 2, 1, 1])
     plain = Selection(refuse=False, score=torch.zeros(M), starts=starts.bool(), more_cut=float("-inf"))
     got = choose(logp, rows, only, space, eos, sentence, plain).tolist()
@@ -332,3 +332,22 @@ def test_joinable_starts_are_words_that_read_on_after_a_joining_word(small):
             if e > a and (a == 0 or not text[a - 1].isalnum())}  # each word's first token
     assert word["Medvedev"] and word["200"] and word["the"]  # a name, a number, a lower-case word
     assert not word["The"]  # only ever opens a sentence
+
+
+def test_a_quote_opens_only_if_its_sentence_fits_and_the_last_slot_is_a_citation():
+    V, M, eos = 10, 6, 1  # passage 0: sentence {0, 1, 2}; passage 1: sentence {3, 4, 5}
+    space = OutputSpace(V, M, 2)
+    sentence = torch.tensor([0, 0, 0, *[sentence_id(1, 0)] * 3])
+    starts = torch.tensor([1, 0, 0, 1, 0, 0]).bool()
+    selection = Selection(False, torch.zeros(M), starts, float("-inf"))
+    logp = torch.full((1, space.size), -30.0)
+    logp[0, [V + 3, V + 5]] = -0.1  # the model wants to go on quoting
+
+    def pick(row):
+        rows = torch.tensor([row])
+        slot = int((rows[0] == -1).nonzero()[0])
+        return int(choose(logp, rows, torch.tensor([slot]), space, eos, sentence, selection)[0])
+
+    assert pick([V + 0, V + 1, V + 2, V + M, -1, -1, -1, -1]) == V + 3  # 3 copies + a citation fit in 4 slots
+    assert pick([V + 0, V + 1, V + 2, V + M, -1, -1, -1]) == eos  # not in 3: the answer ends, uncut
+    assert pick([V + 3, V + 4, -1]) == V + M + 1  # the last slot cites the quote, though its sentence goes on

@@ -16,7 +16,7 @@ from generator.sculpt import SculptGenerator, featurize
 from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import clause_starts, sentence_spans, word_joins
 from generator.sculpt.model import SculptConfig
-from generator.sculpt.relevance import answer_type, has_answer_type, relevance
+from generator.sculpt.relevance import answer_type, has_answer_type, is_header_row, labelled_row, relevance, terms
 from generator.types import GenerationRequest, Passage
 
 APACHE_GRANT = (
@@ -70,6 +70,11 @@ def test_clauses_open_after_clause_punctuation_not_inside_numbers_or_dates():
     offsets = batch.offsets[0][0]
     opened = [text[offsets[i][0]:] for i in clause_starts(batch).nonzero().flatten().tolist()]
     assert [o.split()[0] for o in opened] == ["10,000", "200"]  # after ", and" the clause opens on its word
+    table = "Totals, by year:\nCash and cash equivalents, end of period | 2021: $16,058,714 | 2020: $5,993,388"
+    batch = featurize(tok, SculptConfig(), ["q"], [[table]])
+    offsets = batch.offsets[0][0]
+    opened = [table[offsets[i][0]:] for i in clause_starts(batch).nonzero().flatten().tolist()]
+    assert [o.split()[0] for o in opened] == ["by"]  # a table row is quoted from its label, never from a cell
 
 
 def test_a_quote_cannot_stop_inside_a_word():
@@ -155,3 +160,17 @@ def test_the_learned_selector_is_still_there_for_comparison(sculpt):
     assert result.text == REFUSAL or all(q in (SYSTEMD + APT) for q, _ in quotes(result.raw_text))
     with torch.inference_mode():
         assert old._model is sculpt._model  # a variant shares the loaded weights
+
+
+def test_table_rows_header_rows_name_columns_and_labelled_rows_hold_the_asked_value():
+    assert is_header_row("Disability Category | Participants | Ballots Completed | Results Accuracy")
+    assert is_header_row("In millions of CHF | January–June 2023 | January–June 2022")  # years are no values
+    assert not is_header_row("Mobility | Participants: 3 | Results Accuracy: 95.4%")
+    asked = terms("What inventory did Galaxy Gaming report on its balance sheet at December 31, 2020?")
+    assert labelled_row("Inventory | 2021: $770,248 | 2020: $668,525", asked)
+    assert not labelled_row("Prepaid expenses | 2021: $1,001 | 2020: $987", asked)  # another line item
+    assert not labelled_row("Inventory | see note", asked)  # no value
+    assert answer_type("What inventory did Galaxy Gaming report at December 31, 2020?") == "number"
+    assert answer_type("What net profit did Reliance report for the year ended March 31, 2022?") == "number"
+    assert answer_type("On what date did Galaxy Gaming complete the acquisition?") == "date"
+    assert answer_type("What activities are promised for the first annual family day?") is None
