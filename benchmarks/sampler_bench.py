@@ -1,4 +1,5 @@
-"""Sampler speed side by side: naive (full forward per step) vs prompt KV cache vs cache + threshold decoding.
+"""Sampler speed side by side: naive (full forward per step) vs prefix KV cache vs dual cache vs cache +
+threshold decoding (Fast-dLLM), in one run.
 
 CPU (default): a small random-weight LLaDA-shaped model, a ~1,000-token RAG prompt built from
 ../shared/data/qa/rgb (tokenized by a byte-level BPE trained on the spot), a 128-token answer. Prints NFE,
@@ -6,8 +7,9 @@ wall time (median of --repeats), tokens/s, speed-up over naive, and answer agree
 of answer positions equal), on the timed prompt and on --agreement-prompts other questions.
 
 --gpu: a LLaDA-8B-shaped model (d_model 4096, 32 layers, vocab 126464) with random bf16 weights on CUDA,
-a 1,024-token prompt, a 256-token answer, naive vs cached. --dry-run shrinks either mode to a toy size
-(on CPU) to check the code path.
+a 1,024-token prompt, a 256-token answer, the same modes (benchmarks/gpu_lane.py runs it with the parity
+fixtures and batch throughput in one call). --dry-run shrinks either mode to a toy size (on CPU) to check
+the code path.
 
 Random weights make near-uniform, unconfident predictions: agreement and threshold speed-ups here are NOT
 what a trained model gives (Fast-dLLM reports 78.5 vs 79.3% GSM8K with cache + threshold on LLaDA-8B). The
@@ -37,6 +39,13 @@ from generator.sampler import diffusion_generate  # noqa: E402
 from generator.types import DiffusionConfig, Passage  # noqa: E402
 
 RGB = ROOT.parent / "shared" / "data" / "qa" / "rgb" / "en_fact.json"
+MODES = {  # name -> DiffusionConfig fields
+    "naive": dict(use_cache=False),
+    "prefix cache": dict(use_cache=True),
+    "dual cache": dict(use_cache=True, dual_cache=True),
+    "prefix cache + threshold 0.9": dict(use_cache=True, threshold=0.9),
+    "dual cache + threshold 0.9": dict(use_cache=True, dual_cache=True, threshold=0.9),
+}
 SPECIALS = ["<|pad|>", "<|eos|>", "<|mask|>"]
 QK_SCALE = 4.0
 
@@ -74,14 +83,19 @@ def rag_prompt(tok, row: dict, rows: list[dict], target: int) -> list[int]:
 def build_model(config: LLaDAConfig, device, dtype, head_scale: float, mask_id: int, eos_id: int, seed: int = 0):
     """Random weights shaped so that the model is not degenerate: unit embeddings, 1/sqrt(fan_in) projections,
     q/k scaled up (sharp, position-dependent attention; with diffuse attention every masked position sees the
-    same average and a random model writes one token everywhere), the head scaled by `head_scale`."""
+    same average and a random model writes one token everywhere), the head scaled by `head_scale`. Built on
+    the meta device and materialised on `device` in `dtype`: an 8B model never exists in float32."""
     torch.manual_seed(seed)
-    with torch.device(device):
+    with torch.device("meta"):
         model = LLaDAModelLM(config, dtype=dtype)
+    model = model.to_empty(device=device)
+    gen = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 2:
-                p.normal_(0.0, 1.0 if name.endswith("wte.weight") else p.shape[1] ** -0.5)
+                p.normal_(0.0, 1.0 if name.endswith("wte.weight") else p.shape[1] ** -0.5, generator=gen)
+            else:
+                p.fill_(1.0)  # norm weights
             if name.endswith(("q_proj.weight", "k_proj.weight")):
                 p.mul_(QK_SCALE)
         model.model.transformer.ff_out.weight.mul_(head_scale)
@@ -116,15 +130,17 @@ def agreement(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a == b).float().mean())
 
 
-def table(title: str, rows: list[tuple]) -> None:
-    headers = ("mode", "NFE", "wall s (median)", "tokens/s", "x naive", "agree w/ naive", "agree (other prompts)")
+HEADERS = ("mode", "NFE", "wall s (median)", "tokens/s", "x naive", "agree w/ naive", "agree (other prompts)")
+
+
+def table(title: str, rows: list[tuple], headers: tuple[str, ...] = HEADERS) -> None:
     try:
         from rich.console import Console
         from rich.table import Table
 
         t = Table(title=title)
         for h in headers:
-            t.add_column(h, justify="right" if h != "mode" else "left")
+            t.add_column(h, justify="left" if h in ("mode", "part", "setting", "result") else "right")
         for r in rows:
             t.add_row(*[str(c) for c in r])
         Console(width=160).print(t)
@@ -168,8 +184,6 @@ def main() -> None:
         g = torch.Generator().manual_seed(0)
         prompts = [torch.randint(0, mask_id - 1, (1, prompt_len), generator=g)
                    for _ in range(1 + args.agreement_prompts)]
-        modes = {"naive": dict(use_cache=False), "prompt cache": dict(use_cache=True),
-                 "cache + threshold 0.9": dict(use_cache=True, threshold=0.9)}
         steps = gen
     else:
         device, dtype = torch.device("cpu"), torch.float32
@@ -185,14 +199,12 @@ def main() -> None:
             target, gen, block = 1000, 128, 32
         mask_id, eos_id = tok.token_to_id("<|mask|>"), tok.token_to_id("<|eos|>")
         prompts = [torch.tensor([rag_prompt(tok, r, rows, target)]) for r in rows[: 1 + args.agreement_prompts]]
-        modes = {"naive": dict(use_cache=False), "prompt cache": dict(use_cache=True),
-                 "cache + threshold 0.9": dict(use_cache=True, threshold=0.9)}
         steps = gen // 2  # two tokens per step in the fixed-schedule modes
     den = build_model(config, device, dtype, args.head_scale, mask_id, eos_id)
 
     block = args.block_length or block
     base = DiffusionConfig(gen_length=gen, block_length=block, steps=steps, temperature=0.0)
-    configs = {name: base.model_copy(update=kw) for name, kw in modes.items()}
+    configs = {name: base.model_copy(update=kw) for name, kw in MODES.items()}
     results = run_all(den, prompts[0], configs, args.repeats)
     others = {name: [diffusion_generate(den, p, None, cfg).tokens[0].cpu() for p in prompts[1:]]
               for name, cfg in configs.items()}

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from pipeline.errors import ConfigError, GenerationError
+from pipeline.errors import ConfigError, GenerationError, ModelLoadError
 
 from .base import last_of, sampling_config
 from .citations import finalize_citations
@@ -40,6 +40,7 @@ class DiffusionGenerator:
         adapter: str = "llada",
         config: DiffusionConfig | None = None,
         device: str = "auto",
+        dtype: str | None = None,
         denoiser: Denoiser | None = None,
         name: str | None = None,
     ) -> None:
@@ -47,6 +48,7 @@ class DiffusionGenerator:
         self.adapter = adapter
         self.config = config or DiffusionConfig()
         self.device = device
+        self.dtype = dtype  # 'float32' | 'bfloat16' | 'float16'; None: bf16 on CUDA, float32 on CPU
         self.name = name or adapter
         self._denoiser = denoiser
         self._strings: tuple[list[str], set[int]] | None = None
@@ -55,10 +57,10 @@ class DiffusionGenerator:
     # -- lifecycle ----------------------------------------------------------------------------------------
     def with_options(self, **options) -> "DiffusionGenerator":
         """A generator with another sampling config (`config=DiffusionConfig(...)` or its fields as keywords)
-        sharing this one's loaded denoiser; model_path, adapter and device cannot change this way."""
-        config = sampling_config(self.config, options, {"model_path", "adapter", "device", "denoiser"})
+        sharing this one's loaded denoiser; model_path, adapter, device and dtype cannot change this way."""
+        config = sampling_config(self.config, options, {"model_path", "adapter", "device", "dtype", "denoiser"})
         other = DiffusionGenerator(self.model_path, adapter=self.adapter, config=config, device=self.device,
-                                   denoiser=self._denoiser, name=self.name)
+                                   dtype=self.dtype, denoiser=self._denoiser, name=self.name)
         other._strings = self._strings
         return other
 
@@ -68,10 +70,13 @@ class DiffusionGenerator:
             return
         if self.model_path is None:
             raise ConfigError(f"generator {self.name!r} needs model_path: a local {self.adapter} checkpoint folder")
-        self._denoiser = load_denoiser(self.adapter, self.model_path, self.device)
-        if self._denoiser.tokenizer is not None:  # token strings for the citation constraints, once
-            self._strings = token_strings(self._denoiser.tokenizer, self._denoiser.vocab_size,
-                                          self._denoiser.stop_ids)
+        denoiser = load_denoiser(self.adapter, self.model_path, self.device, self.dtype)
+        if denoiser.tokenizer is None:
+            raise ModelLoadError(f"{self.model_path} has no tokenizer files (tokenizer.json, tokenizer_config.json, "
+                              "vocab.json...); a text generator needs the checkpoint's tokenizer")
+        self._denoiser = denoiser
+        # token strings for the citation constraints, once
+        self._strings = token_strings(denoiser.tokenizer, denoiser.vocab_size, denoiser.stop_ids)
 
     @property
     def denoiser(self) -> Denoiser:
@@ -90,7 +95,7 @@ class DiffusionGenerator:
         events = denoise_steps(self.denoiser, prompt, None, cfg, constraints=self._constraints_for(request, cfg))
         for event in events:
             if event.done:
-                yield self._result(event.output, request, prompt.shape[1], start)
+                yield self._result(event.output, request, prompt.shape[1], start, cfg)
                 return
             yield DenoiseState(step=event.step, text=self.render_canvas(event.canvas[0]), masked=event.masked,
                                changed=event.changed[0].nonzero().flatten().tolist(), done=event.masked == 0)
@@ -120,7 +125,7 @@ class DiffusionGenerator:
         prompt = torch.tensor([self.encode_prompt(request)], dtype=torch.long)
         out = infill(self.denoiser, prompt, torch.tensor(ids, dtype=torch.long), token_spans, cfg,
                      lengths=lengths, constraints=self._constraints_for(request, cfg))
-        return self._result(out, request, prompt.shape[1], start)
+        return self._result(out, request, prompt.shape[1], start, cfg)
 
     # -- text <-> ids -------------------------------------------------------------------------------------
     def encode_prompt(self, request: GenerationRequest) -> list[int]:
@@ -166,7 +171,7 @@ class DiffusionGenerator:
 
     def _constraints_for(self, request: GenerationRequest, cfg: DiffusionConfig) -> CitationConstraints | None:
         den = self.denoiser
-        if den.tokenizer is None:
+        if den.tokenizer is None or cfg.reference_compat is not None:  # the published samplers have none
             return None
         key = (tuple(sorted(p.number for p in request.passages)), cfg.require_citations)
         if key not in self._constraints:
@@ -179,9 +184,10 @@ class DiffusionGenerator:
                                                          stop_ids=den.stop_ids, banned_ids=banned)
         return self._constraints[key]
 
-    def _result(self, out: SamplerOutput, request: GenerationRequest, prompt_len: int, start: float):
+    def _result(self, out: SamplerOutput, request: GenerationRequest, prompt_len: int, start: float,
+                cfg: DiffusionConfig):
         ids = self.answer_ids(out.tokens[0])
-        if self.denoiser.mask_id in ids:
+        if self.denoiser.mask_id in ids and cfg.reference_compat is None:  # the references may commit [MASK]
             raise GenerationError("the sampler left masked tokens in the answer; this is a bug, please report it")
         raw = self.denoiser.tokenizer.decode(ids, skip_special_tokens=True).strip()
         text, citations = finalize_citations(raw, request.passages)

@@ -20,7 +20,11 @@ KV cache (Fast-dLLM prefix cache): at each block start a full forward refreshes 
 values of everything before the block; the block's other steps run only [block | everything after it]
 against that cache. The cached prefix goes stale inside a block (it does not see the block change), which
 is the approximation; the suffix is recomputed, not dropped, so the model still sees the answer length.
-An edit inside the cached prefix invalidates the cache (the next step refreshes it).
+Dual cache (`dual_cache`): the suffix's keys and values are cached too, from the same block-start forward,
+so a step runs only the block. An edit inside a cached part invalidates the cache (the next step refreshes it).
+
+`reference_compat` hands the whole run to generator/reference.py, which reproduces the published LLaDA,
+Dream and Fast-dLLM samplers step for step (docs/generators.md lists where and why ours differ).
 """
 
 from __future__ import annotations
@@ -70,6 +74,18 @@ def add_gumbel_noise(logits: torch.Tensor, temperature: float, generator: torch.
     logits = logits.to(torch.float64)
     u = torch.rand(logits.shape, dtype=torch.float64, device=logits.device, generator=generator)
     return logits - temperature * torch.log(-torch.log(u.clamp_(min=1e-300)))
+
+
+def top_p_logits(logits: torch.Tensor, top_p: float | None) -> torch.Tensor:
+    """(..., V) logits with every token outside the nucleus (the most probable tokens whose probability first
+    reaches top_p; the top token always stays) set to the dtype's lowest value, as Dream's sampler does."""
+    if top_p is None or top_p >= 1:
+        return logits
+    sorted_logits, order = torch.sort(logits, descending=True)
+    drop = torch.cumsum(F.softmax(sorted_logits, dim=-1), dim=-1) > top_p
+    drop[..., 1:] = drop[..., :-1].clone()  # keep the token that crosses top_p
+    drop[..., 0] = False
+    return logits.masked_fill(torch.zeros_like(drop).scatter_(-1, order, drop), torch.finfo(logits.dtype).min)
 
 
 def get_num_transfer_tokens(mask_index: torch.Tensor, steps: int) -> torch.Tensor:
@@ -195,11 +211,14 @@ def plan_blocks(gen_length: int, block_length: int, steps: int, threshold: float
     return [(a, b, (b - a) if threshold is not None else per) for a, b in spans]
 
 
-def model_logits(den: Denoiser, x, attn, P: int, c0: int, cache: KVCache | None, config: DiffusionConfig):
-    """Logits for answer positions [w0, G) -> ((B, W, V), w0, cache), aligned for shifted models.
+def model_logits(den: Denoiser, x, attn, P: int, block: tuple[int, int], cache: KVCache | None,
+                 config: DiffusionConfig):
+    """Logits for answer positions [w0, w0 + W) -> ((B, W, V), w0, cache), aligned for shifted models.
 
-    No cache (or a block start): full forward, w0 = 0, and the cache of everything before the block is
-    rebuilt when caching is on. With a cache: only [block | after] runs, w0 = block start c0."""
+    No cache (or a block start): full forward, w0 = 0, W = G, and when caching is on the cache is rebuilt:
+    the keys/values of everything before the block [c0, c1) (and, dual cache, after it). With a cache: only
+    [block | after] runs (prefix cache) or only the block (dual cache); w0 = c0."""
+    c0, c1 = block
     shift = int(den.shift_logits)
     xx, aa = x, attn
     if config.cfg_scale > 0:  # unconditional rows: the prompt replaced by masks (padding left alone)
@@ -208,13 +227,18 @@ def model_logits(den: Denoiser, x, attn, P: int, c0: int, cache: KVCache | None,
         ux[:, :P] = torch.where(real, den.mask_id, ux[:, :P])
         xx, aa = torch.cat([x, ux]), (torch.cat([attn, attn]) if attn is not None else None)
     if cache is None:
-        n = P + c0 - shift if (config.use_cache and den.supports_cache) else 0
-        raw, cache = den.prefill(xx, aa, n) if n > 0 else (den.forward(xx, aa), None)
+        caching = config.use_cache and den.supports_cache
+        n = P + c0 - shift  # a shifted model also runs the position before the block: it predicts c0
+        suffix = P + c1 if caching and config.dual_cache and P + c1 < x.shape[1] else None
+        if caching and (n > 0 or suffix is not None):  # (denoisers without a dual cache take 3 arguments)
+            raw, cache = den.prefill(xx, aa, n) if suffix is None else den.prefill(xx, aa, n, suffix)
+        else:
+            raw, cache = den.forward(xx, aa), None
         if shift:  # hidden i-1 predicts position i
             raw = torch.cat([raw[:, :1], raw[:, :-1]], dim=1)
         raw, w0 = raw[:, P:], 0
     else:
-        raw = den.forward(xx[:, cache.length:], aa, cache)
+        raw = den.forward(xx[:, cache.length:x.shape[1] - cache.suffix_length], aa, cache)
         raw, w0 = (raw[:, :-1] if shift else raw), c0
     if config.cfg_scale > 0:
         cond, uncond = raw.chunk(2)
@@ -252,6 +276,11 @@ def denoise_steps(
     where free, other tokens fixed; default: config.gen_length masks); `block_length` overrides the config's.
     """
     cfg = config or DiffusionConfig()
+    if cfg.reference_compat is not None:
+        from .reference import reference_steps  # here: reference builds on this module's helpers
+
+        yield from reference_steps(denoiser, prompt_ids, attention_mask, cfg, canvas, constraints, block_length)
+        return
     s = _prepare(denoiser, prompt_ids, attention_mask, cfg, canvas, constraints)
     x, P, mask_id = s.x, s.P, denoiser.mask_id
     G = x.shape[1] - P
@@ -266,11 +295,12 @@ def denoise_steps(
             in_block[:, c0:c1] = True
             if not (masked & in_block).any():
                 break
-            logits, w0, cache = model_logits(denoiser, x, s.attn, P, c0, cache, cfg)  # (B, W, V)
-            logits = _apply_bans(logits, ans, w0, s, cfg, mask_id)
-            x0 = add_gumbel_noise(logits, cfg.temperature, gen).argmax(-1)  # (B, W) proposals
-            conf = confidence(logits, x0, cfg.confidence, gen)
-            todo = (masked & in_block)[:, w0:]
+            logits, w0, cache = model_logits(denoiser, x, s.attn, P, (c0, c1), cache, cfg)  # (B, W, V)
+            w = slice(w0, w0 + logits.shape[1])  # the answer positions the logits cover
+            logits = _apply_bans(logits, ans, w, s, cfg, mask_id)
+            x0 = add_gumbel_noise(_nucleus(logits, cfg), cfg.temperature, gen).argmax(-1)  # (B, W) proposals
+            conf = confidence(_confidence_logits(logits, s, cfg), x0, cfg.confidence, gen)
+            todo = (masked & in_block)[:, w]
             eligible = todo & ~_deferred(x0, masked, w0, s, ans, constraints, mask_id, todo)
             must = (todo.any(1) & ~eligible.any(1)) | (left == 1)  # (B,) rows that must commit now
             conf = torch.where(torch.where(must[:, None], todo, eligible), conf, NEG_INF)
@@ -283,13 +313,13 @@ def denoise_steps(
             if constraints is not None:
                 x0, sel = constraints.commit(x0, sel, ans, w0, mask_id, logits, must)
             new = ans.clone()
-            new[:, w0:] = torch.where(sel, x0, ans[:, w0:])
-            edited, remasked = _correct(new, ans, sel, logits, w0, (c0, c1), left, s, cfg, mask_id)
+            new[:, w] = torch.where(sel, x0, ans[:, w])
+            edited, remasked = _correct(new, ans, sel, logits, w, (c0, c1), left, s, cfg, mask_id)
             new = fill_after_stop(new, s.stops, denoiser.eos_id)
             changed = new != ans
             x[:, P:] = new
-            if changed[:, :c0].any():
-                cache = None  # an edit inside the cached prefix: refresh on the next step
+            if changed[:, :c0].any() or (cfg.dual_cache and changed[:, c1:].any()):
+                cache = None  # a change inside a cached part (an edit, an EOS fill): refresh next step
             out.steps, out.nfe = out.steps + 1, out.nfe + 1
             out.tokens_per_step.append(int((masked & (new != mask_id)).sum()))
             out.edited, out.remasked = out.edited + edited, out.remasked + remasked
@@ -353,6 +383,8 @@ def _prepare(den: Denoiser, prompt_ids, attention_mask, cfg: DiffusionConfig, ca
     ban = torch.zeros(V, dtype=torch.bool, device=dev)
     never = [i for i in (*den.special_ids, den.mask_id) if i < V and i not in den.stop_ids]
     ban[torch.tensor(never, dtype=torch.long, device=dev)] = True
+    if cfg.logits_eos_inf:
+        ban[den.eos_id] = True
     if den.tokenizer is not None:
         ban[len(den.tokenizer):] = True  # padded embedding rows past the tokenizer are not tokens
     neutral = torch.ones(V, dtype=torch.bool, device=dev)
@@ -366,15 +398,28 @@ def _prepare(den: Denoiser, prompt_ids, attention_mask, cfg: DiffusionConfig, ca
     return _Setup(x, attn, P, fixed, ban, stops, no_stop, neutral, edit_ok)
 
 
-def _apply_bans(logits, ans, w0: int, s: _Setup, cfg: DiffusionConfig, mask_id: int):
+def _apply_bans(logits, ans, w: slice, s: _Setup, cfg: DiffusionConfig, mask_id: int):
     """Static bans, no stop token before a fixed token, and the neighbour repetition penalty."""
     logits = logits.masked_fill(s.ban, NEG_INF)
-    stop_cols = logits[..., s.stops].masked_fill(s.no_stop[:, w0:, None], NEG_INF)
+    stop_cols = logits[..., s.stops].masked_fill(s.no_stop[:, w, None], NEG_INF)
     logits[..., s.stops] = stop_cols
     if cfg.repetition_penalty > 1:
         exempt = torch.cat([s.stops, torch.tensor([mask_id], device=s.stops.device)])
-        logits = neighbour_penalty(logits, ans, w0, cfg.repetition_penalty, exempt)
+        logits = neighbour_penalty(logits, ans, w.start, cfg.repetition_penalty, exempt)
     return logits
+
+
+def _nucleus(logits, cfg: DiffusionConfig):
+    """top_p applies to sampling only, on softmax(logits / T)."""
+    if cfg.top_p is None or cfg.temperature == 0:
+        return logits
+    return top_p_logits(logits / cfg.temperature, cfg.top_p) * cfg.temperature
+
+
+def _confidence_logits(logits, s: _Setup, cfg: DiffusionConfig):
+    """The logits confidence is computed from: with confidence_eos_eot_inf, stop tokens left out, so a
+    position whose proposal is a stop token gets confidence 0 and commits last."""
+    return logits.index_fill(-1, s.stops, NEG_INF) if cfg.confidence_eos_eot_inf else logits
 
 
 def _deferred(x0, masked, w0: int, s: _Setup, ans, constraints, mask_id: int, todo) -> torch.Tensor:
@@ -387,15 +432,15 @@ def _deferred(x0, masked, w0: int, s: _Setup, ans, constraints, mask_id: int, to
     return out
 
 
-def _correct(new, ans, sel, logits, w0: int, block, left: int, s: _Setup, cfg: DiffusionConfig, mask_id: int):
+def _correct(new, ans, sel, logits, w: slice, block, left: int, s: _Setup, cfg: DiffusionConfig, mask_id: int):
     """Apply edits and remasks to `new` (B, G) in place; return (edited, remasked) counts."""
     if cfg.edit_threshold is None and cfg.remask_threshold is None:
         return 0, 0
-    cur = new[:, w0:]  # (B, W)
-    pos = torch.arange(cur.shape[1], device=cur.device) + w0
-    editable = (ans[:, w0:] != mask_id) & ~s.fixed[:, w0:] & ~torch.isin(cur, s.stops) & s.neutral[cur]
+    cur = new[:, w]  # (B, W)
+    pos = torch.arange(cur.shape[1], device=cur.device) + w.start
+    editable = (ans[:, w] != mask_id) & ~s.fixed[:, w] & ~torch.isin(cur, s.stops) & s.neutral[cur]
     remaskable = editable & ((pos >= block[0]) & (pos < block[1]))[None] & (left > 1)
     budget = (sel.sum(1) - 1).clamp(min=0)  # remask fewer than were committed: every step makes progress
     edit, top, remask = corrections(F.softmax(logits, -1), cur, editable, remaskable, s.edit_ok, cfg, budget)
-    new[:, w0:] = torch.where(remask, mask_id, torch.where(edit, top, cur))
+    new[:, w] = torch.where(remask, mask_id, torch.where(edit, top, cur))
     return int(edit.sum()), int(remask.sum())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Passage(BaseModel):
@@ -58,14 +58,27 @@ class DiffusionConfig(BaseModel):
     block_length: int = Field(32, ge=1)
     steps: int = Field(64, ge=1)
     temperature: float = Field(0.0, ge=0.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0, description="with temperature > 0, sample only from the "
+                                "smallest set of tokens whose probability reaches top_p (nucleus sampling)")
     confidence: Literal["probability", "margin", "entropy", "random"] = "probability"
     threshold: float | None = Field(None, gt=0.0, le=1.0)
     cfg_scale: float = Field(0.0, ge=0.0)
     use_cache: bool = True
+    dual_cache: bool = Field(False, description="with use_cache, a block's steps run only the block, reusing the "
+                             "keys/values of the prefix and of the suffix (Fast-dLLM dual cache)")
     remask_threshold: float | None = Field(None, gt=0.0, lt=1.0)
     edit_threshold: float | None = Field(None, gt=0.0, le=1.0)
     require_citations: bool = False
     repetition_penalty: float = Field(1.0, ge=1.0)
+    logits_eos_inf: bool = Field(False, description="never propose EOS (LLaDA generate.py's option)")
+    confidence_eos_eot_inf: bool = Field(False, description="rank positions by a confidence that leaves EOS and "
+                                         "end-of-turn out of the softmax, so a proposed stop commits last "
+                                         "(LLaDA generate.py's option)")
+    reference_compat: Literal["llada", "dream"] | None = Field(
+        None, description="reproduce a published sampler step for step, quirks included: 'llada' (LLaDA "
+        "generate.py with use_cache=False; Fast-dLLM's LLaDA samplers with a threshold or the cache), 'dream' "
+        "(Dream's diffusion_generate with use_cache=False; Fast-dLLM's Dream samplers with a threshold or the "
+        "cache). See docs/generators.md")
     seed: int | None = 0
 
     @field_validator("block_length")
@@ -75,6 +88,20 @@ class DiffusionConfig(BaseModel):
         if gen is not None and gen % v != 0:
             raise ValueError(f"gen_length ({gen}) must be a multiple of block_length ({v})")
         return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DiffusionConfig":
+        if self.dual_cache and not self.use_cache:
+            raise ValueError("dual_cache needs use_cache=True")
+        if self.reference_compat is not None:
+            ours = {"remask_threshold": self.remask_threshold is not None, "edit_threshold":
+                    self.edit_threshold is not None, "repetition_penalty": self.repetition_penalty > 1,
+                    "require_citations": self.require_citations}
+            on = [k for k, v in ours.items() if v]
+            if on:
+                raise ValueError(f"reference_compat reproduces the published samplers, which have no {', '.join(on)}; "
+                                 "unset it or drop reference_compat")
+        return self
 
 
 class AutoregressiveConfig(BaseModel):

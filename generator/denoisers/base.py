@@ -5,9 +5,14 @@ read from the tokenizer and config.json, never literals), whether its logits are
 position i from hidden state i-1), and whether it can reuse a KV cache of a prefix. The sampler
 (generator/sampler.py) knows nothing else about models; adapters know nothing about sampling.
 
-KV-cache contract: `prefill(ids, mask, n)` runs a full forward and returns the logits of all positions
-plus the keys/values of the first n positions; `forward(ids[:, n:], mask, cache)` then runs only the
-positions after the cached prefix (the attention mask still covers the whole sequence).
+KV-cache contract: `prefill(ids, mask, n, suffix_start=None)` runs a full forward and returns the logits of
+all positions plus the keys/values of the first n positions (and, for a dual cache, of the positions from
+`suffix_start` on); `forward(ids[:, n:suffix_start], mask, cache)` then runs only the positions between the
+cached prefix and the cached suffix (the attention mask still covers the whole sequence).
+
+Weights load lazily (`load_weights`): the model is built on the meta device, then each tensor is read from
+its safetensors shard, cast to the target dtype and placed on the target device one at a time, so loading an
+8B checkpoint never holds a second copy of it (nor a float32 one) in RAM.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
+from torch import nn
 
 from pipeline.errors import ConfigError, ModelLoadError
 
@@ -29,14 +35,21 @@ DeviceSetting = Literal["auto", "cpu", "cuda"]
 
 @dataclass
 class KVCache:
-    """Keys and values of a cached prefix, one (B, H_kv, P, D) tensor per layer (keys after RoPE)."""
+    """Keys and values reused across steps, one (B, H_kv, n, D) tensor per layer (keys after RoPE): those of
+    the prefix [0, length) and, for a dual cache, those of the suffix [L - suffix_length, L)."""
 
     keys: list[torch.Tensor] = field(default_factory=list)
     values: list[torch.Tensor] = field(default_factory=list)
+    suffix_keys: list[torch.Tensor] = field(default_factory=list)
+    suffix_values: list[torch.Tensor] = field(default_factory=list)
 
     @property
     def length(self) -> int:
         return self.keys[0].shape[2] if self.keys else 0
+
+    @property
+    def suffix_length(self) -> int:
+        return self.suffix_keys[0].shape[2] if self.suffix_keys else 0
 
 
 @runtime_checkable
@@ -58,13 +71,15 @@ class Denoiser(Protocol):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: KVCache | None = None
     ) -> torch.Tensor:
-        """(B, T) ids after the cached prefix, (B, P+T) mask or None -> (B, T, V) float logits."""
+        """(B, T) ids between the cached prefix (P) and suffix (S), (B, P+T+S) mask or None -> (B, T, V) logits."""
         ...
 
     def prefill(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache_len: int
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache_len: int,
+        suffix_start: int | None = None,
     ) -> tuple[torch.Tensor, KVCache | None]:
-        """Full forward: (B, L, V) logits and the cache of the first `cache_len` positions."""
+        """Full forward: (B, L, V) logits and the cache of the first `cache_len` positions (and, if
+        `suffix_start` is given, of the positions from it on)."""
         ...
 
 
@@ -81,10 +96,14 @@ def resolve_device(setting: str = "auto") -> tuple[torch.device, torch.dtype]:
 
 
 def positions_from_mask(attention_mask: torch.Tensor | None, batch: int, length: int, device) -> torch.Tensor:
-    """(B, L) position ids that skip left padding, so a padded row sees the positions a lone row would."""
+    """(B, L) position ids counted from the first real token, so a left-padded row sees the positions a lone
+    row would. Left pads get negative positions: their (never used) query rows keep the same offsets to the
+    real tokens as in the reference LLaDA code, which numbers a padded row 0..L-1 (RoPE sees only offsets)."""
+    pos = torch.arange(length, device=device).expand(batch, length)
     if attention_mask is None:
-        return torch.arange(length, device=device).expand(batch, length)
-    return (attention_mask.long().cumsum(1) - 1).clamp(min=0)
+        return pos
+    first = attention_mask.long().argmax(1, keepdim=True)  # (B, 1) index of the first real token
+    return pos - first
 
 
 def read_config(path: Path) -> dict:
@@ -98,22 +117,88 @@ def read_config(path: Path) -> dict:
         raise ModelLoadError(f"cannot read {cfg_path}: {e}") from e
 
 
-def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """All tensors of model.safetensors or of the shards named in model.safetensors.index.json (on CPU)."""
-    from safetensors.torch import load_file
+def checkpoint_files(path: Path) -> dict[str, Path]:
+    """Tensor name -> the safetensors file that holds it: model.safetensors, or the shards named in
+    model.safetensors.index.json. Reads headers only."""
+    from safetensors import safe_open
 
     path = Path(path)
     index = path / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    elif (path / "model.safetensors").is_file():
-        shards = ["model.safetensors"]
-    else:
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ModelLoadError(f"cannot read the weight map of {index}: {e}") from e
+        absent = sorted({f for f in weight_map.values() if not (path / f).is_file()})
+        if absent:
+            raise ModelLoadError(f"{index} names shards that are not in {path}: {', '.join(absent)}")
+        return {name: path / f for name, f in weight_map.items()}
+    single = path / "model.safetensors"
+    if not single.is_file():
         raise ModelLoadError(f"no model.safetensors (or its index) in {path}; only safetensors are loaded")
-    state: dict[str, torch.Tensor] = {}
-    for shard in shards:
-        state.update(load_file(str(path / shard), device="cpu"))
-    return state
+    with safe_open(str(single), framework="pt") as f:
+        return {name: single for name in f.keys()}
+
+
+def torch_dtype(name: str | torch.dtype | None, default: torch.dtype) -> torch.dtype:
+    """'float32' | 'bfloat16' | 'float16' (or a torch.dtype, or None for `default`) -> torch.dtype."""
+    if name is None:
+        return default
+    if isinstance(name, torch.dtype):
+        return name
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in table:
+        raise ConfigError(f"dtype must be one of {', '.join(table)}, got {name!r}")
+    return table[name]
+
+
+def load_weights(model: nn.Module, path: Path, device: torch.device, dtype: torch.dtype,
+                 ignore: tuple[str, ...] = (), layout: str = "model") -> nn.Module:
+    """Fill `model` (built on the meta device) from the checkpoint folder `path`, one tensor at a time:
+    read from its shard, cast to `dtype`, moved to `device`, set in place of the meta parameter. Names and
+    shapes are checked against the model first (from the safetensors headers, before any tensor is read).
+    Tensor names ending in one of `ignore` (buffers some exports save) are skipped."""
+    from safetensors import safe_open
+
+    files = {k: f for k, f in checkpoint_files(path).items() if not k.endswith(ignore)}
+    expected = dict(model.state_dict(keep_vars=True))
+    missing, unexpected = sorted(set(expected) - set(files)), sorted(set(files) - set(expected))
+    if missing or unexpected:
+        raise ModelLoadError(f"{path} does not match the {layout} layout of its config.json: missing tensors "
+                             f"{_few(missing)}, unexpected tensors {_few(unexpected)}")
+    by_file: dict[Path, list[str]] = {}
+    for name, f in files.items():
+        by_file.setdefault(f, []).append(name)
+    for f, names in by_file.items():
+        with safe_open(str(f), framework="pt", device="cpu") as st:
+            for name in names:
+                shape = tuple(st.get_slice(name).get_shape())
+                if shape != tuple(expected[name].shape):
+                    raise ModelLoadError(f"{path}: tensor {name} has shape {shape} in {f.name}, but config.json "
+                                         f"implies {tuple(expected[name].shape)}")
+            for name in names:
+                tensor = st.get_tensor(name).to(device).to(dtype)  # one tensor at a time: cast on the device
+                module_name, _, attr = name.rpartition(".")
+                setattr(model.get_submodule(module_name), attr, nn.Parameter(tensor, requires_grad=False))
+    return model
+
+
+def _few(names: list[str], n: int = 5) -> str:
+    if not names:
+        return "none"
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
+
+
+def find_tokenizer(path: Path):
+    """The checkpoint's tokenizer, or None (logged) when the folder has no tokenizer files at all: such a
+    denoiser works on token ids only (tests, benchmarks); a text generator refuses it."""
+    if not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
+        log.warning("no tokenizer files in %s: the denoiser works on token ids only", path)
+        return None
+    return load_tokenizer(path)
 
 
 def load_tokenizer(path: Path):

@@ -1,9 +1,9 @@
 """Shared pieces of the native bidirectional transformers (LLaDA, Dream) and the adapter that wraps them.
 
 RMSNorm, rotary embeddings (rotate-half layout, as LLaMA/Qwen2), attention over an optional cached prefix
-with a key padding mask, and `NativeDenoiser`, which turns a native model into a `Denoiser`. Attention is
-never causal: every position sees every non-padding position. Positions come from the attention mask,
-so a left-padded row gets exactly the positions it would get alone.
+and suffix with a key padding mask, and `NativeDenoiser`, which turns a native model into a `Denoiser`.
+Attention is never causal: every position sees every non-padding position. Positions come from the
+attention mask, so a left-padded row gets exactly the positions it would get alone.
 """
 
 from __future__ import annotations
@@ -54,12 +54,13 @@ def attend(
     rope: tuple[torch.Tensor, torch.Tensor],
     rope_fp32: bool,
     key_mask: torch.Tensor | None,
-    past: tuple[torch.Tensor, torch.Tensor] | None,
+    past: tuple[torch.Tensor, ...] | None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """Bidirectional multi-head attention of (B, T, C) normed x over [past keys | own keys].
+    """Bidirectional multi-head attention of (B, T, C) normed x over [prefix keys | own keys | suffix keys].
 
-    Returns the (B, T, C) output (after the output projection) and this layer's full (k, v),
-    each (B, H_kv, P+T, D), so a caller can keep a prefix of them as a cache.
+    `past` is (prefix k, prefix v) or (prefix k, prefix v, suffix k, suffix v), cached from an earlier
+    forward. Returns the (B, T, C) output (after the output projection) and this layer's full (k, v),
+    each (B, H_kv, P+T+S, D), so a caller can keep a prefix and a suffix of them as a cache.
     """
     q_proj, k_proj, v_proj, o_proj = proj
     B, T, _ = x.shape
@@ -69,7 +70,7 @@ def attend(
     cos, sin = rope
     q, k = apply_rope(q, cos, sin, rope_fp32), apply_rope(k, cos, sin, rope_fp32)
     if past is not None:
-        k, v = torch.cat((past[0], k), dim=2), torch.cat((past[1], v), dim=2)
+        k, v = torch.cat((past[0], k, *past[2:3]), dim=2), torch.cat((past[1], v, *past[3:4]), dim=2)
     kv = (k, v)
     if n_kv_heads != n_heads:  # grouped-query attention: share each kv head among n_heads/n_kv_heads
         k = k.repeat_interleave(n_heads // n_kv_heads, dim=1)
@@ -81,7 +82,7 @@ def attend(
 
 class NativeDenoiser:
     """A `Denoiser` over a native model whose forward is
-    `model(ids, positions, key_mask, cache, store) -> (logits, KVCache | None)`."""
+    `model(ids, positions, key_mask, cache, store, suffix_from) -> (logits, KVCache | None)`."""
 
     supports_cache = True
 
@@ -112,20 +113,21 @@ class NativeDenoiser:
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, cache: KVCache | None = None
     ) -> torch.Tensor:
-        P = cache.length if cache is not None else 0
+        P, S = (cache.length, cache.suffix_length) if cache is not None else (0, 0)
         B, T = input_ids.shape
-        positions = positions_from_mask(attention_mask, B, P + T, input_ids.device)[:, P:]  # (B, T)
+        positions = positions_from_mask(attention_mask, B, P + T + S, input_ids.device)[:, P:P + T]  # (B, T)
         key_mask = _key_mask(attention_mask)
-        logits, _ = self.model(input_ids, positions, key_mask, cache, 0)
+        logits, _ = self.model(input_ids, positions, key_mask, cache)
         return logits.float()
 
     @torch.no_grad()
     def prefill(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache_len: int
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache_len: int,
+        suffix_start: int | None = None,
     ) -> tuple[torch.Tensor, KVCache | None]:
         B, L = input_ids.shape
         positions = positions_from_mask(attention_mask, B, L, input_ids.device)
-        logits, cache = self.model(input_ids, positions, _key_mask(attention_mask), None, cache_len)
+        logits, cache = self.model(input_ids, positions, _key_mask(attention_mask), None, cache_len, suffix_start)
         return logits.float(), cache
 
 
@@ -137,14 +139,23 @@ def _key_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
 
 
 def run_layers(
-    layers, h: torch.Tensor, rope, key_mask: torch.Tensor | None, cache: KVCache | None, store: int
+    layers, h: torch.Tensor, rope, key_mask: torch.Tensor | None, cache: KVCache | None, store: int,
+    suffix_from: int | None = None,
 ) -> tuple[torch.Tensor, KVCache | None]:
-    """Run `layer(h, rope, key_mask, past) -> (h, (k, v))` per layer; keep the first `store` positions' k, v."""
-    new = KVCache() if store else None
+    """Run `layer(h, rope, key_mask, past) -> (h, (k, v))` per layer; keep the k, v of the first `store`
+    positions and, if `suffix_from` is given, of the positions from it on (a dual cache)."""
+    new = KVCache() if store or suffix_from is not None else None
     for i, layer in enumerate(layers):
-        past = (cache.keys[i], cache.values[i]) if cache is not None else None
+        past = None
+        if cache is not None:
+            past = (cache.keys[i], cache.values[i])
+            if cache.suffix_keys:
+                past += (cache.suffix_keys[i], cache.suffix_values[i])
         h, (k, v) = layer(h, rope, key_mask, past)
         if new is not None:
             new.keys.append(k[:, :, :store].contiguous())
             new.values.append(v[:, :, :store].contiguous())
+            if suffix_from is not None:
+                new.suffix_keys.append(k[:, :, suffix_from:].contiguous())
+                new.suffix_values.append(v[:, :, suffix_from:].contiguous())
     return h, new

@@ -5,6 +5,9 @@ RoPE, SwiGLU MLP) run bidirectionally, and the logits are shifted: position i is
 state i-1 (`shift_logits=True`; the sampler aligns them). Parameter names follow the published checkpoint
 (`model.embed_tokens.weight`, `model.layers.N.self_attn.q_proj.weight`, `model.layers.N.mlp.gate_proj.weight`,
 `model.norm.weight`, `lm_head.weight`). The mask id comes from config.json or the tokenizer's mask token.
+A config.json asking for another layout (sliding-window attention, RoPE scaling, a mixture of experts, another
+activation) is refused with an error that names the key; `auto_map` and other non-architectural keys are
+ignored: no remote code is ever run.
 """
 
 from __future__ import annotations
@@ -19,7 +22,17 @@ from torch import nn
 
 from pipeline.errors import ModelLoadError
 
-from .base import KVCache, generation_eos, load_safetensors, load_tokenizer, read_config, resolve_device, special_ids
+from .base import (
+    KVCache,
+    checkpoint_files,
+    find_tokenizer,
+    generation_eos,
+    load_weights,
+    read_config,
+    resolve_device,
+    special_ids,
+    torch_dtype,
+)
 from .blocks import NativeDenoiser, RMSNorm, attend, rope_cos_sin, run_layers
 
 log = logging.getLogger(__name__)
@@ -42,17 +55,19 @@ class DreamConfig:
     max_position_embeddings: int = 131072
     tie_word_embeddings: bool = False
     attention_bias: bool = True  # Qwen2 has biases on q/k/v (not on o_proj)
-    hidden_act: str = "silu"
 
     @classmethod
     def from_dict(cls, cfg: dict) -> "DreamConfig":
+        for key, value in cfg.items():
+            if key in _REQUIRED and value not in _REQUIRED[key]:
+                allowed = " or ".join(repr(v) for v in _REQUIRED[key])
+                raise ModelLoadError(f"Dream config {key}={value!r} is not supported (only {allowed}): this "
+                                     "adapter implements the Qwen2 layout of Dream-v0")
+            if "expert" in key and value:
+                raise ModelLoadError(f"Dream config {key}={value!r}: mixture-of-experts layouts are not "
+                                     "supported by this adapter")
         known = {f.name for f in fields(cls)}
-        out = cls(**{k: v for k, v in cfg.items() if k in known and v is not None})
-        if out.hidden_act != "silu":
-            raise ModelLoadError(f"Dream config hidden_act={out.hidden_act!r} is not supported (only 'silu')")
-        if cfg.get("rope_scaling"):
-            raise ModelLoadError("Dream config rope_scaling is not supported; remove it or use plain RoPE")
-        return out
+        return cls(**{k: v for k, v in cfg.items() if k in known and v is not None})
 
 
 class _Attention(nn.Module):
@@ -118,38 +133,44 @@ class DreamModel(nn.Module):
 
     def forward(
         self, input_ids: torch.Tensor, positions: torch.Tensor, key_mask: torch.Tensor | None,
-        cache: KVCache | None = None, store: int = 0,
+        cache: KVCache | None = None, store: int = 0, suffix_from: int | None = None,
     ) -> tuple[torch.Tensor, KVCache | None]:
         """(B, T) ids -> (B, T, V) unshifted logits (row i predicts position i+1) and the optional cache."""
         c = self.config
         h = self.model.embed_tokens(input_ids)  # (B, T, C)
         rope = rope_cos_sin(positions, c.hidden_size // c.num_attention_heads, c.rope_theta)
-        h, new_cache = run_layers(self.model.layers, h, rope, key_mask, cache, store)
+        h, new_cache = run_layers(self.model.layers, h, rope, key_mask, cache, store, suffix_from)
         h = self.model.norm(h)
         head = self.model.embed_tokens.weight if c.tie_word_embeddings else self.lm_head.weight
         return F.linear(h, head), new_cache
 
 
-def load_dream(path: str | Path, device: str = "auto") -> NativeDenoiser:
-    """A Dream checkpoint folder (config.json, safetensors, tokenizer files) as a Denoiser."""
+def load_dream(path: str | Path, device: str = "auto", dtype: str | None = None) -> NativeDenoiser:
+    """A Dream checkpoint folder as published (config.json, model.safetensors or shards with an index,
+    generation_config.json, tokenizer files) as a Denoiser; weights stream in the target dtype to the device."""
     path = Path(path)
     raw = read_config(path)
     if raw.get("model_type", "Dream").lower() != "dream":
-        raise ModelLoadError(f"{path} is a {raw.get('model_type')!r} checkpoint, not Dream")
-    state = {k: v for k, v in load_safetensors(path).items() if not k.endswith(_IGNORED_SUFFIXES)}
-    # Qwen2 has q/k/v biases, a Dream made from a LLaMA base may not: read it from the weights themselves
-    raw = dict(raw, attention_bias="model.layers.0.self_attn.q_proj.bias" in state)
+        raise ModelLoadError(f"{path} is a {raw.get('model_type')!r} checkpoint (config model_type), not Dream")
+    # Qwen2 has q/k/v biases, a Dream made from a LLaMA base may not: read it from the tensor names
+    names = checkpoint_files(path)
+    raw = dict(raw, attention_bias="model.layers.0.self_attn.q_proj.bias" in names)
     config = DreamConfig.from_dict(raw)
-    dev, dtype = resolve_device(device)
+    dev, default_dtype = resolve_device(device)
+    dtype = torch_dtype(dtype, default_dtype)
     with torch.device("meta"):
         model = DreamModel(config)
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as e:
-        raise ModelLoadError(f"{path} does not match the Dream layout of its config.json: {e}") from e
-    model = model.to(device=dev, dtype=dtype)
-    tokenizer = load_tokenizer(path)
+    load_weights(model, path, dev, dtype, ignore=_IGNORED_SUFFIXES, layout="Dream")
+    tokenizer = find_tokenizer(path)
     ids = special_ids(tokenizer, raw, extra_stops=tuple(generation_eos(path)))
     log.info("loaded Dream from %s on %s (%s): %d layers, hidden %d", path, dev, dtype,
              config.num_hidden_layers, config.hidden_size)
     return NativeDenoiser(model, tokenizer, shift_logits=True, max_length=config.max_position_embeddings, **ids)
+
+
+# config.json keys whose other values change the architecture: refused, naming the key
+_REQUIRED: dict[str, tuple] = {
+    "hidden_act": ("silu",),
+    "rope_scaling": (None, {}),
+    "use_sliding_window": (False,),
+}

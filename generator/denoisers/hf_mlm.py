@@ -15,7 +15,7 @@ import torch
 
 from pipeline.errors import ModelLoadError
 
-from .base import KVCache, generation_eos, load_tokenizer, read_config, resolve_device, special_ids
+from .base import KVCache, generation_eos, load_tokenizer, read_config, resolve_device, special_ids, torch_dtype
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +45,19 @@ class HFMaskedLMDenoiser:
             raise ValueError("HFMaskedLMDenoiser has no KV cache; call it without one")
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits.float()  # (B, L, V)
 
-    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache_len: int):
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache_len: int,
+                suffix_start: int | None = None):
         return self.forward(input_ids, attention_mask), None
 
 
-def load_hf_mlm(path: str | Path, device: str = "auto") -> HFMaskedLMDenoiser:
+def load_hf_mlm(path: str | Path, device: str = "auto", dtype: str | None = None) -> HFMaskedLMDenoiser:
     """A local masked-LM folder (config.json, weights, tokenizer) as a Denoiser."""
     from transformers import AutoModelForMaskedLM
 
     path = Path(path)
     raw = read_config(path)
-    dev, dtype = resolve_device(device)
+    dev, default_dtype = resolve_device(device)
+    dtype = torch_dtype(dtype, default_dtype)
     try:
         model = AutoModelForMaskedLM.from_pretrained(str(path), local_files_only=True, trust_remote_code=False,
                                                      dtype=dtype)

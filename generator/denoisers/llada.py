@@ -4,7 +4,10 @@ A LLaMA-style transformer run bidirectionally: RMSNorm, RoPE (rotate-half, float
 (`ff_out(silu(ff_proj(x)) * up_proj(x))`), separate q/k/v projections. Module and parameter names follow the
 published checkpoint (`model.transformer.wte.weight`, `model.transformer.blocks.N.q_proj.weight`, ...,
 `model.transformer.ln_f.weight`, `model.transformer.ff_out.weight`), so its safetensors load as they are.
-Only the "llama" block with RMSNorm, SwiGLU and RoPE is supported (what every released LLaDA uses).
+Only the "llama" block with RMSNorm, SwiGLU and RoPE is supported (what every released LLaDA uses); a
+config.json asking for anything else (another block type, ALiBi, q/k norms, a mixture-of-experts layout...)
+is refused with an error that names the key. Keys that do not change the forward pass (dropout, init,
+`auto_map`, `flash_attention`...) are ignored: no remote code is ever run.
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ from torch import nn
 
 from pipeline.errors import ModelLoadError
 
-from .base import KVCache, generation_eos, load_safetensors, load_tokenizer, read_config, resolve_device, special_ids
+from .base import (
+    KVCache,
+    find_tokenizer,
+    generation_eos,
+    load_weights,
+    read_config,
+    resolve_device,
+    special_ids,
+    torch_dtype,
+)
 from .blocks import NativeDenoiser, RMSNorm, attend, rope_cos_sin, run_layers
 
 log = logging.getLogger(__name__)
@@ -32,8 +44,10 @@ class LLaDAConfig:
     d_model: int = 4096
     n_heads: int = 32
     n_kv_heads: int | None = None
+    multi_query_attention: bool | None = None
     n_layers: int = 32
-    mlp_hidden_size: int = 12288
+    mlp_hidden_size: int | None = 12288
+    mlp_ratio: int = 4
     vocab_size: int = 126464
     embedding_size: int | None = 126464
     rope_theta: float = 500000.0
@@ -45,33 +59,27 @@ class LLaDAConfig:
     input_emb_norm: bool = False
     scale_logits: bool = False
     rope_full_precision: bool = True
-    block_type: str = "llama"
-    layer_norm_type: str = "rms"
-    activation_type: str = "silu"
-    rope: bool = True
-    alibi: bool = False
-    attention_layer_norm: bool = False
 
     @classmethod
     def from_dict(cls, cfg: dict) -> "LLaDAConfig":
+        for key, value in cfg.items():
+            if key in _REQUIRED and value not in _REQUIRED[key]:
+                allowed = " or ".join(repr(v) for v in _REQUIRED[key])
+                raise ModelLoadError(f"LLaDA config {key}={value!r} is not supported (only {allowed}): this "
+                                     "adapter implements the LLaMA-block LLaDA of GSAI-ML/LLaDA-8B")
+            if ("expert" in key or key.startswith("moe")) and value:
+                raise ModelLoadError(f"LLaDA config {key}={value!r}: mixture-of-experts layouts (LLaDA-MoE) are "
+                                     "not supported by this adapter")
         known = {f.name for f in fields(cls)}
-        out = cls(**{k: v for k, v in cfg.items() if k in known})
-        unsupported = {
-            "block_type": (out.block_type, "llama"),
-            "layer_norm_type": (out.layer_norm_type, "rms"),
-            "activation_type": (out.activation_type, "silu"),
-            "rope": (out.rope, True),
-            "alibi": (out.alibi, False),
-            "attention_layer_norm": (out.attention_layer_norm, False),
-        }
-        for key, (got, want) in unsupported.items():
-            if got != want:
-                raise ModelLoadError(f"LLaDA config {key}={got!r} is not supported (only {want!r})")
-        return out
+        return cls(**{k: v for k, v in cfg.items() if k in known})
 
     @property
     def kv_heads(self) -> int:
-        return self.n_kv_heads or self.n_heads
+        return 1 if self.multi_query_attention else (self.n_kv_heads or self.n_heads)
+
+    @property
+    def hidden(self) -> int:
+        return self.mlp_hidden_size or self.mlp_ratio * self.d_model
 
     @property
     def padded_vocab(self) -> int:
@@ -93,9 +101,9 @@ class LLaDABlock(nn.Module):
         self.k_proj = nn.Linear(c.d_model, c.kv_heads * head_dim, bias=qkv_bias, **kw)
         self.v_proj = nn.Linear(c.d_model, c.kv_heads * head_dim, bias=qkv_bias, **kw)
         self.attn_out = nn.Linear(c.d_model, c.d_model, bias=c.include_bias, **kw)
-        self.ff_proj = nn.Linear(c.d_model, c.mlp_hidden_size, bias=c.include_bias, **kw)
-        self.up_proj = nn.Linear(c.d_model, c.mlp_hidden_size, bias=c.include_bias, **kw)
-        self.ff_out = nn.Linear(c.mlp_hidden_size, c.d_model, bias=c.include_bias, **kw)
+        self.ff_proj = nn.Linear(c.d_model, c.hidden, bias=c.include_bias, **kw)
+        self.up_proj = nn.Linear(c.d_model, c.hidden, bias=c.include_bias, **kw)
+        self.ff_out = nn.Linear(c.hidden, c.d_model, bias=c.include_bias, **kw)
 
     def forward(self, x, rope, key_mask, past):
         proj = (self.q_proj, self.k_proj, self.v_proj, self.attn_out)
@@ -131,15 +139,16 @@ class LLaDAModelLM(nn.Module):
 
     def forward(
         self, input_ids: torch.Tensor, positions: torch.Tensor, key_mask: torch.Tensor | None,
-        cache: KVCache | None = None, store: int = 0,
+        cache: KVCache | None = None, store: int = 0, suffix_from: int | None = None,
     ) -> tuple[torch.Tensor, KVCache | None]:
-        """(B, T) ids at (B, T) positions -> (B, T, V) logits and, if store, the cache of the first `store`."""
+        """(B, T) ids at (B, T) positions -> (B, T, V) logits and, if asked, the cache of the first `store`
+        positions (and of the positions from `suffix_from` on)."""
         c, t = self.config, self.model.transformer
         h = t.wte(input_ids)  # (B, T, C)
         if c.input_emb_norm:
             h = h * c.d_model**0.5
         rope = rope_cos_sin(positions, c.d_model // c.n_heads, c.rope_theta)
-        h, new_cache = run_layers(t.blocks, h, rope, key_mask, cache, store)
+        h, new_cache = run_layers(t.blocks, h, rope, key_mask, cache, store, suffix_from)
         h = t.ln_f(h)
         logits = F.linear(h, t.wte.weight) if c.weight_tying else t.ff_out(h)  # (B, T, V)
         if c.scale_logits:
@@ -147,24 +156,36 @@ class LLaDAModelLM(nn.Module):
         return logits, new_cache
 
 
-def load_llada(path: str | Path, device: str = "auto") -> NativeDenoiser:
-    """A LLaDA checkpoint folder (config.json, safetensors, tokenizer files) as a Denoiser."""
+def load_llada(path: str | Path, device: str = "auto", dtype: str | None = None) -> NativeDenoiser:
+    """A LLaDA checkpoint folder as published (config.json, model.safetensors or shards with an index,
+    generation_config.json, tokenizer files) as a Denoiser; weights stream in the target dtype to the device."""
     path = Path(path)
     raw = read_config(path)
     if raw.get("model_type", "llada").lower() != "llada":
-        raise ModelLoadError(f"{path} is a {raw.get('model_type')!r} checkpoint, not LLaDA")
+        raise ModelLoadError(f"{path} is a {raw.get('model_type')!r} checkpoint (config model_type), not LLaDA")
     config = LLaDAConfig.from_dict(raw)
-    dev, dtype = resolve_device(device)
-    state = load_safetensors(path)
+    dev, default_dtype = resolve_device(device)
+    dtype = torch_dtype(dtype, default_dtype)
     with torch.device("meta"):
         model = LLaDAModelLM(config)
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as e:
-        raise ModelLoadError(f"{path} does not match the LLaDA layout of its config.json: {e}") from e
-    model = model.to(device=dev, dtype=dtype)
-    tokenizer = load_tokenizer(path)
+    load_weights(model, path, dev, dtype, layout="LLaDA")
+    tokenizer = find_tokenizer(path)
     ids = special_ids(tokenizer, raw, extra_stops=tuple(generation_eos(path)))
     log.info("loaded LLaDA from %s on %s (%s): %d layers, d_model %d", path, dev, dtype, config.n_layers,
              config.d_model)
     return NativeDenoiser(model, tokenizer, shift_logits=False, max_length=config.max_sequence_length, **ids)
+
+
+# config.json keys whose other values change the architecture: refused, naming the key
+_REQUIRED: dict[str, tuple] = {
+    "block_type": ("llama",),
+    "layer_norm_type": ("rms",),
+    "activation_type": ("silu",),
+    "rope": (True,),
+    "alibi": (False,),
+    "attention_layer_norm": (False,),
+    "layer_norm_with_affine": (True,),
+    "bias_for_layer_norm": (None, False),
+    "clip_qkv": (None,),
+    "block_group_size": (1,),
+}

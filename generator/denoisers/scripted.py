@@ -45,7 +45,8 @@ class ScriptedDenoiser:
             raise ValueError(f"script returned {tuple(logits.shape)}, expected {(*input_ids.shape, self.vocab_size)}")
         return logits
 
-    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache_len: int):
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache_len: int,
+                suffix_start: int | None = None):
         return self.forward(input_ids, attention_mask), None
 
 

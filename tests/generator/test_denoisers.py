@@ -123,6 +123,21 @@ def test_cached_forward_equals_full_forward(which, llada_denoiser, dream_denoise
 
 
 @pytest.mark.parametrize("which", ["llada", "dream"])
+def test_dual_cached_forward_equals_full_forward(which, llada_denoiser, dream_denoiser, tokenizer):
+    """A dual cache keeps the prefix [0, 6) and the suffix [12, L): the middle alone gives the full logits."""
+    den = llada_denoiser if which == "llada" else dream_denoiser
+    ids = _ids(tokenizer)
+    full, cache = den.prefill(ids, None, 6, 12)
+    assert (cache.length, cache.suffix_length) == (6, ids.shape[1] - 12)
+    torch.testing.assert_close(den.forward(ids[:, 6:12], None, cache), full[:, 6:12], atol=1e-5, rtol=1e-5)
+    # the suffix really comes from the cache: a stale suffix changes the answer
+    changed = ids.clone()
+    changed[:, 12:] = tokenizer.mask_token_id
+    _, stale = den.prefill(changed, None, 6, 12)
+    assert (den.forward(ids[:, 6:12], None, stale) - full[:, 6:12]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("which", ["llada", "dream"])
 def test_left_padding_does_not_change_logits(which, llada_denoiser, dream_denoiser, tokenizer):
     den = llada_denoiser if which == "llada" else dream_denoiser
     ids = _ids(tokenizer)
@@ -170,3 +185,78 @@ def test_special_ids_come_from_config_and_tokenizer(tokenizer, tiny_models):
     assert tokenizer.bos_token_id in ids["special_ids"] and tokenizer.eos_token_id not in ids["special_ids"]
     with pytest.raises(ModelLoadError, match="mask"):
         special_ids(None, {"eos_token_id": 1})
+
+
+# -- checkpoints as published (the parity fixtures' models, re-packed the way the hub ships 8B models) ----
+def _publish(src, dst, tokenizer, config_update=None):
+    """`src` (config.json + model.safetensors) re-packed as the hub ships LLaDA-8B / Dream-7B: 2 shards and an
+    index, generation_config.json, tokenizer files; config.json keeps its `auto_map` (remote code)."""
+    from safetensors.torch import load_file, save_file
+
+    dst.mkdir(parents=True)
+    cfg = json.loads((src / "config.json").read_text())
+    (dst / "config.json").write_text(json.dumps(dict(cfg, **(config_update or {}))))
+    state = load_file(str(src / "model.safetensors"))
+    names = sorted(state)
+    shards = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
+              "model-00002-of-00002.safetensors": names[len(names) // 2:]}
+    for shard, keys in shards.items():
+        save_file({k: state[k] for k in keys}, str(dst / shard))
+    weight_map = {k: shard for shard, keys in shards.items() for k in keys}
+    (dst / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (dst / "generation_config.json").write_text(json.dumps({"eos_token_id": [cfg["eos_token_id"], 73]}))
+    tokenizer.save_pretrained(str(dst))
+    return dst
+
+
+@pytest.mark.parametrize("family", ["llada", "dream"])
+def test_published_sharded_folder_loads_without_remote_code(family, shared_data, tmp_path, tokenizer):
+    from safetensors.torch import load_file
+
+    src = shared_data / "parity" / family
+    assert "auto_map" in json.loads((src / "config.json").read_text())
+    path = _publish(src, tmp_path / family, tokenizer)
+    den = load_denoiser(family, path, device="cpu")
+    ids = load_file(str(src / "cases.safetensors"))["inputs/fwd_nopad/input_ids"]
+    reference = load_file(str(src / "cases.safetensors"))["fwd_nopad/logits"]  # the published modeling code's
+    torch.testing.assert_close(den.forward(ids), reference, atol=1e-3, rtol=0)
+    torch.testing.assert_close(den.forward(ids), load_denoiser(family, src, device="cpu").forward(ids), atol=0, rtol=0)
+    assert den.tokenizer is not None and 73 in den.stop_ids  # generation_config.json's extra EOS ends answers
+    assert den.mask_id == 1023  # config.json's mask_token_id wins over the tokenizer's
+
+
+def test_weights_stream_one_tensor_at_a_time_in_the_target_dtype(shared_data, tmp_path, tokenizer, monkeypatch):
+    """No whole-file state dict (safetensors' load_file is never called), parameters in the asked dtype."""
+    import safetensors.torch
+
+    def whole_file(*a, **k):
+        raise AssertionError("the loader read a whole checkpoint file into memory")
+
+    path = _publish(shared_data / "parity" / "llada", tmp_path / "llada", tokenizer)
+    monkeypatch.setattr(safetensors.torch, "load_file", whole_file)
+    den = load_denoiser("llada", path, device="cpu", dtype="bfloat16")
+    assert {p.dtype for p in den.model.parameters()} == {torch.bfloat16}
+    assert {p.device.type for p in den.model.parameters()} == {"cpu"}
+    with pytest.raises(ConfigError, match="dtype"):
+        load_denoiser("llada", path, device="cpu", dtype="float8")
+
+
+@pytest.mark.parametrize("family,key,value", [
+    ("llada", "block_type", "sequential"),
+    ("llada", "alibi", True),
+    ("llada", "moe_num_experts", 64),
+    ("llada", "clip_qkv", 8.0),
+    ("dream", "use_sliding_window", True),
+    ("dream", "num_experts", 8),
+    ("dream", "hidden_act", "gelu"),
+])
+def test_unsupported_config_is_refused_naming_the_key(family, key, value, shared_data, tmp_path, tokenizer):
+    path = _publish(shared_data / "parity" / family, tmp_path / family, tokenizer, {key: value})
+    with pytest.raises(ModelLoadError, match=key):
+        load_denoiser(family, path, device="cpu")
+
+
+def test_a_tensor_of_the_wrong_shape_is_named(shared_data, tmp_path, tokenizer):
+    path = _publish(shared_data / "parity" / "llada", tmp_path / "llada", tokenizer, {"mlp_hidden_size": 96})
+    with pytest.raises(ModelLoadError, match=r"blocks\.0\.ff_out\.weight has shape \(64, 128\)"):
+        load_denoiser("llada", path, device="cpu")

@@ -138,3 +138,16 @@ def test_cuda_bf16_matches_cpu(tmp_path, tokenizer, tiny_models):
     torch.testing.assert_close(gpu.forward(ids.cuda()).cpu(), cpu.forward(ids), atol=0.1, rtol=0.05)
     result = DiffusionGenerator(denoiser=gpu, config=CFG).generate(REQUEST)
     assert result.trace.steps == 12 and MASK_GLYPH not in result.text
+
+
+@pytest.mark.parametrize("family", ["llada", "dream"])
+def test_reference_compat_runs_through_the_generator(family, llada_denoiser, dream_denoiser):
+    """The published samplers behind the Generator protocol: no citation constraints (they have none), the
+    reference's step count, a streamed state per model call."""
+    den = llada_denoiser if family == "llada" else dream_denoiser
+    cfg = DiffusionConfig(gen_length=16, block_length=16, steps=8, use_cache=False, reference_compat=family)
+    gen = DiffusionGenerator(denoiser=den, config=cfg, name=family)
+    states = list(gen.stream(REQUEST))
+    result = states[-1]
+    assert isinstance(result, GenerationResult) and result.trace.nfe == result.trace.steps == 8
+    assert len(states) == 9 and sum(result.trace.tokens_per_step) <= 16

@@ -280,6 +280,25 @@ def test_cfg_runs_without_an_attention_mask_and_changes_the_answer(llada_denoise
     assert not torch.equal(plain, guided)
 
 
+class Counting:
+    """A denoiser that records each call: ("step", ids length, cached prefix, cached suffix) or
+    ("refresh", ids length, prefix kept, suffix start)."""
+
+    def __init__(self, den):
+        self.den, self.calls = den, []
+
+    def __getattr__(self, name):
+        return getattr(self.den, name)
+
+    def forward(self, ids, mask=None, cache=None):
+        self.calls.append(("step", ids.shape[1], cache.length if cache else 0, cache.suffix_length if cache else 0))
+        return self.den.forward(ids, mask, cache)
+
+    def prefill(self, ids, mask, n, suffix_start=None):
+        self.calls.append(("refresh", ids.shape[1], n, suffix_start))
+        return self.den.prefill(ids, mask, n, suffix_start)
+
+
 @pytest.mark.parametrize("which", ["llada", "dream"])
 def test_cache_runs_only_the_block_and_after(which, llada_denoiser, dream_denoiser, tokenizer):
     """A full forward refreshes the cache at each block start; the other steps run [block | after] only.
@@ -287,29 +306,44 @@ def test_cache_runs_only_the_block_and_after(which, llada_denoiser, dream_denois
     den = llada_denoiser if which == "llada" else dream_denoiser
     p = torch.tensor([tokenizer.encode(TEXTS[2], add_special_tokens=False)])
     P, shift = p.shape[1], int(den.shift_logits)
-    calls = []
-
-    class Counting:
-        def __getattr__(self, name):
-            return getattr(den, name)
-
-        def forward(self, ids, mask=None, cache=None):
-            calls.append(("step", ids.shape[1], cache.length if cache is not None else 0))
-            return den.forward(ids, mask, cache)
-
-        def prefill(self, ids, mask, n):
-            calls.append(("refresh", ids.shape[1], n))
-            return den.prefill(ids, mask, n)
-
+    counting = Counting(den)
     cfg = DiffusionConfig(gen_length=16, block_length=8, steps=8)
-    cached = list(denoise_steps(Counting(), p, None, cfg))
-    assert calls[0] == ("refresh", P + 16, P - shift) and calls[4] == ("refresh", P + 16, P + 8 - shift)
-    assert all(c == ("step", 16 + shift, P - shift) for c in calls[1:4])  # block 1 + block 2 (+1 if shifted)
-    assert all(c == ("step", 8 + shift, P + 8 - shift) for c in calls[5:8])
+    cached = list(denoise_steps(counting, p, None, cfg))
+    calls = counting.calls
+    assert calls[0] == ("refresh", P + 16, P - shift, None) and calls[4] == ("refresh", P + 16, P + 8 - shift, None)
+    assert all(c == ("step", 16 + shift, P - shift, 0) for c in calls[1:4])  # block 1 + block 2 (+1 if shifted)
+    assert all(c == ("step", 8 + shift, P + 8 - shift, 0) for c in calls[5:8])
     naive = list(denoise_steps(den, p, None, cfg.model_copy(update={"use_cache": False})))
     assert torch.equal(cached[0].canvas, naive[0].canvas)
     assert cached[-1].output.nfe == naive[-1].output.nfe == 8
     assert not (cached[-1].output.tokens == den.mask_id).any()
+
+
+@pytest.mark.parametrize("which", ["llada", "dream"])
+def test_dual_cache_runs_only_the_block(which, llada_denoiser, dream_denoiser, tokenizer):
+    """Dual cache: the block-start forward keeps the keys/values before and after the block; the other steps
+    run the block alone (plus, for a shifted model, the position before it, which predicts the first)."""
+    den = llada_denoiser if which == "llada" else dream_denoiser
+    p = torch.tensor([tokenizer.encode(TEXTS[2], add_special_tokens=False)])
+    P, shift = p.shape[1], int(den.shift_logits)
+    counting = Counting(den)
+    cfg = DiffusionConfig(gen_length=24, block_length=8, steps=12, dual_cache=True)
+    out = diffusion_generate(counting, p, None, cfg)
+    calls = counting.calls
+    assert [c for c in calls if c[0] == "refresh"] == [("refresh", P + 24, P - shift, P + 8),
+                                                        ("refresh", P + 24, P + 8 - shift, P + 16),
+                                                        ("refresh", P + 24, P + 16 - shift, None)]
+    steps = [c for c in calls if c[0] == "step"]
+    assert steps[:3] == [("step", 8 + shift, P - shift, 16)] * 3 and steps[-1] == ("step", 8 + shift, P + 16 - shift, 0)
+    assert out.nfe == 12 and not (out.tokens == den.mask_id).any()
+    # each block's first step is the same full forward in every mode
+    first = next(denoise_steps(den, p, None, cfg.model_copy(update={"use_cache": False, "dual_cache": False})))
+    assert torch.equal(next(denoise_steps(den, p, None, cfg)).canvas, first.canvas)
+
+
+def test_dual_cache_needs_the_cache():
+    with pytest.raises(ValueError, match="dual_cache"):
+        DiffusionConfig(use_cache=False, dual_cache=True)
 
 
 def test_infill_changes_only_the_remasked_span(llada_denoiser, tokenizer):
@@ -336,3 +370,42 @@ def test_bad_arguments_are_config_errors(llada_denoiser):
     with pytest.raises(ConfigError, match="exceed"):
         diffusion_generate(llada_denoiser, torch.ones(1, 500, dtype=torch.long), None,
                            DiffusionConfig(gen_length=32, block_length=32))
+
+
+def test_logits_eos_inf_never_proposes_eos():
+    def wants_to_stop(call, ids):
+        logits = random_beliefs(ban_eos=False)(call, ids)
+        logits[..., EOS] = 50.0
+        return logits
+
+    cfg = DiffusionConfig(gen_length=8, block_length=8, steps=8, use_cache=False)
+    assert (diffusion_generate(scripted(wants_to_stop), prompt(), None, cfg).tokens == EOS).all()
+    out = diffusion_generate(scripted(wants_to_stop), prompt(), None, cfg.model_copy(update={"logits_eos_inf": True}))
+    assert not (out.tokens == EOS).any()
+
+
+def test_confidence_eos_eot_inf_commits_a_proposed_stop_last():
+    """The model is surest that the answer ends at once; with the option, that stop proposal (confidence 0)
+    waits until every other position is committed."""
+
+    def script(call, ids):
+        logits = prefer(torch.full(ids.shape, 8), V, strength=3.0)
+        logits[:, 6, EOS] = 20.0  # answer position 0
+        return logits
+
+    cfg = DiffusionConfig(gen_length=4, block_length=4, steps=4, use_cache=False)
+    plain = diffusion_generate(scripted(script), prompt(), None, cfg)
+    assert plain.steps == 1 and plain.tokens[0].tolist() == [EOS] * 4  # committed first, the rest filled
+    late = diffusion_generate(scripted(script), prompt(), None, cfg.model_copy(update={"confidence_eos_eot_inf": True}))
+    assert late.steps == 4 and late.tokens_per_step == [1, 1, 1, 1]
+    assert late.tokens[0].tolist() == [EOS] * 4  # still the model's answer, reached last
+
+
+def test_top_p_samples_only_from_the_nucleus():
+    def flat(call, ids):  # token 5 is the most likely (p ~ 0.13), 49 others share the rest
+        return prefer(torch.full(ids.shape, 5), V, strength=2.0)
+
+    cfg = DiffusionConfig(gen_length=32, block_length=32, steps=32, temperature=1.0, seed=3, use_cache=False)
+    free = diffusion_generate(scripted(flat), prompt(), None, cfg).tokens
+    nucleus = diffusion_generate(scripted(flat), prompt(), None, cfg.model_copy(update={"top_p": 0.1})).tokens
+    assert (free != 5).any() and (nucleus == 5).all()
