@@ -91,8 +91,14 @@ class DecoderLayer(nn.Module):
         k, v = self.kv2(memory).chunk(2, dim=-1)
         return self._split(k), self._split(v)
 
-    def forward(self, x: torch.Tensor, mem_kv: tuple[torch.Tensor, torch.Tensor], mem_mask: torch.Tensor):
+    def forward(self, x: torch.Tensor, mem_kv: tuple[torch.Tensor, torch.Tensor], mem_mask: torch.Tensor,
+                only: torch.Tensor | None = None):
+        """(B, L, d) -> (B, L, d); with `only` (B,) slot indexes, just those slots' outputs (B, 1, d): they
+        still attend to every slot, so the result is the same as the full layer's at those slots."""
         q, k, v = self.qkv(self.ln1(x)).chunk(3, dim=-1)
+        if only is not None:
+            rows = torch.arange(x.shape[0], device=x.device)
+            q, x = q[rows, only][:, None], x[rows, only][:, None]
         a = F.scaled_dot_product_attention(self._split(q), self._split(k), self._split(v))
         x = x + self.drop(self.o1(self._merge(a)))
         q = self._split(self.q2(self.ln2(x)))
@@ -236,13 +242,11 @@ class SculptModel(nn.Module):
         summary = memory.summary.gather(1, cite_idx[..., None].expand(B, L, memory.summary.shape[-1]))
         x = torch.where(is_cite[..., None], self.cite_in(summary), x)
         x = self.in_ln(x + self.slot_emb.weight[:L])
-        for layer, kv in zip(self.layers, memory.kv):
-            x = layer(x, kv, memory.mem_mask)
+        last = len(self.layers) - 1
+        for i, (layer, kv) in enumerate(zip(self.layers, memory.kv)):  # the last layer: only the slots asked
+            x = layer(x, kv, memory.mem_mask, only if i == last else None)
         h = self.out_ln(x)
-        bonus = self._continuation(canvas, memory.sentence, space)
-        if only is not None:
-            rows = torch.arange(B, device=canvas.device)
-            h, bonus = h[rows, only][:, None], bonus[rows, only][:, None]
+        bonus = self._continuation(canvas, memory.sentence, space, only)
         scale = 1.0 / math.sqrt(h.shape[-1])
         vocab = self.vocab_proj(h) @ self.word_emb.weight.T + self.vocab_bias
         copy = (self.copy_q(h) @ memory.copy_keys.transpose(1, 2)) * scale
@@ -252,14 +256,19 @@ class SculptModel(nn.Module):
         cite = cite.masked_fill(~memory.passage_ok[:, None, :], float("-inf"))
         return torch.cat([vocab.float(), copy.float(), cite.float()], dim=-1).log_softmax(-1)
 
-    def _continuation(self, canvas: torch.Tensor, sentence: torch.Tensor, space: OutputSpace) -> torch.Tensor:
+    def _continuation(self, canvas: torch.Tensor, sentence: torch.Tensor, space: OutputSpace,
+                      only: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L, M) bonus: slot i copying p+1 when slot i-1 copies p, or q-1 when slot i+1 copies q, inside
-        one sentence (crossing into the next sentence, or stopping to cite, is the model's own call)."""
+        one sentence (crossing into the next sentence, or stopping to cite, is the model's own call).
+        With `only` (B,) slot indexes: (B, 1, M), those slots' rows."""
         B, L = canvas.shape
         M = space.positions
         pos = torch.where(space.is_copy(canvas), space.position_of(canvas), -1)  # -1: not a copy
         left = F.pad(pos, (1, 0), value=-1)[:, :L]  # what slot i-1 copies
         right = F.pad(pos, (0, 1), value=-1)[:, 1:]  # what slot i+1 copies
+        if only is not None:
+            rows = torch.arange(B, device=canvas.device)
+            left, right, L = left[rows, only][:, None], right[rows, only][:, None], 1
         dump = M  # an extra column for "no bonus", dropped at the end
 
         def same_sentence(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -351,3 +351,21 @@ def test_a_quote_opens_only_if_its_sentence_fits_and_the_last_slot_is_a_citation
     assert pick([V + 0, V + 1, V + 2, V + M, -1, -1, -1, -1]) == V + 3  # 3 copies + a citation fit in 4 slots
     assert pick([V + 0, V + 1, V + 2, V + M, -1, -1, -1]) == eos  # not in 3: the answer ends, uncut
     assert pick([V + 3, V + 4, -1]) == V + M + 1  # the last slot cites the quote, though its sentence goes on
+
+
+def test_scoring_only_some_slots_gives_the_full_canvas_scores_at_those_slots(small):
+    model, tok = small
+    model.eval()
+    ex = make_example(_item(), random.Random(2), k=3)
+    batch = featurize(tok, model.cfg, [ex.question], [[p.text for p in ex.passages]])
+    space = OutputSpace.of(model.vocab_size, batch.shape)
+    L = model.cfg.slots
+    rows = torch.full((3, L), MASK)
+    rows[1, 0] = space.copy(space.position(0, 2))
+    rows[2, :2] = torch.tensor([space.copy(space.position(0, 2)), space.copy(space.position(0, 3))])
+    only = torch.tensor([0, 1, 2])
+    with torch.inference_mode():
+        memory = model.encode(batch)
+        full = model(rows, memory.expand(3))
+        part = model(rows, memory.expand(3), only=only)[:, 0]
+    assert torch.allclose(part, full[torch.arange(3), only], atol=1e-5)
