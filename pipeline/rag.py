@@ -7,9 +7,9 @@ Validation: every answer is checked by the validation stage (validation.validate
 sentence by the passages it cites, prompt injection in the passages) unless settings.validation.enabled is
 off; a `validator` argument replaces it. On "fail", the failing sentences are repaired and validated again,
 up to settings.validation.repair_rounds times: a generator with `repair` (the diffusion ones) remasks just
-those sentences and denoises them again; any other generator answers again without the passages that only
-failing sentences cite. `Answer.validation` holds the last report and what each repair round did, and an
-answer that still fails says so in its status.
+those sentences and denoises them again (the remote "openai" one re-asks, naming them); any other generator
+answers again without the passages that only failing sentences cite. `Answer.validation` holds the last
+report and what each repair round did, and an answer that still fails says so in its status.
 
 Passages are data, never instructions: the generator sees them with citation markers written "(n)"
 (generator.types.Passage), and the answer text that leaves this module, in an Answer or in a streamed
@@ -78,7 +78,7 @@ class RagPipeline:
         key = (name, _options_key(load), _options_key(sampling) if sampling else "")
         with self._lock:
             if base_key not in self._generators:  # the model, with its default sampling settings
-                base = get_generator(name, **load)
+                base = get_generator(name, settings=self.settings, **load)
                 base.warm_up()
                 self._generators[base_key], self._gen_locks[base_key] = base, threading.Lock()
             if key not in self._generators:
@@ -87,7 +87,7 @@ class RagPipeline:
                     self._generators[key] = base.with_options(**sampling)
                     self._gen_locks[key] = self._gen_locks[base_key]  # same weights, same lock
                 else:
-                    gen = get_generator(name, **options)
+                    gen = get_generator(name, settings=self.settings, **options)
                     gen.warm_up()
                     self._generators[key], self._gen_locks[key] = gen, threading.Lock()
             return self._generators[key], self._gen_locks[key]
@@ -170,9 +170,10 @@ def validate_and_repair(gen: Generator, request: GenerationRequest, result: Gene
                         lock: threading.Lock | None = None) -> tuple[GenerationResult, dict, list[dict]]:
     """Judge `result`; while it fails, repair it (up to `rounds` times) and judge again.
 
-    A generator with `repair` remasks the failing spans and denoises them again; any other answers again
-    without the passages that only failing sentences cite. Returns the last result, its report and a
-    record of each round (how, verdict before and after, the failing text, seconds)."""
+    A generator with `repair` remasks the failing spans and denoises them again (or does what its
+    `repair_how` says); any other answers again without the passages that only failing sentences cite.
+    Returns the last result, its report and a record of each round (how, verdict before and after, the
+    failing text, seconds)."""
     report = judge(result)
     done: list[dict] = []
     while report.get("status") == "fail" and len(done) < rounds:
@@ -183,7 +184,7 @@ def validate_and_repair(gen: Generator, request: GenerationRequest, result: Gene
         raw_spans = map_spans(result.text, result.raw_text, generated)
         with lock or contextlib.nullcontext():
             if hasattr(gen, "repair"):
-                how = "remask failing sentences"
+                how = getattr(gen, "repair_how", "remask failing sentences")
                 repaired = gen.repair(request, result.raw_text, raw_spans)
             else:
                 how = "regenerate without the passages only failing sentences cite"
@@ -219,12 +220,15 @@ class _SharedEmbedder:
 MARKER_RE = re.compile(r"\[\d+\]")
 
 
-LOAD_OPTIONS = frozenset({"model_path", "gguf_file", "device", "adapter", "denoiser"})  # choose the weights
+LOAD_OPTIONS = frozenset({"model_path", "gguf_file", "device", "adapter", "denoiser",  # choose the weights
+                          "base_url", "model", "api_key"})  # or the remote model that answers
 
 
 def _options_key(options: Mapping[str, Any]) -> str:
     """A stable key for a set of generator options (pydantic configs by their fields)."""
     def plain(v: Any) -> Any:
+        if hasattr(v, "get_secret_value"):  # an API key: two keys must not share one generator (kept in memory only)
+            return v.get_secret_value()
         return v.model_dump() if hasattr(v, "model_dump") else v
     return json.dumps({k: plain(v) for k, v in options.items()}, sort_keys=True, default=str)
 
