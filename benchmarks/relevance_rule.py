@@ -1,0 +1,136 @@
+"""How the relevance rule's parts rank sentences and separate answerable from unanswerable questions.
+
+    python benchmarks/relevance_rule.py [--sets rgb,business_docs,chunking_eval,scifact] [--items 100] [--k 8]
+
+For each set's first `--items` questions (seeded order; the first 50 are the dev half), the k passages a
+user's question gets (noise level 0: gold passages first where retrieved) and the unanswerable slice (level
+1: the k best passages from no gold document) are taken from `validation.harness.run_eval`; then every
+sentence of those passages is scored once by each part of `generator/sculpt/relevance.py` (embedder cosine,
+lexical cover, answer type, heading / header row, labelled row, nothing new, the learned selector's logit).
+Variants of the rule are then compared without running the generator:
+- top-1: among answerable questions with a gold passage and a sentence holding the answer (rgb and
+  business_docs: an accepted answer string in it; scifact and chunking_eval: 80% of its words in the gold
+  text), the share whose best-scored sentence holds it;
+- refusal rates at thresholds t, answerable-with-gold / unanswerable slice (refuse: best score < t).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from generator.sculpt import build_sculpt  # noqa: E402
+from generator.sculpt import relevance as R  # noqa: E402
+from generator.sculpt.features import featurize, sentence_id, sentence_spans  # noqa: E402
+from pipeline.config import Settings  # noqa: E402
+from pipeline.lexical import ENTITY_NOISE  # noqa: E402
+from validation.datasets import load_dataset  # noqa: E402
+from validation.harness import run_eval  # noqa: E402
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+VARIANTS = {  # name: (use the table-row parts, learned selector weight)
+    "cos + cover + type": (False, 0.0),
+    "+ 0.05 x learned": (False, 0.05),
+    "+ header rows, labelled rows (the rule)": (True, 0.05),
+    "the rule without the learned share": (True, 0.0),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sets", default="rgb,business_docs,chunking_eval,scifact")
+    ap.add_argument("--items", type=int, default=100)
+    ap.add_argument("--k", type=int, default=8)
+    args = ap.parse_args()
+    settings = Settings()
+    settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
+    gen = build_sculpt()
+    gen.warm_up()
+    for name in args.sets.split(","):
+        ds = load_dataset(name, limit=args.items if name == "scifact" else None)
+        ds = replace(ds, items=ds.items[: args.items])
+        report = run_eval(ds, ["extractive"], k=args.k, settings=settings, noise=(0.0, 1.0))
+        records = [score_parts(gen, rec) for rec in report["items"] if rec.get("passages")]
+        print(f"\n{name} ({args.items} questions, k={args.k})")
+        print("| variant | top-1 | " + " | ".join(f"t={t}" for t in THRESHOLDS) + " |")
+        print("|---|---|" + "---|" * len(THRESHOLDS))
+        for variant, (tables, learned) in VARIANTS.items():
+            top1, refusals = evaluate(name, records, tables, learned)
+            print(f"| {variant} | {top1:.3f} | " + " | ".join(f"{a:.2f} / {u:.2f}" for a, u in refusals) + " |")
+
+
+def score_parts(gen, rec: dict) -> dict:
+    """The record with each passage sentence's relevance parts."""
+    model, tok = gen._model, gen._tokenizer
+    q = rec["question"]
+    batch = featurize(tok, model.cfg, [q], [[p["text"] for p in rec["passages"]]])
+    with torch.inference_mode():
+        memory = model.encode(batch)
+    sid, select, index = batch.sentence[0], memory.select[0], memory.sent_index[0]
+    present = set(torch.unique(sid).tolist())
+    texts, learned = [], []
+    for p, text in enumerate(batch.texts[0]):
+        for j, (a, b) in enumerate(sentence_spans(text)):
+            key = sentence_id(p, j)
+            if key in present:
+                texts.append(text[a:b])
+                learned.append(float(select[index[int((sid == key).nonzero()[0])]]))
+    asked, words = R.terms(q), [R.terms(t) for t in texts]
+    cover = R.lexical_cover(asked, words)
+    kind = R.answer_type(q)
+    parts = [{"text": t, "cover": c, "learned": lg, "typed": R.has_answer_type(t, q, kind), "heading": R.is_heading(t), "header_row": R.is_header_row(t),
+              "labelled": R.labelled_row(t, asked), "nothing_new": not (w - asked - ENTITY_NOISE)}
+             for t, c, lg, w in zip(texts, cover, learned, words)]
+    lexical = [score({**x, "cos": 0.0}, True, 0.0) for x in parts]  # what picks the texts the embedder reads
+    ranked = sorted(range(len(parts)), key=lambda i: -lexical[i])[: R.EMBED_TOP]
+    vectors = R.embed(model.pristine, tok, [q, *(texts[i] for i in ranked)], gen.device, max_tokens=R.SENTENCE_TOKENS)
+    for x in parts:
+        x["cos"] = 0.0
+    for i, c in zip(ranked, (vectors[1:] @ vectors[0]).tolist()):
+        parts[i]["cos"] = c
+    return {**rec, "parts": parts, "gold_given": rec["answers"]["extractive"].get("gold_given")}
+
+
+def score(x: dict, tables: bool, learned: float) -> float:
+    typed = x["typed"]
+    heading = x["heading"] or (tables and x["header_row"])
+    return (x["cos"] + R.COVER_WEIGHT * x["cover"] + R.TYPE_WEIGHT * typed - R.HEADING * heading
+            + (R.ROW_LABEL * x["labelled"] if tables else 0.0) - R.NOTHING_NEW * x["nothing_new"]
+            + learned * x["learned"])  # (relevance.relevance's sum, with parts switched)
+
+
+def holds(set_name: str, rec: dict, text: str) -> bool:
+    if set_name in ("rgb", "business_docs"):
+        return any(a and a.lower() in text.lower() for a in (rec.get("aliases") or [rec["gold_answer"]]))
+    gold, words = set(re.findall(r"\w+", rec["gold_answer"].lower())), re.findall(r"\w+", text.lower())
+    return len(words) >= 4 and sum(w in gold for w in words) / len(words) >= 0.8
+
+
+def evaluate(set_name: str, records: list[dict], tables: bool, learned: float):
+    top1, answerable, unanswerable = [], [], []
+    for rec in records:
+        scores = [score(x, tables, learned) for x in rec["parts"]]
+        if not scores:
+            continue
+        best = max(scores)
+        if rec["answerable"] and rec["gold_given"]:
+            answerable.append(best)
+            if any(holds(set_name, rec, x["text"]) for x in rec["parts"]):
+                top1.append(holds(set_name, rec, rec["parts"][scores.index(best)]["text"]))
+        elif not rec["answerable"]:
+            unanswerable.append(best)
+    share = lambda xs, t: sum(x < t for x in xs) / max(len(xs), 1)  # noqa: E731
+    return (statistics.mean(top1) if top1 else float("nan"),
+            [(share(answerable, t), share(unanswerable, t)) for t in THRESHOLDS])
+
+
+if __name__ == "__main__":
+    main()
