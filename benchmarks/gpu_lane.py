@@ -36,9 +36,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from generator.denoisers.llada import LLaDAConfig  # noqa: E402
 from generator.parity import FAMILIES, compare, load_cases, load_model, load_tensors, run_case  # noqa: E402
-from generator.sampler import diffusion_generate  # noqa: E402
 from generator.types import DiffusionConfig  # noqa: E402
-from sampler_bench import build_model, table  # noqa: E402
+from sampler_bench import build_model, table, timed  # noqa: E402
 
 HEADERS = ("part", "setting", "batch", "NFE", "wall s", "tokens/s", "result")
 SPEED_MODES = {
@@ -92,15 +91,6 @@ def parity_rows(folder: Path, device: str, dtype: str) -> list[tuple]:
         rows.append((f"parity {device} {dtype}", family, "-", "-", f"{time.perf_counter() - t0:.1f}", "-", result))
     return rows
 
-
-def timed(den, prompt: torch.Tensor, cfg: DiffusionConfig):
-    if den.device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    out = diffusion_generate(den, prompt, None, cfg)
-    if den.device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0, out
 
 
 def main() -> None:
