@@ -86,7 +86,8 @@ def score_parts(gen, rec: dict) -> dict:
     asked, words = R.terms(q), [R.terms(t) for t in texts]
     cover = R.lexical_cover(asked, words)
     kind = R.answer_type(q)
-    parts = [{"text": t, "cover": c, "learned": lg, "typed": R.has_answer_type(t, q, kind), "heading": R.is_heading(t), "header_row": R.is_header_row(t),
+    parts = [{"text": t, "cover": c, "learned": lg, "typed": R.has_answer_type(t, q, kind),
+              "heading": R.is_heading(t), "header_row": R.is_header_row(t),
               "labelled": R.labelled_row(t, asked), "nothing_new": not (w - asked - ENTITY_NOISE)}
              for t, c, lg, w in zip(texts, cover, learned, words)]
     lexical = [score({**x, "cos": 0.0}, True, 0.0) for x in parts]  # what picks the texts the embedder reads

@@ -68,8 +68,8 @@ def written_spans(text: str, sources: Mapping[int, str]) -> list[tuple[int, int]
             tail = next((i for i in range(len(words))
                          if any(" ".join(text[pos + words[i][0]: pos + words[-1][1]].split()) in c for c in cited)),
                         len(words))
-            first = next((i for i in range(tail) if any(c.isalnum() for c in text[pos + words[i][0]: pos + words[i][1]])),
-                         tail)  # punctuation left by the marker before ("[1]. Y") is no writing
+            wordy = [any(c.isalnum() for c in text[pos + a: pos + b]) for a, b in words[:tail]]
+            first = wordy.index(True) if True in wordy else tail  # punctuation left by "[1]. Y" is no writing
             if first < tail:
                 out.append((pos + words[first][0], pos + words[tail - 1][1]))
         pos = m.end() if m else end

@@ -11,9 +11,9 @@ answer type, a small share of the model's learned selector), the "relevance" sel
 - answer or refuse: one rule, answer when the best sentence's relevance reaches `answer_threshold` (chosen
   on corpora the model never trained on; docs/benchmarks.md), else the refusal;
 - which sentence a quote opens on: the most relevant unused one; where in it: the sentence start, or a
-  later clause start (after , ; : | or a dash) when all before it only restates the question
-  ("In 2019, the company moved ..." for "Where did the company move in 2019?"), so the quote begins where
-  the answer does; where it stops (cites): the decoder's choice;
+  later clause start (after , ; : or a dash; never inside a table row) when all before it only restates
+  the question ("In 2019, the company moved ..." for "Where did the company move in 2019?"), so the quote
+  begins where the answer does; where it stops (cites): the decoder's choice;
 - another quote after a citation: while an unused sentence is within `more_margin` of the best, up to
   `max_quotes`, each cited to its own passage.
 The "learned" selector keeps the previous behaviour for comparison: the model's selector decides answer or
@@ -90,8 +90,9 @@ class SculptSampling(BaseModel):
     more_margin: float = Field(MORE_MARGIN, ge=0.0, description="relevance: after a citation, quote another "
                                "sentence only while one is within this of the best (and above answer_threshold)")
     max_quotes: int = Field(MAX_QUOTES, ge=1, description="relevance: quotes in an answer at most")
-    clauses: bool = Field(True, description="a quote may open at a clause inside a sentence (after , ; : | or "
-                                            "a dash) when all before it restates the question")
+    clauses: bool = Field(True, description="a quote may open at a clause inside a sentence (after , ; : or a "
+                                            "dash; never inside a table row) when all before it restates the "
+                                            "question")
     connectors: bool = Field(True, description="relevance: a quote that stops inside its sentence is joined to "
                                                "the next by a written word (\"and\", or \"while\" when the "
                                                "question compares), where the next quote reads on after it")

@@ -110,20 +110,21 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
         if prev is None or space.is_cite(prev) or connected:
             used = space.position_of(row[space.is_copy(row)])
             allowed[r, copies] = selection.starts & ~torch.isin(sentence, sentence[used])  # a sentence is quoted once
+            if prev is not None:  # a further quote opens only if its sentence fits whole, with its citation
+                allowed[r, copies] &= left + 1 <= L - i
             if prev is None:
                 allowed[r, words] = selection.refuse
                 allowed[r, eos] = False
                 if selection.refuse:
                     allowed[r, copies] = False
-            elif not connected:  # after a citation: another quote (if its sentence fits whole), or the end
-                allowed[r, copies] &= left + 1 <= L - i
+            elif not connected:  # after a citation: another quote, or the end
                 allowed[r, eos] = True
                 best = selection.score.masked_fill(~allowed[r, copies], float("-inf")).max()
                 quotes = int(space.is_cite(row).sum())
                 room = selection.max_quotes is None or quotes < selection.max_quotes
                 if bool(allowed[r, copies].any()) and float(best) >= selection.more_cut and room:
                     allowed[r, eos] = False  # another quote
-                    if _joins_next(row, i, logp[r, copies], allowed[r, copies], space, sentence, selection):
+                    if _joins_next(row, i, logp[r, copies], allowed[r, copies], space, sentence, selection, left):
                         allowed[r, copies] = False
                         allowed[r, selection.connector] = True
                 else:
@@ -163,9 +164,10 @@ def _tokens_to_end(sentence: torch.Tensor) -> torch.Tensor:
 
 
 def _joins_next(row: torch.Tensor, i: int, copy_logp: torch.Tensor, ok_start: torch.Tensor, space: OutputSpace,
-                sentence: torch.Tensor, selection: Selection) -> bool:
+                sentence: torch.Tensor, selection: Selection, left: torch.Tensor) -> bool:
     """Whether slot i (after a citation, before another quote) takes the connector: the quote before the
-    citation stopped inside its sentence and the quote that will open next reads on after a joining word."""
+    citation stopped inside its sentence, and the quote that will open next reads on after a joining word
+    and still fits whole after it (`left`: tokens to each position's sentence end)."""
     if selection.connector is None or selection.joinable is None or i < 2 or not space.is_copy(int(row[i - 2])):
         return False
     last = space.position_of(int(row[i - 2]))
@@ -173,7 +175,7 @@ def _joins_next(row: torch.Tensor, i: int, copy_logp: torch.Tensor, ok_start: to
         return False  # it ran to its sentence's end: the next quote starts a sentence of its own
     nxt = _best_sentence_start(copy_logp, ok_start, sentence, selection.score, selection.decoder_weight,
                                selection.start_score)
-    return bool(selection.joinable[nxt])
+    return bool(selection.joinable[nxt]) and int(left[nxt]) + 2 <= row.numel() - i
 
 
 def _best_sentence_start(copy_logp: torch.Tensor, ok_start: torch.Tensor, sentence: torch.Tensor,

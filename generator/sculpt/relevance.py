@@ -50,7 +50,7 @@ TYPE_WEIGHT = 0.5
 LEARNED_WEIGHT = 0.05
 HEADING = 0.5  # taken off a heading line ("NFL Commissioners and Presidents"): it names a topic, answers nothing
 EMBED_TOP = 12  # texts the embedder reads per request, by lexical evidence (12, 16 and 24 rank alike on the dev sets)
-SENTENCE_TOKENS = 128  # and of each, its first tokens (a sentence longer than ~100 words is rare, and says its topic early)
+SENTENCE_TOKENS = 128  # and of each, its first tokens (sentences of over ~100 words are rare and say their topic early)
 ROW_LABEL = 0.5  # added to a table row labelled with what the question asks about, holding a value
 NOTHING_NEW = 10.0  # taken off a text that adds no content word to the question's: it cannot be the answer
 
@@ -159,7 +159,8 @@ def relevance(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str]
     cover = lexical_cover(asked, words)
     kind = answer_type(question)
     lexical = [COVER_WEIGHT * v + TYPE_WEIGHT * float(has_answer_type(t, question, kind))
-               - NOTHING_NEW * float(not (w - asked - ENTITY_NOISE)) - HEADING * float(is_heading(t) or is_header_row(t))
+               - NOTHING_NEW * float(not (w - asked - ENTITY_NOISE))
+               - HEADING * float(is_heading(t) or is_header_row(t))
                + ROW_LABEL * float(labelled_row(t, asked))
                for t, v, w in zip(texts, cover, words)]
     # the embedder reads the EMBED_TOP texts with the most lexical evidence (a text without it rarely wins,

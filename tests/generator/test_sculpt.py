@@ -369,3 +369,14 @@ def test_scoring_only_some_slots_gives_the_full_canvas_scores_at_those_slots(sma
         full = model(rows, memory.expand(3))
         part = model(rows, memory.expand(3), only=only)[:, 0]
     assert torch.allclose(part, full[torch.arange(3), only], atol=1e-5)
+
+
+def test_a_connector_is_written_only_when_the_quote_it_announces_still_fits():
+    V, M, eos, AND = 10, 6, 1, 7  # passage 0: sentence {0, 1, 2}; passage 1: sentence {3, 4, 5}
+    space = OutputSpace(V, M, 2)
+    sentence = torch.tensor([0, 0, 0, *[sentence_id(1, 0)] * 3])
+    selection = Selection(False, torch.zeros(M), torch.tensor([1, 0, 0, 1, 0, 0]).bool(), float("-inf"),
+                          connector=AND, joinable=torch.ones(M).bool())
+    logp = torch.full((1, space.size), -30.0)
+    rows = torch.tensor([[V + 0, V + 1, V + M, -1, -1, -1, -1]])  # 4 slots left: the quote fits, "and" + it not
+    assert int(choose(logp, rows, torch.tensor([3]), space, eos, sentence, selection)[0]) == V + 3
