@@ -28,6 +28,7 @@ import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from generator.base import Generator, get_generator
+from generator.citations import find_markers
 from generator.types import DenoiseState, GenerationRequest, GenerationResult
 from validation.markup import neutralize_markup, neutralize_markup_map
 
@@ -217,7 +218,8 @@ class _SharedEmbedder:
         return self.retriever.load_embedder().encode(texts)
 
 
-MARKER_RE = re.compile(r"\[\d+\]")
+# a run of markers, "[3]", "[1, 2]" or "[1][2]": finalize_citations writes "[1, 2]" as "[1][2]"
+MARKER_RE = re.compile(r"(?:\[\d+(?:\s*,\s*\d+)*\])+")  # citations.MARKER_RE without its group, repeated
 
 
 LOAD_OPTIONS = frozenset({"model_path", "gguf_file", "device", "adapter", "denoiser",  # choose the weights
@@ -256,11 +258,11 @@ def map_spans(text: str, raw: str, spans: Sequence[tuple[int, int]]) -> list[tup
 
 def _without_failing_sources(request: GenerationRequest, raw: str, spans: Sequence[tuple[int, int]]) -> GenerationRequest:
     """The request minus the passages that only failing sentences cite (the numbers of the rest are kept)."""
-    failing = {int(m.group()[1:-1]) for a, b in spans for m in MARKER_RE.finditer(raw[a:b])}
+    failing = {n for a, b in spans for n in find_markers(raw[a:b])}
     cut = raw
     for a, b in sorted(spans, reverse=True):
         cut = cut[:a] + cut[b:]
-    kept = {int(m.group()[1:-1]) for m in MARKER_RE.finditer(cut)}
+    kept = set(find_markers(cut))
     drop = failing - kept
     passages = tuple(p for p in request.passages if p.number not in drop) or request.passages
     return request.model_copy(update={"passages": passages})

@@ -192,3 +192,15 @@ def test_deleted_documents_leave_retrieval_and_the_store_consistent(settings, em
     assert all("parking" not in h.document.source_uri for h in retriever.search("Where do visitors park?", groups=["public"]))
     check = Store(s).check()
     assert check["consistent"] and check["faiss_vectors"] == check["sql_chunks"]
+
+
+def test_map_spans_and_repair_read_grouped_markers():
+    from generator.types import GenerationRequest, Passage
+    from pipeline.rag import _without_failing_sources, map_spans
+
+    raw = "Alpha beta. [4, 7] Gamma delta. [2]"
+    text = "Alpha beta. [1][2] Gamma delta. [3]"  # as finalize_citations writes it
+    assert [raw[a:b] for a, b in map_spans(text, raw, [(19, 35)])] == ["Gamma delta. [2]"]
+    request = GenerationRequest(question="q", passages=[Passage(number=n, text=f"p{n}") for n in (2, 4, 7)])
+    left = _without_failing_sources(request, raw, [(0, 18)])  # the first sentence fails: [4, 7] go
+    assert [p.number for p in left.passages] == [2]
