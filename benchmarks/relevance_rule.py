@@ -29,9 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from generator.sculpt import build_sculpt  # noqa: E402
 from generator.sculpt import relevance as R  # noqa: E402
-from generator.sculpt.features import featurize, sentence_id, sentence_spans  # noqa: E402
+from generator.sculpt.features import featurize  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
-from pipeline.lexical import ENTITY_NOISE  # noqa: E402
 from validation.datasets import load_dataset  # noqa: E402
 from validation.harness import run_eval  # noqa: E402
 
@@ -68,44 +67,21 @@ def main() -> None:
 
 
 def score_parts(gen, rec: dict) -> dict:
-    """The record with each passage sentence's relevance parts."""
+    """The record with each passage sentence's relevance parts (relevance.parts) and learned selector logit."""
     model, tok = gen._model, gen._tokenizer
-    q = rec["question"]
-    batch = featurize(tok, model.cfg, [q], [[p["text"] for p in rec["passages"]]])
+    batch = featurize(tok, model.cfg, [rec["question"]], [[p["text"] for p in rec["passages"]]])
     with torch.inference_mode():
         memory = model.encode(batch)
     sid, select, index = batch.sentence[0], memory.select[0], memory.sent_index[0]
-    present = set(torch.unique(sid).tolist())
-    texts, learned = [], []
-    for p, text in enumerate(batch.texts[0]):
-        for j, (a, b) in enumerate(sentence_spans(text)):
-            key = sentence_id(p, j)
-            if key in present:
-                texts.append(text[a:b])
-                learned.append(float(select[index[int((sid == key).nonzero()[0])]]))
-    asked, words = R.terms(q), [R.terms(t) for t in texts]
-    cover = R.lexical_cover(asked, words)
-    kind = R.answer_type(q)
-    parts = [{"text": t, "cover": c, "learned": lg, "typed": R.has_answer_type(t, q, kind),
-              "heading": R.is_heading(t), "header_row": R.is_header_row(t),
-              "labelled": R.labelled_row(t, asked), "nothing_new": not (w - asked - ENTITY_NOISE)}
-             for t, c, lg, w in zip(texts, cover, learned, words)]
-    lexical = [score({**x, "cos": 0.0}, True, 0.0) for x in parts]  # what picks the texts the embedder reads
-    ranked = sorted(range(len(parts)), key=lambda i: -lexical[i])[: R.EMBED_TOP]
-    vectors = R.embed(model.pristine, tok, [q, *(texts[i] for i in ranked)], gen.device, max_tokens=R.SENTENCE_TOKENS)
-    for x in parts:
-        x["cos"] = 0.0
-    for i, c in zip(ranked, (vectors[1:] @ vectors[0]).tolist()):
-        parts[i]["cos"] = c
-    return {**rec, "parts": parts, "gold_given": rec["answers"]["extractive"].get("gold_given")}
+    keys, texts = R.sentence_texts(batch)
+    learned = [float(select[index[int((sid == key).nonzero()[0])]]) for key in keys]
+    found = R.parts(model.pristine, tok, rec["question"], texts, gen.device)
+    return {**rec, "parts": [{**x, "text": t, "learned": lg} for x, t, lg in zip(found, texts, learned)],
+            "gold_given": rec["answers"]["extractive"].get("gold_given")}
 
 
 def score(x: dict, tables: bool, learned: float) -> float:
-    typed = x["typed"]
-    heading = x["heading"] or (tables and x["header_row"])
-    return (x["cos"] + R.COVER_WEIGHT * x["cover"] + R.TYPE_WEIGHT * typed - R.HEADING * heading
-            + (R.ROW_LABEL * x["labelled"] if tables else 0.0) - R.NOTHING_NEW * x["nothing_new"]
-            + learned * x["learned"])  # (relevance.relevance's sum, with parts switched)
+    return R.combine(x, tables) + learned * x["learned"]
 
 
 def holds(set_name: str, rec: dict, text: str) -> bool:

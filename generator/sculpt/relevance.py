@@ -150,28 +150,40 @@ def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
 
 
 def relevance(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], device) -> list[float]:
-    """cos + COVER_WEIGHT * cover + TYPE_WEIGHT * typed of each text for the question (the zero-shot part; the
-    learned selector's share is added by the caller, where it has one). IDF for cover is over `texts`."""
-    if not texts:
-        return []
+    """The zero-shot relevance of each text for the question (`combine` of its `parts`; the learned
+    selector's share is added by the caller, where it has one). IDF for cover is over `texts`."""
+    return [combine(x) for x in parts(encoder, tokenizer, question, texts, device)]
+
+
+def combine(x: dict[str, float], tables: bool = True) -> float:
+    """cos + COVER_WEIGHT * cover + TYPE_WEIGHT * typed - HEADING * heading + ROW_LABEL * labelled
+    - NOTHING_NEW * nothing_new, from one text's `parts` (tables=False: without the table-row parts, for
+    comparison)."""
+    heading = max(x["heading"], x["header_row"]) if tables else x["heading"]
+    return (x["cos"] + COVER_WEIGHT * x["cover"] + TYPE_WEIGHT * x["typed"] - HEADING * heading
+            + (ROW_LABEL * x["labelled"] if tables else 0.0) - NOTHING_NEW * x["nothing_new"])
+
+
+def parts(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], device) -> list[dict[str, float]]:
+    """Each text's relevance parts for the question: cos, cover, typed, heading, header_row, labelled,
+    nothing_new (the flags as 0/1). The embedder reads only the EMBED_TOP texts with the most lexical
+    evidence (a text without it rarely wins, and embedding every sentence of k passages would cost as much
+    again as encoding them); the others have cos 0."""
     asked = terms(question)
     words = [terms(t) for t in texts]
-    cover = lexical_cover(asked, words)
     kind = answer_type(question)
-    lexical = [COVER_WEIGHT * v + TYPE_WEIGHT * float(has_answer_type(t, question, kind))
-               - NOTHING_NEW * float(not (w - asked - ENTITY_NOISE))
-               - HEADING * float(is_heading(t) or is_header_row(t))
-               + ROW_LABEL * float(labelled_row(t, asked))
-               for t, v, w in zip(texts, cover, words)]
-    # the embedder reads the EMBED_TOP texts with the most lexical evidence (a text without it rarely wins,
-    # and embedding every sentence of k passages would cost as much again as encoding them); cos 0 for the rest
     # (ENTITY_NOISE in the nothing-new test: "Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
-    ranked = sorted(range(len(texts)), key=lambda i: -lexical[i])[:EMBED_TOP]
-    vectors = embed(encoder, tokenizer, [question, *(texts[i] for i in ranked)], device, max_tokens=SENTENCE_TOKENS)
-    cos = [0.0] * len(texts)
-    for i, c in zip(ranked, (vectors[1:] @ vectors[0]).tolist()):
-        cos[i] = c
-    return [c + x for c, x in zip(cos, lexical)]
+    out = [{"cos": 0.0, "cover": v, "typed": float(has_answer_type(t, question, kind)),
+            "heading": float(is_heading(t)), "header_row": float(is_header_row(t)),
+            "labelled": float(labelled_row(t, asked)), "nothing_new": float(not (w - asked - ENTITY_NOISE))}
+           for t, v, w in zip(texts, lexical_cover(asked, words), words)]
+    ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]))[:EMBED_TOP]
+    if ranked:
+        vectors = embed(encoder, tokenizer, [question, *(texts[i] for i in ranked)], device,
+                        max_tokens=SENTENCE_TOKENS)
+        for i, c in zip(ranked, (vectors[1:] @ vectors[0]).tolist()):
+            out[i]["cos"] = c
+    return out
 
 
 def is_header_row(text: str) -> bool:
@@ -219,13 +231,7 @@ def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, devi
     """(M,) the zero-shot relevance of each position's sentence, for the first request of `batch`; -inf off
     sentences and on a sentence whose text an earlier passage already holds."""
     sid = batch.sentence[0]
-    present = set(torch.unique(sid).tolist())
-    keys, texts = [], []
-    for p, text in enumerate(batch.texts[0]):
-        for k, (a, b) in enumerate(sentence_spans(text)):
-            if sentence_id(p, k) in present:
-                keys.append(sentence_id(p, k))
-                texts.append(text[a:b])
+    keys, texts = sentence_texts(batch)
     rel = torch.full(sid.shape, float("-inf"), device=sid.device)
     seen: set[str] = set()
     for key, text, r in zip(keys, texts, relevance(encoder, tokenizer, question, texts, device)):
@@ -234,6 +240,18 @@ def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, devi
             seen.add(same)
             rel[sid == key] = r
     return rel
+
+
+def sentence_texts(batch) -> tuple[list[int], list[str]]:
+    """The sentence ids of the first request of `batch` that hold featurized tokens, and their texts."""
+    present = set(torch.unique(batch.sentence[0]).tolist())
+    keys, texts = [], []
+    for p, text in enumerate(batch.texts[0]):
+        for k, (a, b) in enumerate(sentence_spans(text)):
+            if sentence_id(p, k) in present:
+                keys.append(sentence_id(p, k))
+                texts.append(text[a:b])
+    return keys, texts
 
 
 def clause_choice(batch, question: str, starts: torch.Tensor) -> torch.Tensor:
