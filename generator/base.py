@@ -2,6 +2,9 @@
 
 A generator turns a GenerationRequest into a GenerationResult (`generate`) or into a stream of
 DenoiseStates followed by nothing (`stream`; autoregressive generators stream growing prefixes).
+A `BatchGenerator` also denoises several requests together (`generate_batch`: one model call per step for
+all of them), each answer the same as alone; `generate_many` uses it where a generator has it and otherwise
+runs the requests one by one.
 Constructors are cheap; heavy models load in `warm_up()` (called lazily by the first generate).
 Third parties add generators through the entry-point group "sculptrag.generators".
 """
@@ -10,9 +13,9 @@ from __future__ import annotations
 
 import inspect
 from importlib.metadata import entry_points
-from typing import Any, Callable, Iterator, Protocol, runtime_checkable
+from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkable
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, GenerationError
 
 from .types import DenoiseState, GenerationRequest, GenerationResult
 
@@ -28,6 +31,44 @@ class Generator(Protocol):
     def stream(self, request: GenerationRequest) -> Iterator[DenoiseState | GenerationResult]:
         """Yield a DenoiseState per step, then the final GenerationResult last."""
         ...
+
+
+StateCallback = Callable[[int, DenoiseState], None]  # (index of the request in the batch, its new state)
+
+
+@runtime_checkable
+class BatchGenerator(Generator, Protocol):
+    """A generator that can denoise several requests in one forward pass per step (the diffusion ones).
+
+    Contract: for deterministic settings, result i equals `generate(requests[i])` (text, citations, steps);
+    a request that finishes early is not held back by, nor changes, the others; `on_state(i, state)` gets
+    request i's DenoiseStates as `stream(requests[i])` would yield them."""
+
+    def generate_batch(self, requests: Sequence[GenerationRequest],
+                       on_state: StateCallback | None = None) -> list[GenerationResult]: ...
+
+
+def generate_many(gen: Generator, requests: Sequence[GenerationRequest],
+                  on_state: StateCallback | None = None) -> list[GenerationResult]:
+    """Results for `requests`, in order: one `generate_batch` call when `gen` is a BatchGenerator, else one
+    request after another (their states, if `on_state` is given, from `stream`)."""
+    requests = list(requests)
+    if isinstance(gen, BatchGenerator) and len(requests) > 1:
+        return gen.generate_batch(requests, on_state)
+    if on_state is None:
+        return [gen.generate(r) for r in requests]
+    results = []
+    for i, request in enumerate(requests):
+        result = None
+        for item in gen.stream(request):
+            if isinstance(item, GenerationResult):
+                result = item
+            else:
+                on_state(i, item)
+        if result is None:
+            raise GenerationError(f"generator {gen.name!r} ended its stream without a result")
+        results.append(result)
+    return results
 
 
 def last_of(stream: Iterator[DenoiseState | GenerationResult]) -> GenerationResult:

@@ -149,6 +149,32 @@ class CitationConstraints:
         return x0, select
 
 
+class RowConstraints:
+    """One CitationConstraints per canvas row, for a batch of requests with different passages: the same
+    interface as CitationConstraints, with `static_ban` and `neutral` (B, V) and every check made by the
+    row's own rules, so a row is judged exactly as it would be alone."""
+
+    def __init__(self, rows: Sequence[CitationConstraints]) -> None:
+        if not rows:
+            raise ValueError("RowConstraints needs one CitationConstraints per row, got none")
+        self.rows = list(rows)
+        self.static_ban = torch.stack([r.static_ban for r in self.rows])  # (B, V)
+        self.neutral = torch.stack([r.neutral for r in self.rows])  # (B, V)
+
+    def violations(self, x0: torch.Tensor, canvas: torch.Tensor, w0: int, mask_id: int,
+                   candidates: torch.Tensor) -> torch.Tensor:
+        """(B, W) bool: CitationConstraints.violations, row by row."""
+        return torch.cat([r.violations(x0[b:b + 1], canvas[b:b + 1], w0, mask_id, candidates[b:b + 1])
+                          for b, r in enumerate(self.rows)])
+
+    def commit(self, x0: torch.Tensor, select: torch.Tensor, canvas: torch.Tensor, w0: int, mask_id: int,
+               logits: torch.Tensor, must: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """CitationConstraints.commit, row by row -> the new (x0, select), both (B, W)."""
+        parts = [r.commit(x0[b:b + 1], select[b:b + 1], canvas[b:b + 1], w0, mask_id, logits[b:b + 1], must[b:b + 1])
+                 for b, r in enumerate(self.rows)]
+        return torch.cat([x for x, _ in parts]), torch.cat([s for _, s in parts])
+
+
 def token_strings(tokenizer, vocab_size: int, stop_ids: Iterable[int] = ()) -> tuple[list[str], set[int]]:
     """The text of every token id (special and out-of-tokenizer ids as ""), and the ids never to generate
     (special ids other than the stop ids, ids past the tokenizer)."""

@@ -2,7 +2,9 @@
 
 It turns a request into prompt ids (the tokenizer's chat template, if any, around `render_prompt`), runs
 `denoise_steps` with the citation constraints of the request's passages, and turns the canvas back into
-text: streamed states show masks as "░"; the final text goes through `finalize_citations`. `repair` remasks
+text: streamed states show masks as "░"; the final text goes through `finalize_citations`. `generate_batch`
+denoises several requests as one left-padded batch (each row with its own citation constraints), each answer
+as it would be alone. `repair` remasks
 character spans of a finished answer and re-denoises only them (validation uses it to fix sentences).
 Registered as the generators "llada", "dream" and "hf-mlm".
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -20,7 +22,7 @@ from pipeline.errors import ConfigError, GenerationError, ModelLoadError
 
 from .base import last_of, sampling_config
 from .citations import finalize_citations
-from .constraints import CitationConstraints, token_strings
+from .constraints import CitationConstraints, RowConstraints, token_strings
 from .denoisers import Denoiser, load_denoiser
 from .prompt import render_prompt
 from .sampler import SamplerOutput, denoise_steps, infill
@@ -99,6 +101,56 @@ class DiffusionGenerator:
                 return
             yield DenoiseState(step=event.step, text=self.render_canvas(event.canvas[0]), masked=event.masked,
                                changed=event.changed[0].nonzero().flatten().tolist(), done=event.masked == 0)
+
+    def generate_batch(self, requests: Sequence[GenerationRequest],
+                       on_state: Callable[[int, DenoiseState], None] | None = None) -> list[GenerationResult]:
+        """Results for `requests`, denoised together: one batch (one model call per step) per distinct
+        sampling config, prompts left-padded. Each result is what `generate` gives for that request alone
+        (see sampler.denoise_steps); `on_state(i, state)` gets request i's states as `stream` yields them.
+        Configs with `reference_compat` run one at a time (the published samplers batch their own way), and
+        a denoiser without `exact_left_padding` is batched only over prompts of one length."""
+        start = time.perf_counter()
+        prompts = [self.encode_prompt(r) for r in requests]
+        pads = getattr(self.denoiser, "exact_left_padding", False)
+        results: list[GenerationResult | None] = [None] * len(requests)
+        batches: dict[tuple, list[int]] = {}
+        for i, request in enumerate(requests):
+            cfg = self._config(request)
+            key = (cfg, None if pads else len(prompts[i]), i if cfg.reference_compat is not None else None)
+            batches.setdefault(key, []).append(i)
+        for (cfg, _, _), run in batches.items():
+            relay = None if on_state is None else (lambda b, state, run=run: on_state(run[b], state))
+            out = self._denoise_batch([requests[i] for i in run], [prompts[i] for i in run], cfg, start, relay)
+            for i, result in zip(run, out):
+                results[i] = result
+        return results
+
+    def _denoise_batch(self, requests: Sequence[GenerationRequest], prompts: Sequence[list[int]],
+                       cfg: DiffusionConfig, start: float,
+                       on_state: Callable[[int, DenoiseState], None] | None) -> list[GenerationResult]:
+        """One left-padded batch through the sampler -> each request's result (and states, to `on_state`)."""
+        P = max(len(p) for p in prompts)
+        pad = self.denoiser.pad_id
+        ids = torch.tensor([[pad] * (P - len(p)) + p for p in prompts], dtype=torch.long)  # (B, P) left-padded
+        attn = None  # no padding: exactly the call a lone request makes
+        if any(len(p) < P for p in prompts):
+            attn = torch.tensor([[0] * (P - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
+        rules = [self._constraints_for(r, cfg) for r in requests]
+        constraints = None if rules[0] is None else RowConstraints(rules)
+        steps = [0] * len(requests)
+        for event in denoise_steps(self.denoiser, ids, attn, cfg, constraints=constraints):
+            if event.done:
+                out = event.output
+                return [self._result(out.row(b), r, len(prompts[b]), start, cfg) for b, r in enumerate(requests)]
+            if on_state is None:
+                continue
+            active = event.active if event.active is not None else torch.ones(len(requests), dtype=torch.bool)
+            for b in active.nonzero().flatten().tolist():
+                steps[b] += 1
+                masked = int((event.canvas[b] == self.denoiser.mask_id).sum())
+                on_state(b, DenoiseState(step=steps[b], text=self.render_canvas(event.canvas[b]), masked=masked,
+                                         changed=event.changed[b].nonzero().flatten().tolist(), done=masked == 0))
+        raise GenerationError("the sampler ended without a final step; this is a bug, please report it")
 
     # -- repair -------------------------------------------------------------------------------------------
     def repair(

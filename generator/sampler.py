@@ -54,6 +54,35 @@ class SamplerOutput:
     tokens_per_step: list[int] = field(default_factory=list)
     remasked: int = 0
     edited: int = 0
+    # per row b: the steps it took part in (a row whose block is done waits, committing nothing), the
+    # tokens it committed in each, its edits and remasks; what the row would have taken alone
+    row_tokens_per_step: list[list[int]] = field(default_factory=list)
+    row_remasked: list[int] = field(default_factory=list)
+    row_edited: list[int] = field(default_factory=list)
+
+    def count(self, active: torch.Tensor, committed: torch.Tensor, edited: torch.Tensor, remasked: torch.Tensor):
+        """Record one step: (B,) rows still working, tokens each committed, edits, remasks."""
+        active, committed = active.cpu(), committed.cpu()
+        if not self.row_tokens_per_step:
+            B = active.shape[0]
+            self.row_tokens_per_step, self.row_remasked, self.row_edited = [[] for _ in range(B)], [0] * B, [0] * B
+        self.steps, self.nfe = self.steps + 1, self.nfe + 1
+        self.tokens_per_step.append(int(committed.sum()))
+        self.edited, self.remasked = self.edited + int(edited.sum()), self.remasked + int(remasked.sum())
+        for b in active.nonzero().flatten().tolist():
+            self.row_tokens_per_step[b].append(int(committed[b]))
+            self.row_edited[b] += int(edited[b])
+            self.row_remasked[b] += int(remasked[b])
+
+    def row(self, b: int) -> "SamplerOutput":
+        """Row b's output as if it had been denoised alone (its steps, model calls and commits)."""
+        if not self.row_tokens_per_step:  # no step recorded per row (the reference samplers): one row only
+            if self.tokens.shape[0] != 1:
+                raise ValueError("this output has no per-row record; only a one-row output has a row(0)")
+            return self
+        n = len(self.row_tokens_per_step[b])
+        return SamplerOutput(self.tokens[b:b + 1], n, n, list(self.row_tokens_per_step[b]), self.row_remasked[b],
+                             self.row_edited[b])
 
 
 @dataclass
@@ -64,6 +93,7 @@ class StepEvent:
     masked: int
     done: bool = False
     output: SamplerOutput | None = None
+    active: torch.Tensor | None = None  # (B,) bool: rows that took part in this step (None: all)
 
 
 # -- pure helpers ----------------------------------------------------------------------------------------
@@ -187,14 +217,15 @@ def corrections(probs, current, editable, remaskable, edit_ok, config: Diffusion
     """Self-correction of committed tokens, from (B, W, V) probs and (B, W) current tokens.
 
     Edit (LLaDA2.1 draft-and-edit): where the model's top token differs from the committed one and has
-    p > edit_threshold (and `edit_ok` allows that top token), replace it. Remask (ReMDM-style): where the
-    committed token's current probability fell below remask_threshold, mask it again, at most `budget`
-    (B,) per row, least confident first. Returns (edit (B, W) bool, edit tokens (B, W), remask (B, W) bool).
+    p > edit_threshold (and `edit_ok` (B, V) allows that top token in that row), replace it. Remask
+    (ReMDM-style): where the committed token's current probability fell below remask_threshold, mask it
+    again, at most `budget` (B,) per row, least confident first. Returns (edit (B, W) bool, edit tokens
+    (B, W), remask (B, W) bool).
     """
     top_p, top_tok = probs.max(-1)
     edit = torch.zeros_like(editable)
     if config.edit_threshold is not None:
-        edit = editable & (top_tok != current) & (top_p > config.edit_threshold) & edit_ok[top_tok]
+        edit = editable & (top_tok != current) & (top_p > config.edit_threshold) & edit_ok.gather(1, top_tok)
     remask = torch.zeros_like(editable)
     if config.remask_threshold is not None:
         p_cur = probs.gather(-1, current.unsqueeze(-1)).squeeze(-1)
@@ -253,11 +284,11 @@ class _Setup:
     attn: torch.Tensor | None  # (B, P+G) or None
     P: int
     fixed: torch.Tensor  # (B, G) template tokens, never changed
-    ban: torch.Tensor  # (V,) never generated: special ids, the mask, illegal markers
+    ban: torch.Tensor  # (B, V) never generated: special ids, the mask, illegal markers (per row's passages)
     stops: torch.Tensor  # (S,) ids that end the answer
     no_stop: torch.Tensor  # (B, G) a fixed token follows: a stop token here would cut it off
-    neutral: torch.Tensor  # (V,) tokens self-correction may touch (all, or the constraint-neutral ones)
-    edit_ok: torch.Tensor  # (V,) tokens an edit may write
+    neutral: torch.Tensor  # (B, V) tokens self-correction may touch (all, or the constraint-neutral ones)
+    edit_ok: torch.Tensor  # (B, V) tokens an edit may write
 
 
 def denoise_steps(
@@ -274,6 +305,14 @@ def denoise_steps(
 
     `attention_mask` (B, P) marks left padding; `canvas` (B, G) starts the answer from a template (mask id
     where free, other tokens fixed; default: config.gen_length masks); `block_length` overrides the config's.
+
+    Rows are independent, so a row's answer and its `SamplerOutput.row(b)` are what it gets alone: left
+    padding leaves each row the positions it has alone (denoisers number positions from the first real
+    token), each row draws its randomness from its own generator seeded with config.seed, a row whose block
+    is done waits (no commit, no edit, no draw), and the cache is refreshed only for a change that a row
+    still working in the block would see. (One exception: with edit_threshold, an edit inside one working
+    row's cached prefix refreshes the cache of every working row.) `constraints` may be a RowConstraints,
+    one CitationConstraints per row, for rows that cite different passages.
     """
     cfg = config or DiffusionConfig()
     if cfg.reference_compat is not None:
@@ -284,7 +323,7 @@ def denoise_steps(
     s = _prepare(denoiser, prompt_ids, attention_mask, cfg, canvas, constraints)
     x, P, mask_id = s.x, s.P, denoiser.mask_id
     G = x.shape[1] - P
-    gen = torch.Generator(device=x.device).manual_seed(cfg.seed) if cfg.seed is not None else None
+    gens = None if cfg.seed is None else [torch.Generator(device=x.device).manual_seed(cfg.seed) for _ in x]
     out = SamplerOutput(tokens=x[:, P:])
     for c0, c1, budget in plan_blocks(G, block_length or cfg.block_length, cfg.steps, cfg.threshold):
         cache = None
@@ -293,13 +332,13 @@ def denoise_steps(
             masked = ans == mask_id
             in_block = torch.zeros_like(masked)
             in_block[:, c0:c1] = True
-            if not (masked & in_block).any():
+            active = (masked & in_block).any(1)  # (B,) rows with masks left in this block
+            if not active.any():
                 break
             logits, w0, cache = model_logits(denoiser, x, s.attn, P, (c0, c1), cache, cfg)  # (B, W, V)
             w = slice(w0, w0 + logits.shape[1])  # the answer positions the logits cover
             logits = _apply_bans(logits, ans, w, s, cfg, mask_id)
-            x0 = add_gumbel_noise(_nucleus(logits, cfg), cfg.temperature, gen).argmax(-1)  # (B, W) proposals
-            conf = confidence(_confidence_logits(logits, s, cfg), x0, cfg.confidence, gen)
+            x0, conf = _propose(logits, s, cfg, gens, active)  # (B, W) proposals and their confidence
             todo = (masked & in_block)[:, w]
             eligible = todo & ~_deferred(x0, masked, w0, s, ans, constraints, mask_id, todo)
             must = (todo.any(1) & ~eligible.any(1)) | (left == 1)  # (B,) rows that must commit now
@@ -314,16 +353,15 @@ def denoise_steps(
                 x0, sel = constraints.commit(x0, sel, ans, w0, mask_id, logits, must)
             new = ans.clone()
             new[:, w] = torch.where(sel, x0, ans[:, w])
-            edited, remasked = _correct(new, ans, sel, logits, w, (c0, c1), left, s, cfg, mask_id)
+            edited, remasked = _correct(new, ans, sel, logits, w, (c0, c1), left, s, cfg, mask_id, active)
             new = fill_after_stop(new, s.stops, denoiser.eos_id)
             changed = new != ans
             x[:, P:] = new
-            if changed[:, :c0].any() or (cfg.dual_cache and changed[:, c1:].any()):
-                cache = None  # a change inside a cached part (an edit, an EOS fill): refresh next step
-            out.steps, out.nfe = out.steps + 1, out.nfe + 1
-            out.tokens_per_step.append(int((masked & (new != mask_id)).sum()))
-            out.edited, out.remasked = out.edited + edited, out.remasked + remasked
-            yield StepEvent(out.steps, new, changed, int((new == mask_id).sum()))
+            stale = changed[:, :c0].any(1) | (changed[:, c1:].any(1) & cfg.dual_cache)  # (B,)
+            if (stale & (new[:, c0:c1] == mask_id).any(1)).any():
+                cache = None  # a change inside a cached part (an edit, an EOS fill) a working row sees: refresh
+            out.count(active, (masked & (new != mask_id)).sum(1), edited, remasked)
+            yield StepEvent(out.steps, new, changed, int((new == mask_id).sum()), active=active)
     out.tokens = x[:, P:].clone()
     yield StepEvent(out.steps, out.tokens, torch.zeros_like(out.tokens, dtype=torch.bool), 0, True, out)
 
@@ -387,26 +425,45 @@ def _prepare(den: Denoiser, prompt_ids, attention_mask, cfg: DiffusionConfig, ca
         ban[den.eos_id] = True
     if den.tokenizer is not None:
         ban[len(den.tokenizer):] = True  # padded embedding rows past the tokenizer are not tokens
-    neutral = torch.ones(V, dtype=torch.bool, device=dev)
-    if constraints is not None:
+    ban = ban.expand(B, V).clone()
+    neutral = torch.ones(B, V, dtype=torch.bool, device=dev)
+    if constraints is not None:  # (V,) for a CitationConstraints, (B, V) for a RowConstraints
         ban |= constraints.static_ban.to(dev)
-        neutral = constraints.neutral.to(dev)
+        neutral = constraints.neutral.to(dev).expand(B, V).clone()
     fixed_after = (fixed & ~torch.isin(x[:, P:], stops)).flip(1).long().cumsum(1).flip(1)  # (B, G) at or after
     no_stop = torch.cat([fixed_after[:, 1:], torch.zeros_like(fixed_after[:, :1])], dim=1) > 0
     edit_ok = ~ban & neutral
-    edit_ok[stops] = False
+    edit_ok[:, stops] = False
     return _Setup(x, attn, P, fixed, ban, stops, no_stop, neutral, edit_ok)
 
 
 def _apply_bans(logits, ans, w: slice, s: _Setup, cfg: DiffusionConfig, mask_id: int):
     """Static bans, no stop token before a fixed token, and the neighbour repetition penalty."""
-    logits = logits.masked_fill(s.ban, NEG_INF)
+    logits = logits.masked_fill(s.ban[:, None, :], NEG_INF)
     stop_cols = logits[..., s.stops].masked_fill(s.no_stop[:, w, None], NEG_INF)
     logits[..., s.stops] = stop_cols
     if cfg.repetition_penalty > 1:
         exempt = torch.cat([s.stops, torch.tensor([mask_id], device=s.stops.device)])
         logits = neighbour_penalty(logits, ans, w.start, cfg.repetition_penalty, exempt)
     return logits
+
+
+def _propose(logits, s: _Setup, cfg: DiffusionConfig, gens: list[torch.Generator] | None, active):
+    """(B, W) proposals x0 (argmax, or a Gumbel sample) and their confidence. With per-row generators, each
+    working row draws from its own, in the order and shapes it would alone; rows that wait draw nothing."""
+    conf_logits = _confidence_logits(logits, s, cfg)
+    draws = cfg.temperature > 0 or cfg.confidence == "random"
+    if gens is None or not draws:  # nothing drawn, or torch's global generator (seed None): the whole batch
+        gen = None if gens is None else gens[0]
+        x0 = add_gumbel_noise(_nucleus(logits, cfg), cfg.temperature, gen).argmax(-1)
+        return x0, confidence(conf_logits, x0, cfg.confidence, gen)
+    x0 = logits.argmax(-1)
+    conf = torch.zeros(x0.shape, dtype=torch.float32, device=x0.device)
+    for b in active.nonzero().flatten().tolist():
+        r = slice(b, b + 1)
+        x0[r] = add_gumbel_noise(_nucleus(logits[r], cfg), cfg.temperature, gens[b]).argmax(-1)
+        conf[r] = confidence(conf_logits[r], x0[r], cfg.confidence, gens[b])
+    return x0, conf
 
 
 def _nucleus(logits, cfg: DiffusionConfig):
@@ -432,15 +489,19 @@ def _deferred(x0, masked, w0: int, s: _Setup, ans, constraints, mask_id: int, to
     return out
 
 
-def _correct(new, ans, sel, logits, w: slice, block, left: int, s: _Setup, cfg: DiffusionConfig, mask_id: int):
-    """Apply edits and remasks to `new` (B, G) in place; return (edited, remasked) counts."""
+def _correct(new, ans, sel, logits, w: slice, block, left: int, s: _Setup, cfg: DiffusionConfig, mask_id: int,
+             active: torch.Tensor):
+    """Apply edits and remasks to `new` (B, G) in place (rows still `active` only); return the (B,) counts of
+    edits and remasks."""
     if cfg.edit_threshold is None and cfg.remask_threshold is None:
-        return 0, 0
+        zero = torch.zeros(new.shape[0], dtype=torch.long)
+        return zero, zero
     cur = new[:, w]  # (B, W)
     pos = torch.arange(cur.shape[1], device=cur.device) + w.start
-    editable = (ans[:, w] != mask_id) & ~s.fixed[:, w] & ~torch.isin(cur, s.stops) & s.neutral[cur]
+    editable = (ans[:, w] != mask_id) & ~s.fixed[:, w] & ~torch.isin(cur, s.stops) & s.neutral.gather(1, cur)
+    editable &= active[:, None]
     remaskable = editable & ((pos >= block[0]) & (pos < block[1]))[None] & (left > 1)
     budget = (sel.sum(1) - 1).clamp(min=0)  # remask fewer than were committed: every step makes progress
     edit, top, remask = corrections(F.softmax(logits, -1), cur, editable, remaskable, s.edit_ok, cfg, budget)
     new[:, w] = torch.where(remask, mask_id, torch.where(edit, top, cur))
-    return int(edit.sum()), int(remask.sum())
+    return edit.sum(1).cpu(), remask.sum(1).cpu()

@@ -6,6 +6,7 @@ Public API for services:
     settings = Settings(store_dir="store")
     report = ingest(["docs/"], settings, groups=["hr"])
     answer = RagPipeline(settings).ask("When does the lease end?", groups=["hr"])
+    answers = RagPipeline(settings).ask_batch([BatchItem(question="When does the lease end?", groups=("hr",))])
 
 Names are imported lazily, so `import pipeline.config` from a worker process stays light and the
 lower layers (ingest, generator, validation) can import pipeline.types/errors/config without cycles.
@@ -22,6 +23,7 @@ _EXPORTS = {
     "Store": "pipeline.store",
     "Retriever": "pipeline.retrieve",
     "RagPipeline": "pipeline.rag",
+    "BatchItem": "pipeline.rag",
     "Answer": "pipeline.types",
     "Hit": "pipeline.types",
     "IngestReport": "pipeline.types",

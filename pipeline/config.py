@@ -167,6 +167,24 @@ class AppSettings(BaseModel):
         return bool(self.groups_header)
 
 
+class ServiceSettings(BaseModel):
+    """The HTTP service (`sculptrag serve`, app/service/): request limits and the generator queue.
+
+    Identity comes from API keys (`sculptrag keys create`) or from the sign-in proxy of `AppSettings`
+    (groups_header + proxy_secret); server folders that /v1/ingest may read are `AppSettings.folder_roots`."""
+
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest JSON request body (uploads: max_upload_bytes)")
+    max_question_chars: int = Field(2000, ge=1, description="longest question (or last chat message) accepted")
+    max_k: int = Field(50, ge=1, description="most passages a request may ask for")
+    max_upload_bytes: int | None = Field(None, ge=1, description="largest uploaded file; default: app.max_upload_mb")
+    queue_size: int = Field(64, ge=1, description="answers waiting for the generator at most; beyond it: 503 + Retry-After")
+    max_batch: int = Field(1, ge=1, description="requests with the same generator and options denoised together at "
+                           "most; 1 on CPU (batching gains ~5% there and doubles median latency, docs/benchmarks.md); "
+                           "raise it on a GPU")
+    batch_wait_ms: float = Field(5.0, ge=0, description="how long the first request of a batch waits for companions")
+    retry_after_s: int = Field(2, ge=1, description="the Retry-After a client gets when the queue is full")
+
+
 class Settings(BaseSettings):
     """Everything sculptrag needs to know, with embedded defaults (SQLite, local FAISS, bundled models)."""
 
@@ -181,6 +199,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     validation: ValidationSettings = ValidationSettings()
     app: AppSettings = AppSettings()
+    service: ServiceSettings = ServiceSettings()
     openai: OpenAISettings = OpenAISettings()
     generator: str = Field("sculpt", description="generator used by `ask` (a registered name): the bundled diffusion "
                            "model, which beats the extractive baseline on held-out questions (docs/benchmarks.md)")

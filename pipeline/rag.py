@@ -1,7 +1,10 @@
 """RagPipeline: question -> retrieval (access-controlled) -> numbered passages -> generator -> Answer.
 
 One object per process, built at the edge from one Settings; `ask` and `stream` are safe to call from
-many threads (each generator is loaded once, under a lock, and runs one request at a time).
+many threads (each generator is loaded once, under a lock, and runs one request at a time). `ask_batch`
+answers several questions with one generation call (a diffusion generator denoises them together, see
+generator.base.generate_many): retrieval per question with that question's groups, then validation and
+repair per answer exactly as `stream` does them, so each Answer is the one `ask` gives for it alone.
 
 Validation: every answer is checked by the validation stage (validation.validate: citations, support of each
 sentence by the passages it cites, prompt injection in the passages) unless settings.validation.enabled is
@@ -27,7 +30,9 @@ import threading
 import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from generator.base import Generator, get_generator
+from pydantic import BaseModel, ConfigDict, Field
+
+from generator.base import Generator, generate_many, get_generator
 from generator.citations import find_markers
 from generator.types import DenoiseState, GenerationRequest, GenerationResult
 from validation.markup import neutralize_markup, neutralize_markup_map
@@ -36,9 +41,21 @@ from .config import Settings
 from .errors import ConfigError
 from .retrieve import Retriever
 from .store import Store
-from .types import Answer, Hit, SourceCitation
+from .types import Answer, Hit, SearchFilters, SourceCitation
 
 Validator = Callable[[Answer], dict]
+
+
+class BatchItem(BaseModel):
+    """One question of `RagPipeline.ask_batch`, with its own caller's groups (None: settings.default_groups),
+    k and filters, as `ask` takes them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    question: str
+    groups: tuple[str, ...] | None = None
+    k: int | None = Field(None, ge=1)
+    filters: SearchFilters | dict[str, Any] | None = None
 
 
 class RagPipeline:
@@ -118,14 +135,13 @@ class RagPipeline:
         `filters` are then unused); generation, validation, repair and citations are unchanged. Retrieval is
         where access control happens, so the caller is responsible for passing only hits it retrieved for
         the same caller's groups (the evaluation harness uses this to fix a question's passage set)."""
-        if not question or not question.strip():
-            raise ConfigError("the question is empty")
+        _check_question(question)
         groups = self.settings.default_groups if groups is None else groups
         t0 = time.perf_counter()
         hits = self.retrieve(question, groups, k, filters) if hits is None else list(hits)
         t_retrieve = time.perf_counter() - t0
         gen, lock = self.generator(generator, options)
-        request = GenerationRequest(question=question, passages=tuple(h.to_passage(i + 1) for i, h in enumerate(hits)))
+        request = _request(question, hits)
         t1 = time.perf_counter()
         result: GenerationResult | None = None
         with lock:
@@ -136,8 +152,45 @@ class RagPipeline:
                     yield item.model_copy(update={"text": neutralize_markup(item.text)})
         if result is None:
             raise ConfigError(f"generator {gen.name!r} ended its stream without a result")
+        timings = {"retrieve_s": t_retrieve, "generate_s": time.perf_counter() - t1}
+        yield self._checked_answer(gen, lock, request, result, hits, timings, t0, repair_rounds)
+
+    def ask_batch(self, items: Sequence[BatchItem], *, generator: str | None = None,
+                  options: Mapping[str, Any] | None = None,
+                  on_state: Callable[[int, DenoiseState], None] | None = None,
+                  repair_rounds: int | None = None) -> list[Answer]:
+        """Answers to several questions, generated together: each item's passages are retrieved with its own
+        groups, k and filters; one `generate_many` call under the generator's lock writes every answer (a
+        diffusion generator denoises them as one batch, any other one after another); then each answer is
+        validated and repaired as `stream` does it. Answer i is the one `ask` gives for items[i] alone (its
+        timings aside: `generate_s` is the shared call's). `on_state(i, state)` receives item i's
+        DenoiseStates, markup made inert as in `stream`."""
+        for item in items:
+            _check_question(item.question)
+        t0 = time.perf_counter()
+        found: list[tuple[list[Hit], float]] = []
+        for item in items:  # access control is per item: each search uses only that item's groups
+            t = time.perf_counter()
+            groups = self.settings.default_groups if item.groups is None else item.groups
+            found.append((self.retrieve(item.question, groups, item.k, item.filters), time.perf_counter() - t))
+        gen, lock = self.generator(generator, options)
+        requests = [_request(item.question, hits) for item, (hits, _) in zip(items, found)]
+        def relay(i: int, state: DenoiseState) -> None:
+            on_state(i, state.model_copy(update={"text": neutralize_markup(state.text)}))
+        t1 = time.perf_counter()
+        with lock:
+            results = generate_many(gen, requests, relay if on_state is not None else None)
         t_generate = time.perf_counter() - t1
-        timings = {"retrieve_s": t_retrieve, "generate_s": t_generate}
+        return [self._checked_answer(gen, lock, request, result, hits, {"retrieve_s": t_retrieve,
+                                                                        "generate_s": t_generate}, t0, repair_rounds)
+                for request, result, (hits, t_retrieve) in zip(requests, results, found)]
+
+    def _checked_answer(self, gen: Generator, lock: threading.Lock, request: GenerationRequest,
+                        result: GenerationResult, hits: Sequence[Hit], timings: dict[str, float], t0: float,
+                        repair_rounds: int | None) -> Answer:
+        """The Answer for a generated `result`: validated, and repaired while it fails (up to the rounds
+        allowed), with `timings` completed (validate_s, repair_s, total_s since `t0`)."""
+        question = request.question
         report = None
         if self.validator is not None:
             t2 = time.perf_counter()
@@ -158,12 +211,22 @@ class RagPipeline:
         if report is not None:
             answer.validation = report
         answer.timings["total_s"] = time.perf_counter() - t0
-        yield answer
+        return answer
 
     @staticmethod
     def _answer(question: str, result: GenerationResult, hits: Sequence[Hit], generator: str) -> Answer:
         return Answer(question=question, text=neutralize_markup(result.text), citations=resolve_citations(result, hits),
                       passages=list(hits), generator=generator, trace=result.trace, timings={})
+
+
+def _check_question(question: str) -> None:
+    if not question or not question.strip():
+        raise ConfigError("the question is empty")
+
+
+def _request(question: str, hits: Sequence[Hit]) -> GenerationRequest:
+    """The generator's request: the question and the hits as passages [1]..[k]."""
+    return GenerationRequest(question=question, passages=tuple(h.to_passage(i + 1) for i, h in enumerate(hits)))
 
 
 def validate_and_repair(gen: Generator, request: GenerationRequest, result: GenerationResult,

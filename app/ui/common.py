@@ -1,20 +1,20 @@
 """Streamlit glue shared by the pages: the process-wide services, the session's user and settings, and
-the cited files (served only while they still are the bytes that were ingested)."""
+the cited files (served only while they still are the bytes that were ingested: `read_ingested`, shared
+with the HTTP service, lives in services.py)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import stat
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import streamlit as st
 
 from pipeline.config import Settings
-from pipeline.errors import SculptragError
 
-from .services import Prefs, Services, User, resolve_user
+from .services import FileChanged, Prefs, Services, User, file_name, file_of, read_ingested, resolve_user
+
+__all__ = ["FileChanged", "file_name", "file_of", "read_ingested", "still_ingested", "services", "context"]
 
 
 @st.cache_resource(show_spinner="Opening the store...")
@@ -56,44 +56,6 @@ def context() -> tuple[Services, User, Prefs]:
     svc = services()
     user = current_user(svc)
     return svc, user, prefs(svc, user)
-
-
-def _local_path(source_uri: str) -> Path | None:
-    parsed = urlparse(source_uri)
-    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
-
-
-def file_name(source_uri: str) -> str:
-    """The file name a source URI ends in (no disk access)."""
-    path = _local_path(source_uri)
-    return path.name if path is not None else source_uri.rstrip("/").rsplit("/", 1)[-1]
-
-
-def file_of(source_uri: str) -> Path | None:
-    """The local file behind a file: URI, when it exists."""
-    path = _local_path(source_uri)
-    return path if path is not None and path.is_file() else None
-
-
-class FileChanged(SculptragError):
-    """The file behind a document is not the one that was ingested (changed, replaced by a link, gone)."""
-
-
-def read_ingested(path: Path, sha256: str) -> bytes:
-    """The bytes of `path`, only if it is a regular file (not a symlink: O_NOFOLLOW) whose content still
-    hashes to the `sha256` stored when it was ingested; else FileChanged. What the user is served is
-    then exactly the document they may read, whatever the path points at now."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError as e:
-        raise FileChanged(str(path)) from e
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise FileChanged(str(path))
-        data = f.read()
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise FileChanged(str(path))
-    return data
 
 
 @st.cache_data(show_spinner=False, max_entries=1024)

@@ -1,6 +1,10 @@
 """What the pages share: the heavy objects (one per process, shared by every browser session), who the user
 is and what they may do, and the user's own settings for this session.
 
+The same objects and rules serve the HTTP service (app/service/): it builds one `Services`, turns an API key
+or the proxy's headers into a `User`, and saves uploads, deletes documents and serves cited files through
+the methods here, so the app and the service cannot drift apart.
+
 Heavy objects: `Services` holds the store, the RAG pipeline (embedder, generators and validator load once;
 the pipeline is safe from many threads: each generator runs one request at a time under its lock), one warm
 Ingestor (sharing the pipeline's embedder) behind a lock, since only one ingest may write at a time.
@@ -20,13 +24,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
+import re
+import stat
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import unquote, urlparse
 
 from pipeline.config import AppSettings, Settings
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, SculptragError
 from pipeline.groups import parse_groups
 
 log = logging.getLogger(__name__)
@@ -141,6 +150,7 @@ class Services:
         self._ingestor = None
         self.upload_dir = Path(settings.app.upload_dir or Path(settings.store_dir) / "uploads")
         self.warm_error: str | None = None
+        self.ready = threading.Event()  # set once the embedder, the indexes and the default generator are loaded
         if warm:
             threading.Thread(target=self._warm_up, name="sculptrag-warm-up", daemon=True).start()
 
@@ -152,6 +162,7 @@ class Services:
             else:
                 self.rag.retriever.load_embedder()
             self.rag.generator()
+            self.ready.set()
         except Exception as e:  # noqa: BLE001 - the first ask reports the same error to the user
             self.warm_error = f"{type(e).__name__}: {e}"
             log.warning("warm-up failed: %s", self.warm_error)
@@ -164,9 +175,92 @@ class Services:
             self._ingestor = Ingestor(self.settings, store=self.store, embedder=self.rag.retriever.load_embedder())
         return self._ingestor
 
+    def close(self) -> None:
+        """Stop the ingestion workers (the service calls it at shutdown; the app's process just exits)."""
+        if self._ingestor is not None:
+            self._ingestor.close()
+            self._ingestor = None
+
     def readable(self, groups: Sequence[str]) -> set[int]:
         """Ids of the documents these groups may read."""
         return {int(i) for i in self.store.readable_documents(list(groups))} if groups else set()
 
     def may_open(self, user_groups: Sequence[str], document_id: int) -> bool:
         return int(document_id) in self.readable(user_groups)
+
+    def save_upload(self, name: str, data: bytes, groups: tuple[str, ...], user_groups: Sequence[str]) -> Path:
+        """Keep an uploaded file under upload_dir/g-<hash of the groups>/<name> (written whole, then renamed into
+        place), so the stored document has a file to cite and re-uploading the same name for the same groups
+        updates it. Neither a group name nor the client's file name ever becomes a path step of its own.
+        OSError when the name is that of a stored document `user_groups` cannot read."""
+        safe = re.sub(r"[^\w.\- ]+", "_", Path(name).name).strip(" .")[:200] or "upload"
+        root = self.upload_dir.resolve()
+        folder = root / f"g-{group_key(groups)}"
+        target = folder / safe
+        if target.parent != folder or root not in target.resolve().parents:
+            raise OSError(f"refusing to write {name!r} outside the upload folder")
+        stored = self.store.document_by_uri(target.as_uri())
+        if stored is not None and not set(stored.group_names) & set(user_groups):
+            raise OSError(f"{safe!r} is the name of a stored document you cannot change; rename the file")  # its file stays
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+        return target
+
+    def delete_document(self, document_id: int, groups: Sequence[str]) -> int | None:
+        """Delete a document these groups may read, and its uploaded file (files elsewhere stay). Returns the
+        chunks removed, or None when `groups` may not read it (or it is gone): nothing is said about it."""
+        with self.ingest_lock:
+            if not self.may_open(groups, document_id):
+                return None
+            doc = self.store.documents_by_id([document_id]).get(int(document_id))
+            if doc is None:
+                return None
+            removed = self.store.delete_documents([doc.id])
+        path = file_of(doc.source_uri)
+        if path is not None and self.upload_dir.resolve() in path.resolve().parents:
+            path.unlink(missing_ok=True)  # an upload's only copy goes with it
+        return removed
+
+
+# -- the cited files ---------------------------------------------------------------------------------------
+class FileChanged(SculptragError):
+    """The file behind a document is not the one that was ingested (changed, replaced by a link, gone)."""
+
+
+def _local_path(source_uri: str) -> Path | None:
+    parsed = urlparse(source_uri)
+    return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+
+def file_name(source_uri: str) -> str:
+    """The file name a source URI ends in (no disk access)."""
+    path = _local_path(source_uri)
+    return path.name if path is not None else source_uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def file_of(source_uri: str) -> Path | None:
+    """The local file behind a file: URI, when it exists."""
+    path = _local_path(source_uri)
+    return path if path is not None and path.is_file() else None
+
+
+def read_ingested(path: Path, sha256: str) -> bytes:
+    """The bytes of `path`, only if it is a regular file (not a symlink: O_NOFOLLOW) whose content still
+    hashes to the `sha256` stored when it was ingested; else FileChanged. What the user is served is
+    then exactly the document they may read, whatever the path points at now."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise FileChanged(str(path)) from e
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise FileChanged(str(path))
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise FileChanged(str(path))
+    return data

@@ -5,6 +5,10 @@ read from the tokenizer and config.json, never literals), whether its logits are
 position i from hidden state i-1), and whether it can reuse a KV cache of a prefix. The sampler
 (generator/sampler.py) knows nothing else about models; adapters know nothing about sampling.
 
+Left padding: a denoiser that sets `exact_left_padding = True` promises that a left-padded row (attention
+mask 0 on the pads) gets the logits it gets alone (positions counted from its first real token); batched
+generation pads prompts of different lengths only for such a denoiser (others are batched by prompt length).
+
 KV-cache contract: `prefill(ids, mask, n, suffix_start=None)` runs a full forward and returns the logits of
 all positions plus the keys/values of the first n positions (and, for a dual cache, of the positions from
 `suffix_start` on); `forward(ids[:, n:suffix_start], mask, cache)` then runs only the positions between the
@@ -64,6 +68,7 @@ class Denoiser(Protocol):
     tokenizer: Any  # a transformers tokenizer, or None for tokenizer-free benchmarks
     shift_logits: bool
     supports_cache: bool
+    exact_left_padding: bool  # a left-padded row's logits are its logits alone (see the module docstring)
     vocab_size: int
     max_length: int | None
     device: torch.device

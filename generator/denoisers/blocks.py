@@ -85,6 +85,7 @@ class NativeDenoiser:
     `model(ids, positions, key_mask, cache, store, suffix_from) -> (logits, KVCache | None)`."""
 
     supports_cache = True
+    exact_left_padding = True  # positions come from the attention mask (positions_from_mask)
 
     def __init__(
         self,

@@ -25,6 +25,7 @@ class HFMaskedLMDenoiser:
 
     supports_cache = False
     shift_logits = False
+    exact_left_padding = False  # absolute position embeddings see left padding as a shift
 
     def __init__(self, model, tokenizer, *, mask_id: int, eos_id: int, pad_id: int,
                  stop_ids: tuple[int, ...] = (), special_ids: tuple[int, ...] = (),

@@ -21,6 +21,7 @@ class ScriptedDenoiser:
 
     supports_cache = False
     shift_logits = False
+    exact_left_padding = False  # the script sees the pads
 
     def __init__(self, vocab_size: int, script: Script, *, mask_id: int, eos_id: int, pad_id: int | None = None,
                  tokenizer: Any = None, stop_ids: tuple[int, ...] = (), special_ids: tuple[int, ...] = ()) -> None:

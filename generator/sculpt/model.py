@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -91,10 +92,13 @@ class DecoderLayer(nn.Module):
         k, v = self.kv2(memory).chunk(2, dim=-1)
         return self._split(k), self._split(v)
 
-    def forward(self, x: torch.Tensor, mem_kv: tuple[torch.Tensor, torch.Tensor], mem_mask: torch.Tensor,
-                only: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, mem_kv: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                mem_mask: Sequence[torch.Tensor], sizes: Sequence[int], only: torch.Tensor | None = None):
         """(B, L, d) -> (B, L, d); with `only` (B,) slot indexes, just those slots' outputs (B, 1, d): they
-        still attend to every slot, so the result is the same as the full layer's at those slots."""
+        still attend to every slot, so the result is the same as the full layer's at those slots.
+
+        The rows are groups of `sizes[i]` rows, group i cross-attending to memory i (keys/values `mem_kv[i]`,
+        (sizes[i], H, M_i, Dh), mask `mem_mask[i]` (sizes[i], M_i)): several requests in one call."""
         q, k, v = self.qkv(self.ln1(x)).chunk(3, dim=-1)
         if only is not None:
             rows = torch.arange(x.shape[0], device=x.device)
@@ -102,7 +106,8 @@ class DecoderLayer(nn.Module):
         a = F.scaled_dot_product_attention(self._split(q), self._split(k), self._split(v))
         x = x + self.drop(self.o1(self._merge(a)))
         q = self._split(self.q2(self.ln2(x)))
-        a = F.scaled_dot_product_attention(q, mem_kv[0], mem_kv[1], attn_mask=mem_mask[:, None, None, :])
+        a = torch.cat([F.scaled_dot_product_attention(qi, k, v, attn_mask=mi[:, None, None, :])
+                       for qi, (k, v), mi in zip(q.split(list(sizes)), mem_kv, mem_mask)])
         x = x + self.drop(self.o2(self._merge(a)))
         return x + self.drop(self.ff(self.ln3(x)))
 
@@ -228,6 +233,29 @@ class SculptModel(nn.Module):
         """(B, L) canvas of output-space ids (MASK where not filled) -> (B, L, space.size) log-probabilities.
 
         `only` (B,) slot indexes: score just that slot of each row -> (B, 1, space.size)."""
+        return self.forward_many([canvas], [memory], None if only is None else [only])[0]
+
+    def forward_many(self, canvases: Sequence[torch.Tensor], memories: Sequence[Memory],
+                     only: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Several requests in one call: canvases[i] (B_i, L) against memories[i] (batch B_i, e.g. a request's
+        Memory.expand) -> [(B_i, L, space_i.size)] log-probabilities, each in its request's output space
+        (`only[i]` (B_i,): just those slots, (B_i, 1, space_i.size)). The slot-wise work (self-attention,
+        feed-forward, the vocabulary head) runs once over all rows; what reads a memory runs per request."""
+        sizes = [c.shape[0] for c in canvases]
+        x = torch.cat([self._embed(c, m) for c, m in zip(canvases, memories)])  # (N, L, d), N = sum(sizes)
+        x = self.in_ln(x + self.slot_emb.weight[: x.shape[1]])
+        slots = None if only is None else torch.cat(list(only))
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):  # the last layer: only the slots asked
+            x = layer(x, [m.kv[i] for m in memories], [m.mem_mask for m in memories], sizes,
+                      slots if i == last else None)
+        h = self.out_ln(x)
+        vocab = self.vocab_proj(h) @ self.word_emb.weight.T + self.vocab_bias
+        return [self._heads(c, m, hi, vi, None if only is None else only[j])
+                for j, (c, m, hi, vi) in enumerate(zip(canvases, memories, h.split(sizes), vocab.split(sizes)))]
+
+    def _embed(self, canvas: torch.Tensor, memory: Memory) -> torch.Tensor:
+        """(B, L) canvas -> (B, L, d) slot inputs: mask, word, copied token (with its memory state), or cite."""
         B, L = canvas.shape
         space = self.space(memory)
         is_vocab, is_copy, is_cite = space.is_vocab(canvas), space.is_copy(canvas), space.is_cite(canvas)
@@ -240,15 +268,14 @@ class SculptModel(nn.Module):
         x = torch.where(is_vocab[..., None], self.word_emb(vocab_ids), x)
         x = torch.where(is_copy[..., None], self.word_emb(copy_tok) + self.copy_in(gathered), x)
         summary = memory.summary.gather(1, cite_idx[..., None].expand(B, L, memory.summary.shape[-1]))
-        x = torch.where(is_cite[..., None], self.cite_in(summary), x)
-        x = self.in_ln(x + self.slot_emb.weight[:L])
-        last = len(self.layers) - 1
-        for i, (layer, kv) in enumerate(zip(self.layers, memory.kv)):  # the last layer: only the slots asked
-            x = layer(x, kv, memory.mem_mask, only if i == last else None)
-        h = self.out_ln(x)
+        return torch.where(is_cite[..., None], self.cite_in(summary), x)
+
+    def _heads(self, canvas: torch.Tensor, memory: Memory, h: torch.Tensor, vocab: torch.Tensor,
+               only: torch.Tensor | None) -> torch.Tensor:
+        """One request's (B, L', d) final states and (B, L', V) vocabulary logits -> its log-probabilities."""
+        space = self.space(memory)
         bonus = self._continuation(canvas, memory.sentence, space, only)
         scale = 1.0 / math.sqrt(h.shape[-1])
-        vocab = self.vocab_proj(h) @ self.word_emb.weight.T + self.vocab_bias
         copy = (self.copy_q(h) @ memory.copy_keys.transpose(1, 2)) * scale
         copy = copy + bonus
         copy = copy.masked_fill(~memory.copyable[:, None, :], float("-inf"))

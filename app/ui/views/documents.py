@@ -3,16 +3,12 @@ why) or unchanged, list the documents you may read, filter them by group, delete
 
 from __future__ import annotations
 
-import os
-import re
-import tempfile
 from pathlib import Path
 
 import streamlit as st
 
-from app.ui.common import context, file_name, file_of
+from app.ui.common import context, file_name
 from app.ui.render import md
-from app.ui.services import group_key
 from pipeline.errors import SculptragError
 from pipeline.types import IngestReport
 
@@ -23,29 +19,6 @@ EDITORS_ONLY = ("You can read documents here; adding and deleting them is for "
                 + md(", ".join(svc.settings.app.editor_groups)) + "." if svc.settings.app.editor_groups and user.groups else
                 "You can read documents here; adding and deleting them is for the app's editors "
                 "(`SCULPTRAG_APP__EDITOR_GROUPS`).")
-
-
-def save_upload(name: str, data: bytes, groups: tuple[str, ...]) -> Path:
-    """Keep an uploaded file under upload_dir/g-<hash of the groups>/<name> (written whole, then renamed into
-    place), so the stored document has a file to cite and re-uploading the same name for the same groups
-    updates it. Neither a group name nor the browser's file name ever becomes a path step of its own."""
-    safe = re.sub(r"[^\w.\- ]+", "_", Path(name).name).strip(" .")[:200] or "upload"
-    root = svc.upload_dir.resolve()
-    folder = root / f"g-{group_key(groups)}"
-    target = folder / safe
-    if target.parent != folder or root not in target.resolve().parents:
-        raise OSError(f"refusing to write {name!r} outside the upload folder")
-    stored = svc.store.document_by_uri(target.as_uri())
-    if stored is not None and not set(stored.group_names) & set(user.groups):
-        raise OSError(f"{safe!r} is the name of a stored document you cannot change; rename the file")  # its file stays
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, target)
-    return target
 
 
 def run_ingest(paths: list[Path], groups: tuple[str, ...], *, set_groups: bool = False, prune: bool = False) -> bool:
@@ -97,7 +70,7 @@ if user.editor and prefs.groups:
                                      key=f"uploads-{n}", max_upload_size=svc.settings.app.max_upload_mb)
             if st.button("Ingest the uploaded files", disabled=not files or not groups, type="primary", key="ingest_uploads"):
                 try:
-                    paths = [save_upload(f.name, f.getvalue(), groups) for f in files]
+                    paths = [svc.save_upload(f.name, f.getvalue(), groups, user.groups) for f in files]
                 except OSError as err:
                     st.error(md(f"Could not keep the uploaded files: {err}"))
                 else:
@@ -149,14 +122,10 @@ else:
             sure = st.checkbox("Yes, delete it and its chunks from the index", key="doc_delete_sure")
             if st.button("Delete", disabled=not sure, key="doc_delete"):
                 doc = next(d for d in docs if d.id == target)
-                with svc.ingest_lock:
-                    removed = svc.store.delete_documents([doc.id]) if svc.may_open(prefs.groups, doc.id) else None
+                removed = svc.delete_document(doc.id, prefs.groups)
                 if removed is None:  # regrouped (or deleted) since the list was drawn: not this user's to delete
                     st.session_state["deleted"] = ("warning", GONE)
                 else:
-                    path = file_of(doc.source_uri)
-                    if path is not None and svc.upload_dir.resolve() in path.resolve().parents:
-                        path.unlink(missing_ok=True)  # an upload's only copy goes with it; files elsewhere stay
                     st.session_state["deleted"] = ("success", f"Deleted {doc.title} ({removed} chunks).")
                 del st.session_state["doc_delete_sure"]
                 st.rerun()
