@@ -8,6 +8,8 @@
     sculptrag eval DATASET [--generator NAME ...] [--limit N] [--k K] [--out DIR] [--corpus DIR] [--groups G ...]
                    [--noise 0,0.4,0.8,1] [--unanswerable]
     sculptrag app [--store DIR] [--port N] [--address HOST] [--allow-remote]
+    sculptrag serve [--store DIR] [--host 127.0.0.1] [--port 8000] [--workers N]
+    sculptrag keys create --name NAME --groups G ... [--editor] | keys list | keys revoke NAME_OR_ID
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from pipeline.types import Answer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -132,9 +137,10 @@ def status(
 ) -> None:
     """Counts, index consistency and (optionally) the quarantine of a store."""
     from pipeline import Store
+    from pipeline.store import store_exists
 
     settings = _settings(store)
-    if not Path(settings.store_dir).exists():
+    if not store_exists(settings):
         err.print(f"[red]error:[/red] no store at {settings.store_dir}; run `sculptrag ingest PATH --store {settings.store_dir}` first")
         raise typer.Exit(2)
     s = Store(settings)
@@ -167,14 +173,30 @@ def ask(
                                                 "entity, period, dated, author, title, file_type, source (a path "
                                                 "prefix or glob), or any document column"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+    api: Optional[str] = typer.Option(None, "--api", envvar="SCULPTRAG_API_URL", help="ask a running `sculptrag serve` "
+                                      "at this URL (e.g. http://gpu-host:8000) instead of loading models here; the "
+                                      "key comes from $SCULPTRAG_API_KEY"),
 ) -> None:
     """Answer a question from the store, with citations that point at the source passages."""
     from pipeline import SculptragError
     from pipeline.rag import RagPipeline
     from pipeline.types import SearchFilters
 
+    if api:
+        if model_path:
+            raise typer.BadParameter("the service chooses its own weights; leave --model-path out with --api",
+                                     param_hint="--model-path")
+        answer = _ask_api(api, question, generator=generator, groups=groups, k=k,
+                          filters=_filters(filters or [], SearchFilters))
+        if as_json:
+            print(answer.model_dump_json(indent=2, exclude={"passages"}))
+            return
+        _print_answer(answer)
+        return
     settings = _settings(store)
-    if not Path(settings.store_dir).exists():
+    from pipeline.store import store_exists
+
+    if not store_exists(settings):
         err.print(f"[red]error:[/red] no store at {settings.store_dir}; run `sculptrag ingest PATH` first")
         raise typer.Exit(2)
     try:
@@ -189,6 +211,35 @@ def ask(
         print(answer.model_dump_json(indent=2, exclude={"passages"}))
         return
     _print_answer(answer)
+
+
+def _ask_api(url: str, question: str, *, generator: Optional[str], groups: Optional[List[str]], k: Optional[int],
+             filters) -> Answer:
+    """POST the question to a running service's /v1/ask (key: $SCULPTRAG_API_KEY); exit 2 with its error."""
+    import httpx
+
+    from pipeline.types import Answer
+
+    key = os.environ.get("SCULPTRAG_API_KEY")
+    body = {"question": question, "generator": generator, "k": k, "groups": groups,
+            "filters": filters.model_dump(mode="json", exclude_defaults=True) if filters else None}
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        with err.status(f"asking {url}..."):
+            r = httpx.post(url.rstrip("/") + "/v1/ask", json={k_: v for k_, v in body.items() if v is not None},
+                           headers=headers, timeout=httpx.Timeout(10.0, read=600.0))
+    except httpx.HTTPError as e:
+        err.print(f"[red]error:[/red] cannot reach the service at {escape(url)}: {escape(str(e))}")
+        raise typer.Exit(2) from None
+    if r.status_code != 200:
+        try:
+            message = r.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = r.text[:300]
+        hint = " (set SCULPTRAG_API_KEY)" if r.status_code == 401 and not key else ""
+        err.print(f"[red]error:[/red] the service answered {r.status_code}: {escape(message)}{hint}")
+        raise typer.Exit(2)
+    return Answer.model_validate(r.json())
 
 
 def _filters(given: list[str], model):
@@ -331,6 +382,94 @@ def app_cmd(
     os.execve(sys.executable, cmd, env)  # replaces this process: signals reach Streamlit itself
 
 
+def _any_active_key(settings) -> bool:
+    from pipeline import Store
+
+    return any(k.active for k in Store(settings).api_keys())
+
+
+@cli.command()
+def serve(
+    store: Optional[Path] = typer.Option(None, "--store", help="store folder (default .sculptrag or $SCULPTRAG_STORE_DIR)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (the default serves this machine only)"),
+    port: int = typer.Option(8000, "--port"),
+    workers: int = typer.Option(1, "--workers", min=1, help="processes, each with its own models and queue"),
+) -> None:
+    """The HTTP service (FastAPI on uvicorn): /v1/ask, /v1/chat/completions (OpenAI-compatible), documents, /docs."""
+    import uvicorn
+
+    settings = _settings(store)
+    if settings.app.header_mode and settings.app.proxy_secret is None:
+        err.print(f"[red]error:[/red] groups come from the {escape(str(settings.app.groups_header))} header, but "
+                  "nothing proves a request came through your sign-in proxy. Set SCULPTRAG_APP__PROXY_SECRET (16+ "
+                  "characters) and have the proxy send it, or unset SCULPTRAG_APP__GROUPS_HEADER to use API keys only.")
+        raise typer.Exit(2)
+    if store:
+        os.environ["SCULPTRAG_STORE_DIR"] = str(store.resolve())  # the workers build their Settings from the environment
+    if not _any_active_key(settings) and not settings.app.header_mode:
+        err.print("note: no API key exists yet, so every request gets 401; make one with "
+                  "`sculptrag keys create --name NAME --groups G`")
+    err.print(f"sculptrag serve on http://{escape(host)}:{port} (store {escape(str(settings.store_dir))}, API at /docs); "
+              "Ctrl+C stops it")
+    uvicorn.run("app.service:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="info", proxy_headers=False)
+
+
+keys_cli = typer.Typer(no_args_is_help=True, help="API keys of the HTTP service (only their hashes are stored).")
+cli.add_typer(keys_cli, name="keys")
+
+
+@keys_cli.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="who holds the key (a service or team); unique"),
+    groups: List[str] = typer.Option(..., "--groups", help="the groups it reads with (repeatable or comma-separated)"),
+    editor: bool = typer.Option(False, "--editor", help="may upload, ingest and delete documents"),
+    store: Optional[Path] = typer.Option(None, "--store"),
+) -> None:
+    """Make a key and print it once: only its hash is kept, so a lost key is revoked and replaced."""
+    from app.service.auth import new_key
+    from pipeline import SculptragError, Store
+
+    try:
+        row, token = new_key(Store(_settings(store)), name, groups, editor=editor)
+    except SculptragError as e:
+        err.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    err.print(f"key {escape(row.name)} (id {row.id}, groups {escape(', '.join(row.group_names))}"
+              f"{', editor' if row.editor else ''}); it is shown only now:")
+    print(token)
+
+
+@keys_cli.command("list")
+def keys_list(store: Optional[Path] = typer.Option(None, "--store")) -> None:
+    """The keys: name, groups, editor, when made, whether revoked (never the key)."""
+    from pipeline import Store
+
+    t = Table(title="API keys", title_justify="left")
+    for col in ("id", "name", "groups", "editor", "created", "revoked"):
+        t.add_column(col)
+    for k in Store(_settings(store)).api_keys():
+        t.add_row(str(k.id), escape(k.name), escape(", ".join(k.group_names)), "yes" if k.editor else "",
+                  k.created_at.strftime("%Y-%m-%d %H:%M"),
+                  k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else "")
+    console.print(t)
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    name_or_id: str = typer.Argument(..., help="the key's name or id (see `sculptrag keys list`)"),
+    store: Optional[Path] = typer.Option(None, "--store"),
+) -> None:
+    """Revoke a key: requests with it get 401 from now on."""
+    from pipeline import Store
+
+    row = Store(_settings(store)).revoke_api_key(name_or_id)
+    if row is None:
+        err.print(f"[red]error:[/red] no key named {escape(name_or_id)}; `sculptrag keys list` shows them")
+        raise typer.Exit(2)
+    err.print(f"revoked {escape(row.name)} (id {row.id})")
+
+
 @cli.command("train-generator")
 def train_generator(
     out: Path = typer.Option(Path("runs/sculpt"), "--out", help="run folder: state.pt (resumable) and the checkpoint"),
@@ -433,11 +572,16 @@ def eval_(
 
 
 def main() -> None:
+    from pipeline.errors import SculptragError
+
     try:
         cli()
     except KeyboardInterrupt:
         err.print("interrupted; the store keeps everything committed so far, re-run to finish")
         sys.exit(130)
+    except SculptragError as e:  # one a command does not report itself (e.g. an unreachable database)
+        err.print(f"[red]error:[/red] {e}")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 from sqlalchemy import (
-    Float, ForeignKey, Integer, LargeBinary, String, Text, and_, create_engine, delete, event, func, or_, select,
+    Boolean, Float, ForeignKey, Integer, LargeBinary, String, Text, and_, create_engine, delete, event, func, or_, select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, noload, relationship, sessionmaker
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .types import SearchFilters
 
 log = logging.getLogger(__name__)
+WRITER_LOCK_KEY = 0x5C01_97A6  # the PostgreSQL advisory lock that one writer at a time holds (any constant)
 
 
 class Base(DeclarativeBase):
@@ -130,6 +131,29 @@ class State(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+class ApiKey(Base):
+    """A key of the HTTP service (`sculptrag keys`): who holds it (a name), the groups it reads with, whether it
+    may edit. Only the key's sha256 is stored; the key itself is shown once, when it is made. A table of its
+    own, so older stores gain it from create_all."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)  # sha256 hex of the key
+    groups: Mapped[str] = mapped_column(Text)  # comma-separated (a group name never holds a comma)
+    editor: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        return tuple(g for g in self.groups.split(",") if g)
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
 @dataclass
 class ChunkInput:
     """A chunk ready to be written: its text, metadata and embedding."""
@@ -145,6 +169,24 @@ class ChunkInput:
     table_html: str | None
     vector: np.ndarray
     context: str = ""  # indexed (dense and BM25) before the text; never shown
+
+
+def store_exists(settings: Settings) -> bool:
+    """Whether there is a store to open: its folder (the default SQLite database lives there) or, with a
+    `database_url`, the store's tables in that database (a replica starts on an empty folder and derives
+    its indexes from SQL)."""
+    if not settings.database_url:
+        return Path(settings.store_dir).exists()
+    from sqlalchemy import inspect
+
+    try:
+        engine = create_engine(settings.database_url)
+        try:
+            return inspect(engine).has_table(Document.__tablename__)
+        finally:
+            engine.dispose()
+    except Exception as e:  # noqa: BLE001 - unreachable server, bad URL: say which
+        raise StoreError(f"cannot reach the database {settings.database_url.split('@')[-1]}: {e}") from e
 
 
 class Store:
@@ -215,28 +257,83 @@ class Store:
             rows = {r.id: r for r in s.scalars(select(ChunkRow).where(ChunkRow.id.in_(list(map(int, ids)))))}
         return [rows[i] for i in map(int, ids) if i in rows]
 
+    # -- service API keys (hashes only; app/service/auth.py makes and checks the keys) --------------------
+    def create_api_key(self, name: str, key_hash: str, groups: Sequence[str], editor: bool = False) -> ApiKey:
+        """Record a key by its hash. Raises StoreError when the name is taken (revoked keys keep theirs)."""
+        from sqlalchemy.exc import IntegrityError
+
+        if not name.strip():
+            raise StoreError("a key needs a name (--name), e.g. the service or team that will hold it")
+        row = ApiKey(name=name.strip(), key_hash=key_hash, groups=",".join(sorted(set(groups))), editor=editor)
+        try:
+            with self.sessions.begin() as s:
+                s.add(row)
+        except IntegrityError as e:
+            raise StoreError(f"a key named {name!r} exists already; pick another name or revoke it first") from e
+        return row
+
+    def api_keys(self) -> list[ApiKey]:
+        with self.sessions() as s:
+            return list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key with this hash, revoked or not (the caller checks `active`)."""
+        with self.sessions() as s:
+            return s.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+
+    def revoke_api_key(self, name_or_id: str) -> ApiKey | None:
+        """Revoke the key with this name (or, failing that, this id); None when there is none. Idempotent."""
+        with self.sessions.begin() as s:
+            row = s.scalar(select(ApiKey).where(ApiKey.name == name_or_id))
+            if row is None and name_or_id.isdigit():
+                row = s.get(ApiKey, int(name_or_id))
+            if row is not None and row.revoked_at is None:
+                row.revoked_at = _now()
+            return row
+
     # -- writing -------------------------------------------------------------------------------------
     @contextlib.contextmanager
     def writer(self, wait: float | None = 0.0) -> Iterator["Store"]:
-        """Exclusive write access across processes (a lock file in the store folder). While another writer
+        """Exclusive write access: across processes on this machine (a lock file in the store folder) and, on
+        a shared database server, across machines (a PostgreSQL advisory lock held on its own connection
+        for as long as the writer runs; the server drops it if the process dies). While another writer
         holds it, wait up to `wait` seconds (None: as long as it takes), then raise StoreError."""
         deadline = None if wait is None else time.monotonic() + wait
-        waited = False
         with open(self.dir / ".lock", "w") as lock:
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if not waited:
-                        waited = True
-                        if wait != 0:
-                            log.warning("another process is writing to the store in %s; waiting for it", self.dir)
-                    if deadline is not None and time.monotonic() >= deadline:
-                        raise StoreError(f"another process is writing to the store in {self.dir}; wait for it to finish") from None
-                    time.sleep(0.2)
-            self._clean_stale_files()
-            yield self
+            self._wait_for(lambda: _try_flock(lock), deadline, wait, f"the store in {self.dir}")
+            with self._database_lock(deadline, wait):
+                self._clean_stale_files()
+                yield self
+
+    @contextlib.contextmanager
+    def _database_lock(self, deadline: float | None, wait: float | None) -> Iterator[None]:
+        if self.engine.dialect.name != "postgresql":  # SQLite: the database is a file in this folder
+            yield
+            return
+        with self.engine.connect() as conn:
+            def take() -> bool:
+                got = conn.execute(select(func.pg_try_advisory_lock(WRITER_LOCK_KEY))).scalar()
+                conn.commit()  # no transaction held open while waiting or writing
+                return bool(got)
+
+            self._wait_for(take, deadline, wait, f"the store in database {self.engine.url.database}")
+            try:
+                yield
+            finally:
+                conn.execute(select(func.pg_advisory_unlock(WRITER_LOCK_KEY)))
+                conn.commit()
+
+    @staticmethod
+    def _wait_for(take: Callable[[], bool], deadline: float | None, wait: float | None, what: str) -> None:
+        waited = False
+        while not take():
+            if not waited:
+                waited = True
+                if wait != 0:
+                    log.warning("another process is writing to %s; waiting for it", what)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise StoreError(f"another process is writing to {what}; wait for it to finish")
+            time.sleep(0.2)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator["WriteBatch"]:
@@ -582,6 +679,14 @@ def _ivf_ids(index) -> list[int]:
         if n:
             out.extend(faiss.rev_swig_ptr(invlists.get_ids(lst), n).tolist())
     return out
+
+
+def _try_flock(f) -> bool:
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

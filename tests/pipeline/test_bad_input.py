@@ -5,7 +5,11 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from pipeline import Store, ingest
+
+pytestmark = pytest.mark.parametrize("store_database", ["sqlite", "postgres"], indirect=True)
 
 
 def _zip_bomb(path: Path) -> None:

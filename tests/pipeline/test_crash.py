@@ -1,5 +1,6 @@
 """Crash safety: an ingest killed with SIGKILL at several points leaves a store that opens and agrees
-with itself (SQL rows == FAISS vectors), and a re-run completes the job."""
+with itself (SQL rows == FAISS vectors), and a re-run completes the job; on SQLite and on a real PostgreSQL
+server (where the killed writer's advisory lock goes with its connection)."""
 
 from __future__ import annotations
 
@@ -22,17 +23,30 @@ pytestmark = pytest.mark.slow
 HANDBOOK_FILES = 14
 
 
-def _generation(db: Path) -> int:
+def _generation(settings: Settings) -> int:
+    """The store's generation, read without taking a lock (0 before the store exists)."""
+    query = "select value from state where key='generation'"
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2) as con:
-            row = con.execute("select value from state where key='generation'").fetchone()
-            return int(row[0]) if row else 0
-    except sqlite3.Error:
+        if settings.database_url:
+            import psycopg
+
+            with psycopg.connect(settings.database_url.replace("+psycopg", ""), connect_timeout=2) as con:
+                row = con.execute(query).fetchone()
+        else:
+            db = settings.store_dir / "sculptrag.db"
+            if not db.exists():
+                return 0
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2) as con:
+                row = con.execute(query).fetchone()
+        return int(row[0]) if row else 0
+    except (sqlite3.Error, Exception):  # noqa: BLE001 - no table yet (psycopg.errors.UndefinedTable)
         return 0
 
 
-def _start_ingest(corpus: Path, store: Path) -> subprocess.Popen:
+def _start_ingest(corpus: Path, store: Path, database_url: str | None) -> subprocess.Popen:
     env = dict(os.environ, SCULPTRAG_INGEST__COMMIT_EVERY_CHUNKS="24", HF_HUB_OFFLINE="1")
+    if database_url:
+        env["SCULPTRAG_DATABASE_URL"] = database_url
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "ingest", str(corpus), "--store", str(store)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -40,11 +54,11 @@ def _start_ingest(corpus: Path, store: Path) -> subprocess.Popen:
     )
 
 
-def _kill_when(proc: subprocess.Popen, db: Path, generation: int | None, seconds: float | None) -> bool:
+def _kill_when(proc: subprocess.Popen, settings: Settings, generation: int | None, seconds: float | None) -> bool:
     """SIGKILL the whole ingest (workers too) once the store reaches `generation` or after `seconds`."""
     start = time.monotonic()
     while proc.poll() is None and time.monotonic() - start < 600:
-        if (generation is not None and _generation(db) >= generation) or (seconds is not None and time.monotonic() - start >= seconds):
+        if (generation is not None and _generation(settings) >= generation) or (seconds is not None and time.monotonic() - start >= seconds):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             return True
@@ -52,21 +66,21 @@ def _kill_when(proc: subprocess.Popen, db: Path, generation: int | None, seconds
     return False
 
 
-def test_sigkill_at_several_points_then_rerun_completes(shared_data: Path, tmp_path: Path):
+@pytest.mark.parametrize("store_database", ["sqlite", "postgres"], indirect=True)
+def test_sigkill_at_several_points_then_rerun_completes(shared_data: Path, tmp_path: Path, store_database):
     corpus = tmp_path / "handbook"
     corpus.mkdir()
     for f in sorted((shared_data / "docs" / "debian-handbook-en").glob("sect.*.html"))[:HANDBOOK_FILES]:
         shutil.copy(f, corpus / f.name)
     store_dir = tmp_path / "store"
-    db = store_dir / "sculptrag.db"
-    settings = Settings(store_dir=store_dir, ingest=IngestSettings(commit_every_chunks=24))
+    settings = Settings(store_dir=store_dir, database_url=store_database, ingest=IngestSettings(commit_every_chunks=24))
 
     # kill points: before any commit (startup), after the first commits, later in the run
     killed = []
     for generation, seconds in [(None, 2.0), (2, None), (4, None), (7, None)]:
-        proc = _start_ingest(corpus, store_dir)
-        killed.append(_kill_when(proc, db, generation, seconds))
-        if not db.exists():
+        proc = _start_ingest(corpus, store_dir, store_database)
+        killed.append(_kill_when(proc, settings, generation, seconds))
+        if not _generation(settings):
             continue
         store = Store(settings)  # opens after a kill
         check = store.check()
@@ -76,7 +90,7 @@ def test_sigkill_at_several_points_then_rerun_completes(shared_data: Path, tmp_p
                 assert len(store.chunks([c for c in _chunk_ids(s, doc.id)])) == doc.n_chunks
     assert sum(killed) >= 3, "the ingest finished before most kill points; make the corpus bigger"
 
-    proc = _start_ingest(corpus, store_dir)
+    proc = _start_ingest(corpus, store_dir, store_database)
     assert proc.wait(timeout=900) == 0
     store = Store(settings)
     check = store.check()

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pipeline import Store, ingest
 from pipeline.store import Document
 
+BOTH_DATABASES = pytest.mark.parametrize("store_database", ["sqlite", "postgres"], indirect=True)
 
+
+@BOTH_DATABASES
 def test_ingest_reingest_change_delete(small_docs: Path, tmp_path: Path, embedder, make_settings):
     settings = make_settings()
     first = ingest([small_docs], settings, embedder=embedder)
@@ -39,6 +44,7 @@ def test_ingest_reingest_change_delete(small_docs: Path, tmp_path: Path, embedde
     assert any("lighthouse keepers" in t for t in texts)
 
 
+@BOTH_DATABASES
 def test_without_prune_nothing_is_deleted(small_docs: Path, tmp_path: Path, embedder, make_settings):
     settings = make_settings()
     ingest([small_docs / "README.md", small_docs / "fake.docx"], settings, embedder=embedder)
@@ -48,6 +54,7 @@ def test_without_prune_nothing_is_deleted(small_docs: Path, tmp_path: Path, embe
     assert Store(settings).counts()["documents"] == len(list(small_docs.iterdir())) + 1
 
 
+@BOTH_DATABASES
 def test_groups_are_kept_on_reingest_and_changed_only_when_asked(small_docs: Path, tmp_path: Path, embedder, make_settings):
     settings = make_settings()
     ingest([small_docs / "README.md"], settings, groups=["hr", "legal"], embedder=embedder)
@@ -61,6 +68,7 @@ def test_groups_are_kept_on_reingest_and_changed_only_when_asked(small_docs: Pat
     assert Store(settings).documents()[0].group_names == ["finance"]
 
 
+@BOTH_DATABASES
 def test_duplicate_content_is_rejected(small_docs: Path, tmp_path: Path, embedder, make_settings):
     settings = make_settings()
     copy = small_docs / "copy-of-readme.md"
@@ -71,6 +79,7 @@ def test_duplicate_content_is_rejected(small_docs: Path, tmp_path: Path, embedde
     assert rej.reason == "duplicate content" and "README.md" in rej.detail
 
 
+@BOTH_DATABASES
 def test_store_reopens_from_sql_when_index_files_are_missing(small_docs: Path, tmp_path: Path, embedder, make_settings):
     settings = make_settings()
     ingest([small_docs / "README.md", small_docs / "fake.docx"], settings, embedder=embedder)
