@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from generator.base import Generator  # noqa: E402
-from generator.types import DiffusionConfig, GenerationRequest, GenerationResult, Passage  # noqa: E402
+from pipeline.types import DiffusionConfig, GenerationRequest, GenerationResult, Passage  # noqa: E402
 from sampler_bench import build_model, rgb_rows, table, train_tokenizer  # noqa: E402
 
 HEADERS = ("model", "wave", "mode", "answers/s", "p50 latency s", "p95 latency s", "x one at a time",

@@ -49,8 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pydantic import BaseModel, ConfigDict, ValidationError  # noqa: E402
 
 from generator.base import available_generators, get_generator  # noqa: E402
-from generator.citations import MARKER_RE, find_markers  # noqa: E402
-from generator.types import GenerationRequest, GenerationResult, Passage  # noqa: E402
+from pipeline.text import MARKER_RE, find_markers  # noqa: E402
+from pipeline.types import GenerationRequest, GenerationResult, Passage  # noqa: E402
 from pipeline.errors import ModelLoadError  # noqa: E402
 from validation.text import is_refusal, strip_markers, token_f1  # noqa: E402 - the metrics validation uses too
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from generator.denoisers.llada import LLaDAConfig  # noqa: E402
 from generator.parity import FAMILIES, compare, load_cases, load_model, load_tensors, run_case  # noqa: E402
-from generator.types import DiffusionConfig  # noqa: E402
+from pipeline.types import DiffusionConfig  # noqa: E402
 from sampler_bench import build_model, table, timed  # noqa: E402
 
 HEADERS = ("part", "setting", "batch", "NFE", "wall s", "tokens/s", "result")

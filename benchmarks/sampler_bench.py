@@ -36,7 +36,7 @@ from generator.denoisers.blocks import NativeDenoiser  # noqa: E402
 from generator.denoisers.llada import LLaDAConfig, LLaDAModelLM  # noqa: E402
 from generator.prompt import render_prompt  # noqa: E402
 from generator.sampler import diffusion_generate  # noqa: E402
-from generator.types import DiffusionConfig, Passage  # noqa: E402
+from pipeline.types import DiffusionConfig, Passage  # noqa: E402
 
 RGB = ROOT.parent / "shared" / "data" / "qa" / "rgb" / "en_fact.json"
 MODES = {  # name -> DiffusionConfig fields

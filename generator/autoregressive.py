@@ -25,7 +25,7 @@ from pipeline.errors import ConfigError, GenerationError, ModelLoadError
 from .base import sampling_config
 from .citations import finalize_citations
 from .prompt import render_prompt
-from .types import (
+from pipeline.types import (
     AutoregressiveConfig,
     DenoiseState,
     GenerationRequest,

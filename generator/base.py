@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence, runtime_checkabl
 
 from pipeline.errors import ConfigError, GenerationError
 
-from .types import DenoiseState, GenerationRequest, GenerationResult
+from pipeline.types import DenoiseState, GenerationRequest, GenerationResult
 
 
 @runtime_checkable

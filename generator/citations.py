@@ -10,18 +10,8 @@ from __future__ import annotations
 import re
 from typing import Mapping, Sequence
 
-from .types import Citation, Passage
-
-# "[3]", "[1, 2]", "[1][2]" (the last is two matches). Only plain integers are markers.
-MARKER_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-
-
-def find_markers(text: str) -> list[int]:
-    """Passage numbers cited in `text`, in order of appearance (with repeats)."""
-    out: list[int] = []
-    for m in MARKER_RE.finditer(text):
-        out.extend(int(n) for n in m.group(1).split(","))
-    return out
+from pipeline.text import MARKER_RE
+from pipeline.types import Citation, Passage
 
 
 def finalize_citations(text: str, passages: Sequence[Passage]) -> tuple[str, list[Citation]]:

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .citations import MARKER_RE  # the same pattern finalize_citations uses, so the two never drift
+from pipeline.text import MARKER_RE  # the same pattern finalize_citations uses, so the two never drift
 
 MARKER = MARKER_RE.pattern
 _CITED_END = re.compile(MARKER + r"[\s.!?]*$")

@@ -26,7 +26,7 @@ from .constraints import CitationConstraints, RowConstraints, token_strings
 from .denoisers import Denoiser, load_denoiser
 from .prompt import render_prompt
 from .sampler import SamplerOutput, denoise_steps, infill
-from .types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
+from pipeline.types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
 
 log = logging.getLogger(__name__)
 

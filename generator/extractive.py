@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .citations import finalize_citations
 from .prompt import REFUSAL
-from .types import DenoiseState, GenerationRequest, GenerationResult, GenerationTrace
+from pipeline.types import DenoiseState, GenerationRequest, GenerationResult, GenerationTrace
 
 WORD_RE = re.compile(r"[a-z0-9]+")
 SENT_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")

@@ -19,7 +19,7 @@ import torch
 from .denoisers import Denoiser, load_denoiser
 from .denoisers.blocks import NativeDenoiser
 from .sampler import denoise_steps
-from .types import DiffusionConfig
+from pipeline.types import DiffusionConfig
 
 FAMILIES = ("llada", "dream")
 LOGITS_ATOL = 1e-3  # the fixtures' tolerance for fp32 logits (their decision margins are wider)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .types import Passage
+from pipeline.types import Passage
 
 INSTRUCTIONS = (
     "Answer the question using only the numbered passages. After each sentence, cite the passages that "

@@ -42,7 +42,7 @@ from .sampler import (
     plan_blocks,
     top_p_logits,
 )
-from .types import DiffusionConfig
+from pipeline.types import DiffusionConfig
 
 DREAM_EPS = 1e-3  # DreamGenerationConfig's default `eps`: the last timestep of Dream's schedule
 

@@ -44,7 +44,7 @@ from pipeline.errors import ConfigError, GenerationError, ModelLoadError
 from .base import last_of, sampling_config
 from .citations import finalize_citations
 from .prompt import render_prompt
-from .types import (
+from pipeline.types import (
     MASK_GLYPH,
     AutoregressiveConfig,
     DenoiseState,

@@ -40,7 +40,7 @@ from pipeline.errors import ConfigError
 
 from .constraints import CitationConstraints
 from .denoisers.base import Denoiser, KVCache
-from .types import DiffusionConfig
+from pipeline.types import DiffusionConfig
 
 NEG_INF = float("-inf")
 REPEAT_WINDOW = 2  # positions on each side whose committed tokens are penalised (repetition_penalty)

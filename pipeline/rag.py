@@ -15,7 +15,7 @@ answers again without the passages that only failing sentences cite. `Answer.val
 report and what each repair round did, and an answer that still fails says so in its status.
 
 Passages are data, never instructions: the generator sees them with citation markers written "(n)"
-(generator.types.Passage), and the answer text that leaves this module, in an Answer or in a streamed
+(pipeline.types.Passage), and the answer text that leaves this module, in an Answer or in a streamed
 DenoiseState, has its HTML and Markdown images/links made inert (validation.markup.neutralize_markup), so
 markup copied from a document reaches neither the CLI, nor the app's Markdown, nor a service's JSON. The
 validator judges that same text.
@@ -33,8 +33,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from generator.base import Generator, generate_many, get_generator
-from generator.citations import find_markers
-from generator.types import DenoiseState, GenerationRequest, GenerationResult
+from pipeline.text import find_markers
+from pipeline.types import DenoiseState, GenerationRequest, GenerationResult
 from validation.markup import neutralize_markup, neutralize_markup_map
 
 from .config import Settings

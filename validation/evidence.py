@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from generator.types import neutralize_markers
+from pipeline.types import neutralize_markers
 
 from .markup import neutralize_markup_map
 from .text import content_terms, numbers, sentence_spans, strip_markers
@@ -46,7 +46,7 @@ def _find_verbatim(claim: str, passage: str) -> tuple[int, int] | None:
     """The claim inside the passage, matching any run of whitespace to any other (end punctuation optional).
 
     The claim is looked for in the passage as an answer can quote it: as the generator was shown it (markers
-    written "(2)", generator.types.neutralize_markers) with markup removed as in the final answer
+    written "(2)", pipeline.types.neutralize_markers) with markup removed as in the final answer
     (validation.markup); the span found is mapped back to the passage's own characters."""
     words = claim.rstrip(".!?;:").split()
     if len(words) < 3:  # too short to be a quote rather than a coincidence

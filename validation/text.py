@@ -12,7 +12,7 @@ import re
 import string
 from collections import Counter
 
-from generator.citations import MARKER_RE, find_markers
+from pipeline.text import MARKER_RE, find_markers
 from generator.extractive import SENT_RE, STOP, WORD_RE
 from generator.prompt import REFUSAL
 

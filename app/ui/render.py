@@ -11,7 +11,7 @@ import html
 import re
 from typing import Iterable, Sequence
 
-from generator.types import MASK_GLYPH
+from pipeline.types import MASK_GLYPH
 
 MARKER_RE = re.compile(r"\[(\d+)\]")
 STATUS_ICON = {"pass": "✓", "warn": "!", "fail": "✗", "not run": "–"}

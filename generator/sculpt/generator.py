@@ -59,7 +59,7 @@ from pipeline.errors import ConfigError
 from ..base import last_of, sampling_config
 from ..citations import finalize_citations
 from ..prompt import REFUSAL
-from ..types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
+from pipeline.types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
 from .checkpoint import bundled_checkpoint, load_checkpoint
 from . import relevance
 from .features import Batch, clause_starts, featurize, joinable_starts, word_joins

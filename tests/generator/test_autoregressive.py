@@ -13,7 +13,7 @@ from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTra
 from generator.autoregressive import SMOLLM2_INSTALL, AutoregressiveGenerator, next_token
 from generator.base import get_generator
 from generator.prompt import render_prompt
-from generator.types import (
+from pipeline.types import (
     AutoregressiveConfig,
     Citation,
     DenoiseState,

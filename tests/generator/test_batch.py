@@ -20,7 +20,7 @@ from generator.diffusion import DiffusionGenerator
 from generator.extractive import ExtractiveGenerator
 from generator.prompt import REFUSAL
 from generator.sculpt import SculptGenerator
-from generator.types import DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, Passage
+from pipeline.types import DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, Passage
 
 ROOT = Path(__file__).resolve().parents[2]
 

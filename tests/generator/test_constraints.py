@@ -8,12 +8,12 @@ import re
 import pytest
 import torch
 
-from generator.citations import find_markers
+from pipeline.text import find_markers
 from generator.constraints import MARKER, CitationConstraints
 from generator.denoisers.base import special_ids
 from generator.denoisers.scripted import ScriptedDenoiser
 from generator.diffusion import DiffusionGenerator
-from generator.types import DiffusionConfig, GenerationRequest, Passage
+from pipeline.types import DiffusionConfig, GenerationRequest, Passage
 
 STRINGS = ["", "", "[", "]", "1", "2", "7", ".", "].", " The", " [", "[7]", " 3", "5", ",", " ", "[1]", "]!"]
 EOS = 1

@@ -7,7 +7,7 @@ import torch
 
 from generator.base import Generator, get_generator
 from generator.diffusion import MASK_GLYPH, DiffusionGenerator
-from generator.types import (
+from pipeline.types import (
     AutoregressiveConfig,
     DenoiseState,
     DiffusionConfig,
@@ -103,7 +103,7 @@ def test_registered_factories_load_checkpoints(tmp_path, tokenizer, tiny_models)
 
 
 def test_markers_in_the_final_text_are_renumbered_and_listed(generator):
-    from generator.citations import find_markers
+    from pipeline.text import find_markers
 
     result = generator.generate(REQUEST)
     cited = find_markers(result.text)

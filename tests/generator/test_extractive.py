@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from generator.extractive import ExtractiveGenerator
-from generator.types import GenerationRequest, Passage
+from pipeline.types import GenerationRequest, Passage
 
 
 def test_a_table_row_is_quoted_alone_and_a_heading_is_not_glued_to_its_sentence():

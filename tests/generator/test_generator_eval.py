@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from generator.prompt import REFUSAL
-from generator.types import Citation, GenerationResult, GenerationTrace
+from pipeline.types import Citation, GenerationResult, GenerationTrace
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "generator_eval.py"
 _spec = importlib.util.spec_from_file_location("generator_eval", SCRIPT)

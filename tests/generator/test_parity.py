@@ -17,7 +17,7 @@ import torch
 
 from generator.parity import case_config, compare, load_cases, load_model, load_tensors, run_case
 from generator.sampler import diffusion_generate
-from generator.types import DiffusionConfig
+from pipeline.types import DiffusionConfig
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

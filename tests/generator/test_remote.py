@@ -32,7 +32,7 @@ from generator.autoregressive import AutoregressiveGenerator, bundled_smollm2
 from generator.citations import finalize_citations
 from generator.prompt import render_prompt
 from generator.remote import OpenAIGenerator, build_openai, chat_url, retry_after_s, shown_url
-from generator.types import (
+from pipeline.types import (
     MASK_GLYPH,
     AutoregressiveConfig,
     DenoiseState,

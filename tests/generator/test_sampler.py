@@ -22,7 +22,7 @@ from generator.sampler import (
     select_threshold,
     select_topk,
 )
-from generator.types import DiffusionConfig
+from pipeline.types import DiffusionConfig
 
 V, MASK, EOS = 50, 49, 1
 

@@ -26,7 +26,7 @@ from generator.sculpt.training.data import (
 )
 from generator.sculpt.training.targets import answer_targets
 from generator.sculpt.training.train import TrainConfig, _init_worker, diffusion_loss, make_batch, train
-from generator.types import GenerationRequest, Passage
+from pipeline.types import GenerationRequest, Passage
 from pipeline.errors import ConfigError, ModelLoadError
 
 P1 = ("The Debian installer runs from a USB key. It asks for the language first, then the keyboard layout. "

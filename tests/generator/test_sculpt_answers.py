@@ -17,7 +17,7 @@ from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import clause_starts, sentence_spans, word_joins
 from generator.sculpt.model import SculptConfig
 from generator.sculpt.relevance import answer_type, has_answer_type, is_header_row, labelled_row, relevance, terms
-from generator.types import GenerationRequest, Passage
+from pipeline.types import GenerationRequest, Passage
 
 APACHE_GRANT = (
     "Grant of Patent License. Subject to the terms and conditions of this License, each Contributor hereby grants "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.types import DenoiseState
+from pipeline.types import DenoiseState
 from pipeline import ingest
 from pipeline.config import IngestSettings, Settings
 from pipeline.errors import ConfigError

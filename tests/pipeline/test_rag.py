@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
-from generator.types import DenoiseState
+from pipeline.types import DenoiseState
 from pipeline import ingest
 from pipeline.config import IngestSettings, Settings
 from pipeline.rag import RagPipeline
@@ -195,7 +195,7 @@ def test_deleted_documents_leave_retrieval_and_the_store_consistent(settings, em
 
 
 def test_map_spans_and_repair_read_grouped_markers():
-    from generator.types import GenerationRequest, Passage
+    from pipeline.types import GenerationRequest, Passage
     from pipeline.rag import _without_failing_sources, map_spans
 
     raw = "Alpha beta. [4, 7] Gamma delta. [2]"

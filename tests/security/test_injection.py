@@ -16,9 +16,9 @@ from hypothesis import given, settings as hyp_settings, strategies as st
 from typer.testing import CliRunner
 
 from app.cli import cli
-from generator.citations import find_markers
+from pipeline.text import find_markers
 from generator.prompt import render_prompt
-from generator.types import DenoiseState, Passage
+from pipeline.types import DenoiseState, Passage
 from pipeline import ingest
 from pipeline.config import IngestSettings, Settings
 from pipeline.rag import RagPipeline

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from generator.types import Passage
+from pipeline.types import Passage
 from pipeline.errors import ConfigError, ModelLoadError
 from pipeline.types import Answer, DocumentRef, Hit, SourceCitation
 from validation import NLIChecker, OverlapEmbeddingChecker, Validator, validate

@@ -12,7 +12,7 @@ import streamlit as st
 from app.ui.common import context, file_of, read_ingested, still_ingested
 from app.ui.render import answer_html, badge, e, md, canvas_html, meta_line, passage_html, sentences_html
 from generator.citations import written_spans
-from generator.types import DenoiseState
+from pipeline.types import DenoiseState
 from pipeline.errors import SculptragError
 from pipeline.types import Answer
 from validation.evidence import evidence_spans

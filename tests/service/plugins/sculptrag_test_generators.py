@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Iterator
 
-from generator.types import Citation, DenoiseState, GenerationRequest, GenerationResult, GenerationTrace
+from pipeline.types import Citation, DenoiseState, GenerationRequest, GenerationResult, GenerationTrace
 
 
 class BrokenGenerator:
