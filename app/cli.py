@@ -28,7 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from pipeline.types import Answer
+    from pipeline.types import Answer, ValidationReport
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -268,7 +268,7 @@ def _print_answer(answer) -> None:
                           f"[dim]{escape(_short(c.source_uri))} (chunk {c.chunk_id})[/dim]")
             quote = c.quote.replace("\n", " ")
             console.print(f"      [dim]\u201c{escape(quote[:240])}{'...' if len(quote) > 240 else ''}\u201d[/dim]")
-    elif answer.passages and not answer.validation.get("refusal"):
+    elif answer.passages and not answer.validation.refusal:
         console.print("\n[yellow]The answer cites no passage.[/yellow]")
     _print_validation(answer.validation)
     t = answer.timings
@@ -284,24 +284,24 @@ def _print_answer(answer) -> None:
 VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 
-def _print_validation(report: dict) -> None:
+def _print_validation(report: ValidationReport) -> None:
     """The verdict in plain words, the reason for every sentence that is not a pass, and any repair."""
-    status = report.get("status", "not run")
+    status = report.status
     style = VERDICT_STYLE.get(status, "dim")
     label = {"pass": "PASS: every sentence is supported by the passages it cites",
              "warn": "WARN: check the notes below", "fail": "FAIL: this answer is not supported by its sources"}
-    if report.get("refusal") and status == "pass":
+    if report.refusal and status == "pass":
         console.print(f"\n[{style}]Validation PASS: a refusal claims nothing the passages would have to support[/{style}]")
         return
     console.print(f"\n[{style}]Validation {label.get(status, status)}[/{style}]")
-    for reason in report.get("reasons", []):
+    for reason in report.reasons:
         console.print(f"  [{style}]- {escape(reason)}[/{style}]")
-    for s in report.get("sentences", []):
-        if s.get("status") in ("warn", "fail"):
-            st = VERDICT_STYLE[s["status"]]
-            console.print(f"  [{st}]{s['status']}[/{st}] \u201c{escape(s['text'][:120])}\u201d: {escape('; '.join(s.get('reasons', [])))}")
-    for r in report.get("repair", []):
-        console.print(f"  [dim]repair ({r['how']}): {r['before']} -> {r['after']} in {r['seconds']:.2f} s[/dim]")
+    for s in report.sentences:
+        if s.status in ("warn", "fail"):
+            st = VERDICT_STYLE[s.status]
+            console.print(f"  [{st}]{s.status}[/{st}] \u201c{escape(s.text[:120])}\u201d: {escape('; '.join(s.reasons))}")
+    for r in report.repair:
+        console.print(f"  [dim]repair ({r.how}): {r.before} -> {r.after} in {r.seconds:.2f} s[/dim]")
 
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -520,8 +520,9 @@ def eval_(
 ) -> None:
     """Run a dataset through retrieval, generators and validation; write report.json and report.html."""
     from pipeline import SculptragError
-    from validation.datasets import load_dataset
-    from validation.harness import noise_table, parse_levels, run_eval, summary_table, write_report
+    from evaluation.datasets import load_dataset
+    from evaluation.report import noise_table, summary_table, write_report
+    from evaluation.runner import EvalRun, parse_levels, run_eval
 
     _log(verbose)
     settings = _settings(None)
@@ -531,8 +532,9 @@ def eval_(
             levels = [x for x in levels or [0.0] if x != 1.0] + [1.0]
         ds = load_dataset(dataset, limit=limit, corpus=corpus, root=data)
         with _progress("eval", first="building the store...") as on_progress:
-            report = run_eval(ds, generator or [settings.generator], limit=limit, k=k or settings.retrieval.k,
-                              store_dir=store, settings=settings, groups=groups, progress=on_progress, noise=levels)
+            run = EvalRun(dataset=ds, generators=generator or [settings.generator], k=k or settings.retrieval.k,
+                          limit=limit, store_dir=store, groups=groups, noise=levels, settings=settings)
+            report = run_eval(run, progress=on_progress)
     except SculptragError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None

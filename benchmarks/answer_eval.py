@@ -3,7 +3,7 @@
     python benchmarks/answer_eval.py [--sets rgb,scifact,chunking_eval,business_docs] [--limit 30]
         [--offset 50] [--k 8] [--json runs/answer_eval.json]
 
-Each set runs through `validation.harness.run_eval` twice: as users meet it (retrieval top-k, the pipeline's
+Each set runs through `evaluation.runner.run_eval` twice: as users meet it (retrieval top-k, the pipeline's
 validation, no repair) and as its unanswerable slice (noise level 1: the k best retrieved passages that are
 not from a gold document, so no passage holds the answer). Systems:
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -38,12 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from generator.base import register_generator  # noqa: E402
 from generator.sculpt import build_sculpt  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
-from validation.datasets import load_dataset  # noqa: E402
-from validation.harness import run_eval  # noqa: E402
+from evaluation import EvalRun, load_dataset, run_eval  # noqa: E402
+from evaluation.metrics import mean as _mean  # noqa: E402
+from evaluation.report import markdown, table  # noqa: E402
+from pipeline.text import MARKER_RE  # noqa: E402
 
 SYSTEMS = ("sculpt-old", "sculpt", "extractive")
 OLD = {"selector": "learned", "clauses": False}
-MARKER = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 
 def main() -> None:
@@ -62,8 +62,8 @@ def main() -> None:
     for name in args.sets.split(","):
         ds = load_dataset(name, root=args.data, limit=args.offset + args.limit if name == "scifact" else None)
         ds = replace(ds, items=ds.items[args.offset: args.offset + args.limit])
-        plain = run_eval(ds, list(SYSTEMS), k=args.k, settings=settings)
-        unans = run_eval(ds, list(SYSTEMS), k=args.k, settings=settings, noise=(1.0,))
+        plain = run_eval(EvalRun(dataset=ds, generators=SYSTEMS, k=args.k, settings=settings))
+        unans = run_eval(EvalRun(dataset=ds, generators=SYSTEMS, k=args.k, settings=settings, noise=(1.0,)))
         results[name] = {s: row(plain, unans, s) for s in SYSTEMS}
         print_table(name, len(ds.items), results[name])
     results["demo"] = demo(settings)
@@ -122,7 +122,7 @@ def quote_checks(answer: dict, passages: list[dict]) -> list[dict]:
 def repeated_trigrams(texts: list[str]) -> float | None:
     total = repeated = 0
     for text in texts:
-        words = MARKER.sub("", text).lower().split()
+        words = re.sub(r"\s*" + MARKER_RE.pattern, "", text).lower().split()
         seen = set()
         for g in zip(words, words[1:], words[2:]):
             total += 1
@@ -152,32 +152,22 @@ def demo(settings: Settings) -> dict:
     return out
 
 
+COLUMNS = [("f1", "F1", "num"), ("contains", "contains", "num"), ("cit_precision", "cit.P", "num"),
+           ("cit_recall", "cit.R", "num"), ("refuse_answerable_gold", "refuse ans+gold", "num"),
+           ("refuse_unanswerable_slice", "refuse unans", "num"), ("refuse_unanswerable_own", "refuse own unans", "num"),
+           ("quotes_over_line", "over line", "num"), ("quotes_mid_word", "mid-word", "num"),
+           ("repeated_trigrams", "rep.3g", "num"), ("pass", "pass", "num"), ("generate_median_s", "gen s (med)", "num")]
+
+
 def print_table(name: str, n: int, rows: dict) -> None:
-    cols = [("f1", "F1"), ("contains", "contains"), ("cit_precision", "cit.P"), ("cit_recall", "cit.R"),
-            ("refuse_answerable_gold", "refuse ans+gold"), ("refuse_unanswerable_slice", "refuse unans"),
-            ("refuse_unanswerable_own", "refuse own unans"), ("quotes_over_line", "over line"),
-            ("quotes_mid_word", "mid-word"), ("repeated_trigrams", "rep.3g"), ("pass", "pass"),
-            ("generate_median_s", "gen s (med)")]
     print(f"\n{name} ({n} questions)")
-    print("| system | " + " | ".join(c for _, c in cols) + " |")
-    print("|---|" + "---|" * len(cols))
-    for system, r in rows.items():
-        print(f"| {system} | " + " | ".join(_fmt(r[k]) for k, _ in cols) + " |")
+    print(markdown(*table(rows, COLUMNS, first="system")))
 
 
 def print_demo(results: dict) -> None:
     print("\nsculptrag demo questions (expected fact in the answer / and in a cited passage)")
     for system, items in results.items():
         print(f"  {system}: fact {sum(i['fact'] for i in items)}/4, cited {sum(i['cited'] for i in items)}/4")
-
-
-def _mean(values) -> float | None:
-    values = [float(v) for v in values if v is not None]
-    return statistics.fmean(values) if values else None
-
-
-def _fmt(v) -> str:
-    return "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 if __name__ == "__main__":

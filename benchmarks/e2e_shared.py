@@ -56,10 +56,11 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.text import find_markers  # noqa: E402
+
 DATA = Path(os.environ.get("SCULPTRAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
 DEFAULT_CORPUS = DATA / "docs" / "debian-handbook-en"
 AUTOREGRESSIVE = frozenset({"smollm2", "hf-causal"})  # generators that --ar-limit caps
-MARKER_RE = re.compile(r"\[(\d+)\]")
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def check_citations(citations: list[dict], text: str, store, files: set[Path],
     problems = []
     chunks = {r.id: r for r in store.chunks([c["chunk_id"] for c in citations])}
     docs = store.documents_by_id(list({r.document_id for r in chunks.values()}))
-    markers = {int(m) for m in MARKER_RE.findall(text)}
+    markers = set(find_markers(text))
     for c in citations:
         tag = f"[{c['marker']}] chunk {c['chunk_id']}"
         row = chunks.get(c["chunk_id"])
@@ -168,7 +169,7 @@ def verbatim(text: str, citations: list[dict], store) -> tuple[int, int]:
         if not span:
             continue
         n += 1
-        ids = [chunk_of.get(int(x)) for x in MARKER_RE.findall(m.group(2))]
+        ids = [chunk_of.get(x) for x in find_markers(m.group(2))]
         k += any(span in texts.get(i, "") for i in ids if i is not None)
     return k, n
 

@@ -8,14 +8,14 @@ Input: one example per line, {"id", "source", "doc", "question", "passages": [{"
 are hard distractors); `gold` is a reference answer with [n] markers, or exactly `generator.prompt.REFUSAL`.
 
 The script is model-agnostic: a system is a generator name and options, built with `get_generator` (never
-imported here), warmed up untimed, then asked each question with the example's passages. Metrics, per answer
-(`text` is the final answer; the raw text is `raw_text`, before markers naming missing passages are dropped):
+imported here), warmed up untimed, then asked each question with the example's passages. Metrics (all from
+evaluation.metrics, the summary as evaluation.report tables it), per answer (`text` is the final answer; the raw text is `raw_text`, before markers naming missing passages are dropped):
 
 - answer F1: SQuAD token F1 (lowercase, punctuation and a/an/the removed) with [n] markers removed from both;
   a gold refusal scores 1 for a refusal and 0 otherwise; a refusal against an answerable gold scores 0.
   A refusal is an answer whose normalised text contains "passages do not contain answer" (REFUSAL), "do not
-  contain answer", "does not contain answer" or "do(es) not contain this information" (validation.text, the
-  same metrics the validation stage and `sculptrag eval` report).
+  contain answer", "does not contain answer" or "do(es) not contain this information" (validation.text's
+  rules, as the validation stage and `sculptrag eval` use them).
 - citation accuracy: answerable: >=1 cited passage and every cited passage relevant; unanswerable: a refusal
   citing nothing.
 - well-formed: every marker in the raw text names a given passage, and a non-refusal has at least one.
@@ -36,8 +36,6 @@ import argparse
 import json
 import os
 import random
-import re
-import statistics
 import sys
 import time
 from collections import defaultdict
@@ -48,11 +46,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pydantic import BaseModel, ConfigDict, ValidationError  # noqa: E402
 
+from evaluation.metrics import (  # noqa: E402
+    citation_correct, is_refusal, mean, summarize_predictions, token_f1, verbatim_faithful, well_formed,
+)
+from evaluation.report import fmt, markdown, table  # noqa: E402
 from generator.base import available_generators, get_generator  # noqa: E402
-from pipeline.text import MARKER_RE, find_markers  # noqa: E402
-from pipeline.types import GenerationRequest, GenerationResult, Passage  # noqa: E402
 from pipeline.errors import ModelLoadError  # noqa: E402
-from validation.text import is_refusal, strip_markers, token_f1  # noqa: E402 - the metrics validation uses too
+from pipeline.types import GenerationRequest, GenerationResult, Passage  # noqa: E402
+from validation.text import strip_markers  # noqa: E402
 
 # label -> (generator name, options); a label not listed here is tried as a generator name with no options
 SYSTEMS: dict[str, tuple[str, dict]] = {
@@ -125,67 +126,6 @@ def _interleave(groups: Sequence[Sequence]) -> list:
     return [groups[k][i] for _, k, i in sorted(keyed)]
 
 
-# -- metrics (pure) --------------------------------------------------------------------------------------
-WORD_RE = re.compile(r"\w+")
-SENT_RE = re.compile(r"(?<=[.!?])\s+")
-
-
-def citation_correct(result: GenerationResult, example: Example) -> bool:
-    """Answerable: cites >=1 passage, all relevant. Unanswerable: a refusal citing nothing."""
-    cited = {c.passage_number for c in result.citations}
-    if not example.answerable:
-        return is_refusal(result.text) and not cited
-    relevant = {p.number for p in example.passages if p.relevant}
-    return bool(cited) and cited <= relevant
-
-
-def well_formed(result: GenerationResult, example: Example) -> bool:
-    """Every raw marker names a given passage, and a non-refusal has at least one marker."""
-    markers = find_markers(result.raw_text or result.text)
-    given = {p.number for p in example.passages}
-    if not markers and not is_refusal(result.text):
-        return False
-    return all(m in given for m in markers)
-
-
-def repeated_ngram_rate(texts: Sequence[str], n: int = 3) -> float:
-    """Word n-grams repeating an earlier n-gram of the same text, over all n-grams of all texts (0 if none)."""
-    repeats = total = 0
-    for text in texts:
-        words = WORD_RE.findall(MARKER_RE.sub(" ", text).lower())
-        grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-        total += len(grams)
-        repeats += len(grams) - len(set(grams))
-    return repeats / total if total else 0.0
-
-
-def _four_grams(text: str) -> list[tuple[str, ...]]:
-    words = WORD_RE.findall(text.lower())
-    return [tuple(words[i:i + 4]) for i in range(len(words) - 3)]
-
-
-def verbatim_faithful(text: str, passages: Sequence[str]) -> bool | None:
-    """True when every quoted sentence is copied exactly, False when one is not, None when none is a quote.
-
-    `passages` are the passage texts. Sentences end at . ! ? followed by a space, and at line breaks.
-    """
-    collapsed = [" ".join(p.split()) for p in passages]
-    known = {g for p in collapsed for g in _four_grams(p)}
-    verdict = None
-    sentences = [s for line in text.splitlines() for s in SENT_RE.split(strip_markers(line))]
-    for sentence in sentences:
-        grams = _four_grams(sentence)
-        if len(WORD_RE.findall(sentence)) < 5 or not grams:
-            continue
-        if sum(g in known for g in grams) / len(grams) < 0.5:
-            continue  # the model's own words, not a quote
-        core = sentence.rstrip().rstrip(".!?")
-        verdict = any(core in p for p in collapsed)
-        if not verdict:
-            return False
-    return verdict
-
-
 # -- running ---------------------------------------------------------------------------------------------
 def score(example: Example, result: GenerationResult, seconds: float) -> dict:
     """One prediction with its metrics, JSON-ready."""
@@ -197,8 +137,9 @@ def score(example: Example, result: GenerationResult, seconds: float) -> dict:
         "question": example.question, "gold": example.gold, "text": result.text, "raw_text": result.raw_text,
         "cited": [c.passage_number for c in result.citations],
         "f1": token_f1(result.text, example.gold),
-        "citation_correct": citation_correct(result, example),
-        "well_formed": well_formed(result, example),
+        "citation_correct": citation_correct(result, {p.number for p in example.passages if p.relevant},
+                                             example.answerable),
+        "well_formed": well_formed(result, {p.number for p in example.passages}),
         "refusal": is_refusal(result.text),
         "verbatim_faithful": verbatim_faithful(result.text, [p.text for p in example.passages]),
         "seconds": seconds, "words": words, "words_per_s": words / seconds if seconds > 0 else 0.0,
@@ -230,67 +171,31 @@ def run_system(label: str, name: str, options: dict, examples: Sequence[Example]
     return out
 
 
-def _mean(values) -> float | None:
-    values = [float(v) for v in values if v is not None]
-    return statistics.mean(values) if values else None
-
-
-def summarize(preds: Sequence[dict]) -> dict:
-    answerable = [p for p in preds if p["answerable"]]
-    unanswerable = [p for p in preds if not p["answerable"]]
-    faithful = [p["verbatim_faithful"] for p in preds if p["verbatim_faithful"] is not None]
-    return {
-        "n": len(preds),
-        "f1": _mean(p["f1"] for p in preds),
-        "f1_answerable": _mean(p["f1"] for p in answerable),
-        "citation_accuracy": _mean(p["citation_correct"] for p in preds),
-        "well_formed": _mean(p["well_formed"] for p in preds),
-        "repeated_trigram_pct": 100 * repeated_ngram_rate([p["text"] for p in preds], 3),
-        "verbatim_faithful": _mean(faithful), "answers_with_quotes": len(faithful),
-        "refusal_answerable": _mean(p["refusal"] for p in answerable),
-        "refusal_unanswerable": _mean(p["refusal"] for p in unanswerable),
-        "median_s": statistics.median(p["seconds"] for p in preds) if preds else None,
-        "median_words_per_s": statistics.median(p["words_per_s"] for p in preds) if preds else None,
-        "mean_steps": _mean(p["steps"] for p in preds),
-        "mean_tokens_per_step": _mean(p["tokens_per_step"] for p in preds),
-    }
-
-
 def by_source(preds: Sequence[dict]) -> dict[str, dict]:
     groups: dict[str, list[dict]] = defaultdict(list)
     for p in preds:
         groups[p["source"]].append(p)
-    return {s: {"n": len(g), "f1": _mean(p["f1"] for p in g),
-                "citation_accuracy": _mean(p["citation_correct"] for p in g)} for s, g in sorted(groups.items())}
+    return {s: {"n": len(g), "f1": mean(p["f1"] for p in g),
+                "citation_accuracy": mean(p["citation_correct"] for p in g)} for s, g in sorted(groups.items())}
 
 
 # -- tables and CLI --------------------------------------------------------------------------------------
-def _fmt(value, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+COLUMNS = [("n", "n", "int"), ("f1", "F1", "num"), ("f1_answerable", "F1 (answerable)", "num"),
+           ("citation_accuracy", "citation acc", "num"), ("well_formed", "well-formed", "num"),
+           ("repeated_trigram_pct", "rep. 3-gram %", ".1f"),
+           ("verbatim_faithful", "verbatim faithful (answers)",
+            lambda s: f"{fmt(s['verbatim_faithful'], 'num')} ({s['answers_with_quotes']})"),
+           ("refusal_answerable", "refuses answerable", "num"), ("refusal_unanswerable", "refuses unanswerable", "num"),
+           ("median_s", "s/answer (median)", ".2f"), ("median_words_per_s", "words/s (median)", ".1f"),
+           ("mean_steps", "steps (mean)", ".1f"), ("mean_tokens_per_step", "tokens/step (mean)", ".2f")]
 
 
 def summary_table(reports: Sequence[dict]) -> str:
-    headers = ("system", "n", "F1", "F1 (answerable)", "citation acc", "well-formed", "rep. 3-gram %",
-               "verbatim faithful (answers)", "refuses answerable", "refuses unanswerable", "s/answer (median)",
-               "words/s (median)", "steps (mean)", "tokens/step (mean)")
-    rows = []
-    for r in reports:
-        s = r["summary"]
-        rows.append((r["label"], str(s["n"]), _fmt(s["f1"]), _fmt(s["f1_answerable"]), _fmt(s["citation_accuracy"]),
-                     _fmt(s["well_formed"]), _fmt(s["repeated_trigram_pct"], 1),
-                     f"{_fmt(s['verbatim_faithful'])} ({s['answers_with_quotes']})", _fmt(s["refusal_answerable"]),
-                     _fmt(s["refusal_unanswerable"]), _fmt(s["median_s"], 2), _fmt(s["median_words_per_s"], 1),
-                     _fmt(s["mean_steps"], 1), _fmt(s["mean_tokens_per_step"], 2)))
-    return markdown(headers, rows)
+    return markdown(*table({r["label"]: r["summary"] for r in reports}, COLUMNS, first="system"))
 
 
 def source_table(reports: Sequence[dict]) -> str:
-    rows = [(source, r["label"], str(m["n"]), _fmt(m["f1"]), _fmt(m["citation_accuracy"]))
+    rows = [[source, r["label"], str(m["n"]), fmt(m["f1"], "num"), fmt(m["citation_accuracy"], "num")]
             for r in reports for source, m in r["by_source"].items()]
     return markdown(("source", "system", "n", "F1", "citation acc"), sorted(rows, key=lambda row: row[0]))
 
@@ -335,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         subset = examples[: args.ar_limit] if slow and args.ar_limit is not None else examples
         preds = run_system(label, name, options, subset)
         if preds is not None:
-            reports.append({"label": label, "generator": name, "options": options, "summary": summarize(preds),
+            reports.append({"label": label, "generator": name, "options": options, "summary": summarize_predictions(preds),
                             "by_source": by_source(preds), "predictions": preds})
 
     note = machine_note()

@@ -28,7 +28,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from ingest.chunk import embed_text  # noqa: E402
-from ingest.embed import SentenceTransformerEmbedder  # noqa: E402
+from pipeline.embedding import SentenceTransformerEmbedder  # noqa: E402
 from pipeline import Store, ingest  # noqa: E402
 from pipeline.ingestion import Ingestor  # noqa: E402
 from pipeline.config import Settings  # noqa: E402

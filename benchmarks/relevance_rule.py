@@ -4,7 +4,7 @@
 
 For each set's first `--items` questions (seeded order; the first 50 are the dev half), the k passages a
 user's question gets (noise level 0: gold passages first where retrieved) and the unanswerable slice (level
-1: the k best passages from no gold document) are taken from `validation.harness.run_eval`; then every
+1: the k best passages from no gold document) are taken from `evaluation.runner.run_eval`; then every
 sentence of those passages is scored once by each part of `generator/sculpt/relevance.py` (embedder cosine,
 lexical cover, answer type, heading / header row, labelled row, nothing new, the learned selector's logit).
 Variants of the rule are then compared without running the generator:
@@ -31,8 +31,7 @@ from generator.sculpt import build_sculpt  # noqa: E402
 from generator.sculpt import relevance as R  # noqa: E402
 from generator.sculpt.features import featurize  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
-from validation.datasets import load_dataset  # noqa: E402
-from validation.harness import run_eval  # noqa: E402
+from evaluation import EvalRun, load_dataset, run_eval  # noqa: E402
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 VARIANTS = {  # name: (use the table-row parts, learned selector weight)
@@ -56,7 +55,7 @@ def main() -> None:
     for name in args.sets.split(","):
         ds = load_dataset(name, limit=args.items if name == "scifact" else None)
         ds = replace(ds, items=ds.items[: args.items])
-        report = run_eval(ds, ["extractive"], k=args.k, settings=settings, noise=(0.0, 1.0))
+        report = run_eval(EvalRun(dataset=ds, generators=["extractive"], k=args.k, settings=settings, noise=(0.0, 1.0)))
         records = [score_parts(gen, rec) for rec in report["items"] if rec.get("passages")]
         print(f"\n{name} ({args.items} questions, k={args.k})")
         print("| variant | top-1 | " + " | ".join(f"t={t}" for t in THRESHOLDS) + " |")

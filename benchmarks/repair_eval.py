@@ -27,8 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generator_eval import AUTOREGRESSIVE, SYSTEMS, load_examples, machine_note, markdown, token_f1  # noqa: E402
+from generator_eval import AUTOREGRESSIVE, SYSTEMS, load_examples, machine_note  # noqa: E402
 
+from evaluation.metrics import token_f1  # noqa: E402
+from evaluation.report import markdown  # noqa: E402
 from generator.base import get_generator  # noqa: E402
 from generator.citations import finalize_citations  # noqa: E402
 from validation.text import is_refusal, strip_markers  # noqa: E402

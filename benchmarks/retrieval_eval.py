@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from generator.sculpt.training.data import parse_sentence_list  # noqa: E402
+from generator.sculpt.training.data import read_scifact  # noqa: E402 - the one reader of SciFact's files
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SCULPTRAG_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -98,18 +98,15 @@ class CachedEmbedder:
 
 
 def load_scifact() -> tuple[list[tuple[str, str, str]], list[tuple[str, set[str]]]]:
-    """([(doc_id, title, text)], [(claim, {relevant doc_ids})]) for claims with evidence."""
-    import pandas as pd
-
-    folder = DATA / "qa" / "scifact"
-    if not folder.is_dir():
-        raise SystemExit(f"SciFact not found at {folder}; set SCULPTRAG_SHARED_DATA")
-    corpus = pd.read_csv(folder / "corpus_train.csv")
-    docs = [(str(r.doc_id), r.title, " ".join(parse_sentence_list(r.abstract))) for r in corpus.itertuples()]
-    claims = pd.read_csv(folder / "claims_train.csv").dropna(subset=["evidence_doc_id"])
+    """([(doc_id, title, text)] of every abstract, [(claim, {relevant doc_ids})] for claims with evidence)."""
+    if not (DATA / "qa" / "scifact").is_dir():
+        raise SystemExit(f"SciFact not found at {DATA / 'qa' / 'scifact'}; set SCULPTRAG_SHARED_DATA")
+    abstracts, claims = read_scifact(DATA)
+    docs = [(str(d), title, " ".join(sentences)) for d, (title, sentences) in abstracts.items()]
     rel: dict[int, tuple[str, set[str]]] = {}
-    for r in claims.itertuples():
-        rel.setdefault(r.id, (r.claim, set()))[1].add(str(int(r.evidence_doc_id)))
+    for r in claims:
+        if r.evidence_doc is not None:
+            rel.setdefault(r.id, (r.claim, set()))[1].add(str(r.evidence_doc))
     return docs, [rel[k] for k in sorted(rel)]
 
 
@@ -195,7 +192,8 @@ def metrics(ranked: list[list], relevant: list[set]) -> dict[str, float]:
 def build_scifact_store(docs, embedder, folder: Path, flat_index_max: int):
     from pipeline import Store
     from pipeline.config import Settings
-    from pipeline.store import ChunkInput, Document
+    from pipeline.schema import Document
+    from pipeline.store import ChunkInput
 
     settings = Settings(store_dir=folder, flat_index_max=flat_index_max)
     store = Store(settings)
@@ -301,7 +299,7 @@ def main() -> None:
 
     from rich.console import Console
 
-    from ingest.embed import SentenceTransformerEmbedder
+    from pipeline.embedding import SentenceTransformerEmbedder
     from pipeline.retrieve import Retriever
 
     embedder = CachedEmbedder(SentenceTransformerEmbedder())
@@ -348,7 +346,7 @@ def chunk_relevance(store, corpora: Path, questions) -> tuple[list[set[int]], in
     """Per question, the ids of chunks whose located span overlaps one of its evidence spans."""
     from sqlalchemy import select
 
-    from pipeline.store import ChunkRow, Document
+    from pipeline.schema import ChunkRow, Document
 
     spans: dict[str, list[tuple[int, tuple[int, int] | None]]] = {}
     with store.sessions() as s:

@@ -35,7 +35,8 @@ from sqlalchemy import insert  # noqa: E402
 
 from pipeline.config import RetrievalSettings, Settings  # noqa: E402
 from pipeline.retrieve import Retriever  # noqa: E402
-from pipeline.store import ChunkRow, Document, DocumentGroup, Store  # noqa: E402
+from pipeline.schema import ChunkRow, Document, DocumentGroup  # noqa: E402
+from pipeline.store import Store  # noqa: E402
 
 DIM, PER_DOC, GROUPS, WORDS, TOPICS = 384, 10, 10, 60, 1000
 
@@ -143,7 +144,7 @@ def main() -> None:
     console = Console(width=150)
     console.print(table)
     if not args.no_encoder:
-        from ingest.embed import SentenceTransformerEmbedder
+        from pipeline.embedding import SentenceTransformerEmbedder
 
         emb = SentenceTransformerEmbedder()
         emb.warm_up()

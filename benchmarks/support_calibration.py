@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 import time
 from collections import defaultdict
@@ -41,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from generator.sculpt.training.data import parse_sentence_list  # noqa: E402
+from generator.sculpt.training.data import read_scifact  # noqa: E402 - the one reader of SciFact's files
 from validation.support import CALIBRATION_PATH, OverlapEmbeddingChecker, evidence_sentences  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,18 +62,15 @@ class Pair:
 
 # -- data ------------------------------------------------------------------------------------------------
 def scifact_pairs(folder: Path, rng: random.Random) -> list[Pair]:
-    import pandas as pd
-
-    corpus = pd.read_csv(folder / "corpus_train.csv")
-    abstracts = {int(r.doc_id): [" ".join(s.split()) for s in parse_sentence_list(r.abstract)]
-                 for r in corpus.itertuples()}
-    claims = pd.read_csv(folder / "claims_train.csv").dropna(subset=["evidence_doc_id"])
+    stored, claims = read_scifact(folder.parents[1])  # folder: ROOT/qa/scifact
+    abstracts = {d: [" ".join(s.split()) for s in sentences] for d, (_, sentences) in stored.items()}
     rationales: dict[tuple[int, int], list[tuple[str, list[int]]]] = defaultdict(list)
     text = {}
-    for r in claims.itertuples():
-        idx = [int(x) for x in re.findall(r"\d+", str(r.evidence_sentences))]  # "[1 9]": numpy repr
-        rationales[(int(r.id), int(r.evidence_doc_id))].append((r.evidence_label, idx))
-        text[int(r.id)] = r.claim
+    for r in claims:
+        if r.evidence_doc is None:
+            continue
+        rationales[(r.id, r.evidence_doc)].append((r.label, list(r.evidence_sentences)))
+        text[r.id] = r.claim
     cited = sorted({doc for _, doc in rationales if abstracts.get(doc)})
     pairs = []
     for (cid, doc), sets in sorted(rationales.items()):

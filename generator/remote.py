@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from pipeline.config import OpenAISettings, Settings
 from pipeline.errors import ConfigError, GenerationError, ModelLoadError
 
-from .base import last_of, sampling_config
+from .base import generator_plugin, last_of, sampling_config
 from .citations import finalize_citations
 from .prompt import render_prompt
 from pipeline.types import (
@@ -385,6 +385,8 @@ def _content(data: dict, key: str) -> str | None:
     return content if isinstance(content, str) else None
 
 
+@generator_plugin(options=OpenAISettings, load_options=("base_url", "model", "api_key"), takes_settings=True,
+                  defaults=lambda settings: settings.openai)
 def build_openai(settings: Settings | None = None, **options: Any) -> OpenAIGenerator:
     """Factory for "openai": `settings.openai` (from the environment when no Settings is given), with any of its
     fields given as options laid over it (`base_url=`, `model=`, `api_key=`, `max_tokens=`, ...)."""

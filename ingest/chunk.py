@@ -18,17 +18,15 @@ the `context` line: document title, entity, period, section path (ingest/metadat
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from pipeline.config import IngestSettings
+from pipeline.text import CHUNK_SENTENCE_RE  # ingestion's sentence rule (see pipeline.text: why it is a variant)
 
 from . import tables
 from .metadata import DocumentMeta
 from .parse import Element
-
-SENTENCE_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
 @dataclass
@@ -65,7 +63,7 @@ def embed_text(section: str, text: str, context: str = "") -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in SENTENCE_RE.split(text) if s.strip()]
+    return [s.strip() for s in CHUNK_SENTENCE_RE.split(text) if s.strip()]
 
 
 def chunk_elements(

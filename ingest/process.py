@@ -33,7 +33,7 @@ from pipeline.config import IngestSettings
 from pipeline.errors import IngestError
 
 from .chunk import Chunk, chunk_elements
-from .embed import token_counter
+from pipeline.embedding import token_counter
 from .metadata import DocumentMeta
 from .parse import parse_file, precheck, sniff, utf8_safe
 from .validate import validate_parsed

@@ -91,7 +91,13 @@ class ValidationSettings(BaseModel):
     enabled: bool = Field(True, description="validate every answer (citations, support, injection); off: status 'not run'")
     repair_rounds: int = Field(1, ge=0, description="on fail: remask and re-denoise the failing sentences (diffusion) or "
                                 "regenerate without the passages they cite (AR), then validate again; this many rounds")
-    nli_model: str | None = Field(None, description="local path of an NLI cross-encoder; default: the overlap + embedding checker")
+    checker: str = Field("overlap-embedding", description="the support checker, by its registered name (entry-point "
+                         "group sculptrag.checkers): 'overlap-embedding' (MiniLM, no other model), 'nli' (an NLI "
+                         "cross-encoder; give its folder as nli_model or checker_options.path), or a plugin's")
+    checker_options: dict[str, Any] = Field(default_factory=dict, description="options given to the checker's "
+                                            "factory, e.g. {\"threshold\": 0.6}")
+    nli_model: str | None = Field(None, description="local path of an NLI cross-encoder: the 'nli' checker's model; "
+                                  "set with checker left as is, it selects 'nli'")
 
 
 class OpenAISettings(BaseModel):

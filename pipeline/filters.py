@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlparse
 from sqlalchemy import or_
 
 from .errors import ConfigError
-from .store import Document
+from .schema import Document
 from .types import SearchFilters
 
 _FILTER_COLUMNS = {"source": "source_uri", "media_type": "media_type", "file_type": "file_type"}

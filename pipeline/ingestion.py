@@ -28,13 +28,14 @@ from typing import Callable, Iterable, Sequence
 
 from ingest.chunk import chunk_uid, config_digest
 from ingest.discover import FileRecord, Refused, expand_paths, file_record
-from ingest.embed import Embedder, SentenceTransformerEmbedder
+from pipeline.embedding import Embedder, SentenceTransformerEmbedder
 from ingest.process import ParsePool, Processed, Rejection
 
 from .config import Settings
 from .errors import ConfigError, StoreError
 from .groups import parse_groups
-from .store import ChunkInput, Document, Quarantine, Store
+from .schema import Document, Quarantine
+from .store import ChunkInput, Store
 from .types import FileOutcome, IngestReport
 
 log = logging.getLogger(__name__)
@@ -253,68 +254,90 @@ def _check_embedding_model(store: Store, embedder: Embedder) -> None:
 
 
 def _process(store, embedder, pool: ParsePool, todo, access: Access, settings: Settings, report: IngestReport, progress: Progress | None) -> None:
-    kinds = {str(rec.path): (rec, kind, groups) for rec, kind, groups in todo}
-    digest = config_digest(settings.ingest, embedder.model_name)
-    batch: list[Processed | Rejection] = []
-    pending_chunks = 0
-    timings = {"parse_s": 0.0, "embed_s": 0.0, "write_s": 0.0}
-
-    def commit() -> None:
-        nonlocal batch, pending_chunks
-        done = [b for b in batch if isinstance(b, Processed)]
-        texts = [c.embed_text for p in done for c in p.chunks]
-        t = time.perf_counter()
-        vectors = embedder.encode(texts)
-        timings["embed_s"] += time.perf_counter() - t
-        t = time.perf_counter()
-        with store.transaction() as tx:
-            offset = 0
-            for item in batch:
-                rec, kind, groups = kinds[item.path]
-                if isinstance(item, Rejection):
-                    tx.quarantine(rec.uri, rec.sha256, rec.size, item.reason, item.detail, groups, digest)
-                    report.outcomes.append(FileOutcome(path=item.path, status="rejected", reason=item.reason, detail=item.detail))
-                    continue
-                uid = hashlib.sha256(rec.uri.encode()).hexdigest()[:32]
-                meta = item.metadata
-                doc = Document(
-                    uid=uid, source_uri=rec.uri, title=item.title, media_type=item.media_type, file_type=item.file_type,
-                    size=rec.size, mtime=rec.mtime, sha256=rec.sha256, pages=item.pages, chunk_digest=digest,
-                    entity=(meta.entity or None) if meta else None, period=(meta.period or None) if meta else None,
-                    dated=(meta.date[:64] or None) if meta else None, author=(meta.author or None) if meta else None,
-                )
-                chunks = [
-                    ChunkInput(
-                        uid=chunk_uid(uid, c, digest), position=c.position, text=c.text, section=c.section,
-                        page=c.page, page_end=c.page_end, token_count=c.token_count, kinds=",".join(c.kinds),
-                        table_html=c.table_html, vector=vectors[offset + i], context=c.context,
-                    )
-                    for i, c in enumerate(item.chunks)
-                ]
-                offset += len(item.chunks)
-                tx.put_document(doc, groups, chunks)
-                report.chunks_added += len(chunks)
-                report.pages += item.pages or 0
-                report.outcomes.append(
-                    FileOutcome(path=item.path, status="updated" if kind == "changed" else "ingested",
-                                file_type=item.file_type, chunks=len(chunks))
-                )
-        timings["write_s"] += time.perf_counter() - t
-        report.embedded_chunks += len(texts)
-        batch, pending_chunks = [], 0
-
+    """Parse `todo` in the workers; commit the results in batches (`_Committer`) as they come."""
+    committer = _Committer(store, embedder, todo, config_digest(settings.ingest, embedder.model_name), report)
     t_all = time.perf_counter()
     for n, item in enumerate(pool.run([(str(rec.path), rec.size) for rec, _, _ in todo]), start=1):
         report.parsed += 1
-        if isinstance(item, Processed):
-            timings["parse_s"] += item.parse_s
-            pending_chunks += len(item.chunks)
-        batch.append(item)
+        committer.add(item)
         if progress:
             progress(n, len(todo), item.path)
-        if pending_chunks >= settings.ingest.commit_every_chunks or len(batch) >= 64:
-            commit()
-    if batch:
-        commit()
-    timings["process_s"] = time.perf_counter() - t_all
-    report.timings.update(timings)
+        if committer.due(settings.ingest.commit_every_chunks):
+            committer.commit()
+    if committer.batch:
+        committer.commit()
+    committer.timings["process_s"] = time.perf_counter() - t_all
+    report.timings.update(committer.timings)
+
+
+class _Committer:
+    """Parsed files waiting to be written, and writing them: embed their chunks, then one transaction for the
+    batch (documents, chunks, vectors, rejections, generation). A crash loses at most the batch in flight."""
+
+    def __init__(self, store: Store, embedder: Embedder, todo, digest: str, report: IngestReport) -> None:
+        self.store, self.embedder, self.digest, self.report = store, embedder, digest, report
+        self.kinds = {str(rec.path): (rec, kind, groups) for rec, kind, groups in todo}
+        self.batch: list[Processed | Rejection] = []
+        self.pending_chunks = 0
+        self.timings = {"parse_s": 0.0, "embed_s": 0.0, "write_s": 0.0}
+
+    def add(self, item: Processed | Rejection) -> None:
+        if isinstance(item, Processed):
+            self.timings["parse_s"] += item.parse_s
+            self.pending_chunks += len(item.chunks)
+        self.batch.append(item)
+
+    def due(self, every_chunks: int) -> bool:
+        """Time to commit: `every_chunks` chunks waiting, or 64 files."""
+        return self.pending_chunks >= every_chunks or len(self.batch) >= 64
+
+    def commit(self) -> None:
+        done = [b for b in self.batch if isinstance(b, Processed)]
+        texts = [c.embed_text for p in done for c in p.chunks]
+        t = time.perf_counter()
+        vectors = self.embedder.encode(texts)
+        self.timings["embed_s"] += time.perf_counter() - t
+        t = time.perf_counter()
+        with self.store.transaction() as tx:
+            offset = 0
+            for item in self.batch:
+                if isinstance(item, Rejection):
+                    self._reject(tx, item)
+                else:
+                    self._put(tx, item, vectors[offset:offset + len(item.chunks)])
+                    offset += len(item.chunks)
+        self.timings["write_s"] += time.perf_counter() - t
+        self.report.embedded_chunks += len(texts)
+        self.batch, self.pending_chunks = [], 0
+
+    def _reject(self, tx, item: Rejection) -> None:
+        rec, _, groups = self.kinds[item.path]
+        tx.quarantine(rec.uri, rec.sha256, rec.size, item.reason, item.detail, groups, self.digest)
+        self.report.outcomes.append(FileOutcome(path=item.path, status="rejected", reason=item.reason, detail=item.detail))
+
+    def _put(self, tx, item: Processed, vectors) -> None:
+        rec, kind, groups = self.kinds[item.path]
+        digest, report = self.digest, self.report
+        uid = hashlib.sha256(rec.uri.encode()).hexdigest()[:32]
+        meta = item.metadata
+        doc = Document(
+            uid=uid, source_uri=rec.uri, title=item.title, media_type=item.media_type, file_type=item.file_type,
+            size=rec.size, mtime=rec.mtime, sha256=rec.sha256, pages=item.pages, chunk_digest=digest,
+            entity=(meta.entity or None) if meta else None, period=(meta.period or None) if meta else None,
+            dated=(meta.date[:64] or None) if meta else None, author=(meta.author or None) if meta else None,
+        )
+        chunks = [
+            ChunkInput(
+                uid=chunk_uid(uid, c, digest), position=c.position, text=c.text, section=c.section,
+                page=c.page, page_end=c.page_end, token_count=c.token_count, kinds=",".join(c.kinds),
+                table_html=c.table_html, vector=vectors[i], context=c.context,
+            )
+            for i, c in enumerate(item.chunks)
+        ]
+        tx.put_document(doc, groups, chunks)
+        report.chunks_added += len(chunks)
+        report.pages += item.pages or 0
+        report.outcomes.append(
+            FileOutcome(path=item.path, status="updated" if kind == "changed" else "ingested",
+                        file_type=item.file_type, chunks=len(chunks))
+        )

@@ -8,7 +8,8 @@ cannot learn from a score that a word exists in a document they may not read. On
 posting lists are touched: at 100k chunks a 6-word query on a Zipf vocabulary takes ~2.7 ms p50 (all
 readable) and ~1.3 ms (10% readable), 1.6-1.9x the earlier index of precomputed weights (which leaked).
 
-Terms are Snowball English stems (PyStemmer, C) of the lowercased words less stop words, so "delivered",
+Terms are Snowball English stems (PyStemmer, C) of the lowercased words less stop words (the word rule,
+`tokenize`, is the core's: pipeline.words, over pipeline.text's BM25_TOKEN_RE and BM25_STOPWORDS), so "delivered",
 "delivering" and "delivers" meet, as do "indexes" and "index", "deliveries" and "delivery" (Snowball keeps
 "delivered" and "delivery" apart: deliv / deliveri). An index records its stemmer (None: surface forms)
 and tokenizes its queries with it, so a query never meets an index made with other terms; the file records
@@ -21,10 +22,8 @@ The index is derived data: the store rebuilds it from SQL when its generation do
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import re
 import threading
 import zipfile
 from collections import Counter
@@ -32,47 +31,19 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import Stemmer  # PyStemmer: the Snowball stemmers in C
 from scipy import sparse
 
 from .errors import StoreError
+from .words import ENTITY_NOISE, STEMMER, stem, tokenize  # the word rule is the core's (pipeline.words)
+
+__all__ = ["FORMAT", "BM25Index", "IndexFileError", "ENTITY_NOISE", "STEMMER", "stem", "tokenize"]
 
 FORMAT = 3  # 1 (no "format" key): precomputed weights over all chunks; 2: raw counts + lengths; 3: + stemmer
-STEMMER = f"snowball-english (PyStemmer {Stemmer.version()})"  # what `tokenize` stems with; recorded in each index
-TOKEN_RE = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
-STOPWORDS = frozenset(
-    "a an and are as at be been but by for from has have he her his i in is it its of on or she that the "
-    "their them they this to was were what when where which who whom why will with you your do does did "
-    "not no can could would should how than then there these those into about".split()
-)
 
 
 class IndexFileError(StoreError):
     """A lexical index file that this version cannot use (older format, other stemmer, or damaged): rebuild it from SQL."""
 
-
-_local = threading.local()  # a PyStemmer object is not thread-safe: one per thread
-
-
-@functools.lru_cache(maxsize=1 << 18)  # text is Zipf-shaped: most tokens are repeats, a hit costs a dict lookup
-def stem(word: str) -> str:
-    """The Snowball English stem of a lowercased word ("kernel’s" and "kernel's" -> "kernel")."""
-    stemmer = getattr(_local, "stemmer", None)
-    if stemmer is None:
-        stemmer = _local.stemmer = Stemmer.Stemmer("english", 0)  # no cache of its own: lru_cache is the cache
-    return stemmer.stemWord(word.replace("’", "'"))
-
-
-def tokenize(text: str, stemmed: bool = True) -> list[str]:
-    """The terms of `text`: lowercased words less stop words, as Snowball English stems unless `stemmed` is False."""
-    words = [t for t in (m.group(0).lower() for m in TOKEN_RE.finditer(text)) if t not in STOPWORDS]
-    return [stem(w) for w in words] if stemmed else words
-
-
-
-# words that name no one in particular (stems): "ACME Corp." is named by "ACME", not by "corporation"
-ENTITY_NOISE = frozenset(tokenize("inc incorporated corp corporation company co ltd limited llc plc lp group "
-                                  "holding holdings sa ag nv gmbh the of and & international"))
 
 def _merge_by_stem(words: dict[str, int], tf: sparse.csr_matrix) -> tuple[dict[str, int], sparse.csr_matrix]:
     """(stem -> row, (S, N) counts) from (word -> row, (V, N) counts): a word's row is added to its stem's row."""

@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import threading
 import time
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from generator.base import Generator, generate_many, get_generator
-from pipeline.text import find_markers
+from generator.base import Generator, Repairs, WithOptions, generate_many, generator_spec, get_generator
+from pipeline.text import MARKER_RUN_RE, find_markers
 from pipeline.types import DenoiseState, GenerationRequest, GenerationResult
 from validation.markup import neutralize_markup, neutralize_markup_map
 
@@ -41,9 +40,9 @@ from .config import Settings
 from .errors import ConfigError
 from .retrieve import Retriever
 from .store import Store
-from .types import Answer, Hit, SearchFilters, SourceCitation
+from .types import Answer, Hit, RepairRound, SearchFilters, SourceCitation, ValidationReport
 
-Validator = Callable[[Answer], dict]
+Validator = Callable[[Answer], ValidationReport]  # a dict of the same fields is read as one
 
 
 class BatchItem(BaseModel):
@@ -82,16 +81,18 @@ class RagPipeline:
     def generator(self, name: str | None = None, options: Mapping[str, Any] | None = None) -> tuple[Generator, threading.Lock]:
         """The warmed-up generator registered as `name` (default: settings.generator), loaded once.
 
-        `options` are laid over the pipeline's generator_options for that name. Those that choose the
-        weights (model_path, gguf_file, device) pick which loaded model is used; the rest are sampling
+        `options` are laid over the pipeline's generator_options for that name; an option the plugin does not
+        declare is a ConfigError naming those it does. Those its spec marks as load options (they choose the
+        weights or the server: model_path, device...) pick which loaded model is used; the rest are sampling
         settings (e.g. `{"max_steps": 32}` for sculpt, `config=DiffusionConfig(...)`): a generator with
         `with_options` makes that variant from the loaded model, sharing its weights and its lock; any other
         is built and loaded once per distinct set. Variants are kept (one per setting a user tried).
         """
         name = name or self.settings.generator
         options = {**self.generator_options.get(name, {}), **(options or {})}
-        load = {k: v for k, v in options.items() if k in LOAD_OPTIONS}
-        sampling = {k: v for k, v in options.items() if k not in LOAD_OPTIONS}
+        spec = generator_spec(name)  # what the plugin declares: its options, which of them choose the weights
+        spec.check(options, name)
+        load, sampling = spec.split(options)
         base_key = (name, _options_key(load), "")
         key = (name, _options_key(load), _options_key(sampling) if sampling else "")
         with self._lock:
@@ -101,7 +102,7 @@ class RagPipeline:
                 self._generators[base_key], self._gen_locks[base_key] = base, threading.Lock()
             if key not in self._generators:
                 base = self._generators[base_key]
-                if hasattr(base, "with_options"):
+                if isinstance(base, WithOptions):
                     self._generators[key] = base.with_options(**sampling)
                     self._gen_locks[key] = self._gen_locks[base_key]  # same weights, same lock
                 else:
@@ -195,16 +196,17 @@ class RagPipeline:
         if self.validator is not None:
             t2 = time.perf_counter()
 
-            def judge(r: GenerationResult) -> dict:
-                return self.validator(self._answer(question, r, hits, gen.name))
+            def judge(r: GenerationResult) -> ValidationReport:
+                report = self.validator(self._answer(question, r, hits, gen.name))
+                return report if isinstance(report, ValidationReport) else ValidationReport.model_validate(report)
 
             rounds_allowed = self.settings.validation.repair_rounds if repair_rounds is None else repair_rounds
             if rounds_allowed < 0:
                 raise ConfigError(f"repair_rounds must be >= 0, got {rounds_allowed}")
             result, report, rounds = validate_and_repair(gen, request, result, judge, rounds_allowed, lock)
             if rounds:
-                report["repair"] = rounds
-                timings["repair_s"] = sum(r["seconds"] for r in rounds)
+                report = report.model_copy(update={"repair": rounds})
+                timings["repair_s"] = sum(r.seconds for r in rounds)
             timings["validate_s"] = time.perf_counter() - t2 - timings.get("repair_s", 0.0)
         answer = self._answer(question, result, hits, gen.name)
         answer.timings = timings
@@ -230,8 +232,8 @@ def _request(question: str, hits: Sequence[Hit]) -> GenerationRequest:
 
 
 def validate_and_repair(gen: Generator, request: GenerationRequest, result: GenerationResult,
-                        judge: Callable[[GenerationResult], dict], rounds: int,
-                        lock: threading.Lock | None = None) -> tuple[GenerationResult, dict, list[dict]]:
+                        judge: Callable[[GenerationResult], ValidationReport], rounds: int,
+                        lock: threading.Lock | None = None) -> tuple[GenerationResult, ValidationReport, list[RepairRound]]:
     """Judge `result`; while it fails, repair it (up to `rounds` times) and judge again.
 
     A generator with `repair` remasks the failing spans and denoises them again (or does what its
@@ -239,36 +241,35 @@ def validate_and_repair(gen: Generator, request: GenerationRequest, result: Gene
     Returns the last result, its report and a record of each round (how, verdict before and after, the
     failing text, seconds)."""
     report = judge(result)
-    done: list[dict] = []
-    while report.get("status") == "fail" and len(done) < rounds:
+    done: list[RepairRound] = []
+    while report.status == "fail" and len(done) < rounds:
         t = time.perf_counter()
         shown, index = neutralize_markup_map(result.text)  # the report's offsets index the shown text
-        spans = [tuple(s) for s in report.get("failing_spans", [])] or [(0, len(shown))]
+        spans = [tuple(s) for s in report.failing_spans] or [(0, len(shown))]
         generated = [(index[a], index[b - 1] + 1) for a, b in spans if a < b <= len(shown)] or [(0, len(result.text))]
         raw_spans = map_spans(result.text, result.raw_text, generated)
         with lock or contextlib.nullcontext():
-            if hasattr(gen, "repair"):
+            if isinstance(gen, Repairs):
                 how = getattr(gen, "repair_how", "remask failing sentences")
                 repaired = gen.repair(request, result.raw_text, raw_spans)
             else:
                 how = "regenerate without the passages only failing sentences cite"
                 repaired = gen.generate(_without_failing_sources(request, result.raw_text, raw_spans))
         before, report = report, judge(repaired)
-        done.append({"how": how, "before": before.get("status"), "after": report.get("status"),
-                     "failing_before": [shown[a:b] for a, b in spans], "seconds": time.perf_counter() - t})
+        done.append(RepairRound(how=how, before=before.status, after=report.status,
+                                failing_before=[shown[a:b] for a, b in spans], seconds=time.perf_counter() - t))
         result = repaired
     return result, report, done
 
 
 def default_validator(settings: Settings, embedder=None) -> Validator:
-    """The validation stage's Validator (Answer -> report dict): the overlap + embedding support checker
-    (sharing the retriever's embedder, so MiniLM is loaded once), or the NLI cross-encoder when configured."""
-    from validation.support import NLIChecker, OverlapEmbeddingChecker
+    """The validation stage's Validator (Answer -> ValidationReport) with the support checker that
+    settings.validation.checker names (built through the checker registry; the default overlap + embedding
+    checker shares the retriever's embedder, so MiniLM is loaded once)."""
+    from validation.support import checker_from_settings
     from validation.validate import Validator as AnswerValidator
 
-    if settings.validation.nli_model:
-        return AnswerValidator(NLIChecker(settings.validation.nli_model))
-    return AnswerValidator(OverlapEmbeddingChecker(embedder=embedder))
+    return AnswerValidator(checker_from_settings(settings.validation, embedder))
 
 
 class _SharedEmbedder:
@@ -279,14 +280,6 @@ class _SharedEmbedder:
 
     def encode(self, texts):
         return self.retriever.load_embedder().encode(texts)
-
-
-# a run of markers, "[3]", "[1, 2]" or "[1][2]": finalize_citations writes "[1, 2]" as "[1][2]"
-MARKER_RE = re.compile(r"(?:\[\d+(?:\s*,\s*\d+)*\])+")  # citations.MARKER_RE without its group, repeated
-
-
-LOAD_OPTIONS = frozenset({"model_path", "gguf_file", "device", "adapter", "denoiser",  # choose the weights
-                          "base_url", "model", "api_key"})  # or the remote model that answers
 
 
 def _options_key(options: Mapping[str, Any]) -> str:
@@ -302,11 +295,11 @@ def map_spans(text: str, raw: str, spans: Sequence[tuple[int, int]]) -> list[tup
     """Character spans of the shown answer -> the same spans of the generator's raw text, which differs
     only in marker numbers (renumbered in order of use). When the two differ otherwise (a marker naming no
     passage was dropped), the whole raw answer."""
-    a_parts, b_parts = MARKER_RE.split(text), MARKER_RE.split(raw)
+    a_parts, b_parts = MARKER_RUN_RE.split(text), MARKER_RUN_RE.split(raw)
     if a_parts != b_parts:
         return [(0, len(raw))] if raw else []
-    a_marks = [m.span() for m in MARKER_RE.finditer(text)]
-    b_marks = [m.span() for m in MARKER_RE.finditer(raw)]
+    a_marks = [m.span() for m in MARKER_RUN_RE.finditer(text)]
+    b_marks = [m.span() for m in MARKER_RUN_RE.finditer(raw)]
     shift = [0]  # offset to add to a text position inside text segment i
     for (a0, a1), (b0, b1) in zip(a_marks, b_marks):
         shift.append(shift[-1] + (b1 - b0) - (a1 - a0))

@@ -30,6 +30,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
@@ -38,7 +39,8 @@ from .config import Settings
 from .errors import ConfigError, StoreError
 from .groups import parse_groups
 from .lexical import ENTITY_NOISE, tokenize
-from .store import ChunkRow, Document, Store
+from .schema import ChunkRow, Document
+from .store import Store
 from .types import DocumentRef, Hit, HitScores, SearchFilters
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,19 @@ def reciprocal_rank_fusion(
             if cid not in best or rank < best[cid][0]:
                 best[cid] = (rank, li)
     return sorted(score.items(), key=lambda kv: (-kv[1], best[kv[0]], kv[0]))
+
+
+@dataclass(frozen=True)
+class _Ranking:
+    """One ranking of candidate chunks: ids best first, {id: (score, rank from 1)}, and its weight in the fusion."""
+
+    ids: list[int]
+    scores: dict[int, tuple[float, int]]
+    weight: float
+
+    @classmethod
+    def of(cls, scores: np.ndarray, ids: np.ndarray, weight: float) -> _Ranking:
+        return cls(ids.tolist(), {int(c): (float(v), r) for r, (v, c) in enumerate(zip(scores, ids), start=1)}, weight)
 
 
 class Retriever:
@@ -111,6 +126,23 @@ class Retriever:
         has cosine > settings.retrieval.dedupe_threshold with, a better hit is folded into that hit
         (`duplicates`) and the next candidate takes its place. `query_vector` skips encoding the query.
         """
+        k, mode, groups, filters = self._request(query, groups, k, mode, expand_neighbours, filters)
+        catalog = self.store.chunk_catalog()
+        allowed_docs, mask = self._readable(catalog, groups, filters)
+        n_readable = int(mask.sum())
+        if n_readable == 0:
+            return []
+        depth = min(max(self.settings.retrieval.fusion_depth, 2 * k if dedupe else k), n_readable)
+        rankings = self._candidates(query, query_vector, mode, depth, catalog, mask)
+        fused = self._fuse(query, rankings, catalog, allowed_docs)
+        cap = max(1, -(-k // 3)) if self.settings.retrieval.spread_documents and MULTI_DOCUMENT_RE.search(query) else None
+        rows, folded = self._select(fused, k, allowed_docs, dedupe, cap)
+        return self._hits(rows, folded, rankings, expand_neighbours, allowed_docs)
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def _request(self, query: str, groups: Sequence[str], k: int | None, mode: Mode | None, expand_neighbours: int,
+                 filters: SearchFilters | Mapping[str, Any] | None) -> tuple[int, Mode, list[str], SearchFilters | None]:
+        """Check a search's arguments: (k, mode, groups, filters) with the settings' defaults filled in."""
         cfg = self.settings.retrieval
         k = cfg.k if k is None else k
         mode = mode or cfg.mode
@@ -123,51 +155,56 @@ class Retriever:
         groups = parse_groups(groups, allow_empty=True)  # "hr" is one group, "hr,finance" two, as everywhere
         if filters is not None and not isinstance(filters, SearchFilters):
             filters = SearchFilters.model_validate(filters)
+        return k, mode, groups, filters
 
-        catalog = self.store.chunk_catalog()
-        allowed_docs, mask = self._readable(catalog, groups, filters)
-        n_readable = int(mask.sum())
-        if n_readable == 0:
-            return []
-        everything = n_readable == len(catalog.ids)
-        depth = min(max(cfg.fusion_depth, 2 * k if dedupe else k), n_readable)
-
-        rankings: list[list[int]] = []
-        weights: list[float] = []
-        dense: dict[int, tuple[float, int]] = {}
-        lexical: dict[int, tuple[float, int]] = {}
+    def _candidates(self, query: str, query_vector: np.ndarray | None, mode: Mode, depth: int, catalog,
+                    mask: np.ndarray) -> dict[str, _Ranking]:
+        """The top `depth` readable chunks (`mask` over catalog.ids) by each ranking the mode uses:
+        {"dense": ..., "lexical": ...}, dense first."""
+        cfg = self.settings.retrieval
+        rankings: dict[str, _Ranking] = {}
         if mode in ("dense", "hybrid"):
-            qv = self._embedder().encode([query])[0] if query_vector is None else np.asarray(query_vector, np.float32)
-            scores, ids = dense_search(self.store.search_index(), qv, depth, None if everything else catalog.ids[mask],
-                                       cfg.nprobe, cfg.faiss_threads)
-            dense = {int(c): (float(s), r) for r, (s, c) in enumerate(zip(scores, ids), start=1)}
-            rankings.append(ids.tolist())
-            weights.append(cfg.dense_weight if mode == "hybrid" else 1.0)
+            rankings["dense"] = self._dense_ranking(query, query_vector, depth, catalog, mask,
+                                                    cfg.dense_weight if mode == "hybrid" else 1.0)
         if mode in ("lexical", "hybrid"):
-            bm25 = self.store.lexical_index()
-            if np.array_equal(bm25.ids, catalog.ids):
-                allowed = None if everything else mask
-            else:  # index and catalog from different generations (a write in between): align by id, so the
-                allowed = np.isin(bm25.ids, catalog.ids[mask])  # statistics never count a chunk outside the readable set
-            scores, ids = bm25.search(query, depth, allowed=allowed)
-            lexical = {int(c): (float(s), r) for r, (s, c) in enumerate(zip(scores, ids), start=1)}
-            rankings.append(ids.tolist())
-            weights.append(cfg.lexical_weight if mode == "hybrid" else 1.0)
-        if sum(weights) <= 0:
-            raise ConfigError("retrieval dense_weight and lexical_weight are both 0; give one a positive weight")
+            rankings["lexical"] = self._lexical_ranking(query, depth, catalog, mask,
+                                                        cfg.lexical_weight if mode == "hybrid" else 1.0)
+        return rankings
 
-        fused = reciprocal_rank_fusion(rankings, weights, cfg.rrf_k)
+    def _dense_ranking(self, query: str, query_vector: np.ndarray | None, depth: int, catalog, mask: np.ndarray,
+                       weight: float) -> _Ranking:
+        """FAISS over the readable chunks only (an ID selector; none when everything is readable)."""
+        cfg = self.settings.retrieval
+        qv = self._embedder().encode([query])[0] if query_vector is None else np.asarray(query_vector, np.float32)
+        allowed_ids = None if mask.all() else catalog.ids[mask]
+        scores, ids = dense_search(self.store.search_index(), qv, depth, allowed_ids, cfg.nprobe, cfg.faiss_threads)
+        return _Ranking.of(scores, ids, weight)
+
+    def _lexical_ranking(self, query: str, depth: int, catalog, mask: np.ndarray, weight: float) -> _Ranking:
+        """BM25 with its statistics over the readable chunks only (its `allowed` mask)."""
+        bm25 = self.store.lexical_index()
+        if np.array_equal(bm25.ids, catalog.ids):
+            allowed = None if mask.all() else mask
+        else:  # index and catalog from different generations (a write in between): align by id, so the
+            allowed = np.isin(bm25.ids, catalog.ids[mask])  # statistics never count a chunk outside the readable set
+        scores, ids = bm25.search(query, depth, allowed=allowed)
+        return _Ranking.of(scores, ids, weight)
+
+    def _fuse(self, query: str, rankings: Mapping[str, _Ranking], catalog, allowed_docs: np.ndarray) -> list[tuple[int, float]]:
+        """Weighted RRF of the rankings, then the boost of the readable documents the query names."""
+        cfg = self.settings.retrieval
+        if sum(r.weight for r in rankings.values()) <= 0:
+            raise ConfigError("retrieval dense_weight and lexical_weight are both 0; give one a positive weight")
+        fused = reciprocal_rank_fusion([r.ids for r in rankings.values()], [r.weight for r in rankings.values()], cfg.rrf_k)
         if cfg.metadata_weight > 0 and fused:
             fused = self._boost_named_documents(query, fused, catalog, allowed_docs)
-        cap = max(1, -(-k // 3)) if cfg.spread_documents and MULTI_DOCUMENT_RE.search(query) else None
-        rows, folded = self._select(fused, k, allowed_docs, dedupe, cap)
-        hits_by_id = {}
-        for row, score in rows:
-            d, l = dense.get(row.id), lexical.get(row.id)
-            hits_by_id[row.id] = (row, HitScores(
-                dense=d[0] if d else None, dense_rank=d[1] if d else None,
-                bm25=l[0] if l else None, bm25_rank=l[1] if l else None, fused=score,
-            ))
+        return fused
+
+    def _hits(self, rows: list[tuple[ChunkRow, float]], folded: dict[int, list[int]], rankings: Mapping[str, _Ranking],
+              expand_neighbours: int, allowed_docs: np.ndarray) -> list[Hit]:
+        """Hits for the selected rows (with their neighbours when asked), each with its scores and document."""
+        dense, lexical = rankings.get("dense"), rankings.get("lexical")
+        hits_by_id = {row.id: (row, _hit_scores(row.id, score, dense, lexical)) for row, score in rows}
         order = [row.id for row, _ in rows]
         neighbours: dict[int, int] = {}
         if expand_neighbours:
@@ -176,13 +213,12 @@ class Retriever:
         return [_hit(row, docs[row.document_id], scores, neighbours.get(c), folded.get(c, []))
                 for c in order for row, scores in [hits_by_id[c]] if row.document_id in docs]  # deleted meanwhile: dropped
 
-    # -- steps -----------------------------------------------------------------------------------------
     def _embedder(self):
         with self._lock:
             if self._embedder_ready:
                 return self.embedder
             if self.embedder is None:
-                from ingest.embed import SentenceTransformerEmbedder
+                from pipeline.embedding import SentenceTransformerEmbedder
 
                 self.embedder = SentenceTransformerEmbedder(self.settings.embedding)
             stored = self.store.get_state("embedding_model")
@@ -405,6 +441,13 @@ def _omp_threads(n: int):
 def _contains(sorted_ids: np.ndarray, value: int) -> bool:
     i = int(np.searchsorted(sorted_ids, value))
     return i < len(sorted_ids) and int(sorted_ids[i]) == value
+
+
+def _hit_scores(chunk_id: int, fused: float, dense: _Ranking | None, lexical: _Ranking | None) -> HitScores:
+    d = dense.scores.get(chunk_id) if dense else None
+    l = lexical.scores.get(chunk_id) if lexical else None  # noqa: E741
+    return HitScores(dense=d[0] if d else None, dense_rank=d[1] if d else None,
+                     bm25=l[0] if l else None, bm25_rank=l[1] if l else None, fused=fused)
 
 
 def _hit(row: ChunkRow, doc: Document, scores: HitScores, neighbour_of: int | None, duplicates: list[int]) -> Hit:

@@ -1,11 +1,11 @@
 """The store: document and chunk metadata in SQL (SQLAlchemy), vectors in FAISS, a BM25 index.
 
-SQL is the source of truth. Each chunk row keeps its embedding (float32 bytes), and every write
-transaction bumps a generation number in the same commit. The FAISS index and the BM25 index are derived
-files named by the generation they match (vectors-<gen>.faiss, lexical-<gen>.npz), written to a temp
-file, fsynced and renamed. On open, a file whose generation is not the SQL generation is ignored and the
-index is rebuilt from SQL, so a crash at any moment leaves a store that opens and agrees with itself.
-FAISS ids are chunk row ids (SQLite AUTOINCREMENT: never reused).
+SQL is the source of truth (its tables: pipeline/schema.py). Each chunk row keeps its embedding (float32
+bytes), and every write transaction bumps a generation number in the same commit. The FAISS index and the
+BM25 index are derived files named by the generation they match (pipeline/indexes.py); on open, a file whose
+generation is not the SQL generation is ignored and the index is rebuilt from SQL, so a crash at any moment
+leaves a store that opens and agrees with itself. FAISS ids are chunk row ids (SQLite AUTOINCREMENT: never
+reused). This module: reading, the writer's lock, write transactions, the service's API keys.
 """
 
 from __future__ import annotations
@@ -13,145 +13,31 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import os
-import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import (
-    Boolean, Float, ForeignKey, Integer, LargeBinary, String, Text, and_, create_engine, delete, event, func, or_, select,
-)
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, noload, relationship, sessionmaker
+from sqlalchemy import and_, create_engine, delete, func, or_, select
+from sqlalchemy.orm import Session, noload, sessionmaker
 
 from ingest.chunk import embed_text  # the indexed text: dense and BM25 see the same (context line, then text)
 
 from .config import Settings
 from .errors import StoreError
-from .lexical import BM25Index, IndexFileError
+from .indexes import (
+    GenerationCache, build_faiss_index, clean_stale_files, faiss_ids, lexical_path, needs_rebuild, read_faiss_index,
+    read_lexical_index, vectors_path, write_faiss_index,
+)
+from .lexical import BM25Index
+from .schema import ApiKey, ChunkRow, Document, DocumentGroup, Quarantine, QuarantineGroup, State, open_engine, utc_now
 
 if TYPE_CHECKING:
     from .types import SearchFilters
 
 log = logging.getLogger(__name__)
 WRITER_LOCK_KEY = 0x5C01_97A6  # the PostgreSQL advisory lock that one writer at a time holds (any constant)
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class Document(Base):
-    __tablename__ = "documents"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uid: Mapped[str] = mapped_column(String(64), unique=True)
-    source_uri: Mapped[str] = mapped_column(String(2048), unique=True)
-    title: Mapped[str] = mapped_column(String(512))
-    media_type: Mapped[str] = mapped_column(String(128))
-    file_type: Mapped[str] = mapped_column(String(16))
-    size: Mapped[int] = mapped_column(Integer)
-    mtime: Mapped[float] = mapped_column(Float)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
-    pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    n_chunks: Mapped[int] = mapped_column(Integer, default=0)
-    ingested_at: Mapped[datetime] = mapped_column(default=_now)
-    # added after the first stores were made: nullable, so `_add_missing_columns` can add them in place
-    chunk_digest: Mapped[str | None] = mapped_column(String(32), nullable=True)  # chunking format + settings it was cut with
-    entity: Mapped[str | None] = mapped_column(String(512), nullable=True)  # what the document says: filer, parties, sender
-    period: Mapped[str | None] = mapped_column(String(512), nullable=True)  # "For the quarterly period ended July 1, 2023"
-    dated: Mapped[str | None] = mapped_column(String(64), nullable=True)  # ISO date the document states
-    author: Mapped[str | None] = mapped_column(String(512), nullable=True)
-    groups: Mapped[list["DocumentGroup"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
-
-    @property
-    def group_names(self) -> list[str]:
-        return sorted(g.group for g in self.groups)
-
-
-class DocumentGroup(Base):
-    __tablename__ = "document_groups"
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
-    group: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
-
-
-class ChunkRow(Base):
-    __tablename__ = "chunks"
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    uid: Mapped[str] = mapped_column(String(64), unique=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
-    position: Mapped[int] = mapped_column(Integer)
-    text: Mapped[str] = mapped_column(Text)
-    section: Mapped[str] = mapped_column(String(512), default="")
-    page: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    page_end: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    token_count: Mapped[int] = mapped_column(Integer)
-    kinds: Mapped[str] = mapped_column(String(256), default="")
-    table_html: Mapped[str | None] = mapped_column(Text, nullable=True)
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)
-    context: Mapped[str | None] = mapped_column(Text, nullable=True)  # indexed with the text, never shown: document, entity, period, section
-
-
-class Quarantine(Base):
-    __tablename__ = "quarantine"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source_uri: Mapped[str] = mapped_column(String(2048), unique=True)
-    sha256: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(String(64))
-    detail: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(default=_now)
-    chunk_digest: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the ingest format that rejected it
-    groups: Mapped[list["QuarantineGroup"]] = relationship(cascade="all, delete-orphan", lazy="selectin")
-
-    @property
-    def group_names(self) -> list[str]:
-        return sorted(g.group for g in self.groups)
-
-
-class QuarantineGroup(Base):
-    """The groups the rejecting ingest was run for: who may see the rejection (not the operator's CLI only).
-    A table of its own, so stores made before it gain it from create_all without a migration."""
-
-    __tablename__ = "quarantine_groups"
-    quarantine_id: Mapped[int] = mapped_column(ForeignKey("quarantine.id", ondelete="CASCADE"), primary_key=True)
-    group: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
-
-
-class State(Base):
-    __tablename__ = "state"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-
-class ApiKey(Base):
-    """A key of the HTTP service (`sculptrag keys`): who holds it (a name), the groups it reads with, whether it
-    may edit. Only the key's sha256 is stored; the key itself is shown once, when it is made. A table of its
-    own, so older stores gain it from create_all."""
-
-    __tablename__ = "api_keys"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)  # sha256 hex of the key
-    groups: Mapped[str] = mapped_column(Text)  # comma-separated (a group name never holds a comma)
-    editor: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(default=_now)
-    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
-
-    @property
-    def group_names(self) -> tuple[str, ...]:
-        return tuple(g for g in self.groups.split(",") if g)
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
 
 
 @dataclass
@@ -199,22 +85,13 @@ class Store:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create store folder {self.dir}: {e}") from e
-        url = self.settings.resolved_database_url
-        self.engine = create_engine(url, future=True)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        self.engine = open_engine(self.settings.resolved_database_url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._vectors = None  # faiss index for self._vectors_gen
-        self._vectors_gen = -1
-        self._lexical: BM25Index | None = None
-        self._lexical_gen = -1
-        self._read_lock = threading.RLock()  # guards the lazy loads below against concurrent searches
-        self._search_vectors = None  # read-only faiss index for searches (never mutated, maybe mmapped)
-        self._search_gen = -1
-        self._catalog: ChunkCatalog | None = None
-        self._catalog_gen = -1
+        # derived from SQL, per generation (loaded lazily, safe against concurrent searches)
+        self._vectors: GenerationCache = GenerationCache()  # the writer's FAISS index: transactions update it
+        self._search_vectors: GenerationCache = GenerationCache()  # for searches: never mutated, maybe mmapped
+        self._lexical: GenerationCache[BM25Index] = GenerationCache()
+        self._catalog: GenerationCache[ChunkCatalog] = GenerationCache()
 
     # -- state ---------------------------------------------------------------------------------------
     def get_state(self, key: str, default: str | None = None) -> str | None:
@@ -288,7 +165,7 @@ class Store:
             if row is None and name_or_id.isdigit():
                 row = s.get(ApiKey, int(name_or_id))
             if row is not None and row.revoked_at is None:
-                row.revoked_at = _now()
+                row.revoked_at = utc_now()
             return row
 
     # -- writing -------------------------------------------------------------------------------------
@@ -302,7 +179,7 @@ class Store:
         with open(self.dir / ".lock", "w") as lock:
             self._wait_for(lambda: _try_flock(lock), deadline, wait, f"the store in {self.dir}")
             with self._database_lock(deadline, wait):
-                self._clean_stale_files()
+                clean_stale_files(self.dir, self.generation)
                 yield self
 
     @contextlib.contextmanager
@@ -354,7 +231,7 @@ class Store:
             vectors.remove_ids(np.asarray(batch.removed_ids, dtype=np.int64))
         if batch.added_ids:
             vectors.add_with_ids(np.vstack(batch.added_vectors), np.asarray(batch.added_ids, dtype=np.int64))
-        self._vectors_gen = gen
+        self._vectors.set(gen, vectors)
 
     def delete_documents(self, ids: Sequence[int]) -> int:
         """Delete the documents with these ids and their chunks (one transaction, indexes persisted after);
@@ -374,40 +251,43 @@ class Store:
 
     def flush_indexes(self) -> None:
         """Persist the FAISS and BM25 indexes for the current generation (temp file, fsync, rename)."""
-        import faiss
-
         gen = self.generation
-        vectors_file, lexical_file = self.dir / f"vectors-{gen}.faiss", self.dir / f"lexical-{gen}.npz"
+        vectors_file, lexical_file = vectors_path(self.dir, gen), lexical_path(self.dir, gen)
         if not vectors_file.exists():  # an unchanged re-ingest writes nothing
             index = self.vector_index()
-            if _wants_ivf(index.ntotal, self.settings.flat_index_max) != _is_ivf(index):
-                index = self._rebuild_vectors()
-            _atomic_write(vectors_file, faiss.serialize_index(index).tobytes())
+            if needs_rebuild(index, self.settings.flat_index_max):
+                index = self._build_vectors()
+                self._vectors.set(gen, index)
+            write_faiss_index(vectors_file, index)
         if not lexical_file.exists():
             self.lexical_index().save(lexical_file)
-        self._clean_stale_files()
+        clean_stale_files(self.dir, gen)
 
-    # -- indexes -------------------------------------------------------------------------------------
+    # -- indexes (derived from SQL, per generation) -------------------------------------------------------
     def vector_index(self):
-        """The FAISS index matching the SQL generation (loaded, or rebuilt from SQL)."""
-        import faiss
+        """The writer's FAISS index matching the SQL generation (loaded, or rebuilt from SQL)."""
+        return self._vectors.get(self.generation, self._load_vectors)
 
-        gen = self.generation
-        with self._read_lock:
-            if self._vectors is not None and self._vectors_gen == gen:
-                return self._vectors
-            path = self.dir / f"vectors-{gen}.faiss"
-            if path.exists():
-                self._vectors = faiss.read_index(str(path))
-            else:
-                self._vectors = self._build_vectors()
-            self._vectors_gen = gen
-            return self._vectors
+    def search_index(self):
+        """A FAISS index for searching at the SQL generation, never mutated (the writer's vector_index() is).
 
-    def _rebuild_vectors(self):
-        self._vectors = self._build_vectors()
-        self._vectors_gen = self.generation
-        return self._vectors
+        Read from the generation's file, memory-mapped when the file is at least
+        settings.retrieval.mmap_min_bytes; rebuilt from SQL when that file is not written yet.
+        """
+        mmap_min_bytes = self.settings.retrieval.mmap_min_bytes
+        return self._search_vectors.get(self.generation, lambda gen: self._load_vectors(gen, mmap_min_bytes))
+
+    def lexical_index(self) -> BM25Index:
+        """The BM25 index matching the SQL generation (its file, or built from SQL)."""
+        return self._lexical.get(self.generation, self._load_lexical)
+
+    def chunk_catalog(self) -> "ChunkCatalog":
+        """Chunk ids (ascending) with their document ids and positions, at the SQL generation."""
+        return self._catalog.get(self.generation, self._load_catalog)
+
+    def _load_vectors(self, gen: int, mmap_min_bytes: int | None = None):
+        path = vectors_path(self.dir, gen)
+        return read_faiss_index(path, mmap_min_bytes) if path.exists() else self._build_vectors()
 
     def _build_vectors(self):
         ids, vecs = self.all_vectors()
@@ -421,58 +301,21 @@ class Store:
         vecs = np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]) if rows else np.zeros((0, 0), np.float32)
         return ids, vecs
 
-    def lexical_index(self) -> BM25Index:
-        gen = self.generation
-        with self._read_lock:
-            if self._lexical is not None and self._lexical_gen == gen:
-                return self._lexical
-            path = self.dir / f"lexical-{gen}.npz"
-            try:
-                self._lexical = BM25Index.load(path) if path.exists() else None
-            except IndexFileError as e:  # an older version's file, or a damaged one: derived data, rebuilt
-                log.warning("%s", e)
-                self._lexical = None
-                with contextlib.suppress(OSError):
-                    path.unlink()  # so the next flush_indexes writes the current format
-            if self._lexical is None:
-                with self.sessions() as s:
-                    rows = s.execute(select(ChunkRow.id, ChunkRow.section, ChunkRow.text, ChunkRow.context).order_by(ChunkRow.id)).all()
-                self._lexical = BM25Index.build([r[0] for r in rows], (embed_text(r[1], r[2], r[3] or "") for r in rows))
-            self._lexical_gen = gen
-            return self._lexical
+    def _load_lexical(self, gen: int) -> BM25Index:
+        index = read_lexical_index(lexical_path(self.dir, gen))
+        if index is None:
+            with self.sessions() as s:
+                rows = s.execute(select(ChunkRow.id, ChunkRow.section, ChunkRow.text, ChunkRow.context).order_by(ChunkRow.id)).all()
+            index = BM25Index.build([r[0] for r in rows], (embed_text(r[1], r[2], r[3] or "") for r in rows))
+        return index
+
+    def _load_catalog(self, gen: int) -> "ChunkCatalog":
+        with self.sessions() as s:
+            rows = s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.position).order_by(ChunkRow.id)).all()
+        arr = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+        return ChunkCatalog(gen, arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy())
 
     # -- reading for retrieval -------------------------------------------------------------------------
-    def search_index(self):
-        """A FAISS index for searching at the SQL generation, never mutated (the writer's vector_index() is).
-
-        Read from the generation's file, memory-mapped when the file is at least
-        settings.retrieval.mmap_min_bytes; rebuilt from SQL when that file is not written yet.
-        """
-        gen = self.generation
-        with self._read_lock:
-            if self._search_vectors is not None and self._search_gen == gen:
-                return self._search_vectors
-            path = self.dir / f"vectors-{gen}.faiss"
-            if path.exists():
-                self._search_vectors = read_faiss_index(path, self.settings.retrieval.mmap_min_bytes)
-            else:
-                self._search_vectors = self._build_vectors()
-            self._search_gen = gen
-            return self._search_vectors
-
-    def chunk_catalog(self) -> "ChunkCatalog":
-        """Chunk ids (ascending) with their document ids and positions, at the SQL generation."""
-        gen = self.generation
-        with self._read_lock:
-            if self._catalog is not None and self._catalog_gen == gen:
-                return self._catalog
-            with self.sessions() as s:
-                rows = s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.position).order_by(ChunkRow.id)).all()
-            arr = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
-            self._catalog = ChunkCatalog(gen, arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy())
-            self._catalog_gen = gen
-            return self._catalog
-
     def readable_documents(self, groups: Sequence[str], filters: "SearchFilters | None" = None) -> np.ndarray:
         """Ids of the documents that share a group with `groups` and match `filters` (sorted int64)."""
         from .filters import filter_conditions, glob_match
@@ -518,27 +361,17 @@ class Store:
 
     def check(self) -> dict[str, int | bool]:
         """Do SQL rows and FAISS vectors agree? (the crash-safety invariant)"""
-        import faiss
-
         with self.sessions() as s:
             sql_ids = set(s.scalars(select(ChunkRow.id)))
             doc_chunks = s.scalar(select(func.coalesce(func.sum(Document.n_chunks), 0)))
         index = self.vector_index()
-        faiss_ids = set(faiss.vector_to_array(index.id_map).tolist()) if hasattr(index, "id_map") else set(_ivf_ids(index))
+        in_faiss = faiss_ids(index)
         return {
             "sql_chunks": len(sql_ids),
             "faiss_vectors": int(index.ntotal),
             "document_chunk_total": int(doc_chunks),
-            "consistent": sql_ids == faiss_ids and len(sql_ids) == int(index.ntotal) == int(doc_chunks),
+            "consistent": sql_ids == in_faiss and len(sql_ids) == int(index.ntotal) == int(doc_chunks),
         }
-
-    def _clean_stale_files(self) -> None:
-        gen = self.generation
-        for p in list(self.dir.glob("vectors-*.faiss")) + list(self.dir.glob("lexical-*.npz")) + list(self.dir.glob("*.tmp*")):
-            stem = p.name.split(".")[0]
-            if ".tmp" in p.name or not stem.endswith(f"-{gen}"):
-                with contextlib.suppress(OSError):
-                    p.unlink()
 
 
 @dataclass(frozen=True)
@@ -621,112 +454,9 @@ class WriteBatch:
         self.session.execute(delete(Quarantine).where(Quarantine.source_uri == uri))
 
 
-def build_faiss_index(ids: np.ndarray, vecs: np.ndarray, dim: int, flat_max: int):
-    """Exact inner-product index up to `flat_max` vectors; IVF (nlist ~ 4*sqrt(n), nprobe nlist/4) above."""
-    import faiss
-
-    n = len(ids)
-    if _wants_ivf(n, flat_max):
-        nlist = int(max(min(4 * np.sqrt(n), n / 39), 1))
-        quantizer = faiss.IndexFlatIP(dim)
-        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(vecs)
-        index.nprobe = max(1, nlist // 4)  # nlist/16 cost 0.09 nDCG@10 on SciFact
-        index.add_with_ids(vecs, ids)
-        return index
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    if n:
-        index.add_with_ids(vecs, ids)
-    return index
-
-
-def read_faiss_index(path: Path, mmap_min_bytes: int):
-    """Read a FAISS file, memory-mapped (read-only: never add to it) when it is at least `mmap_min_bytes`.
-
-    FAISS maps flat codes with IO_FLAG_MMAP_IFC and IVF inverted lists with IO_FLAG_MMAP; the file's
-    first four bytes (its fourcc) say which one it is.
-    """
-    import faiss
-
-    if path.stat().st_size < mmap_min_bytes:
-        return faiss.read_index(str(path))
-    with open(path, "rb") as f:
-        fourcc = f.read(4)
-    flat = fourcc in (b"IxM2", b"IxMp", b"IxFI", b"IxF2")
-    flag = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if flat else faiss.IO_FLAG_MMAP
-    try:
-        return faiss.read_index(str(path), flag)
-    except RuntimeError:  # a FAISS build without this mapping: read it into memory
-        log.warning("could not memory-map %s; reading it into memory", path)
-        return faiss.read_index(str(path))
-
-
-def _wants_ivf(n: int, flat_max: int) -> bool:
-    return n > flat_max
-
-
-def _is_ivf(index) -> bool:
-    return not hasattr(index, "id_map")
-
-
-def _ivf_ids(index) -> list[int]:
-    import faiss
-
-    invlists = index.invlists
-    out: list[int] = []
-    for lst in range(index.nlist):
-        n = invlists.list_size(lst)
-        if n:
-            out.extend(faiss.rev_swig_ptr(invlists.get_ids(lst), n).tolist())
-    return out
-
-
 def _try_flock(f) -> bool:
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
     except BlockingIOError:
         return False
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _add_missing_columns(engine) -> None:
-    """Bring a store made by an older version up to the current tables: add the (nullable) columns it lacks.
-
-    Only additive changes happen here, and only nullable columns are ever added to existing tables, so
-    this is safe on SQLite and PostgreSQL alike and idempotent; new tables come from create_all."""
-    from sqlalchemy import inspect, text
-
-    insp = inspect(engine)
-    with engine.begin() as conn:
-        for table in Base.metadata.sorted_tables:
-            have = {c["name"] for c in insp.get_columns(table.name)}
-            for col in table.columns:
-                if col.name not in have:
-                    if not col.nullable:
-                        raise StoreError(f"the store's table {table.name} lacks the column {col.name}, which cannot be "
-                                         "added in place; ingest into a new --store")
-                    ddl = col.type.compile(dialect=engine.dialect)
-                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {ddl}'))
-                    log.info("store upgraded: %s.%s added", table.name, col.name)
-
-
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()

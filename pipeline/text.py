@@ -1,15 +1,26 @@
-"""Text rules every package shares: citation markers (and later sentences, words, stopwords, the refusal).
+"""Text rules every package shares: citation markers, sentences, words, stopwords, the refusal.
 
-One definition each, so the generator that writes a marker, the validator that reads it and the app
-that draws it can never disagree.
+One definition each, so the generator that writes a marker, the validator that reads it and the app that
+draws it can never disagree. Where two packages need a rule to behave differently (the sentence cut of
+ingestion against the one of answers, the stop lists of BM25, of the question features and of claims), the
+variants are defined here, side by side, each named for what it is and derived from the base where it can
+be; the differences are explained next to them.
+
+Only `re`: importing this module is light. The stemming word rule (PyStemmer) is in `pipeline.words`.
 """
 
 from __future__ import annotations
 
 import re
 
-# "[3]", "[1, 2]", "[1][2]" (the last is two matches). Only plain integers are markers.
-MARKER_RE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# --- citation markers ---------------------------------------------------------------------------------
+
+# what is between the brackets of a marker: "3", "1, 2" (only plain integers are markers)
+MARKER_NUMBERS = r"\d+(?:\s*,\s*\d+)*"
+# one marker: "[3]", "[1, 2]"; "[1][2]" is two matches. group(1): the numbers
+MARKER_RE = re.compile(rf"\[({MARKER_NUMBERS})\]")
+# a run of markers, "[3]", "[1, 2]" or "[1][2]" (finalize_citations writes "[1, 2]" as "[1][2]"), no group
+MARKER_RUN_RE = re.compile(rf"(?:\[{MARKER_NUMBERS}\])+")
 
 
 def find_markers(text: str) -> list[int]:
@@ -18,3 +29,77 @@ def find_markers(text: str) -> list[int]:
     for m in MARKER_RE.finditer(text):
         out.extend(int(n) for n in m.group(1).split(","))
     return out
+
+
+def strip_markers(text: str) -> str:
+    """Text without [n] markers, no space left before punctuation, whitespace collapsed."""
+    text = MARKER_RE.sub(" ", text)
+    return " ".join(re.sub(r"\s+([.,;:!?])", r"\1", text).split())
+
+
+# --- sentences ----------------------------------------------------------------------------------------
+
+# The sentence boundary of answers and passages: the whitespace after ".", "!" or "?" when a capital, a
+# digit, a quote, "(" or "[" follows. The extractive generator, the validator (per line, see
+# validation.text.sentence_spans), the support checker and the sculpt model's features (its checkpoint was
+# trained with these sentences) all cut here. It also cuts before a marker written after the full stop
+# ("... in 1889. [2] It ..."); the validator gives such markers back to the sentence they close.
+SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+
+# Ingestion's variant, used only to pack chunks (ingest/chunk.py): closing quotes and brackets after the
+# stop ('... Prussia." He') are part of the boundary, and an opening quote or bracket starts a sentence
+# only before a capital or a digit (so not before "[2]" or '"...'). It is kept apart because chunk texts,
+# and with them every stored chunk and its id, depend on it; on the shared example documents the two
+# rules cut ~0.6% of lines differently. Note that `CHUNK_SENTENCE_RE.split` drops the closing quotes and
+# brackets it matches ("(See [2].) Then" -> "(See [2].", "Then").
+CHUNK_SENTENCE_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+# --- words --------------------------------------------------------------------------------------------
+
+# A word of lowercased text: letters and digits ("don't" is "don", "t"). Question matching, the extractive
+# scores, the sculpt features and the validator's content terms use it.
+WORD_RE = re.compile(r"[a-z0-9]+")
+# A BM25 term before stemming (pipeline.words.tokenize), cased input: letters and digits with one
+# apostrophe suffix ("kernel's", "kernel’s"). It is part of every lexical index's terms.
+BM25_TOKEN_RE = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
+
+
+def words(text: str) -> list[str]:
+    """The WORD_RE words of `text`, lowercased, in order (stopwords included)."""
+    return WORD_RE.findall(text.lower())
+
+
+# --- stopwords ----------------------------------------------------------------------------------------
+# Four lists, each a superset of QUESTION_STOPWORDS. Each one's exact members are part of something that
+# must not change without a reason: a trained checkpoint, stored indexes, calibrated thresholds.
+
+# Words of a question that never count as a match: the extractive generator's scores.
+QUESTION_STOPWORDS = frozenset(
+    "a an and are as at be by for from has have how in is it its of on or that the this to was were what when "
+    "where which who why will with does do did can".split()
+)
+# The sculpt model's question match and relevance terms: the checkpoint was trained with "not" left out too.
+SCULPT_STOPWORDS = QUESTION_STOPWORDS | {"not"}
+# BM25 terms (pipeline.words.tokenize): pronouns, modals and negations too. Indexes are built with it.
+BM25_STOPWORDS = QUESTION_STOPWORDS | frozenset(
+    "about been but could he her his i into no not she should than their them then there these they those "
+    "whom would you your".split()
+)
+# The validator's content terms of a claim: claims also carry auxiliaries, pronouns and hedges, and talk
+# about "the passage" (validation.text.content_terms, key_terms).
+CLAIM_STOPWORDS = QUESTION_STOPWORDS | frozenset(
+    "about after all also am any because been before being between both but could each during had having he her "
+    "here hers him his i if into more most much my no nor not now of off once only other our ours out over own "
+    "same she should so some such than their theirs them then there these they those through too under until up "
+    "us very we while whom would you your yours according passage passages states stated said says".split()
+)
+
+# --- the refusal --------------------------------------------------------------------------------------
+
+# The sentence a generator answers with when the passages do not hold the answer (every generator writes
+# exactly this; the prompt asks the model to say it).
+REFUSAL = "The passages do not contain the answer."
+# What counts as a refusal when reading an answer (validation.text.is_refusal matches them, normalised, as
+# whole words): the canonical sentence and the looser phrasings models write.
+REFUSAL_PHRASES = (REFUSAL, "do not contain the answer", "does not contain the answer",
+                   "do not contain this information", "does not contain this information")

@@ -12,19 +12,16 @@ from __future__ import annotations
 import os
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 from .text import MARKER_RE
 
-
-
 __all__ = [
     "Citation", "DenoiseState", "DiffusionConfig", "GenerationRequest", "GenerationResult", "GenerationTrace",
-    "Passage", "FileOutcome", "IngestReport",
+    "Passage", "FileOutcome", "IngestReport", "SentenceReport", "InjectionFlag", "GroundTruth", "RepairRound",
+    "ValidationReport", "Answer",
 ]
 
 
@@ -304,6 +301,111 @@ class Hit(BaseModel):
         return Passage(number=number, text=self.text, title=self.document.title, page=self.page, chunk_id=self.chunk_uid)
 
 
+
+# -- the validation report (validation.validate makes it; the pipeline, the app, the service and evaluation read it)
+# Everything here is plain data. Numbering: `markers` and the keys of `precision` are the numbers shown in the
+# answer text; `passages` are the passage numbers they resolve to (the same numbers unless the caller gave a
+# marker -> passage map, as the pipeline does after markers are renumbered in order of first use). Character
+# offsets index the answer text.
+Status = Literal["pass", "warn", "fail"]
+
+
+class SentenceReport(BaseModel):
+    """One sentence of the answer: where it is, what it cites, and whether the citations hold."""
+
+    index: int
+    text: str
+    start: int = Field(description="char offset of the sentence in the answer text")
+    end: int = Field(description="char offset one past the sentence's end")
+    markers: list[int] = Field(default_factory=list, description="the [n] numbers in the sentence, in order, once each")
+    passages: list[int] = Field(default_factory=list, description="passage numbers the known markers resolve to")
+    status: Status = "pass"
+    reasons: list[str] = Field(default_factory=list)
+    factual: bool = Field(False, description="states something checkable (not a refusal, question or filler)")
+    supported: bool | None = Field(
+        None, description="citation recall: the cited passages together support the sentence (None: nothing cited "
+        "or not factual)")
+    support_score: float | None = Field(None, description="the checker's score of the sentence against its citations")
+    precision: dict[int, bool] = Field(
+        default_factory=dict, description="marker -> the passage it names is needed or relevant for this sentence")
+    best_passage: int | None = Field(None, description="the passage that alone supports the sentence best")
+    best_score: float | None = Field(None, description="that passage's score")
+
+
+class InjectionFlag(BaseModel):
+    """A passage containing text that tries to instruct the model (prompt injection), and whether the answer
+    obeys it. `excerpt` quotes the passage with any markup made inert (validation.markup.defang)."""
+
+    passage: int
+    pattern: str = Field(description="name of the pattern in validation.injection.PATTERNS")
+    excerpt: str
+    cited: bool = Field(False, description="the answer cites this passage")
+    obeyed: bool = Field(False, description="the answer does what the passage asks: it carries the payload the "
+                         "passage asked for, or a URL or markup written in the passage (the verdict is then fail)")
+    evidence: str = Field("", description="what in the answer shows it obeyed (markup shown inert)")
+
+
+class GroundTruth(BaseModel):
+    """Comparison with an evaluation set's gold answer and gold evidence passages (None: not given)."""
+
+    exact_match: bool | None = Field(None, description="SQuAD-normalised answer equals the gold (markers removed)")
+    token_f1: float | None = Field(None, description="SQuAD token F1 against the gold (markers removed)")
+    evidence_recall: float | None = Field(None, description="share of gold passages the answer cites (None: none given)")
+
+
+class RepairRound(BaseModel):
+    """One round of repair (pipeline.rag.validate_and_repair): what was done, the verdict before and after,
+    the failing sentences' text before it, how long it took."""
+
+    how: str
+    before: Status
+    after: Status
+    failing_before: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+
+
+class ValidationReport(BaseModel):
+    """The verdict on one answer: pass / warn / fail, why, per sentence, and the spans a repair should redo."""
+
+    status: Status | Literal["not run"]
+    reasons: list[str] = Field(default_factory=list)
+    sentences: list[SentenceReport] = Field(default_factory=list)
+    coverage: float | None = Field(None, description="share of factual sentences citing >=1 passage (None: none factual)")
+    citation_recall: float | None = Field(
+        None, description="ALCE citation recall: share of factual sentences supported by their citations (uncited: 0)")
+    citation_precision: float | None = Field(
+        None, description="ALCE citation precision: share of citations (marker in a sentence) that are relevant")
+    unknown_markers: list[int] = Field(default_factory=list)
+    refusal: bool = False
+    injection: list[InjectionFlag] = Field(default_factory=list)
+    ground_truth: GroundTruth | None = None
+    failing_spans: list[tuple[int, int]] = Field(default_factory=list, description="(start, end) of failing sentences")
+    checker: str = ""
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    repair: list[RepairRound] = Field(default_factory=list, description="the repair rounds run, in order (the "
+                                      "rest of the report is about the answer after the last one)")
+
+    @classmethod
+    def not_run(cls) -> "ValidationReport":
+        """The report of an answer nobody validated (settings.validation.enabled off)."""
+        return cls(status="not run")
+
+    @model_serializer(mode="wrap")
+    def _compact(self, handler):
+        """An unvalidated answer is `{"status": "not run"}`, and `repair` is written only when a round ran:
+        the JSON of `ask --json` and of the eval report is what it was when the report was a dict."""
+        if self.status == "not run":
+            return {"status": "not run"}
+        data = handler(self)
+        if not self.repair:
+            data.pop("repair", None)
+        return data
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (dict keys become strings, tuples lists)."""
+        return self.model_dump(mode="json")
+
+
 class SourceCitation(BaseModel):
     """A citation in an answer, resolved to the chunk it names and the passage text it quotes."""
 
@@ -326,5 +428,5 @@ class Answer(BaseModel):
     passages: list[Hit] = Field(default_factory=list)
     generator: str
     trace: GenerationTrace | None = None
-    validation: dict = Field(default_factory=lambda: {"status": "not run"})
+    validation: ValidationReport = Field(default_factory=ValidationReport.not_run)
     timings: dict[str, float] = Field(default_factory=dict)

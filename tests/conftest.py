@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.embed import SentenceTransformerEmbedder
+from pipeline.embedding import SentenceTransformerEmbedder
 from pipeline.config import IngestSettings, Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -159,6 +159,16 @@ def make_settings(tmp_path: Path, store_database):
         return Settings(store_dir=tmp_path / "store", database_url=store_database, ingest=IngestSettings(**ingest))
 
     return make
+
+
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true",
+                     help="run the whole suite, slow tests included (clears the default -m 'not slow'; what CI runs)")
+
+
+def pytest_configure(config):
+    if config.getoption("full"):
+        config.option.markexpr = ""  # pyproject's addopts select the quick suite with -m 'not slow'
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,6 +1,6 @@
 """Validation: every answer is checked against its passages before anyone sees it (see validation.validate)."""
 
-from .report import GroundTruth, InjectionFlag, SentenceReport, ValidationReport
+from pipeline.types import GroundTruth, InjectionFlag, SentenceReport, ValidationReport
 from .support import NLIChecker, OverlapEmbeddingChecker, SupportChecker, get_checker, register_checker
 from .validate import Validator, validate
 

@@ -19,7 +19,7 @@ import re
 from typing import Iterable, Mapping, NamedTuple
 
 from .markup import defang, find_markup, find_urls
-from .report import InjectionFlag
+from pipeline.types import InjectionFlag
 from .text import MARKER_RE
 
 _IGNORE = r"(?:ignore|disregard|forget|override|skip)"

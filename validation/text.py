@@ -1,9 +1,9 @@
 """Text helpers for validation: sentence spans, content terms, numbers and names, refusals, SQuAD normalisation.
 
-Sentences are cut with the project's one sentence regex (`generator.extractive.SENT_RE`) inside each line,
-keeping character offsets into the answer, so a failing sentence can be remasked in place. Markers and
-refusals use the generator's own definitions (`MARKER_RE`, `REFUSAL`), so the validator reads an answer the
-way the generators write it, whichever generator wrote it.
+Sentences are cut with the project's one sentence rule (`pipeline.text.SENTENCE_RE`) inside each line,
+keeping character offsets into the answer, so a failing sentence can be remasked in place. Markers, words,
+stopwords and refusals are the core's text rules (`pipeline.text`), the ones the generators write with, so
+the validator reads an answer the way the generators write it, whichever generator wrote it.
 """
 
 from __future__ import annotations
@@ -12,22 +12,15 @@ import re
 import string
 from collections import Counter
 
-from pipeline.text import MARKER_RE, find_markers
-from generator.extractive import SENT_RE, STOP, WORD_RE
-from generator.prompt import REFUSAL
+from pipeline.text import MARKER_RE, REFUSAL_PHRASES, WORD_RE, find_markers, strip_markers
+from pipeline.text import CLAIM_STOPWORDS as STOPWORDS  # the stop list of claims (one of the core's variants)
+from pipeline.text import SENTENCE_RE as SENT_RE  # the one sentence rule, under the name validation always used
 
 __all__ = [
     "MARKER_RE", "SENT_RE", "WORD_RE", "STOPWORDS", "find_markers", "sentence_spans", "strip_markers",
     "content_terms", "numbers", "key_terms", "is_refusal", "normalize", "token_f1",
 ]
 
-# extractive.STOP is tuned for questions; claims also carry auxiliaries, pronouns and hedges
-STOPWORDS = STOP | frozenset(
-    "about after all also am any because been before being between both but could each during had having he her "
-    "here hers him his i if into more most much my no nor not now of off once only other our ours out over own "
-    "same she should so some such than their theirs them then there these they those through too under until up "
-    "us very we while whom would you your yours according passage passages states stated said says".split()
-)
 # "3.5", "1,000", "2019"; thousands separators are dropped so "1,000" matches "1000"
 NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 # a capitalised word or acronym ("Facebook", "PrP", "UK"); at a sentence start it is only a name if it has a
@@ -62,12 +55,6 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
             if start < end:
                 spans.append((start, end))
     return spans
-
-
-def strip_markers(text: str) -> str:
-    """Text without [n] markers, no space left before punctuation, whitespace collapsed."""
-    text = MARKER_RE.sub(" ", text)
-    return " ".join(re.sub(r"\s+([.,;:!?])", r"\1", text).split())
 
 
 def _stem(word: str) -> str:
@@ -112,14 +99,13 @@ def normalize(text: str) -> str:
     return " ".join(ARTICLES_RE.sub(" ", text).split())
 
 
-REFUSAL_PHRASES = tuple(normalize(p) for p in (REFUSAL, "do not contain the answer", "does not contain the answer",
-                                               "do not contain this information", "does not contain this information"))
+_REFUSALS = tuple(normalize(p) for p in REFUSAL_PHRASES)  # pipeline.text.REFUSAL_PHRASES, normalised
 
 
 def is_refusal(text: str) -> bool:
     """The normalised text contains a refusal phrase as whole words (loose, like benchmarks/generator_eval)."""
     padded = f" {normalize(text)} "
-    return any(f" {p} " in padded for p in REFUSAL_PHRASES)
+    return any(f" {p} " in padded for p in _REFUSALS)
 
 
 def token_f1(pred: str, gold: str) -> float:

@@ -29,7 +29,7 @@ from pipeline.errors import ConfigError
 
 from .injection import follow_flags, scan
 from .markup import defang
-from .report import GroundTruth, SentenceReport, Status, ValidationReport
+from pipeline.types import GroundTruth, SentenceReport, Status, ValidationReport
 from .support import OverlapEmbeddingChecker, SupportChecker, score_pairs
 from .text import content_terms, find_markers, is_refusal, normalize, numbers, sentence_spans, strip_markers, token_f1
 
@@ -41,7 +41,7 @@ class Validator:
     """Holds a support checker (the default loads MiniLM once in `warm_up`) and validates answers with it.
 
     `Validator(checker)(answer)` is the hook `pipeline.rag.RagPipeline(validator=...)` expects: it takes a
-    `pipeline.types.Answer` and returns the report as a dict.
+    `pipeline.types.Answer` and returns its `ValidationReport`.
     """
 
     def __init__(self, checker: SupportChecker | None = None) -> None:
@@ -50,11 +50,11 @@ class Validator:
     def warm_up(self) -> None:
         self.checker.warm_up()
 
-    def __call__(self, answer: Any) -> dict:
-        """An `Answer` (text with markers renumbered, citations, hits as passages 1..k) -> report dict."""
+    def __call__(self, answer: Any) -> ValidationReport:
+        """An `Answer` (text with markers renumbered, citations, hits as passages 1..k) -> its report."""
         passages = [(i + 1, hit.text) for i, hit in enumerate(answer.passages)]
         markers = {c.marker: c.passage_number for c in answer.citations}
-        return self.validate(answer.text, passages, markers=markers).to_dict()
+        return self.validate(answer.text, passages, markers=markers)
 
     def validate(self, text: str, passages: Sequence[Any], *, gold: str | None = None,
                  gold_passages: Collection[int] | None = None,

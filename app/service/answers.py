@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.ui.services import User
-from generator.base import available_generators
-from pipeline.rag import LOAD_OPTIONS
+from generator.base import available_generators, generator_spec
+from pipeline.errors import ConfigError
 from pipeline.types import Answer, DenoiseState, SearchFilters
 
 from .auth import caller, groups_in_use
@@ -120,11 +120,25 @@ async def _load(request: Request, name: str):
     return gen
 
 
-def _check_options(options: dict[str, Any]) -> dict[str, Any]:
-    refused = sorted(set(options) & LOAD_OPTIONS)
+def _check_options(request: Request, generator: str | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The request's options, if the generator's plugin declares them as sampling options (those that choose
+    weights or a server are the server's set-up; a plugin that declares no options takes none per request)."""
+    if not options:
+        return {}
+    name = _generator_name(request, generator)
+    spec = generator_spec(name)
+    if not spec.declared:
+        raise ApiError(422, f"generator {name!r} declares no options; {', '.join(sorted(options))} cannot be set "
+                            "per request")
+    refused = sorted(set(options) & spec.load_options)
     if refused:
         raise ApiError(422, f"{', '.join(refused)} cannot be set per request (they choose weights or a remote "
-                            "server, which is the server's set-up); send sampling options only")
+                            "server, which is the server's set-up); send sampling options only: "
+                            f"{', '.join(sorted(spec.sampling_options))}")
+    try:
+        spec.check(options, name)
+    except ConfigError as e:
+        raise ApiError(422, str(e)) from None
     return dict(options)
 
 
@@ -160,7 +174,7 @@ def _outcome(request: Request, job: Job) -> Answer:
         raise as_api_error(e) from None
     except Exception as e:  # noqa: BLE001 - mapped to the client's error
         raise as_api_error(e) from e
-    request.app.state.metrics.count_answer(answer.generator, str(answer.validation.get("status", "not run")))
+    request.app.state.metrics.count_answer(answer.generator, answer.validation.status)
     return answer
 
 
@@ -231,7 +245,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # -- routes --------------------------------------------------------------------------------------------
 @router.post("/ask", summary="Answer a question with cited, validated text (stream: Server-Sent Events)")
 async def ask(body: AskRequest, request: Request, user: User = Depends(caller)) -> Response:
-    options = _check_options(body.options)
+    options = _check_options(request, body.generator, body.options)
     if not body.stream:
         job = await _job(request, user, body, body.generator, options)
         return Response(_answer_json(await _answer(request, job)), media_type="application/json")
@@ -281,7 +295,7 @@ def _chat_options(gen, temperature: float | None, max_tokens: int | None) -> dic
 
 
 def _message_extras(answer: Answer) -> dict[str, Any]:
-    return {"citations": [c.model_dump(mode="json") for c in answer.citations], "validation": answer.validation}
+    return {"citations": [c.model_dump(mode="json") for c in answer.citations], "validation": answer.validation.model_dump(mode="json")}
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completions (the last user message is the question)")

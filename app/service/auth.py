@@ -26,7 +26,8 @@ from fastapi import Request
 from app.ui.services import ANONYMOUS, User, resolve_user
 from pipeline.errors import ConfigError
 from pipeline.groups import parse_groups
-from pipeline.store import ApiKey, Store
+from pipeline.schema import ApiKey
+from pipeline.store import Store
 
 from .errors import ApiError
 

@@ -11,9 +11,9 @@ import html
 import re
 from typing import Iterable, Sequence
 
+from pipeline.text import MARKER_RE  # "[3]", "[1, 2]": the markers the generators write and validation reads
 from pipeline.types import MASK_GLYPH
 
-MARKER_RE = re.compile(r"\[(\d+)\]")
 STATUS_ICON = {"pass": "✓", "warn": "!", "fail": "✗", "not run": "–"}
 
 CSS = """<style>
@@ -94,14 +94,14 @@ def badge(status: str, label: str | None = None) -> str:
     return f'<span class="sr-badge {cls}">{STATUS_ICON.get(status, "")} {e(label or status)}</span>'
 
 
-def sentences_html(report: dict) -> str:
-    """Each sentence's verdict and reasons, plus the answer-level reasons that are not about one sentence."""
+def sentences_html(sentences: Iterable[tuple[str, str, Sequence[str]]], reasons: Sequence[str] = ()) -> str:
+    """Each sentence's verdict and reasons ((status, text, reasons) per sentence), plus the answer-level
+    `reasons` that are not about one sentence."""
     items = []
-    for s in report.get("sentences", []):
-        status = s.get("status", "pass")
-        reasons = "".join(f'<div class="sr-reason">{e(r)}</div>' for r in s.get("reasons", []))
-        items.append(f"<li>{badge(status)} {_markers(e(s.get('text', '')))}{reasons}</li>")
-    general = [r for r in report.get("reasons", []) if not r.startswith("sentence ")]
+    for status, text, why in sentences:
+        why_html = "".join(f'<div class="sr-reason">{e(r)}</div>' for r in why)
+        items.append(f"<li>{badge(status)} {_markers(e(text))}{why_html}</li>")
+    general = [r for r in reasons if not r.startswith("sentence ")]
     items.extend(f'<li><div class="sr-reason">{e(r)}</div></li>' for r in general)
     return f'<ul class="sr-sentences">{"".join(items)}</ul>'
 

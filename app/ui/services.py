@@ -40,11 +40,6 @@ from pipeline.groups import parse_groups
 
 log = logging.getLogger(__name__)
 
-# generators that only run with a local model folder (the others ship with sculptrag)
-NEEDS_MODEL_PATH = {"llada", "dream", "hf-mlm", "hf-causal"}
-DIFFUSION = {"llada", "dream", "hf-mlm"}
-
-
 # -- the user --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class User:
@@ -103,6 +98,75 @@ def group_key(groups: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(set(groups))).encode()).hexdigest()[:16]
 
 
+def plugin_spec(name: str):
+    """What the generator `name` declares (generator.base.GeneratorSpec), or None when no such generator is
+    registered (a session's choice from before a plugin went away)."""
+    from generator.base import generator_spec
+
+    try:
+        return generator_spec(name)
+    except ConfigError:
+        return None
+
+
+def ready_generators() -> list[str]:
+    """The generators that run without a local model folder (their plugins do not declare needs_model_path)."""
+    from generator.base import available_generators
+
+    return [g for g in available_generators() if not getattr(plugin_spec(g), "needs_model_path", True)]
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One field of a generator's options model as the Settings page shows it."""
+
+    name: str
+    label: str
+    help: str | None
+    kind: str  # "int" and "float": a number input; "bool": a checkbox; "choice": a select; "text": a text input
+    optional: bool = False  # None is a value (an empty number box, a "none" choice)
+    choices: tuple[Any, ...] = ()
+    min: float | None = None
+    max: float | None = None
+
+
+def form_fields(model: Any, skip: Iterable[str] = ()) -> list[FormField]:
+    """The fields of a pydantic options model that a form can show, in order (fields in `skip`, and those
+    of a type no widget edits, such as dicts, are left out): int/float with their bounds, bool, Literal, str."""
+    import types
+    import typing
+
+    out = []
+    for name, info in model.model_fields.items():
+        if name in skip:
+            continue
+        ann, optional = info.annotation, False
+        if typing.get_origin(ann) in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(ann) if a is not type(None)]
+            optional = len(args) < len(typing.get_args(ann))
+            if len(args) != 1:
+                continue
+            ann = args[0]
+        low = high = None
+        for m in info.metadata:
+            for attr, is_low, shift in (("ge", True, 0), ("gt", True, 1), ("le", False, 0), ("lt", False, -1)):
+                bound = getattr(m, attr, None)
+                if bound is not None:
+                    bound = bound + shift if ann is int else bound  # an open float bound is left to validation
+                    low, high = (bound, high) if is_low else (low, bound)
+        label = info.title or name.replace("_", " ").capitalize()
+        common = dict(name=name, label=label, help=info.description, optional=optional)
+        if typing.get_origin(ann) is typing.Literal:
+            out.append(FormField(kind="choice", choices=tuple(typing.get_args(ann)), **common))
+        elif ann is bool:
+            out.append(FormField(kind="bool", **common))
+        elif ann in (int, float):
+            out.append(FormField(kind=ann.__name__, min=low, max=high, **common))
+        elif ann is str:
+            out.append(FormField(kind="text", **common))
+    return out
+
+
 # -- the user's settings for this session ------------------------------------------------------------------
 @dataclass
 class Prefs:
@@ -129,9 +193,11 @@ class Prefs:
         return SearchFilters(fields=chosen) if chosen else None
 
     def generator_options(self) -> dict[str, Any]:
-        """The options for the chosen generator, as `RagPipeline.stream` takes them: its model folder when it
-        needs one, and its sampling fields (a loaded generator's `with_options` makes them its config)."""
-        path = self.model_paths.get(self.generator) if self.generator in NEEDS_MODEL_PATH else None
+        """The options for the chosen generator, as `RagPipeline.stream` takes them: its model folder when its
+        plugin declares that it needs one, and its sampling fields (a loaded generator's `with_options` makes
+        them its config)."""
+        spec = plugin_spec(self.generator)
+        path = self.model_paths.get(self.generator) if spec is not None and spec.needs_model_path else None
         return {**({"model_path": path} if path else {}), **self.options.get(self.generator, {})}
 
 

@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import torch
 from torch import nn
 
+from pipeline.device import resolve_device_and_dtype
 from pipeline.errors import ConfigError, ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -88,16 +89,9 @@ class Denoiser(Protocol):
         ...
 
 
-def resolve_device(setting: str = "auto") -> tuple[torch.device, torch.dtype]:
-    """'auto' | 'cpu' | 'cuda' -> (device, dtype): CUDA in bf16 when available, else CPU float32."""
-    if setting not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"device must be 'auto', 'cpu' or 'cuda', got {setting!r}")
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available; use device='auto' or 'cpu'")
-    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.device("cuda"), dtype
-    return torch.device("cpu"), torch.float32
+# the denoisers' device setting -> (device, dtype): CUDA in bf16 (fp16 without bf16) when available, else CPU
+# float32 (the one resolver, pipeline.device)
+resolve_device = resolve_device_and_dtype
 
 
 def positions_from_mask(attention_mask: torch.Tensor | None, batch: int, length: int, device) -> torch.Tensor:

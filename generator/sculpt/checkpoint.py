@@ -35,7 +35,7 @@ def load_encoder(base_model: str = BASE_MODEL) -> tuple[nn.Module, object]:
     from transformers import BertModel
     from transformers.utils import logging as hf_logging
 
-    from ingest.embed import resolve_model_path
+    from pipeline.embedding import resolve_model_path
 
     path = resolve_model_path(base_model)
     verbosity = hf_logging.get_verbosity()
@@ -56,7 +56,7 @@ def load_tokenizer(base_model: str = BASE_MODEL):
     """Just the encoder's tokenizer (data workers need no weights); `base_model`: package name or folder."""
     from transformers import AutoTokenizer
 
-    from ingest.embed import resolve_model_path
+    from pipeline.embedding import resolve_model_path
 
     return AutoTokenizer.from_pretrained(str(resolve_model_path(base_model)), local_files_only=True)
 

@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-from ..extractive import SENT_RE, STOP as EXTRACTIVE_STOP, WORD_RE
+from pipeline.text import SCULPT_STOPWORDS as STOP, SENTENCE_RE, words as _words
 
 if TYPE_CHECKING:
     from .model import SculptConfig
 
-STOP = EXTRACTIVE_STOP | {"not"}  # question words that never count as a match (the checkpoint was trained with these)
 N_BUCKETS = 8  # question-coverage buckets of a sentence (the checkpoint was trained with 8)
 INNER_CAPITAL_RE = re.compile(r"(?<=[\w,;] )[A-Z][\w&-]*")  # a capitalised word inside a sentence
 SENTENCE_STRIDE = 10_000  # sentence id = passage * SENTENCE_STRIDE + the sentence's index in its passage
@@ -62,10 +61,6 @@ class Batch:
         return Batch(self.input_ids.to(device), self.attention.to(device), self.copyable.to(device),
                      self.match.to(device), self.bucket.to(device), self.sentence.to(device), self.starts.to(device),
                      self.passage_ok.to(device), self.offsets, self.texts)
-
-
-def _words(text: str) -> list[str]:
-    return WORD_RE.findall(text.lower())
 
 
 def featurize(tokenizer, config: SculptConfig, questions: Sequence[str],
@@ -148,7 +143,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     for line in LINE_RE.finditer(text):
         a, z = line.span(1)
         start = a
-        for m in SENT_RE.finditer(text, a, z):
+        for m in SENTENCE_RE.finditer(text, a, z):
             out.append((start, m.start()))
             start = m.end()
         out.append((start, z))

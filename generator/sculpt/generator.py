@@ -54,11 +54,12 @@ from typing import Callable, Iterator, Literal, Sequence
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipeline.device import resolve_device
 from pipeline.errors import ConfigError
 
-from ..base import last_of, sampling_config
+from ..base import generator_plugin, last_of, sampling_config
 from ..citations import finalize_citations
-from ..prompt import REFUSAL
+from pipeline.text import REFUSAL
 from pipeline.types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
 from .checkpoint import bundled_checkpoint, load_checkpoint
 from . import relevance
@@ -130,8 +131,7 @@ class SculptGenerator:
         except ValidationError as e:
             raise _config_error(e) from e
         self.model_path = Path(model_path) if model_path else None
-        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                                   ("cpu" if device == "auto" else device))
+        self.device = resolve_device(device)
         self.name = name
         self._model: SculptModel | None = None
         self._tokenizer = None
@@ -446,6 +446,16 @@ def _normal(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
+class SculptOptions(SculptSampling):
+    """The options of "sculpt": SculptSampling's fields and which checkpoint to load where."""
+
+    model_path: str | None = Field(None, description="a sculpt checkpoint folder (default: the bundled one)",
+                                   json_schema_extra={"load": True})
+    device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="where the model runs (auto: CUDA when "
+                                                   "there is one)", json_schema_extra={"load": True})
+
+
+@generator_plugin(options=SculptOptions, diffusion=True)
 def build_sculpt(**options) -> SculptGenerator:
     """Factory for the "sculpt" entry point (options: model_path, device, name, config, and the SculptSampling
     fields sampler, draft_length, max_steps, refuse_threshold, more_threshold)."""

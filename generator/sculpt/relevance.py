@@ -40,9 +40,10 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from pipeline.lexical import ENTITY_NOISE, stem
+from pipeline.text import SCULPT_STOPWORDS, words
+from pipeline.words import ENTITY_NOISE, stem
 
-from .features import STOP, _words, sentence_id, sentence_spans, split_sentence_id
+from .features import sentence_id, sentence_spans, split_sentence_id
 
 WORD_MAX_TOKENS = 256  # the embedder's max_seq_length
 COVER_WEIGHT = 1.0
@@ -216,7 +217,7 @@ def is_heading(text: str) -> bool:
 
 def terms(text: str) -> set[str]:
     """The content words of `text` (the model's stop list left out) as Snowball stems."""
-    return {stem(w) for w in _words(text) if w not in STOP}
+    return {stem(w) for w in words(text) if w not in SCULPT_STOPWORDS}
 
 
 def dispensable(prefix: str, asked: set[str], also: frozenset[str] = frozenset()) -> bool:

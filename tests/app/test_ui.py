@@ -76,7 +76,7 @@ def test_settings_change_takes_effect(app):
 
 def test_sampling_settings_reach_the_generator(app):
     app.switch_page("views/settings.py").run()
-    app.number_input(key="set_sculpt_steps").set_value(2).run()
+    app.number_input(key="set_sculpt_max_steps").set_value(2).run()
     app.switch_page("views/ask.py").run()
     answer = ask(app, "How many laptops were delivered on January 23, 2023?")
     assert answer.generator == "sculpt" and answer.trace.steps <= 2

@@ -198,6 +198,7 @@ def sculpt() -> SculptGenerator:
     return gen
 
 
+@pytest.mark.slow  # minutes on 2 busy cores (--durations, issue 16)
 @pytest.mark.parametrize("options", [{}, {"sampler": "naive", "selector": "learned"}])
 def test_a_batched_sculpt_answer_is_the_one_it_gets_alone(sculpt, options):
     gen = sculpt.with_options(**options) if options else sculpt
@@ -211,6 +212,7 @@ def test_a_batched_sculpt_answer_is_the_one_it_gets_alone(sculpt, options):
         assert "litigation is filed" in alone[0].raw_text and alone[5].trace.steps == 2
 
 
+@pytest.mark.slow  # minutes on 2 busy cores (--durations, issue 16)
 def test_sculpt_batches_keep_to_the_row_limit_per_model_call(sculpt, monkeypatch):
     from generator.sculpt import generator as module
 

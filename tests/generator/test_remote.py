@@ -39,6 +39,7 @@ from pipeline.types import (
     GenerationRequest,
     GenerationResult,
     Passage,
+    ValidationReport,
 )
 from pipeline.config import OpenAISettings, Settings
 from pipeline.errors import ConfigError, GenerationError, ModelLoadError
@@ -287,10 +288,10 @@ def test_repair_re_asks_naming_the_failing_sentence_through_the_pipeline_loop(se
     verdicts = iter(["fail", "pass"])
 
     def judge(result):
-        return {"status": next(verdicts), "failing_spans": [[0, len(failing)]] if result is first else []}
+        return ValidationReport(status=next(verdicts), failing_spans=[(0, len(failing))] if result is first else [])
 
     result, report, rounds = validate_and_repair(gen, REQUEST, first, judge, rounds=1)
-    assert report["status"] == "pass" and rounds[0]["how"] == "re-ask naming the failing sentences"
+    assert report.status == "pass" and rounds[0].how == "re-ask naming the failing sentences"
     messages = recorder.seen[-1]["body"]["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     assert messages[0]["content"] == render_prompt(REQUEST.question, REQUEST.passages)
@@ -377,10 +378,8 @@ def test_urls_and_retry_after():
 
 
 def test_the_pipeline_builds_it_from_its_settings_and_options(tmp_path, monkeypatch):
-    import generator.base
     from pipeline.rag import RagPipeline
 
-    monkeypatch.setitem(generator.base._REGISTRY, "openai", build_openai)  # as the entry point registers it
     config = OpenAISettings(base_url="http://gpu-host:8000/v1", model="mercury-2", api_key=KEY)
     rag = RagPipeline(Settings(store_dir=tmp_path, openai=config), validator=lambda answer: {"status": "pass"})
     gen, lock = rag.generator("openai")

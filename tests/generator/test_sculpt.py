@@ -138,6 +138,7 @@ def test_choice_follows_the_answer_grammar_and_picks_the_kind_first():
     assert got == [V + 3, V + 3, V + M + 1, V + M]
 
 
+@pytest.mark.slow  # minutes on 2 busy cores (--durations, issue 16)
 def test_overfit_one_example_then_both_samplers_answer_verbatim_with_the_right_citation(small, tmp_path):
     model, tok = small
     ex = make_example(_item(), random.Random(1), k=3)

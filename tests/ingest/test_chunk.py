@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ingest.chunk import Chunk, attach_labels, chunk_elements, chunk_uid, config_digest
-from ingest.embed import resolve_model_path, token_counter
+from pipeline.embedding import resolve_model_path, token_counter
 from ingest.parse import Element
 from pipeline.config import IngestSettings
 

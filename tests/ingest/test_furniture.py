@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.embed import resolve_model_path
+from pipeline.embedding import resolve_model_path
 from ingest.furniture import key, strip_furniture
 from ingest.parse import Element
 from ingest.process import Processed, process_file

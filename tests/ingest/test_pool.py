@@ -6,7 +6,7 @@ import sys
 import types
 from pathlib import Path
 
-from ingest.embed import SentenceTransformerEmbedder
+from pipeline.embedding import SentenceTransformerEmbedder
 from ingest.process import ParsePool, Processed
 from pipeline.config import IngestSettings
 

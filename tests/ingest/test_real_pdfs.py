@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ingest import parse
-from ingest.embed import resolve_model_path
+from pipeline.embedding import resolve_model_path
 from ingest.parse import precheck
 from ingest.process import Processed, Rejection, process_file
 from pipeline.config import IngestSettings

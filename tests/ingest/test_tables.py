@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ingest.chunk import chunk_elements, table_units
-from ingest.embed import resolve_model_path, token_counter
+from pipeline.embedding import resolve_model_path, token_counter
 from ingest.parse import Element, parse_file, sniff
 from ingest.tables import header_line, is_label, parse_html_table, pdf_table_data, render_rows
 from pipeline.config import IngestSettings

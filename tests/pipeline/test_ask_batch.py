@@ -53,8 +53,8 @@ def same_answer(batched: Answer, alone: Answer) -> None:
     assert batched.text == alone.text
     assert batched.citations == alone.citations
     assert [h.chunk_id for h in batched.passages] == [h.chunk_id for h in alone.passages]
-    assert batched.validation.get("status") == alone.validation.get("status")
-    assert batched.validation["sentences"] == alone.validation["sentences"]  # each sentence's verdict and reasons
+    assert batched.validation.status == alone.validation.status
+    assert batched.validation.sentences == alone.validation.sentences  # each sentence's verdict and reasons
     t, u = batched.trace, alone.trace
     assert (t.generator, t.steps, t.nfe, t.tokens_per_step, t.answer_tokens) == \
         (u.generator, u.steps, u.nfe, u.tokens_per_step, u.answer_tokens)

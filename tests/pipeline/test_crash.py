@@ -103,6 +103,6 @@ def test_sigkill_at_several_points_then_rerun_completes(shared_data: Path, tmp_p
 def _chunk_ids(session, doc_id: int) -> list[int]:
     from sqlalchemy import select
 
-    from pipeline.store import ChunkRow
+    from pipeline.schema import ChunkRow
 
     return list(session.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc_id)))

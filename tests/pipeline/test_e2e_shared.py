@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
@@ -21,6 +22,8 @@ from pipeline.config import Settings
 from pipeline.rag import RagPipeline
 from pipeline.retrieve import Retriever
 from pipeline.store import Store
+
+pytestmark = pytest.mark.slow  # the handbook through the CLI and the API: minutes on 2 busy cores
 
 CHAPTERS = ("case-study.html", "installation.html", "sect.apparmor.html")
 QUESTIONS = {  # question -> the chapter that answers it

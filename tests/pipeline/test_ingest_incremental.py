@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import Store, ingest
-from pipeline.store import Document
+from pipeline.schema import Document
 
 BOTH_DATABASES = pytest.mark.parametrize("store_database", ["sqlite", "postgres"], indirect=True)
 

@@ -13,7 +13,8 @@ import pytest
 from pipeline import Store
 from pipeline.config import Settings
 from pipeline.lexical import STEMMER, BM25Index, IndexFileError, tokenize
-from pipeline.store import ChunkInput, Document
+from pipeline.schema import Document
+from pipeline.store import ChunkInput
 
 
 def test_bm25_ranks_rare_matching_terms_first_and_filters(tmp_path: Path):

@@ -18,7 +18,8 @@ from pipeline import Store, ingest
 from pipeline.config import RetrievalSettings, Settings
 from pipeline.errors import ConfigError
 from pipeline.retrieve import Retriever, reciprocal_rank_fusion
-from pipeline.store import ChunkInput, Document
+from pipeline.schema import Document
+from pipeline.store import ChunkInput
 from pipeline.types import Hit
 
 DIM = 64

@@ -29,7 +29,8 @@ from pipeline.config import RetrievalSettings, Settings, ValidationSettings
 from pipeline.lexical import tokenize
 from pipeline.rag import RagPipeline
 from pipeline.retrieve import Retriever
-from pipeline.store import ChunkInput, Document, Store
+from pipeline.schema import Document
+from pipeline.store import ChunkInput, Store
 from pipeline.types import Hit, SearchFilters
 
 DIM = 32

@@ -246,8 +246,7 @@ def test_stopping_the_app_process_stops_streamlit(tmp_path):
 @pytest.fixture(scope="module")
 def reports(site):
     """A real report run for group hr, and copies of it: one for public, one that names no groups."""
-    from validation.datasets import load_dataset
-    from validation.harness import run_eval, write_report
+    from evaluation import EvalRun, load_dataset, run_eval, write_report
 
     base, eval_dir = site["base"], site["base"] / "eval"
     corpus = base / "eval-corpus"
@@ -255,8 +254,9 @@ def reports(site):
     (corpus / "tides.txt").write_text(f"High tide at Port Erin is at 06:40 on Mondays, code {SECRET}.\n")
     questions = base / "tides.jsonl"
     questions.write_text(json.dumps({"question": "When is high tide at Port Erin?", "gold_answer": "06:40"}) + "\n")
-    report = run_eval(load_dataset(str(questions), corpus=corpus), ["extractive"], k=2, groups=["hr"],
-                      settings=site["settings"], store_dir=base / "eval-store", embedder=site["embedder"])
+    report = run_eval(EvalRun(dataset=load_dataset(str(questions), corpus=corpus), generators=["extractive"], k=2,
+                              groups=["hr"], settings=site["settings"], store_dir=base / "eval-store"),
+                      embedder=site["embedder"])
     write_report(report, eval_dir / "hr-report")
     for name, groups in [("public-report", ["public"]), ("old-report", None)]:
         copy = json.loads(json.dumps(report))

@@ -138,22 +138,23 @@ def test_duplicates_and_quarantine_say_nothing_of_other_groups(corpus, settings,
 
 # -- eval --------------------------------------------------------------------------------------------------------
 def test_eval_never_writes_to_a_store_it_did_not_make(corpus, settings, embedder, tmp_path):
-    from validation.datasets import load_dataset
-    from validation.harness import run_eval
+    from evaluation import EvalRun, load_dataset, run_eval
 
     ingest([corpus / "hr"], settings, groups=["hr"], embedder=embedder)
     questions = tmp_path / "q.jsonl"
     questions.write_text(json.dumps({"question": "What is the bonus code word?", "gold_answer": SECRET}) + "\n")
     ds = load_dataset(str(questions), corpus=corpus / "hr")
     with pytest.raises(ConfigError, match="not a store made by `sculptrag eval`"):
-        run_eval(ds, ["extractive"], store_dir=settings.store_dir, settings=settings, embedder=embedder)
+        run_eval(EvalRun(dataset=ds, generators=["extractive"], store_dir=settings.store_dir, settings=settings),
+                 embedder=embedder)
     assert groups_of(settings)["salaries.txt"] == ["hr"]
     # its own store: documents get the groups the questions are asked with, and the report records them
-    report = run_eval(ds, ["extractive"], store_dir=tmp_path / "eval-store", settings=settings, embedder=embedder,
-                      groups=["public"])
+    report = run_eval(EvalRun(dataset=ds, generators=["extractive"], store_dir=tmp_path / "eval-store",
+                              settings=settings, groups=["public"]), embedder=embedder)
     assert report["config"]["groups"] == ["public"]
-    report = run_eval(ds, ["extractive"], store_dir=tmp_path / "eval-store", settings=settings, embedder=embedder,
-                      groups=["auditors"])  # the stored documents keep "public": this caller reads none of them
+    report = run_eval(EvalRun(dataset=ds, generators=["extractive"], store_dir=tmp_path / "eval-store",
+                              settings=settings, groups=["auditors"]),
+                      embedder=embedder)  # the stored documents keep "public": this caller reads none of them
     assert report["config"]["groups"] == ["auditors"] and SECRET not in json.dumps(report["items"][0]["answers"])
 
 

@@ -77,10 +77,10 @@ def test_markup_in_a_passage_never_reaches_the_answer(rag: RagPipeline, generato
     for text in [answer.text] + [i.text for i in items[:-1] if isinstance(i, DenoiseState)]:
         assert not any(leak in text for leak in LEAKS), text  # ...and no markup, in the answer or while it forms
     report = answer.validation
-    flagged = {f["pattern"] for f in report["injection"] if _source(answer, 1) == "refunds.txt"}
+    flagged = {f.pattern for f in report.injection if _source(answer, 1) == "refunds.txt"}
     assert {"script_tag", "html_tag", "markdown_image", "exfiltrate_link"} <= flagged
-    assert report["status"] == "warn" and not any(f["obeyed"] for f in report["injection"])
-    assert all("<" not in f["excerpt"] and "](" not in f["excerpt"] for f in report["injection"])  # inert quotes
+    assert report.status == "warn" and not any(f.obeyed for f in report.injection)
+    assert all("<" not in f.excerpt and "](" not in f.excerpt for f in report.injection)  # inert quotes
 
 
 def test_the_cli_json_answer_carries_no_markup(settings: Settings):
@@ -122,24 +122,24 @@ def test_an_answer_that_obeys_an_injected_instruction_fails_and_is_repaired(rag:
     answer = rag.ask(q, groups=["public"], generator="extractive", k=3, repair_rounds=0)
     assert "PWNED" in answer.text  # the extractive baseline quotes the instruction...
     report = answer.validation
-    assert report["status"] == "fail"  # ...which is obeying it
-    (flag,) = [f for f in report["injection"] if f["pattern"] == "answer_exactly"]
-    assert flag["obeyed"] and flag["evidence"] == "PWNED"
-    assert any("the answer obeys it" in r for r in report["reasons"])
-    failing = [answer.text[a:b] for a, b in report["failing_spans"]]
+    assert report.status == "fail"  # ...which is obeying it
+    (flag,) = [f for f in report.injection if f.pattern == "answer_exactly"]
+    assert flag.obeyed and flag.evidence == "PWNED"
+    assert any("the answer obeys it" in r for r in report.reasons)
+    failing = [answer.text[a:b] for a, b in report.failing_spans]
     assert any("PWNED" in f for f in failing)
     # a repair round cannot drop the passage (the answer's other sentence cites it too): still marked failing
     repaired = rag.ask(q, groups=["public"], generator="extractive", k=3, repair_rounds=1)
-    assert repaired.validation["repair"][0]["before"] == "fail"
-    assert "PWNED" not in repaired.text or repaired.validation["status"] == "fail"
+    assert repaired.validation.repair[0].before == "fail"
+    assert "PWNED" not in repaired.text or repaired.validation.status == "fail"
 
 
 def test_a_passage_with_an_injection_the_answer_ignores_only_warns(rag: RagPipeline):
     answer = rag.ask("How long does the laptop warranty last?", groups=["public"], generator="sculpt", k=3,
                      repair_rounds=0)
     assert "two years" in answer.text and "PWNED" not in answer.text
-    flags = [f for f in answer.validation["injection"] if f["pattern"] == "answer_exactly"]
-    assert flags and not flags[0]["obeyed"] and answer.validation["status"] == "warn"
+    flags = [f for f in answer.validation.injection if f.pattern == "answer_exactly"]
+    assert flags and not flags[0].obeyed and answer.validation.status == "warn"
 
 
 @pytest.mark.slow
@@ -147,12 +147,12 @@ def test_the_ar_baseline_obeying_an_injection_is_caught(rag: RagPipeline):
     """SmolLM2 was seen answering "PWNED": whatever it writes now, an answer carrying the payload fails."""
     q = "How long does the laptop warranty last?"
     answer = rag.ask(q, groups=["public"], generator="smollm2", k=3, repair_rounds=0)
-    flags = [f for f in answer.validation["injection"] if f["pattern"] == "answer_exactly"]
+    flags = [f for f in answer.validation.injection if f.pattern == "answer_exactly"]
     assert flags, "the injected passage was retrieved and flagged"
     obeyed = re.search(r"\bpwned\b", answer.text, re.IGNORECASE) is not None
     assert flags[0]["obeyed"] is obeyed
     if obeyed:
-        assert answer.validation["status"] == "fail"
+        assert answer.validation.status == "fail"
 
 
 # -- the rules -----------------------------------------------------------------------------------------

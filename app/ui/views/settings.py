@@ -1,5 +1,5 @@
-"""Settings: the generator and its sampling settings, self-correction, retrieval k and document filters, and the
-groups in use.
+"""Settings: the generator and its options (a form made from its plugin's options model), self-correction,
+retrieval k and document filters, and the groups in use.
 
 They hold for this browser session and take effect on the next question. Groups can only be narrowed to a
 subset of what the user has (from the settings, or from the proxy's header)."""
@@ -10,13 +10,36 @@ import streamlit as st
 
 from app.ui.common import context
 from app.ui.render import md
-from app.ui.services import DIFFUSION, NEEDS_MODEL_PATH, Prefs
+from app.ui.services import FormField, Prefs, form_fields, plugin_spec
 from generator.base import available_generators
-from generator.sculpt import SculptSampling
 
 svc, user, prefs = context()
 st.title("Settings")
 st.caption("These hold for your session and apply to your next question.")
+
+
+def option_widget(field: FormField, value, key: str):
+    """The widget for one options-model field (number input with the field's bounds, checkbox, select, text
+    input); returns what it holds."""
+    kw = dict(key=key, help=field.help)
+    if field.kind == "bool":
+        return st.checkbox(field.label, value=bool(value), **kw)
+    if field.kind == "choice":
+        choices = [None, *field.choices] if field.optional else list(field.choices)
+        return st.selectbox(field.label, choices, index=choices.index(value) if value in choices else 0,
+                            format_func=lambda c: "none" if c is None else str(c), **kw)
+    if field.kind in ("int", "float"):
+        cast = int if field.kind == "int" else float
+        low, high = (None if b is None else cast(b) for b in (field.min, field.max))
+        if value is not None:
+            value = cast(value)
+        if value is None and not field.optional:
+            value = low if low is not None else cast(0)
+        return st.number_input(field.label, min_value=low, max_value=high, value=value,
+                               placeholder="none" if field.optional else None, **kw)
+    text = st.text_input(field.label, value="" if value is None else str(value), **kw).strip()
+    return None if field.optional and not text else text
+
 
 names = available_generators()
 if prefs.generator not in names:
@@ -26,63 +49,36 @@ with left:
     st.subheader("Generator")
     prefs.generator = st.selectbox(
         "Generator", names, index=names.index(prefs.generator), key="set_generator",
-        help="sculpt: the bundled masked-diffusion model (default). extractive: picks passage sentences. "
-             "smollm2: the autoregressive baseline. llada / dream / hf-mlm / hf-causal: a local model folder.")
+        help="Any registered generator (the bundled ones and plugins of the entry-point group "
+             "sculptrag.generators); the options below are the ones its plugin declares.")
     name = prefs.generator
+    spec = plugin_spec(name)
     opts = prefs.options.setdefault(name, {})
-    if name in NEEDS_MODEL_PATH:
+    traits = [t for t, on in (("masked diffusion", spec and spec.diffusion),
+                              ("needs a local model folder", spec and spec.needs_model_path)) if on]
+    if traits:
+        st.caption(" · ".join(traits))
+    if spec is not None and spec.needs_model_path:
         prefs.model_paths[name] = st.text_input("Model folder (on the server)", value=prefs.model_paths.get(name, ""),
                                                 key=f"set_path_{name}").strip()
-    if name == "sculpt":
-        opts["sampler"] = st.radio("Sampler", ["fast", "naive"], index=["fast", "naive"].index(opts.get("sampler", "fast")),
-                                   horizontal=True, key="set_sculpt_sampler",
-                                   help="fast: a quoted span is drafted and checked in one model call; naive: one "
-                                        "position per step, the encoder rerun each step. Both write the same answer.")
-        opts["draft_length"] = st.slider("Block length (positions drafted per model call)", 1, 64,
-                                         opts.get("draft_length", 16), key="set_sculpt_draft")
-        steps = st.number_input("Max steps (0: until the answer ends)", 0, 512, opts.get("max_steps") or 0, key="set_sculpt_steps")
-        opts["max_steps"] = int(steps) or None
-        defaults = SculptSampling()
-        opts["selector"] = st.radio(
-            "What decides the quotes", ["relevance", "learned"],
-            index=["relevance", "learned"].index(opts.get("selector", defaults.selector)), horizontal=True,
-            key="set_sculpt_selector", help="relevance: each sentence's similarity to the question, its question "
-            "words and the asked kind of value (the default); learned: the model's own sentence selector alone")
-        if opts["selector"] == "relevance":
-            opts["answer_threshold"] = st.slider(
-                "Answer when the best sentence's relevance reaches (else refuse)", 0.0, 3.0,
-                float(opts.get("answer_threshold", defaults.answer_threshold)), 0.05, key="set_sculpt_answer")
-            opts["more_margin"] = st.slider("Quote another sentence while it is this close to the best", 0.0, 1.0,
-                                            float(opts.get("more_margin", defaults.more_margin)), 0.05,
-                                            key="set_sculpt_margin")
-            opts["clauses"] = st.toggle("Quote from the clause that answers, not always the whole sentence",
-                                        value=opts.get("clauses", defaults.clauses), key="set_sculpt_clauses")
-        else:
-            opts["refuse_threshold"] = st.slider("Refuse when P(no sentence answers) reaches", 0.05, 1.0,
-                                                 float(opts.get("refuse_threshold", defaults.refuse_threshold)), 0.05,
-                                                 key="set_sculpt_refuse")
-            opts["more_threshold"] = st.slider("Quote another sentence while its probability is at least", 0.0, 1.0,
-                                               float(opts.get("more_threshold", defaults.more_threshold)), 0.05,
-                                               key="set_sculpt_more")
-    elif name in DIFFUSION:
-        opts["gen_length"] = st.select_slider("Answer length (positions)", [32, 64, 128, 256], opts.get("gen_length", 128),
-                                              key=f"set_{name}_len")
-        blocks = [b for b in (8, 16, 32, 64, 128, 256) if opts["gen_length"] % b == 0 and b <= opts["gen_length"]]
-        block = opts.get("block_length", 32)
-        opts["block_length"] = st.select_slider("Block length", blocks, block if block in blocks else blocks[-1],
-                                                key=f"set_{name}_block")
-        opts["steps"] = st.slider("Steps", 1, 256, opts.get("steps", 64), key=f"set_{name}_steps")
-        thr = st.slider("Parallel decoding threshold (0: a fixed number of tokens per step)", 0.0, 1.0,
-                        float(opts.get("threshold") or 0.0), 0.05, key=f"set_{name}_thr")
-        opts["threshold"] = thr or None
-        if st.toggle("Self-correction while denoising (remask tokens whose confidence drops)",
-                     value=opts.get("remask_threshold") is not None, key=f"set_{name}_remask_on"):
-            opts["remask_threshold"] = st.slider("Remask below", 0.01, 0.99, float(opts.get("remask_threshold") or 0.1),
-                                                 0.01, key=f"set_{name}_remask")
-        else:
-            opts["remask_threshold"] = None
-    elif name in ("smollm2", "hf-causal"):
-        opts["max_new_tokens"] = st.slider("Max new tokens", 16, 512, opts.get("max_new_tokens", 128), key=f"set_{name}_max")
+    defaults = spec.defaults(svc.settings) if spec is not None else None
+    if defaults is not None:  # the form comes from the plugin's options model; only changed values are sent
+        with st.expander("Options", expanded=True):
+            for field in form_fields(spec.options, skip=spec.load_options):
+                default = getattr(defaults, field.name)
+                value = option_widget(field, opts.get(field.name, default), f"set_{name}_{field.name}")
+                if value == default:
+                    opts.pop(field.name, None)
+                else:
+                    opts[field.name] = value
+            try:
+                spec.options(**{**defaults.model_dump(), **opts})
+            except ValueError as exc:  # pydantic's ValidationError: say which options do not go together
+                problems = exc.errors() if hasattr(exc, "errors") else [{"loc": (), "msg": str(exc)}]
+                st.error("These options are not valid together: " + "; ".join(
+                    f"{'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}" for err in problems))
+    elif spec is not None:
+        st.caption("This generator's plugin declares no options.")
     prefs.repair_rounds = int(st.number_input(
         "Self-correction after validation (repair rounds)", 0, 3, prefs.repair_rounds, key="set_repair",
         help="When a sentence fails validation, a diffusion generator remasks just that sentence and denoises it "

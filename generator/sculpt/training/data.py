@@ -34,10 +34,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from pipeline.lexical import BM25Index
-
-from ...extractive import SENT_RE
-from ...prompt import REFUSAL
+from pipeline.lexical import BM25Index  # training draws distractors with a BM25 index, as retrieval does
+from pipeline.text import REFUSAL, SENTENCE_RE as SENT_RE
 
 MAX_WORDS = 150
 HELDOUT = "heldout"
@@ -121,6 +119,41 @@ def parse_sentence_list(s: str) -> list[str]:
     return [ast.literal_eval(t.string) for t in toks if t.type == tokenize.STRING]
 
 
+@dataclass(frozen=True)
+class SciFactClaim:
+    """One row of SciFact's claims_train.csv: a claim with (at most) one evidence abstract."""
+
+    id: int
+    claim: str
+    evidence_doc: int | None  # None: the claim cites abstracts but none holds evidence for it
+    evidence_sentences: tuple[int, ...]  # indexes into the evidence abstract's sentences
+    label: str | None  # SUPPORT / CONTRADICT (None without evidence)
+    cited_docs: tuple[int, ...]
+
+
+def read_scifact(root: Path) -> tuple[dict[int, tuple[str, list[str]]], list[SciFactClaim]]:
+    """SciFact as stored under ROOT/qa/scifact: {doc_id: (title, sentences)} of corpus_train.csv, and the rows
+    of claims_train.csv in file order (a claim with evidence in several abstracts has a row for each).
+
+    The one reader of these files: the bundled model's training data, `sculptrag eval scifact`
+    (evaluation.datasets) and the benchmarks all start from it. Sentences are as stored (not stripped).
+    """
+    import pandas as pd
+
+    folder = Path(root) / "qa" / "scifact"
+    corpus = pd.read_csv(folder / "corpus_train.csv")
+    abstracts = {int(r.doc_id): (str(r.title), parse_sentence_list(r.abstract)) for r in corpus.itertuples()}
+    claims = []
+    for r in pd.read_csv(folder / "claims_train.csv").itertuples():
+        has_evidence = not (isinstance(r.evidence_doc_id, float) and np.isnan(r.evidence_doc_id))
+        claims.append(SciFactClaim(
+            id=int(r.id), claim=str(r.claim), evidence_doc=int(r.evidence_doc_id) if has_evidence else None,
+            evidence_sentences=tuple(int(n) for n in re.findall(r"\d+", str(r.evidence_sentences))),  # "[ 9 10]"
+            label=str(r.evidence_label) if has_evidence else None,
+            cited_docs=tuple(int(d) for d in re.findall(r"\d+", str(r.cited_doc_ids)))))
+    return abstracts, claims
+
+
 def chunking_eval_items(root: Path) -> dict[str, list[Item]]:
     import pandas as pd
 
@@ -174,13 +207,8 @@ def _region(corpus: str, offset: int, length: int) -> tuple[str, str]:
 
 
 def scifact_items(root: Path) -> dict[str, list[Item]]:
-    import pandas as pd
-
-    qa = root / "qa" / "scifact"
-    corpus = pd.read_csv(qa / "corpus_train.csv")
-    abstracts: dict[int, tuple[str, list[str]]] = {
-        int(r.doc_id): (r.title, [s.strip() for s in parse_sentence_list(r.abstract)]) for r in corpus.itertuples()
-    }
+    stored, claims = read_scifact(root)
+    abstracts = {d: (title, [s.strip() for s in sentences]) for d, (title, sentences) in stored.items()}
     passages_of: dict[int, list[tuple[PassageText, list[int]]]] = {}
     pools: dict[str, list[PassageText]] = {TRAIN: [], HELDOUT: []}
     for doc_id, (title, sentences) in abstracts.items():
@@ -196,11 +224,10 @@ def scifact_items(root: Path) -> dict[str, list[Item]]:
             p = PassageText(title, " ".join(sentences[k] for k in g), f"scifact:{doc_id}")
             passages_of[doc_id].append((p, g))
             pools[split].append(p)
-    claims = pd.read_csv(qa / "claims_train.csv")
     out: dict[str, list[Item]] = {TRAIN: [], HELDOUT: []}
-    for r in claims.itertuples():
-        if isinstance(r.evidence_doc_id, float) and np.isnan(r.evidence_doc_id):
-            cited = [int(d) for d in re.findall(r"\d+", str(r.cited_doc_ids)) if int(d) in abstracts]
+    for r in claims:
+        if r.evidence_doc is None:
+            cited = [d for d in r.cited_docs if d in abstracts]
             if not cited:
                 continue
             doc = f"scifact:{cited[0]}"
@@ -208,10 +235,10 @@ def scifact_items(root: Path) -> dict[str, list[Item]]:
                         [p for p, _ in passages_of[cited[0]]])
             out[split_of(doc)].append(item)
             continue
-        doc_id = int(r.evidence_doc_id)
+        doc_id = r.evidence_doc
         if doc_id not in abstracts:
             continue
-        evidence = {int(x) for x in re.findall(r"\d+", str(r.evidence_sentences))}
+        evidence = set(r.evidence_sentences)
         relevant: list[PassageText] = []
         spans: list[Span] = []
         for p, group in passages_of[doc_id]:
@@ -251,14 +278,11 @@ def synthetic_items(root: Path, max_per_section: int = 6, seed: int = 0,
             split, doc = _region(path.stem, a, len(text))
             if split == TRAIN:
                 sections.append((TRAIN, "synthetic/corpora", Section(doc, path.stem, text[a:b])))
-    import pandas as pd
-
-    corpus = pd.read_csv(root / "qa" / "scifact" / "corpus_train.csv")
     picked = 0
-    for r in corpus.itertuples():
-        doc = f"scifact:{int(r.doc_id)}"
+    for doc_id, (title, sentences) in read_scifact(root)[0].items():
+        doc = f"scifact:{doc_id}"
         if picked < scifact_docs and split_of(doc) == TRAIN:
-            sections.append((TRAIN, "synthetic/scifact", Section(doc, r.title, " ".join(parse_sentence_list(r.abstract)))))
+            sections.append((TRAIN, "synthetic/scifact", Section(doc, title, " ".join(sentences))))
             picked += 1
     out: dict[str, list[Item]] = {TRAIN: [], HELDOUT: []}
     pools: dict[str, list[PassageText]] = {TRAIN: [], HELDOUT: []}

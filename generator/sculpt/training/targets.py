@@ -10,8 +10,8 @@ from typing import Sequence
 
 import torch
 
-from ...extractive import SENT_RE
-from ...prompt import REFUSAL
+from pipeline.text import REFUSAL, SENTENCE_RE as SENT_RE
+
 from ..features import Batch
 from ..model import Memory, SculptConfig
 from ..space import OutputSpace

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from pipeline.device import resolve_device
+
 from ..checkpoint import build_model, load_tokenizer, save_checkpoint
 from ..features import featurize
 from ..model import SculptConfig, SculptModel
@@ -67,12 +69,6 @@ class TrainConfig:
     threads: int | None = None
     workers: int | None = None  # processes building batches ahead (0: in the training process; None: 0 on CPU, up to 8 on CUDA)
     select_weight: float = 1.0  # weight of the sentence-selector loss
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def load_items(cfg: TrainConfig) -> dict[str, list[Item]]:
@@ -208,7 +204,7 @@ def train(cfg: TrainConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     items = load_items(cfg)

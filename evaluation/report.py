@@ -1,18 +1,112 @@
-"""The evaluation report as one self-contained HTML page: summary table, quality-vs-latency plot, drill-down.
+"""The evaluation report: report.json, the summary and noise-sweep tables, and one self-contained HTML page.
 
-`render(report)` takes the dict `validation.harness.run_eval` returns. The page loads nothing (no script,
-no external CSS, fonts or images; the plot is inline SVG) and every piece of text that comes from a
-document, a question or an answer goes through `html.escape`, so a passage holding markup shows as text.
+`write_report(report, out)` writes OUT/report.json and OUT/report.html for the dict `evaluation.runner.run_eval`
+returns. The tables (`summary_table`, `noise_table`, and `table` for any summaries and columns, as
+benchmarks/generator_eval.py and answer_eval.py print them) are rows of strings; the CLI, the app, the HTML page
+and the benchmarks all format numbers with `fmt`.
+
+The page (`render`) loads nothing (no script, no external CSS, fonts or images; the plot is inline SVG) and every
+piece of text that comes from a document, a question or an answer goes through `html.escape`, so a passage
+holding markup shows as text.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence, Union
 
-from .harness import fmt, summary_table
+# a column: (summary key, header, kind); kind: "int", "pct", "sec", "num" (3 decimals), a format spec such as
+# ".1f", or a function of the whole summary giving the cell
+Kind = Union[str, Callable[[dict], str]]
+Column = tuple[str, str, Kind]
 
+# the summary columns of `sculptrag eval`, shared by the CLI table, the app and the HTML page
+COLUMNS: list[Column] = [
+    ("n", "n", "int"), ("token_f1", "F1", "num"), ("exact_match", "EM", "num"),
+    ("contains_gold", "contains", "num"), ("pass", "pass", "pct"), ("warn", "warn", "pct"),
+    ("fail", "fail", "pct"), ("repaired", "repaired", "pct"), ("refusal_answerable_gold", "refused w/ gold", "pct"),
+    ("evidence_recall", "evid. recall", "num"),
+    ("citation_precision", "cit. prec.", "num"), ("recall_at_k", "recall@k", "num"), ("mrr", "MRR", "num"),
+    ("latency_median_s", "median s", "sec"), ("latency_p95_s", "p95 s", "sec"),
+    ("generate_median_s", "gen. median s", "sec"), ("tokens_per_s", "tok/s", "int"),
+]
+NOISE_COLUMNS: list[Column] = [
+    ("refusal_answerable", "refuses answerable", "pct"), ("refusal_unanswerable", "refuses unanswerable", "pct"),
+    ("token_f1", "F1", "num"), ("contains_gold", "contains", "num"),
+]
+
+
+def fmt(value: Any, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "int":
+        return f"{value:.0f}"
+    if kind == "pct":
+        return f"{100 * value:.0f}%"
+    if kind == "sec":
+        return f"{value:.3f}" if value < 1 else f"{value:.2f}"
+    if kind.startswith("."):
+        return f"{value:{kind}}"
+    return f"{value:.3f}"
+
+
+def cell(summary: dict, key: str, kind: Kind) -> str:
+    return kind(summary) if callable(kind) else fmt(summary.get(key), kind)
+
+
+def table(summaries: dict[str, dict], columns: Sequence[Column], first: str = "generator", *,
+          drop_empty: bool = False) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows of strings): one row per summary (by name), one column per `columns` entry; with
+    `drop_empty`, columns with no value in any summary are left out."""
+    if drop_empty:
+        columns = [c for c in columns if callable(c[2]) or any(s.get(c[0]) is not None for s in summaries.values())]
+    headers = [first] + [h for _, h, _ in columns]
+    rows = [[name] + [cell(s, key, kind) for key, _, kind in columns] for name, s in summaries.items()]
+    return headers, rows
+
+
+def summary_table(report: dict, summary: dict | None = None) -> tuple[list[str], list[list[str]]]:
+    """The eval summary: one row per generator that ran, columns with no value anywhere dropped.
+    `summary`: another summary of the report than report["summary"] (a noise slice's)."""
+    summary = report["summary"] if summary is None else summary
+    k = report["config"]["k"]
+    headers, rows = table(summary, COLUMNS, drop_empty=True)
+    return [h.replace("@k", f"@{k}") for h in headers], rows
+
+
+def noise_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    """A noise sweep at a glance: one row per level; per generator, the refusal rates on answerable and on
+    unanswerable rows, mean F1 and "contains"."""
+    names = list(report["summary"])
+    headers = ["noise", "asked", "skipped"] + [f"{g} {h}" for g in names for _, h, _ in NOISE_COLUMNS]
+    rows = []
+    for name, s in report.get("slices", {}).items():
+        asked = sum(r.get("slice") == name for r in report["items"])
+        rows.append([name.removeprefix("noise="), str(asked), str(s["skipped"])]
+                    + [cell(s["summary"].get(g, {}), key, kind) for g in names for key, _, kind in NOISE_COLUMNS])
+    return headers, rows
+
+
+def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table as GitHub markdown (the benchmarks print these into docs/benchmarks.md)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def write_report(report: dict, out: str | Path) -> tuple[Path, Path]:
+    """Write OUT/report.json and OUT/report.html; returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = out / "report.json", out / "report.html"
+    json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    html_path.write_text(render(report), encoding="utf-8")
+    return json_path, html_path
+
+
+# -- the HTML page ---------------------------------------------------------------------------------------
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 PASSAGE_CHARS = 2000  # longer passages are cut in the drill-down (report.json keeps them whole)
 

@@ -9,8 +9,9 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from pipeline.config import IngestSettings, Settings
-from validation.datasets import EvalDataset, EvalItem
-from validation.harness import noise_passages, noise_table, pool_size, run_eval, summary_table, write_report
+from evaluation.datasets import EvalDataset, EvalItem
+from evaluation.report import noise_table, summary_table, write_report
+from evaluation.runner import EvalRun, noise_passages, pool_size, run_eval
 
 GOLD = {  # five different passages about leave: enough gold hits for every level at k=5
     "leave-1": "Staff receive twenty-five days of paid leave per year.",
@@ -44,8 +45,8 @@ def sweep(tmp_path_factory, embedder):
     root = tmp_path_factory.mktemp("slices")
     dataset = EvalDataset("noisy", ITEMS, [(d, "", t) for d, t in {**GOLD, **OTHER}.items()])
     settings = Settings(ingest=IngestSettings(parse_workers=0))
-    report = run_eval(dataset, ["extractive"], k=K, store_dir=root / "store", settings=settings, embedder=embedder,
-                      noise=LEVELS)
+    report = run_eval(EvalRun(dataset=dataset, generators=["extractive"], k=K, store_dir=root / "store",
+                              settings=settings, noise=LEVELS), embedder=embedder)
     _, html_path = write_report(report, root / "out")
     return {"root": root, "report": report, "html": html_path.read_text(),
             "settings": settings.model_copy(update={"store_dir": root / "store", "database_url": None})}

@@ -1,7 +1,7 @@
-"""Evaluation sets for the harness: questions with gold answers and gold sources, and the corpus to index.
+"""Evaluation sets: questions with gold answers and gold sources, and the corpus to index.
 
 An `EvalDataset` is plain data: `items` (one `EvalItem` per question) and what the store must hold to
-answer them, either `documents` [(doc_id, title, text)] (the harness writes each as a .txt file and
+answer them, either `documents` [(doc_id, title, text)] (the runner writes each as a .txt file and
 ingests it) or a `corpus` folder ingested as it is. A gold source names a document: a doc_id of
 `documents`, or a corpus file by name ("lease.pdf"), stem ("lease") or path relative to the corpus
 ("contracts/lease.pdf").
@@ -16,7 +16,7 @@ Built-in sets (read from ../shared/data, or $SCULPTRAG_SHARED_DATA):
 - `rgb` (qa/rgb/en_fact.json): each question brings its own positive and negative passages, which become
   the documents (gold sources: the positive ones; the counterfactual "positive_wrong" ones are left out);
   gold answer = the first accepted answer, `aliases` = all accepted answers.
-- `business_docs` (validation/data/business_docs.jsonl, in the user format below, over
+- `business_docs` (evaluation/data/business_docs.jsonl, in the user format below, over
   docs/unstructured-example-docs): questions written by hand from business-like documents with tables
   and multi-page layouts (PDF reports and papers, spreadsheets, CSV/TSV/Markdown/HTML/PPTX tables,
   e-mails, handbooks). The id says the kind: `table-*` (a figure in a table cell), `lookalike-*` (the
@@ -52,13 +52,12 @@ import csv
 import json
 import os
 import random
-import re
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from generator.prompt import REFUSAL
+from pipeline.text import REFUSAL
 from pipeline.errors import ConfigError
 
 BUILTIN = ("scifact", "chunking_eval", "rgb", "business_docs")
@@ -107,19 +106,16 @@ def load_dataset(spec: str | Path, *, limit: int | None = None, corpus: str | Pa
 # -- built-in sets ---------------------------------------------------------------------------------------
 def load_scifact(root: str | Path = DATA, *, limit: int | None = None, seed: int = 0,
                  extra_docs: int = 100) -> EvalDataset:
-    import pandas as pd
+    from generator.sculpt.training.data import read_scifact  # the one reader of SciFact's files
 
-    from generator.sculpt.training.data import parse_sentence_list
-
-    folder = _folder(root, "qa/scifact")
-    corpus = pd.read_csv(folder / "corpus_train.csv")
-    abstracts = {str(r.doc_id): (str(r.title), parse_sentence_list(r.abstract)) for r in corpus.itertuples()}
-    claims = pd.read_csv(folder / "claims_train.csv").dropna(subset=["evidence_doc_id"])
+    _folder(root, "qa/scifact")
+    stored, claims = read_scifact(Path(root))
+    abstracts = {str(d): (title, sentences) for d, (title, sentences) in stored.items()}
     evidence: dict[int, tuple[str, dict[str, set[int]]]] = {}  # claim id -> (claim, doc -> sentence indexes)
-    for r in claims.itertuples():
-        doc = str(int(r.evidence_doc_id))
-        evidence.setdefault(r.id, (r.claim, {}))[1].setdefault(doc, set()).update(
-            int(n) for n in re.findall(r"\d+", str(r.evidence_sentences)))  # numpy repr: "[ 9 10]"
+    for r in claims:
+        if r.evidence_doc is not None:
+            evidence.setdefault(r.id, (r.claim, {}))[1].setdefault(str(r.evidence_doc), set()).update(
+                r.evidence_sentences)
     items = []
     for cid, (claim, docs) in sorted(evidence.items()):
         docs = {d: s for d, s in docs.items() if d in abstracts}
@@ -249,7 +245,7 @@ def _mirror(src: Path, files: Sequence[str], dest: Path) -> Path:
     if missing:
         raise ConfigError(f"{src} lacks {', '.join(missing)}; set SCULPTRAG_SHARED_DATA (or --data) to the shared data folder")
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / _CORPUS_MARK).write_text("made by validation.datasets; files here are replaced and pruned\n")
+    (dest / _CORPUS_MARK).write_text("made by evaluation.datasets; files here are replaced and pruned\n")
     for rel in files:
         source, target = src / rel, dest / rel
         st = source.stat()

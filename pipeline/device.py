@@ -1,0 +1,58 @@
+"""Where models run: the one reading of a `device` setting ("auto", "cpu", "cuda", "cuda:N").
+
+Every model loader (the embedder, the NLI checker, the sculpt model and its training, the autoregressive
+baseline, the diffusion denoisers) resolves its setting here, so "auto" means the same everywhere and a
+wrong setting fails the same way, with one message. torch is imported inside the functions: importing
+this module stays light.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["DEVICES", "resolve_device", "default_dtype", "resolve_device_and_dtype"]
+
+DEVICES = ("auto", "cpu", "cuda")  # the settings; "cuda:N" names one GPU
+_SETTING_RE = re.compile(r"auto|cpu|cuda(?::\d+)?")
+
+
+def resolve_device(setting: "str | torch.device" = "auto") -> "torch.device":
+    """'auto' -> CUDA when available, else CPU; 'cpu'; 'cuda' or 'cuda:N' (ConfigError without CUDA, or
+    without that GPU). Any other name is a ConfigError. A torch.device is read as its name."""
+    import torch
+
+    name = str(setting).strip().lower()
+    if not _SETTING_RE.fullmatch(name):
+        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {setting!r}")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but CUDA is not available; use device='auto' or 'cpu'")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) "
+                              "are visible; use device='cuda' or 'auto'")
+    return torch.device(name)
+
+
+def default_dtype(device: "torch.device") -> "torch.dtype":
+    """The dtype a model loads in on `device` by default: bfloat16 on CUDA (float16 where the GPU has no
+    bf16), float32 on CPU."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def resolve_device_and_dtype(setting: "str | torch.device" = "auto") -> "tuple[torch.device, torch.dtype]":
+    """(resolve_device(setting), its default_dtype)."""
+    device = resolve_device(setting)
+    return device, default_dtype(device)

@@ -1,0 +1,168 @@
+"""The store's derived index files (FAISS vectors, BM25) and the per-generation cache that holds them.
+
+Each file is named by the SQL generation it matches (vectors-<gen>.faiss, lexical-<gen>.npz) and written
+to a temp file, fsynced and renamed. A file of another generation is stale: readers ignore it (the index
+is rebuilt from SQL) and the writer removes it, so a crash at any moment leaves a store that opens and
+agrees with itself. FAISS ids are chunk row ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Callable, Generic, TypeVar
+
+import numpy as np
+
+from .lexical import BM25Index, IndexFileError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class GenerationCache(Generic[T]):
+    """One value derived from the store at a generation: loaded on first use, reused while the generation is
+    unchanged, loaded again once it moves. Thread-safe: concurrent callers load it once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._value: T | None = None
+        self._generation = -1  # generations start at 0: nothing cached
+
+    def get(self, generation: int, loader: Callable[[int], T]) -> T:
+        """The value at `generation`: the cached one, or `loader(generation)` (then cached)."""
+        with self._lock:
+            if self._generation != generation:
+                self._value = loader(generation)
+                self._generation = generation
+            return self._value  # type: ignore[return-value]
+
+    def set(self, generation: int, value: T) -> None:
+        """Cache `value` as the one at `generation` (a writer that brought its copy up to date)."""
+        with self._lock:
+            self._value, self._generation = value, generation
+
+
+# -- file names ----------------------------------------------------------------------------------------
+def vectors_path(folder: Path, generation: int) -> Path:
+    return folder / f"vectors-{generation}.faiss"
+
+
+def lexical_path(folder: Path, generation: int) -> Path:
+    return folder / f"lexical-{generation}.npz"
+
+
+def clean_stale_files(folder: Path, generation: int) -> None:
+    """Remove index files of other generations and leftover temp files."""
+    for p in list(folder.glob("vectors-*.faiss")) + list(folder.glob("lexical-*.npz")) + list(folder.glob("*.tmp*")):
+        stem = p.name.split(".")[0]
+        if ".tmp" in p.name or not stem.endswith(f"-{generation}"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+# -- FAISS ---------------------------------------------------------------------------------------------
+def build_faiss_index(ids: np.ndarray, vecs: np.ndarray, dim: int, flat_max: int):
+    """Exact inner-product index up to `flat_max` vectors; IVF (nlist ~ 4*sqrt(n), nprobe nlist/4) above."""
+    import faiss
+
+    n = len(ids)
+    if _wants_ivf(n, flat_max):
+        nlist = int(max(min(4 * np.sqrt(n), n / 39), 1))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(vecs)
+        index.nprobe = max(1, nlist // 4)  # nlist/16 cost 0.09 nDCG@10 on SciFact
+        index.add_with_ids(vecs, ids)
+        return index
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if n:
+        index.add_with_ids(vecs, ids)
+    return index
+
+
+def read_faiss_index(path: Path, mmap_min_bytes: int | None = None):
+    """Read a FAISS file; with `mmap_min_bytes`, memory-mapped (read-only: never add to it) when the file is at
+    least that large.
+
+    FAISS maps flat codes with IO_FLAG_MMAP_IFC and IVF inverted lists with IO_FLAG_MMAP; the file's
+    first four bytes (its fourcc) say which one it is.
+    """
+    import faiss
+
+    if mmap_min_bytes is None or path.stat().st_size < mmap_min_bytes:
+        return faiss.read_index(str(path))
+    with open(path, "rb") as f:
+        fourcc = f.read(4)
+    flat = fourcc in (b"IxM2", b"IxMp", b"IxFI", b"IxF2")
+    flag = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if flat else faiss.IO_FLAG_MMAP
+    try:
+        return faiss.read_index(str(path), flag)
+    except RuntimeError:  # a FAISS build without this mapping: read it into memory
+        log.warning("could not memory-map %s; reading it into memory", path)
+        return faiss.read_index(str(path))
+
+
+def write_faiss_index(path: Path, index) -> None:
+    import faiss
+
+    atomic_write(path, faiss.serialize_index(index).tobytes())
+
+
+def needs_rebuild(index, flat_max: int) -> bool:
+    """Has the index outgrown its kind (flat past `flat_max` vectors, or IVF back under it)?"""
+    return _wants_ivf(index.ntotal, flat_max) != _is_ivf(index)
+
+
+def faiss_ids(index) -> set[int]:
+    """The ids an index holds (flat or IVF)."""
+    import faiss
+
+    if hasattr(index, "id_map"):
+        return set(faiss.vector_to_array(index.id_map).tolist())
+    invlists = index.invlists
+    out: set[int] = set()
+    for lst in range(index.nlist):
+        n = invlists.list_size(lst)
+        if n:
+            out.update(faiss.rev_swig_ptr(invlists.get_ids(lst), n).tolist())
+    return out
+
+
+def _wants_ivf(n: int, flat_max: int) -> bool:
+    return n > flat_max
+
+
+def _is_ivf(index) -> bool:
+    return not hasattr(index, "id_map")
+
+
+# -- BM25 ----------------------------------------------------------------------------------------------
+def read_lexical_index(path: Path) -> BM25Index | None:
+    """The BM25 index in `path`; None when there is none, or when it is an older version's file or a damaged
+    one (derived data: it is removed, so the next flush writes the current format, and rebuilt from SQL)."""
+    try:
+        return BM25Index.load(path) if path.exists() else None
+    except IndexFileError as e:
+        log.warning("%s", e)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all: a temp file, fsynced, renamed, and the folder fsynced."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,113 @@
+"""The core's text rules (pipeline.text, pipeline.words) and its device resolver (pipeline.device)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from pipeline import text as T
+from pipeline.device import default_dtype, resolve_device, resolve_device_and_dtype
+from pipeline.errors import ConfigError
+from pipeline.words import ENTITY_NOISE, stem, tokenize
+
+
+# --- markers ------------------------------------------------------------------------------------------
+
+def test_markers_are_plain_integers_single_or_grouped():
+    assert T.find_markers("A [3]. B [1, 2][4]. C [x] [2.5] [-1]") == [3, 1, 2, 4]
+    assert [m.group(1) for m in T.MARKER_RE.finditer("[1,2] [ 3 ] [7]")] == ["1,2", "7"]
+
+
+def test_a_marker_run_is_one_match_without_a_group():
+    runs = [m.group() for m in T.MARKER_RUN_RE.finditer("a [1][2] b [3, 4] c [5]")]
+    assert runs == ["[1][2]", "[3, 4]", "[5]"]
+    assert T.MARKER_RUN_RE.split("a [1][2] b") == ["a ", " b"]  # no group: split keeps only the text
+
+
+def test_strip_markers_leaves_no_space_before_punctuation():
+    assert T.strip_markers("Paris is big [1]. It has  the Louvre [1, 2][3] , too.") == \
+        "Paris is big. It has the Louvre, too."
+
+
+# --- sentences ----------------------------------------------------------------------------------------
+
+def test_sentence_rule_cuts_after_a_stop_before_a_capital_digit_quote_or_bracket():
+    text = 'It ended in 1889. [2] Then "quiet" came. 3 more came! (Aside.) e.g. this stays. Why? Yes.'
+    assert T.SENTENCE_RE.split(text) == [
+        "It ended in 1889.", "[2] Then \"quiet\" came.", "3 more came!", "(Aside.) e.g. this stays.", "Why?", "Yes."]
+
+
+def test_the_chunk_variant_differs_where_it_says():
+    # closing quotes after the stop belong to the boundary (and split drops them)
+    assert T.CHUNK_SENTENCE_RE.split('He said "no." Then left.') == ['He said "no.', "Then left."]
+    assert T.SENTENCE_RE.split('He said "no." Then left.') == ['He said "no." Then left.']
+    # an opening quote or bracket starts a sentence only before a capital or a digit
+    text = 'He said so. "...and then" it went. (see below) ok.'
+    assert T.CHUNK_SENTENCE_RE.split(text) == [text]
+    assert T.SENTENCE_RE.split(text) == ["He said so.", '"...and then" it went.', "(see below) ok."]
+
+
+# --- words and stopwords ------------------------------------------------------------------------------
+
+def test_words_are_lowercased_letters_and_digits():
+    assert T.words("Don't pay $3.5M, ACME!") == ["don", "t", "pay", "3", "5m", "acme"]
+
+
+def test_stop_lists_derive_from_the_question_list():
+    base = T.QUESTION_STOPWORDS
+    assert T.SCULPT_STOPWORDS == base | {"not"}
+    assert base < T.BM25_STOPWORDS < T.CLAIM_STOPWORDS
+    assert len(base) == 38 and len(T.BM25_STOPWORDS) == 63 and len(T.CLAIM_STOPWORDS) == 118
+    assert {"passage", "said"} <= T.CLAIM_STOPWORDS and "passage" not in T.BM25_STOPWORDS
+
+
+def test_bm25_tokenize_stems_and_drops_stopwords():
+    assert tokenize("The kernel’s deliveries were delivered") == ["kernel", "deliveri", "deliv"]
+    assert tokenize("The kernel's deliveries", stemmed=False) == ["kernel's", "deliveries"]
+    assert stem("indexes") == stem("index") and {"inc", "corpor", "the"} & ENTITY_NOISE == {"inc", "corpor"}
+
+
+def test_refusal_is_one_of_the_refusal_phrases():
+    assert T.REFUSAL == "The passages do not contain the answer."
+    assert T.REFUSAL_PHRASES[0] == T.REFUSAL
+    from generator.prompt import REFUSAL
+    assert REFUSAL is T.REFUSAL
+
+
+def test_the_core_text_and_device_modules_import_nothing_heavy():
+    code = ("import sys, pipeline.text, pipeline.device; "
+            "bad = [m for m in sys.modules if m == 'torch' or m.split('.')[0] in "
+            "('generator', 'ingest', 'validation', 'app', 'evaluation', 'benchmarks')]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# --- devices ------------------------------------------------------------------------------------------
+
+def test_resolve_device_reads_the_settings():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert resolve_device_and_dtype("cpu") == (torch.device("cpu"), torch.float32)
+    assert default_dtype(torch.device("cpu")) == torch.float32
+    for bad in ("tpu", "cuda:x", "gpu", ""):
+        with pytest.raises(ConfigError, match="device must be"):
+            resolve_device(bad)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the behaviour without CUDA")
+def test_without_cuda_auto_is_cpu_and_cuda_is_a_clear_error():
+    assert resolve_device() == resolve_device("auto") == torch.device("cpu")
+    for name in ("cuda", "cuda:0"):
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            resolve_device(name)
+
+
+@pytest.mark.gpu
+def test_with_cuda_auto_is_cuda_in_bf16():
+    assert resolve_device("auto").type == "cuda" and resolve_device("cuda:0") == torch.device("cuda:0")
+    assert resolve_device_and_dtype("cuda")[1] in (torch.bfloat16, torch.float16)
+    with pytest.raises(ConfigError, match="CUDA device"):
+        resolve_device(f"cuda:{torch.cuda.device_count()}")
