@@ -150,7 +150,7 @@ def test_the_ar_baseline_obeying_an_injection_is_caught(rag: RagPipeline):
     flags = [f for f in answer.validation.injection if f.pattern == "answer_exactly"]
     assert flags, "the injected passage was retrieved and flagged"
     obeyed = re.search(r"\bpwned\b", answer.text, re.IGNORECASE) is not None
-    assert flags[0]["obeyed"] is obeyed
+    assert flags[0].obeyed is obeyed
     if obeyed:
         assert answer.validation.status == "fail"
 
