@@ -10,6 +10,7 @@
     sculptrag app [--store DIR] [--port N] [--address HOST] [--allow-remote]
     sculptrag serve [--store DIR] [--host 127.0.0.1] [--port 8000] [--workers N]
     sculptrag keys create --name NAME --groups G ... [--editor] | keys list | keys revoke NAME_OR_ID
+    sculptrag db current [--store DIR] | db upgrade [--store DIR]
 """
 
 from __future__ import annotations
@@ -468,6 +469,52 @@ def keys_revoke(
         err.print(f"[red]error:[/red] no key named {escape(name_or_id)}; `sculptrag keys list` shows them")
         raise typer.Exit(2)
     err.print(f"revoked {escape(row.name)} (id {row.id})")
+
+
+db_cli = typer.Typer(no_args_is_help=True, help="The store's SQL schema (Alembic migrations; opening a store applies them).")
+cli.add_typer(db_cli, name="db")
+
+
+@db_cli.command("current")
+def db_current(store: Optional[Path] = typer.Option(None, "--store")) -> None:
+    """Print the store's schema revision (and the newest this sculptrag knows); changes nothing."""
+    from sqlalchemy import create_engine
+
+    from pipeline.schema import head_revision, store_revision
+    from pipeline.store import store_exists
+
+    settings = _settings(store)
+    if not store_exists(settings):
+        err.print(f"[red]error:[/red] no store at {escape(str(settings.store_dir))}")
+        raise typer.Exit(2)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            current = store_revision(conn)
+    finally:
+        engine.dispose()
+    head = head_revision()
+    print(current or "none")
+    err.print(f"head {head}" + ("" if current == head else "; `sculptrag db upgrade` (or opening the store) upgrades it"))
+
+
+@db_cli.command("upgrade")
+def db_upgrade(store: Optional[Path] = typer.Option(None, "--store")) -> None:
+    """Upgrade the store's schema to the newest revision (opening a store does it too) and print it."""
+    from pipeline import SculptragError
+    from pipeline.schema import open_engine, upgrade_store
+
+    settings = _settings(store)
+    try:
+        settings.store_dir.mkdir(parents=True, exist_ok=True)
+        engine = open_engine(settings.resolved_database_url)
+        try:
+            print(upgrade_store(engine))
+        finally:
+            engine.dispose()
+    except (SculptragError, OSError) as e:
+        err.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
 
 
 @cli.command("train-generator")
