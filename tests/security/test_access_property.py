@@ -19,8 +19,10 @@ import hashlib
 import re
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -93,9 +95,10 @@ def queries(draw, n_docs: int) -> str:
 
 
 # -- building stores --------------------------------------------------------------------------------------
-def build_store(path: Path, docs: list[dict]) -> Store:
-    """A store holding `docs`, in order; document uids and titles name the index in the drawn corpus."""
-    store = Store(Settings(store_dir=path, retrieval=RetrievalSettings(fusion_depth=20),
+def build_store(path: Path, docs: list[dict], database_url: str | None = None) -> Store:
+    """A store holding `docs`, in order; document uids and titles name the index in the drawn corpus. SQL in
+    the folder's SQLite file, or in the (fresh) database at `database_url`."""
+    store = Store(Settings(store_dir=path, database_url=database_url, retrieval=RetrievalSettings(fusion_depth=20),
                            validation=ValidationSettings(enabled=False), generator="extractive"))
     emb = HashingEmbedder()
     with store.writer():
@@ -138,12 +141,27 @@ def lexical_view(hits: list[Hit]) -> list[tuple]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_every_read_route_shows_exactly_what_the_callers_groups_allow(data):
+    check_read_routes(data, new_database=lambda: None)
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_read_route_shows_exactly_what_the_callers_groups_allow_on_postgresql(data, postgres_server):
+    """The same property with the store's SQL on a real PostgreSQL server (a fresh database per store):
+    the group filter is SQL, so the database that runs it must be the one tested."""
+    check_read_routes(data, new_database=postgres_server.database)
+
+
+def check_read_routes(data, new_database: Callable[[], str | None]) -> None:
     docs = data.draw(corpora(), label="docs")
     for i, d in enumerate(docs):
         d["index"] = i
     who = data.draw(st.lists(callers, min_size=1, max_size=2), label="callers")
     with tempfile.TemporaryDirectory() as tmp:
-        store = build_store(Path(tmp) / "all", docs)
+        url = new_database()
+        store = build_store(Path(tmp) / "all", docs, url)
+        assert store.engine.dialect.name == ("sqlite" if url is None else "postgresql")
         uid_to_id = {d.uid: d.id for d in store.documents()}
         id_to_uid = {i: u for u, i in uid_to_id.items()}
         everything = store.chunks(store.chunk_catalog().ids)
@@ -205,7 +223,7 @@ def test_every_read_route_shows_exactly_what_the_callers_groups_allow(data):
 
             # no leak through scores: the same search over a store holding only what the caller may read
             if readable:
-                alone = Retriever(build_store(Path(tmp) / f"alone{nth}", readable), HashingEmbedder())
+                alone = Retriever(build_store(Path(tmp) / f"alone{nth}", readable, new_database()), HashingEmbedder())
                 for mode in ("lexical", "hybrid"):
                     for filters in (None, MD_ONLY):
                         got = retriever.search(query, groups=caller, k=n, mode=mode, filters=filters)

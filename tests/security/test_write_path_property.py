@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from pipeline import Store
@@ -30,10 +31,21 @@ steps = st.lists(st.tuples(st.sampled_from(["write", "delete"]), st.sampled_from
 @hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(plan=steps)
 def test_groups_change_only_when_an_allowed_caller_says_so(plan, tmp_path_factory, embedder):
-    root = tmp_path_factory.mktemp("write-path")
+    check_write_path(plan, tmp_path_factory.mktemp("write-path"), embedder, database_url=None)
+
+
+@pytest.mark.slow
+@hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(plan=steps)
+def test_groups_change_only_when_an_allowed_caller_says_so_on_postgresql(plan, tmp_path_factory, embedder, postgres_server):
+    """The same property with the store's SQL on a real PostgreSQL server (a fresh database per run)."""
+    check_write_path(plan, tmp_path_factory.mktemp("write-path-pg"), embedder, database_url=postgres_server.database())
+
+
+def check_write_path(plan, root: Path, embedder, database_url: str | None) -> None:
     folder = root / "docs"
     folder.mkdir()
-    settings = Settings(store_dir=root / "store", ingest=IngestSettings(parse_workers=0))
+    settings = Settings(store_dir=root / "store", database_url=database_url, ingest=IngestSettings(parse_workers=0))
     model: dict[str, tuple[str, ...]] = {}  # file name -> the groups its stored document must have
     version = 0
     with Ingestor(settings, embedder=embedder) as ingestor:
@@ -65,6 +77,7 @@ def test_groups_change_only_when_an_allowed_caller_says_so(plan, tmp_path_factor
                 if o.reason == "not permitted":
                     assert not any(g in o.detail for g in GROUPS)  # says nothing about whose it is
             store = Store(settings)
+            assert store.engine.dialect.name == ("sqlite" if database_url is None else "postgresql")
             for reader in GROUPS:
                 readable = {Path(store.documents_by_id([int(i)])[int(i)].source_uri).name for i in store.readable_documents([reader])}
                 assert readable == {n for n, g in model.items() if reader in g}
