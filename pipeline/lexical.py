@@ -34,9 +34,9 @@ import numpy as np
 from scipy import sparse
 
 from .errors import StoreError
-from .words import ENTITY_NOISE, STEMMER, stem, tokenize  # the word rule is the core's (pipeline.words)
+from .words import STEMMER, stem, tokenize  # the word rule is the core's (pipeline.words)
 
-__all__ = ["FORMAT", "BM25Index", "IndexFileError", "ENTITY_NOISE", "STEMMER", "stem", "tokenize"]
+__all__ = ["FORMAT", "BM25Index", "IndexFileError"]
 
 FORMAT = 3  # 1 (no "format" key): precomputed weights over all chunks; 2: raw counts + lengths; 3: + stemmer
 

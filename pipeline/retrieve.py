@@ -38,7 +38,7 @@ import numpy as np
 from .config import Settings
 from .errors import ConfigError, StoreError
 from .groups import parse_groups
-from .lexical import ENTITY_NOISE, tokenize
+from .words import ENTITY_NOISE, tokenize
 from .schema import ChunkRow, Document
 from .store import Store
 from .types import DocumentRef, Hit, HitScores, SearchFilters

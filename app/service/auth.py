@@ -86,13 +86,18 @@ def groups_in_use(user: User, asked: Sequence[str] | str | None) -> tuple[str, .
     """The caller's groups, or the subset `asked` names; a group the caller lacks is a 403, never granted."""
     if asked is None or (not isinstance(asked, str) and len(asked) == 0):
         return user.groups
-    try:
-        wanted = parse_groups(asked, what="groups")
-    except ConfigError as e:
-        raise ApiError(422, str(e)) from e
-    outside = sorted(set(wanted) - set(user.groups))
+    wanted, outside = held_groups(user, asked)
     if outside:
         raise ApiError(403, f"you may narrow your groups, not widen them: {', '.join(outside)} "
                             f"{'is' if len(outside) == 1 else 'are'} not among this key's groups; leave 'groups' out "
                             "to use all of them")
     return wanted
+
+
+def held_groups(user: User, groups: Sequence[str] | str) -> tuple[tuple[str, ...], list[str]]:
+    """`groups` parsed (a malformed one is a 422), and those of them the caller does not hold."""
+    try:
+        parsed = parse_groups(groups, what="groups")
+    except ConfigError as e:
+        raise ApiError(422, str(e)) from e
+    return parsed, sorted(set(parsed) - set(user.groups))

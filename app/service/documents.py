@@ -19,11 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from app.ui.services import FileChanged, Services, User, file_name, file_of, read_ingested
-from pipeline.errors import ConfigError
-from pipeline.groups import parse_groups
 from pipeline.types import IngestReport
 
-from .auth import caller, editor, groups_in_use
+from .auth import caller, editor, groups_in_use, held_groups
 from .errors import ApiError
 from .limits import upload_limit
 
@@ -60,11 +58,7 @@ def _document_out(doc, user_groups: tuple[str, ...]) -> dict[str, Any]:
 
 def _give_groups(user: User, groups: list[str] | str) -> tuple[str, ...]:
     """The groups an editor gives new documents: valid, and all held by the editor (else 403)."""
-    try:
-        given = parse_groups(groups, what="groups")
-    except ConfigError as e:
-        raise ApiError(422, str(e)) from e
-    outside = sorted(set(given) - set(user.groups))
+    given, outside = held_groups(user, groups)
     if outside:
         raise ApiError(403, f"you may give documents only groups you hold; not yours: {', '.join(outside)}")
     return given

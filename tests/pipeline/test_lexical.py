@@ -12,7 +12,8 @@ import pytest
 
 from pipeline import Store
 from pipeline.config import Settings
-from pipeline.lexical import STEMMER, BM25Index, IndexFileError, tokenize
+from pipeline.lexical import BM25Index, IndexFileError
+from pipeline.words import STEMMER, tokenize
 from pipeline.schema import Document
 from pipeline.store import ChunkInput
 

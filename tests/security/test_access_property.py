@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from app.ui.services import Services
 from pipeline.config import RetrievalSettings, Settings, ValidationSettings
-from pipeline.lexical import tokenize
+from pipeline.words import tokenize
 from pipeline.rag import RagPipeline
 from pipeline.retrieve import Retriever
 from pipeline.schema import Document
