@@ -216,31 +216,18 @@ def ask(
 
 def _ask_api(url: str, question: str, *, generator: Optional[str], groups: Optional[List[str]], k: Optional[int],
              filters) -> Answer:
-    """POST the question to a running service's /v1/ask (key: $SCULPTRAG_API_KEY); exit 2 with its error."""
-    import httpx
+    """Ask a running service (key: $SCULPTRAG_API_KEY); exit 2 with its error."""
+    from app.client import ServiceClient, ServiceError
 
-    from pipeline.types import Answer
-
-    key = os.environ.get("SCULPTRAG_API_KEY")
-    body = {"question": question, "generator": generator, "k": k, "groups": groups,
-            "filters": filters.model_dump(mode="json", exclude_defaults=True) if filters else None}
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    client = ServiceClient(url)
     try:
         with err.status(f"asking {url}..."):
-            r = httpx.post(url.rstrip("/") + "/v1/ask", json={k_: v for k_, v in body.items() if v is not None},
-                           headers=headers, timeout=httpx.Timeout(10.0, read=600.0))
-    except httpx.HTTPError as e:
-        err.print(f"[red]error:[/red] cannot reach the service at {escape(url)}: {escape(str(e))}")
+            return client.ask(question, generator=generator, groups=groups, k=k, filters=filters)
+    except ServiceError as e:
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2) from None
-    if r.status_code != 200:
-        try:
-            message = r.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = r.text[:300]
-        hint = " (set SCULPTRAG_API_KEY)" if r.status_code == 401 and not key else ""
-        err.print(f"[red]error:[/red] the service answered {r.status_code}: {escape(message)}{hint}")
-        raise typer.Exit(2)
-    return Answer.model_validate(r.json())
+    finally:
+        client.close()
 
 
 def _filters(given: list[str], model):
@@ -341,6 +328,8 @@ def app_cmd(
     allow_remote: bool = typer.Option(False, "--allow-remote", help="serve a wider --address without a sign-in proxy: "
                                       "everyone who reaches the port is the local user, reads what they read and, "
                                       "unless SCULPTRAG_APP__EDITOR_GROUPS says otherwise, may ingest and delete"),
+    api: Optional[str] = typer.Option(None, "--api", envvar="SCULPTRAG_API_URL", help="use a running `sculptrag "
+                                      "serve` at this URL (key: $SCULPTRAG_API_KEY) instead of a local store and models"),
 ) -> None:
     """The internal web app (Streamlit): Ask, Documents, Evaluate and Settings pages.
 
@@ -371,6 +360,10 @@ def app_cmd(
     env = dict(os.environ)
     if store:
         env["SCULPTRAG_STORE_DIR"] = str(store.resolve())
+    if api:
+        env["SCULPTRAG_API_URL"] = api
+        if not env.get("SCULPTRAG_API_KEY"):
+            err.print("note: SCULPTRAG_API_KEY is not set; the service will refuse the app's requests (401)")
     env.setdefault("STREAMLIT_BROWSER_GATHER_USAGE_STATS", "false")
     script = Path(__file__).parent / "ui" / "main.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port), "--server.address", address,

@@ -57,6 +57,10 @@ class AskRequest(Question):
     options: dict[str, Any] = Field(default_factory=dict, description="the generator's sampling settings, e.g. "
                                     "{\"max_steps\": 32} for sculpt (weights and servers are the server's choice)")
     stream: bool = Field(False, description="Server-Sent Events: a `state` event per denoising step, then `answer`")
+    repair_rounds: int | None = Field(None, ge=0, le=3, description="self-correction rounds after validation "
+                                      "(default: the server's validation.repair_rounds)")
+    passages: bool = Field(False, description="also return the retrieved passages (text, document, page, scores) "
+                           "that the citations point into: all of them are readable by the caller")
 
 
 class RetrieveRequest(Question):
@@ -143,7 +147,7 @@ def _check_options(request: Request, generator: str | None, options: dict[str, A
 
 
 async def _job(request: Request, user: User, body: Question, generator: str | None,
-               options: dict[str, Any], on_state=None) -> Job:
+               options: dict[str, Any], on_state=None, repair_rounds: int | None = None) -> Job:
     """Checks, groups in use, the loaded generator, then a job in the queue."""
     svc, state = request.app.state.services, request.app.state
     _check_limits(request, body.question, body.k)
@@ -151,7 +155,7 @@ async def _job(request: Request, user: User, body: Question, generator: str | No
     name = _generator_name(request, generator)
     await _load(request, name)
     job = Job(question=body.question, groups=groups, k=body.k, filters=body.filters, generator=name,
-              options=options, on_state=on_state)
+              options=options, on_state=on_state, repair_rounds=repair_rounds)
     try:
         return state.scheduler.submit(job)
     except QueueFull as e:
@@ -195,8 +199,9 @@ async def _answer(request: Request, job: Job) -> Answer:
     return _outcome(request, job)
 
 
-def _answer_json(answer: Answer) -> str:
-    return answer.model_dump_json(exclude={"passages"})  # what `sculptrag ask --json` prints
+def _answer_json(answer: Answer, passages: bool = False) -> str:
+    """What `sculptrag ask --json` prints; with `passages`, the retrieved passages too."""
+    return answer.model_dump_json(exclude=None if passages else {"passages"})
 
 
 async def _events(request: Request, job: Job, queue: asyncio.Queue) -> AsyncIterator[tuple[str, Any]]:
@@ -247,17 +252,18 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 async def ask(body: AskRequest, request: Request, user: User = Depends(caller)) -> Response:
     options = _check_options(request, body.generator, body.options)
     if not body.stream:
-        job = await _job(request, user, body, body.generator, options)
-        return Response(_answer_json(await _answer(request, job)), media_type="application/json")
+        job = await _job(request, user, body, body.generator, options, repair_rounds=body.repair_rounds)
+        return Response(_answer_json(await _answer(request, job), body.passages), media_type="application/json")
     queue: asyncio.Queue[DenoiseState] = asyncio.Queue()
-    job = await _job(request, user, body, body.generator, options, on_state=_state_sink(queue))
+    job = await _job(request, user, body, body.generator, options, on_state=_state_sink(queue),
+                     repair_rounds=body.repair_rounds)
 
     async def stream() -> AsyncIterator[str]:
         async for kind, item in _events(request, job, queue):
             if kind == "state":
                 yield _sse("state", item.model_dump_json())
             elif kind == "answer":
-                yield _sse("answer", _answer_json(item))
+                yield _sse("answer", _answer_json(item, body.passages))
             elif kind == "error":
                 yield _sse("error", json.dumps(error_body(item.status, item.message)))
             else:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 from typing import Any, AsyncIterator
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 
-from app.ui.services import Services
+from app.ui.services import Services, User
 from pipeline.config import Settings
 
 from . import answers, documents
+from .auth import caller
 from .errors import error_response, install_handlers
 from .limits import BodyLimitMiddleware
 from .metrics import Metrics, MetricsMiddleware
@@ -53,6 +54,10 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     install_handlers(app)
     app.include_router(answers.router)
     app.include_router(documents.router)
+
+    @app.get("/v1/me", tags=["identity"], summary="Who the caller is: name, groups, whether they may edit")
+    def me(user: User = Depends(caller)) -> dict[str, Any]:
+        return {"name": user.name, "groups": list(user.groups), "editor": user.editor, "source": user.source}
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     def healthz() -> dict[str, str]:

@@ -4,9 +4,9 @@ Invariants:
 - At most `queue_size` jobs wait; `submit` on a full queue raises QueueFull at once (the route answers 503
   with Retry-After), so a burst never piles up unbounded work or memory.
 - One worker thread takes jobs in arrival order. It takes the oldest job and, waiting at most
-  `batch_wait_ms` for companions, every other waiting job with the same batch key (generator name and
-  options), up to `max_batch`: one batch shares one generator and its settings, which is what a batched
-  denoiser needs (the sampler takes a batch; rows differ only by question and passages).
+  `batch_wait_ms` for companions, every other waiting job with the same batch key (generator name,
+  options and repair rounds), up to `max_batch`: one batch shares one generator and its settings, which is
+  what a batched denoiser needs (the sampler takes a batch; rows differ only by question and passages).
 - `_run_batch` is the one place that runs a batch: `RagPipeline.ask_batch` for two or more jobs (one
   batched denoising), `RagPipeline.stream` for one.
 - Cancel (a client that went away): a waiting job leaves the queue at once; a running one stops being
@@ -46,6 +46,7 @@ class Job:
     filters: SearchFilters | None = None
     generator: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    repair_rounds: int | None = None  # None: the server's validation.repair_rounds
     on_state: Callable[[DenoiseState], None] | None = None
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -53,7 +54,7 @@ class Job:
     @property
     def batch_key(self) -> tuple[str | None, str]:
         """Jobs with equal keys may be denoised together."""
-        return self.generator, json.dumps(self.options, sort_keys=True, default=str)
+        return self.generator, json.dumps([self.options, self.repair_rounds], sort_keys=True, default=str)
 
 
 class Scheduler:
@@ -164,7 +165,8 @@ def _run_batch(pipeline: RagPipeline, jobs: Sequence[Job]) -> None:
         try:
             answers = pipeline.ask_batch(
                 [BatchItem(question=j.question, groups=j.groups, k=j.k, filters=j.filters) for j in live],
-                generator=live[0].generator, options=live[0].options or None, on_state=on_state)
+                generator=live[0].generator, options=live[0].options or None, on_state=on_state,
+                repair_rounds=live[0].repair_rounds)
         except Exception as e:  # noqa: BLE001 - reported to every client of the batch
             for job in live:
                 job.future.set_exception(e)
@@ -179,7 +181,8 @@ def _run_batch(pipeline: RagPipeline, jobs: Sequence[Job]) -> None:
         try:
             answer: Answer | None = None
             stream = pipeline.stream(job.question, groups=job.groups, generator=job.generator, k=job.k,
-                                     filters=job.filters, options=job.options or None)
+                                     filters=job.filters, options=job.options or None,
+                                     repair_rounds=job.repair_rounds)
             try:
                 for item in stream:
                     if job.cancelled.is_set():

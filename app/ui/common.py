@@ -5,6 +5,7 @@ with the HTTP service, lives in services.py)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
 from pathlib import Path
 
@@ -18,16 +19,24 @@ __all__ = ["FileChanged", "file_name", "file_of", "read_ingested", "still_ingest
 
 
 @st.cache_resource(show_spinner="Opening the store...")
-def _services(key: str, _settings: Settings) -> Services:  # (the key names the settings; secrets only hashed)
+def _services(key: str, _settings: Settings, api_url: str | None, _api_key: str | None) -> Services:
+    # (the key names the settings and the service; secrets only hashed)
+    if api_url:
+        from .remote import RemoteServices
+
+        return RemoteServices(_settings, api_url, _api_key)
     return Services(_settings)
 
 
 def services() -> Services:
-    """This process's Services for the settings in the environment (SCULPTRAG_...): built once, shared."""
+    """This process's Services for the settings in the environment (SCULPTRAG_...): built once, shared. With
+    $SCULPTRAG_API_URL (`sculptrag app --api URL`), a client of that running service instead (app/ui/remote.py)."""
     settings = Settings()
     secret = settings.app.proxy_secret
-    proof = hashlib.sha256(secret.get_secret_value().encode()).hexdigest() if secret else ""
-    return _services(settings.model_dump_json() + proof, settings)
+    api_url, api_key = os.environ.get("SCULPTRAG_API_URL") or None, os.environ.get("SCULPTRAG_API_KEY") or None
+    proof = "".join(hashlib.sha256(s.encode()).hexdigest() for s in
+                    (secret.get_secret_value() if secret else "", api_key or ""))
+    return _services(settings.model_dump_json() + proof + (api_url or ""), settings, api_url, api_key)
 
 
 def request_headers() -> list[tuple[str, str]]:
@@ -40,7 +49,8 @@ def request_headers() -> list[tuple[str, str]]:
 
 
 def current_user(svc: Services) -> User:
-    return resolve_user(svc.settings, request_headers())
+    user = resolve_user(svc.settings, request_headers())
+    return svc.user(user) if getattr(svc, "remote", False) else user
 
 
 def prefs(svc: Services, user: User) -> Prefs:

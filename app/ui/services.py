@@ -203,7 +203,10 @@ class Prefs:
 
 # -- the heavy objects -------------------------------------------------------------------------------------
 class Services:
-    """One per process and settings: built by `app.ui.common.services` (st.cache_resource), shared by all sessions."""
+    """One per process and settings: built by `app.ui.common.services` (st.cache_resource), shared by all sessions.
+    (`app.ui.remote.RemoteServices` stands in for it when the app uses a running service.)"""
+
+    remote = False
 
     def __init__(self, settings: Settings, *, warm: bool = True) -> None:
         from pipeline.rag import RagPipeline

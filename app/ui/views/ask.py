@@ -9,7 +9,7 @@ from functools import partial
 
 import streamlit as st
 
-from app.ui.common import context, file_of, read_ingested, still_ingested
+from app.ui.common import context, file_name, file_of, read_ingested, still_ingested
 from app.ui.render import answer_html, badge, e, md, canvas_html, meta_line, passage_html, sentences_html
 from generator.citations import written_spans
 from pipeline.errors import SculptragError
@@ -50,6 +50,11 @@ def show_source(i: int, answer: Answer, marker: int) -> None:
             answer.text[a:b] for a, b in sentence_spans(answer.text) if marker in find_markers(answer.text[a:b])]  # not validated
         where = [f"page {hit.page}" if hit.page else "", hit.section, hit.document.file_type.upper()]
         st.html(f"<b>[{marker}] {e(hit.document.title)}</b>" + meta_line(where) + passage_html(hit.text, evidence_spans(claims, hit.text)))
+        if svc.remote:  # the service serves the file (to these groups, while it is the ingested one)
+            st.download_button("Open the file", data=partial(svc.document_file, doc.id, prefs.groups),
+                               file_name=file_name(doc.source_uri), on_click="ignore", mime=doc.media_type or None,
+                               key=f"file-{i}-{marker}", icon=":material/attach_file:")
+            return
         path = file_of(doc.source_uri)
         if path is not None and still_ingested(path, doc.sha256):
             st.download_button("Open the file", data=partial(read_ingested, path, doc.sha256), file_name=path.name,

@@ -21,6 +21,19 @@ EDITORS_ONLY = ("You can read documents here; adding and deleting them is for "
                 "(`SCULPTRAG_APP__EDITOR_GROUPS`).")
 
 
+def run_remote(call, what: str) -> bool:
+    """API mode: the service ingests (uploaded files or its own folders) under the same rules; the report
+    goes to the session. False (and the service's message shown) on failure."""
+    try:
+        with st.spinner(f"{what} on the service..."):
+            report = call()
+    except SculptragError as err:
+        st.error(md(err))
+        return False
+    st.session_state["last_ingest"] = report
+    return True
+
+
 def run_ingest(paths: list[Path], groups: tuple[str, ...], *, set_groups: bool = False, prune: bool = False) -> bool:
     """Ingest with a progress bar, as this user: they may give only their own groups, and may not update,
     regroup or prune a stored document they cannot read (the ingest reports it "not permitted"). The report
@@ -69,17 +82,31 @@ if user.editor and prefs.groups:
             files = st.file_uploader("Files (PDF, Office, HTML, e-mail, text...)", accept_multiple_files=True,
                                      key=f"uploads-{n}", max_upload_size=svc.settings.app.max_upload_mb)
             if st.button("Ingest the uploaded files", disabled=not files or not groups, type="primary", key="ingest_uploads"):
-                try:
-                    paths = [svc.save_upload(f.name, f.getvalue(), groups, user.groups) for f in files]
-                except OSError as err:
-                    st.error(md(f"Could not keep the uploaded files: {err}"))
-                else:
-                    if run_ingest(paths, groups, set_groups=set_groups):
-                        st.session_state["upload_round"] = n + 1  # a fresh, empty upload box
+                if svc.remote:
+                    if run_remote(lambda: svc.upload([(f.name, f.getvalue()) for f in files], groups,
+                                                     set_groups=set_groups), "ingesting the files"):
+                        st.session_state["upload_round"] = n + 1
                         st.rerun()
+                else:
+                    try:
+                        paths = [svc.save_upload(f.name, f.getvalue(), groups, user.groups) for f in files]
+                    except OSError as err:
+                        st.error(md(f"Could not keep the uploaded files: {err}"))
+                    else:
+                        if run_ingest(paths, groups, set_groups=set_groups):
+                            st.session_state["upload_round"] = n + 1  # a fresh, empty upload box
+                            st.rerun()
         with folder_tab:
             roots = svc.settings.app.folder_roots
-            if not roots:
+            if svc.remote:  # the service's folder roots decide (SCULPTRAG_APP__FOLDER_ROOTS on the server)
+                folder = st.text_input("Folder path on the service's machine", key="doc_folder")
+                prune = st.checkbox("Also delete stored documents from this folder whose files are gone (only those "
+                                    "you may read)", key="doc_prune")
+                if st.button("Ingest the folder", disabled=not folder.strip() or not groups, key="ingest_folder"):
+                    if run_remote(lambda: svc.ingest_paths([folder.strip()], groups, set_groups=set_groups, prune=prune),
+                                  "ingesting the folder"):
+                        st.rerun()
+            elif not roots:
                 st.info("Ingesting a folder on the server is off. To turn it on, name the folders it may read in "
                         '`SCULPTRAG_APP__FOLDER_ROOTS` (a JSON list, e.g. `["/srv/shared"]`) and restart the app.')
             else:

@@ -19,6 +19,10 @@ from evaluation.report import summary_table
 
 svc, user, prefs = context()
 st.title("Evaluate")
+if svc.remote:
+    st.info(f"This app asks the service at {md(svc.url)}; evaluations run next to the store: use "
+            "`sculptrag eval` on that machine (its reports open here when the app runs there).")
+    st.stop()
 eval_dir = Path(svc.settings.app.eval_dir)
 
 

@@ -41,7 +41,7 @@ def option_widget(field: FormField, value, key: str):
     return None if field.optional and not text else text
 
 
-names = available_generators()
+names = svc.generators() if svc.remote else available_generators()
 if prefs.generator not in names:
     names = [prefs.generator, *names]
 left, right = st.columns(2)

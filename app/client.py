@@ -1,0 +1,146 @@
+"""A client of a running `sculptrag serve`: what `sculptrag ask --api URL` and the app's API mode
+(`sculptrag app --api URL`) use instead of loading models and the store themselves.
+
+The URL comes from `--api` or $SCULPTRAG_API_URL, the key from $SCULPTRAG_API_KEY. Every call answers a typed
+object (Answer, DenoiseState, IngestReport) or raises ServiceError with the service's own message (its JSON
+error body says what to change) and status; a service that cannot be reached is a ServiceError too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterator, Sequence
+
+import httpx
+
+from pipeline.errors import SculptragError
+from pipeline.types import Answer, DenoiseState, IngestReport, SearchFilters
+
+TIMEOUT = httpx.Timeout(10.0, read=600.0)  # connecting is quick or fails; an answer may wait in the queue
+
+
+class ServiceError(SculptragError):
+    """The service refused or failed a request (or could not be reached: status 0)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ServiceClient:
+    def __init__(self, url: str, key: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.key = key if key is not None else os.environ.get("SCULPTRAG_API_KEY")
+        self._http = httpx.Client(base_url=self.url, timeout=TIMEOUT,
+                                  headers={"Authorization": f"Bearer {self.key}"} if self.key else {})
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plumbing ------------------------------------------------------------------------------------------
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            r = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as e:
+            raise ServiceError(0, f"cannot reach the service at {self.url}: {e}") from None
+        if r.status_code >= 400:
+            raise self._error(r.status_code, r.content)
+        return r
+
+    def _error(self, status: int, body: bytes) -> ServiceError:
+        try:
+            message = json.loads(body)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = body[:300].decode(errors="replace")
+        if status == 401 and not self.key:
+            message += " (set SCULPTRAG_API_KEY)"
+        return ServiceError(status, f"the service answered {status}: {message}")
+
+    @staticmethod
+    def _ask_body(question: str, *, groups: Sequence[str] | None, generator: str | None, k: int | None,
+                  filters: SearchFilters | None, options: dict[str, Any] | None, repair_rounds: int | None,
+                  passages: bool, stream: bool) -> dict[str, Any]:
+        body = {"question": question, "generator": generator, "k": k,
+                "groups": list(groups) if groups is not None else None,
+                "filters": filters.model_dump(mode="json", exclude_defaults=True) if filters else None,
+                "options": options or None, "repair_rounds": repair_rounds, "passages": passages or None,
+                "stream": stream or None}
+        return {key: value for key, value in body.items() if value is not None}
+
+    # -- the routes ----------------------------------------------------------------------------------------
+    def me(self) -> dict[str, Any]:
+        """The key's identity: {"name", "groups", "editor", "source"}."""
+        return self._request("GET", "/v1/me").json()
+
+    def ready(self) -> bool:
+        try:
+            return self._http.get("/readyz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def generators(self) -> list[str]:
+        return [m["id"] for m in self._request("GET", "/v1/models").json()["data"]]
+
+    def ask(self, question: str, *, groups: Sequence[str] | None = None, generator: str | None = None,
+            k: int | None = None, filters: SearchFilters | None = None, options: dict[str, Any] | None = None,
+            repair_rounds: int | None = None, passages: bool = False) -> Answer:
+        body = self._ask_body(question, groups=groups, generator=generator, k=k, filters=filters, options=options,
+                              repair_rounds=repair_rounds, passages=passages, stream=False)
+        return Answer.model_validate(self._request("POST", "/v1/ask", json=body).json())
+
+    def stream(self, question: str, *, groups: Sequence[str] | None = None, generator: str | None = None,
+               k: int | None = None, filters: SearchFilters | None = None, options: dict[str, Any] | None = None,
+               repair_rounds: int | None = None, passages: bool = True) -> Iterator[DenoiseState | Answer]:
+        """The service's Server-Sent Events as objects: DenoiseState per denoising step, then the Answer (with
+        its passages by default, so citations can be opened). Closing the iterator early closes the connection,
+        which cancels the request on the server."""
+        body = self._ask_body(question, groups=groups, generator=generator, k=k, filters=filters, options=options,
+                              repair_rounds=repair_rounds, passages=passages, stream=True)
+        try:
+            with self._http.stream("POST", "/v1/ask", json=body) as r:
+                if r.status_code >= 400:
+                    raise self._error(r.status_code, r.read())
+                event = None
+                for line in r.iter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data = line[5:].strip()
+                        if event == "state":
+                            yield DenoiseState.model_validate_json(data)
+                        elif event == "answer":
+                            yield Answer.model_validate_json(data)
+                            return
+                        elif event == "error":
+                            raise self._error(json.loads(data).get("error", {}).get("status", 500), data.encode())
+                raise ServiceError(502, "the service ended the stream without an answer")
+        except httpx.HTTPError as e:
+            raise ServiceError(0, f"lost the connection to the service at {self.url}: {e}") from None
+
+    def documents(self, groups: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The documents these groups (default: all of the key's) may read, as the service lists them."""
+        return self._request("GET", "/v1/documents", params={"groups": list(groups)} if groups else None).json()["documents"]
+
+    def delete_document(self, document_id: int, groups: Sequence[str] | None = None) -> int:
+        """Delete a document; the chunks removed. ServiceError 404 when these groups may not read it (or it is gone)."""
+        r = self._request("DELETE", f"/v1/documents/{int(document_id)}", params={"groups": list(groups)} if groups else None)
+        return int(r.json()["chunks_removed"])
+
+    def document_file(self, document_id: int, groups: Sequence[str] | None = None) -> bytes:
+        return self._request("GET", f"/v1/documents/{int(document_id)}/file",
+                             params={"groups": list(groups)} if groups else None).content
+
+    def upload(self, files: Sequence[tuple[str, bytes]], groups: Sequence[str], *, set_groups: bool = False) -> IngestReport:
+        r = self._request("POST", "/v1/documents", files=[("files", (name, data)) for name, data in files],
+                          data={"groups": ",".join(groups), "set_groups": str(set_groups).lower()},
+                          timeout=httpx.Timeout(10.0, read=3600.0))
+        return IngestReport.model_validate(r.json())
+
+    def ingest(self, paths: Sequence[str], groups: Sequence[str], *, set_groups: bool = False,
+               prune: bool = False) -> IngestReport:
+        """Ingest files or folders on the server (under its folder roots)."""
+        r = self._request("POST", "/v1/ingest", json={"paths": list(paths), "groups": list(groups),
+                                                      "set_groups": set_groups, "prune": prune},
+                          timeout=httpx.Timeout(10.0, read=3600.0))
+        return IngestReport.model_validate(r.json())
