@@ -18,7 +18,9 @@ Metrics per query, averaged: recall@5 and recall@20 (share of the relevant items
 test half (a seeded shuffle, odd positions); the fusion (dense weight, rrf_k) is also tuned on the other
 half by nDCG@10 and that tuned hybrid is reported on the test half only, so it never saw its test queries.
 
-Embeddings are cached as .npy files keyed by a hash of the model name and the texts
+`--backend onnx|onnx-int8` runs the same with that embedding backend (its own stores and cache entries).
+
+Embeddings are cached as .npy files keyed by a hash of the model name, the backend and the texts
 (SCULPTRAG_EMB_CACHE, default /tmp/sculptrag-emb-cache): the first SciFact run embeds ~1.3M tokens
 (~17 min on 2 busy CPU cores), later runs none. Stores are built once under --work and reused.
 """
@@ -78,7 +80,8 @@ class CachedEmbedder:
         return self.inner.count_tokens(texts)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        h = hashlib.sha256(self.model_name.encode())
+        backend = getattr(getattr(self.inner, "settings", None), "backend", "torch")
+        h = hashlib.sha256(self.model_name.encode() + (b"" if backend == "torch" else b"\x00" + backend.encode()))
         for t in texts:
             h.update(b"\x00" + t.encode())
         path = self.cache / f"{h.hexdigest()[:24]}-{len(texts)}.npy"
@@ -292,6 +295,8 @@ def main() -> None:
     ap.add_argument("--sets", default="scifact,chunking")
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "sculptrag-retrieval-eval",
                     help="stores are built here once and reused")
+    ap.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"],
+                    help="the embedding backend (SCULPTRAG_EMBEDDING__BACKEND); each has its own stores and cache")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("sentence_transformers", "httpx", "unstructured", "faiss"):
@@ -299,10 +304,13 @@ def main() -> None:
 
     from rich.console import Console
 
-    from pipeline.embedding import SentenceTransformerEmbedder
+    from pipeline.config import EmbeddingSettings
+    from pipeline.embedding import make_embedder
     from pipeline.retrieve import Retriever
 
-    embedder = CachedEmbedder(SentenceTransformerEmbedder())
+    embedder = CachedEmbedder(make_embedder(EmbeddingSettings(backend=args.backend)))
+    if args.backend != "torch":
+        args.work = args.work / args.backend
     tables = []
     sets = args.sets.split(",")
     if "scifact" in sets:

@@ -114,7 +114,7 @@ def run_eval(run: EvalRun, *, embedder: Any = None, checker: Any = None, progres
     once; `checker` replaces that checker (and then judges every answer); `progress` is called after each ask.
     A generator that fails to load is reported with its error and left out; the others still run.
     """
-    from pipeline.embedding import SentenceTransformerEmbedder
+    from pipeline.embedding import make_embedder
     from pipeline.rag import RagPipeline
     from pipeline.retrieve import Retriever
     from pipeline.store import Store
@@ -122,7 +122,7 @@ def run_eval(run: EvalRun, *, embedder: Any = None, checker: Any = None, progres
 
     k, levels = run.k, run.noise
     settings = (run.settings or Settings()).model_copy(update={"store_dir": run.store, "database_url": None})
-    embedder = embedder or SentenceTransformerEmbedder(settings.embedding)
+    embedder = embedder or make_embedder(settings.embedding)
     items = run.items
 
     t0 = time.perf_counter()

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Sequence
 
 from ingest.chunk import chunk_uid, config_digest
 from ingest.discover import FileRecord, Refused, expand_paths, file_record
-from pipeline.embedding import Embedder, SentenceTransformerEmbedder
+from pipeline.embedding import Embedder, make_embedder
 from ingest.process import ParsePool, Processed, Rejection
 
 from .config import Settings
@@ -72,7 +72,7 @@ class Ingestor:
     def __init__(self, settings: Settings | None = None, *, store: Store | None = None, embedder: Embedder | None = None) -> None:
         self.settings = settings or Settings()
         self.store = store or Store(self.settings)  # (a Store is cheap: it opens the database, no index yet)
-        self.embedder = embedder or SentenceTransformerEmbedder(self.settings.embedding)
+        self.embedder = embedder or make_embedder(self.settings.embedding)
         self._pool: ParsePool | None = None
 
     def __enter__(self) -> "Ingestor":

@@ -218,9 +218,9 @@ class Retriever:
             if self._embedder_ready:
                 return self.embedder
             if self.embedder is None:
-                from pipeline.embedding import SentenceTransformerEmbedder
+                from pipeline.embedding import make_embedder
 
-                self.embedder = SentenceTransformerEmbedder(self.settings.embedding)
+                self.embedder = make_embedder(self.settings.embedding)
             stored = self.store.get_state("embedding_model")
             if stored is not None and stored != self.embedder.model_name:
                 raise StoreError(

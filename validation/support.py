@@ -121,9 +121,9 @@ class OverlapEmbeddingChecker:
 
     def warm_up(self) -> None:
         if self.embedder is None:
-            from pipeline.embedding import SentenceTransformerEmbedder  # lazy: loads torch
+            from pipeline.embedding import make_embedder  # lazy: loads the model's runtime
 
-            self.embedder = SentenceTransformerEmbedder()
+            self.embedder = make_embedder()
         warm = getattr(self.embedder, "warm_up", None)
         if callable(warm):
             warm()

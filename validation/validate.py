@@ -218,7 +218,9 @@ def _judge(s: SentenceReport, scores: Mapping[tuple[int, frozenset[int]], float]
         return
     alone = {ns: v for (i, ns), v in scores.items() if i == s.index and len(ns) == 1}
     if alone:
-        best_set, s.best_score = max(alone.items(), key=lambda kv: (kv[1], -min(kv[0])))
+        # (scores within 1e-5 are a tie, won by the first passage: two passages holding the same sentence
+        # must not swap on float noise, e.g. between embedding backends)
+        best_set, s.best_score = max(alone.items(), key=lambda kv: (round(kv[1], 5), -min(kv[0])))
         s.best_passage = min(best_set)
     label = {n: m for m, n in known.items()}  # passage -> marker shown
     if not known:

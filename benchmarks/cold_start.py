@@ -1,0 +1,144 @@
+"""Cold start, side by side: what a shell user waits for, each command in a fresh process, median of --repeats.
+
+    python benchmarks/cold_start.py [--repeats 5] [--profile]
+
+Rows: `sculptrag --help`; `sculptrag status`; the first `sculptrag ask` with each generator (sculpt,
+extractive) and each embedding backend (torch, onnx); a one-shot `sculptrag ingest` of a few small sample
+files into a fresh store, as chunks/s against raw encode of the same chunks in a warm process (target
+>= 0.8x). The store is the demo store (the bundled sample corpus, as `sculptrag demo` builds it), made once
+in a temporary folder. Targets (issue 17): `ask` with the bundled model under 3.5 s end to end.
+
+--profile also runs one `ask` (sculpt, the default backend) under cProfile and prints where its seconds go:
+the import time of the heavy packages and the slowest calls by cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SAMPLES = ROOT / "app" / "samples" / "docs"
+QUESTION = "How many laptops were delivered on January 23, 2023?"
+SMALL_FILES = 4  # the one-shot ingest: this many of the sample documents
+
+
+def sculptrag_cmd() -> list[str]:
+    exe = shutil.which("sculptrag")
+    return [exe] if exe else [sys.executable, "-m", "app.cli"]
+
+
+def timed(args: list[str], env: dict[str, str], repeats: int, fresh: Path | None = None) -> tuple[float, list[float]]:
+    """Median wall time of `sculptrag ARGS` in fresh processes (`fresh`: a folder removed before each run)."""
+    times = []
+    for _ in range(repeats):
+        if fresh is not None:
+            shutil.rmtree(fresh, ignore_errors=True)
+        t0 = time.perf_counter()
+        done = subprocess.run(sculptrag_cmd() + args, env=env, capture_output=True, text=True)
+        times.append(time.perf_counter() - t0)
+        if done.returncode != 0:
+            sys.exit(f"sculptrag {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return statistics.median(times), times
+
+
+def profile_ask(store: Path) -> None:
+    """One `ask` in this process under cProfile: the slowest calls by cumulative time."""
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    result = CliRunner().invoke(cli, ["ask", QUESTION, "--store", str(store)])
+    profiler.disable()
+    assert result.exit_code == 0, result.output
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+    print(out.getvalue())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--profile", action="store_true", help="also profile one ask in this process")
+    args = ap.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from ingest.chunk import embed_text
+    from pipeline import Store, ingest
+    from pipeline.config import EmbeddingSettings, IngestSettings, Settings
+    from pipeline.embedding import make_embedder
+
+    work = Path(tempfile.mkdtemp(prefix="sculptrag-cold-"))
+    store = work / "demo"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env.pop("SCULPTRAG_EMBEDDING__BACKEND", None)
+    ingest([SAMPLES], Settings(store_dir=store), groups=["public"])
+    for backend in ("onnx",):  # exports are made once per machine: not part of a cold start
+        make_embedder(EmbeddingSettings(backend=backend)).warm_up()
+    small = work / "small"
+    small.mkdir()
+    for f in sorted(p for p in SAMPLES.rglob("*") if p.is_file())[:SMALL_FILES]:
+        shutil.copy(f, small / f.name)
+
+    rows = []
+    rows.append(("sculptrag --help", *timed(["--help"], env, args.repeats)))
+    rows.append(("sculptrag status", *timed(["status", "--store", str(store)], env, args.repeats)))
+    for generator in ("sculpt", "extractive"):
+        for backend in ("torch", "onnx"):
+            rows.append((f"sculptrag ask --generator {generator} (embedding: {backend})",
+                         *timed(["ask", QUESTION, "--store", str(store), "--generator", generator],
+                                {**env, "SCULPTRAG_EMBEDDING__BACKEND": backend}, args.repeats)))
+    fresh = work / "fresh"
+    ingest_rows = []
+    for backend in ("torch", "onnx"):
+        t, times = timed(["ingest", str(small), "--store", str(fresh)], {**env, "SCULPTRAG_EMBEDDING__BACKEND": backend},
+                         args.repeats, fresh=fresh)
+        embedder = make_embedder(EmbeddingSettings(backend=backend))
+        embedder.warm_up()
+        s = Store(Settings(store_dir=fresh, ingest=IngestSettings()))
+        chunks = s.chunks(s.all_vectors()[0])
+        texts = [embed_text(c.section, c.text, c.context or "") for c in chunks]
+        embedder.encode(texts[:4])
+        raw = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            embedder.encode(texts)
+            raw.append(time.perf_counter() - t0)
+        ingest_rows.append((backend, len(texts), t, statistics.median(raw)))
+        rows.append((f"sculptrag ingest {SMALL_FILES} small files, {len(texts)} chunks (embedding: {backend})", t, times))
+
+    table = Table(title=f"cold start: fresh processes, median of {args.repeats} (demo store; {os.cpu_count()} CPUs)")
+    for col in ("command", "median s", "min s", "max s"):
+        table.add_column(col, justify="left" if col == "command" else "right")
+    for name, med, times in rows:
+        table.add_row(name, f"{med:.2f}", f"{min(times):.2f}", f"{max(times):.2f}")
+    console = Console(width=150)
+    console.print(table)
+    t2 = Table(title="one-shot ingest against raw encode of its chunks (warm model)")
+    for col in ("embedding", "chunks", "one-shot ingest chunks/s", "raw encode chunks/s", "ratio (target >= 0.8)"):
+        t2.add_column(col, justify="left" if col == "embedding" else "right")
+    for backend, n, t, raw in ingest_rows:
+        t2.add_row(backend, str(n), f"{n / t:.1f}", f"{n / raw:.1f}", f"{(n / t) / (n / raw):.2f}")
+    console.print(t2)
+    if args.profile:
+        profile_ask(store)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
