@@ -99,7 +99,7 @@ def main() -> None:
         table.add_row(backend, f"{len(texts) / r['encode']:.1f}", f"{full:.1f}", f"{full / raw:.2f}", f"{warm:.1f}",
                       f"{warm / raw:.2f}", f"{full / (base['chunks'] / base['full']):.2f}",
                       f"{r['reingest'] / r['full']:.1%}", f"{cos.min():.5f} / {cos.mean():.5f}")
-    Console().print(table)
+    Console(width=170).print(table)
     shutil.rmtree(work, ignore_errors=True)
 
 
