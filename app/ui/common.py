@@ -50,7 +50,7 @@ def request_headers() -> list[tuple[str, str]]:
 
 def current_user(svc: Services) -> User:
     user = resolve_user(svc.settings, request_headers())
-    return svc.user(user) if getattr(svc, "remote", False) else user
+    return svc.user(user) if svc.remote else user
 
 
 def prefs(svc: Services, user: User) -> Prefs:
