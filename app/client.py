@@ -73,12 +73,6 @@ class ServiceClient:
         """The key's identity: {"name", "groups", "editor", "source"}."""
         return self._request("GET", "/v1/me").json()
 
-    def ready(self) -> bool:
-        try:
-            return self._http.get("/readyz").status_code == 200
-        except httpx.HTTPError:
-            return False
-
     def generators(self) -> list[str]:
         return [m["id"] for m in self._request("GET", "/v1/models").json()["data"]]
 

@@ -80,7 +80,7 @@ def main() -> None:
 
     from ingest.chunk import embed_text
     from pipeline import Store, ingest
-    from pipeline.config import EmbeddingSettings, IngestSettings, Settings
+    from pipeline.config import EmbeddingSettings, Settings
     from pipeline.embedding import make_embedder
 
     work = Path(tempfile.mkdtemp(prefix="sculptrag-cold-"))
@@ -88,8 +88,7 @@ def main() -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     env.pop("SCULPTRAG_EMBEDDING__BACKEND", None)
     ingest([SAMPLES], Settings(store_dir=store), groups=["public"])
-    for backend in ("onnx",):  # exports are made once per machine: not part of a cold start
-        make_embedder(EmbeddingSettings(backend=backend)).warm_up()
+    make_embedder(EmbeddingSettings(backend="onnx")).warm_up()  # the export is made once per machine, not per start
     small = work / "small"
     small.mkdir()
     for f in sorted(p for p in SAMPLES.rglob("*") if p.is_file())[:SMALL_FILES]:
@@ -110,7 +109,7 @@ def main() -> None:
                          args.repeats, fresh=fresh)
         embedder = make_embedder(EmbeddingSettings(backend=backend))
         embedder.warm_up()
-        s = Store(Settings(store_dir=fresh, ingest=IngestSettings()))
+        s = Store(Settings(store_dir=fresh))
         chunks = s.chunks(s.all_vectors()[0])
         texts = [embed_text(c.section, c.text, c.context or "") for c in chunks]
         embedder.encode(texts[:4])

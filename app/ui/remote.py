@@ -17,7 +17,6 @@ rejected files (the server's log and `sculptrag status` have them).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator, Sequence
@@ -62,9 +61,9 @@ class RemoteStore:
     def documents(self, groups: Sequence[str] | None = None) -> list[RemoteDocument]:
         return [RemoteDocument.from_json(d) for d in self.client.documents(groups)]
 
-    def documents_by_id(self, ids: Sequence[int], groups: Sequence[str] | None = None) -> dict[int, RemoteDocument]:
+    def documents_by_id(self, ids: Sequence[int]) -> dict[int, RemoteDocument]:
         wanted = {int(i) for i in ids}
-        return {d.id: d for d in self.documents(groups) if d.id in wanted}
+        return {d.id: d for d in self.documents() if d.id in wanted}
 
     def document_metadata(self) -> list[tuple[int, str | None, str | None]]:
         return [(d.id, d.entity, d.period) for d in self.documents() if d.entity or d.period]
@@ -95,13 +94,10 @@ class RemoteServices:
         self.client = ServiceClient(url, key)
         self.store = RemoteStore(self.client)
         self.rag = RemoteRag(self.client)
-        self.ingest_lock = threading.Lock()
-        self.ready = threading.Event()
         self.warm_error: str | None = None
         self.identity: dict[str, Any] = {"name": "", "groups": [], "editor": False}
         try:
             self.identity = self.client.me()
-            self.ready.set()
         except ServiceError as e:  # shown on every page; the user reads nothing until it is fixed
             self.warm_error = str(e)
 
