@@ -69,6 +69,8 @@ def ingest(
     set_groups: bool = typer.Option(False, "--set-groups", help="also give --groups to documents already stored "
                                     "(without it, a stored document keeps its groups)"),
     prune: bool = typer.Option(False, "--prune", help="delete stored documents under these folders whose files are gone"),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="parse and embed on a Ray cluster: local "
+                                      "(start one on this machine), auto (the one started here), or HOST:PORT"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Parse, validate, chunk and embed documents into the store; unchanged files are skipped."""
@@ -83,7 +85,7 @@ def ingest(
     with _progress("ingest", describe=lambda path: Path(path).name) as on_progress:
         try:
             report = run_ingest(paths, settings, groups=groups, set_groups=set_groups, prune=prune,
-                                progress=on_progress, wait=None)
+                                progress=on_progress, wait=None, ray=ray)
         except SculptragError as e:
             err.print(f"[red]error:[/red] {escape(str(e))}")
             raise typer.Exit(2) from None

@@ -59,6 +59,7 @@ class Rejection:
     reason: str
     detail: str
     media_type: str = ""
+    retry: bool = False  # the file was not parsed (its Ray task failed): reported, not quarantined
 
     def __post_init__(self) -> None:
         self.detail = utf8_safe(self.detail)  # an error message may quote a non-UTF-8 file name

@@ -40,6 +40,11 @@ class GenerationCache(Generic[T]):
                 self._generation = generation
             return self._value  # type: ignore[return-value]
 
+    def peek(self) -> T | None:
+        """The value cached now, whatever its generation (None: nothing yet); a loader may start from it."""
+        with self._lock:
+            return self._value
+
     def set(self, generation: int, value: T) -> None:
         """Cache `value` as the one at `generation` (a writer that brought its copy up to date)."""
         with self._lock:

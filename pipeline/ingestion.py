@@ -2,9 +2,9 @@
 
 Order of work: expand and hash the inputs; sort them into unchanged (same content hash as stored: no
 parsing, no embedding), new, changed and duplicates; with `prune`, delete documents under the given
-folders whose files are gone; parse the rest in worker processes; embed their chunks in batches and
-commit each batch in one transaction (documents, chunks, vectors, rejections, generation). A crash
-loses at most the batch in flight, and a re-run picks up from there.
+folders whose files are gone; parse the rest in worker processes (or on a Ray cluster: ray_ingest.py);
+embed their chunks in batches and commit each batch in one transaction (documents, chunks, vectors,
+rejections, generation). A crash loses at most the batch in flight, and a re-run picks up from there.
 
 Access groups (who may read a document) change only when someone says so, and only someone allowed to:
 - `groups` are given to documents new to the store. A stored document keeps its groups when its file is
@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
+
+import numpy as np
 
 from ingest.chunk import chunk_uid, config_digest
 from ingest.discover import FileRecord, Refused, expand_paths, file_record
@@ -55,11 +57,14 @@ def ingest(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     wait: float = 0.0,
+    ray: str | None = None,
 ) -> IngestReport:
-    """One ingest run (parse workers start and stop with it); for repeated runs keep an Ingestor."""
+    """One ingest run (parse workers start and stop with it); for repeated runs keep an Ingestor.
+
+    `ray`: parse and embed on a Ray cluster at that address ("local", "auto", "HOST:PORT"; pipeline/ray_ingest.py)."""
     with Ingestor(settings, store=store, embedder=embedder) as ingestor:
         return ingestor.ingest(paths, groups=groups, set_groups=set_groups, caller_groups=caller_groups,
-                               prune=prune, progress=progress, wait=wait)
+                               prune=prune, progress=progress, wait=wait, ray=ray)
 
 
 class Ingestor:
@@ -89,13 +94,14 @@ class Ingestor:
     def ingest(
         self, paths: Iterable[str | Path], *, groups: str | Sequence[str] | None = None, set_groups: bool = False,
         caller_groups: str | Sequence[str] | None = None, prune: bool = False, progress: Progress | None = None,
-        store: Store | None = None, wait: float = 0.0,
+        store: Store | None = None, wait: float = 0.0, ray: str | None = None,
     ) -> IngestReport:
         """Ingest into this Ingestor's store, or into `store` (one warm Ingestor can serve several stores).
 
         `groups` (default: settings.default_groups) read the new documents; `set_groups` also gives them to
         stored ones; `caller_groups` limits what a caller acting for a person may touch (module docstring).
-        `wait`: seconds to wait for another ingest writing to the store before giving up."""
+        `wait`: seconds to wait for another ingest writing to the store before giving up. `ray`: parse and embed
+        on the Ray cluster at that address (pipeline/ray_ingest.py); the commits stay here."""
         settings, embedder = self.settings, self.embedder
         store = store or self.store
         groups = parse_groups(settings.default_groups if groups is None else groups)
@@ -129,11 +135,17 @@ class Ingestor:
             todo = _classify(store, records, access, digest, report)
             if prune:
                 _prune(store, found.roots, {r.uri for r in records}, access, report)
-            if todo:
+            if todo and ray:
+                from . import ray_ingest
+
+                _check_embedding_model(store, embedder)
+                _process(store, embedder, ray_ingest.run(ray, [rec for rec, _, _ in todo], settings), todo, settings, report, progress)
+            elif todo:
                 if self._pool is None:
                     self._pool = ParsePool(settings.ingest, str(embedder.path), settings.ingest.parse_workers).__enter__()
                 _check_embedding_model(store, embedder)  # loads the embedder while the workers warm up
-                _process(store, embedder, self._pool, todo, access, settings, report, progress)
+                results = ((item, None) for item in self._pool.run([(str(rec.path), rec.size) for rec, _, _ in todo]))
+                _process(store, embedder, results, todo, settings, report, progress)
             t_flush = time.perf_counter()
             store.flush_indexes()
             report.timings["index_s"] = time.perf_counter() - t_flush
@@ -253,13 +265,14 @@ def _check_embedding_model(store: Store, embedder: Embedder) -> None:
         )
 
 
-def _process(store, embedder, pool: ParsePool, todo, access: Access, settings: Settings, report: IngestReport, progress: Progress | None) -> None:
-    """Parse `todo` in the workers; commit the results in batches (`_Committer`) as they come."""
+def _process(store, embedder, results, todo, settings: Settings, report: IngestReport, progress: Progress | None) -> None:
+    """Commit `results`, (parsed file or rejection, its vectors or None) for each of `todo` as it finishes, in
+    batches (`_Committer`)."""
     committer = _Committer(store, embedder, todo, config_digest(settings.ingest, embedder.model_name), report)
     t_all = time.perf_counter()
-    for n, item in enumerate(pool.run([(str(rec.path), rec.size) for rec, _, _ in todo]), start=1):
+    for n, (item, vectors) in enumerate(results, start=1):
         report.parsed += 1
-        committer.add(item)
+        committer.add(item, vectors)
         if progress:
             progress(n, len(todo), item.path)
         if committer.due(settings.ingest.commit_every_chunks):
@@ -278,13 +291,16 @@ class _Committer:
         self.store, self.embedder, self.digest, self.report = store, embedder, digest, report
         self.kinds = {str(rec.path): (rec, kind, groups) for rec, kind, groups in todo}
         self.batch: list[Processed | Rejection] = []
+        self.vectors: dict[int, np.ndarray] = {}  # id(item) -> its vectors, where they came embedded (Ray)
         self.pending_chunks = 0
         self.timings = {"parse_s": 0.0, "embed_s": 0.0, "write_s": 0.0}
 
-    def add(self, item: Processed | Rejection) -> None:
+    def add(self, item: Processed | Rejection, vectors: np.ndarray | None = None) -> None:
         if isinstance(item, Processed):
             self.timings["parse_s"] += item.parse_s
             self.pending_chunks += len(item.chunks)
+            if vectors is not None:
+                self.vectors[id(item)] = vectors
         self.batch.append(item)
 
     def due(self, every_chunks: int) -> bool:
@@ -292,27 +308,31 @@ class _Committer:
         return self.pending_chunks >= every_chunks or len(self.batch) >= 64
 
     def commit(self) -> None:
-        done = [b for b in self.batch if isinstance(b, Processed)]
-        texts = [c.embed_text for p in done for c in p.chunks]
+        todo = [b for b in self.batch if isinstance(b, Processed) and id(b) not in self.vectors]
+        texts = [c.embed_text for p in todo for c in p.chunks]
         t = time.perf_counter()
-        vectors = self.embedder.encode(texts)
+        if texts:
+            vectors = self.embedder.encode(texts)
+            offset = 0
+            for item in todo:
+                self.vectors[id(item)] = vectors[offset:offset + len(item.chunks)]
+                offset += len(item.chunks)
         self.timings["embed_s"] += time.perf_counter() - t
         t = time.perf_counter()
         with self.store.transaction() as tx:
-            offset = 0
             for item in self.batch:
                 if isinstance(item, Rejection):
                     self._reject(tx, item)
                 else:
-                    self._put(tx, item, vectors[offset:offset + len(item.chunks)])
-                    offset += len(item.chunks)
+                    self._put(tx, item, self.vectors[id(item)])
         self.timings["write_s"] += time.perf_counter() - t
-        self.report.embedded_chunks += len(texts)
-        self.batch, self.pending_chunks = [], 0
+        self.report.embedded_chunks += self.pending_chunks
+        self.batch, self.vectors, self.pending_chunks = [], {}, 0
 
     def _reject(self, tx, item: Rejection) -> None:
         rec, _, groups = self.kinds[item.path]
-        tx.quarantine(rec.uri, rec.sha256, rec.size, item.reason, item.detail, groups, self.digest)
+        if not item.retry:
+            tx.quarantine(rec.uri, rec.sha256, rec.size, item.reason, item.detail, groups, self.digest)
         self.report.outcomes.append(FileOutcome(path=item.path, status="rejected", reason=item.reason, detail=item.detail))
 
     def _put(self, tx, item: Processed, vectors) -> None:

@@ -99,6 +99,31 @@ class BM25Index:
         tf.sort_indices()  # each posting list in column order
         return cls(ids_arr, vocab, tf, np.asarray(lengths, np.int64), k1, b, STEMMER if stemmed else None)
 
+    def updated(self, keep: np.ndarray, ids: Sequence[int], texts: Sequence[str]) -> "BM25Index":
+        """A new index: this one's columns that `keep` (a (N,) bool mask) marks, plus `texts` (one per id, none
+        of them here already). It scores every query as an index built over those chunks would; only the new
+        texts are tokenized. A term left with no chunk keeps its (empty) row."""
+        keep = np.asarray(keep, dtype=bool)
+        if keep.all() and not len(ids):
+            return self
+        add = BM25Index.build(ids, texts, self.k1, self.b, stemmed=self.stemmer is not None)
+        vocab = dict(self.vocab)
+        remap = np.fromiter((vocab.setdefault(t, len(vocab)) for t in sorted(add.vocab, key=add.vocab.__getitem__)),
+                            np.int64, len(add.vocab))  # new index's row -> row here
+        kept = self.counts if keep.all() else self.counts[:, keep]
+        kept = sparse.csr_matrix(kept, dtype=np.int32)
+        kept.resize((len(vocab), kept.shape[1]))
+        new = add.counts.tocoo()
+        new = sparse.csr_matrix((new.data, (remap[new.row], new.col)), shape=(len(vocab), len(add.ids)), dtype=np.int32)
+        counts = sparse.hstack([kept, new], format="csr", dtype=np.int32)
+        all_ids = np.concatenate([self.ids[keep], add.ids])
+        lengths = np.concatenate([self.lengths[keep], add.lengths])
+        if len(all_ids) > 1 and not (np.diff(all_ids) > 0).all():  # columns stay in ascending id order (ties)
+            order = np.argsort(all_ids, kind="stable")
+            counts, all_ids, lengths = sparse.csr_matrix(counts[:, order]), all_ids[order], lengths[order]
+        counts.sort_indices()
+        return BM25Index(all_ids, vocab, counts, lengths, self.k1, self.b, self.stemmer)
+
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) among the columns `allowed` marks (a (N,) bool mask; None: all), scored with the
         statistics of those columns alone; ties in column order."""

@@ -92,6 +92,7 @@ class Store:
         self._search_vectors: GenerationCache = GenerationCache()  # for searches: never mutated, maybe mmapped
         self._lexical: GenerationCache[BM25Index] = GenerationCache()
         self._catalog: GenerationCache[ChunkCatalog] = GenerationCache()
+        self._ids: GenerationCache[np.ndarray] = GenerationCache()  # the chunk ids in SQL: what changed since an index
 
     # -- state ---------------------------------------------------------------------------------------
     def get_state(self, key: str, default: str | None = None) -> str | None:
@@ -266,7 +267,7 @@ class Store:
     # -- indexes (derived from SQL, per generation) -------------------------------------------------------
     def vector_index(self):
         """The writer's FAISS index matching the SQL generation (loaded, or rebuilt from SQL)."""
-        return self._vectors.get(self.generation, self._load_vectors)
+        return self._vectors.get(self.generation, lambda gen: self._load_vectors(gen, previous=self._vectors.peek()))
 
     def search_index(self):
         """A FAISS index for searching at the SQL generation, never mutated (the writer's vector_index() is).
@@ -275,7 +276,8 @@ class Store:
         settings.retrieval.mmap_min_bytes; rebuilt from SQL when that file is not written yet.
         """
         mmap_min_bytes = self.settings.retrieval.mmap_min_bytes
-        return self._search_vectors.get(self.generation, lambda gen: self._load_vectors(gen, mmap_min_bytes))
+        return self._search_vectors.get(
+            self.generation, lambda gen: self._load_vectors(gen, mmap_min_bytes, previous=self._search_vectors.peek()))
 
     def lexical_index(self) -> BM25Index:
         """The BM25 index matching the SQL generation (its file, or built from SQL)."""
@@ -285,9 +287,55 @@ class Store:
         """Chunk ids (ascending) with their document ids and positions, at the SQL generation."""
         return self._catalog.get(self.generation, self._load_catalog)
 
-    def _load_vectors(self, gen: int, mmap_min_bytes: int | None = None):
+    # A new generation is loaded from its files when this folder has them (the writer flushed them here), else
+    # brought up from the index of an earlier generation that this process holds, by the chunks added and
+    # removed since (chunk rows are only ever inserted or deleted, and ids are never reused), else built from
+    # SQL. A replica on a folder of its own, or a reader while an ingest commits batch after batch, so pays
+    # for what changed, not for the whole store.
+    DELTA_MAX_SHARE = 0.25  # more of the chunks changed than this: building from SQL is as cheap
+
+    def _load_vectors(self, gen: int, mmap_min_bytes: int | None = None, previous=None):
         path = vectors_path(self.dir, gen)
-        return read_faiss_index(path, mmap_min_bytes) if path.exists() else self._build_vectors()
+        if path.exists():
+            return read_faiss_index(path, mmap_min_bytes)
+        index = self._vectors_delta(previous, gen) if previous is not None else None
+        return index if index is not None else self._build_vectors()
+
+    def _chunk_delta(self, known: np.ndarray, gen: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """How the chunks in SQL at `gen` differ from `known` (the ids an earlier index holds): (mask over `known` of
+        the ids still stored, ids added since), or None when so much changed that building from SQL is as cheap."""
+        now = self._ids.get(gen, self._load_ids)
+        keep = np.isin(known, now)
+        added = np.setdiff1d(now, known)
+        if int((~keep).sum()) + len(added) > self.DELTA_MAX_SHARE * len(now):
+            return None
+        return keep, added
+
+    def _load_ids(self, gen: int) -> np.ndarray:
+        with self.sessions() as s:
+            return np.fromiter(s.scalars(select(ChunkRow.id)), np.int64)
+
+    def _vectors_delta(self, previous, gen: int):
+        """`previous` (never changed: a copy is) with the chunks removed and added since; None: build from SQL."""
+        import faiss
+
+        known = np.sort(np.fromiter(faiss_ids(previous), np.int64))
+        delta = self._chunk_delta(known, gen)
+        if delta is None:
+            return None
+        keep, added = delta
+        if keep.all() and not len(added):
+            return previous
+        index = faiss.clone_index(previous)
+        if not keep.all():
+            index.remove_ids(known[~keep])
+        for lo in range(0, len(added), 5000):
+            with self.sessions() as s:
+                rows = s.execute(select(ChunkRow.id, ChunkRow.embedding).where(ChunkRow.id.in_(added[lo:lo + 5000].tolist()))).all()
+            if rows:
+                index.add_with_ids(np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]),
+                                   np.asarray([r[0] for r in rows], dtype=np.int64))
+        return None if needs_rebuild(index, self.settings.flat_index_max) else index
 
     def _build_vectors(self):
         ids, vecs = self.all_vectors()
@@ -304,12 +352,42 @@ class Store:
     def _load_lexical(self, gen: int) -> BM25Index:
         index = read_lexical_index(lexical_path(self.dir, gen))
         if index is None:
+            index = self._lexical_delta(self._lexical.peek(), gen)
+        if index is None:
             with self.sessions() as s:
                 rows = s.execute(select(ChunkRow.id, ChunkRow.section, ChunkRow.text, ChunkRow.context).order_by(ChunkRow.id)).all()
             index = BM25Index.build([r[0] for r in rows], (embed_text(r[1], r[2], r[3] or "") for r in rows))
         return index
 
+    def _lexical_delta(self, previous: BM25Index | None, gen: int) -> BM25Index | None:
+        """`previous` with the chunks removed and added since (a new index); None: build from SQL."""
+        delta = self._chunk_delta(previous.ids, gen) if previous is not None else None
+        if delta is None:
+            return None
+        keep, added = delta
+        rows = []
+        for lo in range(0, len(added), 5000):
+            with self.sessions() as s:
+                rows += s.execute(select(ChunkRow.id, ChunkRow.section, ChunkRow.text, ChunkRow.context)
+                                  .where(ChunkRow.id.in_(added[lo:lo + 5000].tolist()))).all()
+        rows.sort(key=lambda r: r[0])
+        return previous.updated(keep, [r[0] for r in rows], [embed_text(r[1], r[2], r[3] or "") for r in rows])
+
     def _load_catalog(self, gen: int) -> "ChunkCatalog":
+        previous = self._catalog.peek()
+        delta = self._chunk_delta(previous.ids, gen) if previous is not None else None
+        if delta is not None:
+            keep, added = delta
+            rows = []
+            for lo in range(0, len(added), 5000):
+                with self.sessions() as s:
+                    rows += s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.position)
+                                      .where(ChunkRow.id.in_(added[lo:lo + 5000].tolist()))).all()
+            new = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+            ids = np.concatenate([previous.ids[keep], new[:, 0]])
+            order = np.argsort(ids, kind="stable")
+            return ChunkCatalog(gen, ids[order], np.concatenate([previous.document_ids[keep], new[:, 1]])[order],
+                                np.concatenate([previous.positions[keep], new[:, 2]])[order])
         with self.sessions() as s:
             rows = s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.position).order_by(ChunkRow.id)).all()
         arr = np.asarray(rows, dtype=np.int64).reshape(-1, 3)

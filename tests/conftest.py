@@ -1,5 +1,5 @@
 """Shared test set-up: offline mode, the shared data folder, one embedder, a real PostgreSQL server for the
-store tests that run on both databases, skipping GPU tests without CUDA."""
+store tests that run on both databases, a local Ray cluster, skipping GPU tests without CUDA."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ class PostgresServer:
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A real PostgreSQL server from the system's binaries, for the whole run (tests/pgserver.py)."""
+    """A real PostgreSQL server from the system's binaries, for the whole run (PostgresServer above)."""
     server = PostgresServer.start()
     yield server
     server.stop()
@@ -159,6 +159,18 @@ def make_settings(tmp_path: Path, store_database):
         return Settings(store_dir=tmp_path / "store", database_url=store_database, ingest=IngestSettings(**ingest))
 
     return make
+
+
+# ---------------------------------------------------------------- a local Ray cluster
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster with 2 CPUs, for the whole run (started on first use); yields the ray module.
+    Ingests given `ray="auto"` use it as it is (pipeline/ray_ingest.py)."""
+    import ray  # a dev dependency: missing, the Ray tests fail rather than skip
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             object_store_memory=256 * 1024 * 1024)
+    yield ray
+    ray.shutdown()
 
 
 def pytest_addoption(parser):

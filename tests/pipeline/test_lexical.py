@@ -209,3 +209,80 @@ def test_a_store_built_before_stemming_is_rebuilt_with_stems(tmp_path: Path):
     with reopened.writer():
         reopened.flush_indexes()  # the old file was dropped: written again, with stems
     assert BM25Index.load(path).search("indexes", k=1)[1].tolist() == [ids[1]]
+
+
+def test_an_updated_index_scores_like_one_built_over_the_same_chunks():
+    rng = np.random.default_rng(3)
+    words = FORMS + [f"w{i}" for i in range(30)]
+    texts = [" ".join(rng.choice(words, rng.integers(1, 20))) for _ in range(60)]
+    ids = np.arange(10, 70)
+    index = BM25Index.build(ids, texts)
+    keep = rng.random(60) < 0.8
+    new_texts = [" ".join(rng.choice(words + ["zebra", "quokka"], rng.integers(1, 20))) for _ in range(12)]
+    for new_ids in (np.arange(100, 112), np.arange(0, 12) * 5 + 11):  # after every id, and among them
+        new_ids = new_ids[~np.isin(new_ids, ids[keep])]
+        updated = index.updated(keep, new_ids.tolist(), new_texts[:len(new_ids)])
+        all_ids = np.concatenate([ids[keep], new_ids])
+        order = np.argsort(all_ids)
+        fresh = BM25Index.build(all_ids[order], [([t for t, k in zip(texts, keep) if k] + new_texts[:len(new_ids)])[i] for i in order])
+        assert updated.ids.tolist() == fresh.ids.tolist()
+        for trial in range(25):
+            query = " ".join(rng.choice(words + ["zebra", "quokka"], 3))
+            allowed = rng.random(len(fresh.ids)) < 0.7 if trial % 2 else None
+            got, want = updated.search(query, k=10, allowed=allowed), fresh.search(query, k=10, allowed=allowed)
+            assert got[1].tolist() == want[1].tolist() and got[0].tolist() == want[0].tolist()  # bit for bit
+    assert index.updated(np.ones(60, bool), [], []) is index
+
+
+def _put(store: Store, i: int, text: str, vector: np.ndarray) -> None:
+    with store.transaction() as tx:
+        doc = Document(uid=f"d{i}", source_uri=f"file:///d{i}.txt", title=f"d{i}", media_type="text/plain",
+                       file_type="txt", size=len(text), mtime=0.0, sha256=f"{i:064x}", pages=1)
+        tx.put_document(doc, ["public"], [ChunkInput(uid=f"d{i}-0", position=0, text=text, section="", page=1, page_end=1,
+                                                     token_count=0, kinds="NarrativeText", table_html=None, vector=vector)])
+
+
+def test_a_replica_brings_its_indexes_up_by_what_changed(tmp_path: Path, monkeypatch):
+    """A reader on a folder of its own (no index files for new generations) updates its BM25 and FAISS indexes
+    by the chunks added and removed, and ends where one built from SQL would."""
+    from pipeline.indexes import faiss_ids
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((1300, 8)).astype(np.float32)
+    vocabulary = [f"w{i}" for i in range(300)]
+    texts = [" ".join(rng.choice(vocabulary, 12)) for _ in range(1300)]
+    writer = Store(Settings(store_dir=tmp_path / "writer"))
+    url = f"sqlite:///{tmp_path / 'writer' / 'sculptrag.db'}"
+    with writer.writer():
+        writer.set_state(embedding_model="none", embedding_dim="8")
+        for i in range(1200):
+            _put(writer, i, texts[i], vectors[i])
+    replica = Store(Settings(store_dir=tmp_path / "replica", database_url=url))
+    replica.lexical_index(), replica.search_index()  # built from SQL: the folder has no files
+
+    built: list[int] = []
+    real_build = BM25Index.build.__func__
+    monkeypatch.setattr(BM25Index, "build", classmethod(lambda cls, ids, *a, **k: built.append(len(list(ids))) or real_build(cls, ids, *a, **k)))
+    with writer.writer():
+        for i in range(1200, 1230):
+            _put(writer, i, texts[i], vectors[i])
+        with writer.transaction() as tx:
+            for doc in tx.session.query(Document).filter(Document.uid.in_([f"d{i}" for i in range(0, 1200, 40)])):
+                tx.delete_document(doc)
+    lexical, dense = replica.lexical_index(), replica.search_index()
+    assert built == [30]  # only the 30 new chunks were tokenized
+    fresh = Store(Settings(store_dir=tmp_path / "fresh", database_url=url))
+    assert lexical.ids.tolist() == fresh.lexical_index().ids.tolist()
+    assert faiss_ids(dense) == faiss_ids(fresh.search_index()) == set(lexical.ids.tolist())
+    for q in range(20):
+        query = " ".join(rng.choice(vocabulary, 4))
+        a, b = lexical.search(query, k=10), fresh.lexical_index().search(query, k=10)
+        assert a[1].tolist() == b[1].tolist() and a[0].tolist() == b[0].tolist()
+        qv = rng.standard_normal((1, 8)).astype(np.float32)
+        assert dense.search(qv, 10)[1].tolist() == fresh.search_index().search(qv, 10)[1].tolist()
+
+    built.clear()  # most of the store replaced: built from SQL instead
+    with writer.writer(), writer.transaction() as tx:
+        for doc in tx.session.query(Document).filter(Document.uid.in_([f"d{i}" for i in range(1, 1200, 2)])):
+            tx.delete_document(doc)
+    assert built == [len(replica.lexical_index().ids)] == [1230 - 30 - 600]
