@@ -13,8 +13,10 @@
   another process commits (a document of 10 chunks added, one deleted): the replica notices the new
   generation at that search and brings its indexes up by the chunks that changed (pipeline/store.py).
 - memory: resident memory of a fresh process serving hybrid searches from a store of N synthetic chunks
-  (benchmarks/retrieval_latency.py's: 384-d vectors around 1,000 topic centres, 60-word Zipf texts; IVF
-  above 100k chunks), after loading and after 50 searches; peak (VmHWM) too.
+  (benchmarks/retrieval_latency.py's: 384-d vectors around 1,000 topic centres, 60-word Zipf texts; the
+  default index: flat up to 100k chunks, IVF above), after loading and after `--queries` searches, peak
+  (VmHWM) too; hybrid p50/p95 ms (query vector given), and dense recall@10 against exact search (queries
+  are noisy copies of stored vectors, as in retrieval_latency.py).
 
 Stores are built under --work (default /tmp/sculptrag-scale); synthetic stores are reused when present.
 """
@@ -177,10 +179,11 @@ def reload_rows(work: Path, n: int, pg_server) -> list[tuple]:
 MEMORY_SCRIPT = r"""
 import sys, time, json, statistics
 sys.path[:0] = {paths!r}
+import numpy as np
 from pipeline.config import RetrievalSettings, Settings
 from pipeline.retrieve import Retriever
 from pipeline.store import Store
-from retrieval_latency import _NoEmbedder, synthetic
+from retrieval_latency import _NoEmbedder
 
 def status():
     out = {{}}
@@ -190,28 +193,35 @@ def status():
             out[k] = int(v.split()[0]) / 1024
     return out
 
+queries = np.load({queries!r})
+texts = open({texts!r}).read().splitlines()
 base = status()["VmRSS"]
 t = time.perf_counter()
 store = Store(Settings(store_dir={folder!r}, flat_index_max=100_000, retrieval=RetrievalSettings()))
 r = Retriever(store, _NoEmbedder())
 r.warm_up()
-vecs, texts, _ = synthetic(2000, seed=7)
 everyone = [f"g{{g}}" for g in range(10)]
-r.search(" ".join(texts[0].split()[:6]), groups=everyone, k=10, mode="hybrid", query_vector=vecs[0])
+r.search(texts[0], groups=everyone, k=10, mode="hybrid", query_vector=queries[0])
 load_s = time.perf_counter() - t
 loaded = status()["VmRSS"]
-times = []
-for i in range(1, 51):
+times, dense = [], []
+for q, text in zip(queries, texts):
     t = time.perf_counter()
-    r.search(" ".join(texts[i].split()[:6]), groups=everyone, k=10, mode="hybrid", query_vector=vecs[i])
+    r.search(text, groups=everyone, k=10, mode="hybrid", query_vector=q)
     times.append((time.perf_counter() - t) * 1000)
+    dense.append([h.chunk_id for h in r.search(text, groups=everyone, k=10, mode="dense", dedupe=False, query_vector=q)])
 s = status()
-print(json.dumps(dict(base=base, loaded=loaded, after=s["VmRSS"], peak=s["VmHWM"], load_s=load_s, p50=statistics.median(times))))
+q = statistics.quantiles(times, n=20, method="inclusive")
+print(json.dumps(dict(base=base, loaded=loaded, after=s["VmRSS"], peak=s["VmHWM"], load_s=load_s,
+                      p50=statistics.median(times), p95=q[18], dense=dense)))
 """
 
 
-def memory_rows(work: Path, sizes: list[int]) -> list[tuple]:
-    from retrieval_latency import build
+def memory_rows(work: Path, sizes: list[int], queries: int) -> list[tuple]:
+    """RSS, latency and dense recall@10 against exact search of a fresh process serving a store of n chunks."""
+    import numpy as np
+
+    from retrieval_latency import DIM, build, synthetic
 
     rows = []
     for n in sizes:
@@ -219,13 +229,25 @@ def memory_rows(work: Path, sizes: list[int]) -> list[tuple]:
         t = time.perf_counter()
         build(folder, n, flat_index_max=100_000)
         print(f"{n} chunks: store ready in {time.perf_counter() - t:.0f} s", file=sys.stderr)
-        script = MEMORY_SCRIPT.format(paths=[str(ROOT), str(ROOT / "benchmarks")], folder=str(folder))
+        vecs, texts, _ = synthetic(n)  # what the store holds: chunk i is row id i + 1
+        rng = np.random.default_rng(1)
+        picks = rng.choice(n, queries, replace=False)
+        qv = (vecs[picks] + 0.05 * rng.standard_normal((queries, DIM))).astype(np.float32)  # near a stored chunk
+        exact = [list(np.argsort(-(vecs @ v), kind="stable")[:10] + 1) for v in qv]
+        del vecs
+        np.save(work / "queries.npy", qv)
+        (work / "queries.txt").write_text("\n".join(" ".join(texts[i].split()[:6]) for i in picks))
+        del texts
+        script = MEMORY_SCRIPT.format(paths=[str(ROOT), str(ROOT / "benchmarks")], folder=str(folder),
+                                      queries=str(work / "queries.npy"), texts=str(work / "queries.txt"))
         out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
         if out.returncode:
             raise SystemExit(f"memory run at {n} failed:\n{out.stderr[-3000:]}")
         m = json.loads(out.stdout.strip().splitlines()[-1])
+        recall = float(np.mean([len(set(a) & set(map(int, b))) / 10 for a, b in zip(m["dense"], exact)]))
         db = folder / "sculptrag.db"
-        rows.append((n, m["base"], m["loaded"], m["after"], m["peak"], m["load_s"], m["p50"], db.stat().st_size / 2**20))
+        rows.append((n, m["base"], m["loaded"], m["after"], m["peak"], m["load_s"], m["p50"], m["p95"], recall,
+                     db.stat().st_size / 2**20))
     return rows
 
 
@@ -272,11 +294,13 @@ def main() -> None:
             console.print(t)
         if "memory" in parts:
             t = Table(title="A replica's memory: a fresh process serving hybrid searches from N synthetic chunks")
-            for c in ("chunks", "RSS at start MB", "RSS loaded MB", "RSS after 50 searches MB", "peak MB", "load + first search s",
-                      "hybrid p50 ms", "SQL file MB"):
+            for c in ("chunks", "RSS at start MB", "RSS loaded MB", "RSS after the searches MB", "peak MB", "load + first search s",
+                      "hybrid p50 ms", "hybrid p95 ms", "dense recall@10 vs exact", "SQL file MB"):
                 t.add_column(c, justify="right")
-            for n, base, loaded, after, peak, load_s, p50, db_mb in memory_rows(args.work, [int(s) for s in args.sizes.split(",")]):
-                t.add_row(f"{n:,}", f"{base:.0f}", f"{loaded:.0f}", f"{after:.0f}", f"{peak:.0f}", f"{load_s:.1f}", f"{p50:.1f}", f"{db_mb:.0f}")
+            for n, base, loaded, after, peak, load_s, p50, p95, recall, db_mb in memory_rows(
+                    args.work, [int(s) for s in args.sizes.split(",")], args.queries):
+                t.add_row(f"{n:,}", f"{base:.0f}", f"{loaded:.0f}", f"{after:.0f}", f"{peak:.0f}", f"{load_s:.1f}",
+                          f"{p50:.1f}", f"{p95:.1f}", f"{recall:.3f}", f"{db_mb:.0f}")
             console.print(t)
     finally:
         if pg is not None:

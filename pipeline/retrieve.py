@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
@@ -163,12 +165,17 @@ class Retriever:
         {"dense": ..., "lexical": ...}, dense first."""
         cfg = self.settings.retrieval
         rankings: dict[str, _Ranking] = {}
+        lexical = None
+        if mode == "hybrid":  # BM25 on another thread while this one encodes the query and searches FAISS (both
+            # release the GIL for most of their work): at 1M chunks hybrid costs about the slower of the two
+            lexical = _pool().submit(self._lexical_ranking, query, depth, catalog, mask, cfg.lexical_weight)
         if mode in ("dense", "hybrid"):
             rankings["dense"] = self._dense_ranking(query, query_vector, depth, catalog, mask,
                                                     cfg.dense_weight if mode == "hybrid" else 1.0)
-        if mode in ("lexical", "hybrid"):
-            rankings["lexical"] = self._lexical_ranking(query, depth, catalog, mask,
-                                                        cfg.lexical_weight if mode == "hybrid" else 1.0)
+        if lexical is not None:
+            rankings["lexical"] = lexical.result()
+        elif mode == "lexical":
+            rankings["lexical"] = self._lexical_ranking(query, depth, catalog, mask, 1.0)
         return rankings
 
     def _dense_ranking(self, query: str, query_vector: np.ndarray | None, depth: int, catalog, mask: np.ndarray,
@@ -416,6 +423,20 @@ def dense_search(index, query: np.ndarray, n: int, allowed_ids: np.ndarray | Non
     del bitmap  # kept alive until the searches above are done: the selector points into it
     found = I[0] >= 0
     return D[0][found].astype(np.float32), I[0][found].astype(np.int64)
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (the process it belongs to, the pool)
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads that run BM25 beside FAISS in hybrid searches (one per core: more would only queue). A
+    forked child makes its own: the parent's threads do not exist there."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid():
+            _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="sculptrag-bm25"))
+        return _POOL[1]
 
 
 @contextlib.contextmanager
