@@ -407,8 +407,20 @@ def serve(
                   "`sculptrag keys create --name NAME --groups G`")
     err.print(f"sculptrag serve on http://{escape(host)}:{port} (store {escape(str(settings.store_dir))}, API at /docs); "
               "Ctrl+C stops it")
-    uvicorn.run("app.service:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="info", proxy_headers=False)
+    metrics_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # /metrics sums over the workers
+        import tempfile
+
+        metrics_dir = tempfile.mkdtemp(prefix="sculptrag-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run("app.service:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="info", proxy_headers=False)
+    finally:
+        if metrics_dir:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 keys_cli = typer.Typer(no_args_is_help=True, help="API keys of the HTTP service (only their hashes are stored).")

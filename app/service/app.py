@@ -37,8 +37,8 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
         metrics: Metrics = app.state.metrics
         limits = settings.service
         scheduler = Scheduler(services.rag, queue_size=limits.queue_size, max_batch=limits.max_batch,
-                              batch_wait_ms=limits.batch_wait_ms, on_batch=metrics.batch_size.observe)
-        metrics.watch_queue(scheduler.depth)
+                              batch_wait_ms=limits.batch_wait_ms, on_batch=metrics.batch_size.observe,
+                              on_depth=metrics.queue_depth.set)
         app.state.services, app.state.scheduler = services, scheduler
         scheduler.start()
         try:

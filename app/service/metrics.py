@@ -2,14 +2,18 @@
 
 Labels are only ever route templates ("/v1/documents/{document_id}"), methods, status codes, generator names
 (registered ones: an unknown name is refused before it is counted), verdicts and ingest outcomes: never a
-document's id, name or path, a group, a key or a question. With `--workers N` each worker has its own
-numbers (scrape each, or put them behind one Prometheus job per worker).
+document's id, name or path, a group, a key or a question.
+
+With `--workers N` the workers share their numbers through prometheus_client's multiprocess mode: `serve`
+gives them a fresh folder in PROMETHEUS_MULTIPROC_DIR (or uses the one the operator set), each worker
+writes its values there, and whichever worker answers /metrics reports the sums over all of them (the queue
+depth: over the workers alive). One scrape target, whole-service numbers.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,15 +30,14 @@ class Metrics:
                                  "last event)", ["route", "method", "status"], buckets=LATENCY_BUCKETS, registry=r)
         self.answers = Counter("sculptrag_answers", "answers given, by generator and validation verdict",
                                ["generator", "verdict"], registry=r)
-        self.queue_depth = Gauge("sculptrag_queue_depth", "answer jobs waiting for the generator", registry=r)
+        self.queue_depth = Gauge("sculptrag_queue_depth", "answer jobs waiting for the generator", registry=r,
+                                 multiprocess_mode="livesum")
         self.batch_size = Histogram("sculptrag_batch_size", "jobs per generator batch", buckets=(1, 2, 4, 8, 16, 32),
                                     registry=r)
         self.rejected = Counter("sculptrag_queue_rejected", "answer requests refused because the queue was full", registry=r)
         self.ingest_runs = Counter("sculptrag_ingest_runs", "ingest runs (uploads and server folders)", ["kind"], registry=r)
         self.ingest_files = Counter("sculptrag_ingest_files", "files seen by ingest runs, by outcome", ["status"], registry=r)
 
-    def watch_queue(self, depth: Callable[[], int]) -> None:
-        self.queue_depth.set_function(depth)
 
     def count_answer(self, generator: str, verdict: str) -> None:
         self.answers.labels(generator, verdict).inc()
@@ -47,7 +50,16 @@ class Metrics:
                 self.ingest_files.labels(status).inc(n)
 
     def render(self) -> tuple[bytes, str]:
+        if MULTIPROCESS in os.environ:  # every worker's values, summed (module docstring)
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"  # set before the workers start (and import prometheus_client)
 
 
 class MetricsMiddleware:

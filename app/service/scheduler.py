@@ -59,12 +59,13 @@ class Job:
 
 class Scheduler:
     def __init__(self, pipeline: RagPipeline, *, queue_size: int, max_batch: int, batch_wait_ms: float,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+                 on_batch: Callable[[int], None] | None = None, on_depth: Callable[[int], None] | None = None) -> None:
         self.pipeline = pipeline
         self.queue_size = queue_size
         self.max_batch = max_batch
         self.batch_wait_s = batch_wait_ms / 1000.0
         self.on_batch = on_batch  # called with each batch's size (metrics)
+        self.on_depth = on_depth  # called with the number of jobs waiting whenever it changes (metrics)
         self._waiting: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
@@ -82,6 +83,7 @@ class Scheduler:
             for job in self._waiting:
                 job.future.cancel()
             self._waiting.clear()
+            self._depth_changed()
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -95,8 +97,13 @@ class Scheduler:
             if len(self._waiting) >= self.queue_size:
                 raise QueueFull(f"the generator queue is full ({self.queue_size} waiting); retry shortly")
             self._waiting.append(job)
+            self._depth_changed()
             self._cond.notify_all()
         return job
+
+    def _depth_changed(self) -> None:  # (holding _cond)
+        if self.on_depth is not None:
+            self.on_depth(len(self._waiting))
 
     def cancel(self, job: Job) -> None:
         """The client went away: drop the job if it waits, stop consuming it if it runs."""
@@ -104,6 +111,7 @@ class Scheduler:
         with self._cond:
             if job in self._waiting:
                 self._waiting.remove(job)
+                self._depth_changed()
                 job.future.cancel()
 
     # -- the worker ----------------------------------------------------------------------------------
@@ -125,6 +133,7 @@ class Scheduler:
             batch = [j for j in self._waiting if j.batch_key == key][: self.max_batch]
             for job in batch:
                 self._waiting.remove(job)
+            self._depth_changed()
             return [j for j in batch if j.future.set_running_or_notify_cancel()]
 
     def _work(self) -> None:
