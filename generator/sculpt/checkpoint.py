@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from pipeline.errors import ModelLoadError
 
+from .bert import BertEncoder, WordPieceTokenizer
 from .model import BASE_MODEL, SculptConfig, SculptModel
 from .relevance import pristine_encoder
 
@@ -31,34 +32,22 @@ def bundled_checkpoint() -> Path:
 
 
 def load_encoder(base_model: str = BASE_MODEL) -> tuple[nn.Module, object]:
-    """The MiniLM BERT encoder and its tokenizer from the installed model package (offline)."""
-    from transformers import BertModel
-    from transformers.utils import logging as hf_logging
-
+    """The MiniLM BERT encoder (fp32) and its tokenizer from the installed model package (offline), in plain
+    torch and `tokenizers` (bert.py: importing transformers would cost a cold start ~5 s)."""
     from pipeline.embedding import resolve_model_path
 
     path = resolve_model_path(base_model)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the unused pooler weights are expected, not news for the user
     try:
-        tokenizer = load_tokenizer(str(path))
-        encoder = BertModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False,
-                                            attention_probs_dropout_prob=0.0)  # keeps the fast SDPA kernel in training
-        encoder = encoder.float()  # whatever precision the files hold, compute in fp32 (autocast on GPU)
+        return BertEncoder.from_folder(path), WordPieceTokenizer(path)
     except Exception as e:  # noqa: BLE001 - any load failure is a clear ModelLoadError
         raise ModelLoadError(f"cannot load the base encoder from {path}: {e}") from e
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    return encoder, tokenizer
 
 
 def load_tokenizer(base_model: str = BASE_MODEL):
     """Just the encoder's tokenizer (data workers need no weights); `base_model`: package name or folder."""
-    from transformers import AutoTokenizer
-
     from pipeline.embedding import resolve_model_path
 
-    return AutoTokenizer.from_pretrained(str(resolve_model_path(base_model)), local_files_only=True)
+    return WordPieceTokenizer(resolve_model_path(base_model))
 
 
 def build_model(cfg: SculptConfig | None = None) -> tuple[SculptModel, object]:
