@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -89,8 +90,9 @@ def connect(address: str) -> Iterator[object]:
         yield ray
         return
     if address == "local":
-        ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+        ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=False)  # a new one
     else:
+        _check_reachable(address)
         try:
             ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -99,6 +101,19 @@ def connect(address: str) -> Iterator[object]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that nothing answers on fails now: ray.init would wait minutes."""
+    if address == "auto":  # Ray finds the local cluster itself, and says so at once when there is none
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray takes local, auto or HOST:PORT (ray://HOST:PORT for a Ray client server), not {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(f"no Ray cluster answers at {address}: {e.strerror or e}") from None
 
 
 def run(address: str, files: list["FileRecord"], settings: Settings) -> Iterator[tuple[Processed | Rejection, np.ndarray | None]]:

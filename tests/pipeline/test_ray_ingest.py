@@ -3,8 +3,11 @@ ingest, incremental, and a Ray worker killed mid-run costs nothing (pipeline/ray
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +20,7 @@ from pipeline.config import EmbeddingSettings, Settings
 
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parents[2]
 TORCH = EmbeddingSettings(backend="torch")  # the same embedder as the `embedder` fixture the local ingests use
 
 
@@ -125,3 +129,23 @@ def test_a_task_that_fails_every_try_is_reported_not_quarantined_and_the_next_ru
     again = ingest([small_docs], settings, embedder=embedder, ray="auto")
     assert again.parsed == 1 and again.ingested == 1 and again.rejected == 0
     assert Store(settings).counts()["documents"] == report.files_seen
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", SCULPTRAG_EMBEDDING__BACKEND="torch")
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_the_cli_starts_ray_for_the_run_and_refuses_an_address_nothing_answers(small_docs: Path, tmp_path: Path):
+    store = tmp_path / "store"
+    done = _cli("ingest", str(small_docs / "fake-text.txt"), str(small_docs / "README.md"), "--store", str(store),
+                "--ray", "local", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Store(Settings(store_dir=store)).counts()["documents"] == 2 and Store(Settings(store_dir=store)).check()["consistent"]
+
+    t = time.monotonic()
+    refused = _cli("ingest", str(small_docs), "--store", str(tmp_path / "other"), "--ray", "127.0.0.1:9", cwd=tmp_path)
+    assert refused.returncode == 2 and "no Ray cluster answers at 127.0.0.1:9" in refused.stderr
+    assert time.monotonic() - t < 60  # at once, not after Ray's own minutes of retrying
+    bad = _cli("ingest", str(small_docs), "--store", str(tmp_path / "other"), "--ray", "somewhere", cwd=tmp_path)
+    assert bad.returncode == 2 and "--ray takes local, auto or HOST:PORT" in bad.stderr
