@@ -138,6 +138,9 @@ class Ingestor:
             if todo and ray:
                 from . import ray_ingest
 
+                if embedder.model_name != settings.embedding.model:
+                    raise ConfigError(f"on Ray the workers embed with settings.embedding ({settings.embedding.model!r}), "
+                                      f"not the given embedder's model {embedder.model_name!r}: make them the same")
                 _check_embedding_model(store, embedder)
                 _process(store, embedder, ray_ingest.run(ray, [rec for rec, _, _ in todo], settings), todo, settings, report, progress)
             elif todo:

@@ -162,10 +162,10 @@ def make_settings(tmp_path: Path, store_database):
 
 
 # ---------------------------------------------------------------- a local Ray cluster
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster():
-    """A real local Ray cluster with 2 CPUs, for the whole run (started on first use); yields the ray module.
-    Ingests given `ray="auto"` use it as it is (pipeline/ray_ingest.py)."""
+    """A real local Ray cluster with 2 CPUs for the module that asks for it (stopped after it, so no other test
+    runs beside a Ray driver); yields the ray module. Ingests given `ray="auto"` use it as it is."""
     import ray  # a dev dependency: missing, the Ray tests fail rather than skip
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              object_store_memory=256 * 1024 * 1024)
