@@ -152,12 +152,18 @@ class Scheduler:
                         job.future.set_exception(e)
 
 
+class _Abandoned(Exception):
+    """Every client of a running batch went away: stop denoising it."""
+
+
 def _run_batch(pipeline: RagPipeline, jobs: Sequence[Job]) -> None:
     """Answer one batch (same generator and options); settle every job's future.
 
     Two or more live jobs: one `RagPipeline.ask_batch` call (one batched denoising where the generator
     can batch). A job cancelled while its batch runs stops getting states and finishes with the batch,
-    its answer dropped. A lone job runs through `stream`, which stops a cancelled job at its next state.
+    its answer dropped; when every job of the batch is cancelled, the batch stops at its next state (the
+    denoiser computes the batch's rows together, so one row alone cannot leave it). A lone job runs through
+    `stream`, which stops a cancelled job at its next state.
     `groups` is never None here (None would mean default_groups; a caller with no groups reads nothing)."""
     live = []
     for job in jobs:
@@ -167,6 +173,8 @@ def _run_batch(pipeline: RagPipeline, jobs: Sequence[Job]) -> None:
             live.append(job)
     if len(live) > 1:
         def on_state(i: int, state: DenoiseState) -> None:
+            if all(j.cancelled.is_set() for j in live):
+                raise _Abandoned
             job = live[i]
             if job.on_state is not None and not job.cancelled.is_set():
                 job.on_state(state)
@@ -176,6 +184,10 @@ def _run_batch(pipeline: RagPipeline, jobs: Sequence[Job]) -> None:
                 [BatchItem(question=j.question, groups=j.groups, k=j.k, filters=j.filters) for j in live],
                 generator=live[0].generator, options=live[0].options or None, on_state=on_state,
                 repair_rounds=live[0].repair_rounds)
+        except _Abandoned:
+            for job in live:
+                _end_cancelled(job)
+            return
         except Exception as e:  # noqa: BLE001 - reported to every client of the batch
             for job in live:
                 job.future.set_exception(e)

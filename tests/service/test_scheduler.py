@@ -3,6 +3,8 @@ worker's choice of batch, without running a generator; the real server's queue i
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import pytest
 
 from app.service.scheduler import Job, QueueFull, Scheduler
@@ -49,3 +51,48 @@ def test_the_queue_is_bounded_and_a_cancelled_request_leaves_it():
     third = s.submit(job("sculpt"))  # its place is free again
     assert s._take_batch() == [second, third]
     assert second.future.running() and third.future.running()
+
+
+@pytest.mark.timeout(300)
+def test_a_batch_whose_clients_all_left_stops_at_its_next_state(tmp_path, embedder):
+    """The real pipeline with the bundled model: two jobs denoised together; both clients leave after the first
+    state, and the batch stops there instead of running its remaining steps."""
+    from app.service.scheduler import _run_batch
+    from pipeline import ingest
+    from pipeline.config import IngestSettings, Settings
+    from pipeline.rag import RagPipeline
+    from pipeline.retrieve import Retriever
+    from pipeline.store import Store
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "leave.txt").write_text("Staff receive twenty-five days of paid leave per year.\n")
+    (tmp_path / "docs" / "parking.txt").write_text("Visitors park in the north lot next to the canteen.\n")
+    settings = Settings(store_dir=tmp_path / "store", ingest=IngestSettings(parse_workers=0), generator="sculpt")
+    ingest([tmp_path / "docs"], settings, embedder=embedder)
+    store = Store(settings)
+    rag = RagPipeline(settings, store=store, retriever=Retriever(store, embedder=embedder, settings=settings))
+
+    def jobs(leave: bool) -> tuple[list[Job], list[int]]:
+        seen = [0]
+        batch = [Job(question=q, groups=("public",), generator="sculpt", repair_rounds=0)
+                 for q in ("How many days of paid leave do staff get?", "Where do visitors park?")]
+
+        def on_state(state) -> None:
+            seen[0] += 1
+            if leave:
+                for j in batch:
+                    j.cancelled.set()
+
+        for j in batch:
+            j.on_state = on_state
+        return batch, seen
+
+    stayed, states = jobs(leave=False)
+    _run_batch(rag, stayed)
+    assert all(j.future.result().text for j in stayed) and states[0] > 2
+    left, seen = jobs(leave=True)
+    _run_batch(rag, left)
+    assert seen[0] == 1  # no state after the one that both clients left on
+    for j in left:
+        with pytest.raises(concurrent.futures.CancelledError):
+            j.future.result(timeout=0)
