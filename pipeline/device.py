@@ -16,7 +16,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEVICES", "resolve_device", "default_dtype", "resolve_device_and_dtype"]
+__all__ = ["DEVICES", "resolve_device", "default_dtype", "resolve_device_and_dtype", "gpu_build"]
 
 DEVICES = ("auto", "cpu", "cuda")  # the settings; "cuda:N" names one GPU
 _SETTING_RE = re.compile(r"auto|cpu|cuda(?::\d+)?")
@@ -40,6 +40,27 @@ def resolve_device(setting: "str | torch.device" = "auto") -> "torch.device":
             raise ConfigError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) "
                               "are visible; use device='cuda' or 'auto'")
     return torch.device(name)
+
+
+def gpu_build() -> bool:
+    """Could 'auto' resolve to a GPU here? False only when the installed torch is a CPU-only build (its
+    torch/version.py says so), read without importing torch: importing it costs ~2 s of a cold start, which
+    a process that runs no torch model (the ONNX embedder, the extractive generator) need not pay."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "torch" in sys.modules:
+        return True  # already paid for: resolve_device asks torch itself
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    try:
+        text = (Path(list(spec.submodule_search_locations)[0]) / "version.py").read_text()
+    except OSError:
+        return True
+    builds = re.findall(r"^(cuda|hip|xpu)\s*(?::[^=]*)?=\s*(.+)$", text, re.M)
+    return not builds or any(value.strip() != "None" for _, value in builds)
 
 
 def default_dtype(device: "torch.device") -> "torch.dtype":

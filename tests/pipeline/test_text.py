@@ -105,6 +105,18 @@ def test_without_cuda_auto_is_cpu_and_cuda_is_a_clear_error():
             resolve_device(name)
 
 
+def test_the_default_embedder_is_chosen_without_importing_torch_on_a_cpu_build():
+    """A CPU-only torch (what the README installs) cannot make 'auto' a GPU: the ONNX embedder is chosen
+    from torch's version.py alone, and a process that runs no torch model never imports torch."""
+    code = ("import sys; from pipeline.device import gpu_build; from pipeline.embedding import make_embedder; "
+            "e = make_embedder(); print(type(e).__name__, 'torch' in sys.modules, gpu_build())")
+    name, imported, gpu = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    if torch.version.cuda is None and torch.version.hip is None and getattr(torch.version, "xpu", None) is None:
+        assert (name, imported, gpu) == ("OnnxEmbedder", "False", "False")
+    else:  # a GPU build: torch is asked whether a GPU is there
+        assert gpu == "True"
+
+
 @pytest.mark.gpu
 def test_with_cuda_auto_is_cuda_in_bf16():
     assert resolve_device("auto").type == "cuda" and resolve_device("cuda:0") == torch.device("cuda:0")
