@@ -184,12 +184,13 @@ class Retriever:
         cfg = self.settings.retrieval
         qv = self._embedder().encode([query])[0] if query_vector is None else np.asarray(query_vector, np.float32)
         allowed_ids = None if mask.all() else catalog.ids[mask]
-        scores, ids = dense_search(self.store.search_index(), qv, depth, allowed_ids, cfg.nprobe, cfg.faiss_threads)
+        index = self.store.search_index(catalog.generation)  # the generation this search read: no second query
+        scores, ids = dense_search(index, qv, depth, allowed_ids, cfg.nprobe, cfg.faiss_threads)
         return _Ranking.of(scores, ids, weight)
 
     def _lexical_ranking(self, query: str, depth: int, catalog, mask: np.ndarray, weight: float) -> _Ranking:
         """BM25 with its statistics over the readable chunks only (its `allowed` mask)."""
-        bm25 = self.store.lexical_index()
+        bm25 = self.store.lexical_index(catalog.generation)  # (on the BM25 thread: no SQL unless it must load)
         if np.array_equal(bm25.ids, catalog.ids):
             allowed = None if mask.all() else mask
         else:  # index and catalog from different generations (a write in between): align by id, so the

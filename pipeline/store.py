@@ -269,19 +269,21 @@ class Store:
         """The writer's FAISS index matching the SQL generation (loaded, or rebuilt from SQL)."""
         return self._vectors.get(self.generation, lambda gen: self._load_vectors(gen, previous=self._vectors.peek()))
 
-    def search_index(self):
-        """A FAISS index for searching at the SQL generation, never mutated (the writer's vector_index() is).
+    def search_index(self, generation: int | None = None):
+        """A FAISS index for searching at the SQL generation (or `generation`, one just read: a search reads it
+        once), never mutated (the writer's vector_index() is).
 
         Read from the generation's file, memory-mapped when the file is at least
         settings.retrieval.mmap_min_bytes; rebuilt from SQL when that file is not written yet.
         """
         mmap_min_bytes = self.settings.retrieval.mmap_min_bytes
         return self._search_vectors.get(
-            self.generation, lambda gen: self._load_vectors(gen, mmap_min_bytes, previous=self._search_vectors.peek()))
+            self.generation if generation is None else generation,
+            lambda gen: self._load_vectors(gen, mmap_min_bytes, previous=self._search_vectors.peek()))
 
-    def lexical_index(self) -> BM25Index:
-        """The BM25 index matching the SQL generation (its file, or built from SQL)."""
-        return self._lexical.get(self.generation, self._load_lexical)
+    def lexical_index(self, generation: int | None = None) -> BM25Index:
+        """The BM25 index matching the SQL generation, or `generation` (its file, or built from SQL)."""
+        return self._lexical.get(self.generation if generation is None else generation, self._load_lexical)
 
     def chunk_catalog(self) -> "ChunkCatalog":
         """Chunk ids (ascending) with their document ids and positions, at the SQL generation."""

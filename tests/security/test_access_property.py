@@ -158,9 +158,19 @@ def check_read_routes(data, new_database: Callable[[], str | None]) -> None:
     for i, d in enumerate(docs):
         d["index"] = i
     who = data.draw(st.lists(callers, min_size=1, max_size=2), label="callers")
+    opened: list[Store] = []  # their connection pools are closed after the example (a server allows 200 clients)
+    try:
+        _check_read_routes(data, new_database, docs, who, opened)
+    finally:
+        for store in opened:
+            store.engine.dispose()
+
+
+def _check_read_routes(data, new_database: Callable[[], str | None], docs: list[dict], who, opened: list[Store]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = new_database()
         store = build_store(Path(tmp) / "all", docs, url)
+        opened.append(store)
         assert store.engine.dialect.name == ("sqlite" if url is None else "postgresql")
         uid_to_id = {d.uid: d.id for d in store.documents()}
         id_to_uid = {i: u for u, i in uid_to_id.items()}
@@ -175,6 +185,7 @@ def check_read_routes(data, new_database: Callable[[], str | None]) -> None:
 
         rag = RagPipeline(store.settings, store=store, retriever=retriever, validator=validator)
         services = Services(store.settings, warm=False)
+        opened.append(services.store)
 
         for nth, groups in enumerate(who):
             readable = [d for d in docs if d["groups"] & groups]
@@ -223,7 +234,8 @@ def check_read_routes(data, new_database: Callable[[], str | None]) -> None:
 
             # no leak through scores: the same search over a store holding only what the caller may read
             if readable:
-                alone = Retriever(build_store(Path(tmp) / f"alone{nth}", readable, new_database()), HashingEmbedder())
+                opened.append(build_store(Path(tmp) / f"alone{nth}", readable, new_database()))
+                alone = Retriever(opened[-1], HashingEmbedder())
                 for mode in ("lexical", "hybrid"):
                     for filters in (None, MD_ONLY):
                         got = retriever.search(query, groups=caller, k=n, mode=mode, filters=filters)
