@@ -89,6 +89,33 @@ def build_faiss_index(ids: np.ndarray, vecs: np.ndarray, dim: int, flat_max: int
     return index
 
 
+def copy_in_memory(index):
+    """A copy of a store's FAISS index (an id-mapped flat index, or IVF) in memory, safe to change.
+
+    Not faiss.clone_index: it refuses an IVF index whose lists are memory-mapped, and its copy of a
+    memory-mapped flat index shares the read-only mapping (removing from the copy crashes the process)."""
+    import faiss
+
+    if hasattr(index, "id_map"):
+        ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+        copy = faiss.IndexIDMap2(faiss.IndexFlatIP(index.d))
+        if len(ids):
+            copy.add_with_ids(index.index.reconstruct_n(0, len(ids)), ids)
+        return copy
+    quantizer = faiss.IndexFlatIP(index.d)
+    quantizer.add(index.quantizer.reconstruct_n(0, index.nlist))
+    copy = faiss.IndexIVFFlat(quantizer, index.d, index.nlist, index.metric_type)  # (keeps `quantizer` alive)
+    src, lists = index.invlists, faiss.ArrayInvertedLists(index.nlist, index.code_size)
+    for lst in range(index.nlist):
+        n = src.list_size(lst)
+        if n:
+            lists.add_entries(lst, n, src.get_ids(lst), src.get_codes(lst))
+    copy.replace_invlists(lists, True)
+    lists.this.disown()  # the index owns them now
+    copy.ntotal, copy.is_trained, copy.nprobe = index.ntotal, True, index.nprobe
+    return copy
+
+
 def read_faiss_index(path: Path, mmap_min_bytes: int | None = None):
     """Read a FAISS file; with `mmap_min_bytes`, memory-mapped (read-only: never add to it) when the file is at
     least that large.

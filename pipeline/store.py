@@ -27,8 +27,8 @@ from ingest.chunk import embed_text  # the indexed text: dense and BM25 see the 
 from .config import Settings
 from .errors import StoreError
 from .indexes import (
-    GenerationCache, build_faiss_index, clean_stale_files, faiss_ids, lexical_path, needs_rebuild, read_faiss_index,
-    read_lexical_index, vectors_path, write_faiss_index,
+    GenerationCache, build_faiss_index, clean_stale_files, copy_in_memory, faiss_ids, lexical_path, needs_rebuild,
+    read_faiss_index, read_lexical_index, vectors_path, write_faiss_index,
 )
 from .lexical import BM25Index
 from .schema import ApiKey, ChunkRow, Document, DocumentGroup, Quarantine, QuarantineGroup, State, open_engine, utc_now
@@ -93,6 +93,7 @@ class Store:
         self._lexical: GenerationCache[BM25Index] = GenerationCache()
         self._catalog: GenerationCache[ChunkCatalog] = GenerationCache()
         self._ids: GenerationCache[np.ndarray] = GenerationCache()  # the chunk ids in SQL: what changed since an index
+        self._mapped: int | None = None  # id() of the last FAISS index read memory-mapped (never to be changed)
 
     # -- state ---------------------------------------------------------------------------------------
     def get_state(self, key: str, default: str | None = None) -> str | None:
@@ -299,7 +300,10 @@ class Store:
     def _load_vectors(self, gen: int, mmap_min_bytes: int | None = None, previous=None):
         path = vectors_path(self.dir, gen)
         if path.exists():
-            return read_faiss_index(path, mmap_min_bytes)
+            index = read_faiss_index(path, mmap_min_bytes)
+            if mmap_min_bytes is not None and path.stat().st_size >= mmap_min_bytes:
+                self._mapped = id(index)  # read-only memory: a later delta copies it with copy_in_memory
+            return index
         index = self._vectors_delta(previous, gen) if previous is not None else None
         return index if index is not None else self._build_vectors()
 
@@ -319,8 +323,6 @@ class Store:
 
     def _vectors_delta(self, previous, gen: int):
         """`previous` (never changed: a copy is) with the chunks removed and added since; None: build from SQL."""
-        import faiss
-
         known = np.sort(np.fromiter(faiss_ids(previous), np.int64))
         delta = self._chunk_delta(known, gen)
         if delta is None:
@@ -328,7 +330,9 @@ class Store:
         keep, added = delta
         if keep.all() and not len(added):
             return previous
-        index = faiss.clone_index(previous)
+        import faiss
+
+        index = copy_in_memory(previous) if id(previous) == self._mapped else faiss.clone_index(previous)
         if not keep.all():
             index.remove_ids(known[~keep])
         for lo in range(0, len(added), 5000):

@@ -286,3 +286,37 @@ def test_a_replica_brings_its_indexes_up_by_what_changed(tmp_path: Path, monkeyp
         for doc in tx.session.query(Document).filter(Document.uid.in_([f"d{i}" for i in range(1, 1200, 2)])):
             tx.delete_document(doc)
     assert built == [len(replica.lexical_index().ids)] == [1230 - 30 - 600]
+
+
+@pytest.mark.parametrize("flat_index_max", [10_000, 100], ids=["flat", "ivf"])
+def test_a_reader_of_memory_mapped_index_files_updates_a_copy_of_them(tmp_path: Path, flat_index_max: int):
+    """A reader in the writer's folder maps the flushed FAISS file (read-only); the writer then commits without
+    flushing (an ingest between batches). The reader's update copies the mapped index into memory before it
+    changes it (changing the mapping itself would crash the process; FAISS refuses to clone a mapped IVF)."""
+    from pipeline.config import RetrievalSettings
+    from pipeline.indexes import faiss_ids
+
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((700, 8)).astype(np.float32)
+    texts = [" ".join(rng.choice([f"w{i}" for i in range(200)], 10)) for _ in range(700)]
+    settings = Settings(store_dir=tmp_path / "store", flat_index_max=flat_index_max,
+                        retrieval=RetrievalSettings(mmap_min_bytes=0))
+    writer = Store(settings)
+    with writer.writer():
+        writer.set_state(embedding_model="none", embedding_dim="8")
+        for i in range(600):
+            _put(writer, i, texts[i], vectors[i])
+        writer.flush_indexes()
+    reader = Store(settings)
+    mapped = reader.search_index()
+    assert reader._mapped == id(mapped)
+    with writer.writer():
+        for i in range(600, 700):
+            _put(writer, i, texts[i], vectors[i])
+        with writer.transaction() as tx:
+            for doc in tx.session.query(Document).filter(Document.uid.in_([f"d{i}" for i in range(0, 600, 30)])):
+                tx.delete_document(doc)
+    updated = reader.search_index()
+    assert updated is not mapped and faiss_ids(updated) == faiss_ids(Store(settings).vector_index())
+    assert len(faiss_ids(mapped)) == 600  # the mapped one untouched
+    assert updated.search(vectors[650:651], 1)[1][0][0] in faiss_ids(updated)
