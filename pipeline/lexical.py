@@ -110,18 +110,18 @@ class BM25Index:
         vocab = dict(self.vocab)
         remap = np.fromiter((vocab.setdefault(t, len(vocab)) for t in sorted(add.vocab, key=add.vocab.__getitem__)),
                             np.int64, len(add.vocab))  # new index's row -> row here
-        kept = self.counts if keep.all() else self.counts[:, keep]
-        kept = sparse.csr_matrix(kept, dtype=np.int32)
-        kept.resize((len(vocab), kept.shape[1]))
-        new = add.counts.tocoo()
-        new = sparse.csr_matrix((new.data, (remap[new.row], new.col)), shape=(len(vocab), len(add.ids)), dtype=np.int32)
-        counts = sparse.hstack([kept, new], format="csr", dtype=np.int32)
         all_ids = np.concatenate([self.ids[keep], add.ids])
         lengths = np.concatenate([self.lengths[keep], add.lengths])
-        if len(all_ids) > 1 and not (np.diff(all_ids) > 0).all():  # columns stay in ascending id order (ties)
-            order = np.argsort(all_ids, kind="stable")
-            counts, all_ids, lengths = sparse.csr_matrix(counts[:, order]), all_ids[order], lengths[order]
+        order = np.argsort(all_ids, kind="stable")  # columns stay in ascending id order (ties rank by it)
+        column = np.empty_like(order)  # position in all_ids -> its column
+        column[order] = np.arange(len(order))
+        old, new = (self.counts if keep.all() else self.counts[:, keep]).tocoo(), add.counts.tocoo()
+        counts = sparse.csr_matrix(
+            (np.concatenate([old.data, new.data]),
+             (np.concatenate([old.row, remap[new.row]]), column[np.concatenate([old.col, new.col + old.shape[1]])])),
+            shape=(len(vocab), len(all_ids)), dtype=np.int32)
         counts.sort_indices()
+        all_ids, lengths = all_ids[order], lengths[order]
         return BM25Index(all_ids, vocab, counts, lengths, self.k1, self.b, self.stemmer)
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -317,6 +317,15 @@ class Store:
             return None
         return keep, added
 
+    def _rows(self, ids: np.ndarray, *columns) -> list:
+        """`columns` of the chunks with these ids, by ascending id (the ids go to SQL 5,000 at a time)."""
+        rows = []
+        for lo in range(0, len(ids), 5000):
+            with self.sessions() as s:
+                rows += s.execute(select(*columns).where(ChunkRow.id.in_(ids[lo:lo + 5000].tolist()))
+                                  .order_by(ChunkRow.id)).all()
+        return rows
+
     def _load_ids(self, gen: int) -> np.ndarray:
         with self.sessions() as s:
             return np.fromiter(s.scalars(select(ChunkRow.id)), np.int64)
@@ -335,12 +344,10 @@ class Store:
         index = copy_in_memory(previous) if id(previous) == self._mapped else faiss.clone_index(previous)
         if not keep.all():
             index.remove_ids(known[~keep])
-        for lo in range(0, len(added), 5000):
-            with self.sessions() as s:
-                rows = s.execute(select(ChunkRow.id, ChunkRow.embedding).where(ChunkRow.id.in_(added[lo:lo + 5000].tolist()))).all()
-            if rows:
-                index.add_with_ids(np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]),
-                                   np.asarray([r[0] for r in rows], dtype=np.int64))
+        rows = self._rows(added, ChunkRow.id, ChunkRow.embedding)
+        if rows:
+            index.add_with_ids(np.vstack([np.frombuffer(r[1], dtype=np.float32) for r in rows]),
+                               np.asarray([r[0] for r in rows], dtype=np.int64))
         return None if needs_rebuild(index, self.settings.flat_index_max) else index
 
     def _build_vectors(self):
@@ -371,12 +378,7 @@ class Store:
         if delta is None:
             return None
         keep, added = delta
-        rows = []
-        for lo in range(0, len(added), 5000):
-            with self.sessions() as s:
-                rows += s.execute(select(ChunkRow.id, ChunkRow.section, ChunkRow.text, ChunkRow.context)
-                                  .where(ChunkRow.id.in_(added[lo:lo + 5000].tolist()))).all()
-        rows.sort(key=lambda r: r[0])
+        rows = self._rows(added, ChunkRow.id, ChunkRow.section, ChunkRow.text, ChunkRow.context)
         return previous.updated(keep, [r[0] for r in rows], [embed_text(r[1], r[2], r[3] or "") for r in rows])
 
     def _load_catalog(self, gen: int) -> "ChunkCatalog":
@@ -384,11 +386,7 @@ class Store:
         delta = self._chunk_delta(previous.ids, gen) if previous is not None else None
         if delta is not None:
             keep, added = delta
-            rows = []
-            for lo in range(0, len(added), 5000):
-                with self.sessions() as s:
-                    rows += s.execute(select(ChunkRow.id, ChunkRow.document_id, ChunkRow.position)
-                                      .where(ChunkRow.id.in_(added[lo:lo + 5000].tolist()))).all()
+            rows = self._rows(added, ChunkRow.id, ChunkRow.document_id, ChunkRow.position)
             new = np.asarray(rows, dtype=np.int64).reshape(-1, 3)
             ids = np.concatenate([previous.ids[keep], new[:, 0]])
             order = np.argsort(ids, kind="stable")

@@ -18,6 +18,7 @@ import time
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"  # set before the workers start (and import prometheus_client)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -38,7 +39,6 @@ class Metrics:
         self.ingest_runs = Counter("sculptrag_ingest_runs", "ingest runs (uploads and server folders)", ["kind"], registry=r)
         self.ingest_files = Counter("sculptrag_ingest_files", "files seen by ingest runs, by outcome", ["status"], registry=r)
 
-
     def count_answer(self, generator: str, verdict: str) -> None:
         self.answers.labels(generator, verdict).inc()
 
@@ -57,9 +57,6 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"  # set before the workers start (and import prometheus_client)
 
 
 class MetricsMiddleware:

@@ -33,7 +33,6 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.0  # (the trainer always ran with 0: it keeps the fused SDPA kernel)
-    hidden_act: str = "gelu"
 
     @classmethod
     def from_file(cls, path: Path) -> "BertConfig":
@@ -181,11 +180,7 @@ class WordPieceTokenizer:
         self.vocab = self._tok.get_vocab()
         self.cls_token_id, self.sep_token_id = self.vocab["[CLS]"], self.vocab["[SEP]"]
         self.pad_token_id, self.unk_token_id = self.vocab["[PAD]"], self.vocab["[UNK]"]
-        self.mask_token_id = self.vocab["[MASK]"]
         self.vocab_size = self._tok.get_vocab_size()
-
-    def __len__(self) -> int:
-        return self.vocab_size
 
     def __call__(self, text: str | Sequence[str], add_special_tokens: bool = True, truncation: bool = False,
                  max_length: int | None = None, return_offsets_mapping: bool = False, verbose: bool = True) -> dict:

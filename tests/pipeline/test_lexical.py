@@ -242,33 +242,42 @@ def _put(store: Store, i: int, text: str, vector: np.ndarray) -> None:
                                                      token_count=0, kinds="NarrativeText", table_html=None, vector=vector)])
 
 
+def _corpus(n: int, seed: int, words: int) -> tuple[np.ndarray, list[str], list[str]]:
+    """(n 8-d vectors, n texts of 10-12 words from a vocabulary of `words`, the vocabulary)."""
+    rng = np.random.default_rng(seed)
+    vocabulary = [f"w{i}" for i in range(words)]
+    return rng.standard_normal((n, 8)).astype(np.float32), [" ".join(rng.choice(vocabulary, 12)) for _ in range(n)], vocabulary
+
+
+def _commit(writer: Store, texts: list[str], vectors: np.ndarray, add: range, delete: range = range(0)) -> None:
+    """Another ingest: the documents numbered `add` put in (a transaction each), then those in `delete` taken out."""
+    with writer.writer():
+        writer.set_state(embedding_model="none", embedding_dim="8")
+        for i in add:
+            _put(writer, i, texts[i], vectors[i])
+        if delete:
+            with writer.transaction() as tx:
+                for doc in tx.session.query(Document).filter(Document.uid.in_([f"d{i}" for i in delete])):
+                    tx.delete_document(doc)
+
+
 def test_a_replica_brings_its_indexes_up_by_what_changed(tmp_path: Path, monkeypatch):
     """A reader on a folder of its own (no index files for new generations) updates its BM25 and FAISS indexes
     by the chunks added and removed, and ends where one built from SQL would."""
     from pipeline.indexes import faiss_ids
 
+    vectors, texts, vocabulary = _corpus(1300, seed=0, words=300)
     rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((1300, 8)).astype(np.float32)
-    vocabulary = [f"w{i}" for i in range(300)]
-    texts = [" ".join(rng.choice(vocabulary, 12)) for _ in range(1300)]
     writer = Store(Settings(store_dir=tmp_path / "writer"))
     url = f"sqlite:///{tmp_path / 'writer' / 'sculptrag.db'}"
-    with writer.writer():
-        writer.set_state(embedding_model="none", embedding_dim="8")
-        for i in range(1200):
-            _put(writer, i, texts[i], vectors[i])
+    _commit(writer, texts, vectors, add=range(1200))
     replica = Store(Settings(store_dir=tmp_path / "replica", database_url=url))
     replica.lexical_index(), replica.search_index()  # built from SQL: the folder has no files
 
     built: list[int] = []
     real_build = BM25Index.build.__func__
     monkeypatch.setattr(BM25Index, "build", classmethod(lambda cls, ids, *a, **k: built.append(len(list(ids))) or real_build(cls, ids, *a, **k)))
-    with writer.writer():
-        for i in range(1200, 1230):
-            _put(writer, i, texts[i], vectors[i])
-        with writer.transaction() as tx:
-            for doc in tx.session.query(Document).filter(Document.uid.in_([f"d{i}" for i in range(0, 1200, 40)])):
-                tx.delete_document(doc)
+    _commit(writer, texts, vectors, add=range(1200, 1230), delete=range(0, 1200, 40))
     lexical, dense = replica.lexical_index(), replica.search_index()
     assert built == [30]  # only the 30 new chunks were tokenized
     fresh = Store(Settings(store_dir=tmp_path / "fresh", database_url=url))
@@ -282,9 +291,7 @@ def test_a_replica_brings_its_indexes_up_by_what_changed(tmp_path: Path, monkeyp
         assert dense.search(qv, 10)[1].tolist() == fresh.search_index().search(qv, 10)[1].tolist()
 
     built.clear()  # most of the store replaced: built from SQL instead
-    with writer.writer(), writer.transaction() as tx:
-        for doc in tx.session.query(Document).filter(Document.uid.in_([f"d{i}" for i in range(1, 1200, 2)])):
-            tx.delete_document(doc)
+    _commit(writer, texts, vectors, add=range(0), delete=range(1, 1200, 2))
     assert built == [len(replica.lexical_index().ids)] == [1230 - 30 - 600]
 
 
@@ -296,26 +303,17 @@ def test_a_reader_of_memory_mapped_index_files_updates_a_copy_of_them(tmp_path: 
     from pipeline.config import RetrievalSettings
     from pipeline.indexes import faiss_ids
 
-    rng = np.random.default_rng(1)
-    vectors = rng.standard_normal((700, 8)).astype(np.float32)
-    texts = [" ".join(rng.choice([f"w{i}" for i in range(200)], 10)) for _ in range(700)]
+    vectors, texts, _ = _corpus(700, seed=1, words=200)
     settings = Settings(store_dir=tmp_path / "store", flat_index_max=flat_index_max,
                         retrieval=RetrievalSettings(mmap_min_bytes=0))
     writer = Store(settings)
+    _commit(writer, texts, vectors, add=range(600))
     with writer.writer():
-        writer.set_state(embedding_model="none", embedding_dim="8")
-        for i in range(600):
-            _put(writer, i, texts[i], vectors[i])
         writer.flush_indexes()
     reader = Store(settings)
     mapped = reader.search_index()
     assert reader._mapped == id(mapped)
-    with writer.writer():
-        for i in range(600, 700):
-            _put(writer, i, texts[i], vectors[i])
-        with writer.transaction() as tx:
-            for doc in tx.session.query(Document).filter(Document.uid.in_([f"d{i}" for i in range(0, 600, 30)])):
-                tx.delete_document(doc)
+    _commit(writer, texts, vectors, add=range(600, 700), delete=range(0, 600, 30))
     updated = reader.search_index()
     assert updated is not mapped and faiss_ids(updated) == faiss_ids(Store(settings).vector_index())
     assert len(faiss_ids(mapped)) == 600  # the mapped one untouched

@@ -10,6 +10,7 @@ The server also trusts a sign-in proxy (groups header + secret), the alternative
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -84,38 +85,46 @@ def service(tmp_path_factory):
     store.revoke_api_key("revoked")
     hr_id = next(d.id for d in store.documents() if d.title == HR_TITLE or HR_TITLE in d.source_uri)
 
-    port = _free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **LIMITS,
                SCULPTRAG_INGEST__PARSE_WORKERS="0",
                SCULPTRAG_APP__FOLDER_ROOTS=json.dumps([str(roots)]),
                SCULPTRAG_APP__GROUPS_HEADER="X-Forwarded-Groups", SCULPTRAG_APP__PROXY_SECRET=PROXY_SECRET,
                SCULPTRAG_APP__EDITOR_GROUPS='["staff"]',
                PYTHONPATH=os.pathsep.join([_plugin_path(base), str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    exe = shutil.which("sculptrag")
-    cmd = ([exe] if exe else [sys.executable, "-m", "app.cli"]) + ["serve", "--store", str(store_dir), "--port", str(port)]
-    log = open(base / "serve.log", "w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=base)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"sculptrag serve did not become ready:\n{(base / 'serve.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+    with running_serve(["--store", str(store_dir)], env, base) as url:
         yield {"url": url, "keys": keys, "store": store_dir, "base": base, "roots": roots, "hr_id": hr_id,
                "log": base / "serve.log"}
-    finally:
-        proc.terminate()
+
+
+@contextlib.contextmanager
+def running_serve(args: list[str], env: dict, folder: Path, ready_in_a_row: int = 1, timeout: float = 180):
+    """`sculptrag serve ARGS` on a free localhost port in a subprocess (its log: folder/serve.log), once /readyz
+    said ready `ready_in_a_row` times in a row (several workers: each loads its own models); yields its URL and
+    stops it after."""
+    port = _free_port()
+    exe = shutil.which("sculptrag")
+    cmd = ([exe] if exe else [sys.executable, "-m", "app.cli"]) + ["serve", *args, "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with open(folder / "serve.log", "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            deadline, ready = time.time() + timeout, 0
+            while ready < ready_in_a_row:
+                try:
+                    ready = ready + 1 if httpx.get(url + "/readyz", timeout=2).status_code == 200 else 0
+                except httpx.HTTPError:
+                    ready = 0
+                if proc.poll() is not None or time.time() > deadline:
+                    pytest.fail(f"sculptrag serve did not become ready:\n{(folder / 'serve.log').read_text()[-3000:]}")
+                if ready < ready_in_a_row:
+                    time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 @pytest.fixture

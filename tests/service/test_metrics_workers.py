@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .conftest import _free_port
+from .conftest import running_serve
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _healthz_count(text: str) -> float:
@@ -40,25 +35,11 @@ def _healthz_by_worker(folder: Path) -> dict[str, float]:
 def test_metrics_of_two_workers_are_summed(service, tmp_path: Path):
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    port = _free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", SCULPTRAG_INGEST__PARSE_WORKERS="0",
                SCULPTRAG_GENERATOR="extractive", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
-    exe = shutil.which("sculptrag")
-    cmd = ([exe] if exe else [sys.executable, "-m", "app.cli"]) + [
-        "serve", "--store", str(service["store"]), "--port", str(port), "--workers", "2"]
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline, ready = time.time() + 240, 0
-        while ready < 6:  # both workers loaded: several readiness answers in a row
-            try:
-                ready = ready + 1 if httpx.get(url + "/readyz", timeout=2).status_code == 200 else 0
-            except httpx.HTTPError:
-                ready = 0
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"serve --workers 2 did not become ready:\n{(tmp_path / 'serve.log').read_text()[-3000:]}")
-            time.sleep(0.3)
+    # both workers loaded: several readiness answers in a row
+    with running_serve(["--store", str(service["store"]), "--workers", "2"], env, tmp_path, ready_in_a_row=6,
+                       timeout=240) as url:
         sent = 0
         while sent < 12 or len([n for n in _healthz_by_worker(metrics_dir).values() if n]) < 2:
             with httpx.Client() as c:  # a new connection each time: the workers take turns accepting
@@ -70,10 +51,3 @@ def test_metrics_of_two_workers_are_summed(service, tmp_path: Path):
         for _ in range(6):  # every scrape, whichever worker answers it, reports both workers' requests
             with httpx.Client() as c:
                 assert _healthz_count(c.get(url + "/metrics").text) == sent
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
