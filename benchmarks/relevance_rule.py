@@ -17,6 +17,7 @@ Variants of the rule are then compared without running the generator:
 from __future__ import annotations
 
 import argparse
+import pickle
 import re
 import statistics
 import sys
@@ -47,16 +48,26 @@ def main() -> None:
     ap.add_argument("--sets", default="rgb,business_docs,chunking_eval,scifact")
     ap.add_argument("--items", type=int, default=100)
     ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--cache", type=Path, help="keep the scored records in this pickle; a later run with it skips the model")
     args = ap.parse_args()
+    cached = pickle.loads(args.cache.read_bytes()) if args.cache and args.cache.exists() else {}
     settings = Settings()
     settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
-    gen = build_sculpt()
-    gen.warm_up()
+    gen = None
     for name in args.sets.split(","):
-        ds = load_dataset(name, limit=args.items if name == "scifact" else None)
-        ds = replace(ds, items=ds.items[: args.items])
-        report = run_eval(EvalRun(dataset=ds, generators=["extractive"], k=args.k, settings=settings, noise=(0.0, 1.0)))
-        records = [score_parts(gen, rec) for rec in report["items"] if rec.get("passages")]
+        key = (name, args.items, args.k)
+        if key not in cached:
+            if gen is None:
+                gen = build_sculpt()
+                gen.warm_up()
+            ds = load_dataset(name, limit=args.items if name == "scifact" else None)
+            ds = replace(ds, items=ds.items[: args.items])
+            report = run_eval(EvalRun(dataset=ds, generators=["extractive"], k=args.k, settings=settings,
+                                      noise=(0.0, 1.0)))
+            cached[key] = [score_parts(gen, rec) for rec in report["items"] if rec.get("passages")]
+            if args.cache:
+                args.cache.write_bytes(pickle.dumps(cached))
+        records = cached[key]
         print(f"\n{name} ({args.items} questions, k={args.k})")
         print("| variant | top-1 | " + " | ".join(f"t={t}" for t in THRESHOLDS) + " |")
         print("|---|---|" + "---|" * len(THRESHOLDS))

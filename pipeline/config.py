@@ -88,7 +88,7 @@ class RetrievalSettings(BaseModel):
                                    "'across the quarters') gets its k passages from several documents, not one")
     fusion_depth: int = Field(100, ge=1, description="candidates taken from each ranking before fusing")
     dedupe_threshold: float = Field(0.97, gt=0, le=1, description="cosine above which two chunks are duplicates")
-    nprobe: int | None = Field(None, ge=1, description="IVF lists searched (default: the index's, nlist/4)")
+    nprobe: int | None = Field(None, ge=1, description="IVF lists searched (default: the index's, nlist/8; nlist/4 under 20k vectors)")
     faiss_threads: int = Field(1, ge=0, description="OpenMP threads per FAISS search (one query: 1 is fastest; 0: FAISS default)")
     mmap_min_bytes: int = Field(
         256 * 1024 * 1024, ge=0,

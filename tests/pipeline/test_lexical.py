@@ -318,3 +318,40 @@ def test_a_reader_of_memory_mapped_index_files_updates_a_copy_of_them(tmp_path: 
     assert updated is not mapped and faiss_ids(updated) == faiss_ids(Store(settings).vector_index())
     assert len(faiss_ids(mapped)) == 600  # the mapped one untouched
     assert updated.search(vectors[650:651], 1)[1][0][0] in faiss_ids(updated)
+
+
+def test_skipping_the_common_terms_lists_changes_no_result(monkeypatch):
+    """The pruned search (rare terms name the candidates, common ones are looked up for them) returns what reading
+    every posting list returns, to the bit, with and without an access mask; and it is the path most queries take."""
+    from pipeline import lexical
+
+    rng = np.random.default_rng(1)
+    vocab = np.array([f"w{i}" for i in range(3000)])
+    texts = [" ".join(vocab[np.minimum(rng.zipf(1.2, 40) - 1, len(vocab) - 1)]) for _ in range(4000)]
+    index = BM25Index.build(np.arange(4000) * 3 + 1, texts)
+    taken, split = [], []
+    pruned, split_search = BM25Index._pruned, BM25Index._split
+
+    def spy(self, *args):
+        found = pruned(self, *args)
+        taken.append(found is not None)
+        return found
+
+    def split_spy(self, *args):
+        found = split_search(self, *args)
+        split.append(found is not None)
+        return found
+
+    monkeypatch.setattr(BM25Index, "_pruned", spy)
+    monkeypatch.setattr(BM25Index, "_split", split_spy)
+    for trial in range(60):
+        query = " ".join(rng.choice(texts[rng.integers(4000)].split(), 6))
+        allowed = None if trial % 3 == 0 else rng.random(4000) < (0.5 if trial % 3 == 1 else 0.05)
+        k = int(rng.choice([1, 10, 50]))
+        monkeypatch.setattr(lexical, "PRUNE_POSTINGS", 10**12)
+        want = index.search(query, k, allowed)
+        monkeypatch.setattr(lexical, "PRUNE_POSTINGS", 0)
+        got = index.search(query, k, allowed)
+        assert got[1].tolist() == want[1].tolist() and np.array_equal(got[0], want[0]), (query, k)
+    assert len(taken) == 60 and 10 <= sum(taken) < 60, taken  # both ways are exercised
+    assert sum(split) >= 5, split  # and so is the split of a query of common terms
