@@ -1,6 +1,7 @@
 """How the relevance rule's parts rank sentences and separate answerable from unanswerable questions.
 
     python benchmarks/relevance_rule.py [--sets rgb,business_docs,chunking_eval,scifact] [--items 100] [--k 8]
+        [--cache runs/relrule.pkl]
 
 For each set's first `--items` questions (seeded order; the first 50 are the dev half), the k passages a
 user's question gets (noise level 0: gold passages first where retrieved) and the unanswerable slice (level
@@ -12,6 +13,10 @@ Variants of the rule are then compared without running the generator:
   business_docs: an accepted answer string in it; scifact and chunking_eval: 80% of its words in the gold
   text), the share whose best-scored sentence holds it;
 - refusal rates at thresholds t, answerable-with-gold / unanswerable slice (refuse: best score < t).
+
+With `--cache`, each set's scored records are kept in that pickle (the retrieval and the model's parts,
+about 10 minutes a set), so a later run, or a script that tries a variant of the rule, skips the model. The
+parts are kept as they were scored: after a change to generator/sculpt/relevance.py, start a new cache.
 """
 
 from __future__ import annotations

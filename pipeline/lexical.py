@@ -12,7 +12,8 @@ Past PRUNE_POSTINGS postings a query is answered without reading its common term
 `_pruned` and `_split`): a chunk's BM25 share from one term is under that term's weight (k1 + 1) * idf,
 so chunks that hold only low-weight terms can be ruled out once k candidates beat those weights summed, and
 the candidates are scored by binary search in each list. The result is the exhaustive one, scores to the
-bit (tested); at 1M chunks (Zipf vocabulary, 6-word queries) p50 61 -> 14 ms, p95 91 -> 50 ms.
+bit (tested); at 1M chunks (Zipf vocabulary, 6-word queries, k=10; `benchmarks/bm25_prune.py`) p50 44 -> 7
+ms, p95 70 -> 40 ms.
 
 Terms are Snowball English stems (PyStemmer, C) of the lowercased words less stop words (the word rule,
 `tokenize`, is the core's: pipeline.words, over pipeline.text's BM25_TOKEN_RE and BM25_STOPWORDS), so "delivered",
@@ -152,7 +153,7 @@ class BM25Index:
         avgdl = max(total / n, 1e-9)
         k1, b = self.k1, self.b
         base, slope = k1 * (1 - b), k1 * b / avgdl  # length normalisation: base + slope * length
-        indptr, indices, plen = self.counts.indptr, self.counts.indices, self._posting_lengths
+        indptr, indices = self.counts.indptr, self.counts.indices
         postings = []  # (lo, hi, df, weight) per distinct query term with a readable posting, query order
         for row, qtf in query_terms.items():
             lo, hi = int(indptr[row]), int(indptr[row + 1])
@@ -198,29 +199,33 @@ class BM25Index:
     def _pruned(self, postings, k, n, allowed, base, slope) -> tuple[np.ndarray, np.ndarray] | None:
         """The exhaustive result's top k without reading every posting list whole (MaxScore).
 
-        Terms are taken rarest first; each one's chunks not yet scored become candidates, scored in full (every
+        Terms are taken rarest first; each one's chunks not yet seen become candidates, scored in full (every
         query term looked up for them by a binary search in its posting list, summed in query-term order, as the
         exhaustive sum does: the same scores, to the bit). A chunk holding none of the terms taken so far scores
         under the weights of the terms left, summed (a posting's share tf / (tf + K) is under 1). So once the
-        k-th best candidate beats that sum, no other chunk can reach the top k, and the result is exact.
+        k-th best candidate beats that sum, no other chunk can reach the top k, and the result is exact; and a
+        new chunk whose share of this term plus that sum cannot beat the k-th best so far is not scored.
         When the candidates would pass PRUNE_SHARE of the readable chunks, `_split` tries; None: read everything."""
         indices = self.counts.indices
         left = sum(p[3] for p in postings)  # weights of the terms not taken yet
-        scored = np.zeros(len(self.ids), bool)
-        columns, scores, limit = [], [], PRUNE_SHARE * n
+        seen = np.zeros(len(self.ids), bool)  # scored, or ruled out
+        columns, scores, limit, kth = [], [], PRUNE_SHARE * n, None
         for i in sorted(range(len(postings)), key=lambda i: -postings[i][3]):  # highest weight (rarest) first
             lo, hi, df, weight = postings[i]
             left -= weight
-            new = indices[lo:hi]
-            new = new[~scored[new] if allowed is None else allowed[new] & ~scored[new]]
+            cols = indices[lo:hi]
+            at = np.flatnonzero(~seen[cols] if allowed is None else allowed[cols] & ~seen[cols])
+            new = cols[at]
+            seen[new] = True
+            if kth is not None:  # a new chunk holds none of the terms taken before: this term and those left
+                own = self._term(lo, hi, weight, base, slope, at)[1]
+                new = new[own + left > kth * (1 - 1e-9)]  # the others cannot beat the k-th best already found
             limit -= len(new)
             if limit < 0:
                 return self._split(postings, k, n, allowed, base, slope)
-            scored[new] = True
             columns.append(new)
             scores.append(self._score_for(postings, new, base, slope))
-            count = sum(len(c) for c in columns)
-            if count >= k:
+            if sum(len(c) for c in columns) >= k:
                 pool = np.concatenate(scores)
                 kth = -np.partition(-pool, k - 1)[k - 1]
                 if kth > left * (1 + 1e-9):

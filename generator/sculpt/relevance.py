@@ -117,9 +117,15 @@ REPORTED = re.compile(r"^\s*what\b[^?]*\b(did|does|do|was|were|is|are)\b[^?]*\b(
                       r"spend|pay|generate)(s|ed)?\b")  # "What inventory did X report ...?": a figure
 
 
+LEADING_CLAUSE = re.compile(r"^\s*(according to|based on|regarding|in|on|from|for|per|as of|under|within)\b[^,?]{1,120},\s*")
+
+
 def answer_type(question: str) -> str | None:
-    """The kind of value a factoid question asks for: "date", "number", "name", or None (anything else)."""
-    q = question.lower()
+    """The kind of value a factoid question asks for: "date", "number", "name", or None (anything else).
+
+    A leading clause that sets the scope is read past ("According to the example e-mail, who sent ...?" asks
+    who; "In the 2021 statement, when ...?" asks when)."""
+    q = LEADING_CLAUSE.sub("", question.lower())
     if re.match(r"\s*(when|what (year|date|day|month|time)|in (what|which) (year|month))\b", q):
         return "date"
     if re.search(r"\b(how (many|much|long|old|far|big|large|tall)|what (percentage|share|number|amount|price|rate|"

@@ -174,3 +174,6 @@ def test_table_rows_header_rows_name_columns_and_labelled_rows_hold_the_asked_va
     assert answer_type("What net profit did Reliance report for the year ended March 31, 2022?") == "number"
     assert answer_type("On what date did Galaxy Gaming complete the acquisition?") == "date"
     assert answer_type("What activities are promised for the first annual family day?") is None
+    assert answer_type("According to the example MIME e-mail, who sent the first networked email?") == "name"
+    assert answer_type("In Galaxy Gaming's 2021 annual report, when was the acquisition completed?") == "date"
+    assert answer_type("In which country is the plant?") == "name"  # no comma: not a leading clause
