@@ -311,6 +311,20 @@ def test_ivf_widens_its_search_when_few_readable_chunks_lie_in_the_probed_lists(
         assert len(b) == 8 and [h.chunk_id for h in b] == [h.chunk_id for h in a]
 
 
+@pytest.mark.parametrize("n", [1_999, 19_999, 20_000, 40_000])
+def test_the_index_kind_and_its_probe_share_follow_the_size(n: int):
+    """Flat up to flat_max; IVF above, probing nlist/4 of its lists under NARROW_PROBE_FROM vectors and nlist/8
+    from there (the share measured on real embeddings: benchmarks/ivf_recall.py)."""
+    from pipeline.indexes import NARROW_PROBE_FROM, build_faiss_index
+
+    vecs = np.random.default_rng(n).standard_normal((n, 8)).astype(np.float32)
+    ids = np.arange(n, dtype=np.int64) + 1
+    assert not hasattr(build_faiss_index(ids, vecs, 8, flat_max=n), "nlist")  # exact
+    ivf = build_faiss_index(ids, vecs, 8, flat_max=n - 1)
+    assert ivf.nlist == int(min(4 * np.sqrt(n), n / 39)) and ivf.ntotal == n
+    assert ivf.nprobe == ivf.nlist // (8 if n >= NARROW_PROBE_FROM else 4)
+
+
 def memory_mapped(index) -> bool:
     import faiss
 
