@@ -117,7 +117,8 @@ REPORTED = re.compile(r"^\s*what\b[^?]*\b(did|does|do|was|were|is|are)\b[^?]*\b(
                       r"spend|pay|generate)(s|ed)?\b")  # "What inventory did X report ...?": a figure
 
 
-LEADING_CLAUSE = re.compile(r"^\s*(according to|based on|regarding|in|on|from|for|per|as of|under|within)\b[^,?]{1,120},\s*")
+LEADING_CLAUSE = re.compile(r"^\s*(according to|based on|regarding|in|on|from|for|per|as of|under|within)\b"
+                            r"(?:(?!\b(?:what|which|who|whom|whose|when|where|how)\b)[^,?]){1,120},\s*")  # no wh-word in it
 
 
 def answer_type(question: str) -> str | None:

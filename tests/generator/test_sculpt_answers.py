@@ -177,3 +177,4 @@ def test_table_rows_header_rows_name_columns_and_labelled_rows_hold_the_asked_va
     assert answer_type("According to the example MIME e-mail, who sent the first networked email?") == "name"
     assert answer_type("In Galaxy Gaming's 2021 annual report, when was the acquisition completed?") == "date"
     assert answer_type("In which country is the plant?") == "name"  # no comma: not a leading clause
+    assert answer_type("In which state, if any, is Galaxy Gaming incorporated?") == "name"  # the clause asks
