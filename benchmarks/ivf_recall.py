@@ -8,6 +8,10 @@ sentences (~45k) encoded by the configured embedder (all-MiniLM-L6-v2; ~8 minute
 index as the store builds it (pipeline.indexes.build_faiss_index: nlist ~ 4*sqrt(n)) is searched at nprobe
 nlist/2 ... nlist/32; recall@10 is the overlap of its top 10 with the exact top 10. This chose the default
 probe share (nlist/8 from 20k vectors up).
+
+Each size is built twice on the same centres: with the float16 lists the store builds, and with float32
+lists (IVFFlat, what stores held before); the last column is each one's median time a query at the default
+probe share (one thread, single queries, the two alternating).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import statistics
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -62,20 +68,34 @@ def main() -> None:
     with np.load(cache) as z:
         docs, queries = z["docs"], z["queries"]
     table = Table(title="IVF recall@10 against exact search, SciFact sentences (real MiniLM vectors), claims as queries")
-    for c in ("vectors", "nlist", *(f"nprobe nlist/{s}" for s in SHARES)):
+    for c in ("vectors", "lists", "nlist", *(f"nprobe nlist/{s}" for s in SHARES), "ms a query (default nprobe)"):
         table.add_column(c, justify="right")
+    faiss.omp_set_num_threads(1)
     for n in (len(docs) // 4, len(docs) // 2, len(docs)):
         exact = faiss.IndexFlatIP(docs.shape[1])
         exact.add(docs[:n])
         _, truth = exact.search(queries, 10)
-        index = build_faiss_index(np.arange(n, dtype=np.int64), docs[:n], docs.shape[1], flat_max=0)
-        cells = []
-        for share in SHARES:
-            index.nprobe = max(1, index.nlist // share)
-            _, found = index.search(queries, 10)
-            recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
-            cells.append(f"{recall:.3f} ({index.nprobe})")
-        table.add_row(f"{n:,}", str(index.nlist), *cells)
+        half = build_faiss_index(np.arange(n, dtype=np.int64), docs[:n], docs.shape[1], flat_max=0)
+        centres = faiss.IndexFlatIP(docs.shape[1])
+        centres.add(half.quantizer.reconstruct_n(0, half.nlist))
+        full = faiss.IndexIVFFlat(centres, docs.shape[1], half.nlist, faiss.METRIC_INNER_PRODUCT)
+        full.add_with_ids(docs[:n], np.arange(n, dtype=np.int64))
+        full.nprobe = half.nprobe
+        times = {"float16": [], "float32": []}
+        for q in queries[:400]:
+            for kind, index in (("float16", half), ("float32", full)):
+                t0 = time.perf_counter()
+                index.search(q[None], 10)
+                times[kind].append(1000 * (time.perf_counter() - t0))
+        for kind, index in (("float16", half), ("float32", full)):
+            default, cells = index.nprobe, []
+            for share in SHARES:
+                index.nprobe = max(1, index.nlist // share)
+                _, found = index.search(queries, 10)
+                recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)])
+                cells.append(f"{recall:.3f} ({index.nprobe})")
+            index.nprobe = default
+            table.add_row(f"{n:,}", kind, str(index.nlist), *cells, f"{statistics.median(times[kind]):.2f}")
     Console(width=160).print(table)
 
 

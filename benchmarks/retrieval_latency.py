@@ -9,7 +9,7 @@ stored vector plus 6 words of its text (so BM25 and dense both have something to
 given as a vector, so the times below exclude encoding the question; that cost is measured once,
 separately, with the real all-MiniLM-L6-v2 embedder.
 
-Rows: index (flat = IndexFlatIP, exact; ivf = IVFFlat, nlist ~ 4*sqrt(n), nprobe nlist/8), readable
+Rows: index (flat = IndexFlatIP, exact; ivf = IVF with float16 lists, nlist ~ 4*sqrt(n), nprobe nlist/8), readable
 (all: the caller reads every document, no selector; 10%: one group of ten, an IDSelector in FAISS and a
 mask in BM25; "10% cold" disables the per-caller readable-set cache), mode. recall@10: overlap of the
 dense top 10 with the exact flat top 10 under the same access filter. Stores are built once under

@@ -74,7 +74,7 @@ def chunk_elements(
 ) -> list[Chunk]:
     limit, overlap = settings.chunk_tokens, settings.chunk_overlap
     meta = meta or DocumentMeta()
-    elements = attach_labels(elements)
+    elements = join_split_tables(attach_labels(elements))
     split = [_split_element(el, elements[max(0, i - 2) : i]) for i, el in enumerate(elements)]
     per_element = _measured_units([units for _, units in split], count_tokens, limit)
     chunks: list[Chunk] = []
@@ -166,6 +166,21 @@ def attach_labels(elements: Sequence[Element]) -> list[Element]:
             continue
         out.append(el)
         took = False
+    return out
+
+
+def join_split_tables(elements: Sequence[Element]) -> list[Element]:
+    """Elements with a table that is only a header joined to the table of figures right after it on the same
+    page (`tables.join_header_table`: spreadsheets cut at blank rows), so each row names its columns."""
+    out: list[Element] = []
+    for el in elements:
+        prev = out[-1] if out else None
+        if prev is not None and prev.kind == el.kind == "Table" and prev.page == el.page and prev.html and el.html:
+            joined = tables.join_header_table(prev.html, el.html)
+            if joined is not None:
+                out[-1] = replace(el, text=f"{prev.text}\n{el.text}", html=joined)
+                continue
+        out.append(el)
     return out
 
 
@@ -286,6 +301,7 @@ def chunk_uid(document_uid: str, chunk: Chunk, config_digest: str) -> str:
 
 
 def config_digest(settings: IngestSettings, embedding_model: str) -> str:
-    # v2: table rows with headers, context line; v3: "(labels)" joined to the values above them
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v3"
+    # v2: table rows with headers, context line; v3: "(labels)" joined to the values above them; v4: a header
+    # cut off its figures joined to them, a lone header cell names every column under it
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v4"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

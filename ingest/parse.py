@@ -294,6 +294,9 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
         md = el.metadata
         page, html = getattr(md, "page_number", None), getattr(md, "text_as_html", None) if kind == "Table" else None
         html = utf8_safe(html) if html else html
+        if kind == "Table" and file_type in SPREADSHEETS:  # pandas writes a line break in a cell as "\\n"
+            text = text.replace("\\n", " ")
+            html = html.replace("\\n", " ") if html else html
         depth = getattr(md, "category_depth", None) or 0
         if len(text) > settings.max_line_chars:  # one line of megabytes: pieces the chunker can measure cheaply
             kind = "NarrativeText" if kind == "Title" else kind
@@ -317,6 +320,7 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
     )
 
 
+SPREADSHEETS = {"XLSX", "XLS", "CSV", "TSV"}  # read through pandas by unstructured
 TEXT_FORMATS = {"CSV", "TSV", "TXT", "MD", "RST", "ORG", "HTML", "XML"}
 BOMS = [(b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
         (b"\xfe\xff", "utf-16"), (b"\xef\xbb\xbf", "utf-8-sig")]

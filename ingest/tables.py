@@ -6,7 +6,9 @@ or pdfplumber's cells for PDFs), its header rows are found (<th>/<thead>, else t
 cells are mostly not numbers), and each body row is rendered as
 "Total net sales | Three months ended July 1, 2023: 81,797 | June 25, 2022: 82,959". Forms print a
 value over its "(label)": such a row of labels is folded into the row above ("Nevada (State of
-incorporation)"), so the value and the words that name it stay on one line.
+incorporation)"), so the value and the words that name it stay on one line. A spreadsheet cut at a blank
+row between its header and its figures (unstructured does that) is joined back (`join_header_table`), and
+a lone header cell over several columns ("January–June 2022") names each of them.
 
 Invariants: parsing never raises on bad HTML (a table it cannot read gives no rows, and the caller keeps
 the element's own text); a PDF table replaces page text only where pdfplumber found at least 2 rows and
@@ -114,21 +116,60 @@ class _TableHTML(HTMLParser):
             self.cell.append(data)
 
 
-def parse_html_table(html: str) -> TableData:
-    """The first <table> of `html` as a TableData (empty when there is none)."""
+def _read_html(html: str) -> _TableHTML | None:
     p = _TableHTML()
     try:
         p.feed(html)
         p.close()
     except Exception:  # malformed markup: no structure, the caller keeps the text
         log.debug("unreadable table HTML", exc_info=True)
+        return None
+    return p
+
+
+def _grid(p: _TableHTML) -> list[list[str]]:
+    return [[text for text, _, span in row for _ in range(span)] for row in p.rows]
+
+
+def parse_html_table(html: str) -> TableData:
+    """The first <table> of `html` as a TableData (empty when there is none)."""
+    p = _read_html(html)
+    if p is None:
         return TableData()
-    grid = [[text for text, _, span in row for _ in range(span)] for row in p.rows]
+    grid = _grid(p)
     marked = [i for i, row in enumerate(p.rows) if i in p.head_rows or (row and all(th for _, th, _ in row))]
     n_head = 0
     while n_head in marked:
         n_head += 1
     return from_cells(grid, header_rows=n_head if n_head else None)
+
+
+def join_header_table(head_html: str, body_html: str) -> str | None:
+    """One table from a header cut off its body, or None.
+
+    Spreadsheet partitioners cut a sheet at its blank rows, so the rows that name the columns ("Sales",
+    "Trading operating profit", over them "January–June 2023") can come as a table of their own, just before
+    the rows of figures they name, which then read as bare numbers. `head_html` is such a header when no cell
+    of it is a figure (words, years and blanks only), its last row names two columns or more (one cell alone
+    is a caption) and no cell lies right of the body's last column;
+    `body_html` is its body when it holds figures and no header rows of its own. The result has the header
+    rows in <thead> and the body rows after them, cell for cell."""
+    head_p, body_p = _read_html(head_html), _read_html(body_html)
+    if head_p is None or body_p is None:
+        return None
+    head = [r for r in _grid(head_p) if any(c.strip() for c in r)]
+    body = [r for r in _grid(body_p) if any(c.strip() for c in r)]
+    if not head or len(head) > MAX_HEADER_ROWS or sum(1 for c in head[-1] if c.strip()) < 2 or not body:
+        return None
+    last = max(j for r in head for j, c in enumerate(r) if c.strip())
+    body_width = max(len(r) for r in body)
+    if (last >= body_width or any(is_number(c) for r in head for c in r)
+            or not any(is_number(c) for r in body for c in r[1:]) or parse_html_table(body_html).header):
+        return None
+    esc = html_lib.escape
+    rows = "".join("<tr>" + "".join(f"<th>{esc(c)}</th>" for c in r) + "</tr>" for r in head)
+    cells = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in body)
+    return f"<table><thead>{rows}</thead><tbody>{cells}</tbody></table>"
 
 
 # -- cells -> header + body ----------------------------------------------------------------------------
@@ -197,8 +238,10 @@ def from_cells(grid: Sequence[Sequence[str | None]], header_rows: int | None = N
     for k, h in enumerate(head):
         aligned = _align(h, value_cols, label_col)
         spans = [c for j, c in enumerate(h) if c and (j > 0 or not label_col)]
-        if k < len(head) - 1 and 1 < len(spans) < len(value_cols) and len(value_cols) % len(spans) == 0:
-            per = len(value_cols) // len(spans)  # "2021" over (High, Low), "2020" over (High, Low)
+        if k < len(head) - 1 and 1 <= len(spans) < len(value_cols) and len(value_cols) % len(spans) == 0:
+            # "2021" over (High, Low), "2020" over (High, Low); one cell alone over the columns names them all
+            # ("January–June 2023" over Sales, Trading operating profit, ...) wherever its cell lies
+            per = len(value_cols) // len(spans)
             aligned = {col: spans[i // per] for i, col in enumerate(value_cols)}
         names.append([aligned.get(j, "") for j in value_cols])
     first = [(h[0] if label_col else "") for h in head]
@@ -311,25 +354,38 @@ def _parents(table: TableData) -> list[str]:
     return out
 
 
-def render_rows(table: TableData) -> list[str]:
-    """Body rows as "label | column: value | ...", a parent header shown once per run of columns; a row of
-    "(labels)" under a row of values is folded into it ("Nevada (State of incorporation) | ...")."""
+def _short_names(table: TableData, present: Sequence[bool]) -> list[str]:
+    """Each value column's name with its parent header shown once per run of the `present` columns that share
+    it: "Three months ended July 1, 2023", then "June 25, 2022", not "Three months ended June 25, 2022"."""
     label = table.label_col
     names = column_names(table)
     leaves = [" ".join(table.header[-1][j + (1 if label else 0)].split()) if table.header else "" for j in range(len(names))]
     parents = _parents(table)
+    out, prev_parent = [], None
+    for j, name in enumerate(names):
+        if not (j < len(present) and present[j]):
+            out.append(name)
+            continue
+        if parents[j] and parents[j] == prev_parent and leaves[j]:
+            name = leaves[j]
+        prev_parent = parents[j]
+        out.append(name)
+    return out
+
+
+def render_rows(table: TableData) -> list[str]:
+    """Body rows as "label | column: value | ...", a parent header shown once per run of columns; a row of
+    "(labels)" under a row of values is folded into it ("Nevada (State of incorporation) | ...")."""
+    label = table.label_col
     lines = []
     for r in merge_label_rows(table.rows):
         parts = [r[0]] if label and r[0] else []
         values = r[1:] if label else r
-        prev_parent = None
+        names = _short_names(table, [bool(v) for v in values])
         for j, v in enumerate(values):
             if not v:
                 continue
             name = names[j] if j < len(names) else ""
-            if j < len(parents) and parents[j] and parents[j] == prev_parent and leaves[j]:
-                name = leaves[j]  # "June 25, 2022", not "Three months ended June 25, 2022" again
-            prev_parent = parents[j] if j < len(parents) else None
             parts.append(f"{name}: {v}" if name else v)
         if parts:
             lines.append(" | ".join(parts))
@@ -337,12 +393,14 @@ def render_rows(table: TableData) -> list[str]:
 
 
 def header_line(table: TableData) -> str:
-    """The column headers as one line ("Team | Location | Stanley Cups"), "" when there are none."""
+    """The column headers as one line ("Team | Location | Stanley Cups"), a parent header once per run of
+    columns; "" when there are none."""
     if not table.header:
         return ""
     label = table.label_col
     first = next((h[0] for h in table.header if h and h[0]), "") if label else ""
-    names = [n for n in column_names(table) if n]
+    names = column_names(table)
+    names = [n for n in _short_names(table, [bool(n) for n in names]) if n]
     return " | ".join(([first] if first else []) + names)
 
 

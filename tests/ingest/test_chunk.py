@@ -103,7 +103,7 @@ def test_chunk_format_version_is_in_the_digest():
     """A new chunk format must not reuse the old chunks' ids (the upgrade re-chunks)."""
     import hashlib
 
-    old = {hashlib.sha256(f"200|32|400|m|{v}".encode()).hexdigest()[:12] for v in ("v1", "v2")}
+    old = {hashlib.sha256(f"200|32|400|m|{v}".encode()).hexdigest()[:12] for v in ("v1", "v2", "v3")}
     assert config_digest(IngestSettings(), "m") not in old
 
 

@@ -9,7 +9,7 @@ import pytest
 from ingest.chunk import chunk_elements, table_units
 from pipeline.embedding import resolve_model_path, token_counter
 from ingest.parse import Element, parse_file, sniff
-from ingest.tables import header_line, is_label, parse_html_table, pdf_table_data, render_rows
+from ingest.tables import header_line, is_label, join_header_table, parse_html_table, pdf_table_data, render_rows
 from pipeline.config import IngestSettings
 
 FILING_HTML = (
@@ -88,6 +88,49 @@ def test_large_table_splits_by_rows_with_caption_and_header_in_every_piece(count
     assert all(c.section == "Net sales by segment" and c.table_html == html for c in chunks)
     body = "\n".join(c.text for c in chunks)
     assert "Segment 119 | 2023: 12,019 | 2022: 11,543" in body and body.count("Segment 7 |") == 1
+
+
+HEAD_HTML = ("<table><tr><td>In millions of CHF</td><td/><td/><td/><td>January–June 2022</td></tr>"
+             "<tr><td/><td>Sales</td><td>Trading operating profit</td><td/><td>Restructuring costs</td></tr></table>")
+BODY_HTML = ("<table><tr><td>Water</td><td>1792</td><td>176</td><td/><td>-2</td></tr>"
+             "<tr><td>PetCare</td><td>8589</td><td>1519</td><td/><td>-38</td></tr></table>")
+
+
+def test_a_header_cut_off_its_figures_is_joined_to_them_and_a_lone_period_names_every_column():
+    joined = join_header_table(HEAD_HTML, BODY_HTML)
+    table = parse_html_table(joined)
+    assert header_line(table) == "In millions of CHF | January–June 2022 Sales | Trading operating profit | Restructuring costs"
+    assert render_rows(table) == [
+        "Water | January–June 2022 Sales: 1792 | Trading operating profit: 176 | Restructuring costs: -2",
+        "PetCare | January–June 2022 Sales: 8589 | Trading operating profit: 1519 | Restructuring costs: -38",
+    ]
+
+
+@pytest.mark.parametrize("head, body", [
+    (HEAD_HTML.replace("Sales", "1,200"), BODY_HTML),  # a figure in the head: it is a table of its own
+    (HEAD_HTML, "<table><tr><td/><td>Sales</td><td>Profit</td></tr>" + BODY_HTML[7:]),  # the body has its header
+    (HEAD_HTML, BODY_HTML.replace("1792", "high").replace("176", "low").replace("8589", "high").replace("1519", "low")
+     .replace("-38", "none").replace("-2", "none")),  # words under words: no figures to name
+    (HEAD_HTML.replace("</td></tr></table>", "</td><td/><td>Extra</td></tr></table>"), BODY_HTML),  # wider than the body
+    ("<table><tr><td>broken", BODY_HTML),
+    ("<table><tr><td>Segment results</td></tr></table>", BODY_HTML),  # one cell: a caption, not column names
+])
+def test_tables_that_are_not_a_header_and_its_figures_stay_apart(head: str, body: str):
+    assert join_header_table(head, body) is None
+
+
+def test_a_spreadsheet_header_cut_at_a_blank_row_still_names_the_figures(docs, count):
+    """unstructured cuts a sheet at blank rows: the Nestlé half-year sheet's header ("In millions of CHF",
+    "January–June 2022" over "Sales", ...) arrives as a table of its own, just before its figures, and the cells'
+    line breaks as pandas writes them ("January–June\\n2022")."""
+    parsed = parse(docs / "2023-half-year-analyses-by-segment.xlsx")
+    chunks = chunk_elements(parsed.elements, count, IngestSettings())
+    lines = [line for c in chunks if "Table" in c.kinds for line in c.text.split("\n")]
+    assert ("PetCare | January–June 2022 Sales: 8589 | Underlying Trading operating profit (a): 1635 | "
+            "Trading operating profit: 1519") in "\n".join(lines)
+    assert not any("\\n" in line for line in lines)
+    rows = [line for line in lines if line.startswith(("PetCare |", "Water |", "Zone NA |"))]
+    assert len(rows) >= 6 and all(": " in row.split(" | ")[1] for row in rows)  # every figure under its column
 
 
 def test_pdf_table_replaces_its_flattened_numbers(docs):
