@@ -100,7 +100,8 @@ class SculptSampling(BaseModel):
     max_quotes: int = Field(MAX_QUOTES, ge=1, description="relevance: quotes in an answer at most")
     clauses: bool = Field(True, description="a quote may open at a clause inside a sentence (after , ; : or a "
                                             "dash; never inside a table row) when all before it restates the "
-                                            "question")
+                                            "question, and a table row's quote ends at the column the question "
+                                            "names")
     connectors: bool = Field(True, description="relevance: a quote that stops inside its sentence is joined to "
                                                "the next by a written word (\"and\", or \"while\" when the "
                                                "question compares), where the next quote reads on after it")
@@ -241,12 +242,14 @@ class SculptGenerator:
             starts = starts & ~banned
             score = score.masked_fill(banned, float("-inf"))
             refuse = refuse or float(score.masked_fill(~starts, float("-inf")).max()) < cut
-        connector = joinable = None
+        connector = joinable = stops = None
         if cfg.connectors and cfg.selector == "relevance":
             connector = self._tokenizer.convert_tokens_to_ids(connector_word(question))
             joinable = joinable_starts(batch)
+        if cfg.clauses and cfg.selector == "relevance":  # a table row's quote ends at the value asked for
+            stops = relevance.cell_stops(batch, question)
         return Selection(refuse, score, starts, cut, max_quotes, decoder_weight, start_score, word_joins(batch),
-                         connector, joinable)
+                         connector, joinable, stops)
 
     def _finish(self, request, slots, batch, start, per_step, nfe, prompt_tokens, passages=()) -> GenerationResult:
         if batch is None:

@@ -35,7 +35,9 @@ class Selection:
     connector: the id of the word written between a quote that stops inside its sentence and the next
         quote, when that one opens where a joining word reads on (`joinable`): "... 150 employees [1] and
         300 in 2023 [2]" (None: quotes follow each other unjoined);
-    joinable: (M,) bool, the quote starts a connector may precede (features.joinable_starts)."""
+    joinable: (M,) bool, the quote starts a connector may precede (features.joinable_starts);
+    stops: (M,) bool, where a quote that reaches the position ends, cited there (relevance.cell_stops: the
+        value a table row's column holds when the question asks for that column; None: the decoder decides)."""
 
     refuse: bool
     score: torch.Tensor
@@ -47,6 +49,7 @@ class Selection:
     joins: torch.Tensor | None = None
     connector: int | None = None
     joinable: torch.Tensor | None = None
+    stops: torch.Tensor | None = None
 
 
 def draft_span(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, space: OutputSpace, length: int) -> list[int]:
@@ -78,7 +81,7 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
       in a sentence not quoted before, EOS (not first), or a word (first slot only: the refusal is written
       in words);
     - after a copy of p inside a sentence: p+1 (continue) or the citation of p's passage (stop here; not
-      inside a word);
+      inside a word); at a stop (`Selection.stops`), the citation only;
     - after a copy of a sentence's last token: the citation of its passage;
     - after a citation, when another quote follows, the quote before stopped inside its sentence and the
       next one opens on a joinable start: the connector word (written, not copied), then that quote;
@@ -131,7 +134,8 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
                     allowed[r, copies] = False
         elif space.is_copy(prev):
             p = space.position_of(prev)
-            goes_on = p + 1 < space.positions and int(sentence[p + 1]) == int(sentence[p]) >= 0
+            goes_on = p + 1 < space.positions and int(sentence[p + 1]) == int(sentence[p]) >= 0 \
+                and not (selection.stops is not None and bool(selection.stops[p]))
             if goes_on:
                 allowed[r, space.copy(p + 1)] = True
             if i == L - 1:  # the canvas's last slot: the quote is cited here, whatever is left of it

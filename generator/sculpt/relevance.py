@@ -282,3 +282,45 @@ def clause_choice(batch, question: str, starts: torch.Tensor) -> torch.Tensor:
         elif dispensable(text[a:s], asked) and not dispensable(text[s:spans[p][k][1]], asked, ENTITY_NOISE):
             out[pos] = 1.0 + pos  # (the rest must say something new: "Galaxy Gaming, Inc." is not cut to "Inc.")
     return out
+
+
+def cell_stops(batch, question: str) -> torch.Tensor:
+    """(M,) bool for the first request of `batch`: where a quote of a table row stops because the question
+    names one of its columns. In each row ("label | column: value | ..."), the cell whose column name has the
+    largest share of its content words in the question (at least one word; then the one with more) is the
+    one asked for; its last token is a stop, unless the cell ends the row. Two cells that score the same
+    leave the row whole: "2021: $— | 2020: $835,300" for a question that names both years, or "Price: 1.99 |
+    # In stock: 739" for "In the price table, how many are in stock?", is not the place to guess. "Water | January–June 2023 Sales:
+    1706 | Underlying Trading operating profit (a): 187 | Trading operating profit: 57 | ..." is quoted up to
+    "57" for "What was the trading operating profit of the Water category in January–June 2023?": the label,
+    the cells before it (a quote is verbatim) and the value asked for, not the rest of the row."""
+    sid = batch.sentence[0]
+    out = torch.zeros(sid.shape, dtype=torch.bool, device=sid.device)
+    T = batch.shape[2]
+    asked = terms(question)
+    for p, text in enumerate(batch.texts[0]):
+        ends = set()
+        for a, b in sentence_spans(text):
+            cells, start, best = text[a:b].split(" | "), a, None
+            for j, cell in enumerate(cells):
+                end, start = start + len(cell), start + len(cell) + 3
+                name, colon, value = cell.partition(": ")
+                if j == 0 or not colon or not value.strip():
+                    continue
+                named = terms(name)
+                hit = len(named & asked)
+                if not hit:
+                    continue
+                key = (hit / len(named), hit)
+                if best is None or key > best[0]:
+                    best, tied = (key, j, end), False
+                elif key == best[0]:
+                    tied = True
+            if best is not None and not tied and best[1] < len(cells) - 1:
+                ends.add(best[2])
+        if ends:
+            for t, (s0, e) in enumerate(batch.offsets[0][p]):
+                if 0 <= s0 < e and e in ends:
+                    out[p * T + t] = True
+    return out & (sid >= 0)
+

@@ -16,7 +16,8 @@ from generator.sculpt import SculptGenerator, featurize
 from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import clause_starts, sentence_spans, word_joins
 from generator.sculpt.model import SculptConfig
-from generator.sculpt.relevance import answer_type, has_answer_type, is_header_row, labelled_row, relevance, terms
+from generator.sculpt.relevance import (answer_type, cell_stops, has_answer_type, is_header_row, labelled_row,
+                                       relevance, terms)
 from pipeline.types import GenerationRequest, Passage
 
 APACHE_GRANT = (
@@ -85,6 +86,45 @@ def test_a_quote_cannot_stop_inside_a_word():
     joined = {text[offsets[i][0]:offsets[i][1]] for i in word_joins(batch).nonzero().flatten().tolist()}
     pieces = tok.tokenize(text)
     assert joined == {p.removeprefix("##") for p in pieces if p.startswith("##")} and joined  # only word pieces
+
+
+SEGMENTS = ("Revenue and results by product, in millions of CHF\n"
+            "Water | January–June 2023 Sales: 1706 | Underlying Trading operating profit (a): 187 | Trading "
+            "operating profit: 57 | Net other trading income/(expenses) (b): -130 | of which restructuring costs: -94\n"
+            "PetCare | January–June 2023 Sales: 9373 | Underlying Trading operating profit (a): 1959 | Trading "
+            "operating profit: 1939 | Net other trading income/(expenses) (b): -20 | of which restructuring costs: -11")
+
+
+@pytest.mark.parametrize("question,ends", [
+    ("What was the trading operating profit of Water in January–June 2023?", ["57", "1939"]),
+    ("What were PetCare sales in January–June 2023?", ["1706", "9373"]),
+    ("What restructuring costs did PetCare record?", []),  # the last cell: the whole row is the quote
+    ("How is the water business doing?", []),  # no column named: the decoder decides
+    ("In the sales and restructuring table, what trading operating profit did Water make?", ["57", "1939"]),
+])
+def test_a_table_row_quote_stops_at_the_column_the_question_names(question: str, ends: list[str]):
+    tok = load_tokenizer()
+    batch = featurize(tok, SculptConfig(), [question], [[SEGMENTS]])
+    offsets = batch.offsets[0][0]
+    stops = [SEGMENTS[:offsets[i][1]].rsplit(" ", 1)[-1] for i in cell_stops(batch, question).nonzero().flatten().tolist()]
+    assert stops == ends  # the word each stop ends (its last WordPiece)
+
+
+def test_two_columns_the_question_names_alike_leave_the_row_whole():
+    tok = load_tokenizer()
+    row = "Loan forgiveness | 2021: $— | 2020: $835,300 | 2019: $12,000"
+    for question, ends in [("In the 2021 statement, what was the loan forgiveness in 2020?", []),
+                           ("What was the loan forgiveness in 2020?", ["$835,300"])]:
+        batch = featurize(tok, SculptConfig(), [question], [[row]])
+        offsets = batch.offsets[0][0]
+        found = cell_stops(batch, question).nonzero().flatten().tolist()
+        assert [row[:offsets[i][1]].rsplit(" ", 1)[-1] for i in found] == ends
+
+
+def test_an_answer_from_a_table_row_ends_at_the_value_asked_for(sculpt):
+    result = ask(sculpt, "What was the trading operating profit of the Water category in January–June 2023?", SEGMENTS)
+    assert quotes(result.raw_text) == [("Water | January–June 2023 Sales: 1706 | Underlying Trading operating profit "
+                                        "(a): 187 | Trading operating profit: 57", 1)]
 
 
 @pytest.mark.parametrize("question,kind", [
