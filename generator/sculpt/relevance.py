@@ -288,12 +288,12 @@ def cell_stops(batch, question: str) -> torch.Tensor:
     """(M,) bool for the first request of `batch`: where a quote of a table row stops because the question
     names one of its columns. In each row ("label | column: value | ..."), the cell whose column name has the
     largest share of its content words in the question (at least one word; then the one with more) is the
-    one asked for; its last token is a stop, unless the cell ends the row. Two cells that score the same
-    leave the row whole: "2021: $— | 2020: $835,300" for a question that names both years, or "Price: 1.99 |
-    # In stock: 739" for "In the price table, how many are in stock?", is not the place to guess. "Water | January–June 2023 Sales:
+    one asked for; its last token is a stop, unless the cell ends the row. "Water | January–June 2023 Sales:
     1706 | Underlying Trading operating profit (a): 187 | Trading operating profit: 57 | ..." is quoted up to
     "57" for "What was the trading operating profit of the Water category in January–June 2023?": the label,
-    the cells before it (a quote is verbatim) and the value asked for, not the rest of the row."""
+    the cells before it (a quote is verbatim) and the value asked for, not the rest of the row. Two cells
+    that score the same leave the row whole: "2021: $— | 2020: $835,300" for a question that names both
+    years, or "Price: 1.99 | # In stock: 739" for "In the price table, how many are in stock?"."""
     sid = batch.sentence[0]
     out = torch.zeros(sid.shape, dtype=torch.bool, device=sid.device)
     T = batch.shape[2]
@@ -323,4 +323,3 @@ def cell_stops(batch, question: str) -> torch.Tensor:
                 if 0 <= s0 < e and e in ends:
                     out[p * T + t] = True
     return out & (sid >= 0)
-
