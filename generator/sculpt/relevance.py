@@ -212,9 +212,17 @@ def labelled_row(text: str, asked: set[str]) -> bool:
     return bool(words) and len(words & asked) * 2 >= len(words) and bool(re.search(r"\d", rest))
 
 
+SECTION_NUMBER_RE = re.compile(  # "3.2 ", "1. ", "IV. ", "B) ", "Item 7A. ", "CHAPTER 13 ", "Note 4: "
+    r"^(?:(?:item|section|part|chapter|article|note)\s+\d+[A-Z]?(?:\.\d+)*[.:]?|\d+(?:\.\d+)+\.?|\d+[.)]|"
+    r"[IVXLC]+[.)]|[A-Z][.)])\s+(?=\S)", re.IGNORECASE)
+
+
 def is_heading(text: str) -> bool:
     """A title line: at most 10 words, no final punctuation, no digits or table-cell bars, and its words
-    capitalised (short function words aside)."""
+    capitalised (short function words aside); a section number before it is allowed ("3.2 Products",
+    "CHAPTER 6 – BUDGETS")."""
+    if m := SECTION_NUMBER_RE.match(text):
+        text = text[m.end():]
     words = text.split()
     if not words or len(words) > 10 or text.rstrip()[-1] in ".!?:;," or "|" in text or re.search(r"\d", text):
         return False

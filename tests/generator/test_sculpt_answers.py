@@ -16,7 +16,8 @@ from generator.sculpt import SculptGenerator, featurize
 from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import clause_starts, sentence_spans, word_joins
 from generator.sculpt.model import SculptConfig
-from generator.sculpt.relevance import (answer_type, cell_stops, has_answer_type, is_header_row, labelled_row,
+from generator.sculpt.relevance import (answer_type, cell_stops, has_answer_type, is_header_row, is_heading,
+                                       labelled_row,
                                        relevance, terms)
 from pipeline.types import GenerationRequest, Passage
 
@@ -200,6 +201,19 @@ def test_the_learned_selector_is_still_there_for_comparison(sculpt):
     assert result.text == REFUSAL or all(q in (SYSTEMD + APT) for q, _ in quotes(result.raw_text))
     with torch.inference_mode():
         assert old._model is sculpt._model  # a variant shares the loaded weights
+
+
+@pytest.mark.parametrize("text", ["NFL Commissioners and Presidents", "3.2 Products", "6.4 Internal PXC",
+                                  "CHAPTER 6 – BUDGETS", "Item 7A. Quantitative and Qualitative Disclosures",
+                                  "IV. Results", "1. Introduction"])
+def test_a_title_line_is_a_heading_with_or_without_its_section_number(text: str):
+    assert is_heading(text)
+
+
+@pytest.mark.parametrize("text", ["200 laptops were delivered", "2021 Annual Report", "A total of 3 trucks",
+                                  "3.2 million units were sold.", "Revenue grew 12% in 2023"])
+def test_a_line_with_a_figure_or_a_sentence_is_not_a_heading(text: str):
+    assert not is_heading(text)
 
 
 def test_table_rows_header_rows_name_columns_and_labelled_rows_hold_the_asked_value():
