@@ -215,6 +215,27 @@ def joinable_starts(batch: Batch) -> torch.Tensor:
     return out.to(batch.sentence.device) & (batch.sentence[0] >= 0)
 
 
+def cell_gaps(batch: Batch) -> torch.Tensor:
+    """(M,) long for the first request of `batch`: at the last token of a table cell that the row goes on
+    after ("... | Sales: 8589 | ..."), how many tokens the next cell takes, up to and including its last one;
+    0 elsewhere. A quote of a row that cannot fit its next cell on the canvas stops at the cell it is at,
+    not inside the next one (grammar.choose)."""
+    B, P, T = batch.shape
+    out = torch.zeros(P * T, dtype=torch.long)
+    for p, text in enumerate(batch.texts[0]):
+        ends = [t for t, (a, e) in enumerate(batch.offsets[0][p])
+                if 0 <= a < e and _in_table_row(text, a) and (text.startswith(" | ", e) or _row_end(text, e))]
+        for t, nxt in zip(ends, ends[1:]):
+            if text.startswith(" | ", batch.offsets[0][p][t][1]) and int(batch.sentence[0, p * T + t]) == int(
+                    batch.sentence[0, p * T + nxt]):
+                out[p * T + t] = nxt - t
+    return out.to(batch.sentence.device)
+
+
+def _row_end(text: str, e: int) -> bool:
+    return e == len(text) or text[e] == "\n"
+
+
 def _word_end(text: str, a: int) -> int:
     b = a
     while b < len(text) and text[b].isalnum():

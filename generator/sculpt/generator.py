@@ -63,7 +63,7 @@ from pipeline.text import REFUSAL
 from pipeline.types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
 from .checkpoint import bundled_checkpoint, load_checkpoint
 from . import relevance
-from .features import Batch, clause_starts, featurize, joinable_starts, word_joins
+from .features import Batch, cell_gaps, clause_starts, featurize, joinable_starts, word_joins
 from .grammar import Selection, choose, draft_span
 from .model import Memory, SculptModel
 from .space import MASK, OutputSpace
@@ -242,14 +242,14 @@ class SculptGenerator:
             starts = starts & ~banned
             score = score.masked_fill(banned, float("-inf"))
             refuse = refuse or float(score.masked_fill(~starts, float("-inf")).max()) < cut
-        connector = joinable = stops = None
+        connector = joinable = stops = gaps = None
         if cfg.connectors and cfg.selector == "relevance":
             connector = self._tokenizer.convert_tokens_to_ids(connector_word(question))
             joinable = joinable_starts(batch)
-        if cfg.clauses and cfg.selector == "relevance":  # a table row's quote ends at the value asked for
-            stops = relevance.cell_stops(batch, question)
+        if cfg.clauses and cfg.selector == "relevance":  # a table row's quote ends at the value asked for,
+            stops, gaps = relevance.cell_stops(batch, question), cell_gaps(batch)  # or at a cell that fits
         return Selection(refuse, score, starts, cut, max_quotes, decoder_weight, start_score, word_joins(batch),
-                         connector, joinable, stops)
+                         connector, joinable, stops, gaps)
 
     def _finish(self, request, slots, batch, start, per_step, nfe, prompt_tokens, passages=()) -> GenerationResult:
         if batch is None:

@@ -37,7 +37,9 @@ class Selection:
         300 in 2023 [2]" (None: quotes follow each other unjoined);
     joinable: (M,) bool, the quote starts a connector may precede (features.joinable_starts);
     stops: (M,) bool, where a quote that reaches the position ends, cited there (relevance.cell_stops: the
-        value a table row's column holds when the question asks for that column; None: the decoder decides)."""
+        value a table row's column holds when the question asks for that column; None: the decoder decides);
+    cell_gaps: (M,) long, at a table cell's last token the length of the row's next cell (features.cell_gaps):
+        a quote that reaches a cell end and cannot fit the next cell and its citation on the canvas ends there."""
 
     refuse: bool
     score: torch.Tensor
@@ -50,6 +52,7 @@ class Selection:
     connector: int | None = None
     joinable: torch.Tensor | None = None
     stops: torch.Tensor | None = None
+    cell_gaps: torch.Tensor | None = None
 
 
 def draft_span(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, space: OutputSpace, length: int) -> list[int]:
@@ -81,7 +84,8 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
       in a sentence not quoted before, EOS (not first), or a word (first slot only: the refusal is written
       in words);
     - after a copy of p inside a sentence: p+1 (continue) or the citation of p's passage (stop here; not
-      inside a word); at a stop (`Selection.stops`), the citation only;
+      inside a word); at a stop (`Selection.stops`), or at a table cell's end when the row's next cell
+      would not fit the canvas, the citation only;
     - after a copy of a sentence's last token: the citation of its passage;
     - after a citation, when another quote follows, the quote before stopped inside its sentence and the
       next one opens on a joinable start: the connector word (written, not copied), then that quote;
@@ -135,7 +139,8 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
         elif space.is_copy(prev):
             p = space.position_of(prev)
             goes_on = p + 1 < space.positions and int(sentence[p + 1]) == int(sentence[p]) >= 0 \
-                and not (selection.stops is not None and bool(selection.stops[p]))
+                and not (selection.stops is not None and bool(selection.stops[p])) \
+                and not (selection.cell_gaps is not None and int(selection.cell_gaps[p]) > L - 2 - i)
             if goes_on:
                 allowed[r, space.copy(p + 1)] = True
             if i == L - 1:  # the canvas's last slot: the quote is cited here, whatever is left of it

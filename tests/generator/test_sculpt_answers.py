@@ -14,7 +14,7 @@ import torch
 from generator.prompt import REFUSAL
 from generator.sculpt import SculptGenerator, featurize
 from generator.sculpt.checkpoint import load_tokenizer
-from generator.sculpt.features import clause_starts, sentence_spans, word_joins
+from generator.sculpt.features import cell_gaps, clause_starts, sentence_spans, word_joins
 from generator.sculpt.model import SculptConfig
 from generator.sculpt.relevance import (answer_type, cell_stops, has_answer_type, is_header_row, is_heading,
                                        labelled_row,
@@ -120,6 +120,30 @@ def test_two_columns_the_question_names_alike_leave_the_row_whole():
         offsets = batch.offsets[0][0]
         found = cell_stops(batch, question).nonzero().flatten().tolist()
         assert [row[:offsets[i][1]].rsplit(" ", 1)[-1] for i in found] == ends
+
+
+LONG_ROW = "Segment results\nWidgets division | " + " | ".join(
+    f"{name} margin: {1000 + 37 * k:,}" for k, name in enumerate(
+        ["Northern", "Southern", "Eastern", "Western", "Central", "Coastal", "Mountain", "Island", "Border",
+         "Harbour", "Valley", "Prairie", "Desert", "Forest", "Lakeside", "Riverside"]))
+
+
+def test_cell_gaps_measure_the_next_cell_of_a_row():
+    tok = load_tokenizer()
+    batch = featurize(tok, SculptConfig(), ["q"], [[LONG_ROW]])
+    offsets, gaps = batch.offsets[0][0], cell_gaps(batch)
+    at = gaps.nonzero().flatten().tolist()
+    cells = [LONG_ROW[:offsets[i][1]].rsplit("| ", 1)[-1].split("\n")[-1] for i in at[:2]]
+    assert cells == ["Widgets division", "Northern margin: 1,000"]
+    nxt = at[1]  # "Northern margin: 1,000" ends here; the next cell is "Southern margin: 1,037"
+    assert LONG_ROW[offsets[nxt][1]:offsets[nxt + int(gaps[nxt])][1]] == " | Southern margin: 1,037"
+
+
+def test_a_table_row_longer_than_the_canvas_is_quoted_to_a_whole_cell(sculpt):
+    result = ask(sculpt, "How did the Widgets division do across its regions?", LONG_ROW)
+    (quote, _), = quotes(result.raw_text)
+    assert quote.startswith("Widgets division | Northern margin: 1,000") and quote != LONG_ROW.split("\n")[1]
+    assert LONG_ROW.startswith(" | ", LONG_ROW.index(quote) + len(quote))  # ends where a cell does
 
 
 def test_an_answer_from_a_table_row_ends_at_the_value_asked_for(sculpt):
