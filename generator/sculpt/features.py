@@ -181,14 +181,17 @@ def clause_starts(batch: Batch) -> torch.Tensor:
 
 def word_joins(batch: Batch) -> torch.Tensor:
     """(M,) bool for the first request of `batch`: the token continues the word of the token before it (a
-    WordPiece "##" piece, or "2023" after "202"), so a quote may not stop between the two."""
+    WordPiece "##" piece, or "2023" after "202"; or a letter or digit right after a point, comma, apostrophe
+    or hyphen that itself follows one: "N.A.", "6.2", "1,000", "don't"), so a quote may not stop between the
+    two."""
     B, P, T = batch.shape
     out = torch.zeros(P * T, dtype=torch.bool)
     for p, text in enumerate(batch.texts[0]):
         offsets = batch.offsets[0][p]
         for t in range(1, len(offsets)):
             (a0, e0), (a1, e1) = offsets[t - 1], offsets[t]
-            if a0 >= 0 and a1 >= 0 and e0 == a1 and e1 > a1 and text[a1 - 1].isalnum() and text[a1].isalnum():
+            if a0 >= 0 and a1 >= 0 and e0 == a1 and e1 > a1 and text[a1].isalnum() and (
+                    text[a1 - 1].isalnum() or (text[a1 - 1] in ".,'’-" and a1 >= 2 and text[a1 - 2].isalnum())):
                 out[p * T + t] = True
     return out.to(batch.sentence.device)
 

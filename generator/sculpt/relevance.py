@@ -213,8 +213,8 @@ def labelled_row(text: str, asked: set[str]) -> bool:
 
 
 SECTION_NUMBER_RE = re.compile(  # "3.2 ", "1. ", "IV. ", "B) ", "Item 7A. ", "CHAPTER 13 ", "Note 4: "
-    r"^(?:(?:item|section|part|chapter|article|note)\s+\d+[A-Z]?(?:\.\d+)*[.:]?|\d+(?:\.\d+)+\.?|\d+[.)]|"
-    r"[IVXLC]+[.)]|[A-Z][.)])\s+(?=\S)", re.IGNORECASE)
+    r"^(?:(?i:item|section|part|chapter|article|note)\s+\d+[A-Z]?(?:\.\d+)*[.:]?|\d+(?:\.\d+)+\.?|\d+[.)]|"
+    r"[IVXLC]+[.)]|[A-Z][.)])\s+(?=\S)")  # letters upper case only: "n. a." and "a. had" are not numbers
 
 
 def is_heading(text: str) -> bool:

@@ -152,6 +152,18 @@ def test_an_answer_from_a_table_row_ends_at_the_value_asked_for(sculpt):
                                         "(a): 187 | Trading operating profit: 57", 1)]
 
 
+def test_a_quote_cannot_stop_inside_an_abbreviation_or_a_number():
+    tok = load_tokenizer()
+    text = "Citibank, N.A. received $14.3 billion, about 1,000 times what it didn't get."
+    batch = featurize(tok, SculptConfig(), ["q"], [[text]])
+    offsets = batch.offsets[0][0]
+    stop_ok = [text[:offsets[t][1]] for t in range(len(offsets) - 1)
+               if offsets[t][0] >= 0 and offsets[t + 1][0] >= 0 and not word_joins(batch)[t + 1]]
+    for cut in ("Citibank, N.", "received $14.", "about 1,", "didn'"):
+        assert not any(s.endswith(cut) for s in stop_ok), cut
+    assert any(s.endswith("Citibank, N.A") for s in stop_ok) and any(s.endswith("$14.3") for s in stop_ok)
+
+
 @pytest.mark.parametrize("question,kind", [
     ("When was the memo sent?", "date"), ("What was Tesla's revenue in Q2 2020?", "number"),
     ("How many laptops were delivered?", "number"), ("In which state is Galaxy Gaming incorporated?", "name"),
