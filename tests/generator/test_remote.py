@@ -268,11 +268,13 @@ def test_whole_canvas_updates_are_shown_as_denoising_states(server, proxy, answe
 @pytest.mark.slow
 def test_a_429_is_retried_after_retry_after_and_then_answered(server, proxy, answer, caplog):
     busy = proxy([error_reply(429, "slow down", **{"retry-after": "0"})])
-    gen = OpenAIGenerator(settings(busy.url, model=server[1], api_key=KEY, backoff_s=5.0))
+    gen = OpenAIGenerator(settings(busy.url, model=server[1], api_key=KEY, backoff_s=25.0))
     start = time.monotonic()
     with caplog.at_level(logging.DEBUG):
         result = gen.generate(REQUEST)
-    assert time.monotonic() - start < 5.0  # Retry-After: 0 replaced the 5 s backoff
+    # Retry-After: 0 replaced the 25 s backoff (the answer itself takes ~5 s on a busy 2-core machine, so a
+    # 5 s backoff could not tell the two apart)
+    assert time.monotonic() - start < 25.0
     assert result.raw_text == answer[1].raw_text
     posts = [s for s in busy.seen if s["method"] == "POST"]
     assert len(posts) == 2 and all(s["auth"] == f"Bearer {KEY}" for s in posts)
