@@ -556,7 +556,7 @@ def train_generator(
 
 @cli.command("eval")
 def eval_(
-    dataset: str = typer.Argument(..., help="scifact | chunking_eval | rgb | business_docs | a .jsonl/.csv question file"),
+    dataset: str = typer.Argument(..., help="scifact | chunking_eval | rgb | business_docs | manuals | a .jsonl/.csv question file"),
     generator: Optional[List[str]] = typer.Option(None, "--generator", help="generator to compare (repeatable; default: the configured one)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="ask only the first N questions (built-in sets: of a seeded shuffle)"),
     k: Optional[int] = typer.Option(None, "--k", help="passages per question (default: the retrieval setting)"),

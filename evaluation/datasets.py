@@ -27,6 +27,12 @@ Built-in sets (read from ../shared/data, or $SCULPTRAG_SHARED_DATA):
   in BUSINESS_DOCS_FILES (the look-alikes included, whatever the limit), copied into `corpus_dir`
   (default runs/eval-corpora/business_docs; ~9 MB, copied again only when a file changes) with the same
   relative paths, because the example folder also holds many files the set is not about.
+- `manuals` (evaluation/data/manuals.jsonl, user format, over MANUALS_FILES): questions written by hand
+  from technical manuals the bundled model never trained on, as a user of the software asks them (the
+  option, default, path or directive they need), plus a few that look answerable and are not. Corpus: 25
+  pages of the Apache httpd 2.4 manual, 12 git manual pages and the bash man page, from the Debian packages
+  `apache2-doc`, `git-doc` and `bash-doc` (`apt-get install apache2-doc git-doc bash-doc`; the loader says
+  so when they are missing), copied into runs/eval-corpora/manuals as apache/..., git/..., bash/....
 
 With `limit`, a built-in set keeps the first N items of a seeded shuffle (so a sample of N is a prefix of
 any larger sample) and only the documents those items need (`business_docs` keeps its whole corpus: its
@@ -60,7 +66,7 @@ from typing import Any, Sequence
 from pipeline.text import REFUSAL
 from pipeline.errors import ConfigError
 
-BUILTIN = ("scifact", "chunking_eval", "rgb", "business_docs")
+BUILTIN = ("scifact", "chunking_eval", "rgb", "business_docs", "manuals")
 DATA = Path(os.environ.get("SCULPTRAG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
@@ -95,7 +101,7 @@ def load_dataset(spec: str | Path, *, limit: int | None = None, corpus: str | Pa
         if corpus is not None:
             raise ConfigError(f"--corpus is for your own question files; {name!r} brings its own documents")
         loader = {"scifact": load_scifact, "chunking_eval": load_chunking_eval, "rgb": load_rgb,
-                  "business_docs": load_business_docs}[name]
+                  "business_docs": load_business_docs, "manuals": load_manuals}[name]
         return loader(root, limit=limit, seed=seed)
     path = Path(name)
     if path.suffix.lower() not in (".jsonl", ".csv"):
@@ -227,12 +233,57 @@ def load_business_docs(root: str | Path = DATA, *, limit: int | None = None, see
         if item.answerable and item.gold_answer:  # "answer contains" scores the aliases only
             item = replace(item, aliases=list(dict.fromkeys([item.gold_answer, *item.aliases])))
         items.append(item)
-    corpus = _mirror(folder, BUSINESS_DOCS_FILES, Path(corpus_dir) if corpus_dir is not None else BUSINESS_DOCS_CORPUS)
+    missing = [f for f in BUSINESS_DOCS_FILES if not (folder / f).is_file()]
+    if missing:
+        raise ConfigError(f"{folder} lacks {', '.join(missing)}; set SCULPTRAG_SHARED_DATA (or --data) to the shared data folder")
+    corpus = _mirror({f: folder / f for f in BUSINESS_DOCS_FILES},
+                     Path(corpus_dir) if corpus_dir is not None else BUSINESS_DOCS_CORPUS)
     return EvalDataset("business_docs", _select(items, limit, seed), corpus=corpus)
 
 
-def _mirror(src: Path, files: Sequence[str], dest: Path) -> Path:
-    """`dest` holding copies of exactly `files` (paths relative to `src`); anything else there is removed.
+MANUALS_QUESTIONS = Path(__file__).resolve().parent / "data" / "manuals.jsonl"
+MANUALS_CORPUS = Path("runs/eval-corpora/manuals")
+_APACHE = "/usr/share/doc/apache2-doc/manual/en"
+# corpus path -> installed file (Debian's apache2-doc, git-doc and bash-doc)
+MANUALS_FILES = {
+    **{f"apache/{page.replace('/', '-')}": f"{_APACHE}/{page}" for page in (
+        "install.html", "configuring.html", "invoking.html", "stopping.html", "bind.html", "logs.html",
+        "urlmapping.html", "vhosts/name-based.html", "howto/htaccess.html", "howto/auth.html", "howto/cgi.html",
+        "howto/ssi.html", "mod/mod_rewrite.html", "mod/mod_alias.html", "mod/mod_dir.html",
+        "mod/mod_log_config.html", "ssl/ssl_howto.html", "mpm.html", "dso.html", "caching.html",
+        "content-negotiation.html", "handler.html", "sections.html", "misc/security_tips.html",
+        "misc/perf-tuning.html")},
+    **{f"git/{page}": f"/usr/share/doc/git-doc/{page}" for page in (
+        "gittutorial.html", "git-stash.html", "git-bisect.html", "gitignore.html", "git-rebase.html",
+        "git-clone.html", "git-worktree.html", "githooks.html", "gitcredentials.html", "git-cherry-pick.html",
+        "git-tag.html", "git-gc.html")},
+    "bash/bash.html": "/usr/share/doc/bash-doc/bash.html",
+}
+
+
+def load_manuals(root: str | Path = DATA, *, limit: int | None = None, seed: int = 0,
+                 corpus_dir: str | Path | None = None) -> EvalDataset:
+    """Hand-written questions over technical manuals (Apache httpd, git, bash) the bundled model never saw.
+
+    The corpus is exactly MANUALS_FILES, copied into `corpus_dir` (default runs/eval-corpora/manuals),
+    whatever the limit (`root` is unused: the manuals come from Debian's documentation packages)."""
+    missing = sorted({Path(src).parts[4] for src in MANUALS_FILES.values() if not Path(src).is_file()})
+    if missing:  # parts[4]: the package's folder under /usr/share/doc, named as the package
+        raise ConfigError(f"the manuals set reads Debian's documentation packages: apt-get install {' '.join(missing)}")
+    items = []
+    for i, line in enumerate(MANUALS_QUESTIONS.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            item = _user_item(json.loads(line), f"{MANUALS_QUESTIONS.name}:{i}")
+            if item.answerable and item.gold_answer:
+                item = replace(item, aliases=list(dict.fromkeys([item.gold_answer, *item.aliases])))
+            items.append(item)
+    corpus = _mirror({rel: Path(src) for rel, src in MANUALS_FILES.items()},
+                     Path(corpus_dir) if corpus_dir is not None else MANUALS_CORPUS)
+    return EvalDataset("manuals", _select(items, limit, seed), corpus=corpus)
+
+
+def _mirror(files: dict[str, Path], dest: Path) -> Path:
+    """`dest` holding copies of exactly `files` (corpus path -> source file); anything else there is removed.
 
     Eval ingests a folder, and the example folder holds far more than the set is about. Symbolic links
     would not do (ingestion refuses links that lead out of the folder it reads), and hard links would let
@@ -240,14 +291,11 @@ def _mirror(src: Path, files: Sequence[str], dest: Path) -> Path:
     file is not copied again.
     """
     if dest.is_dir() and any(dest.iterdir()) and not (dest / _CORPUS_MARK).is_file():
-        raise ConfigError(f"{dest} exists and was not made by the business_docs loader: pass another corpus folder")
-    missing = [f for f in files if not (src / f).is_file()]
-    if missing:
-        raise ConfigError(f"{src} lacks {', '.join(missing)}; set SCULPTRAG_SHARED_DATA (or --data) to the shared data folder")
+        raise ConfigError(f"{dest} exists and was not made by an evaluation loader: pass another corpus folder")
     dest.mkdir(parents=True, exist_ok=True)
     (dest / _CORPUS_MARK).write_text("made by evaluation.datasets; files here are replaced and pruned\n")
-    for rel in files:
-        source, target = src / rel, dest / rel
+    for rel, source in files.items():
+        target = dest / rel
         st = source.stat()
         if target.is_file() and not target.is_symlink():
             tt = target.stat()
