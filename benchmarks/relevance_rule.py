@@ -92,7 +92,7 @@ def score_parts(gen, rec: dict) -> dict:
     learned = [float(select[index[int((sid == key).nonzero()[0])]]) for key in keys]
     found = R.parts(model.pristine, tok, rec["question"], texts, gen.device)
     return {**rec, "parts": [{**x, "text": t, "learned": lg} for x, t, lg in zip(found, texts, learned)],
-            "gold_given": rec["answers"]["extractive"].get("gold_given")}
+            "none": float(select[-1]), "gold_given": rec["answers"]["extractive"].get("gold_given")}
 
 
 def score(x: dict, tables: bool, learned: float) -> float:
@@ -100,7 +100,7 @@ def score(x: dict, tables: bool, learned: float) -> float:
 
 
 def holds(set_name: str, rec: dict, text: str) -> bool:
-    if set_name in ("rgb", "business_docs"):
+    if set_name in ("rgb", "business_docs", "manuals"):
         return any(a and a.lower() in text.lower() for a in (rec.get("aliases") or [rec["gold_answer"]]))
     gold, words = set(re.findall(r"\w+", rec["gold_answer"].lower())), re.findall(r"\w+", text.lower())
     return len(words) >= 4 and sum(w in gold for w in words) / len(words) >= 0.8

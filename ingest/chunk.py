@@ -74,7 +74,7 @@ def chunk_elements(
 ) -> list[Chunk]:
     limit, overlap = settings.chunk_tokens, settings.chunk_overlap
     meta = meta or DocumentMeta()
-    elements = join_split_tables(attach_labels(elements))
+    elements = join_split_tables(attach_code_lines(attach_labels(elements)))
     split = [_split_element(el, elements[max(0, i - 2) : i]) for i, el in enumerate(elements)]
     per_element = _measured_units([units for _, units in split], count_tokens, limit)
     chunks: list[Chunk] = []
@@ -166,6 +166,34 @@ def attach_labels(elements: Sequence[Element]) -> list[Element]:
             continue
         out.append(el)
         took = False
+    return out
+
+
+CODE_LINE_CHARS = 100  # a one-line code snippet at most this long joins the sentence that introduces it
+
+
+def attach_code_lines(elements: Sequence[Element]) -> list[Element]:
+    """Elements with a one-line code snippet put at the end of the text that introduces it with a colon, on its
+    line: "You can see what is about to be committed using git diff with the --cached option: $ git diff
+    --cached". Manuals say how to do a thing in the command after the colon; apart, the sentence that asks
+    for it does not hold it, and the command alone does not say what it is for. Longer code (several lines,
+    or over CODE_LINE_CHARS) keeps its own lines; not into a title, a table or other code, not across pages."""
+    out: list[Element] = []
+    for el in elements:
+        prev = out[-1] if out else None
+        code = el.text.strip()
+        if (
+            prev is not None
+            and el.kind == "CodeSnippet"
+            and prev.kind not in {"Title", "Table", "CodeSnippet"}
+            and prev.page == el.page
+            and prev.text.rstrip().endswith(":")
+            and "\n" not in code
+            and len(code) <= CODE_LINE_CHARS
+        ):
+            out[-1] = replace(prev, text=f"{prev.text.rstrip()} {code}")
+            continue
+        out.append(el)
     return out
 
 
@@ -302,6 +330,8 @@ def chunk_uid(document_uid: str, chunk: Chunk, config_digest: str) -> str:
 
 def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # v2: table rows with headers, context line; v3: "(labels)" joined to the values above them; v4: a header
-    # cut off its figures joined to them, a lone header cell names every column under it
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v4"
+    # cut off its figures joined to them, a lone header cell names every column under it; v5: HTML definition
+    # lists' terms joined to their definitions (ingest/definitions.py), a one-line code snippet to the text
+    # that introduces it with a colon
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v5"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -277,6 +277,10 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
         if file_type == "EML" and encoding and encoding.startswith(("utf-16", "utf-32")):  # the e-mail parser expects bytes in ASCII/UTF-8
             data = path.read_bytes().decode(encoding).encode("utf-8")
             raw = partition(file=io.BytesIO(data), **kwargs)
+        elif file_type == "HTML" and (markup := _with_definitions(path, encoding)) is not None:
+            from unstructured.partition.html import partition_html
+
+            raw = partition_html(text=markup, **{k: v for k, v in kwargs.items() if k != "encoding"})
         else:
             raw = _partition(partition, path, **kwargs)
     except MemoryError:
@@ -359,6 +363,17 @@ def _retry(path: Path, file_type: str, kwargs: dict, first: Exception) -> list:
     except Exception as e:
         raise _parse_error(e) from e
     raise _parse_error(first) from first
+
+
+def _with_definitions(path: Path, encoding: str | None) -> str | None:
+    """The HTML of `path` with its definition lists' terms joined to their definitions
+    (ingest/definitions.py), or None when it has none or is not text in `encoding` (else UTF-8)."""
+    from .definitions import join_definitions
+
+    try:
+        return join_definitions(path.read_bytes().decode(encoding or "utf-8"))
+    except (UnicodeDecodeError, LookupError):
+        return None
 
 
 def _partition(partitioner, path: Path, **kwargs) -> list:

@@ -12,7 +12,7 @@ import re
 import string
 from collections import Counter
 
-from pipeline.text import MARKER_RE, REFUSAL_PHRASES, WORD_RE, find_markers, strip_markers
+from pipeline.text import MARKER_NUMBERS, MARKER_RE, REFUSAL_PHRASES, WORD_RE, find_markers, strip_markers
 from pipeline.text import CLAIM_STOPWORDS as STOPWORDS  # the stop list of claims (one of the core's variants)
 from pipeline.text import SENTENCE_RE as SENT_RE  # the one sentence rule, under the name validation always used
 
@@ -29,6 +29,9 @@ NAME_RE = re.compile(r"\b[A-Z][A-Za-z0-9]*[A-Za-z]\b")
 ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
 PUNCT = str.maketrans("", "", string.punctuation)
 _LEADING_MARKERS_RE = re.compile(rf"(?:\s*{MARKER_RE.pattern})+")  # used with .match(text, pos)
+# the space after a marker that the next claim follows: not a lower-case word ("[1] and ...", which reads on),
+# punctuation or another marker
+AFTER_MARKER_RE = re.compile(rf"\[(?:{MARKER_NUMBERS})\](\s+)(?=[^\sa-z,.;:!?)\]\[])")
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -36,10 +39,15 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
     Lines are cut at SENT_RE. SENT_RE also cuts before a "[", so markers written after the full stop
     ("... in 1889. [2] It is ...") open the next fragment: they are given back to the sentence they close.
+    A marker also closes its sentence when what follows opens another one without a full stop between them
+    (AFTER_MARKER_RE): "... startup file [1] --rcfile file: Execute ... [2]" is two claims, each checked
+    against its own citation, as a quote of a table row, a list item or a definition ends without one.
     """
     spans: list[tuple[int, int]] = []
     for line in re.finditer(r"[^\n]+", text):
-        cuts = [m.span() for m in SENT_RE.finditer(line.group())] + [(len(line.group()), len(line.group()))]
+        cuts = sorted([m.span() for m in SENT_RE.finditer(line.group())]
+                      + [m.span(1) for m in AFTER_MARKER_RE.finditer(line.group())])
+        cuts.append((len(line.group()), len(line.group())))
         pos = 0
         for k, (cut_start, cut_end) in enumerate(cuts):
             start, end = line.start() + pos, line.start() + cut_start

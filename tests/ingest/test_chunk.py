@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.chunk import Chunk, attach_labels, chunk_elements, chunk_uid, config_digest
+from ingest.chunk import CODE_LINE_CHARS, Chunk, attach_code_lines, attach_labels, chunk_elements, chunk_uid, config_digest
 from pipeline.embedding import resolve_model_path, token_counter
 from ingest.parse import Element
 from pipeline.config import IngestSettings
@@ -137,3 +137,29 @@ def test_labels_stay_apart_after_titles_tables_labels_pages_and_as_sentences():
     merged = attach_labels([value, label, Element("NarrativeText", "(Zip Code)", page=1)])
     assert [e.text for e in merged] == ["Nevada (Address of principal executive offices)", "(Zip Code)"]
     assert value.text == "Nevada"  # the caller's elements are not changed
+
+
+def test_a_one_line_command_joins_the_sentence_that_introduces_it():
+    intro = Element("NarrativeText", "You can see what is about to be committed using git diff with the --cached option:", page=1)
+    code = Element("CodeSnippet", "$ git diff --cached", page=1)
+    after = Element("NarrativeText", "Without --cached, git diff shows unstaged changes.", page=1)
+    joined = attach_code_lines([intro, code, after])
+    assert [e.text for e in joined] == [
+        "You can see what is about to be committed using git diff with the --cached option: $ git diff --cached",
+        after.text]
+    assert joined[0].kind == "NarrativeText" and intro.text.endswith("option:")  # the caller's elements unchanged
+    # code of several lines or a long one, code not introduced by a colon, after a title, a table, other code
+    # or on another page keeps its own element
+    cases = [
+        [intro, Element("CodeSnippet", "$ git add file1\n$ git commit", page=1)],
+        [intro, Element("CodeSnippet", "$ " + "x" * CODE_LINE_CHARS, page=1)],
+        [Element("NarrativeText", "Then commit.", page=1), code],
+        [Element("Title", "Example:", page=1), code],
+        [Element("CodeSnippet", "$ git status:", page=1), code],
+        [Element("NarrativeText", "Commit with:", page=1), Element("CodeSnippet", "$ git commit", page=2)],
+    ]
+    for els in cases:
+        assert attach_code_lines(els) == els
+    # in a chunk, the sentence and its command are one line
+    chunks = chunk_elements([intro, code, after], lambda texts: [len(t.split()) for t in texts], IngestSettings())
+    assert joined[0].text in chunks[0].text.split("\n")

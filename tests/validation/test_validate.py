@@ -191,6 +191,21 @@ def test_sentence_spans_keep_a_trailing_marker_with_its_sentence():
     assert [text[a:b] for a, b in spans] == ["Paris is in France. [1]", "Lyon is too [2].", "- Everest is high. [3]"]
 
 
+def test_a_marker_closes_a_quote_that_has_no_full_stop(checker):
+    """Quotes of table rows, list items and definitions end without a full stop; the next quote after their
+    marker is a claim of its own, checked against its own citation (it was one sentence citing both)."""
+    text = "Everest | Elevation: 8,849 metres [3] The tower is 330 metres tall [1] and it is in Paris [1]."
+    spans = sentence_spans(text)
+    assert [text[a:b] for a, b in spans] == ["Everest | Elevation: 8,849 metres [3]",
+                                             "The tower is 330 metres tall [1] and it is in Paris [1]."]
+    report = validate("Its elevation is 8,849 metres [3] The tower is 330 metres tall [1]", PASSAGES, checker=checker)
+    assert report.status == "pass", report.reasons
+    assert [s.precision for s in report.sentences] == [{3: True}, {1: True}]
+    # markers that run together, and punctuation after a marker, do not cut
+    text = "Lyon is in France [1][2], and Everest is high [3]; it is 8,849 metres [3]."
+    assert [text[a:b] for a, b in sentence_spans(text)] == [text]
+
+
 def test_checker_configuration_errors(tmp_path, embedder):
     with pytest.raises(ConfigError, match="no support calibration"):
         OverlapEmbeddingChecker(embedder, calibration=tmp_path / "missing.json")

@@ -1,0 +1,79 @@
+"""Definition lists in HTML: each term joined to the first line of its definition, before unstructured reads it.
+
+Manuals, man pages, API references and glossaries state most of their facts in definition lists:
+
+    <dt>--autostash</dt><dt>--no-autostash</dt>
+    <dd><p>Automatically create a temporary stash entry before the operation begins, ...</p></dd>
+
+unstructured makes the terms and the definition separate elements, so the chunk reads "--autostash" on one
+line and "Automatically create a temporary stash entry ..." on the next: the sentence that answers "Which
+rebase option stashes my changes first?" does not hold the option, and neither a quote of it nor the
+embedding of it says what it defines. `join_definitions` writes the terms into the definition's first text,
+"--autostash, --no-autostash: Automatically create a temporary stash entry ...", and drops the <dt>s, so
+term and definition are one sentence, as a reader sees them. Terms longer than MAX_TERMS characters (a
+whole synopsis line) and definitions that open with code, a table or another list are left as they are.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_TERMS = 160  # characters of the joined terms
+_NOT_PROSE = frozenset({"pre", "table", "dl", "ul", "ol", "code", "img", "script", "style"})
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
+
+
+def join_definitions(markup: str) -> str | None:
+    """`markup` with each definition list's terms joined to their definitions (see the module docstring);
+    None when it has no definition list whose terms could be joined (the caller parses the original)."""
+    if not re.search(r"<dt\b", markup, re.I):
+        return None
+    from lxml import html as lxml_html
+
+    try:  # lxml refuses a str that declares its own encoding
+        doc = lxml_html.document_fromstring(_XML_DECLARATION.sub("", markup, count=1))
+    except Exception:  # noqa: BLE001 - markup lxml cannot read: unstructured gets the original
+        return None
+    joined = 0
+    for dd in list(doc.iter("dd")):
+        terms, prev = [], dd.getprevious()
+        while prev is not None and prev.tag == "dt":
+            terms.insert(0, prev)
+            prev = prev.getprevious()
+        names = [n for n in (" ".join(t.text_content().split()).rstrip(":") for t in terms) if n]
+        label = ", ".join(names)
+        if not label or len(label) > MAX_TERMS or any((t.tail or "").strip() for t in terms):
+            continue
+        holder = _first_text(dd)
+        if holder is None:
+            continue
+        element, attr = holder
+        setattr(element, attr, f"{label}: {getattr(element, attr).lstrip()}")
+        for t in terms:
+            t.drop_tree()
+        joined += 1
+    return lxml_html.tostring(doc, encoding="unicode") if joined else None
+
+
+def _first_text(el) -> tuple[object, str] | None:
+    """(element, "text" or "tail") holding the first words of `el` in reading order; None when `el` opens
+    with something that is not prose (code, a table, a list) or holds no text."""
+    found = _walk(el)
+    return found if found is not _STOP else None
+
+
+_STOP = object()  # the definition opens with code, a table or a list: nothing to join to
+
+
+def _walk(el):
+    if el.text and el.text.strip():
+        return el, "text"
+    for child in el:
+        if isinstance(child.tag, str):  # (comments and processing instructions: only their tail counts)
+            if child.tag.lower() in _NOT_PROSE:
+                return _STOP
+            if (found := _walk(child)) is not None:
+                return found
+        if child.tail and child.tail.strip():
+            return child, "tail"
+    return None

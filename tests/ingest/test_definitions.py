@@ -1,0 +1,86 @@
+"""HTML definition lists: a term is joined to its definition, so the sentence that defines it names it."""
+
+from __future__ import annotations
+
+from ingest.definitions import MAX_TERMS, join_definitions
+from ingest.parse import parse_file
+from pipeline.config import Settings
+
+ASCIIDOC = """<?xml version="1.0" encoding="UTF-8"?>
+<html><body><h2>OPTIONS</h2><div class="dlist"><dl>
+<dt class="hdlist1">--autostash</dt>
+<dt class="hdlist1">--no-autostash</dt>
+<dd>
+<p>
+        Automatically create a temporary stash entry before the operation begins, and apply it after the
+        operation ends.
+</p>
+<div class="paragraph"><p>This means that you can run rebase on a dirty worktree.</p></div>
+</dd>
+<dt class="hdlist1">--onto &lt;newbase&gt;</dt>
+<dd><p>Starting point at which to create the new commits.</p></dd>
+</dl></div></body></html>"""
+
+MAN2HTML = """<HTML><BODY><DL COMPACT>
+<DT><B>--noprofile</B>
+
+<DD>
+Do not read either the system-wide startup file
+<I>/etc/profile</I>
+or any of the personal initialization files.
+<DT><B>--norc</B>
+
+<DD>
+Do not read and execute the personal initialization file
+<A HREF="file:~/.bashrc"><I>~/.bashrc</I></A>
+if the shell is interactive.
+</DL></BODY></HTML>"""
+
+
+def text_of(markup: str) -> str:
+    import lxml.html
+
+    return " ".join(lxml.html.document_fromstring(markup).text_content().split())
+
+
+def test_terms_are_written_into_the_first_line_of_their_definition():
+    out = join_definitions(ASCIIDOC)
+    text = text_of(out)
+    assert ("--autostash, --no-autostash: Automatically create a temporary stash entry before the operation begins"
+            in text)
+    assert "--onto <newbase>: Starting point at which to create the new commits." in text
+    assert "<dt" not in out.lower()
+    # the rest of the definition is untouched
+    assert "This means that you can run rebase on a dirty worktree." in text
+
+
+def test_unclosed_man_page_terms_are_joined_too():
+    text = text_of(join_definitions(MAN2HTML))
+    assert "--noprofile: Do not read either the system-wide startup file /etc/profile" in text
+    assert "--norc: Do not read and execute the personal initialization file ~/.bashrc if the shell is interactive." in text
+
+
+def test_definitions_that_open_with_code_and_overlong_terms_stay_apart():
+    code_first = "<dl><dt>Example</dt><dd><pre>git stash push -u</pre><p>Stashes everything.</p></dd></dl>"
+    assert join_definitions(code_first) is None
+    nested = "<dl><dt>Example</dt><dd><div><pre>git stash push -u</pre></div><p>Stashes everything.</p></dd></dl>"
+    assert join_definitions(nested) is None  # not "Example: Stashes everything." after the code
+    synopsis = "x" * (MAX_TERMS + 1)
+    assert join_definitions(f"<dl><dt>{synopsis}</dt><dd><p>Save your changes.</p></dd></dl>") is None
+    assert join_definitions("<html><body><p>No lists here.</p></body></html>") is None
+    # a term without a definition after it is left alone; one with a definition is still joined
+    mixed = "<dl><dt>lonely</dt><dt>temp</dt><dd>Returns a temporary redirect status (302).</dd><dt>dangling</dt></dl>"
+    assert "lonely, temp: Returns a temporary redirect status (302)." in text_of(join_definitions(mixed))
+
+
+def test_an_html_file_parses_to_one_element_per_defined_term(tmp_path):
+    path = tmp_path / "git-rebase.html"
+    path.write_text(ASCIIDOC, encoding="utf-8")
+    texts = [e.text for e in parse_file(path, "HTML", "text/html", None, Settings().ingest).elements]
+    assert any(t.startswith("--autostash, --no-autostash: Automatically create a temporary stash entry") for t in texts)
+    assert "--autostash" not in texts and "--no-autostash" not in texts
+    # a file that is not UTF-8 is parsed as before, by unstructured alone
+    latin = tmp_path / "latin.html"
+    latin.write_bytes("<html><body><dl><dt>caf\xe9</dt><dd><p>A place.</p></dd></dl></body></html>".encode("latin-1"))
+    texts = [e.text for e in parse_file(latin, "HTML", "text/html", None, Settings().ingest).elements]
+    assert "A place." in texts
