@@ -13,9 +13,10 @@ answer never quotes the same words twice.
   (the terms below); the others count cos 0.
 - cover: the share of the question's IDF-weighted content words the sentence holds (the extractive
   baseline's score, on Snowball stems: "incorporated" meets "incorporation"), in [0, 1].
-- typed: 1 when a factoid question asks for a date, a number or a name and the sentence holds one the
-  question does not already name ("When was X released?" wants a sentence with a date in it; "What
-  inventory did X report?" a number).
+- typed: 1 when a factoid question asks for a date, a number, a name or a piece of code and the sentence
+  holds one the question does not already name ("When was X released?" wants a sentence with a date in it;
+  "What inventory did X report?" a number; "Which rebase option stashes my changes first?" or "How do I
+  see what is staged?" an option, a command, a path or an identifier: "--autostash", "git diff --cached").
 - heading: a title line (short, capitalised, unpunctuated) or a table's header row (cells without values)
   loses HEADING: it names a topic or columns.
 - labelled row: a table row whose label (first cell) is what the question asks about and which holds a
@@ -117,12 +118,26 @@ REPORTED = re.compile(r"^\s*what\b[^?]*\b(did|does|do|was|were|is|are)\b[^?]*\b(
                       r"spend|pay|generate)(s|ed)?\b")  # "What inventory did X report ...?": a figure
 
 
+# what a manual's user asks for: "Which option / directive / command / variable ... ?", "How do I ...?"
+CODE_QUESTION = re.compile(
+    r"\b(which|what)\s+(?:(?!(?:is|are|was|were|do|does|did|has|have)\b)[\w.\-\"']+\s+){0,3}?(option|flag|switch|"
+    r"directive|command|variable|setting|parameter|function|module|code|utility|tool|keyword|argument|signal|"
+    r"handler|container|extension|field|property|attribute|macro|operator|file|directory|folder|line)s?\b"
+    r"|^\s*how (do|can|should|would) (i|you|we)\b")
+# code in prose: "--autostash", "-u", "%D", "$GIT_DIR", "rc.local", "/usr/local/apache2", "mod_dir",
+# "useHttpPath", "XBitHack", "USR1"
+CODE_TOKEN = re.compile(r"(?<![\w-])(?:--?[A-Za-z][\w-]*|%[{<>]?[A-Za-z]\w*|\$[A-Za-z_]\w*|[\w-]+(?:[._/][\w-]+)+|"
+                        r"/[\w.-]+|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*|[A-Z]+[0-9_][A-Z0-9_]*)")
+DEFINED_TERM = re.compile(r"^[a-z][\w.-]*(?=:\s)")  # "pipefail: If set, ...": a defined lower-case term opens it
+
+
 LEADING_CLAUSE = re.compile(r"^\s*(according to|based on|regarding|in|on|from|for|per|as of|under|within)\b"
                             r"(?:(?!\b(?:what|which|who|whom|whose|when|where|how)\b)[^,?]){1,120},\s*")  # no wh-word in it
 
 
 def answer_type(question: str) -> str | None:
-    """The kind of value a factoid question asks for: "date", "number", "name", or None (anything else).
+    """The kind of value a factoid question asks for: "date", "number", "name", "code", or None (anything
+    else).
 
     A leading clause that sets the scope is read past ("According to the example e-mail, who sent ...?" asks
     who; "In the 2021 statement, when ...?" asks when)."""
@@ -140,6 +155,8 @@ def answer_type(question: str) -> str | None:
     if re.match(r"\s*(who|whom|whose|where|which (company|person|team|country|city|state|firm|organization)|"
                 r"in (which|what) (country|city|state))\b", q):
         return "name"
+    if CODE_QUESTION.search(q):
+        return "code"
     return None
 
 
@@ -154,6 +171,10 @@ def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
     if kind == "number":
         values = [m for m in NUMBER_RE.findall(sentence) if re.search(r"\d", m)]
         return any(re.sub(r"\W", "", m).lower() not in asked for m in values)
+    if kind == "code":
+        asked |= {t.lower() for t in CODE_TOKEN.findall(question)} | set(re.findall(r"[\w-]+", question.lower()))
+        found = CODE_TOKEN.findall(sentence) + DEFINED_TERM.findall(sentence)
+        return any(t.lower() not in asked for t in found)
     return any(w.lower() not in asked and stem(w.lower()) not in ENTITY_NOISE for w in NAME_RE.findall(sentence))
 
 

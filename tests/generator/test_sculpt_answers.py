@@ -167,7 +167,11 @@ def test_a_quote_cannot_stop_inside_an_abbreviation_or_a_number():
 @pytest.mark.parametrize("question,kind", [
     ("When was the memo sent?", "date"), ("What was Tesla's revenue in Q2 2020?", "number"),
     ("How many laptops were delivered?", "number"), ("In which state is Galaxy Gaming incorporated?", "name"),
-    ("Who won the 2021 US Open?", "name"), ("What is LayoutParser?", None)])
+    ("Who won the 2021 US Open?", "name"), ("What is LayoutParser?", None),
+    ("Which git rebase option stashes my changes before it starts?", "code"),
+    ("How do I see the changes I've already staged?", "code"), ("Which mod_dir directive sends requests on?", "code"),
+    ("What specific programs in San Francisco promote green building?", None),
+    ("What is the function of the LNvs in Drosophila?", None)])
 def test_factoid_questions_say_what_kind_of_value_they_ask_for(question, kind):
     assert answer_type(question) == kind
 
@@ -177,6 +181,15 @@ def test_a_typed_value_must_be_one_the_question_does_not_already_name():
     assert has_answer_type("Revenue was $6.04 billion in Q2 2020.", q, "number")
     assert not has_answer_type("Tesla reported its Q2 2020 results.", q, "number")  # only the question's own 2020
     assert not has_answer_type("Galaxy Gaming, Inc.", "Where is Galaxy Gaming based?", "name")
+    q = "Which git rebase option stashes my uncommitted changes first?"
+    for holds in ("--autostash, --no-autostash: Automatically create a temporary stash entry.",
+                  "Set rebase.autoStash to true.", "Patterns go into the $GIT_DIR/info/exclude file.",
+                  "The USR1 or graceful signal restarts the server.", "Use FallbackResource /index.php instead.",
+                  "pipefail: If set, the return value of a pipeline is that of the last command to fail."):
+        assert has_answer_type(holds, q, "code"), holds
+    assert not has_answer_type("Automatically create a temporary stash entry before the rebase begins.", q, "code")
+    assert not has_answer_type("The git rebase option is described below.", q, "code")  # the question's own words
+    assert not has_answer_type("Note: the stash is kept.", q, "code")
 
 
 def test_a_sentence_that_adds_nothing_to_the_question_ranks_below_one_that_answers(sculpt):
