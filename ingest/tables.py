@@ -3,7 +3,8 @@
 A table's text as partitioners flatten it ("Total net sales 121,234 118,500") loses which column a figure
 belongs to. Here a table is read from its cells (the HTML unstructured gives for Office/HTML/CSV/XLSX,
 or pdfplumber's cells for PDFs), its header rows are found (<th>/<thead>, else the leading rows whose
-cells are mostly not numbers), and each body row is rendered as
+cells are mostly not numbers; none in a table of keys and values, whose rows name themselves in a <th>
+or in a first cell ending in ":"), and each body row is rendered as
 "Total net sales | Three months ended July 1, 2023: 81,797 | June 25, 2022: 82,959". Forms print a
 value over its "(label)": such a row of labels is folded into the row above ("Nevada (State of
 incorporation)"), so the value and the words that name it stay on one line. A spreadsheet cut at a blank
@@ -141,6 +142,9 @@ def parse_html_table(html: str) -> TableData:
     n_head = 0
     while n_head in marked:
         n_head += 1
+    rows = [row for row in p.rows if any(text for text, _, _ in row)]
+    if not n_head and len(rows) >= 2 and all(row[0][1] for row in rows):
+        return from_cells(grid, header_rows=0)  # each row names itself in a <th>: "Default: | Off", no column names
     return from_cells(grid, header_rows=n_head if n_head else None)
 
 
@@ -253,6 +257,9 @@ def from_cells(grid: Sequence[Sequence[str | None]], header_rows: int | None = N
 def _detect_header(rows: list[list[str]]) -> int:
     """Leading rows whose non-label cells are mostly not numbers (years and dates count as words); a table
     of words only has one header row."""
+    filled = [[c for c in r if c] for r in rows]
+    if len(rows) >= 2 and all(len(f) == 2 and f[0] == r[0] and f[0].endswith(":") for f, r in zip(filled, rows)):
+        return 0  # "Syntax: | DirectoryCheckHandler On|Off" over "Default: | Off": keys and values, no column names
     n = 0
     for r in rows[:MAX_HEADER_ROWS]:
         values = [c for c in r[1:] if c]

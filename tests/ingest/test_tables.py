@@ -9,7 +9,8 @@ import pytest
 from ingest.chunk import chunk_elements, table_units
 from pipeline.embedding import resolve_model_path, token_counter
 from ingest.parse import Element, parse_file, sniff
-from ingest.tables import header_line, is_label, join_header_table, parse_html_table, pdf_table_data, render_rows
+from ingest.tables import (from_cells, header_line, is_label, join_header_table, parse_html_table, pdf_table_data,
+                           render_rows)
 from pipeline.config import IngestSettings
 
 FILING_HTML = (
@@ -203,3 +204,23 @@ def test_sample_cover_page_keeps_the_state_with_its_label(count):
     text = "\n".join(c.text for c in chunks)
     assert "Nevada (State or other jurisdiction of incorporation or organization)" in text
     assert "Galaxy Gaming, Inc. (Exact name of small business issuer as specified in its charter)" in text
+
+
+def test_a_table_of_keys_and_values_has_no_column_names():
+    """A manual's directive box (each row names itself in a <th>) and a form's "Key: | value" rows: the first
+    row is a key like the others, not the name of the value column (it was: "Default: | Toggle how ...:
+    DirectoryCheckHandler Off")."""
+    box = ("<table><tr><th>Description:</th><td>Toggle how this module responds</td></tr>"
+           "<tr><th>Syntax:</th><td><code>DirectoryCheckHandler On|Off</code></td></tr>"
+           "<tr><th>Default:</th><td><code>DirectoryCheckHandler Off</code></td></tr></table>")
+    table = parse_html_table(box)
+    assert render_rows(table) == ["Description: | Toggle how this module responds",
+                                  "Syntax: | DirectoryCheckHandler On|Off", "Default: | DirectoryCheckHandler Off"]
+    assert header_line(table) == ""
+    assert render_rows(from_cells([["Name:", "Jane Doe"], ["Phone:", "555-0100"]])) == ["Name: | Jane Doe", "Phone: | 555-0100"]
+    # a header row of <th>s over rows that name themselves in a <th> keeps its column names
+    grid = ("<table><tr><th>Team</th><th>Cups</th></tr><tr><th>Boston</th><td>6</td></tr>"
+            "<tr><th>Toronto</th><td>13</td></tr></table>")
+    assert render_rows(parse_html_table(grid)) == ["Boston | Cups: 6", "Toronto | Cups: 13"]
+    # and a table of words whose first cells do not all end in ":" still takes its first row as the header
+    assert render_rows(from_cells([["Name", "Role"], ["Jane:", "Chair"], ["Ann", "Clerk"]])) == ["Jane: | Role: Chair", "Ann | Role: Clerk"]
