@@ -40,11 +40,14 @@ from pipeline.config import Settings  # noqa: E402
 from evaluation import EvalRun, load_dataset, run_eval  # noqa: E402
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
-VARIANTS = {  # name: (use the table-row parts, learned selector weight)
-    "cos + cover + type": (False, 0.0),
-    "+ 0.05 x learned": (False, 0.05),
-    "+ header rows, labelled rows (the rule)": (True, 0.05),
-    "the rule without the learned share": (True, 0.0),
+W = 0.05  # relevance.LEARNED_WEIGHT
+VARIANTS = {  # name: (use the table-row parts, the learned selector's share of a sentence x in record rec)
+    "cos + cover + type": (False, lambda x, rec: 0.0),
+    "+ 0.05 x learned": (False, lambda x, rec: W * x["learned"]),
+    "+ header rows, labelled rows (the rule)": (True, lambda x, rec: W * x["learned"]),
+    "the rule without the learned share": (True, lambda x, rec: 0.0),
+    "the rule, logit relative to 'none'": (True, lambda x, rec: W * (x["learned"] - rec["none"])),
+    "the rule, logit floored at -8": (True, lambda x, rec: W * max(x["learned"], -8.0)),
 }
 
 
@@ -76,8 +79,8 @@ def main() -> None:
         print(f"\n{name} ({args.items} questions, k={args.k})")
         print("| variant | top-1 | " + " | ".join(f"t={t}" for t in THRESHOLDS) + " |")
         print("|---|---|" + "---|" * len(THRESHOLDS))
-        for variant, (tables, learned) in VARIANTS.items():
-            top1, refusals = evaluate(name, records, tables, learned)
+        for variant, (tables, share) in VARIANTS.items():
+            top1, refusals = evaluate(name, records, tables, share)
             print(f"| {variant} | {top1:.3f} | " + " | ".join(f"{a:.2f} / {u:.2f}" for a, u in refusals) + " |")
 
 
@@ -95,8 +98,8 @@ def score_parts(gen, rec: dict) -> dict:
             "none": float(select[-1]), "gold_given": rec["answers"]["extractive"].get("gold_given")}
 
 
-def score(x: dict, tables: bool, learned: float) -> float:
-    return R.combine(x, tables) + learned * x["learned"]
+def score(x: dict, rec: dict, tables: bool, share) -> float:
+    return R.combine(x, tables) + share(x, rec)
 
 
 def holds(set_name: str, rec: dict, text: str) -> bool:
@@ -106,10 +109,10 @@ def holds(set_name: str, rec: dict, text: str) -> bool:
     return len(words) >= 4 and sum(w in gold for w in words) / len(words) >= 0.8
 
 
-def evaluate(set_name: str, records: list[dict], tables: bool, learned: float):
+def evaluate(set_name: str, records: list[dict], tables: bool, share):
     top1, answerable, unanswerable = [], [], []
     for rec in records:
-        scores = [score(x, tables, learned) for x in rec["parts"]]
+        scores = [score(x, rec, tables, share) for x in rec["parts"]]
         if not scores:
             continue
         best = max(scores)

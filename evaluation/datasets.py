@@ -225,14 +225,7 @@ def load_business_docs(root: str | Path = DATA, *, limit: int | None = None, see
     runs/eval-corpora/business_docs) with their relative paths, whatever the limit.
     """
     folder = _folder(root, BUSINESS_DOCS)
-    rows = [json.loads(line) for line in BUSINESS_DOCS_QUESTIONS.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-    items = []
-    for i, row in enumerate(rows, 1):
-        item = _user_item(row, f"{BUSINESS_DOCS_QUESTIONS.name}:{i}")
-        if item.answerable and item.gold_answer:  # "answer contains" scores the aliases only
-            item = replace(item, aliases=list(dict.fromkeys([item.gold_answer, *item.aliases])))
-        items.append(item)
+    items = _hand_written(BUSINESS_DOCS_QUESTIONS)
     missing = [f for f in BUSINESS_DOCS_FILES if not (folder / f).is_file()]
     if missing:
         raise ConfigError(f"{folder} lacks {', '.join(missing)}; set SCULPTRAG_SHARED_DATA (or --data) to the shared data folder")
@@ -270,16 +263,23 @@ def load_manuals(root: str | Path = DATA, *, limit: int | None = None, seed: int
     missing = sorted({Path(src).parts[4] for src in MANUALS_FILES.values() if not Path(src).is_file()})
     if missing:  # parts[4]: the package's folder under /usr/share/doc, named as the package
         raise ConfigError(f"the manuals set reads Debian's documentation packages: apt-get install {' '.join(missing)}")
-    items = []
-    for i, line in enumerate(MANUALS_QUESTIONS.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            item = _user_item(json.loads(line), f"{MANUALS_QUESTIONS.name}:{i}")
-            if item.answerable and item.gold_answer:
-                item = replace(item, aliases=list(dict.fromkeys([item.gold_answer, *item.aliases])))
-            items.append(item)
+    items = _hand_written(MANUALS_QUESTIONS)
     corpus = _mirror({rel: Path(src) for rel, src in MANUALS_FILES.items()},
                      Path(corpus_dir) if corpus_dir is not None else MANUALS_CORPUS)
     return EvalDataset("manuals", _select(items, limit, seed), corpus=corpus)
+
+
+def _hand_written(path: Path) -> list[EvalItem]:
+    """A built-in set's questions (.jsonl, user format), the gold answer first among the aliases ("answer
+    contains" scores the aliases only)."""
+    items = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            item = _user_item(json.loads(line), f"{path.name}:{i}")
+            if item.answerable and item.gold_answer:
+                item = replace(item, aliases=list(dict.fromkeys([item.gold_answer, *item.aliases])))
+            items.append(item)
+    return items
 
 
 def _mirror(files: dict[str, Path], dest: Path) -> Path:
