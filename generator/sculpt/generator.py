@@ -24,9 +24,12 @@ Fast sampler (exact span drafting): the passages are encoded once (exact: the en
 answer). When the slot on the left copies passage token p, the next passage tokens p+1, p+2, ... are
 drafted into the following slots, and one batched call scores every prefix: row r holds the first r drafts
 and asks for slot r. The drafts the model itself would have chosen are accepted, plus the model's own
-choice at the first disagreement. The answer is therefore identical to the naive sampler's, with many
-slots per model call along a quoted span. Naive sampler: one slot per step, and the encoder rerun at every
-step, as a masked-diffusion sampler without caching would.
+choice at the first disagreement. A slot whose value the grammar and the request's selection fix whatever
+the decoder says (grammar.forced: opening the next quote on the chosen sentence, a word's next WordPiece, the
+citation at a stop, the end after the last quote) is committed without a call, and needs no row among the
+drafts. The answer is therefore identical to the naive sampler's, with many slots per model call along a
+quoted span and no call spent on a slot the decoder cannot change. Naive sampler: one slot per step, and
+the encoder rerun at every step, as a masked-diffusion sampler without caching would.
 
 Answer grammar (grammar.py, `choose`): an answer is either words (the refusal) or quotes (a sentence or a
 clause onward, up to where the decoder cites), each followed by the citation of the passage it comes from;
@@ -64,7 +67,7 @@ from pipeline.types import MASK_GLYPH, DenoiseState, DiffusionConfig, Generation
 from .checkpoint import bundled_checkpoint, load_checkpoint
 from . import relevance
 from .features import Batch, cell_gaps, clause_starts, featurize, joinable_starts, word_joins
-from .grammar import Selection, choose, draft_span
+from .grammar import Selection, choose, draft_span, forced, tokens_to_end
 from .model import Memory, SculptModel
 from .space import MASK, OutputSpace
 
@@ -196,21 +199,20 @@ class SculptGenerator:
                                                      [only for _, _, _, only in call])
                     for (i, run, _, _), logp in zip(call, logps):
                         state = run.advance(logp[:, 0])
-                        if state is not None and on_state is not None:
+                        if on_state is not None:
                             on_state(i, state)
         return [run.result() for run in runs]
 
     def _decode(self, request: GenerationRequest, keep: Sequence[tuple[int, str]] = (),
                 ban: Sequence[tuple[int, str]] = ()) -> Iterator[DenoiseState | GenerationResult]:
-        """The sampler over one request (see _Decoding for `keep` and `ban`)."""
+        """The sampler over one request (see _Decoding for `keep` and `ban`): a DenoiseState per model call, the
+        last one with done=True (as the LLaDA and Dream generators stream), then the GenerationResult."""
         self.warm_up()
         with torch.inference_mode():
             run = _Decoding(self, request, keep, ban)
             while not run.done:
                 rows, only = run.rows()
-                state = run.advance(self._model(rows, run.memory.expand(rows.shape[0]), only=only)[:, 0])
-                if state is not None:
-                    yield state
+                yield run.advance(self._model(rows, run.memory.expand(rows.shape[0]), only=only)[:, 0])
         yield run.result()
 
     def _selector(self, memory: Memory, batch: Batch, space: OutputSpace, numbers: dict[int, int], question: str,
@@ -302,6 +304,30 @@ class _Decoding:
         filled = [x for n, q in keep for x in _quote_slots(self.batch, self.space, numbers, n, q)][: L - 1]
         if filled:
             self.canvas[: len(filled)] = torch.tensor(filled, dtype=torch.long, device=gen.device)
+        self._left = tokens_to_end(self.batch.sentence[0])
+        self._pending = self._commit_forced()  # counted with the first step's tokens
+        self.done = not bool((self.canvas == MASK).any())
+        if self.done:  # all committed without a model call (a repair that keeps every slot)
+            self.per_step.append(self._pending)
+
+    def _commit_forced(self) -> int:
+        """Fast sampler: commit the slots from the leftmost masked one on whose value the grammar and the
+        selection fix whatever the decoder says (grammar.forced: opening a quote on the chosen sentence, a
+        citation at a sentence's end, the end after the last quote), without a model call; how many. The
+        answer is the one the step-by-step choice gives. The naive sampler scores every slot."""
+        if self.gen.config.sampler == "naive":
+            return 0
+        sentence, n = self.batch.sentence[0], 0
+        while bool((self.canvas == MASK).any()):
+            slot = int((self.canvas == MASK).nonzero()[0])
+            value = forced(self.canvas, slot, self.space, self.eos, sentence, self.selection, self._left)
+            if value is None:
+                break
+            self.canvas[slot] = value
+            n += 1
+            if value == self.eos:
+                self.canvas[slot:] = self.eos
+        return n
 
     def rows(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The next step's canvas rows (n, L) and the slot each asks for (n,): row r holds the first r drafts of
@@ -316,17 +342,36 @@ class _Decoding:
         rows = self.canvas.repeat(len(drafts) + 1, 1)
         for r in range(1, len(drafts) + 1):  # row r: drafts 0..r-1 in place, slot + r still masked
             rows[r, slot: slot + r] = torch.tensor(drafts[:r], device=self.gen.device)
-        self._slot, self._drafts, self._rows = slot, drafts, rows
-        self._only = slot + torch.arange(len(drafts) + 1, device=self.gen.device)
-        return rows, self._only
+        # a row whose slot the grammar fixes (a word's next piece, the citation at a stop) needs no model call;
+        # where that value is not the draft, the drafts after it are moot
+        need, known = [0], {}
+        for r in range(1, len(drafts) + 1):
+            value = forced(rows[r], slot + r, self.space, self.eos, self.batch.sentence[0], self.selection,
+                           self._left)
+            if value is None:
+                need.append(r)
+                continue
+            known[r] = value
+            if r < len(drafts) and value != drafts[r]:
+                drafts, rows = drafts[:r], rows[: r + 1]
+                break
+        self._slot, self._drafts, self._known = slot, drafts, known
+        self._rows = rows[need]
+        self._only = slot + torch.tensor(need, dtype=torch.long, device=self.gen.device)
+        self._need = need
+        return self._rows, self._only
 
-    def advance(self, logp: torch.Tensor) -> DenoiseState | None:
+    def advance(self, logp: torch.Tensor) -> DenoiseState:
         """Commit the step from `logp` (n, space.size), the log-probabilities of the rows' slots: the drafts the
-        model itself chooses, and its own choice at the first disagreement. Returns the state to show, or None
-        once the answer is finished (`done`)."""
+        model itself chooses, and its own choice at the first disagreement. Returns the canvas after the step
+        (done=True once the answer is finished: `done`)."""
         self.nfe += 1
         slot, drafts, canvas = self._slot, self._drafts, self.canvas
-        choice = choose(logp, self._rows, self._only, self.space, self.eos, self.batch.sentence[0], self.selection)
+        chosen = choose(logp, self._rows, self._only, self.space, self.eos, self.batch.sentence[0],
+                        self.selection).tolist()
+        choice = [self._known[r] if r in self._known else None for r in range(len(drafts) + 1)]
+        for r, value in zip(self._need, chosen):
+            choice[r] = value
         accepted = 0
         while accepted < len(drafts) and int(choice[accepted]) == drafts[accepted]:
             accepted += 1
@@ -334,16 +379,17 @@ class _Decoding:
         canvas[slot + accepted] = choice[accepted]
         if int(choice[accepted]) == self.eos:
             canvas[slot + accepted:] = self.eos
-        self.per_step.append(accepted + 1)
+        pending, self._pending = self._pending, 0  # slots committed before this step's call, and after it
+        after = self._commit_forced() if int(choice[accepted]) != self.eos else 0
+        self.per_step.append(pending + accepted + 1 + after)
         left = int((canvas == MASK).sum())
-        if left and (self.max_steps is None or self.step < self.max_steps):
-            text = render(canvas, self.batch, self.passages, self.space, self.gen._tokenizer, show_masks=True)
-            return DenoiseState(step=self.step, text=text, masked=left, changed=list(range(slot, slot + accepted + 1)),
-                                done=False)
-        if left:  # out of steps: end the answer here
+        if left and self.max_steps is not None and self.step >= self.max_steps:  # out of steps: end the answer here
             canvas[canvas == MASK] = self.eos
-        self.done = True
-        return None
+            left = 0
+        self.done = not left
+        text = render(canvas, self.batch, self.passages, self.space, self.gen._tokenizer, show_masks=True)
+        changed = list(range(slot - pending, slot + accepted + 1 + after))
+        return DenoiseState(step=self.step, text=text, masked=left, changed=changed, done=self.done)
 
     def result(self) -> GenerationResult:
         if self.batch is None:

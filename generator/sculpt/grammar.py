@@ -105,50 +105,11 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
     fully written prefix before a fully masked rest is rare, so its EOS probability right after a citation
     is badly calibrated under left-to-right filling; measured in docs/benchmarks.md.)"""
     n, K = logp.shape
-    L = rows.shape[1]
-    words, copies, _ = kinds = space.slices
-    allowed = torch.zeros(n, K, dtype=torch.bool, device=logp.device)
-    left = _tokens_to_end(sentence)
-    for r in range(n):
-        row, i = rows[r], int(only[r])
-        prev = int(row[i - 1]) if i > 0 else None
-        connected = prev not in (None, MASK, eos) and not space.is_copy(prev) and not space.is_cite(prev) \
-            and bool(space.is_copy(row[:i]).any())  # a connector was just written: its quote follows
-        if prev is None or space.is_cite(prev) or connected:
-            used = space.position_of(row[space.is_copy(row)])
-            allowed[r, copies] = selection.starts & ~torch.isin(sentence, sentence[used])  # a sentence is quoted once
-            if prev is not None:  # a further quote opens only if its sentence fits whole, with its citation
-                allowed[r, copies] &= left + 1 <= L - i
-            if prev is None:
-                allowed[r, words] = selection.refuse
-                allowed[r, eos] = False
-                if selection.refuse:
-                    allowed[r, copies] = False
-            elif not connected:  # after a citation: another quote, or the end
-                allowed[r, eos] = True
-                best = selection.score.masked_fill(~allowed[r, copies], float("-inf")).max()
-                quotes = int(space.is_cite(row).sum())
-                room = selection.max_quotes is None or quotes < selection.max_quotes
-                if bool(allowed[r, copies].any()) and float(best) >= selection.more_cut and room:
-                    allowed[r, eos] = False  # another quote
-                    if _joins_next(row, i, logp[r, copies], allowed[r, copies], space, sentence, selection, left):
-                        allowed[r, copies] = False
-                        allowed[r, selection.connector] = True
-                else:
-                    allowed[r, copies] = False
-        elif space.is_copy(prev):
-            p = space.position_of(prev)
-            goes_on = p + 1 < space.positions and int(sentence[p + 1]) == int(sentence[p]) >= 0 \
-                and not (selection.stops is not None and bool(selection.stops[p])) \
-                and not (selection.cell_gaps is not None and int(selection.cell_gaps[p]) > L - 2 - i)
-            if goes_on:
-                allowed[r, space.copy(p + 1)] = True
-            if i == L - 1:  # the canvas's last slot: the quote is cited here, whatever is left of it
-                allowed[r, copies] = False
-            if i == L - 1 or not (goes_on and selection.joins is not None and bool(selection.joins[p + 1])):
-                allowed[r, space.cite(space.locate(p)[0])] = True  # stop here (not inside a word)
-        else:
-            allowed[r, words] = True
+    copies = space.slices[1]
+    left = tokens_to_end(sentence)
+    allowed = torch.stack([allowed_values(rows[r], int(only[r]), logp[r, copies], space, eos, sentence, selection,
+                                          left, K) for r in range(n)])
+    kinds = words, copies, _ = space.slices
     kind_ok = torch.stack([allowed[:, kind].any(-1) for kind in kinds], -1)
     totals = torch.stack([logp[:, kind].logsumexp(-1) for kind in kinds], -1).masked_fill(~kind_ok, float("-inf"))
     raw = logp
@@ -163,7 +124,81 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
     return out
 
 
-def _tokens_to_end(sentence: torch.Tensor) -> torch.Tensor:
+def allowed_values(row: torch.Tensor, i: int, copy_logp: torch.Tensor, space: OutputSpace, eos: int,
+                   sentence: torch.Tensor, selection: Selection, left: torch.Tensor, size: int) -> torch.Tensor:
+    """(size,) bool: the values the grammar allows at slot i of canvas `row` (see `choose`). `copy_logp`: the
+    decoder's copy log-probabilities at the slot, read only to pick the next quote's sentence when
+    `selection.decoder_weight` is not 0 (whether a connector precedes it); `left`: `tokens_to_end(sentence)`."""
+    words, copies, _ = space.slices
+    L = row.numel()
+    allowed = torch.zeros(size, dtype=torch.bool, device=row.device)
+    prev = int(row[i - 1]) if i > 0 else None
+    connected = prev not in (None, MASK, eos) and not space.is_copy(prev) and not space.is_cite(prev) \
+        and bool(space.is_copy(row[:i]).any())  # a connector was just written: its quote follows
+    if prev is None or space.is_cite(prev) or connected:
+        used = space.position_of(row[space.is_copy(row)])
+        allowed[copies] = selection.starts & ~torch.isin(sentence, sentence[used])  # a sentence is quoted once
+        if prev is not None:  # a further quote opens only if its sentence fits whole, with its citation
+            allowed[copies] &= left + 1 <= L - i
+        if prev is None:
+            allowed[words] = selection.refuse
+            allowed[eos] = False
+            if selection.refuse:
+                allowed[copies] = False
+        elif not connected:  # after a citation: another quote, or the end
+            allowed[eos] = True
+            best = selection.score.masked_fill(~allowed[copies], float("-inf")).max()
+            quotes = int(space.is_cite(row).sum())
+            room = selection.max_quotes is None or quotes < selection.max_quotes
+            if bool(allowed[copies].any()) and float(best) >= selection.more_cut and room:
+                allowed[eos] = False  # another quote
+                if _joins_next(row, i, copy_logp, allowed[copies], space, sentence, selection, left):
+                    allowed[copies] = False
+                    allowed[selection.connector] = True
+            else:
+                allowed[copies] = False
+    elif space.is_copy(prev):
+        p = space.position_of(prev)
+        goes_on = p + 1 < space.positions and int(sentence[p + 1]) == int(sentence[p]) >= 0 \
+            and not (selection.stops is not None and bool(selection.stops[p])) \
+            and not (selection.cell_gaps is not None and int(selection.cell_gaps[p]) > L - 2 - i)
+        if goes_on:
+            allowed[space.copy(p + 1)] = True
+        if i == L - 1:  # the canvas's last slot: the quote is cited here, whatever is left of it
+            allowed[copies] = False
+        if i == L - 1 or not (goes_on and selection.joins is not None and bool(selection.joins[p + 1])):
+            allowed[space.cite(space.locate(p)[0])] = True  # stop here (not inside a word)
+    else:
+        allowed[words] = True
+    return allowed
+
+
+def forced(row: torch.Tensor, i: int, space: OutputSpace, eos: int, sentence: torch.Tensor,
+           selection: Selection, left: torch.Tensor | None = None) -> int | None:
+    """The value `choose` commits at slot i of `row` whatever the decoder says, or None when the decoder
+    decides. Forced: a slot the grammar allows one value (the citation at a sentence's end, the end of the
+    answer after its last quote), and, when openings do not weigh the decoder (`decoder_weight` 0, the
+    relevance selector), opening the next quote (the first slot of an answer, the slot after a citation or
+    after a connector). The fast sampler commits these without a model call."""
+    if selection.decoder_weight and selection.connector is not None:
+        return None  # whether a connector is written would read the decoder's copy probabilities
+    left = tokens_to_end(sentence) if left is None else left
+    copy_logp = torch.zeros(space.positions, device=row.device)
+    allowed = allowed_values(row, i, copy_logp, space, eos, sentence, selection, left, space.size)
+    present = [kind for kind in space.slices if bool(allowed[kind].any())]
+    if len(present) != 1:
+        return None
+    kind = present[0]
+    members = allowed[kind].nonzero().flatten()
+    if len(members) == 1:
+        return kind.start + int(members[0])
+    if kind == space.slices[1] and not selection.decoder_weight:
+        return space.copy(_best_sentence_start(copy_logp, allowed[kind], sentence, selection.score, 0.0,
+                                               selection.start_score))
+    return None
+
+
+def tokens_to_end(sentence: torch.Tensor) -> torch.Tensor:
     """(M,) how many tokens from each position to the end of its sentence, itself included (0 off sentences)."""
     M = sentence.numel()
     idx = torch.arange(M, device=sentence.device)

@@ -128,6 +128,8 @@ class Memory:
     cite_keys: torch.Tensor  # (B, P, d)
     select: torch.Tensor  # (B, S + 1) sentence-selector logits; column S is "none" (see SculptModel.select)
     sent_index: torch.Tensor  # (B, M) selector column of each position's sentence (S off passages)
+    copy_inputs: torch.Tensor  # (B, M, d) copy_in of each position's state: what a slot copying it adds
+    cite_inputs: torch.Tensor  # (B, P, d) cite_in of each passage summary: a slot citing it
 
     def expand(self, n: int) -> "Memory":
         """The memory of a single request repeated n times (views, no copies) to score n canvases at once."""
@@ -136,7 +138,7 @@ class Memory:
 
         return Memory(e(self.states), e(self.summary), e(self.mem_mask), e(self.copyable), e(self.passage_ok),
                       e(self.tokens), e(self.sentence), [(e(k), e(v)) for k, v in self.kv], e(self.copy_keys),
-                      e(self.cite_keys), e(self.select), e(self.sent_index))
+                      e(self.cite_keys), e(self.select), e(self.sent_index), e(self.copy_inputs), e(self.cite_inputs))
 
 
 class SculptModel(nn.Module):
@@ -202,7 +204,8 @@ class SculptModel(nn.Module):
         kv = [layer.memory_kv(states) for layer in self.layers]
         select, sent_index = self.select(states, summary, batch.sentence, batch.passage_ok)
         return Memory(states, summary, mem_mask, batch.copyable, batch.passage_ok, batch.input_ids.view(B, P * T),
-                      batch.sentence, kv, self.copy_k(states), self.cite_k(summary), select, sent_index)
+                      batch.sentence, kv, self.copy_k(states), self.cite_k(summary), select, sent_index,
+                      self.copy_in(states), self.cite_in(summary))
 
     def select(self, states: torch.Tensor, summary: torch.Tensor, sentence: torch.Tensor, passage_ok: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,13 +265,14 @@ class SculptModel(nn.Module):
         vocab_ids = torch.where(is_vocab, canvas, 0)
         copy_pos = torch.where(is_copy, space.position_of(canvas), 0)
         cite_idx = torch.where(is_cite, space.passage_of(canvas), 0)
-        gathered = memory.states.gather(1, copy_pos[..., None].expand(B, L, memory.states.shape[-1]))
+        d = memory.states.shape[-1]  # copy_in / cite_in were applied once per request (Memory), not per slot
+        copied = memory.copy_inputs.gather(1, copy_pos[..., None].expand(B, L, d))
         copy_tok = memory.tokens.gather(1, copy_pos)
         x = self.mask_emb.expand(B, L, -1)
         x = torch.where(is_vocab[..., None], self.word_emb(vocab_ids), x)
-        x = torch.where(is_copy[..., None], self.word_emb(copy_tok) + self.copy_in(gathered), x)
-        summary = memory.summary.gather(1, cite_idx[..., None].expand(B, L, memory.summary.shape[-1]))
-        return torch.where(is_cite[..., None], self.cite_in(summary), x)
+        x = torch.where(is_copy[..., None], self.word_emb(copy_tok) + copied, x)
+        cited = memory.cite_inputs.gather(1, cite_idx[..., None].expand(B, L, d))
+        return torch.where(is_cite[..., None], cited, x)
 
     def _heads(self, canvas: torch.Tensor, memory: Memory, h: torch.Tensor, vocab: torch.Tensor,
                only: torch.Tensor | None) -> torch.Tensor:

@@ -13,6 +13,8 @@ import torch
 
 from generator.prompt import REFUSAL
 from generator.sculpt import SculptGenerator, featurize
+from generator.sculpt.generator import _Decoding
+from generator.sculpt.grammar import choose, forced
 from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import cell_gaps, clause_starts, sentence_spans, word_joins
 from generator.sculpt.model import SculptConfig
@@ -281,3 +283,42 @@ def test_table_rows_header_rows_name_columns_and_labelled_rows_hold_the_asked_va
     assert answer_type("In Galaxy Gaming's 2021 annual report, when was the acquisition completed?") == "date"
     assert answer_type("In which country is the plant?") == "name"  # no comma: not a leading clause
     assert answer_type("In which state, if any, is Galaxy Gaming incorporated?") == "name"  # the clause asks
+
+
+FIXED_CASES = [("When do the patent licenses granted under the Apache License terminate?", (APACHE_DEFS, APACHE_GRANT)),
+               ("How many laptops were delivered on January 23, 2023?", (MEMO,)),
+               ("Where are package archives listed, and where do systemd unit files live?", (SYSTEMD, APT))]
+
+
+@pytest.mark.parametrize("question,texts", FIXED_CASES)
+@pytest.mark.parametrize("selector", ["relevance", "learned"])
+def test_slots_the_grammar_fixes_need_no_decoder_call_and_change_nothing(sculpt, question, texts, selector):
+    """The naive sampler asks the decoder for every slot. Where `forced` says a slot's value is fixed (a quote
+    opening on the selection's sentence, a word's next piece, a citation at a stop, the end), the decoder's
+    choice is that value, and so is the choice under any other scores; the fast sampler commits those slots
+    without a call and writes the same answer."""
+    gen = sculpt if selector == "relevance" else sculpt.with_options(selector="learned", clauses=False)
+    naive = gen.with_options(sampler="naive")
+    request = GenerationRequest(question=question, passages=tuple(Passage(number=i + 1, text=t)
+                                                                  for i, t in enumerate(texts)))
+    noise = torch.Generator().manual_seed(0)
+    fixed = 0
+    with torch.inference_mode():
+        run = _Decoding(naive, request)
+        while not run.done:
+            rows, only = run.rows()
+            slot, sentence = int(only[0]), run.batch.sentence[0]
+            value = forced(run.canvas, slot, run.space, run.eos, sentence, run.selection)
+            logp = naive._model(rows, run.memory.expand(1), only=only)[:, 0]
+            run.advance(logp)
+            if value is not None:
+                fixed += 1
+                assert int(run.canvas[slot]) == value
+                other = torch.randn(logp.shape, generator=noise).log_softmax(-1)
+                assert int(choose(other, rows, only, run.space, run.eos, sentence, run.selection)[0]) == value
+    slow, fast = naive.generate(request), gen.generate(request)
+    assert fast.raw_text == slow.raw_text
+    if slow.text != REFUSAL:
+        assert fixed > 0
+        # each fast call commits at least one slot the decoder decides: no call is spent on a fixed one
+        assert fast.trace.nfe - 1 <= slow.trace.steps - fixed

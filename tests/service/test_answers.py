@@ -45,19 +45,23 @@ def test_ask_answers_the_object_sculptrag_ask_json_prints(client):
 
 
 def test_ask_streams_denoising_states_then_the_answer(client):
-    with client().stream("POST", "/v1/ask", json={"question": QUESTION, "stream": True}) as r:  # the bundled sculpt
-        assert r.status_code == 200
-        assert r.headers["content-type"].startswith("text/event-stream")
-        events = sse_events(r)
-    names = [name for name, _ in events]
-    assert names[-1] == "answer" and names.count("answer") == 1
-    states = [data for name, data in events if name == "state"]
-    assert len(states) >= 2 and all(name == "state" for name in names[:-1])
-    assert "\u2591" in states[0]["text"]  # the canvas starts masked...
-    assert [s["step"] for s in states] == sorted(s["step"] for s in states)
-    assert states[0]["masked"] > states[-1]["masked"]  # ...and sharpens
-    answer = events[-1][1]
-    assert answer["generator"] == "sculpt" and "Fridays" in answer["text"] and answer["citations"]
+    # the bundled sculpt: the default sampler writes this answer in a call or two, the naive one a slot a call
+    for options in ({}, {"sampler": "naive"}):
+        with client().stream("POST", "/v1/ask", json={"question": QUESTION, "stream": True, "options": options}) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            events = sse_events(r)
+        names = [name for name, _ in events]
+        assert names[-1] == "answer" and names.count("answer") == 1
+        states = [data for name, data in events if name == "state"]
+        assert states and all(name == "state" for name in names[:-1])
+        assert [s["step"] for s in states] == list(range(1, len(states) + 1))
+        assert all("\u2591" in s["text"] and not s["done"] for s in states[:-1])  # masked until the last step
+        assert states[-1]["done"] and states[-1]["masked"] == 0 and "\u2591" not in states[-1]["text"]
+        assert [s["masked"] for s in states] == sorted((s["masked"] for s in states), reverse=True)  # it sharpens
+        answer = events[-1][1]
+        assert answer["generator"] == "sculpt" and "Fridays" in answer["text"] and answer["citations"]
+    assert len(states) > 2  # the naive sampler shows the answer forming
 
 
 def test_retrieve_gives_passages_with_scores(client):

@@ -74,7 +74,8 @@ def test_a_batch_whose_clients_all_left_stops_at_its_next_state(tmp_path, embedd
 
     def jobs(leave: bool) -> tuple[list[Job], list[int]]:
         seen = [0]
-        batch = [Job(question=q, groups=("public",), generator="sculpt", repair_rounds=0)
+        batch = [Job(question=q, groups=("public",), generator="sculpt", repair_rounds=0,
+                     options={"sampler": "naive"})  # one slot a step: many states to leave between
                  for q in ("How many days of paid leave do staff get?", "Where do visitors park?")]
 
         def on_state(state) -> None:
