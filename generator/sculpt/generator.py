@@ -368,8 +368,8 @@ class _Decoding:
         self.nfe += 1
         slot, drafts, canvas = self._slot, self._drafts, self.canvas
         chosen = choose(logp, self._rows, self._only, self.space, self.eos, self.batch.sentence[0],
-                        self.selection).tolist()
-        choice = [self._known[r] if r in self._known else None for r in range(len(drafts) + 1)]
+                        self.selection, self._left).tolist()
+        choice = [self._known.get(r) for r in range(len(drafts) + 1)]  # the fixed slots, and the decoder's:
         for r, value in zip(self._need, chosen):
             choice[r] = value
         accepted = 0

@@ -74,7 +74,7 @@ def draft_span(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, space: O
 
 
 def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: OutputSpace, eos: int,
-           sentence: torch.Tensor, selection: Selection) -> torch.Tensor:
+           sentence: torch.Tensor, selection: Selection, left: torch.Tensor | None = None) -> torch.Tensor:
     """The committed value of slot only[r] in each row, under the answer grammar, by kind then member.
 
     `logp` (n, space.size): the model's log-probabilities for slot only[r] of canvas rows[r] (n, L).
@@ -106,7 +106,7 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
     is badly calibrated under left-to-right filling; measured in docs/benchmarks.md.)"""
     n, K = logp.shape
     copies = space.slices[1]
-    left = tokens_to_end(sentence)
+    left = tokens_to_end(sentence) if left is None else left  # (a run passes its own, computed once)
     allowed = torch.stack([allowed_values(rows[r], int(only[r]), logp[r, copies], space, eos, sentence, selection,
                                           left, K) for r in range(n)])
     kinds = words, copies, _ = space.slices
