@@ -28,12 +28,26 @@ def join_definitions(markup: str) -> str | None:
     None when it has no definition list whose terms could be joined (the caller parses the original)."""
     if not re.search(r"<dt\b", markup, re.I):
         return None
+    doc = read_html(markup)
+    if doc is None or not join_definitions_in(doc):
+        return None
+    from lxml import html as lxml_html
+
+    return lxml_html.tostring(doc, encoding="unicode")
+
+
+def read_html(markup: str):
+    """`markup` as an lxml.html document, or None when lxml cannot read it."""
     from lxml import html as lxml_html
 
     try:  # lxml refuses a str that declares its own encoding
-        doc = lxml_html.document_fromstring(_XML_DECLARATION.sub("", markup, count=1))
+        return lxml_html.document_fromstring(_XML_DECLARATION.sub("", markup, count=1))
     except Exception:  # noqa: BLE001 - markup lxml cannot read: unstructured gets the original
         return None
+
+
+def join_definitions_in(doc) -> int:
+    """Join the definition lists' terms in `doc` (an lxml.html document) in place; how many were joined."""
     joined = 0
     for dd in list(doc.iter("dd")):
         terms, prev = [], dd.getprevious()
@@ -52,7 +66,7 @@ def join_definitions(markup: str) -> str | None:
         for t in terms:
             t.drop_tree()
         joined += 1
-    return lxml_html.tostring(doc, encoding="unicode") if joined else None
+    return joined
 
 
 def _first_text(el) -> tuple[object, str] | None:

@@ -277,7 +277,7 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
         if file_type == "EML" and encoding and encoding.startswith(("utf-16", "utf-32")):  # the e-mail parser expects bytes in ASCII/UTF-8
             data = path.read_bytes().decode(encoding).encode("utf-8")
             raw = partition(file=io.BytesIO(data), **kwargs)
-        elif file_type == "HTML" and (markup := _with_definitions(path, encoding)) is not None:
+        elif file_type == "HTML" and (markup := _page_html(path, encoding, settings.html_chrome == "strip")) is not None:
             from unstructured.partition.html import partition_html
 
             raw = partition_html(text=markup, **{k: v for k, v in kwargs.items() if k != "encoding"})
@@ -365,15 +365,31 @@ def _retry(path: Path, file_type: str, kwargs: dict, first: Exception) -> list:
     raise _parse_error(first) from first
 
 
-def _with_definitions(path: Path, encoding: str | None) -> str | None:
-    """The HTML of `path` with its definition lists' terms joined to their definitions
-    (ingest/definitions.py), or None when it has none or is not text in `encoding` (else UTF-8)."""
-    from .definitions import join_definitions
+def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | None:
+    """The HTML of `path` without the site's chrome (ingest/chrome.py; `chrome` False: with it) and with its
+    definition lists' terms joined to their definitions (ingest/definitions.py); None when neither changes
+    anything, lxml cannot read it, or it is not text in `encoding` (else UTF-8): unstructured then reads the
+    file as it is."""
+    from lxml import html as lxml_html
+
+    from .chrome import Chrome, strip_chrome
+    from .definitions import join_definitions_in, read_html
 
     try:
-        return join_definitions(path.read_bytes().decode(encoding or "utf-8"))
+        markup = path.read_bytes().decode(encoding or "utf-8")
     except (UnicodeDecodeError, LookupError):
         return None
+    doc = read_html(markup)
+    if doc is None:
+        return None
+    found = strip_chrome(doc) if chrome else Chrome()
+    joined = join_definitions_in(doc)
+    if found.blocks or found.main or found.permalinks:
+        log.debug("%s: page chrome removed (%d blocks, %d permalinks, main content %s), %d of %d letters kept",
+                  display_name(path), found.blocks, found.permalinks, found.main, found.after, found.before)
+    elif not joined:
+        return None  # nothing changed: unstructured reads the file itself
+    return lxml_html.tostring(doc, encoding="unicode")
 
 
 def _partition(partitioner, path: Path, **kwargs) -> list:

@@ -47,6 +47,10 @@ class IngestSettings(BaseModel):
     )
     commit_every_chunks: int = Field(512, ge=1, description="chunks embedded and committed together")
     pdf_strategy: Literal["fast", "auto", "hi_res", "ocr_only"] = "fast"
+    html_chrome: Literal["strip", "keep"] = Field(
+        "strip", description="an HTML page's navigation, sidebars, footers and permalinks (ingest/chrome.py): "
+        "'strip' indexes the page's own text, 'keep' everything on it"
+    )
 
     @model_validator(mode="after")
     def _overlap_smaller(self) -> "IngestSettings":

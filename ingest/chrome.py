@@ -1,0 +1,176 @@
+"""HTML page chrome: the page's own text, without the site around it, before unstructured reads it.
+
+Documentation sites wrap every page in the same chrome: a navigation bar, breadcrumbs, a sidebar with the
+site's table of contents and a search box, "Prev | Up | Home | Next" bars, a footer, and a "¶" permalink
+after every heading. unstructured reads all of it as text, so on a Sphinx page the document's title was
+"Navigation", every section was "Getting Started¶ > Adding content¶", and the sidebar's forty links were
+chunks of their own that retrieval could return. `strip_chrome` removes, in this order:
+
+1. everything outside the page's main content, when the page marks it (`<main>`, `role="main"`: Sphinx,
+   MkDocs, Javadoc and most site themes do);
+2. navigation by its markup: `<nav>`; `role="navigation" | "search" | "banner" | "contentinfo"`; a
+   `<header>` or `<footer>` that belongs to the page rather than to an article or section (the roles
+   HTML gives them); an element whose class or id names navigation ("nav...", "docnav", "breadcrumb(s)",
+   "sphinxsidebar") or a footer;
+3. blocks that are nearly all links (at least MIN_LINKS links holding LINK_SHARE of the block's letters and
+   digits), and short ones (LINK_LETTERS on average: labels, not the titles of a reference list): menus,
+   breadcrumbs, tables of contents, "Prev / Next" bars that say nothing of their own;
+4. permalink anchors: a same-page link whose whole text is "¶", "§", "#" or a link symbol.
+
+Code (`<pre>`, `<code>`) and headings are never removed on their own, and nothing is judged by its words: a
+DocBook "sidebar" (a boxed note) is content and stays. When dropping the blocks of links would leave less
+than KEEP_AT_LEAST of the page's text (of its main content, when it marks one: however short, that is
+taken as marked), they stay (a page that is itself an index of links); when the chrome found by markup
+holds that much, the page stays whole but for its permalinks.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+
+MIN_LINKS = 3
+LINK_SHARE = 0.7  # of a block's letters and digits inside links
+LINK_LETTERS = 40  # at most, on average: navigation links are labels; a reference list's links are titles
+KEEP_AT_LEAST = 0.3  # of the page's letters and digits, else the page is its links: keep it
+MIN_MAIN = 200  # letters and digits a marked main content needs to be taken as the page
+
+_DROP_TAGS = frozenset({"nav", "script", "style", "noscript", "template"})
+_DROP_ROLES = frozenset({"navigation", "search", "banner", "contentinfo"})
+_SECTIONING = frozenset({"article", "aside", "main", "nav", "section"})
+_BLOCKS = frozenset({"div", "ul", "ol", "p", "table", "dl", "header", "footer", "aside", "section"})
+_KEEP = frozenset({"pre", "code", "h1", "h2", "h3", "h4", "h5", "h6"})
+_NAV_TOKENS = frozenset({"docnav", "breadcrumb", "breadcrumbs", "sphinxsidebar", "footer"})
+_PERMALINK_TEXT = frozenset({"¶", "§", "#", "🔗", "⚓"})
+_TOKEN = re.compile(r"[\s_-]+")
+_ALNUM = re.compile(r"\w", re.UNICODE)
+
+
+@dataclass
+class Chrome:
+    """What `strip_chrome` removed from one page: letters and digits before and after."""
+
+    before: int = 0
+    after: int = 0
+    main: bool = False  # the page's marked main content was taken
+    blocks: int = 0  # chrome and link blocks removed
+    permalinks: int = 0
+
+
+def strip_chrome(doc) -> Chrome:
+    """Remove `doc`'s (an lxml.html document) chrome in place (see the module docstring)."""
+    body = doc.find("body") if _tag(doc) == "html" else None
+    found = Chrome()
+    if body is None:
+        return found
+    found.permalinks = _drop_permalinks(body)
+    found.before = _letters(body)
+    original = copy.deepcopy(body)
+    found.main = _keep_main(body)
+    base = _letters(body)  # the page, or its marked main content (taken as it is marked)
+    found.blocks = _drop_blocks(body, _is_chrome)
+    if _letters(body) < KEEP_AT_LEAST * base:  # the page is its own chrome: leave it whole
+        body.getparent().replace(body, original)
+        found.after, found.main, found.blocks = found.before, False, 0
+        return found
+    marked = copy.deepcopy(body)
+    counts = _counts(body)
+    links = _drop_blocks(body, lambda el: _link_block(el, counts))
+    if _letters(body) < KEEP_AT_LEAST * base:  # a page of links (an index, a table of contents)
+        body.getparent().replace(body, marked)
+        links = 0
+    found.blocks += links
+    found.after = _letters(doc.find("body"))
+    return found
+
+
+def _letters(el) -> int:
+    return len(_ALNUM.findall(el.text_content()))
+
+
+def _tag(el) -> str:
+    return el.tag.lower() if isinstance(el.tag, str) else ""
+
+
+def _drop_permalinks(body) -> int:
+    n = 0
+    for a in list(body.iter("a")):
+        if (a.get("href") or "").startswith("#") and len(a) == 0 and (a.text or "").strip() in _PERMALINK_TEXT:
+            a.drop_tree()  # (its tail, the text after it, stays)
+            n += 1
+    return n
+
+
+def _keep_main(body) -> bool:
+    """Keep only the page's marked main content, when it marks exactly one (outermost) with enough text."""
+    marked = [el for el in body.iter() if _tag(el) == "main" or (el.get("role") or "").lower() == "main"]
+    outer = [el for el in marked if not any(a in marked for a in el.iterancestors())]
+    if len(outer) != 1 or _letters(outer[0]) < MIN_MAIN:
+        return False
+    node = outer[0]
+    while node is not body:  # remove everything beside the path from body down to the main content
+        parent = node.getparent()
+        for sibling in list(parent):
+            if sibling is not node:
+                parent.remove(sibling)  # (with its tail: text between chrome elements is chrome too)
+        parent.text = None
+        node.tail = None
+        node = parent
+    return True
+
+
+def _counts(body) -> dict:
+    """element -> (letters and digits, of them inside links, links) of its subtree, its tail excluded. (Keyed
+    by the element itself: that keeps lxml's proxy alive, where an id() could be reused by another one.)"""
+    out: dict = {}
+
+    def walk(el, in_link: bool) -> tuple[int, int, int]:
+        link = _tag(el) == "a" and el.get("href") is not None
+        in_link = in_link or link
+        own = len(_ALNUM.findall(el.text or ""))
+        total, linked, links = own, own if in_link else 0, int(link)
+        for child in el:
+            t, l, n = walk(child, in_link)
+            tail = len(_ALNUM.findall(child.tail or ""))
+            total, linked, links = total + t + tail, linked + l + (tail if in_link else 0), links + n
+        out[el] = (total, linked, links)
+        return total, linked, links
+
+    walk(body, False)
+    return out
+
+
+def _is_chrome(el) -> bool:
+    """Navigation by its markup (item 2 of the module docstring)."""
+    tag = _tag(el)
+    if tag in _DROP_TAGS or (el.get("role") or "").lower() in _DROP_ROLES:
+        return True
+    if tag in ("header", "footer") and not any(_tag(a) in _SECTIONING for a in el.iterancestors()):
+        return True
+    tokens = {t for v in (el.get("class"), el.get("id")) if v for t in _TOKEN.split(v.lower()) if t}
+    return any(t.startswith("nav") for t in tokens) or bool(tokens & _NAV_TOKENS)
+
+
+def _link_block(el, counts: dict) -> bool:
+    """A block that is nearly all links (item 3)."""
+    total, linked, links = counts.get(el, (0, 0, 0))
+    return (_tag(el) in _BLOCKS and links >= MIN_LINKS and linked >= LINK_SHARE * total
+            and linked <= LINK_LETTERS * links)
+
+
+def _drop_blocks(body, test) -> int:
+    """Top down: drop the elements `test(el)` accepts; look inside the others."""
+    dropped = 0
+    stack = list(body)
+    while stack:
+        el = stack.pop()
+        tag = _tag(el)
+        if not tag or tag in _KEEP:
+            continue
+        if test(el):
+            el.drop_tree()
+            dropped += 1
+            continue
+        stack.extend(el)
+    return dropped

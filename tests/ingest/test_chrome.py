@@ -1,0 +1,116 @@
+"""HTML page chrome: navigation, sidebars, footers and permalinks are not the document."""
+
+from __future__ import annotations
+
+from ingest.chrome import strip_chrome
+from ingest.chunk import config_digest
+from ingest.definitions import read_html
+from ingest.parse import parse_file
+from pipeline.config import Settings
+
+# The shape of a Sphinx page (classic theme): the related bar and the sidebar are navigation by their role,
+# the body is the main content, and every heading and term ends in a "¶" permalink.
+SPHINX = """<!DOCTYPE html><html><head><title>Getting Started &#8212; Widget documentation</title></head><body>
+<div class="related" role="navigation" aria-label="related navigation"><h3>Navigation</h3><ul>
+<li class="right"><a href="genindex.html" title="General Index">index</a></li>
+<li class="right"><a href="py-modindex.html">modules</a> |</li><li><a href="index.html">Widget</a> &#187;</li></ul></div>
+<div class="document"><div class="documentwrapper"><div class="bodywrapper"><div class="body" role="main">
+<section id="getting-started"><h1>Getting Started<a class="headerlink" href="#getting-started" title="Permalink to this heading">¶</a></h1>
+<p>Widget renders reports from plain text files. Install it with <code>pip install widget</code> and run
+<code>widget build</code> in the folder that holds <code>widget.toml</code>.</p>
+<section id="configuration"><h2>Configuration<a class="headerlink" href="#configuration">¶</a></h2>
+<dl class="py data"><dt class="sig" id="output_dir"><span class="pre">output_dir</span><a class="headerlink" href="#output_dir">¶</a></dt>
+<dd><p>The folder reports are written to. The default is <code>_build</code>; see <a href="#configuration">Configuration</a>.</p></dd></dl>
+</section></section></div></div></div>
+<div class="sphinxsidebar" role="navigation" aria-label="main navigation"><div class="sphinxsidebarwrapper">
+<h3>Quick search</h3><form class="search" action="search.html" method="get"><input type="text" name="q" /></form>
+<h3>Table of Contents</h3><ul><li><a href="#">Getting Started</a><ul><li><a href="#configuration">Configuration</a></li></ul></li></ul>
+<h4>Previous topic</h4><p class="topless"><a href="install.html">Installing Widget</a></p></div></div></div>
+<div class="footer" role="contentinfo">&#169; Copyright 2026, the Widget team. Created using Sphinx.</div>
+</body></html>"""
+
+# A page without a marked main content: a menu and breadcrumbs made of links, an in-page table of contents,
+# a DocBook-style "Prev / Next" bar, a reference list of long titles, and a boxed note (DocBook's "sidebar").
+PLAIN = """<html><body>
+<div id="page-header"><p class="menu"><a href="mod/">Modules</a> | <a href="dirs.html">Directives</a> |
+<a href="faq/">FAQ</a> | <a href="glossary.html">Glossary</a></p></div>
+<div id="path"><a href="/">Apache</a> &gt; <a href="/httpd/">HTTP Server</a> &gt; <a href="./">Documentation</a></div>
+<div id="preamble"><h1>Log Files</h1>
+<p>In order to effectively manage a web server, it is necessary to get feedback about its activity.</p>
+<ul id="toc"><li><a href="#errorlog">Error Log</a></li><li><a href="#accesslog">Access Log</a></li>
+<li><a href="#rotation">Log Rotation</a></li></ul></div>
+<h2><a id="errorlog">Error Log</a> <a title="Link to this section" href="#errorlog">¶</a></h2>
+<p>The server error log, whose name and location is set by the ErrorLog directive, is the most important log file.
+See <a href="#accesslog">the access log</a> for requests.</p>
+<div class="sidebar"><p class="title"><strong>VOCABULARY</strong> Log rotation</p><p>Rotating a log means
+moving it aside and starting a new one, so that no file grows without end.</p></div>
+<pre>LogFormat "%h %l %u %t" <a href="#a">common</a> <a href="#b">combined</a> <a href="#c">vhost</a></pre>
+<h2>References</h2><ul><li><a href="https://example.org/1">The Economic Impacts of Inadequate Infrastructure for Software Testing</a></li>
+<li><a href="https://example.org/2">Code Conventions for the Java Programming Language, revised edition</a></li>
+<li><a href="https://example.org/3">Software maintenance practices in large organisations over ten years</a></li></ul>
+<ul class="docnav"><li class="previous"><a href="mpm.html"><strong>Prev</strong>2.1 MPMs</a></li>
+<li class="home"><a href="index.html"><strong>Home</strong></a></li><li class="next"><a href="urls.html"><strong>Next</strong>2.3 URLs</a></li></ul>
+</body></html>"""
+
+
+def texts(path):
+    return [e.text for e in parse_file(path, "HTML", "text/html", None, Settings().ingest).elements]
+
+
+def test_a_sphinx_page_is_its_main_content_without_permalinks(tmp_path):
+    path = tmp_path / "quickstart.html"
+    path.write_text(SPHINX, encoding="utf-8")
+    parsed = parse_file(path, "HTML", "text/html", None, Settings().ingest)
+    got = [e.text for e in parsed.elements]
+    assert parsed.title == "Getting Started"  # (it was "Navigation": the related bar's heading came first)
+    assert got[0] == "Getting Started" and "Configuration" in got
+    assert any(t.startswith("Widget renders reports from plain text files.") for t in got)
+    assert any(t.startswith("output_dir: The folder reports are written to.") for t in got)  # term joined, no ¶
+    assert any("see Configuration." in t for t in got)  # a same-page link that is not a permalink stays
+    joined = "\n".join(got)
+    for chrome in ("¶", "Navigation", "Quick search", "Table of Contents", "Previous topic", "Installing Widget",
+                   "Copyright", "modules", "index"):
+        assert chrome not in joined, chrome
+    # the setting that keeps a page whole; it is part of the chunk format, so a store re-chunks when it changes
+    keep = Settings().ingest.model_copy(update={"html_chrome": "keep"})
+    kept = parse_file(path, "HTML", "text/html", None, keep)
+    assert kept.title == "Navigation" and "Quick search" in [e.text for e in kept.elements]
+    assert config_digest(keep, "m") != config_digest(Settings().ingest, "m")
+
+
+def test_menus_breadcrumbs_and_prev_next_bars_go_content_stays(tmp_path):
+    path = tmp_path / "logs.html"
+    path.write_text(PLAIN, encoding="utf-8")
+    got = texts(path)
+    joined = "\n".join(got)
+    assert "Log Files" in got and "Error Log" in got
+    assert any(t.startswith("In order to effectively manage a web server") for t in got)
+    assert any("the access log for requests" in t for t in got)
+    assert any("Rotating a log means moving it aside" in t for t in joined.split("\n"))  # a boxed note is content
+    assert 'LogFormat "%h %l %u %t" common combined vhost' in joined  # code is never judged by its links
+    assert "The Economic Impacts of Inadequate Infrastructure for Software Testing" in joined  # titles, not labels
+    for chrome in ("Modules", "Glossary", "HTTP Server", "Log Rotation", "¶", "Prev", "2.3 URLs"):
+        assert chrome not in joined, chrome
+
+
+def test_a_page_that_is_its_links_is_kept_whole_and_one_main_content_is_needed():
+    index = "<html><body><h1>Library</h1><ul>" + "".join(
+        f'<li><a href="m{i}.html">module {i}</a></li>' for i in range(30)) + "</ul></body></html>"
+    doc = read_html(index)
+    found = strip_chrome(doc)
+    assert found.blocks == 0 and found.after == found.before  # an index of links is the page's content
+    assert "module 29" in doc.text_content()
+    two = ("<html><body><main><p>" + "First part of the page with enough words to count. " * 5 + "</p></main>"
+           "<main><p>" + "Second part of the page, just as long as the first. " * 5 + "</p></main></body></html>")
+    doc = read_html(two)
+    assert not strip_chrome(doc).main and "Second part" in doc.text_content()  # which one? neither: keep both
+
+
+def test_a_real_handbook_page_loses_its_prev_next_bars_and_keeps_its_boxed_notes(shared_data, tmp_path):
+    parsed = parse_file(shared_data / "docs" / "debian-handbook-en" / "sect.apt-cache.html", "HTML", "text/html",
+                        None, Settings().ingest)
+    got = [e.text for e in parsed.elements]
+    joined = "\n".join(got)
+    assert "Prev" not in joined and "Next" not in joined  # "Prev / The Debian Administrator's Handbook / Next"
+    assert any("A cache is a temporary storage system" in t for t in got)  # the "VOCABULARY Cache" box
+    assert parsed.title.startswith("6.3. The apt-cache Command")
