@@ -295,12 +295,15 @@ def clause_choice(batch, question: str, starts: torch.Tensor) -> torch.Tensor:
     """(M,) over the allowed quote starts of the first request of `batch`: a sentence start scores 0; a clause
     start whose prefix in its sentence is `dispensable` (and whose rest is not) scores 1 + its index, so the
     latest such start wins (everything before it only restates the question); any other -inf (never opened:
-    its prefix may hold the answer)."""
+    its prefix may hold the answer). A question that asks for code keeps a prefix holding code it does not
+    name: "autodoc_member_order: This value selects ... by source order" answers "Which setting lists members
+    in source order?" with its name, though the name's words are all in the question."""
     sid = batch.sentence[0]
     out = torch.full(sid.shape, float("-inf"), device=sid.device)
     T = batch.shape[2]
     spans = [sentence_spans(text) for text in batch.texts[0]]
     asked = terms(question)
+    code = answer_type(question) == "code"
     for pos in starts.nonzero().flatten().tolist():
         p, k = split_sentence_id(int(sid[pos]))
         text = batch.texts[0][p]
@@ -308,7 +311,8 @@ def clause_choice(batch, question: str, starts: torch.Tensor) -> torch.Tensor:
         s = max(a, batch.offsets[0][p][pos - p * T][0])
         if s == a:
             out[pos] = 0.0
-        elif dispensable(text[a:s], asked) and not dispensable(text[s:spans[p][k][1]], asked, ENTITY_NOISE):
+        elif (dispensable(text[a:s], asked) and not dispensable(text[s:spans[p][k][1]], asked, ENTITY_NOISE)
+              and not (code and has_answer_type(text[a:s], question, "code"))):
             out[pos] = 1.0 + pos  # (the rest must say something new: "Galaxy Gaming, Inc." is not cut to "Inc.")
     return out
 

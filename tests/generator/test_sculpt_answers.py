@@ -236,6 +236,18 @@ def test_a_quote_leaves_out_a_preamble_that_only_restates_the_question(sculpt):
     assert "Daniil Medvedev" in result.text
 
 
+def test_a_quote_keeps_the_name_of_the_setting_a_code_question_asks_for(sculpt):
+    # the term's words ("autodoc", "member", "order") are all in the question, but the name is the answer
+    text = ("autodoc_member_order: This value selects if automatically documented members are sorted "
+            "alphabetical (value 'alphabetical'), by member type (value 'groupwise') or by source order "
+            "(value 'bysource'). The default is alphabetical.")
+    question = "Which autodoc setting lets me list members in source order instead of alphabetically?"
+    assert answer_type(question) == "code"
+    assert ask(sculpt, question, text).raw_text.startswith("autodoc_member_order: This value selects")
+    # a question that does not ask for code still leaves out a preamble that only restates it
+    assert ask(sculpt, "How are autodoc members ordered?", text).raw_text.startswith("This value selects")
+
+
 def test_each_quote_of_a_multi_passage_answer_cites_its_own_passage(sculpt):
     result = ask(sculpt, "Where are package archives listed, and where do systemd unit files live?", SYSTEMD, APT)
     pieces = quotes(result.raw_text)
