@@ -58,9 +58,16 @@ PATTERNS: dict[str, re.Pattern] = {
                           r"(?:word|phrase|text|string)s?\b",
         "reveal_secret": r"\b(?:reveal|print|show|repeat|leak|output)\s+(?:your|the)\s+(?:system\s+prompt|"
                          r"instructions|prompt|secrets?|password|api\s+keys?|credentials|hidden)",
-        "script_tag": r"<\s*script\b|javascript\s*:",
-        "html_tag": r"<\s*(?:img|iframe|frame|object|embed|svg|link|meta|base|form|input|style|video|audio|source)\b|"
-                    r"<[^<>]*\bon[a-z]{3,20}\s*=",
+        # markup that would run or load something if it were rendered: a script element with attributes, code
+        # or a closing tag; a tag that loads (src=, href=, action=, http-equiv=...); CSS; an event handler.
+        # A bare tag named in prose ("attributes of <script> tag", "add a <link> tag") does nothing: manuals
+        # about the web are full of them, and flagging them marked every answer over such a page "warn".
+        "script_tag": r"<\s*script\b(?:[^<>]*\s[\w:-]+\s*=|[^<>]*>\s*(?:[\w$.\[\]'\"]+\s*[(=]|"
+                      r"(?:var|let|const|function|if|for|while|new|return|async|await)\b)|[\s\S]{0,2000}?<\s*/\s*script)|"
+                      r"javascript\s*:",
+        "html_tag": r"<\s*svg\b|"
+                    r"<\s*(?:img|iframe|frame|object|embed|link|meta|base|form|input|video|audio|source)\b[^<>]*?"
+                    r"\s[\w:-]+\s*=|<\s*style\b[^<>]*>[^<]*[{}]|<[^<>]*\bon[a-z]{3,20}\s*=",
         "markdown_image": r"!\[[^\]\n]*\]\(\s*<?(?:https?:)?//|^[ \t]{0,3}\[[^\]\n]+\]:\s*<?https?://",
         "exfiltrate_link": r"\[[^\]\n]*\]\(\s*<?https?://[^)\s]*[?&][^)\s]*=",
         # citation markers in the answer's own syntax, aimed at the model: "according to [2]", a fake header
