@@ -33,7 +33,9 @@ def finalize_citations(text: str, passages: Sequence[Passage]) -> tuple[str, lis
         return "".join(f"[{k}]" for k in kept)
 
     out = MARKER_RE.sub(renumber, text)
-    out = re.sub(r"[ \t]+([.,;:!?])", r"\1", out)  # a dropped marker leaves "word ." behind
+    # a dropped marker leaves "word ." behind; punctuation that opens a word stays where it is, so a quote of
+    # "creates .nojekyll" or "In .htaccess files" is not glued into "creates.nojekyll"
+    out = re.sub(r"[ \t]+([.,;:!?])(?=\s|$|[\[\]\"')])", r"\1", out)
     out = re.sub(r"[ \t]{2,}", " ", out).strip()
     citations = [
         Citation(marker=new, passage_number=old, chunk_id=by_number[old].chunk_id)
