@@ -26,7 +26,6 @@ holds that much, the page stays whole but for its permalinks.
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 
@@ -59,29 +58,35 @@ class Chrome:
 
 
 def strip_chrome(doc) -> Chrome:
-    """Remove `doc`'s (an lxml.html document) chrome in place (see the module docstring)."""
+    """Remove `doc`'s (an lxml.html document) chrome in place (see the module docstring). What goes is decided
+    before anything is removed, so a page is never copied (a large page costs no more memory than its tree)."""
     body = doc.find("body") if _tag(doc) == "html" else None
     found = Chrome()
     if body is None:
         return found
     found.permalinks = _drop_permalinks(body)
     found.before = _letters(body)
-    original = copy.deepcopy(body)
-    found.main = _keep_main(body)
-    base = _letters(body)  # the page, or its marked main content (taken as it is marked)
-    found.blocks = _drop_blocks(body, _is_chrome)
-    if _letters(body) < KEEP_AT_LEAST * base:  # the page is its own chrome: leave it whole
-        body.getparent().replace(body, original)
-        found.after, found.main, found.blocks = found.before, False, 0
+    main = _main(body)
+    root = body if main is None else main  # the page, or its marked main content (taken as it is marked)
+    counts = _counts(root)
+    base = counts[root][0]
+    chrome = _find(root, _is_chrome)
+    if base - sum(counts[el][0] for el in chrome) < KEEP_AT_LEAST * base:  # the page is its own chrome
+        found.after = found.before
         return found
-    marked = copy.deepcopy(body)
-    counts = _counts(body)
-    links = _drop_blocks(body, lambda el: _link_block(el, counts))
-    if _letters(body) < KEEP_AT_LEAST * base:  # a page of links (an index, a table of contents)
-        body.getparent().replace(body, marked)
-        links = 0
-    found.blocks += links
-    found.after = _letters(doc.find("body"))
+    if main is not None:
+        _keep_only(body, main)
+        found.main = True
+    for el in chrome:
+        el.drop_tree()  # (its tail, the text after it, stays)
+    found.blocks = len(chrome)
+    counts = _counts(root)
+    links = _find(root, lambda el: _link_block(el, counts))
+    if counts[root][0] - sum(counts[el][0] for el in links) >= KEEP_AT_LEAST * base:  # else a page of links
+        for el in links:
+            el.drop_tree()
+        found.blocks += len(links)
+    found.after = _letters(body)
     return found
 
 
@@ -102,14 +107,17 @@ def _drop_permalinks(body) -> int:
     return n
 
 
-def _keep_main(body) -> bool:
-    """Keep only the page's marked main content, when it marks exactly one (outermost) with enough text."""
+def _main(body):
+    """The page's marked main content, when it marks exactly one (outermost) with enough text; else None."""
     marked = [el for el in body.iter() if _tag(el) == "main" or (el.get("role") or "").lower() == "main"]
     outer = [el for el in marked if not any(a in marked for a in el.iterancestors())]
-    if len(outer) != 1 or _letters(outer[0]) < MIN_MAIN:
-        return False
-    node = outer[0]
-    while node is not body:  # remove everything beside the path from body down to the main content
+    return outer[0] if len(outer) == 1 and _letters(outer[0]) >= MIN_MAIN else None
+
+
+def _keep_only(body, main) -> None:
+    """Remove everything beside the path from `body` down to `main`."""
+    node = main
+    while node is not body:
         parent = node.getparent()
         for sibling in list(parent):
             if sibling is not node:
@@ -117,7 +125,6 @@ def _keep_main(body) -> bool:
         parent.text = None
         node.tail = None
         node = parent
-    return True
 
 
 def _counts(body) -> dict:
@@ -159,18 +166,18 @@ def _link_block(el, counts: dict) -> bool:
             and linked <= LINK_LETTERS * links)
 
 
-def _drop_blocks(body, test) -> int:
-    """Top down: drop the elements `test(el)` accepts; look inside the others."""
-    dropped = 0
-    stack = list(body)
+def _find(root, test) -> list:
+    """Top down under `root`: the elements `test(el)` accepts, without looking inside them; code and headings
+    are never taken (nor looked inside)."""
+    found = []
+    stack = list(root)
     while stack:
         el = stack.pop()
         tag = _tag(el)
         if not tag or tag in _KEEP:
             continue
         if test(el):
-            el.drop_tree()
-            dropped += 1
+            found.append(el)
             continue
         stack.extend(el)
-    return dropped
+    return found
