@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from generator.sculpt import build_sculpt  # noqa: E402
 from generator.sculpt import relevance as R  # noqa: E402
-from generator.sculpt.features import featurize  # noqa: E402
+from generator.sculpt.features import featurize, passage_windows  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
+from pipeline.types import Passage  # noqa: E402
 from evaluation import EvalRun, load_dataset, run_eval  # noqa: E402
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
@@ -87,7 +88,9 @@ def main() -> None:
 def score_parts(gen, rec: dict) -> dict:
     """The record with each passage sentence's relevance parts (relevance.parts) and learned selector logit."""
     model, tok = gen._model, gen._tokenizer
-    batch = featurize(tok, model.cfg, [rec["question"]], [[p["text"] for p in rec["passages"]]])
+    windows = passage_windows(tok, [Passage(number=p["number"], text=p["text"]) for p in rec["passages"]],
+                              model.cfg.max_passage_tokens, model.cfg.max_passages)
+    batch = featurize(tok, model.cfg, [rec["question"]], [[p.text for p in windows]])
     with torch.inference_mode():
         memory = model.encode(batch)
     sid, select, index = batch.sentence[0], memory.select[0], memory.sent_index[0]

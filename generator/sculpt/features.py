@@ -21,6 +21,8 @@ import torch
 from pipeline.text import SCULPT_STOPWORDS as STOP, SENTENCE_RE, words as _words
 
 if TYPE_CHECKING:
+    from pipeline.types import Passage
+
     from .model import SculptConfig
 
 N_BUCKETS = 8  # question-coverage buckets of a sentence (the checkpoint was trained with 8)
@@ -61,6 +63,49 @@ class Batch:
         return Batch(self.input_ids.to(device), self.attention.to(device), self.copyable.to(device),
                      self.match.to(device), self.bucket.to(device), self.sentence.to(device), self.starts.to(device),
                      self.passage_ok.to(device), self.offsets, self.texts)
+
+
+def passage_windows(tokenizer, passages: Sequence["Passage"], max_tokens: int, max_passages: int) -> list["Passage"]:
+    """The passages as the model reads them: a passage longer than `max_tokens` (the model reads no more of
+    one) is cut at line or sentence ends into windows that fit. Its first window stays in its place and the
+    others follow the passages, while fewer than `max_passages` are read; a window keeps its passage's
+    number, so a quote from it cites the passage, and its text is a piece of the passage's, so quotes stay
+    verbatim. Without this, the last rows of a long table or the end of a long paragraph were never seen."""
+    passages = list(passages)[:max_passages]
+    if not passages:
+        return []
+    enc = tokenizer([p.text for p in passages], add_special_tokens=False, return_offsets_mapping=True,
+                    verbose=False)
+    firsts, rest = [], []
+    for p, offs in zip(passages, enc["offset_mapping"]):
+        pieces = _windows(p.text, [tuple(o) for o in offs], max_tokens)
+        firsts.append(p if len(pieces) == 1 else p.model_copy(update={"text": pieces[0]}))
+        rest += [p.model_copy(update={"text": t}) for t in pieces[1:]]
+    return firsts + rest[: max_passages - len(firsts)]
+
+
+def _windows(text: str, offsets: list[tuple[int, int]], max_tokens: int) -> list[str]:
+    """`text` cut into pieces of at most `max_tokens` tokens (by the offsets of its tokens), each cut at the
+    last line end in the window's second half, else the last sentence end there, else before the first
+    token that does not fit; pieces are stripped and never empty."""
+    pieces, start, i = [], 0, 0
+    while i < len(offsets):
+        if len(offsets) - i <= max_tokens:
+            end = len(text)
+        else:
+            limit, half = offsets[i + max_tokens][0], offsets[i + max_tokens // 2][0]
+            window = text[half:limit]
+            cut = window.rfind("\n")
+            if cut < 0:
+                cut = max((m.end() for m in SENTENCE_RE.finditer(window)), default=-1)
+            end = half + cut if cut > 0 else limit
+        piece = text[start:end].strip()
+        if piece:
+            pieces.append(piece)
+        start = end
+        while i < len(offsets) and offsets[i][0] < end:
+            i += 1
+    return pieces or [text]
 
 
 def featurize(tokenizer, config: SculptConfig, questions: Sequence[str],

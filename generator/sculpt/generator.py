@@ -66,7 +66,7 @@ from pipeline.text import REFUSAL
 from pipeline.types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
 from .checkpoint import bundled_checkpoint, load_checkpoint
 from . import relevance
-from .features import Batch, cell_gaps, clause_starts, featurize, joinable_starts, word_joins
+from .features import Batch, cell_gaps, clause_starts, featurize, joinable_starts, passage_windows, word_joins
 from .grammar import Selection, choose, draft_span, forced, tokens_to_end
 from .model import Memory, SculptModel
 from .space import MASK, OutputSpace
@@ -215,7 +215,7 @@ class SculptGenerator:
                 yield run.advance(self._model(rows, run.memory.expand(rows.shape[0]), only=only)[:, 0])
         yield run.result()
 
-    def _selector(self, memory: Memory, batch: Batch, space: OutputSpace, numbers: dict[int, int], question: str,
+    def _selector(self, memory: Memory, batch: Batch, space: OutputSpace, numbers: dict[int, list[int]], question: str,
                   ban: Sequence[tuple[int, str]]) -> Selection:
         """What decides the request's sentences (see Selection). A banned quote's whole sentence is closed, and
         with no credible sentence left the answer is the refusal."""
@@ -285,7 +285,7 @@ class _Decoding:
         model, tok = gen._model, gen._tokenizer
         cfg = request.config
         self.max_steps = cfg.steps if isinstance(cfg, DiffusionConfig) else gen.config.max_steps
-        self.passages = list(request.passages)[: model.cfg.max_passages]
+        self.passages = passage_windows(tok, request.passages, model.cfg.max_passage_tokens, model.cfg.max_passages)
         self.per_step: list[int] = []
         self.nfe = self.step = 0
         self.batch: Batch | None = None
@@ -299,7 +299,9 @@ class _Decoding:
         self.canvas = torch.full((L,), MASK, dtype=torch.long, device=gen.device)
         self.memory = model.encode(self.batch)
         self.nfe += 1
-        numbers = {p.number: i for i, p in enumerate(self.passages)}
+        numbers: dict[int, list[int]] = {}  # a passage's number -> its windows' places
+        for i, p in enumerate(self.passages):
+            numbers.setdefault(p.number, []).append(i)
         self.selection = gen._selector(self.memory, self.batch, self.space, numbers, request.question, ban)
         filled = [x for n, q in keep for x in _quote_slots(self.batch, self.space, numbers, n, q)][: L - 1]
         if filled:
@@ -417,15 +419,15 @@ def connector_word(question: str) -> str:
     return "while" if COMPARISON_RE.search(question) else "and"
 
 
-def _quote_slots(batch: Batch, space: OutputSpace, numbers: dict[int, int], number: int, quote: str) -> list[int]:
-    """The canvas slots of a verbatim quote from passage `number`: its copies, then its citation."""
+def _quote_slots(batch: Batch, space: OutputSpace, numbers: dict[int, list[int]], number: int, quote: str) -> list[int]:
+    """The canvas slots of a verbatim quote from passage `number` (from whichever of its windows holds it):
+    its copies, then its citation."""
     if number not in numbers:
         raise ConfigError(f"[{number}] names no passage of the request")
-    p = numbers[number]
-    text = batch.texts[0][p]
-    a = text.find(quote)
-    if a < 0:
+    p = next((p for p in numbers[number] if quote in batch.texts[0][p]), None)
+    if p is None:
         raise ConfigError(f"{quote[:60]!r} is not a quote from passage [{number}]")
+    a = batch.texts[0][p].find(quote)
     b = a + len(quote)
     pos = [t for t, (s, e) in enumerate(batch.offsets[0][p]) if s >= a and e <= b and e > s]
     return [space.copy(space.position(p, t)) for t in pos] + [space.cite(p)]

@@ -16,7 +16,7 @@ from generator.sculpt import SculptGenerator, featurize
 from generator.sculpt.generator import _Decoding
 from generator.sculpt.grammar import choose, forced
 from generator.sculpt.checkpoint import load_tokenizer
-from generator.sculpt.features import cell_gaps, clause_starts, sentence_spans, word_joins
+from generator.sculpt.features import cell_gaps, clause_starts, passage_windows, sentence_spans, word_joins
 from generator.sculpt.model import SculptConfig
 from generator.sculpt.relevance import (answer_type, cell_stops, has_answer_type, is_header_row, is_heading,
                                        labelled_row,
@@ -152,6 +152,40 @@ def test_an_answer_from_a_table_row_ends_at_the_value_asked_for(sculpt):
     result = ask(sculpt, "What was the trading operating profit of the Water category in January–June 2023?", SEGMENTS)
     assert quotes(result.raw_text) == [("Water | January–June 2023 Sales: 1706 | Underlying Trading operating profit "
                                         "(a): 187 | Trading operating profit: 57", 1)]
+
+
+# A statement the model reads 200 tokens of: the row asked for is its last line, past the 200th token.
+STATEMENT = "\n".join(
+    ["In millions of CHF | January–June 2023 | January–June 2022"]
+    + [f"{name} | January–June 2023: {7000 - 97 * i} | January–June 2022: {6500 - 89 * i}"
+       for i, name in enumerate(["Underlying trading operating profit (a) as per Note 3.1",
+                                 "Net other trading income/(expenses) as per Note 5.1",
+                                 "Trading operating profit as per Note 3.1",
+                                 "Impairment of goodwill and non-commercialized intangible assets",
+                                 "Net other operating income/(expenses)", "Operating profit",
+                                 "Net financial income/(expense)"])]
+    + ["Profit before taxes, associates and joint ventures | January–June 2023: 6565 | January–June 2022: 6185"])
+
+
+def test_a_long_passage_is_read_in_windows_that_keep_its_number_and_its_text():
+    tok = load_tokenizer()
+    cfg = SculptConfig()
+    assert len(tok(STATEMENT, add_special_tokens=False)["input_ids"]) > cfg.max_passage_tokens
+    short = Passage(number=1, text=APT)
+    windows = passage_windows(tok, [Passage(number=2, text=STATEMENT), short], cfg.max_passage_tokens, 16)
+    assert [w.number for w in windows] == [2, 1, 2] and windows[1] is short  # the rest after the passages
+    assert all(w.text in STATEMENT and len(tok(w.text, add_special_tokens=False)["input_ids"]) <= cfg.max_passage_tokens
+               for w in windows if w.number == 2)
+    assert "\n".join(w.text for w in windows if w.number == 2) == STATEMENT  # cut at line ends, nothing lost
+    assert passage_windows(tok, [Passage(number=2, text=STATEMENT), short], cfg.max_passage_tokens, 2) == \
+        [windows[0], short]  # no room: the passages come first
+
+
+def test_the_answer_in_the_last_row_of_a_long_table_is_found(sculpt):
+    result = ask(sculpt, "What was the profit before taxes, associates and joint ventures for January–June 2023?",
+                 STATEMENT)
+    assert "6565" in result.text and [n for _, n in quotes(result.raw_text)] == [1]
+    assert [c.passage_number for c in result.citations] == [1]
 
 
 def test_a_quote_cannot_stop_inside_an_abbreviation_or_a_number():
