@@ -24,7 +24,9 @@ passage set instead of its retrieved top-k. A pool of max(4k, 20) hits is retrie
 applies), split into gold hits and distractors (rank order kept); level r gives the top k - round(r*k) gold
 hits and the top round(r*k) distractors (never more distractors than that when gold hits run short, so the
 noise share stays at most r), shuffled with a seed from (item id, r). Level 1 is the unanswerable slice: no
-gold passage, so its rows count as unanswerable in the refusal metrics. An item with no gold hit in its pool
+gold passage, so its rows count as unanswerable in the refusal metrics. A hit that is not from a gold
+document but states an accepted answer (news sites copy each other) is neither: it is left out of the
+distractors, as RGB builds its negatives from documents that lack the answer. An item with no gold hit in its pool
 is skipped below level 1; an item the dataset marks unanswerable keeps its retrieved passages at every
 level. Records are per (item, level) with a "slice" key; report["slices"] holds each level's summary and
 report["summary"] the level-0 one (else the first level's).
@@ -263,7 +265,10 @@ def _noise_sweep(rag: Any, sources: SourceIndex, items: Sequence[EvalItem], k: i
         distractors: list[Hit] = []
         if item.answerable and gold_names:
             for hit in rag.retrieve(item.question, groups, pool_size(k)):
-                (gold if sources.names(hit, rag.store) & gold_names else distractors).append(hit)
+                if sources.names(hit, rag.store) & gold_names:
+                    gold.append(hit)
+                elif not (item.aliases and contains_answer(hit.text, item.aliases)):  # one that states the
+                    distractors.append(hit)  # answer is no distractor, wherever it comes from (RGB's rule)
         for r in levels:
             name = slice_name(r)
             s = slices[name]

@@ -28,6 +28,7 @@ OTHER = {
     "printers": "Printers on every floor need a badge to release a print job.",
     "fire": "Fire drills take place on the first Tuesday of each quarter.",
     "wifi": "The guest wifi password changes every Monday.",
+    "visitors": "Visitors to the plant park in the north lot and sign in at reception.",  # states park's answer
 }
 ITEMS = [
     EvalItem("leave", "How many days of paid leave do staff receive?", "twenty-five days",
@@ -77,6 +78,10 @@ def test_each_level_gives_the_promised_share_of_gold_passages(sweep, rag):
     # one gold hit: it stays, and distractors fill only up to round(r*k), so their share stays at most r
     assert [sum(p["gold"] for p in park[s]["passages"]) for s in report["slices"]] == [1, 1, 1, 0]
     assert [len(park[s]["passages"]) for s in report["slices"]] == [1, 3, 5, 5]
+    # a document that states the answer is no distractor, though it is not a gold source
+    assert not any(p["source"] == "visitors" for s in report["slices"] for p in park[s]["passages"])
+    park_pool = [h.document.source_uri.rsplit("/", 1)[-1] for h in rag.retrieve(ITEMS[1].question, ["public"], pool_size(K))]
+    assert "visitors.txt" in park_pool[:3]  # it was retrieved, near the top
     assert [leave[s]["answers"]["extractive"]["gold_given"] for s in report["slices"]] == [5, 3, 1, 0]
     # the top gold hits and the top distractors of the pool, in some shuffled order
     pool = [h.document.source_uri.rsplit("/", 1)[-1].removesuffix(".txt")
