@@ -144,6 +144,8 @@ def answer_type(question: str) -> str | None:
     q = LEADING_CLAUSE.sub("", question.lower())
     if re.match(r"\s*(when|what (year|date|day|month|time)|in (what|which) (year|month))\b", q):
         return "date"
+    if CODE_QUESTION.match(q) and re.match(r"\s*(which|what)\b", q):  # "Which log format code records how
+        return "code"  # long the request took ...?" asks for the code, whatever the rest asks about
     if re.search(r"\b(how (many|much|long|old|far|big|large|tall)|what (percentage|share|number|amount|price|rate|"
                  r"proportion))\b", q):
         return "number"

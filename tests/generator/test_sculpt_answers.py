@@ -206,6 +206,7 @@ def test_a_quote_cannot_stop_inside_an_abbreviation_or_a_number():
     ("Who won the 2021 US Open?", "name"), ("What is LayoutParser?", None),
     ("Which git rebase option stashes my changes before it starts?", "code"),
     ("How do I see the changes I've already staged?", "code"), ("Which mod_dir directive sends requests on?", "code"),
+    ("Which log format code records how long the request took?", "code"),  # it asks for the code, not the time
     ("What specific programs in San Francisco promote green building?", None),
     ("What is the function of the LNvs in Drosophila?", None)])
 def test_factoid_questions_say_what_kind_of_value_they_ask_for(question, kind):
