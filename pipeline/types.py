@@ -40,13 +40,14 @@ class Passage(BaseModel):
     title: str = ""
     page: int | None = None
     chunk_id: str | None = None
+    section: str = ""  # the title of the document section the text is in; the text may open with that title
 
     @field_validator("text")
     @classmethod
     def _no_markers_in_text(cls, v: str) -> str:
         return neutralize_markers(v)
 
-    @field_validator("title")
+    @field_validator("title", "section")
     @classmethod
     def _one_line_title(cls, v: str) -> str:
         return neutralize_markers(" ".join(v.split()))
@@ -298,7 +299,8 @@ class Hit(BaseModel):
 
     def to_passage(self, number: int) -> Passage:
         """This hit as the generator's numbered passage."""
-        return Passage(number=number, text=self.text, title=self.document.title, page=self.page, chunk_id=self.chunk_uid)
+        return Passage(number=number, text=self.text, title=self.document.title, page=self.page, chunk_id=self.chunk_uid,
+                       section=self.section)
 
 
 

@@ -216,9 +216,9 @@ class SculptGenerator:
         yield run.result()
 
     def _selector(self, memory: Memory, batch: Batch, space: OutputSpace, numbers: dict[int, list[int]], question: str,
-                  ban: Sequence[tuple[int, str]]) -> Selection:
+                  ban: Sequence[tuple[int, str]], titles: frozenset[str] = frozenset()) -> Selection:
         """What decides the request's sentences (see Selection). A banned quote's whole sentence is closed, and
-        with no credible sentence left the answer is the refusal."""
+        with no credible sentence left the answer is the refusal. `titles`: the passages' section titles."""
         cfg = self.config
         starts = batch.starts[0].bool()
         if cfg.clauses and cfg.selector == "relevance":  # a clause start is chosen by its relevance
@@ -231,7 +231,8 @@ class SculptGenerator:
             score = logp[memory.sent_index[0]].masked_fill(off, float("-inf"))
             cut, decoder_weight, max_quotes = math.log(max(cfg.more_threshold, 1e-30)), 1.0, None
         else:
-            score = relevance.sentence_relevance(self._model.pristine, self._tokenizer, batch, question, self.device)
+            score = relevance.sentence_relevance(self._model.pristine, self._tokenizer, batch, question, self.device,
+                                                 titles)
             score = score + relevance.LEARNED_WEIGHT * select[memory.sent_index[0]].masked_fill(off, 0.0)
             top = float(score.max())
             refuse = top < cfg.answer_threshold
@@ -302,7 +303,8 @@ class _Decoding:
         numbers: dict[int, list[int]] = {}  # a passage's number -> its windows' places
         for i, p in enumerate(self.passages):
             numbers.setdefault(p.number, []).append(i)
-        self.selection = gen._selector(self.memory, self.batch, self.space, numbers, request.question, ban)
+        titles = frozenset(relevance.title_key(p.section) for p in self.passages if p.section.strip())
+        self.selection = gen._selector(self.memory, self.batch, self.space, numbers, request.question, ban, titles)
         filled = [x for n, q in keep for x in _quote_slots(self.batch, self.space, numbers, n, q)][: L - 1]
         if filled:
             self.canvas[: len(filled)] = torch.tensor(filled, dtype=torch.long, device=gen.device)

@@ -1,7 +1,7 @@
 """Sentence relevance: how well each passage sentence answers the question, from signals that hold out of domain.
 
-relevance(s) = cos(q, s) + COVER_WEIGHT * cover(s) + TYPE_WEIGHT * typed(s) - HEADING * heading(s)
-               + ROW_LABEL * labelled_row(s) - NOTHING_NEW * nothing_new(s) + LEARNED_WEIGHT * selector(s)
+relevance(s) = cos(q, s) + COVER_WEIGHT * cover(s) + TYPE_WEIGHT * typed(s) - max(HEADING * heading(s),
+               TITLE * title(s)) + ROW_LABEL * labelled_row(s) - NOTHING_NEW * nothing_new(s) + LEARNED_WEIGHT * selector(s)
 
 A sentence whose text an earlier passage already holds (a look-alike document) is not scored again: an
 answer never quotes the same words twice.
@@ -19,6 +19,9 @@ answer never quotes the same words twice.
   see what is staged?" an option, a command, a path or an identifier: "--autostash", "git diff --cached").
 - heading: a title line (short, capitalised, unpunctuated) or a table's header row (cells without values)
   loses HEADING: it names a topic or columns.
+- title: a line the document itself marks as a section title (a passage's `section`, which ingest takes
+  from the parsed document's title elements) loses TITLE, whatever its case: "Git tracks content not
+  files" is a heading in git's manual, though a sentence-case one that the look of a line cannot tell.
 - labelled row: a table row whose label (first cell) is what the question asks about and which holds a
   value gains ROW_LABEL ("Inventory | 2021: $770,248 | 2020: $668,525" for "What inventory did ... report?").
 - nothing new: a text whose content words are all in the question ("Galaxy Gaming, Inc." for "In which
@@ -51,6 +54,7 @@ COVER_WEIGHT = 1.0
 TYPE_WEIGHT = 0.5
 LEARNED_WEIGHT = 0.05
 HEADING = 0.5  # taken off a heading line ("NFL Commissioners and Presidents"): it names a topic, answers nothing
+TITLE = 1.0  # taken off a line the document marks as a section title: surely a heading, so more than HEADING
 EMBED_TOP = 12  # texts the embedder reads per request, by lexical evidence (12, 16 and 24 rank alike on the dev sets)
 SENTENCE_TOKENS = 128  # and of each, its first tokens (sentences of over ~100 words are rare and say their topic early)
 ROW_LABEL = 0.5  # added to a table row labelled with what the question asks about, holding a value
@@ -180,24 +184,28 @@ def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
     return any(w.lower() not in asked and stem(w.lower()) not in ENTITY_NOISE for w in NAME_RE.findall(sentence))
 
 
-def relevance(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], device) -> list[float]:
+def relevance(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], device,
+              titles: frozenset[str] = frozenset()) -> list[float]:
     """The zero-shot relevance of each text for the question (`combine` of its `parts`; the learned
     selector's share is added by the caller, where it has one). IDF for cover is over `texts`."""
-    return [combine(x) for x in parts(encoder, tokenizer, question, texts, device)]
+    return [combine(x) for x in parts(encoder, tokenizer, question, texts, device, titles)]
 
 
 def combine(x: dict[str, float], tables: bool = True) -> float:
-    """cos + COVER_WEIGHT * cover + TYPE_WEIGHT * typed - HEADING * heading + ROW_LABEL * labelled
-    - NOTHING_NEW * nothing_new, from one text's `parts` (tables=False: without the table-row parts, for
+    """cos + COVER_WEIGHT * cover + TYPE_WEIGHT * typed - max(HEADING * heading, TITLE * title)
+    + ROW_LABEL * labelled - NOTHING_NEW * nothing_new, from one text's `parts` (tables=False: without the table-row parts, for
     comparison)."""
     heading = max(x["heading"], x["header_row"]) if tables else x["heading"]
-    return (x["cos"] + COVER_WEIGHT * x["cover"] + TYPE_WEIGHT * x["typed"] - HEADING * heading
+    return (x["cos"] + COVER_WEIGHT * x["cover"] + TYPE_WEIGHT * x["typed"]
+            - max(HEADING * heading, TITLE * x.get("title", 0.0))
             + (ROW_LABEL * x["labelled"] if tables else 0.0) - NOTHING_NEW * x["nothing_new"])
 
 
-def parts(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], device) -> list[dict[str, float]]:
-    """Each text's relevance parts for the question: cos, cover, typed, heading, header_row, labelled,
-    nothing_new (the flags as 0/1). The embedder reads only the EMBED_TOP texts with the most lexical
+def parts(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], device,
+          titles: frozenset[str] = frozenset()) -> list[dict[str, float]]:
+    """Each text's relevance parts for the question: cos, cover, typed, heading, header_row, title,
+    labelled, nothing_new (the flags as 0/1; `titles`: the section titles of the request's passages, as
+    `title_key` gives them). The embedder reads only the EMBED_TOP texts with the most lexical
     evidence (a text without it rarely wins, and embedding every sentence of k passages would cost as much
     again as encoding them); the others have cos 0."""
     asked = terms(question)
@@ -206,6 +214,7 @@ def parts(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], de
     # (ENTITY_NOISE in the nothing-new test: "Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
     out = [{"cos": 0.0, "cover": v, "typed": float(has_answer_type(t, question, kind)),
             "heading": float(is_heading(t)), "header_row": float(is_header_row(t)),
+            "title": float(title_key(t) in titles),
             "labelled": float(labelled_row(t, asked)), "nothing_new": float(not (w - asked - ENTITY_NOISE))}
            for t, v, w in zip(texts, lexical_cover(asked, words), words)]
     ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]))[:EMBED_TOP]
@@ -215,6 +224,11 @@ def parts(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], de
         for i, c in zip(ranked, (vectors[1:] @ vectors[0]).tolist()):
             out[i]["cos"] = c
     return out
+
+
+def title_key(text: str) -> str:
+    """A line as it is compared with section titles: whitespace collapsed, case and the ends kept."""
+    return " ".join(text.split())
 
 
 def is_header_row(text: str) -> bool:
@@ -266,14 +280,16 @@ def dispensable(prefix: str, asked: set[str], also: frozenset[str] = frozenset()
     return not (terms(prefix) - asked - also)
 
 
-def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, device) -> torch.Tensor:
+def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, device,
+                       titles: frozenset[str] = frozenset()) -> torch.Tensor:
     """(M,) the zero-shot relevance of each position's sentence, for the first request of `batch`; -inf off
-    sentences and on a sentence whose text an earlier passage already holds."""
+    sentences and on a sentence whose text an earlier passage already holds. `titles`: the passages'
+    section titles (`title_key`)."""
     sid = batch.sentence[0]
     keys, texts = sentence_texts(batch)
     rel = torch.full(sid.shape, float("-inf"), device=sid.device)
     seen: set[str] = set()
-    for key, text, r in zip(keys, texts, relevance(encoder, tokenizer, question, texts, device)):
+    for key, text, r in zip(keys, texts, relevance(encoder, tokenizer, question, texts, device, titles)):
         same = " ".join(text.lower().split())
         if same not in seen:  # a text already in an earlier passage (a look-alike copy) is never quoted again
             seen.add(same)

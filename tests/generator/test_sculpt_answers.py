@@ -259,6 +259,22 @@ def test_a_quote_starts_where_the_answer_does_never_on_a_heading(sculpt):
         assert end == len(MEMO) or not MEMO[end].isalnum()  # never ends mid-word
 
 
+GIT_ADD = ("Git tracks content not files\nMany revision control systems provide an add command that tells the "
+           "system to start tracking changes to a new file. Git's add command does something simpler and more powerful.")
+GIT_IGNORE = ("Ignoring files\nA gitignore file specifies intentionally untracked files that Git should ignore. "
+              "To stop tracking a file that is currently tracked, use git rm --cached.")
+
+
+def test_a_line_the_document_marks_as_a_section_title_is_not_quoted_as_the_answer(sculpt):
+    question = ("Adding a file to .gitignore didn't stop git from tracking it. "
+                "How do I stop tracking a file that is already tracked?")
+    passages = (Passage(number=1, text=GIT_ADD, section="Git tracks content not files"),
+                Passage(number=2, text=GIT_IGNORE, section="Ignoring files"))
+    result = sculpt.generate(GenerationRequest(question=question, passages=passages))
+    assert quotes(result.raw_text)[0] == ("To stop tracking a file that is currently tracked, use git rm --cached.", 2)
+    assert "Git tracks content not files" not in result.text  # (without the sections, it was the answer)
+
+
 def test_a_quote_leaves_out_a_preamble_that_only_restates_the_question(sculpt):
     text = ("In 2019, the company moved its headquarters from Boston to Austin, where it had opened a lab. "
             "Its first office was in a garage.")
