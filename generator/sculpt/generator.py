@@ -231,9 +231,9 @@ class SculptGenerator:
             score = logp[memory.sent_index[0]].masked_fill(off, float("-inf"))
             cut, decoder_weight, max_quotes = math.log(max(cfg.more_threshold, 1e-30)), 1.0, None
         else:
+            learned = relevance.LEARNED_WEIGHT * select[memory.sent_index[0]].masked_fill(off, 0.0)
             score = relevance.sentence_relevance(self._model.pristine, self._tokenizer, batch, question, self.device,
-                                                 titles)
-            score = score + relevance.LEARNED_WEIGHT * select[memory.sent_index[0]].masked_fill(off, 0.0)
+                                                 titles, learned)
             top = float(score.max())
             refuse = top < cfg.answer_threshold
             cut, decoder_weight, max_quotes = max(cfg.answer_threshold, top - cfg.more_margin), 0.0, cfg.max_quotes

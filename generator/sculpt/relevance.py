@@ -26,6 +26,9 @@ answer never quotes the same words twice.
   value gains ROW_LABEL ("Inventory | 2021: $770,248 | 2020: $668,525" for "What inventory did ... report?").
 - nothing new: a text whose content words are all in the question ("Galaxy Gaming, Inc." for "In which
   state is Galaxy Gaming incorporated?") loses NOTHING_NEW, so it is never quoted: it cannot hold the answer.
+- a definition's term: for a question that asks for code, the first sentence of a line that opens with a
+  term ("-M buildername: Alternative to -b. Uses the Sphinx make_mode module ...") scores at least what the
+  line's later sentences do (`defined_terms_answer`): they describe the term, only it names it.
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
   was trained on, poorly elsewhere; see docs/benchmarks.md).
 
@@ -281,20 +284,52 @@ def dispensable(prefix: str, asked: set[str], also: frozenset[str] = frozenset()
 
 
 def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, device,
-                       titles: frozenset[str] = frozenset()) -> torch.Tensor:
-    """(M,) the zero-shot relevance of each position's sentence, for the first request of `batch`; -inf off
-    sentences and on a sentence whose text an earlier passage already holds. `titles`: the passages'
-    section titles (`title_key`)."""
+                       titles: frozenset[str] = frozenset(), learned: torch.Tensor | None = None) -> torch.Tensor:
+    """(M,) the relevance of each position's sentence, for the first request of `batch`; -inf off sentences
+    and on a sentence whose text an earlier passage already holds. `titles`: the passages' section titles
+    (`title_key`); `learned`: (M,) the learned selector's share at each position, added to its sentence's."""
     sid = batch.sentence[0]
     keys, texts = sentence_texts(batch)
+    scores = relevance(encoder, tokenizer, question, texts, device, titles)
+    if learned is not None:
+        scores = [x + float(learned[int((sid == key).nonzero()[0])]) for key, x in zip(keys, scores)]
+    if answer_type(question) == "code":
+        scores = defined_terms_answer(batch, question, keys, scores)
     rel = torch.full(sid.shape, float("-inf"), device=sid.device)
     seen: set[str] = set()
-    for key, text, r in zip(keys, texts, relevance(encoder, tokenizer, question, texts, device, titles)):
+    for key, text, r in zip(keys, texts, scores):
         same = " ".join(text.lower().split())
         if same not in seen:  # a text already in an earlier passage (a look-alike copy) is never quoted again
             seen.add(same)
             rel[sid == key] = r
     return rel
+
+
+TERM_EDGE = 0.01
+TERM_RE = re.compile(r"^\s*([^\n:]{1,80}?):\s")  # "-M buildername: Alternative to -b. Uses the ...": a defined term
+
+
+def defined_terms_answer(batch, question: str, keys: Sequence[int], scores: Sequence[float]) -> list[float]:
+    """For a question that asks for code: the first sentence of a definition (a line that opens with a term
+    holding code the question does not name, "-M buildername: Alternative to -b.") scores at least what any
+    later sentence of that line does, and TERM_EDGE more, so it is quoted first. The later sentences describe the term ("Uses the Sphinx make_mode
+    module ...") and may match the question better, but the term is the answer and only the first holds it."""
+    out = list(scores)
+    place = {key: i for i, key in enumerate(keys)}
+    for p, text in enumerate(batch.texts[0]):
+        spans = sentence_spans(text)
+        k = 0
+        while k < len(spans):
+            j = k + 1  # the sentences of one line: no line break between them
+            while j < len(spans) and "\n" not in text[spans[j - 1][1]:spans[j][0]]:
+                j += 1
+            first = place.get(sentence_id(p, k))
+            m = TERM_RE.match(text[spans[k][0]:spans[k][1]])
+            if first is not None and j > k + 1 and m and has_answer_type(m.group(1), question, "code"):
+                later = [out[place[sentence_id(p, i)]] for i in range(k + 1, j) if sentence_id(p, i) in place]
+                out[first] = max([out[first], *(x + TERM_EDGE for x in later)])
+            k = j
+    return out
 
 
 def sentence_texts(batch) -> tuple[list[int], list[str]]:

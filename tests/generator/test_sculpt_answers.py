@@ -299,6 +299,21 @@ def test_a_quote_keeps_the_name_of_the_setting_a_code_question_asks_for(sculpt):
     assert ask(sculpt, "How are autodoc members ordered?", text).raw_text.startswith("This value selects")
 
 
+SPHINX_BUILD = ("-b buildername: The most important option: it selects a builder.\n"
+                "-M buildername: Alternative to -b. Uses the Sphinx make_mode module, which provides the same "
+                "build functionality as a default Makefile or Make.bat.\n"
+                "-j N: Distribute the build over N processes in parallel.")
+MAKEFILES = ("The Makefile and make.bat files created by sphinx-quickstart usually run sphinx-build only with "
+             "the -b and -d options.")
+
+
+def test_a_code_question_is_answered_with_the_term_a_definition_describes(sculpt):
+    result = ask(sculpt, "Which sphinx-build option is the alternative to -b that uses make mode?", SPHINX_BUILD,
+                 MAKEFILES)
+    # the line's second sentence matches the question best, but only its first names the option
+    assert quotes(result.raw_text)[0] == ("-M buildername: Alternative to -b.", 1)
+
+
 def test_each_quote_of_a_multi_passage_answer_cites_its_own_passage(sculpt):
     result = ask(sculpt, "Where are package archives listed, and where do systemd unit files live?", SYSTEMD, APT)
     pieces = quotes(result.raw_text)
