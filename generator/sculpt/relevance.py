@@ -1,7 +1,8 @@
 """Sentence relevance: how well each passage sentence answers the question, from signals that hold out of domain.
 
-relevance(s) = cos(q, s) + COVER_WEIGHT * cover(s) + TYPE_WEIGHT * typed(s) - max(HEADING * heading(s),
-               TITLE * title(s)) + ROW_LABEL * labelled_row(s) - NOTHING_NEW * nothing_new(s) + LEARNED_WEIGHT * selector(s)
+relevance(s) = cos(q, s) + COVER_WEIGHT * cover(s) + TYPE_WEIGHT * typed(s)
+               - max(HEADING * heading(s), TITLE * title(s)) + ROW_LABEL * labelled_row(s)
+               - NOTHING_NEW * nothing_new(s) + LEARNED_WEIGHT * selector(s)
 
 A sentence whose text an earlier passage already holds (a look-alike document) is not scored again: an
 answer never quotes the same words twice.
@@ -196,8 +197,8 @@ def relevance(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str]
 
 def combine(x: dict[str, float], tables: bool = True) -> float:
     """cos + COVER_WEIGHT * cover + TYPE_WEIGHT * typed - max(HEADING * heading, TITLE * title)
-    + ROW_LABEL * labelled - NOTHING_NEW * nothing_new, from one text's `parts` (tables=False: without the table-row parts, for
-    comparison)."""
+    + ROW_LABEL * labelled - NOTHING_NEW * nothing_new, from one text's `parts` (tables=False: without the
+    table-row parts, for comparison)."""
     heading = max(x["heading"], x["header_row"]) if tables else x["heading"]
     return (x["cos"] + COVER_WEIGHT * x["cover"] + TYPE_WEIGHT * x["typed"]
             - max(HEADING * heading, TITLE * x.get("title", 0.0))
@@ -305,15 +306,16 @@ def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, devi
     return rel
 
 
-TERM_EDGE = 0.01
+TERM_EDGE = 0.01  # what a definition's first sentence scores above the best of its line's later ones
 TERM_RE = re.compile(r"^\s*([^\n:]{1,80}?):\s")  # "-M buildername: Alternative to -b. Uses the ...": a defined term
 
 
 def defined_terms_answer(batch, question: str, keys: Sequence[int], scores: Sequence[float]) -> list[float]:
     """For a question that asks for code: the first sentence of a definition (a line that opens with a term
     holding code the question does not name, "-M buildername: Alternative to -b.") scores at least what any
-    later sentence of that line does, and TERM_EDGE more, so it is quoted first. The later sentences describe the term ("Uses the Sphinx make_mode
-    module ...") and may match the question better, but the term is the answer and only the first holds it."""
+    later sentence of that line does, and TERM_EDGE more, so it is quoted first. The later sentences
+    describe the term ("Uses the Sphinx make_mode module ...") and may match the question better, but the
+    term is the answer and only the first sentence holds it."""
     out = list(scores)
     place = {key: i for i, key in enumerate(keys)}
     for p, text in enumerate(batch.texts[0]):
