@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pipeline.config import IngestSettings
 from pipeline.errors import IngestError
+from pipeline.text import SENTENCE_RE
 
 from .furniture import strip_furniture
 from .metadata import DocumentMeta, document_metadata
@@ -110,9 +111,6 @@ def configure_unstructured() -> None:
     html_parser.is_possible_narrative_text = narrative_by_look
 
 
-SENTENCE_END_RE = re.compile(r"[.!?](?:[\"')\]]*)(?:\s|$)")
-
-
 def narrative_by_look(text: str, *args, **kwargs) -> bool:
     """NarrativeText or Text, for unstructured's HTML parser, without spaCy.
 
@@ -121,18 +119,21 @@ def narrative_by_look(text: str, *args, **kwargs) -> bool:
     time a page took to read (8.6 s of 10.5 s for 20 handbook chapters). sculptrag keeps the label only
     as information (a chunk's `kinds`); the text, the titles and the chunks are the same either way. So
     the label comes from the text's look: narrative when it ends a sentence or holds six words or more,
-    unless it is mostly capitalised words (one sentence) or mostly symbols and digits."""
+    unless it is one sentence of mostly capitalised words, or mostly symbols and digits (unstructured's
+    own `under_non_alpha_ratio`, which needs no spaCy)."""
+    from unstructured.partition.text_type import under_non_alpha_ratio
+
     words = text.split()
-    if not words or text.isnumeric():
+    if not words or text.isnumeric() or under_non_alpha_ratio(text):
         return False
-    letters = sum(c.isalpha() for c in text)
-    if letters < 0.5 * sum(not c.isspace() for c in text):
-        return False
-    sentences = len(SENTENCE_END_RE.findall(text + " "))
+    sentences = sum(len(s.split()) >= 3 for s in SENTENCE_RE.split(text.strip()))  # ("1A." is none, as there)
     alpha = [w for w in words if w.isalpha()]
     if sentences < 2 and (not alpha or sum(w.istitle() or w.isupper() for w in alpha) > 0.5 * len(alpha)):
         return False
-    return sentences >= 1 or len(words) >= 6
+    return sentences >= 2 or len(words) >= 6 or bool(SENTENCE_END_RE.search(text.rstrip()))
+
+
+SENTENCE_END_RE = re.compile(r"[.!?][\"')\]]*$")
 
 
 def sniff(path: Path) -> tuple[str, str]:

@@ -152,8 +152,8 @@ def answer_type(question: str) -> str | None:
     q = LEADING_CLAUSE.sub("", question.lower())
     if re.match(r"\s*(when|what (year|date|day|month|time)|in (what|which) (year|month))\b", q):
         return "date"
-    if CODE_QUESTION.match(q) and re.match(r"\s*(which|what)\b", q):  # "Which log format code records how
-        return "code"  # long the request took ...?" asks for the code, whatever the rest asks about
+    if (m := CODE_QUESTION.match(q.lstrip())) and m.group(1):  # "Which log format code records how long the
+        return "code"  # request took ...?" (not "How do I ...?") asks for the code, whatever the rest asks about
     if re.search(r"\b(how (many|much|long|old|far|big|large|tall)|what (percentage|share|number|amount|price|rate|"
                  r"proportion))\b", q):
         return "number"
@@ -292,8 +292,12 @@ def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, devi
     sid = batch.sentence[0]
     keys, texts = sentence_texts(batch)
     scores = relevance(encoder, tokenizer, question, texts, device, titles)
-    if learned is not None:
-        scores = [x + float(learned[int((sid == key).nonzero()[0])]) for key, x in zip(keys, scores)]
+    if learned is not None:  # (the share is the same at every position of a sentence: read it at its first)
+        first: dict[int, int] = {}
+        for pos, key in enumerate(sid.tolist()):
+            first.setdefault(key, pos)
+        at = learned.tolist()
+        scores = [x + at[first[key]] for key, x in zip(keys, scores)]
     if answer_type(question) == "code":
         scores = defined_terms_answer(batch, question, keys, scores)
     rel = torch.full(sid.shape, float("-inf"), device=sid.device)
