@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from pipeline.errors import ModelLoadError
 
-from .bert import BertEncoder, WordPieceTokenizer
+from .bert import BertEncoder, WordPieceTokenizer, uninitialised
 from .model import BASE_MODEL, SculptConfig, SculptModel
 from .relevance import pristine_encoder
 
@@ -80,14 +80,18 @@ def load_checkpoint(folder: Path) -> tuple[SculptModel, object]:
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         raise ModelLoadError(f"{folder} is not a sculpt checkpoint (needs config.json and model.safetensors)")
     cfg = SculptConfig(**json.loads((folder / "config.json").read_text()))
-    model, tokenizer = build_model(cfg)
+    encoder, tokenizer = load_encoder(cfg.base_model)
     # the pretrained upper layers, kept before ours replace them: the zero-shot sentence embedder (relevance.py)
-    model.pristine = pristine_encoder(model.encoder, cfg.frozen_layers)
+    pristine = pristine_encoder(encoder, cfg.frozen_layers)
+    with uninitialised():  # the decoder and heads: the checkpoint replaces them all (checked below)
+        model = SculptModel(cfg, encoder)
+    model.pristine = pristine
     state = load_file(str(folder / "model.safetensors"))
-    missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-    expected = set(model.trainable_state())
-    if unexpected or expected - set(state):
-        raise ModelLoadError(f"checkpoint {folder} does not match the model: missing {sorted(expected - set(state))[:5]}, "
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False, assign=True)
+    loaded = {id(p) for m in (encoder, pristine) for p in m.parameters()}  # from the base package
+    unset = [n for n, p in model.named_parameters() if n not in state and id(p) not in loaded]
+    if unexpected or unset or list(model.buffers()):
+        raise ModelLoadError(f"checkpoint {folder} does not match the model: missing {unset[:5]}, "
                              f"unexpected {unexpected[:5]}")
     model.eval()
     return model, tokenizer

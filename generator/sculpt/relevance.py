@@ -69,10 +69,8 @@ def pristine_encoder(encoder: nn.Module, shared_layers: int) -> nn.Module:
     """A copy of the freshly loaded base encoder whose embeddings and first `shared_layers` layers are the
     same modules as `encoder`'s (no extra memory for them); the rest keep the pretrained weights even after
     `encoder`'s upper layers are fine-tuned or loaded from a checkpoint. Call before loading those weights."""
-    twin = copy.deepcopy(encoder)
-    twin.embeddings = encoder.embeddings
-    for i in range(shared_layers):
-        twin.encoder.layer[i] = encoder.encoder.layer[i]
+    shared = [encoder.embeddings, *encoder.encoder.layer[:shared_layers]]
+    twin = copy.deepcopy(encoder, memo={id(m): m for m in shared})  # only the upper layers are copied
     for p in twin.parameters():
         p.requires_grad_(False)
     return twin.eval()
