@@ -9,10 +9,8 @@ to combine or rephrase), and a dependable fallback generator on tiny machines.
 
 from __future__ import annotations
 
-import math
 import re
 import time
-from collections import Counter
 from typing import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,7 +19,7 @@ from pipeline.errors import ConfigError
 
 from .base import generator_plugin
 from .citations import finalize_citations
-from pipeline.text import QUESTION_STOPWORDS, REFUSAL, SENTENCE_RE, words
+from pipeline.text import QUESTION_STOPWORDS, REFUSAL, SENTENCE_RE, idf_cover, words
 from pipeline.types import DenoiseState, GenerationRequest, GenerationResult, GenerationTrace
 
 
@@ -56,15 +54,8 @@ class ExtractiveGenerator:
             for s in SENTENCE_RE.split(" ".join(line.split()))
             if 0 < len(s.strip()) <= self.config.max_chars
         ]
-        df = Counter(w for _, s in sentences for w in set(_words(s)))
-        n = max(len(sentences), 1)
-        q = set(_words(request.question))
-        idf = {w: math.log(1 + n / (1 + df[w])) for w in q}
-        total = sum(idf.values()) or 1.0
-        scored = []
-        for i, (num, s) in enumerate(sentences):
-            covered = q & set(_words(s))
-            scored.append((sum(idf[w] for w in covered) / total, -i, num, s))
+        covers = idf_cover(_words(request.question), [set(_words(s)) for _, s in sentences])
+        scored = [(cover, -i, num, s) for i, (cover, (num, s)) in enumerate(zip(covers, sentences))]
         scored.sort(reverse=True)
         picked = [x for x in scored if x[0] >= self.config.min_score][: self.config.max_sentences]
         picked.sort(key=lambda x: -x[1])  # keep the passages' order

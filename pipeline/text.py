@@ -6,12 +6,15 @@ ingestion against the one of answers, the stop lists of BM25, of the question fe
 variants are defined here, side by side, each named for what it is and derived from the base where it can
 be; the differences are explained next to them.
 
-Only `re`: importing this module is light. The stemming word rule (PyStemmer) is in `pipeline.words`.
+Only `re` and `math`: importing this module is light. The stemming word rule (PyStemmer) is in `pipeline.words`.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
+from typing import Iterable, Sequence
 
 # --- citation markers ---------------------------------------------------------------------------------
 
@@ -67,6 +70,23 @@ BM25_TOKEN_RE = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
 def words(text: str) -> list[str]:
     """The WORD_RE words of `text`, lowercased, in order (stopwords included)."""
     return WORD_RE.findall(text.lower())
+
+
+def idf_cover(asked: Iterable[str], texts: Sequence[set[str]]) -> list[float]:
+    """The share of the question's IDF mass that each text covers, in [0, 1]: `asked` the question's words,
+    `texts` each text's set of words, IDF log(1 + n / (1 + df)) over those n texts. The extractive
+    baseline's score and the sculpt model's cover feature and relevance rule.
+
+    The sums are exact (`math.fsum`): a float sum taken in a set's iteration order, which changes with
+    PYTHONHASHSEED from one process to the next, could differ in its last bit between two texts that cover
+    the same words, and so break their tie differently in each process: the same question over the same
+    passages must get the same answer everywhere."""
+    asked = set(asked)
+    df = Counter(w for t in texts for w in t & asked)
+    n = max(len(texts), 1)
+    idf = {w: math.log(1 + n / (1 + df[w])) for w in asked}
+    total = math.fsum(idf.values()) or 1.0
+    return [math.fsum(idf[w] for w in asked & t) / total for t in texts]
 
 
 # --- stopwords ----------------------------------------------------------------------------------------

@@ -10,15 +10,13 @@ Invariants the rest of the package relies on:
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
 import torch
 
-from pipeline.text import SCULPT_STOPWORDS as STOP, SENTENCE_RE, words as _words
+from pipeline.text import SCULPT_STOPWORDS as STOP, SENTENCE_RE, idf_cover, words as _words
 
 if TYPE_CHECKING:
     from pipeline.types import Passage
@@ -118,10 +116,7 @@ def featurize(tokenizer, config: SculptConfig, questions: Sequence[str],
         q_ids = tokenizer(question, add_special_tokens=False, verbose=False)["input_ids"][: config.max_question_tokens]
         q_words = {w for w in _words(question) if w not in STOP}
         sentences = [(pi, a, b) for pi, t in enumerate(texts) for a, b in sentence_spans(t)]
-        df = Counter(w for pi, a, b in sentences for w in set(_words(texts[pi][a:b])))
-        n = max(len(sentences), 1)
-        idf = {w: math.log(1 + n / (1 + df[w])) for w in q_words}
-        total = sum(idf.values()) or 1.0
+        covers = dict(zip(sentences, idf_cover(q_words, [set(_words(texts[pi][a:b])) for pi, a, b in sentences])))
         enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False) if texts else \
             {"input_ids": [], "offset_mapping": []}
         seqs = []
@@ -129,10 +124,7 @@ def featurize(tokenizer, config: SculptConfig, questions: Sequence[str],
             ids = enc["input_ids"][pi][: config.max_passage_tokens]
             offs = [tuple(o) for o in enc["offset_mapping"][pi][: config.max_passage_tokens]]
             spans = [(a, b) for j, a, b in sentences if j == pi]
-            cover = []
-            for a, b in spans:
-                words = set(_words(text[a:b]))
-                cover.append(sum(idf[w] for w in q_words & words) / total)
+            cover = [covers[pi, a, b] for a, b in spans]
             match, bucket, sent, start = [], [], [], []
             for s, e in offs:
                 word = _word_at(text, s, e)

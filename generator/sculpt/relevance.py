@@ -40,15 +40,13 @@ on (docs/benchmarks.md, "choosing the answer rule").
 from __future__ import annotations
 
 import copy
-import math
 import re
-from collections import Counter
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 
-from pipeline.text import SCULPT_STOPWORDS, words
+from pipeline.text import SCULPT_STOPWORDS, idf_cover, words
 from pipeline.words import ENTITY_NOISE, stem
 
 from .features import sentence_id, sentence_spans, split_sentence_id
@@ -99,15 +97,6 @@ def embed(encoder: nn.Module, tokenizer, texts: Sequence[str], device, batch_siz
         m = mask[..., None].to(hidden.dtype)
         out[rows] = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
     return out
-
-
-def lexical_cover(question_words: set[str], sentences: Sequence[set[str]]) -> list[float]:
-    """Share of the question's IDF mass (IDF over these sentences) each sentence's words cover, in [0, 1]."""
-    df = Counter(w for s in sentences for w in s)
-    n = max(len(sentences), 1)
-    idf = {w: math.log(1 + n / (1 + df[w])) for w in question_words}
-    total = sum(idf.values()) or 1.0
-    return [sum(idf[w] for w in question_words & s) / total for s in sentences]
 
 
 # ---------------------------------------------------------------- expected answer type
@@ -218,7 +207,7 @@ def parts(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], de
             "heading": float(is_heading(t)), "header_row": float(is_header_row(t)),
             "title": float(title_key(t) in titles),
             "labelled": float(labelled_row(t, asked)), "nothing_new": float(not (w - asked - ENTITY_NOISE))}
-           for t, v, w in zip(texts, lexical_cover(asked, words), words)]
+           for t, v, w in zip(texts, idf_cover(asked, words), words)]
     ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]))[:EMBED_TOP]
     if ranked:
         vectors = embed(encoder, tokenizer, [question, *(texts[i] for i in ranked)], device, batch_size=8,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -123,3 +124,16 @@ def test_with_cuda_auto_is_cuda_in_bf16():
     assert resolve_device_and_dtype("cuda")[1] in (torch.bfloat16, torch.float16)
     with pytest.raises(ConfigError, match="CUDA device"):
         resolve_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_idf_cover_is_the_share_of_the_questions_idf_mass_and_exact():
+    texts = [{"amber", "basalt", "cobalt"}, {"dolomite", "ember", "flint"}, {"basalt"}, {"ember"},
+             {"cobalt"}, {"cobalt", "x"}, {"flint"}, {"flint", "y"}, {"z"}]
+    asked = ["amber", "basalt", "cobalt", "dolomite", "ember", "flint", "amber"]
+    covers = T.idf_cover(asked, texts)
+    assert covers[0] == covers[1]  # the same IDF values, summed exactly whatever the order
+    assert covers[8] == 0.0 and covers[0] + covers[1] == pytest.approx(1.0)
+    n = len(texts)
+    idf = {w: math.log(1 + n / (1 + sum(w in t for t in texts))) for w in set(asked)}
+    assert covers[2] == pytest.approx(idf["basalt"] / sum(idf.values()))
+    assert T.idf_cover([], texts) == [0.0] * n and T.idf_cover(asked, []) == []
