@@ -342,8 +342,8 @@ def _ask(rag: Any, validator: Any, sources: SourceIndex, item: EvalItem, name: s
         "generate_s": answer.timings.get("generate_s"),
         "validate_s": answer.timings.get("validate_s"),
         "tokens_per_s": trace.tokens_per_s if trace and trace.tokens_per_s > 0 else None,
-        "passages": [{"number": i + 1, "source": sources.label(h), "gold": bool(n & gold), "text": h.text}
-                     for i, (h, n) in enumerate(zip(answer.passages, names))],
+        "passages": [{"number": i + 1, "source": sources.label(h), "gold": bool(n & gold), "section": h.section,
+                      "text": h.text} for i, (h, n) in enumerate(zip(answer.passages, names))],
     }
     return row
 

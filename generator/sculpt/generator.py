@@ -101,6 +101,8 @@ class SculptSampling(BaseModel):
     more_margin: float = Field(MORE_MARGIN, ge=0.0, description="relevance: after a citation, quote another "
                                "sentence only while one is within this of the best (and above answer_threshold)")
     max_quotes: int = Field(MAX_QUOTES, ge=1, description="relevance: quotes in an answer at most")
+    novelty: float = Field(relevance.NOVELTY, ge=0.0, le=1.0, description="relevance: a further quote only on a "
+                           "sentence at least this share of whose content words are new to the answer (0: any)")
     clauses: bool = Field(True, description="a quote may open at a clause inside a sentence (after , ; : or a "
                                             "dash; never inside a table row) when all before it restates the "
                                             "question, and a table row's quote ends at the column the question "
@@ -251,8 +253,11 @@ class SculptGenerator:
             joinable = joinable_starts(batch)
         if cfg.clauses and cfg.selector == "relevance":  # a table row's quote ends at the value asked for,
             stops, gaps = relevance.cell_stops(batch, question), cell_gaps(batch)  # or at a cell that fits
+        terms = sentence_terms = None
+        if cfg.selector == "relevance" and cfg.novelty > 0:  # a further quote must say something new
+            terms, sentence_terms = relevance.position_terms(batch, question)
         return Selection(refuse, score, starts, cut, max_quotes, decoder_weight, start_score, word_joins(batch),
-                         connector, joinable, stops, gaps)
+                         connector, joinable, stops, gaps, terms, sentence_terms, cfg.novelty)
 
     def _finish(self, request, slots, batch, start, per_step, nfe, prompt_tokens, passages=()) -> GenerationResult:
         if batch is None:

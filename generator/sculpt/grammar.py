@@ -39,7 +39,10 @@ class Selection:
     stops: (M,) bool, where a quote that reaches the position ends, cited there (relevance.cell_stops: the
         value a table row's column holds when the question asks for that column; None: the decoder decides);
     cell_gaps: (M,) long, at a table cell's last token the length of the row's next cell (features.cell_gaps):
-        a quote that reaches a cell end and cannot fit the next cell and its citation on the canvas ends there."""
+        a quote that reaches a cell end and cannot fit the next cell and its citation on the canvas ends there;
+    terms, sentence_terms: (M,) each position's content term id (-1 none) and each sentence's set of them,
+        the question's left out (relevance.position_terms): a further quote opens only on a sentence that
+        brings at least `novelty` of its terms new to the answer (`redundant`); None: no such test."""
 
     refuse: bool
     score: torch.Tensor
@@ -53,6 +56,9 @@ class Selection:
     joinable: torch.Tensor | None = None
     stops: torch.Tensor | None = None
     cell_gaps: torch.Tensor | None = None
+    terms: torch.Tensor | None = None
+    sentence_terms: dict[int, frozenset[int]] | None = None
+    novelty: float = 0.0
 
 
 def draft_span(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, space: OutputSpace, length: int) -> list[int]:
@@ -138,8 +144,10 @@ def allowed_values(row: torch.Tensor, i: int, copy_logp: torch.Tensor, space: Ou
     if prev is None or space.is_cite(prev) or connected:
         used = space.position_of(row[space.is_copy(row)])
         allowed[copies] = selection.starts & ~torch.isin(sentence, sentence[used])  # a sentence is quoted once
-        if prev is not None:  # a further quote opens only if its sentence fits whole, with its citation
-            allowed[copies] &= left + 1 <= L - i
+        if prev is not None:  # a further quote opens only if its sentence fits whole, with its citation,
+            allowed[copies] &= left + 1 <= L - i  # and says something the answer does not say yet
+            if selection.sentence_terms is not None and bool(allowed[copies].any()):
+                allowed[copies] &= ~redundant(row, space, sentence, selection, allowed[copies])
         if prev is None:
             allowed[words] = selection.refuse
             allowed[eos] = False
@@ -220,6 +228,20 @@ def _joins_next(row: torch.Tensor, i: int, copy_logp: torch.Tensor, ok_start: to
     nxt = _best_sentence_start(copy_logp, ok_start, sentence, selection.score, selection.decoder_weight,
                                selection.start_score)
     return bool(selection.joinable[nxt]) and int(left[nxt]) + 2 <= row.numel() - i
+
+
+def redundant(row: torch.Tensor, space: OutputSpace, sentence: torch.Tensor, selection: Selection,
+              candidates: torch.Tensor) -> torch.Tensor:
+    """(M,) bool: the positions of the candidate sentences (those holding a True of `candidates`) whose
+    content terms are mostly in the answer already: under `selection.novelty` of them are new to the quotes
+    of `row` (and to the question). Maximal marginal relevance, with words for the similarity."""
+    quoted = set(selection.terms[space.position_of(row[space.is_copy(row)])].tolist())
+    out = torch.zeros_like(candidates)
+    for k in torch.unique(sentence[candidates]).tolist():
+        own = selection.sentence_terms.get(k, frozenset())
+        if len(own - quoted) < selection.novelty * max(len(own), 1):
+            out |= sentence == k
+    return out
 
 
 def _best_sentence_start(copy_logp: torch.Tensor, ok_start: torch.Tensor, sentence: torch.Tensor,

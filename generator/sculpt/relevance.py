@@ -49,7 +49,7 @@ import torch.nn as nn
 from pipeline.text import SCULPT_STOPWORDS, idf_cover, words
 from pipeline.words import ENTITY_NOISE, stem
 
-from .features import sentence_id, sentence_spans, split_sentence_id
+from .features import _word_at, sentence_id, sentence_spans, split_sentence_id
 
 WORD_MAX_TOKENS = 256  # the embedder's max_seq_length
 COVER_WEIGHT = 1.0
@@ -269,6 +269,36 @@ def dispensable(prefix: str, asked: set[str], also: frozenset[str] = frozenset()
     answer. "As for the patent license, it terminates ..." loses "As for the patent license,"; "Daniil Medvedev
     defeated Novak Djokovic, 6-4, ..." keeps its subject, which is the answer. `asked`: the question's terms."""
     return not (terms(prefix) - asked - also)
+
+
+NOVELTY = 0.3  # a further quote must bring this share of its content words new to the answer (and question)
+
+
+def position_terms(batch, question: str) -> tuple[torch.Tensor, dict[int, frozenset[int]]]:
+    """For the first request of `batch`: (M,) the id of the content term (`terms`' stem) of the word each
+    passage token is in, -1 where none (a stopword, punctuation, a word of the question, off passages); and
+    each sentence's set of those ids. What `grammar.redundant` reads: a quote that would repeat what the
+    answer already says is not added ("Egan Bernal officially won the 2019 Tour de France on Sunday. [1]
+    Egan Bernal (Team Ineos) won the 2019 Tour de France in Paris ... [2]")."""
+    asked = terms(question)
+    ids: dict[str, int] = {}
+    sid = batch.sentence[0].tolist()
+    out = [-1] * len(sid)
+    T = batch.shape[2]
+    for p, (text, offs) in enumerate(zip(batch.texts[0], batch.offsets[0])):
+        for t, (a, b) in enumerate(offs):
+            if a < 0 or sid[p * T + t] < 0 or not text[a:a + 1].isalnum():  # (punctuation is no word)
+                continue
+            word = _word_at(text, a, b)
+            if word not in SCULPT_STOPWORDS and (w := stem(word)) not in asked:
+                out[p * T + t] = ids.setdefault(w, len(ids))
+    own: dict[int, set[int]] = {}
+    for k, w in zip(sid, out):
+        if k >= 0:
+            own.setdefault(k, set())
+            if w >= 0:
+                own[k].add(w)
+    return torch.tensor(out, dtype=torch.long, device=batch.sentence.device), {k: frozenset(v) for k, v in own.items()}
 
 
 def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, device,

@@ -16,11 +16,11 @@ from generator.sculpt import SculptGenerator, featurize
 from generator.sculpt.generator import _Decoding
 from generator.sculpt.grammar import choose, forced
 from generator.sculpt.checkpoint import load_tokenizer
-from generator.sculpt.features import cell_gaps, clause_starts, passage_windows, sentence_spans, word_joins
+from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passage_windows, sentence_id, sentence_spans,
+                                       word_joins)
 from generator.sculpt.model import SculptConfig
 from generator.sculpt.relevance import (answer_type, cell_stops, has_answer_type, is_header_row, is_heading,
-                                       labelled_row,
-                                       relevance, terms)
+                                       labelled_row, position_terms, relevance, terms)
 from pipeline.types import GenerationRequest, Passage
 
 APACHE_GRANT = (
@@ -321,6 +321,33 @@ def test_each_quote_of_a_multi_passage_answer_cites_its_own_passage(sculpt):
     texts = {1: SYSTEMD, 2: APT}
     assert all(quote in texts[n] for quote, n in pieces)  # verbatim, and from the passage its marker names
     assert "/etc/apt/sources.list" in result.text and "/lib/systemd/system" in result.text
+
+
+TOUR = ("Egan Bernal officially won the 2019 Tour de France on Sunday.",
+        "On Sunday Egan Bernal officially won the 2019 Tour de France in Paris.",
+        "Geraint Thomas finished second in the 2019 Tour de France, ahead of Steven Kruijswijk.")
+
+
+def test_a_further_quote_that_only_repeats_the_answer_is_left_out(sculpt):
+    question = "Who won the 2019 Tour de France?"
+    assert quotes(ask(sculpt, question, *TOUR).raw_text) == [(TOUR[0], 1)]  # [2] adds only "Paris"
+    repeated = quotes(ask(sculpt.with_options(novelty=0.0), question, *TOUR).raw_text)
+    assert repeated == [(TOUR[0], 1), (TOUR[1], 2)]  # what the answer was without the test
+
+
+def test_position_terms_are_the_content_words_the_question_does_not_hold(sculpt):
+    question = "Who won the 2019 Tour de France?"
+    batch = featurize(sculpt._tokenizer, sculpt._model.cfg, [question], [list(TOUR[:2])])
+    ids, per_sentence = position_terms(batch, question)
+    T = batch.shape[2]
+    words = {}  # term id -> the words of passage 2 that carry it (the "." after "Paris" carries none)
+    for t, (a, b) in enumerate(batch.offsets[0][1]):
+        if a >= 0 and int(ids[T + t]) >= 0:
+            words.setdefault(int(ids[T + t]), set()).add(_word_at(TOUR[1], a, b))
+    assert sorted(w for ws in words.values() for w in ws) == ["bernal", "egan", "officially", "paris", "sunday"]
+    assert all(len(ws) == 1 for ws in words.values())
+    first, second = per_sentence[sentence_id(0, 0)], per_sentence[sentence_id(1, 0)]
+    assert len(first) == 4 and [words[i] for i in second - first] == [{"paris"}]
 
 
 def test_the_learned_selector_is_still_there_for_comparison(sculpt):
