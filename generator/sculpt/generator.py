@@ -15,7 +15,8 @@ answer type, a small share of the model's learned selector), the "relevance" sel
   the question ("In 2019, the company moved ..." for "Where did the company move in 2019?"), so the quote
   begins where the answer does; where it stops (cites): the decoder's choice;
 - another quote after a citation: while an unused sentence is within `more_margin` of the best, up to
-  `max_quotes`, each cited to its own passage.
+  `max_quotes`, each cited to its own passage, and only on a sentence that says something the answer does
+  not say yet (at least `novelty` of its content words new to the answer and the question).
 The "learned" selector keeps the previous behaviour for comparison: the model's selector decides answer or
 refuse (refuse when its "none of the sentences" probability reaches `refuse_threshold`), quotes open on
 sentence starts, on the sentence with the most decoder copy probability times selector probability.
