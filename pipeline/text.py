@@ -6,7 +6,7 @@ ingestion against the one of answers, the stop lists of BM25, of the question fe
 variants are defined here, side by side, each named for what it is and derived from the base where it can
 be; the differences are explained next to them.
 
-Only `re` and `math`: importing this module is light. The stemming word rule (PyStemmer) is in `pipeline.words`.
+Only the standard library (re, math, collections): importing this module is light. The stemming word rule (PyStemmer) is in `pipeline.words`.
 """
 
 from __future__ import annotations
