@@ -139,7 +139,10 @@ def uninitialised():
     `load_state_dict(..., assign=True)` the loaded tensors then replace the empty ones, uncopied (with the
     pristine encoder's smaller copy, the bundled checkpoint's load fell from ~1.1 to ~0.2 s). The caller must
     load every weight (from_folder and load_checkpoint check that). Not `torch.device("meta")`: entering that
-    mode imports torch.distributed, sympy and more (seconds)."""
+    mode imports torch.distributed, sympy and more (seconds). The fillers are switched off for the whole
+    process while it runs: a module another thread builds meanwhile and does not load is left uninitialised.
+    Generator loads are serialised by RagPipeline's lock; nothing else in the product builds modules it
+    does not load."""
     names = ("uniform_", "normal_", "kaiming_uniform_", "xavier_uniform_", "trunc_normal_", "zeros_", "ones_")
     saved = {n: getattr(nn.init, n) for n in names}
     for n in names:

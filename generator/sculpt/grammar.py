@@ -236,12 +236,9 @@ def redundant(row: torch.Tensor, space: OutputSpace, sentence: torch.Tensor, sel
     content terms are mostly in the answer already: under `selection.novelty` of them are new to the quotes
     of `row` (and to the question). Maximal marginal relevance, with words for the similarity."""
     quoted = set(selection.terms[space.position_of(row[space.is_copy(row)])].tolist())
-    out = torch.zeros_like(candidates)
-    for k in torch.unique(sentence[candidates]).tolist():
-        own = selection.sentence_terms.get(k, frozenset())
-        if len(own - quoted) < selection.novelty * max(len(own), 1):
-            out |= sentence == k
-    return out
+    repeat = [k for k in torch.unique(sentence[candidates]).tolist()
+              if len((own := selection.sentence_terms.get(k, frozenset())) - quoted) < selection.novelty * max(len(own), 1)]
+    return torch.isin(sentence, torch.tensor(repeat, dtype=sentence.dtype, device=sentence.device))
 
 
 def _best_sentence_start(copy_logp: torch.Tensor, ok_start: torch.Tensor, sentence: torch.Tensor,
