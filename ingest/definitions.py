@@ -12,6 +12,15 @@ embedding of it says what it defines. `join_definitions` writes the terms into t
 "--autostash, --no-autostash: Automatically create a temporary stash entry ...", and drops the <dt>s, so
 term and definition are one sentence, as a reader sees them. Terms longer than MAX_TERMS characters (a
 whole synopsis line) and definitions that open with code, a table or another list are left as they are.
+
+Outlines do the same with nested lists (DocBook and asciidoc output, word processors' bullets):
+
+    <li><p>"Enhances"</p><ul><li><p>This declares a weak dependency like Suggests but ...</p></li></ul></li>
+
+An item whose own text is a short label (MAX_LABEL characters, not a sentence) followed by a sub-list gets the
+same treatment: the label is written into the sub-list's first item, "\"Enhances\": This declares a weak
+dependency ...", and dropped. (unstructured reads both as list items, one line each, and the line that
+answers "What does the Enhances field declare?" would not name the field.)
 """
 
 from __future__ import annotations
@@ -19,14 +28,17 @@ from __future__ import annotations
 import re
 
 MAX_TERMS = 160  # characters of the joined terms
+MAX_LABEL = 80  # characters of an outline item's label (a term or a short title, not a sentence)
+_LISTS = frozenset({"ul", "ol"})
 _NOT_PROSE = frozenset({"pre", "table", "dl", "ul", "ol", "code", "img", "script", "style"})
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
 
 
 def join_definitions(markup: str) -> str | None:
-    """`markup` with each definition list's terms joined to their definitions (see the module docstring);
-    None when it has no definition list whose terms could be joined (the caller parses the original)."""
-    if not re.search(r"<dt\b", markup, re.I):
+    """`markup` with each definition list's terms joined to their definitions, and each outline item's label
+    to its sub-list (see the module docstring); None when there was nothing to join (the caller parses the
+    original)."""
+    if not re.search(r"<(dt|li)\b", markup, re.I):
         return None
     doc = read_html(markup)
     if doc is None or not join_definitions_in(doc):
@@ -47,8 +59,9 @@ def read_html(markup: str):
 
 
 def join_definitions_in(doc) -> int:
-    """Join the definition lists' terms in `doc` (an lxml.html document) in place; how many were joined."""
-    joined = 0
+    """Join the definition lists' terms, and the outline items' labels, in `doc` (an lxml.html document) in
+    place; how many were joined."""
+    joined = _join_labels(doc)
     for dd in list(doc.iter("dd")):
         terms, prev = [], dd.getprevious()
         while prev is not None and prev.tag == "dt":
@@ -65,6 +78,44 @@ def join_definitions_in(doc) -> int:
         setattr(element, attr, f"{label}: {getattr(element, attr).lstrip()}")
         for t in terms:
             t.drop_tree()
+        joined += 1
+    return joined
+
+
+def _join_labels(doc) -> int:
+    """Each outline item's label written into the first line of its sub-list's first item (module docstring)."""
+    joined = 0
+    for li in list(doc.iter("li")):
+        kids = [k for k in li if isinstance(k.tag, str)]
+        if not kids:
+            continue
+        if (li.text or "").strip():  # <li>Label<ul>...: the label is the item's own text
+            label_el, sub = None, kids[0]
+            label = " ".join(li.text.split())
+        elif len(kids) >= 2 and kids[0].tag.lower() in ("p", "span", "b", "strong", "em", "code") \
+                and not (kids[0].tail or "").strip():  # <li><p>Label</p><ul>...
+            label_el, sub = kids[0], kids[1]
+            label = " ".join(label_el.text_content().split())
+        else:
+            continue
+        if sub.tag.lower() == "div":  # DocBook wraps the sub-list: <div class="itemizedlist"><ul>
+            inner = [k for k in sub if isinstance(k.tag, str)]
+            sub = inner[0] if len(inner) == 1 and not (sub.text or "").strip() else sub
+        if sub.tag.lower() not in _LISTS:
+            continue
+        label = label.rstrip(":").strip()
+        if not label or len(label) > MAX_LABEL or label[-1] in ".!?;,":
+            continue
+        first = next((k for k in sub if isinstance(k.tag, str)), None)
+        holder = _first_text(first) if first is not None and first.tag.lower() == "li" else None
+        if holder is None:
+            continue
+        element, attr = holder
+        setattr(element, attr, f"{label}: {getattr(element, attr).lstrip()}")
+        if label_el is None:
+            li.text = None
+        else:
+            label_el.drop_tree()
         joined += 1
     return joined
 

@@ -84,3 +84,43 @@ def test_an_html_file_parses_to_one_element_per_defined_term(tmp_path):
     latin.write_bytes("<html><body><dl><dt>caf\xe9</dt><dd><p>A place.</p></dd></dl></body></html>".encode("latin-1"))
     texts = [e.text for e in parse_file(latin, "HTML", "text/html", None, Settings().ingest).elements]
     assert "A place." in texts
+
+
+DOCBOOK_OUTLINE = """<html><body><div class="itemizedlist"><ul class="itemizedlist">
+<li class="listitem"><p> "Suggests" </p>
+  <div class="itemizedlist"><ul class="itemizedlist">
+    <li class="listitem"><p> This declares a weak dependency. Many users may benefit from it. </p></li>
+  </ul></div></li>
+<li class="listitem"><p> "Enhances" </p>
+  <div class="itemizedlist"><ul class="itemizedlist">
+    <li class="listitem"><p> This declares a weak dependency like Suggests but works in the opposite direction. </p></li>
+  </ul></div></li>
+</ul></div></body></html>"""
+
+
+def test_an_outline_items_label_is_written_into_its_sub_lists_first_item():
+    text = text_of(join_definitions(DOCBOOK_OUTLINE))
+    assert '"Enhances": This declares a weak dependency like Suggests but works in the opposite direction.' in text
+    assert '"Suggests": This declares a weak dependency. Many users may benefit from it.' in text
+    assert text.count('"Enhances"') == 1  # the label line itself is gone
+    # a label as the item's own text, with a colon: joined to the first item; the others stay as they are
+    plain = text_of(join_definitions("<ul><li>Hard link:<ul><li>Duplicate name for a file</li><li>Same inode</li></ul></li></ul>"))
+    assert "Hard link: Duplicate name for a file" in plain and "Same inode" in plain and plain.count("Hard link") == 1
+
+
+def test_sentences_links_and_code_are_not_outline_labels():
+    # a whole sentence is not a label; a table of contents' link is not one either; code opens no prose
+    assert join_definitions("<ul><li><p>Install it first.</p><ul><li>apt-get install foo</li></ul></li></ul>") is None
+    assert join_definitions('<ul><li><a href="#a">1. Intro</a><ul><li><a href="#b">1.1 Goals</a></li></ul></li></ul>') is None
+    assert join_definitions("<ul><li><p>Example</p><ul><li><pre>git stash push -u</pre></li></ul></li></ul>") is None
+    assert join_definitions("<ul><li><p>Example</p><p>More text.</p><ul><li>first</li></ul></li></ul>") is None
+    long_label = "x" * 81
+    assert join_definitions(f"<ul><li><p>{long_label}</p><ul><li>first</li></ul></li></ul>") is None
+
+
+def test_an_html_outline_parses_to_one_element_per_labelled_item(tmp_path):
+    path = tmp_path / "ch02.html"
+    path.write_text(DOCBOOK_OUTLINE, encoding="utf-8")
+    texts = [e.text for e in parse_file(path, "HTML", "text/html", None, Settings().ingest).elements]
+    assert '"Enhances": This declares a weak dependency like Suggests but works in the opposite direction.' in texts
+    assert '"Enhances"' not in texts
