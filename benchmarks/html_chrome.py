@@ -1,6 +1,6 @@
 """An HTML page's site chrome kept or stripped (ingest/chrome.py), side by side in one run.
 
-    python benchmarks/html_chrome.py [--sets sphinx,manuals] [--k 8] [--json runs/html_chrome.json]
+    python benchmarks/html_chrome.py [--sets sphinx,manuals,debref] [--k 8] [--json runs/html_chrome.json]
 
 - `sphinx`: 28 pages of Sphinx's own manual, as Debian's `sphinx-doc` package ships them
   (/usr/share/doc/sphinx-doc/html; `apt-get install sphinx-doc`; the set is skipped when it is missing),
@@ -9,6 +9,11 @@
   manuals: its pages carry a related-links bar, a sidebar with the site's contents and a search box, a
   footer, and a "¶" after every heading and defined term.
 - `manuals`: the built-in manuals set (Apache httpd, git and bash pages), all 60 questions.
+- `debref`: three chapters of the Debian Reference (DocBook) and two pages of the Debian Developer's Reference
+  (Sphinx), as the `debian-reference-en` and `developers-reference` packages ship them (skipped when they are
+  missing), with 12 questions written by hand in benchmarks/data/debian_reference.jsonl. A fresh family of
+  manuals, looked at once (2026-12-02) to see what a new corpus meets: the DocBook outline items ("Enhances"
+  over its explanation, ingest/definitions.py) came from it, so it is a dev set now.
 
 For each set, one store with `ingest.html_chrome = "keep"` and one with "strip" (the default). Per store:
 its documents' distinct titles, its chunks, the chunks that hold a "¶"; per system (sculpt, extractive;
@@ -44,6 +49,9 @@ SPHINX_PAGES = [
     "tutorial/narrative-documentation.html", "tutorial/describing-code.html", "tutorial/automatic-doc-generation.html",
 ]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "sphinx_doc.jsonl"
+DEBREF = {Path("/usr/share/debian-reference"): ["ch02.en.html", "ch04.en.html", "ch06.en.html"],
+          Path("/usr/share/developers-reference"): ["pkgs.html", "best-pkging-practices.html"]}
+DEBREF_QUESTIONS = Path(__file__).resolve().parent / "data" / "debian_reference.jsonl"
 SYSTEMS = ("sculpt", "extractive")
 MODES = ("keep", "strip")
 
@@ -60,6 +68,20 @@ def sphinx_dataset():
         if not target.is_file():
             shutil.copyfile(SPHINX_DOC / p, target)
     return load_dataset(QUESTIONS, corpus=corpus)
+
+
+def debref_dataset():
+    """The debref set, its pages copied flat; None without them."""
+    if not all((folder / p).is_file() for folder, pages in DEBREF.items() for p in pages):
+        print("debref: skipped, the pages are missing (apt-get install debian-reference-en developers-reference)")
+        return None
+    corpus = Path("runs/eval-corpora/debian-reference")
+    corpus.mkdir(parents=True, exist_ok=True)
+    for folder, pages in DEBREF.items():
+        for p in pages:
+            if not (corpus / p).is_file():
+                shutil.copyfile(folder / p, corpus / p)
+    return load_dataset(DEBREF_QUESTIONS, corpus=corpus)
 
 
 def store_counts(store: Path) -> dict:
@@ -80,7 +102,7 @@ def main() -> None:
     base = base.model_copy(update={"validation": base.validation.model_copy(update={"repair_rounds": 0})})
     results: dict = {}
     for name in args.sets.split(","):
-        ds = sphinx_dataset() if name == "sphinx" else load_dataset(name)
+        ds = {"sphinx": sphinx_dataset, "debref": debref_dataset}.get(name, lambda: load_dataset(name))()
         if ds is None:
             continue
         for mode in MODES:

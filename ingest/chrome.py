@@ -15,7 +15,9 @@ chunks of their own that retrieval could return. `strip_chrome` removes, in this
 3. blocks that are nearly all links (at least MIN_LINKS links holding LINK_SHARE of the block's letters and
    digits), and short ones (LINK_LETTERS on average: labels, not the titles of a reference list): menus,
    breadcrumbs, tables of contents, "Prev / Next" bars that say nothing of their own;
-4. permalink anchors: a same-page link whose whole text is "¶", "§", "#" or a link symbol.
+4. permalink anchors: a same-page link whose whole text is "¶", "§", "#" or a link symbol; and the links of
+   Sphinx's code viewer, by their class ("viewcode-link": "[source]" after every documented function, which
+   read "prepare_cookies(cookies)[source]: Prepares the given HTTP cookie data."; "viewcode-back": "[docs]").
 
 Code (`<pre>`, `<code>`) and headings are never removed on their own, and nothing is judged by its words: a
 DocBook "sidebar" (a boxed note) is content and stays. When dropping the blocks of links would leave less
@@ -42,6 +44,7 @@ _BLOCKS = frozenset({"div", "ul", "ol", "p", "table", "dl", "header", "footer", 
 _KEEP = frozenset({"pre", "code", "h1", "h2", "h3", "h4", "h5", "h6"})
 _NAV_TOKENS = frozenset({"docnav", "breadcrumb", "breadcrumbs", "sphinxsidebar", "footer"})
 _PERMALINK_TEXT = frozenset({"¶", "§", "#", "🔗", "⚓"})
+_VIEWCODE = frozenset({"viewcode-link", "viewcode-back"})  # Sphinx's "[source]" and "[docs]" links
 _TOKEN = re.compile(r"[\s_-]+")
 _ALNUM = re.compile(r"\w", re.UNICODE)
 
@@ -101,7 +104,8 @@ def _tag(el) -> str:
 def _drop_permalinks(body) -> int:
     n = 0
     for a in list(body.iter("a")):
-        if (a.get("href") or "").startswith("#") and len(a) == 0 and (a.text or "").strip() in _PERMALINK_TEXT:
+        viewer = any(_VIEWCODE & set((el.get("class") or "").split()) for el in a.iter())
+        if viewer or (a.get("href") or "").startswith("#") and len(a) == 0 and (a.text or "").strip() in _PERMALINK_TEXT:
             a.drop_tree()  # (its tail, the text after it, stays)
             n += 1
     return n
