@@ -94,15 +94,15 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mem_kv: Sequence[tuple[torch.Tensor, torch.Tensor]],
                 mem_mask: Sequence[torch.Tensor], sizes: Sequence[int], only: torch.Tensor | None = None):
-        """(B, L, d) -> (B, L, d); with `only` (B,) slot indexes, just those slots' outputs (B, 1, d): they
+        """(B, L, d) -> (B, L, d); with `only` (B, S) slot indexes, just those slots' outputs (B, S, d): they
         still attend to every slot, so the result is the same as the full layer's at those slots.
 
         The rows are groups of `sizes[i]` rows, group i cross-attending to memory i (keys/values `mem_kv[i]`,
         (sizes[i], H, M_i, Dh), mask `mem_mask[i]` (sizes[i], M_i)): several requests in one call."""
         q, k, v = self.qkv(self.ln1(x)).chunk(3, dim=-1)
         if only is not None:
-            rows = torch.arange(x.shape[0], device=x.device)
-            q, x = q[rows, only][:, None], x[rows, only][:, None]
+            rows = torch.arange(x.shape[0], device=x.device)[:, None]
+            q, x = q[rows, only], x[rows, only]
         a = F.scaled_dot_product_attention(self._split(q), self._split(k), self._split(v))
         x = x + self.drop(self.o1(self._merge(a)))
         q = self._split(self.q2(self.ln2(x)))
@@ -235,27 +235,35 @@ class SculptModel(nn.Module):
     def forward(self, canvas: torch.Tensor, memory: Memory, only: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) canvas of output-space ids (MASK where not filled) -> (B, L, space.size) log-probabilities.
 
-        `only` (B,) slot indexes: score just that slot of each row -> (B, 1, space.size)."""
+        `only` (B,) slot indexes: score just that slot of each row -> (B, 1, space.size); (B, S): those S slots
+        of each row -> (B, S, space.size)."""
         return self.forward_many([canvas], [memory], None if only is None else [only])[0]
 
     def forward_many(self, canvases: Sequence[torch.Tensor], memories: Sequence[Memory],
                      only: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Several requests in one call: canvases[i] (B_i, L) against memories[i] (batch B_i, e.g. a request's
         Memory.expand) -> [(B_i, L, space_i.size)] log-probabilities, each in its request's output space
-        (`only[i]` (B_i,): just those slots, (B_i, 1, space_i.size)). The slot-wise work (self-attention,
-        feed-forward, the vocabulary head) runs once over all rows; what reads a memory runs per request."""
+        (`only[i]` (B_i,) or (B_i, S_i): just those slots, (B_i, 1 or S_i, space_i.size)). The slot-wise work
+        (self-attention, feed-forward, the vocabulary head) runs once over all rows; what reads a memory runs
+        per request."""
         sizes = [c.shape[0] for c in canvases]
         x = torch.cat([self._embed(c, m) for c, m in zip(canvases, memories)])  # (N, L, d), N = sum(sizes)
         x = self.in_ln(x + self.slot_emb.weight[: x.shape[1]])
-        slots = None if only is None else torch.cat(list(only))
+        widths = slots = None
+        if only is not None:  # (B_i, S_i) each, padded to one S with each row's last slot (dropped at the end)
+            only = [o[:, None] if o.dim() == 1 else o for o in only]
+            widths, wide = [o.shape[1] for o in only], max(o.shape[1] for o in only)
+            only = [torch.cat([o, o[:, -1:].expand(-1, wide - o.shape[1])], 1) for o in only]
+            slots = torch.cat(only)
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):  # the last layer: only the slots asked
             x = layer(x, [m.kv[i] for m in memories], [m.mem_mask for m in memories], sizes,
                       slots if i == last else None)
         h = self.out_ln(x)
         vocab = self.vocab_proj(h) @ self.word_emb.weight.T + self.vocab_bias
-        return [self._heads(c, m, hi, vi, None if only is None else only[j])
-                for j, (c, m, hi, vi) in enumerate(zip(canvases, memories, h.split(sizes), vocab.split(sizes)))]
+        out = [self._heads(c, m, hi, vi, None if only is None else only[j])
+               for j, (c, m, hi, vi) in enumerate(zip(canvases, memories, h.split(sizes), vocab.split(sizes)))]
+        return out if widths is None else [o[:, :w] for o, w in zip(out, widths)]
 
     def _embed(self, canvas: torch.Tensor, memory: Memory) -> torch.Tensor:
         """(B, L) canvas -> (B, L, d) slot inputs: mask, word, copied token (with its memory state), or cite."""
@@ -291,15 +299,15 @@ class SculptModel(nn.Module):
                       only: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L, M) bonus: slot i copying p+1 when slot i-1 copies p, or q-1 when slot i+1 copies q, inside
         one sentence (crossing into the next sentence, or stopping to cite, is the model's own call).
-        With `only` (B,) slot indexes: (B, 1, M), those slots' rows."""
+        With `only` (B, S) slot indexes: (B, S, M), those slots' rows."""
         B, L = canvas.shape
         M = space.positions
         pos = torch.where(space.is_copy(canvas), space.position_of(canvas), -1)  # -1: not a copy
         left = F.pad(pos, (1, 0), value=-1)[:, :L]  # what slot i-1 copies
         right = F.pad(pos, (0, 1), value=-1)[:, 1:]  # what slot i+1 copies
         if only is not None:
-            rows = torch.arange(B, device=canvas.device)
-            left, right, L = left[rows, only][:, None], right[rows, only][:, None], 1
+            rows = torch.arange(B, device=canvas.device)[:, None]
+            left, right, L = left[rows, only], right[rows, only], only.shape[1]
         dump = M  # an extra column for "no bonus", dropped at the end
 
         def same_sentence(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -421,9 +421,38 @@ def test_slots_the_grammar_fixes_need_no_decoder_call_and_change_nothing(sculpt,
                 assert int(run.canvas[slot]) == value
                 other = torch.randn(logp.shape, generator=noise).log_softmax(-1)
                 assert int(choose(other, rows, only, run.space, run.eos, sentence, run.selection)[0]) == value
-    slow, fast = naive.generate(request), gen.generate(request)
+    slow, fast = naive.generate(request), gen.with_options(sampler="fast").generate(request)
     assert fast.raw_text == slow.raw_text
     if slow.text != REFUSAL:
         assert fixed > 0
         # each fast call commits at least one slot the decoder decides: no call is spent on a fixed one
         assert fast.trace.nfe - 1 <= slow.trace.steps - fixed
+
+
+@pytest.mark.parametrize("question,texts", FIXED_CASES)
+def test_the_parallel_sampler_reads_the_drafts_from_one_row_and_decides_a_doubted_slot_exactly(sculpt, question, texts,
+                                                                                                monkeypatch):
+    """The default sampler puts a span's drafts in one canvas row instead of a row each; a draft it is not sure
+    of goes to the fast sampler's exact step. So with accept=1.0 (never sure) it writes the fast sampler's answer
+    whatever the model says, and with the default threshold these fixtures' answers are the fast sampler's too,
+    from fewer canvas rows."""
+    assert sculpt.config.sampler == "parallel"
+    request = GenerationRequest(question=question, passages=tuple(Passage(number=i + 1, text=t)
+                                                                  for i, t in enumerate(texts)))
+    model, rows = sculpt._model, []
+    real = model.forward_many
+
+    def counted(canvases, memories, only=None):
+        rows.append(sum(c.shape[0] for c in canvases))
+        return real(canvases, memories, only)
+
+    monkeypatch.setattr(model, "forward_many", counted)
+    fast = sculpt.with_options(sampler="fast").generate(request)
+    fast_rows, rows[:] = sum(rows), []
+    parallel = sculpt.generate(request)
+    parallel_rows, rows[:] = sum(rows), []
+    doubting = sculpt.with_options(accept=1.0).generate(request)
+    assert parallel.raw_text == fast.raw_text
+    assert doubting.raw_text == fast.raw_text
+    if fast.text != REFUSAL:
+        assert parallel_rows < fast_rows
