@@ -71,11 +71,8 @@ def join_definitions_in(doc) -> int:
         label = ", ".join(names)
         if not label or len(label) > MAX_TERMS or any((t.tail or "").strip() for t in terms):
             continue
-        holder = _first_text(dd)
-        if holder is None:
+        if not _write_label(dd, label):
             continue
-        element, attr = holder
-        setattr(element, attr, f"{label}: {getattr(element, attr).lstrip()}")
         for t in terms:
             t.drop_tree()
         joined += 1
@@ -107,17 +104,24 @@ def _join_labels(doc) -> int:
         if not label or len(label) > MAX_LABEL or label[-1] in ".!?;,":
             continue
         first = next((k for k in sub if isinstance(k.tag, str)), None)
-        holder = _first_text(first) if first is not None and first.tag.lower() == "li" else None
-        if holder is None:
+        if first is None or first.tag.lower() != "li" or not _write_label(first, label):
             continue
-        element, attr = holder
-        setattr(element, attr, f"{label}: {getattr(element, attr).lstrip()}")
         if label_el is None:
             li.text = None
         else:
             label_el.drop_tree()
         joined += 1
     return joined
+
+
+def _write_label(el, label: str) -> bool:
+    """Write "label: " before the first words of `el` (see `_first_text`); False when it opens with no prose."""
+    holder = _first_text(el)
+    if holder is None:
+        return False
+    element, attr = holder
+    setattr(element, attr, f"{label}: {getattr(element, attr).lstrip()}")
+    return True
 
 
 def _first_text(el) -> tuple[object, str] | None:
