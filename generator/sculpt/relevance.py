@@ -222,11 +222,18 @@ def title_key(text: str) -> str:
     return " ".join(text.split())
 
 
+NAMED_VALUE = re.compile(r"^\s*[^:]{1,80}:\s+\S")  # a body row's cell as ingest writes it: "Trading symbol: GLXZ"
+
+
 def is_header_row(text: str) -> bool:
-    """A table's header row: three or more cells ("a | b | c") and no value in any of them (digits only in
-    years): it names columns, answers nothing."""
+    """A table's header row: three or more cells ("a | b | c") and no value in any of them: no digits (bar
+    years), and no cell after the first that names its column before a value. Ingest writes body rows as
+    "label | column: value | ..." (ingest.tables.render_rows), so "Common stock | Trading symbol: GLXZ |
+    Name of exchange on which registered: OTCQB marketplace" is a row of values, not a header: it names
+    columns, answers nothing only when it holds no value."""
     cells = text.split("|")
-    return len(cells) >= 3 and not any(re.search(r"\d", YEAR_RE.sub("", c)) for c in cells)
+    return len(cells) >= 3 and not any(re.search(r"\d", YEAR_RE.sub("", c)) for c in cells) \
+        and not any(NAMED_VALUE.match(c) for c in cells[1:])
 
 
 def labelled_row(text: str, asked: set[str]) -> bool:

@@ -154,6 +154,20 @@ def test_an_answer_from_a_table_row_ends_at_the_value_asked_for(sculpt):
                                         "(a): 187 | Trading operating profit: 57", 1)]
 
 
+# A cover page's registration table: its values are words, not figures (Galaxy Gaming's 10-K, as ingest writes it).
+REGISTRATION = ("Securities registered under Section 12(b) of the Act:\n"
+                "Common stock | Trading symbol: GLXZ | Name of exchange on which registered: OTCQB marketplace")
+
+
+# more sentences than the embedder reads (relevance.EMBED_TOP) that name the stock and not its symbol
+HOLDINGS = "\n".join(f"Director {n} holds {1000 * (n + 1):,} shares of our common stock." for n in range(14))
+
+
+def test_a_table_row_whose_values_are_words_answers_the_column_asked_for(sculpt):
+    result = ask(sculpt, "Under what trading symbol is Galaxy Gaming's common stock registered?", REGISTRATION, HOLDINGS)
+    assert quotes(result.raw_text) == [("Common stock | Trading symbol: GLXZ", 1)]
+
+
 # A statement the model reads 200 tokens of: the row asked for is its last line, past the 200th token.
 STATEMENT = "\n".join(
     ["In millions of CHF | January–June 2023 | January–June 2022"]
@@ -376,6 +390,8 @@ def test_table_rows_header_rows_name_columns_and_labelled_rows_hold_the_asked_va
     assert is_header_row("Disability Category | Participants | Ballots Completed | Results Accuracy")
     assert is_header_row("In millions of CHF | January–June 2023 | January–June 2022")  # years are no values
     assert not is_header_row("Mobility | Participants: 3 | Results Accuracy: 95.4%")
+    assert not is_header_row(REGISTRATION.split("\n")[1])  # values in words, each cell naming its column
+    assert is_header_row("Title of each class | Trading symbol | Name of exchange on which registered")
     asked = terms("What inventory did Galaxy Gaming report on its balance sheet at December 31, 2020?")
     assert labelled_row("Inventory | 2021: $770,248 | 2020: $668,525", asked)
     assert not labelled_row("Prepaid expenses | 2021: $1,001 | 2020: $987", asked)  # another line item
