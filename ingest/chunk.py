@@ -334,7 +334,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # lists' terms joined to their definitions (ingest/definitions.py), a one-line code snippet to the text
     # that introduces it with a colon, a table of keys and values read without column names; v6: HTML pages
     # without their chrome (navigation, sidebars, footers, permalinks: ingest/chrome.py); v7: an outline item's
-    # label joined to its sub-list's first item (ingest/definitions.py), Sphinx's "[source]" links dropped
+    # label joined to its sub-list's first item (ingest/definitions.py), Sphinx's "[source]" links dropped;
+    # v8: a PDF's stat callouts, a large figure joined to the caption under it (ingest/callouts.py)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v7{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v8{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

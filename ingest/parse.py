@@ -32,6 +32,7 @@ from pipeline.text import SENTENCE_RE
 
 from .furniture import strip_furniture
 from .metadata import DocumentMeta, document_metadata
+from .callouts import join_callouts
 from .tables import merge_pdf_tables
 
 log = logging.getLogger(__name__)
@@ -319,6 +320,7 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
         raw = _retry(path, file_type, kwargs, e)
     if file_type == "PDF":
         raw = merge_pdf_tables(path, raw)  # "fast" loses tables: pdfplumber's cells replace their flattened text
+        raw = join_callouts(raw)  # a large figure and the caption under it: one line ("2.5 kilograms CO₂e/boe ...")
     elements: list[Element] = []
     for el in raw:
         kind = getattr(el, "category", type(el).__name__)
