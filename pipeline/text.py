@@ -47,7 +47,13 @@ def strip_markers(text: str) -> str:
 # validation.text.sentence_spans), the support checker and the sculpt model's features (its checkpoint was
 # trained with these sentences) all cut here. It also cuts before a marker written after the full stop
 # ("... in 1889. [2] It ..."); the validator gives such markers back to the sentence they close.
-SENTENCE_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+# Not after an initial or a title that precedes a name or a number: "Robert B. Saucier", "J. F. Lawton",
+# "Fed. R. Bankr. P. 2003", "Mr. Zender", "Dr. Smith", "St. Andrew", "No. 1", "0.72 vs. 1.45". On the eval
+# stores this keeps ~3% of the cuts whole, nearly all of them inside names and legal citations; a capital
+# letter that does end a sentence ("... Appendix A. The ...") is read on into the next.
+TITLES = ("Mr", "Mrs", "Ms", "Dr", "Prof", "St", "No", "Nos", "Fig", "vs")
+NOT_AFTER = r"(?<![\s(][A-Z]\.)(?<!^[A-Z]\.)" + "".join(rf"(?<!\b{t}\.)" for t in TITLES)
+SENTENCE_RE = re.compile(NOT_AFTER + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 # Ingestion's variant, used only to pack chunks (ingest/chunk.py): closing quotes and brackets after the
 # stop ('... Prussia." He') are part of the boundary, and an opening quote or bracket starts a sentence

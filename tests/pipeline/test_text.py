@@ -41,6 +41,15 @@ def test_sentence_rule_cuts_after_a_stop_before_a_capital_digit_quote_or_bracket
         "It ended in 1889.", "[2] Then \"quiet\" came.", "3 more came!", "(Aside.) e.g. this stays.", "Why?", "Yes."]
 
 
+def test_a_sentence_does_not_end_at_an_initial_or_a_title_before_a_name_or_number():
+    text = ("We redeemed the shares held by Robert B. Saucier (\u201cSaucier\u201d), our founder. Mr. Zender and "
+            "Dr. Lee, with J. F. Lawton, stayed. She is ranked No. 1 in the U.S. The rate was 0.72 vs. 1.45 here.")
+    assert T.SENTENCE_RE.split(text) == [
+        "We redeemed the shares held by Robert B. Saucier (\u201cSaucier\u201d), our founder.",
+        "Mr. Zender and Dr. Lee, with J. F. Lawton, stayed.", "She is ranked No. 1 in the U.S.",
+        "The rate was 0.72 vs. 1.45 here."]
+
+
 def test_the_chunk_variant_differs_where_it_says():
     # closing quotes after the stop belong to the boundary (and split drops them)
     assert T.CHUNK_SENTENCE_RE.split('He said "no." Then left.') == ['He said "no.', "Then left."]
