@@ -84,19 +84,24 @@ def passage_windows(tokenizer, passages: Sequence["Passage"], max_tokens: int, m
 
 def _windows(text: str, offsets: list[tuple[int, int]], max_tokens: int) -> list[str]:
     """`text` cut into pieces of at most `max_tokens` tokens (by the offsets of its tokens), each cut at the
-    last line end in the window's second half, else the last sentence end there, else before the first
-    token that does not fit; pieces are stripped and never empty."""
+    last line end in the window's second half, else the last sentence end there, else the same in its first
+    half, else before the first token that does not fit; pieces are stripped and never empty. (A piece that
+    starts inside a sentence would offer that fragment as a sentence to quote: "LLC (“Triangulum”), an
+    entity controlled by ...".)"""
     pieces, start, i = [], 0, 0
     while i < len(offsets):
         if len(offsets) - i <= max_tokens:
             end = len(text)
         else:
-            limit, half = offsets[i + max_tokens][0], offsets[i + max_tokens // 2][0]
-            window = text[half:limit]
-            cut = window.rfind("\n")
-            if cut < 0:
-                cut = max((m.end() for m in SENTENCE_RE.finditer(window)), default=-1)
-            end = half + cut if cut > 0 else limit
+            first, limit, half = offsets[i][0], offsets[i + max_tokens][0], offsets[i + max_tokens // 2][0]
+            end = limit
+            for a in (half, first):  # the second half, then the first
+                cut = text.rfind("\n", a, limit) - a
+                if cut <= 0:
+                    cut = max((m.end() for m in SENTENCE_RE.finditer(text, a, limit)), default=-1) - a
+                if cut > 0:
+                    end = a + cut
+                    break
         piece = text[start:end].strip()
         if piece:
             pieces.append(piece)

@@ -195,6 +195,17 @@ def test_a_long_passage_is_read_in_windows_that_keep_its_number_and_its_text():
         [windows[0], short]  # no room: the passages come first
 
 
+def test_a_window_starts_where_a_sentence_does_when_its_text_holds_a_sentence_end():
+    tok = load_tokenizer()
+    long_one = ("On May 6, 2019, we redeemed all shares of our common stock held by Triangulum Partners, LLC, "
+                + "an entity that held, prior to the redemption, shares of several classes, " * 14 + "for cash.")
+    text = f"Share Redemption. {long_one} The redemption was financed by a term loan."
+    windows = passage_windows(tok, [Passage(number=1, text=text)], 200, 16)
+    assert len(windows) > 2 and [w.number for w in windows] == [1] * len(windows)
+    assert windows[0].text == "Share Redemption." and windows[1].text.startswith("On May 6, 2019")
+    assert " ".join(w.text for w in windows) == text  # nothing lost
+
+
 def test_the_answer_in_the_last_row_of_a_long_table_is_found(sculpt):
     result = ask(sculpt, "What was the profit before taxes, associates and joint ventures for January–June 2023?",
                  STATEMENT)
