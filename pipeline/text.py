@@ -48,7 +48,7 @@ def strip_markers(text: str) -> str:
 # trained with these sentences) all cut here. It also cuts before a marker written after the full stop
 # ("... in 1889. [2] It ..."); the validator gives such markers back to the sentence they close.
 # Not after an initial or a title that precedes a name or a number: "Robert B. Saucier", "J. F. Lawton",
-# "Fed. R. Bankr. P. 2003", "Mr. Zender", "Dr. Smith", "St. Andrew", "No. 1", "0.72 vs. 1.45". On the eval
+# "Bankr. P. 2003", "Mr. Zender", "Dr. Smith", "St. Andrew", "No. 1", "0.72 vs. 1.45". On the eval
 # stores this keeps ~3% of the cuts whole, nearly all of them inside names and legal citations; a capital
 # letter that does end a sentence ("... Appendix A. The ...") is read on into the next.
 TITLES = ("Mr", "Mrs", "Ms", "Dr", "Prof", "St", "No", "Nos", "Fig", "vs")

@@ -86,8 +86,7 @@ def _windows(text: str, offsets: list[tuple[int, int]], max_tokens: int) -> list
     """`text` cut into pieces of at most `max_tokens` tokens (by the offsets of its tokens), each cut at the
     last line end in the window's second half, else the last sentence end there, else the same in its first
     half, else before the first token that does not fit; pieces are stripped and never empty. (A piece that
-    starts inside a sentence would offer that fragment as a sentence to quote: "LLC (“Triangulum”), an
-    entity controlled by ...".)"""
+    starts inside a sentence offers that fragment as a sentence to quote.)"""
     pieces, start, i = [], 0, 0
     while i < len(offsets):
         if len(offsets) - i <= max_tokens:
