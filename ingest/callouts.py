@@ -20,6 +20,8 @@ import re
 from collections import Counter
 from typing import NamedTuple
 
+from .tables import element_box
+
 CALLOUT_HEIGHT = 20.0  # points: a figure's box at least this tall (body text and page numbers are ~10-14)
 MAX_HEIGHT = 120.0  # and at most this: a taller box around a number is a chart's or a page region's
 FIGURE_RE = re.compile(r"^[~≈<>+]?\s?[$€£¥₹`]?\s?\d[\d,.]*\s?(?:%|x|k|m|bn|mn|million|billion|crore|st|nd|rd|th)?\+?$",
@@ -37,14 +39,9 @@ class Box(NamedTuple):
 
 
 def _box(el) -> Box | None:
-    md = getattr(el, "metadata", None)
-    coords = getattr(md, "coordinates", None)
-    points = getattr(coords, "points", None)
-    page = getattr(md, "page_number", None)
-    if not points or not page:
-        return None
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    return Box(page, min(xs), min(ys), max(xs), max(ys))
+    """The element's page and box (tables.element_box), or None without either."""
+    page, box = getattr(el.metadata, "page_number", None), element_box(el)
+    return Box(page, *box) if page and box else None
 
 
 def is_figure(text: str) -> bool:
@@ -52,11 +49,11 @@ def is_figure(text: str) -> bool:
 
 
 def _caption_below(figure: Box, boxes: dict[int, Box], texts: dict[int, str], taken: set[int]) -> int | None:
-    """The index of the text block right under `figure`, if any: it starts below the figure's middle and at
+    """The index of the text block right under `figure`, if any: on its page, it starts below the figure's middle and at
     most the figure's height under its bottom, and the two overlap by half the narrower one's width."""
     height, best = figure.bottom - figure.top, None
     for j, b in boxes.items():
-        if j in taken or not (figure.top + height / 2 <= b.top <= figure.bottom + height):
+        if j in taken or b.page != figure.page or not (figure.top + height / 2 <= b.top <= figure.bottom + height):
             continue
         overlap = min(figure.x1, b.x1) - max(figure.x0, b.x0)
         if overlap < 0.5 * min(figure.x1 - figure.x0, b.x1 - b.x0):
@@ -80,8 +77,7 @@ def join_callouts(raw: list) -> list:
     for i, b in boxes.items():
         if not CALLOUT_HEIGHT <= b.bottom - b.top <= MAX_HEIGHT or not is_figure(texts[i]):
             continue
-        same_page = {j: c for j, c in boxes.items() if c.page == b.page and j != i}
-        j = _caption_below(b, same_page, texts, set(joined) | set(joined.values()) | {i})
+        j = _caption_below(b, boxes, texts, set(joined) | set(joined.values()) | {i})
         if j is not None:
             joined[j] = i
     if not joined:

@@ -476,7 +476,8 @@ def _table_hint(texts: Sequence[str]) -> bool:
     return numeric >= 3
 
 
-def _box(el) -> tuple[float, float, float, float] | None:
+def element_box(el) -> tuple[float, float, float, float] | None:
+    """(x0, top, x1, bottom) of an unstructured element's coordinates, or None when it has none."""
     coords = getattr(el.metadata, "coordinates", None)
     points = getattr(coords, "points", None)
     if not points:
@@ -524,7 +525,7 @@ def merge_pdf_tables(path: Path, raw: list) -> list:
                         data = pdf_table_data(t.extract())
                         if data is None:
                             continue
-                        inside = [i for i in by_page[page_no] if (b := _box(raw[i])) and _inside(b, t.bbox) and i not in drop]
+                        inside = [i for i in by_page[page_no] if (b := element_box(raw[i])) and _inside(b, t.bbox) and i not in drop]
                         if not inside:
                             continue
                         text = "\n".join(" ".join(c for c in r if c) for r in data.header + data.rows)

@@ -222,7 +222,11 @@ def title_key(text: str) -> str:
     return " ".join(text.split())
 
 
-NAMED_VALUE = re.compile(r"^\s*[^:]{1,80}:\s+\S")  # a body row's cell as ingest writes it: "Trading symbol: GLXZ"
+def named_value(cell: str) -> tuple[str, str] | None:
+    """(column, value) of a table cell as ingest writes a body row's cells ("Trading symbol: GLXZ"), or None
+    when the cell does not name a column before a value."""
+    name, colon, value = cell.partition(": ")
+    return (name, value) if colon and value.strip() else None
 
 
 def is_header_row(text: str) -> bool:
@@ -233,7 +237,7 @@ def is_header_row(text: str) -> bool:
     columns, answers nothing only when it holds no value."""
     cells = text.split("|")
     return len(cells) >= 3 and not any(re.search(r"\d", YEAR_RE.sub("", c)) for c in cells) \
-        and not any(NAMED_VALUE.match(c) for c in cells[1:])
+        and not any(named_value(c) for c in cells[1:])
 
 
 def labelled_row(text: str, asked: set[str]) -> bool:
@@ -420,10 +424,10 @@ def cell_stops(batch, question: str) -> torch.Tensor:
             cells, start, best = text[a:b].split(" | "), a, None
             for j, cell in enumerate(cells):
                 end, start = start + len(cell), start + len(cell) + 3
-                name, colon, value = cell.partition(": ")
-                if j == 0 or not colon or not value.strip():
+                cell_name = named_value(cell)
+                if j == 0 or cell_name is None:
                     continue
-                named = terms(name)
+                named = terms(cell_name[0])
                 hit = len(named & asked)
                 if not hit:
                     continue
