@@ -31,7 +31,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import torch
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -93,12 +93,11 @@ def score_parts(gen, rec: dict) -> dict:
     windows = passage_windows(tok, [Passage(number=p["number"], text=p["text"]) for p in rec["passages"]],
                               model.cfg.max_passage_tokens, model.cfg.max_passages)
     batch = featurize(tok, model.cfg, [rec["question"]], [[p.text for p in windows]])
-    with torch.inference_mode():
-        memory = model.encode(batch)
+    memory = model.encode(batch)
     sid, select, index = batch.sentence[0], memory.select[0], memory.sent_index[0]
     keys, texts = R.sentence_texts(batch)
-    learned = [float(select[index[int((sid == key).nonzero()[0])]]) for key in keys]
-    found = R.parts(model.pristine, tok, rec["question"], texts, gen.device)
+    learned = [float(select[index[int(np.flatnonzero(sid == key)[0])]]) for key in keys]
+    found = R.parts(model.embed_hidden, tok, rec["question"], texts)
     return {**rec, "parts": [{**x, "text": t, "learned": lg} for x, t, lg in zip(found, texts, learned)],
             "none": float(select[-1]), "gold_given": rec["answers"]["extractive"].get("gold_given")}
 

@@ -13,8 +13,8 @@ For each model and concurrency c, --requests questions are asked by c client thr
 question when its answer arrives): answers/s = requests / wall time; latency per request from send to answer,
 queue wait included. Each model gets one warm-up request first. "same answers": the share of batched
 answers whose text equals the one-at-a-time answer to the same question. The loop is bounded (--requests per
-cell) and talks to 127.0.0.1 only. Torch threads in the server: --threads (1 by default, steadier on a
-shared machine and the setting of benchmarks/batch_generate.py; 0 leaves torch's default).
+cell) and talks to 127.0.0.1 only. Threads in the server: --threads (torch's and numpy's BLAS; 1 by default,
+steadier on a shared machine and the setting of benchmarks/batch_generate.py; 0 leaves their defaults).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class Server:
                    SCULPTRAG_SERVICE__MAX_BATCH=str(max_batch), SCULPTRAG_SERVICE__BATCH_WAIT_MS="20",
                    PYTHONPATH=os.pathsep.join([_plugin_path(base), str(ROOT), os.environ.get("PYTHONPATH", "")]))
         if threads:
-            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
         exe = shutil.which("sculptrag")
         cmd = ([exe] if exe else [sys.executable, "-m", "app.cli"]) + [
             "serve", "--store", str(store), "--port", str(self.port)]

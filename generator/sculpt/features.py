@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
-import torch
+import numpy as np
 
 from pipeline.text import SCULPT_STOPWORDS as STOP, SENTENCE_RE, idf_cover, words as _words
 
@@ -29,27 +29,29 @@ SENTENCE_STRIDE = 10_000  # sentence id = passage * SENTENCE_STRIDE + the senten
 
 
 def sentence_id(passage, index):
-    """The row-unique id of sentence `index` of passage `passage` (ints or tensors)."""
+    """The row-unique id of sentence `index` of passage `passage` (ints or arrays)."""
     return passage * SENTENCE_STRIDE + index
 
 
 def split_sentence_id(sid):
-    """(passage, index in the passage) of a sentence id (ints or tensors; meaningless for -1)."""
+    """(passage, index in the passage) of a sentence id (ints or arrays; meaningless for -1)."""
     return sid // SENTENCE_STRIDE, sid % SENTENCE_STRIDE
 
 
 @dataclass
 class Batch:
-    """Tensors for B requests of up to P passages of T tokens; copy position = p * T + t."""
+    """Arrays for B requests of up to P passages of T tokens; copy position = p * T + t. numpy arrays as
+    `featurize` makes them (what the numpy runtime and the sampler read); `to(device)` gives torch tensors
+    (what the torch model and the trainer read)."""
 
-    input_ids: torch.Tensor  # (B, P, T)
-    attention: torch.Tensor  # (B, P, T) bool
-    copyable: torch.Tensor  # (B, P*T) bool: a passage token
-    match: torch.Tensor  # (B, P*T) long: 1 when the token's word is in the question
-    bucket: torch.Tensor  # (B, P*T) long: question coverage of the token's sentence
-    sentence: torch.Tensor  # (B, P*T) long: sentence id of the token (unique in the row), -1 off passages
-    starts: torch.Tensor  # (B, P*T) long: 1 on the first token of a sentence
-    passage_ok: torch.Tensor  # (B, P) bool: a real passage
+    input_ids: np.ndarray  # (B, P, T) int64
+    attention: np.ndarray  # (B, P, T) bool
+    copyable: np.ndarray  # (B, P*T) bool: a passage token
+    match: np.ndarray  # (B, P*T) int64: 1 when the token's word is in the question
+    bucket: np.ndarray  # (B, P*T) int64: question coverage of the token's sentence
+    sentence: np.ndarray  # (B, P*T) int64: sentence id of the token (unique in the row), -1 off passages
+    starts: np.ndarray  # (B, P*T) int64: 1 on the first token of a sentence
+    passage_ok: np.ndarray  # (B, P) bool: a real passage
     offsets: list[list[list[tuple[int, int]]]] = field(default_factory=list)  # [b][p][t] chars in passage text
     texts: list[list[str]] = field(default_factory=list)  # [b][p]
 
@@ -58,9 +60,14 @@ class Batch:
         return tuple(self.input_ids.shape)  # type: ignore[return-value]
 
     def to(self, device) -> "Batch":
-        return Batch(self.input_ids.to(device), self.attention.to(device), self.copyable.to(device),
-                     self.match.to(device), self.bucket.to(device), self.sentence.to(device), self.starts.to(device),
-                     self.passage_ok.to(device), self.offsets, self.texts)
+        """The batch as torch tensors on `device` (the offsets and texts shared)."""
+        import torch
+
+        def t(a):
+            return (torch.from_numpy(a) if isinstance(a, np.ndarray) else a).to(device)
+
+        return Batch(t(self.input_ids), t(self.attention), t(self.copyable), t(self.match), t(self.bucket),
+                     t(self.sentence), t(self.starts), t(self.passage_ok), self.offsets, self.texts)
 
 
 def passage_windows(tokenizer, passages: Sequence["Passage"], max_tokens: int, max_passages: int) -> list["Passage"]:
@@ -142,38 +149,39 @@ def featurize(tokenizer, config: SculptConfig, questions: Sequence[str],
     B = len(rows)
     P = max(1, max(len(r[1]) for r in rows))
     T = max(3, max((len(r[0]) + len(s[0]) + 3 for r in rows for s in r[1]), default=3))
-    input_ids = torch.full((B, P, T), pad_id, dtype=torch.long)
-    attention = torch.zeros((B, P, T), dtype=torch.bool)
-    copyable = torch.zeros((B, P, T), dtype=torch.bool)
-    match = torch.zeros((B, P, T), dtype=torch.long)
-    bucket = torch.zeros((B, P, T), dtype=torch.long)
-    sentence = torch.full((B, P, T), -1, dtype=torch.long)
-    starts = torch.zeros((B, P, T), dtype=torch.long)
-    passage_ok = torch.zeros((B, P), dtype=torch.bool)
+    input_ids = np.full((B, P, T), pad_id, dtype=np.int64)
+    attention = np.zeros((B, P, T), dtype=bool)
+    copyable = np.zeros((B, P, T), dtype=bool)
+    match = np.zeros((B, P, T), dtype=np.int64)
+    bucket = np.zeros((B, P, T), dtype=np.int64)
+    sentence = np.full((B, P, T), -1, dtype=np.int64)
+    starts = np.zeros((B, P, T), dtype=np.int64)
+    passage_ok = np.zeros((B, P), dtype=bool)
     offsets: list[list[list[tuple[int, int]]]] = []
     for b, (q_ids, seqs, texts) in enumerate(rows):
         offsets.append([])
         for p in range(P):
             if p >= len(seqs):
-                input_ids[b, p, :2] = torch.tensor([cls_id, sep_id])
+                input_ids[b, p, :2] = [cls_id, sep_id]
                 attention[b, p, :2] = True
                 offsets[b].append([])
                 continue
             ids, offs, m, bk, sn, st = seqs[p]
             head = [cls_id, *q_ids, sep_id]
             seq = head + ids + [sep_id]
-            input_ids[b, p, : len(seq)] = torch.tensor(seq)
+            input_ids[b, p, : len(seq)] = seq
             attention[b, p, : len(seq)] = True
             start = len(head)
             copyable[b, p, start: start + len(ids)] = True
-            match[b, p, start: start + len(ids)] = torch.tensor(m, dtype=torch.long)
-            bucket[b, p, start: start + len(ids)] = torch.tensor(bk, dtype=torch.long)
-            sentence[b, p, start: start + len(ids)] = sentence_id(p, torch.tensor(sn, dtype=torch.long))
-            starts[b, p, start: start + len(ids)] = torch.tensor(st, dtype=torch.long)
+            match[b, p, start: start + len(ids)] = m
+            bucket[b, p, start: start + len(ids)] = bk
+            sentence[b, p, start: start + len(ids)] = sentence_id(p, np.array(sn, dtype=np.int64))
+            starts[b, p, start: start + len(ids)] = st
             passage_ok[b, p] = True
             offsets[b].append([(-1, -1)] * start + offs + [(-1, -1)] * (T - start - len(ids)))
-    return Batch(input_ids, attention, copyable.view(B, P * T), match.view(B, P * T), bucket.view(B, P * T),
-                 sentence.view(B, P * T), starts.view(B, P * T), passage_ok, offsets, [list(r[2]) for r in rows])
+    return Batch(input_ids, attention, copyable.reshape(B, P * T), match.reshape(B, P * T),
+                 bucket.reshape(B, P * T), sentence.reshape(B, P * T), starts.reshape(B, P * T), passage_ok, offsets,
+                 [list(r[2]) for r in rows])
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -196,14 +204,14 @@ CLAUSE_END_RE = re.compile(r"[,;:\u2013\u2014]\s+$")  # what a clause inside a s
 CONJUNCTIONS = frozenset("and or but nor so yet then while whereas".split())  # a clause opens after them
 
 
-def clause_starts(batch: Batch) -> torch.Tensor:
+def clause_starts(batch: Batch) -> np.ndarray:
     """(M,) bool for the first request of `batch`: passage tokens that open a clause inside a sentence (a
     word after a comma, semicolon, colon or dash followed by a space; after a conjunction that follows one:
     "..., and 200 laptops" opens at "200"). A quote may start there as well as at the sentence's first
     token, so an answer can quote the part that answers. Never inside a table row ("a | b | c"): a value
     quoted without its row's label says nothing."""
     B, P, T = batch.shape
-    out = torch.zeros(P * T, dtype=torch.bool)
+    out = np.zeros(P * T, dtype=bool)
     for p, text in enumerate(batch.texts[0]):
         prev_end, opens_next = None, False
         for t, (a, e) in enumerate(batch.offsets[0][p]):
@@ -217,16 +225,16 @@ def clause_starts(batch: Batch) -> torch.Tensor:
             else:
                 opens_next = False
             prev_end = e
-    return out.to(batch.sentence.device) & (batch.sentence[0] >= 0)
+    return out & (batch.sentence[0] >= 0)
 
 
-def word_joins(batch: Batch) -> torch.Tensor:
+def word_joins(batch: Batch) -> np.ndarray:
     """(M,) bool for the first request of `batch`: the token continues the word of the token before it (a
     WordPiece "##" piece, or "2023" after "202"; or a letter or digit right after a point, comma, apostrophe
     or hyphen that itself follows one: "N.A.", "6.2", "1,000", "don't"), so a quote may not stop between the
     two."""
     B, P, T = batch.shape
-    out = torch.zeros(P * T, dtype=torch.bool)
+    out = np.zeros(P * T, dtype=bool)
     for p, text in enumerate(batch.texts[0]):
         offsets = batch.offsets[0][p]
         for t in range(1, len(offsets)):
@@ -234,7 +242,7 @@ def word_joins(batch: Batch) -> torch.Tensor:
             if a0 >= 0 and a1 >= 0 and e0 == a1 and e1 > a1 and text[a1].isalnum() and (
                     text[a1 - 1].isalnum() or (text[a1 - 1] in ".,'’-" and a1 >= 2 and text[a1 - 2].isalnum())):
                 out[p * T + t] = True
-    return out.to(batch.sentence.device)
+    return out
 
 
 def _in_table_row(text: str, a: int) -> bool:
@@ -242,30 +250,30 @@ def _in_table_row(text: str, a: int) -> bool:
     return " | " in text[text.rfind("\n", 0, a) + 1: (text.find("\n", a) + 1 or len(text) + 1) - 1]
 
 
-def joinable_starts(batch: Batch) -> torch.Tensor:
+def joinable_starts(batch: Batch) -> np.ndarray:
     """(M,) bool for the first request of `batch`: tokens a written joining word ("and", "while") may precede
     so that the text reads on: a word in lower case, a number or symbol, or a capitalised word that the
     passages also capitalise inside a sentence (a name: "... and Medvedev won"); not a capitalised word
     that only opens sentences ("... and The company")."""
     B, P, T = batch.shape
     names = {m.group() for text in batch.texts[0] for m in INNER_CAPITAL_RE.finditer(text)}
-    out = torch.zeros(P * T, dtype=torch.bool)
+    out = np.zeros(P * T, dtype=bool)
     for p, text in enumerate(batch.texts[0]):
         for t, (a, e) in enumerate(batch.offsets[0][p]):
             if a < 0 or e <= a:
                 continue
             word = text[a:_word_end(text, a)] or text[a:e]
             out[p * T + t] = not word[0].isupper() or (word in names and word.lower() not in STOP)
-    return out.to(batch.sentence.device) & (batch.sentence[0] >= 0)
+    return out & (batch.sentence[0] >= 0)
 
 
-def cell_gaps(batch: Batch) -> torch.Tensor:
+def cell_gaps(batch: Batch) -> np.ndarray:
     """(M,) long for the first request of `batch`: at the last token of a table cell that the row goes on
     after ("... | Sales: 8589 | ..."), how many tokens the next cell takes, up to and including its last one;
     0 elsewhere. A quote of a row that cannot fit its next cell on the canvas stops at the cell it is at,
     not inside the next one (grammar.choose)."""
     B, P, T = batch.shape
-    out = torch.zeros(P * T, dtype=torch.long)
+    out = np.zeros(P * T, dtype=np.int64)
     for p, text in enumerate(batch.texts[0]):
         ends = [t for t, (a, e) in enumerate(batch.offsets[0][p])
                 if 0 <= a < e and _in_table_row(text, a) and (text.startswith(" | ", e) or _row_end(text, e))]
@@ -273,7 +281,7 @@ def cell_gaps(batch: Batch) -> torch.Tensor:
             if text.startswith(" | ", batch.offsets[0][p][t][1]) and int(batch.sentence[0, p * T + t]) == int(
                     batch.sentence[0, p * T + nxt]):
                 out[p * T + t] = nxt - t
-    return out.to(batch.sentence.device)
+    return out
 
 
 def _row_end(text: str, e: int) -> bool:

@@ -65,21 +65,20 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Literal, Sequence
 
-import torch
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.device import resolve_device
 from pipeline.errors import ConfigError
 
 from ..base import generator_plugin, last_of, sampling_config
 from ..citations import finalize_citations
 from pipeline.text import REFUSAL
 from pipeline.types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
-from .checkpoint import bundled_checkpoint, load_checkpoint
+from .checkpoint import bundled_checkpoint, load_tokenizer
 from . import relevance
 from .features import Batch, cell_gaps, clause_starts, featurize, joinable_starts, passage_windows, word_joins
 from .grammar import Selection, choose, draft_span, forced, tokens_to_end
-from .model import Memory, SculptModel
+from .runtime import Memory, SculptNumpy, load_runtime, log_softmax
 from .space import MASK, OutputSpace
 
 
@@ -142,36 +141,56 @@ def _config_error(e: ValidationError) -> ConfigError:
 class SculptGenerator:
     """Generator protocol over a sculpt checkpoint (the bundled one by default).
 
-    `config` (or its fields as keyword options, laid over it) sets the sampling; `model_path` and `device`
-    choose the weights and where they run."""
+    `config` (or its fields as keyword options, laid over it) sets the sampling; `model_path`, `device` and
+    `runtime` choose the weights, where they run and with what: "numpy" (runtime.py; CPU only, and no torch
+    import: the CPU default) or "torch" (model.py; a GPU's, and the trainer's); "auto" is numpy on the CPU,
+    torch on CUDA. The two give the same answers (tests/generator/test_sculpt_runtime.py)."""
 
     def __init__(self, model_path: str | Path | None = None, config: SculptSampling | None = None,
-                 device: str = "cpu", name: str = "sculpt", **options) -> None:
+                 device: str = "cpu", name: str = "sculpt", runtime: str = "auto", **options) -> None:
         config = config or SculptSampling()
         try:
             self.config = SculptSampling(**{**config.model_dump(), **options}) if options else config
         except ValidationError as e:
             raise _config_error(e) from e
         self.model_path = Path(model_path) if model_path else None
-        self.device = resolve_device(device)
+        from pipeline.device import gpu_build, resolve_device
+
+        setting = str(device).strip().lower()
+        if setting == "cpu" or (setting == "auto" and not gpu_build()):
+            self.device = "cpu"  # known without importing torch (resolve_device would import it to say so)
+        else:
+            self.device = str(resolve_device(device))
+        if runtime not in ("auto", "numpy", "torch"):
+            raise ConfigError(f"runtime must be 'auto', 'numpy' or 'torch', got {runtime!r}")
+        if runtime == "numpy" and self.device != "cpu":
+            raise ConfigError(f"the numpy runtime runs on the CPU only, not on {self.device}; use runtime='torch'")
+        self.runtime = runtime if runtime != "auto" else ("numpy" if self.device == "cpu" else "torch")
         self.name = name
-        self._model: SculptModel | None = None
+        self._model: SculptNumpy | _TorchRuntime | None = None
         self._tokenizer = None
 
     def warm_up(self) -> None:
         if self._model is None:
-            model, tok = load_checkpoint(self.model_path or bundled_checkpoint())
-            self._model, self._tokenizer = model.to(self.device), tok
+            folder = self.model_path or bundled_checkpoint()
+            if self.runtime == "numpy":
+                model = load_runtime(folder)
+                self._model, self._tokenizer = model, load_tokenizer(model.cfg.base_model)
+            else:
+                from .checkpoint import load_checkpoint
+
+                model, tok = load_checkpoint(folder)
+                self._model, self._tokenizer = _TorchRuntime(model.to(self.device), self.device), tok
 
     def with_options(self, **options) -> "SculptGenerator":
         """A generator with other sampling settings (`config=SculptSampling(...)` or its fields as keywords;
-        `name=` renames it) sharing this one's loaded model. model_path and device cannot change this way."""
+        `name=` renames it) sharing this one's loaded model. model_path, device and runtime cannot change this way."""
         name = options.pop("name", self.name)
         try:
-            config = sampling_config(self.config, options, {"model_path", "device"})
+            config = sampling_config(self.config, options, {"model_path", "device", "runtime"})
         except ValidationError as e:
             raise _config_error(e) from e
-        other = SculptGenerator(self.model_path, config=config, device=str(self.device), name=name)
+        other = SculptGenerator(self.model_path, config=config, device=self.device, name=name, runtime=self.runtime)
         other._model, other._tokenizer = self._model, self._tokenizer
         return other
 
@@ -207,18 +226,17 @@ class SculptGenerator:
         passages are encoded alone, as `generate` encodes them, and a finished request simply drops out. Each
         result is the one `generate` gives; `on_state(i, state)` gets request i's states as `stream` yields them."""
         self.warm_up()
-        with torch.inference_mode():
-            runs = [_Decoding(self, r) for r in requests]
-            while live := [(i, run) for i, run in enumerate(runs) if not run.done]:
-                steps = [(i, run, *run.rows()) for i, run in live]
-                for call in _pack(steps, BATCH_ROWS):
-                    logps = self._model.forward_many([rows for _, _, rows, _ in call],
-                                                     [run.memory.expand(rows.shape[0]) for _, run, rows, _ in call],
-                                                     [only for _, _, _, only in call])
-                    for (i, run, _, _), logp in zip(call, logps):
-                        state = run.advance(logp)
-                        if on_state is not None:
-                            on_state(i, state)
+        runs = [_Decoding(self, r) for r in requests]
+        while live := [(i, run) for i, run in enumerate(runs) if not run.done]:
+            steps = [(i, run, *run.rows()) for i, run in live]
+            for call in _pack(steps, BATCH_ROWS):
+                logps = self._model.forward_many([rows for _, _, rows, _ in call],
+                                                 [run.memory.expand(rows.shape[0]) for _, run, rows, _ in call],
+                                                 [only for _, _, _, only in call])
+                for (i, run, _, _), logp in zip(call, logps):
+                    state = run.advance(logp)
+                    if on_state is not None:
+                        on_state(i, state)
         return [run.result() for run in runs]
 
     def _decode(self, request: GenerationRequest, keep: Sequence[tuple[int, str]] = (),
@@ -226,11 +244,10 @@ class SculptGenerator:
         """The sampler over one request (see _Decoding for `keep` and `ban`): a DenoiseState per model call, the
         last one with done=True (as the LLaDA and Dream generators stream), then the GenerationResult."""
         self.warm_up()
-        with torch.inference_mode():
-            run = _Decoding(self, request, keep, ban)
-            while not run.done:
-                rows, only = run.rows()
-                yield run.advance(self._model(rows, run.memory.expand(rows.shape[0]), only=only))
+        run = _Decoding(self, request, keep, ban)
+        while not run.done:
+            rows, only = run.rows()
+            yield run.advance(self._model.forward_many([rows], [run.memory.expand(rows.shape[0])], [only])[0])
         yield run.result()
 
     def _selector(self, memory: Memory, batch: Batch, space: OutputSpace, numbers: dict[int, list[int]], question: str,
@@ -238,20 +255,20 @@ class SculptGenerator:
         """What decides the request's sentences (see Selection). A banned quote's whole sentence is closed, and
         with no credible sentence left the answer is the refusal. `titles`: the passages' section titles."""
         cfg = self.config
-        starts = batch.starts[0].bool()
+        starts = batch.starts[0].astype(bool)
         if cfg.clauses and cfg.selector == "relevance":  # a clause start is chosen by its relevance
             starts = starts | clause_starts(batch)
         select, start_score = memory.select[0], None
-        off = memory.sent_index[0] == select.numel() - 1  # positions outside any sentence
+        off = memory.sent_index[0] == select.size - 1  # positions outside any sentence
         if cfg.selector == "learned":
-            logp = select.log_softmax(-1)
-            refuse = bool(logp[-1].exp() >= cfg.refuse_threshold)
-            score = logp[memory.sent_index[0]].masked_fill(off, float("-inf"))
+            logp = log_softmax(select)
+            refuse = bool(np.exp(logp[-1]) >= cfg.refuse_threshold)
+            score = np.where(off, -np.inf, logp[memory.sent_index[0]])
             cut, decoder_weight, max_quotes = math.log(max(cfg.more_threshold, 1e-30)), 1.0, None
         else:
-            learned = relevance.LEARNED_WEIGHT * select[memory.sent_index[0]].masked_fill(off, 0.0)
-            score = relevance.sentence_relevance(self._model.pristine, self._tokenizer, batch, question, self.device,
-                                                 titles, learned)
+            learned = relevance.LEARNED_WEIGHT * np.where(off, 0.0, select[memory.sent_index[0]])
+            score = relevance.sentence_relevance(self._model.embed_hidden, self._tokenizer, batch, question, titles,
+                                                 learned)
             top = float(score.max())
             refuse = top < cfg.answer_threshold
             cut, decoder_weight, max_quotes = max(cfg.answer_threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
@@ -259,10 +276,10 @@ class SculptGenerator:
                 start_score = relevance.clause_choice(batch, question, starts)
         if ban:
             copied = [space.position_of(x) for n, q in ban for x in _quote_slots(batch, space, numbers, n, q)[:-1]]
-            banned = torch.isin(batch.sentence[0], batch.sentence[0, copied])  # their whole sentences
+            banned = np.isin(batch.sentence[0], batch.sentence[0, copied])  # their whole sentences
             starts = starts & ~banned
-            score = score.masked_fill(banned, float("-inf"))
-            refuse = refuse or float(score.masked_fill(~starts, float("-inf")).max()) < cut
+            score = np.where(banned, -np.inf, score)
+            refuse = refuse or float(np.where(starts, score, -np.inf).max()) < cut
         connector = joinable = stops = gaps = None
         if cfg.connectors and cfg.selector == "relevance":
             connector = self._tokenizer.convert_tokens_to_ids(connector_word(question))
@@ -281,7 +298,7 @@ class SculptGenerator:
             answer_tokens = 0
         else:
             space = OutputSpace.of(self._model.vocab_size, batch.shape)
-            raw = render(torch.tensor(slots), batch, passages, space, self._tokenizer)
+            raw = render(np.array(slots), batch, passages, space, self._tokenizer)
             eos = self._tokenizer.sep_token_id
             answer_tokens = next((i for i, s in enumerate(slots) if s == eos), len(slots))
         text, citations = finalize_citations(raw, request.passages)
@@ -293,13 +310,56 @@ class SculptGenerator:
 
 
 
+class _TorchRuntime:
+    """A torch SculptModel behind the numpy runtime's interface (what _Decoding and the selector call): numpy
+    canvases in, numpy log-probabilities out; the memory's tensors stay on the model's device, bar the two the
+    selector reads on the CPU (its logits and columns)."""
+
+    def __init__(self, model, device: str) -> None:
+        self.model, self.device = model, device
+        self.cfg, self.vocab_size = model.cfg, model.vocab_size
+
+    def space(self, memory: Memory) -> OutputSpace:
+        return self.model.space(memory)
+
+    def encode(self, batch: Batch) -> Memory:
+        import dataclasses
+
+        import torch
+
+        with torch.inference_mode():
+            memory = self.model.encode(batch.to(self.device))
+        return dataclasses.replace(memory, select=memory.select.float().cpu().numpy(),
+                                   sent_index=memory.sent_index.cpu().numpy())
+
+    def forward_many(self, canvases, memories, only=None) -> list[np.ndarray]:
+        import torch
+
+        def t(a):
+            return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
+
+        with torch.inference_mode():
+            out = self.model.forward_many([t(c) for c in canvases], memories,
+                                          None if only is None else [t(o) for o in only])
+        return [o.float().cpu().numpy() for o in out]
+
+    def embed_hidden(self, ids: np.ndarray, lengths) -> np.ndarray:
+        import torch
+
+        mask = torch.arange(ids.shape[1])[None] < torch.tensor(list(lengths))[:, None]
+        with torch.inference_mode():
+            hidden = self.model.pristine(input_ids=torch.from_numpy(ids).to(self.device),
+                                         attention_mask=mask.long().to(self.device)).last_hidden_state
+        return hidden.float().cpu().numpy()
+
+
 class _Decoding:
     """One request's run of the sampler, a step at a time: `rows()` gives the canvas rows the step scores,
     `advance(logp)` commits the model's verdict on them. `_decode` drives one run; `generate_batch` drives
     several and scores all their rows in one model call per step, each run unchanged by the others.
 
     `keep`: (passage number, quote) pairs committed first, each followed by its citation; `ban`: (passage
-    number, quote) pairs whose sentences may not be quoted (repair). Build it under torch.inference_mode."""
+    number, quote) pairs whose sentences may not be quoted (repair)."""
 
     def __init__(self, gen: SculptGenerator, request: GenerationRequest, keep: Sequence[tuple[int, str]] = (),
                  ban: Sequence[tuple[int, str]] = ()) -> None:
@@ -315,11 +375,11 @@ class _Decoding:
         self.done = not self.passages  # no passages: the refusal, without a model call
         if self.done:
             return
-        self.batch = featurize(tok, model.cfg, [request.question], [[p.text for p in self.passages]]).to(gen.device)
+        self.batch = featurize(tok, model.cfg, [request.question], [[p.text for p in self.passages]])
         self.space = OutputSpace.of(model.vocab_size, self.batch.shape)
         self.eos = tok.sep_token_id
         L = model.cfg.slots
-        self.canvas = torch.full((L,), MASK, dtype=torch.long, device=gen.device)
+        self.canvas = np.full(L, MASK, dtype=np.int64)
         self.memory = model.encode(self.batch)
         self.nfe += 1
         numbers: dict[int, list[int]] = {}  # a passage's number -> its windows' places
@@ -329,7 +389,7 @@ class _Decoding:
         self.selection = gen._selector(self.memory, self.batch, self.space, numbers, request.question, ban, titles)
         filled = [x for n, q in keep for x in _quote_slots(self.batch, self.space, numbers, n, q)][: L - 1]
         if filled:
-            self.canvas[: len(filled)] = torch.tensor(filled, dtype=torch.long, device=gen.device)
+            self.canvas[: len(filled)] = filled
         self._left = tokens_to_end(self.batch.sentence[0])
         self._pending = self._commit_forced()  # counted with the first step's tokens
         self.done = not bool((self.canvas == MASK).any())
@@ -345,7 +405,7 @@ class _Decoding:
             return 0
         sentence, n = self.batch.sentence[0], 0
         while bool((self.canvas == MASK).any()):
-            slot = int((self.canvas == MASK).nonzero()[0])
+            slot = int(np.flatnonzero(self.canvas == MASK)[0])
             value = forced(self.canvas, slot, self.space, self.eos, sentence, self.selection, self._left)
             if value is None:
                 break
@@ -355,19 +415,19 @@ class _Decoding:
                 self.canvas[slot:] = self.eos
         return n
 
-    def rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
         """The next step's canvas rows (n, L) and the slot each asks for (n,): row r holds the first r drafts of
         the span being quoted (fast sampler) and asks for the slot after them."""
         self.step += 1
         if self.gen.config.sampler == "naive" and self.step > 1:  # no cache: the passages are encoded again
             self.memory = self.gen._model.encode(self.batch)
             self.nfe += 1
-        slot = int((self.canvas == MASK).nonzero()[0])
+        slot = int(np.flatnonzero(self.canvas == MASK)[0])
         drafts = [] if self.gen.config.sampler == "naive" else draft_span(self.canvas, slot, self.batch.sentence[0],
                                                                           self.space, self.gen.config.draft_length)
-        rows = self.canvas.repeat(len(drafts) + 1, 1)
+        rows = np.tile(self.canvas, (len(drafts) + 1, 1))
         for r in range(1, len(drafts) + 1):  # row r: drafts 0..r-1 in place, slot + r still masked
-            rows[r, slot: slot + r] = torch.tensor(drafts[:r], device=self.gen.device)
+            rows[r, slot: slot + r] = drafts[:r]
         # a row whose slot the grammar fixes (a word's next piece, the citation at a stop) needs no model call;
         # where that value is not the draft, the drafts after it are moot
         need, known = [0], {}
@@ -383,7 +443,7 @@ class _Decoding:
                 break
         self._slot, self._drafts, self._known = slot, drafts, known
         self._rows = self._grammar_rows = rows[need]
-        self._only = slot + torch.tensor(need, dtype=torch.long, device=self.gen.device)
+        self._only = slot + np.array(need, dtype=np.int64)
         self._need = need
         self._one_row = self.gen.config.sampler == "parallel" and bool(drafts) and not self._exact
         self._exact = False
@@ -391,7 +451,7 @@ class _Decoding:
             self._rows, self._only = rows[len(drafts)][None], self._only[None]
         return self._rows, self._only
 
-    def advance(self, logp: torch.Tensor) -> DenoiseState:
+    def advance(self, logp: np.ndarray) -> DenoiseState:
         """Commit the step from `logp`, the log-probabilities of the asked slots ((n, space.size) or the model's
         (n, S, space.size)): the drafts the model itself chooses, and its own choice at the first disagreement
         (parallel sampler, one row: the drafts it gives `accept` probability, up to the first it doubts; its
@@ -400,7 +460,7 @@ class _Decoding:
         is finished: `done`)."""
         self.nfe += 1
         slot, drafts, canvas = self._slot, self._drafts, self.canvas
-        logp = logp[0] if self._one_row else (logp[:, 0] if logp.dim() == 3 else logp)  # (len(need), space)
+        logp = logp[0] if self._one_row else (logp[:, 0] if logp.ndim == 3 else logp)  # (len(need), space)
         chosen = choose(logp, self._grammar_rows, self._only.flatten(), self.space, self.eos, self.batch.sentence[0],
                         self.selection, self._left).tolist()
         choice = [self._known.get(r) for r in range(len(drafts) + 1)]  # the fixed slots, and the decoder's:
@@ -408,11 +468,11 @@ class _Decoding:
         for j, (r, value) in enumerate(zip(self._need, chosen)):
             choice[r] = value
             if self._one_row and r < len(drafts):  # a draft read with the drafts after it in place
-                sure[r] = float(logp[j, drafts[r]].exp()) >= self.gen.config.accept
+                sure[r] = float(np.exp(logp[j, drafts[r]])) >= self.gen.config.accept
         accepted = 0
         while accepted < len(drafts) and int(choice[accepted]) == drafts[accepted] and sure[accepted]:
             accepted += 1
-        canvas[slot: slot + accepted] = torch.tensor(drafts[:accepted], dtype=torch.long, device=canvas.device)
+        canvas[slot: slot + accepted] = drafts[:accepted]
         decided = accepted == len(drafts) or not self._one_row  # else: the fast sampler decides that slot next
         if decided:
             canvas[slot + accepted] = choice[accepted]
@@ -473,7 +533,7 @@ def _quote_slots(batch: Batch, space: OutputSpace, numbers: dict[int, list[int]]
     return [space.copy(space.position(p, t)) for t in pos] + [space.cite(p)]
 
 
-def render(slots: torch.Tensor, batch: Batch, passages, space: OutputSpace, tokenizer, show_masks: bool = False) -> str:
+def render(slots: np.ndarray, batch: Batch, passages, space: OutputSpace, tokenizer, show_masks: bool = False) -> str:
     """Slots -> text: verbatim passage characters for copy runs, [n] for cites, decoded words, masks."""
     eos = tokenizer.sep_token_id
     parts: list[str] = []
@@ -544,10 +604,14 @@ class SculptOptions(SculptSampling):
                                    json_schema_extra={"load": True})
     device: Literal["auto", "cpu", "cuda"] = Field("cpu", description="where the model runs (auto: CUDA when "
                                                    "there is one)", json_schema_extra={"load": True})
+    runtime: Literal["auto", "numpy", "torch"] = Field(
+        "auto", description="what runs the model: numpy (CPU only; no torch import, the fastest cold start) or "
+                            "torch (a GPU's); auto: numpy on the CPU, torch on CUDA. Same answers",
+        json_schema_extra={"load": True})
 
 
 @generator_plugin(options=SculptOptions, diffusion=True)
 def build_sculpt(**options) -> SculptGenerator:
-    """Factory for the "sculpt" entry point (options: model_path, device, name, config, and the SculptSampling
-    fields sampler, draft_length, max_steps, refuse_threshold, more_threshold)."""
+    """Factory for the "sculpt" entry point (options: model_path, device, runtime, name, config, and the
+    SculptSampling fields sampler, draft_length, max_steps, refuse_threshold, more_threshold)."""
     return SculptGenerator(**options)

@@ -4,14 +4,14 @@ An answer is either words (the refusal) or quoted sentence prefixes, each follow
 passage it comes from; a position is never copied twice. This is the repetition control, and it makes every
 citation consistent with the text it follows. `choose` commits a slot's value under the grammar;
 `draft_span` proposes the copies that would continue a quote (the fast sampler verifies them in one call).
-Pure functions over tensors of one request: `sentence` and `starts` are its (M,) rows of the Batch.
+Pure functions over numpy arrays of one request: `sentence` and `starts` are its (M,) rows of the Batch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 from .space import MASK, OutputSpace
 
@@ -45,23 +45,23 @@ class Selection:
         brings at least `novelty` of its terms new to the answer (`redundant`); None: no such test."""
 
     refuse: bool
-    score: torch.Tensor
-    starts: torch.Tensor
+    score: np.ndarray
+    starts: np.ndarray
     more_cut: float
     max_quotes: int | None = None
     decoder_weight: float = 1.0
-    start_score: torch.Tensor | None = None
-    joins: torch.Tensor | None = None
+    start_score: np.ndarray | None = None
+    joins: np.ndarray | None = None
     connector: int | None = None
-    joinable: torch.Tensor | None = None
-    stops: torch.Tensor | None = None
-    cell_gaps: torch.Tensor | None = None
-    terms: torch.Tensor | None = None
+    joinable: np.ndarray | None = None
+    stops: np.ndarray | None = None
+    cell_gaps: np.ndarray | None = None
+    terms: np.ndarray | None = None
     sentence_terms: dict[int, frozenset[int]] | None = None
     novelty: float = 0.0
 
 
-def draft_span(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, space: OutputSpace, length: int) -> list[int]:
+def draft_span(canvas: np.ndarray, slot: int, sentence: np.ndarray, space: OutputSpace, length: int) -> list[int]:
     """Copy ids that would continue the span the slot on the left copies: p+1, p+2, ... (same sentence,
     not yet used, over the masked slots that follow, leaving room for the verdict slot)."""
     if slot == 0 or not space.is_copy(int(canvas[slot - 1])):
@@ -71,7 +71,7 @@ def draft_span(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, space: O
     out: list[int] = []
     for d in range(1, length + 1):
         q = p + d
-        if slot + d >= canvas.numel() or int(canvas[slot + d - 1]) != MASK:  # room for the verdict slot too
+        if slot + d >= canvas.size or int(canvas[slot + d - 1]) != MASK:  # room for the verdict slot too
             break
         if q >= space.positions or int(sentence[q]) != int(sentence[p]) or space.copy(q) in used:
             break
@@ -79,8 +79,8 @@ def draft_span(canvas: torch.Tensor, slot: int, sentence: torch.Tensor, space: O
     return out
 
 
-def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: OutputSpace, eos: int,
-           sentence: torch.Tensor, selection: Selection, left: torch.Tensor | None = None) -> torch.Tensor:
+def choose(logp: np.ndarray, rows: np.ndarray, only: np.ndarray, space: OutputSpace, eos: int,
+           sentence: np.ndarray, selection: Selection, left: np.ndarray | None = None) -> np.ndarray:
     """The committed value of slot only[r] in each row, under the answer grammar, by kind then member.
 
     `logp` (n, space.size): the model's log-probabilities for slot only[r] of canvas rows[r] (n, L).
@@ -113,14 +113,14 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
     n, K = logp.shape
     copies = space.slices[1]
     left = tokens_to_end(sentence) if left is None else left  # (a run passes its own, computed once)
-    allowed = torch.stack([allowed_values(rows[r], int(only[r]), logp[r, copies], space, eos, sentence, selection,
-                                          left, K) for r in range(n)])
+    allowed = np.stack([allowed_values(rows[r], int(only[r]), logp[r, copies], space, eos, sentence, selection,
+                                       left, K) for r in range(n)])
     kinds = words, copies, _ = space.slices
-    kind_ok = torch.stack([allowed[:, kind].any(-1) for kind in kinds], -1)
-    totals = torch.stack([logp[:, kind].logsumexp(-1) for kind in kinds], -1).masked_fill(~kind_ok, float("-inf"))
+    kind_ok = np.stack([allowed[:, kind].any(-1) for kind in kinds], -1)
+    totals = np.where(kind_ok, np.stack([_logsumexp(logp[:, kind]) for kind in kinds], -1), -np.inf)
     raw = logp
-    logp = logp.masked_fill(~allowed, float("-inf"))
-    out = torch.empty(n, dtype=torch.long, device=logp.device)
+    logp = np.where(allowed, logp, -np.inf)
+    out = np.empty(n, dtype=np.int64)
     for r, k in enumerate(totals.argmax(-1).tolist()):
         kind = kinds[k]
         out[r] = kind.start + int(logp[r, kind].argmax())
@@ -130,20 +130,20 @@ def choose(logp: torch.Tensor, rows: torch.Tensor, only: torch.Tensor, space: Ou
     return out
 
 
-def allowed_values(row: torch.Tensor, i: int, copy_logp: torch.Tensor, space: OutputSpace, eos: int,
-                   sentence: torch.Tensor, selection: Selection, left: torch.Tensor, size: int) -> torch.Tensor:
+def allowed_values(row: np.ndarray, i: int, copy_logp: np.ndarray, space: OutputSpace, eos: int,
+                   sentence: np.ndarray, selection: Selection, left: np.ndarray, size: int) -> np.ndarray:
     """(size,) bool: the values the grammar allows at slot i of canvas `row` (see `choose`). `copy_logp`: the
     decoder's copy log-probabilities at the slot, read only to pick the next quote's sentence when
     `selection.decoder_weight` is not 0 (whether a connector precedes it); `left`: `tokens_to_end(sentence)`."""
     words, copies, _ = space.slices
-    L = row.numel()
-    allowed = torch.zeros(size, dtype=torch.bool, device=row.device)
+    L = row.size
+    allowed = np.zeros(size, dtype=bool)
     prev = int(row[i - 1]) if i > 0 else None
     connected = prev not in (None, MASK, eos) and not space.is_copy(prev) and not space.is_cite(prev) \
         and bool(space.is_copy(row[:i]).any())  # a connector was just written: its quote follows
     if prev is None or space.is_cite(prev) or connected:
         used = space.position_of(row[space.is_copy(row)])
-        allowed[copies] = selection.starts & ~torch.isin(sentence, sentence[used])  # a sentence is quoted once
+        allowed[copies] = selection.starts & ~np.isin(sentence, sentence[used])  # a sentence is quoted once
         if prev is not None:  # a further quote opens only if its sentence fits whole, with its citation,
             allowed[copies] &= left + 1 <= L - i  # and says something the answer does not say yet
             if selection.sentence_terms is not None and bool(allowed[copies].any()):
@@ -155,7 +155,7 @@ def allowed_values(row: torch.Tensor, i: int, copy_logp: torch.Tensor, space: Ou
                 allowed[copies] = False
         elif not connected:  # after a citation: another quote, or the end
             allowed[eos] = True
-            best = selection.score.masked_fill(~allowed[copies], float("-inf")).max()
+            best = np.where(allowed[copies], selection.score, -np.inf).max()
             quotes = int(space.is_cite(row).sum())
             room = selection.max_quotes is None or quotes < selection.max_quotes
             if bool(allowed[copies].any()) and float(best) >= selection.more_cut and room:
@@ -181,8 +181,8 @@ def allowed_values(row: torch.Tensor, i: int, copy_logp: torch.Tensor, space: Ou
     return allowed
 
 
-def forced(row: torch.Tensor, i: int, space: OutputSpace, eos: int, sentence: torch.Tensor,
-           selection: Selection, left: torch.Tensor | None = None) -> int | None:
+def forced(row: np.ndarray, i: int, space: OutputSpace, eos: int, sentence: np.ndarray,
+           selection: Selection, left: np.ndarray | None = None) -> int | None:
     """The value `choose` commits at slot i of `row` whatever the decoder says, or None when the decoder
     decides. Forced: a slot the grammar allows one value (the citation at a sentence's end, the end of the
     answer after its last quote), and, when openings do not weigh the decoder (`decoder_weight` 0, the
@@ -191,13 +191,13 @@ def forced(row: torch.Tensor, i: int, space: OutputSpace, eos: int, sentence: to
     if selection.decoder_weight and selection.connector is not None:
         return None  # whether a connector is written would read the decoder's copy probabilities
     left = tokens_to_end(sentence) if left is None else left
-    copy_logp = torch.zeros(space.positions, device=row.device)
+    copy_logp = np.zeros(space.positions, dtype=np.float32)
     allowed = allowed_values(row, i, copy_logp, space, eos, sentence, selection, left, space.size)
     present = [kind for kind in space.slices if bool(allowed[kind].any())]
     if len(present) != 1:
         return None
     kind = present[0]
-    members = allowed[kind].nonzero().flatten()
+    members = np.flatnonzero(allowed[kind])
     if len(members) == 1:
         return kind.start + int(members[0])
     if kind == space.slices[1] and not selection.decoder_weight:
@@ -206,17 +206,17 @@ def forced(row: torch.Tensor, i: int, space: OutputSpace, eos: int, sentence: to
     return None
 
 
-def tokens_to_end(sentence: torch.Tensor) -> torch.Tensor:
+def tokens_to_end(sentence: np.ndarray) -> np.ndarray:
     """(M,) how many tokens from each position to the end of its sentence, itself included (0 off sentences)."""
-    M = sentence.numel()
-    idx = torch.arange(M, device=sentence.device)
-    ids, inverse = torch.unique(sentence, return_inverse=True)
-    last = torch.full((len(ids),), -1, dtype=torch.long, device=sentence.device).scatter_reduce(0, inverse, idx, "amax")
-    return torch.where(sentence >= 0, last[inverse] - idx + 1, torch.zeros_like(idx))
+    idx = np.arange(sentence.size)
+    ids, inverse = np.unique(sentence, return_inverse=True)
+    last = np.full(len(ids), -1, dtype=np.int64)
+    np.maximum.at(last, inverse, idx)
+    return np.where(sentence >= 0, last[inverse] - idx + 1, 0)
 
 
-def _joins_next(row: torch.Tensor, i: int, copy_logp: torch.Tensor, ok_start: torch.Tensor, space: OutputSpace,
-                sentence: torch.Tensor, selection: Selection, left: torch.Tensor) -> bool:
+def _joins_next(row: np.ndarray, i: int, copy_logp: np.ndarray, ok_start: np.ndarray, space: OutputSpace,
+                sentence: np.ndarray, selection: Selection, left: np.ndarray) -> bool:
     """Whether slot i (after a citation, before another quote) takes the connector: the quote before the
     citation stopped inside its sentence, and the quote that will open next reads on after a joining word
     and still fits whole after it (`left`: tokens to each position's sentence end)."""
@@ -227,32 +227,43 @@ def _joins_next(row: torch.Tensor, i: int, copy_logp: torch.Tensor, ok_start: to
         return False  # it ran to its sentence's end: the next quote starts a sentence of its own
     nxt = _best_sentence_start(copy_logp, ok_start, sentence, selection.score, selection.decoder_weight,
                                selection.start_score)
-    return bool(selection.joinable[nxt]) and int(left[nxt]) + 2 <= row.numel() - i
+    return bool(selection.joinable[nxt]) and int(left[nxt]) + 2 <= row.size - i
 
 
-def redundant(row: torch.Tensor, space: OutputSpace, sentence: torch.Tensor, selection: Selection,
-              candidates: torch.Tensor) -> torch.Tensor:
+def redundant(row: np.ndarray, space: OutputSpace, sentence: np.ndarray, selection: Selection,
+              candidates: np.ndarray) -> np.ndarray:
     """(M,) bool: the positions of the candidate sentences (those holding a True of `candidates`) whose
     content terms are mostly in the answer already: under `selection.novelty` of them are new to the quotes
     of `row` (and to the question). Maximal marginal relevance, with words for the similarity."""
     quoted = set(selection.terms[space.position_of(row[space.is_copy(row)])].tolist())
-    repeat = [k for k in torch.unique(sentence[candidates]).tolist()
+    repeat = [k for k in np.unique(sentence[candidates]).tolist()
               if len((own := selection.sentence_terms.get(k, frozenset())) - quoted) < selection.novelty * max(len(own), 1)]
-    return torch.isin(sentence, torch.tensor(repeat, dtype=sentence.dtype, device=sentence.device))
+    return np.isin(sentence, np.array(repeat, dtype=sentence.dtype))
 
 
-def _best_sentence_start(copy_logp: torch.Tensor, ok_start: torch.Tensor, sentence: torch.Tensor,
-                         score: torch.Tensor, decoder_weight: float = 1.0,
-                         start_score: torch.Tensor | None = None) -> int:
+def _best_sentence_start(copy_logp: np.ndarray, ok_start: np.ndarray, sentence: np.ndarray,
+                         score: np.ndarray, decoder_weight: float = 1.0,
+                         start_score: np.ndarray | None = None) -> int:
     """The quote start to open: first the sentence with the best score + decoder_weight x log of the copy
     probability the decoder puts on the whole sentence, then, among that sentence's allowed starts, the one
     with the best `start_score` where it has one (where the part that answers begins), else the first."""
-    sid = torch.where(sentence >= 0, sentence, 0)
-    ids, inverse = torch.unique(sid, return_inverse=True)
-    mass = torch.zeros(len(ids), dtype=copy_logp.dtype).scatter_add(0, inverse, copy_logp.exp() * (sentence >= 0))
-    total = score + decoder_weight * mass[inverse].clamp(min=1e-30).log() if decoder_weight else score
-    best = int(torch.where(ok_start, total, torch.full_like(copy_logp, float("-inf"))).argmax())
+    sid = np.where(sentence >= 0, sentence, 0)
+    ids, inverse = np.unique(sid, return_inverse=True)
+    if decoder_weight:
+        mass = np.bincount(inverse, weights=np.exp(copy_logp) * (sentence >= 0), minlength=len(ids))
+        total = score + decoder_weight * np.log(np.maximum(mass[inverse], 1e-30)).astype(np.float32)
+    else:
+        total = score
+    best = int(np.where(ok_start, total, -np.inf).argmax())
     here = ok_start & (sentence == sentence[best])
-    if start_score is not None and bool(torch.isfinite(start_score[here]).any()):
-        return int(torch.where(here, start_score, torch.full_like(copy_logp, float("-inf"))).argmax())
-    return int(here.nonzero()[0])  # the sentence's first allowed start
+    if start_score is not None and bool(np.isfinite(start_score[here]).any()):
+        return int(np.where(here, start_score, -np.inf).argmax())
+    return int(np.flatnonzero(here)[0])  # the sentence's first allowed start
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    """log(sum(exp(x))) over the last axis (-inf for a row of -inf)."""
+    top = x.max(-1)
+    safe = np.where(np.isfinite(top), top, 0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(x - safe[..., None]).sum(-1)) + safe

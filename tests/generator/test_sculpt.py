@@ -11,6 +11,7 @@ import pickle
 import random
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -96,17 +97,17 @@ def test_question_match_features_mark_question_words(small):
     model, tok = small
     batch = featurize(tok, model.cfg, [QUESTION], [[P2, P3]])
     B, P, T = batch.shape
-    ids = batch.input_ids.view(B, P * T)[0]
-    matched = {tok.decode([int(i)]) for i in ids[batch.match[0].bool()]}
+    ids = batch.input_ids.reshape(B, P * T)[0]
+    matched = {tok.decode([int(i)]) for i in ids[batch.match[0].astype(bool)]}
     assert {"package", "archives", "listed"} <= matched and "systemd" not in matched
     assert batch.bucket[0].max() > 0
 
 
 def test_output_space_gives_every_choice_one_id():
     space = OutputSpace(vocab=10, positions=6, passages=2)  # two passages of three tokens
-    ids = torch.arange(space.size)
-    kinds = torch.stack([space.is_vocab(ids), space.is_copy(ids), space.is_cite(ids)]).long()
-    assert kinds.sum(0).eq(1).all()  # each id is exactly one kind ...
+    ids = np.arange(space.size)
+    kinds = np.stack([space.is_vocab(ids), space.is_copy(ids), space.is_cite(ids)]).astype(int)
+    assert (kinds.sum(0) == 1).all()  # each id is exactly one kind ...
     assert not (space.is_vocab(MASK) or space.is_copy(MASK) or space.is_cite(MASK))  # ... and MASK is none
     assert [ids[s].tolist() for s in space.slices] == [list(range(10)), list(range(10, 16)), [16, 17]]
     assert space.copy(space.position(1, 2)) == 15 and space.locate(space.position_of(15)) == (1, 2)
@@ -116,10 +117,10 @@ def test_output_space_gives_every_choice_one_id():
 def test_choice_follows_the_answer_grammar_and_picks_the_kind_first():
     V, M, eos = 10, 6, 1  # two passages of three positions: sentences {0, 1}, {2}, {3, 4, 5}
     space = OutputSpace(V, M, 2)
-    sentence = torch.tensor([0, 0, 1, *[sentence_id(1, 0)] * 3])
-    starts = torch.tensor([1, 0, 1, 1, 0, 0])
+    sentence = np.array([0, 0, 1, *[sentence_id(1, 0)] * 3])
+    starts = np.array([1, 0, 1, 1, 0, 0])
     K = space.size
-    logp = torch.full((4, K), -30.0)
+    logp = np.full((4, K), -30.0)
     logp[0, 3] = -1.2  # first slot: one word at 0.30 against sentence starts at 0.35 each (0.70 in total) ...
     logp[0, [V + 0, V + 2]] = -1.05
     logp[0, V + 4] = 0.0  # ... and a mid-sentence position: its sentence has the most mass, opened at its start
@@ -131,9 +132,9 @@ def test_choice_follows_the_answer_grammar_and_picks_the_kind_first():
     logp[2, V + M] = -0.05  # citing passage 1 after a quote from passage 2: banned
     logp[3, eos] = -0.1  # after a sentence's last token the citation is due, not EOS
     logp[3, V + M] = -3.0
-    rows = torch.tensor([[-1] * 6, [V + 2, V + M, -1, -1, -1, -1], [V + 3, *[-1] * 5], [V + 2, *[-1] * 5]])
-    only = torch.tensor([0, 2, 1, 1])
-    plain = Selection(refuse=False, score=torch.zeros(M), starts=starts.bool(), more_cut=float("-inf"))
+    rows = np.array([[-1] * 6, [V + 2, V + M, -1, -1, -1, -1], [V + 3, *[-1] * 5], [V + 2, *[-1] * 5]])
+    only = np.array([0, 2, 1, 1])
+    plain = Selection(refuse=False, score=np.zeros(M), starts=starts.astype(bool), more_cut=float("-inf"))
     got = choose(logp, rows, only, space, eos, sentence, plain).tolist()
     assert got == [V + 3, V + 3, V + M + 1, V + M]
 
@@ -149,7 +150,7 @@ def test_overfit_one_example_then_both_samplers_answer_verbatim_with_the_right_c
     gen = torch.Generator().manual_seed(0)
     model.train()
     for _ in range(120):  # the decoding assertions below fail unless this learned the answer
-        loss, _ = diffusion_loss(model, tok, batch, targets, gen)
+        loss, _ = diffusion_loss(model, tok, batch.to("cpu"), targets, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -180,7 +181,7 @@ def test_overfit_one_example_then_both_samplers_answer_verbatim_with_the_right_c
     assert results["fast"].steps < results["naive"].steps / 3  # the quote is drafted, many slots per call
     assert results["fast"].nfe < results["naive"].nfe
     with torch.inference_mode():  # the selector learned it too: the evidence sentence, not "none"
-        memory = model.eval().encode(batch)
+        memory = model.eval().encode(batch.to("cpu"))
     probs = memory.select[0].softmax(-1)
     gold_col = int(memory.sent_index[0, model.space(memory).position_of(int(targets[0, 0]))])
     assert int(probs.argmax()) == gold_col and float(probs[-1]) < 0.5
@@ -189,15 +190,15 @@ def test_overfit_one_example_then_both_samplers_answer_verbatim_with_the_right_c
 def test_selector_decides_answer_or_refuse_at_the_first_slot():
     V, M, eos = 10, 6, 1
     space = OutputSpace(V, M, 2)
-    sentence = torch.tensor([0, 0, 1, *[sentence_id(1, 0)] * 3])
-    starts = torch.tensor([1, 0, 1, 1, 0, 0])
-    logp = torch.full((1, space.size), -30.0)
+    sentence = np.array([0, 0, 1, *[sentence_id(1, 0)] * 3])
+    starts = np.array([1, 0, 1, 1, 0, 0])
+    logp = np.full((1, space.size), -30.0)
     logp[0, 3] = -0.1  # the decoder prefers a word (the refusal) ...
     logp[0, V + 2] = -3.0  # ... over the sentence at position 2
     logp[0, V + 3] = -2.5  # ... and over the one at 3, which the selector rates far higher
-    rows, only = torch.full((1, 3), -1), torch.tensor([0])
+    rows, only = np.full((1, 3), -1), np.array([0])
     def pick(score, refuse):
-        selection = Selection(refuse, torch.tensor(score), starts.bool(), more_cut=float("-inf"))
+        selection = Selection(refuse, np.array(score), starts.astype(bool), more_cut=float("-inf"))
         return int(choose(logp, rows, only, space, eos, sentence, selection)[0])
 
     assert pick([-5.0, -5.0, -5.0, -0.1, -0.1, -0.1], refuse=False) == V + 3
@@ -212,7 +213,7 @@ def test_training_batches_depend_only_on_seed_and_step(tmp_path):
     cfg = TrainConfig(out=str(tmp_path), batch_size=3, k_min=2, k_max=3)
     _init_worker(str(path), cfg, SculptConfig(slots=24, max_passage_tokens=64), single_thread=False)
     a, b, c = make_batch(4), make_batch(1), make_batch(4)  # any order, any process: the same batch
-    assert torch.equal(a[0].input_ids, c[0].input_ids) and torch.equal(a[1], c[1])
+    assert np.array_equal(a[0].input_ids, c[0].input_ids) and torch.equal(a[1], c[1])
     assert a[0].texts == c[0].texts
     assert not (a[0].texts == b[0].texts and torch.equal(a[1], b[1]))  # another step, another draw
 
@@ -226,8 +227,8 @@ def test_checkpoint_holds_only_trained_weights_and_reloads_exactly(small, tmp_pa
     batch = featurize(tok, model.cfg, [QUESTION], [[P1, P2]])
     canvas = torch.full((1, model.cfg.slots), -1)
     with torch.inference_mode():
-        a = model(canvas, model.encode(batch))
-        b = loaded(canvas, loaded.encode(batch))
+        a = model(canvas, model.encode(batch.to("cpu")))
+        b = loaded(canvas, loaded.encode(batch.to("cpu")))
     assert torch.allclose(a.exp(), b.exp(), atol=2e-2)  # bf16 storage
     with pytest.raises(ModelLoadError):
         load_checkpoint(tmp_path / "missing")
@@ -290,24 +291,24 @@ def test_the_bundled_checkpoint_loads_and_answers_by_the_grammar():
 def test_a_quote_that_stops_inside_its_sentence_is_joined_to_the_next_by_a_written_word():
     V, M, eos, AND = 10, 6, 1, 7  # passage 0: sentence {0, 1, 2}; passage 1: sentence {3, 4, 5}
     space = OutputSpace(V, M, 2)
-    sentence = torch.tensor([0, 0, 0, *[sentence_id(1, 0)] * 3])
-    starts = torch.tensor([1, 0, 0, 1, 0, 0]).bool()
-    logp = torch.full((1, space.size), -30.0)
+    sentence = np.array([0, 0, 0, *[sentence_id(1, 0)] * 3])
+    starts = np.array([1, 0, 0, 1, 0, 0]).astype(bool)
+    logp = np.full((1, space.size), -30.0)
     logp[0, V + 3] = -0.1  # the model wants the next quote; the connector word is improbable to it
-    mid = torch.tensor([[V + 0, V + 1, V + M, -1, -1, -1, -1, -1]])  # "w0 w1 [1]": stopped before position 2
-    whole = torch.tensor([[V + 0, V + 1, V + 2, V + M, -1, -1, -1, -1]])  # ran to its sentence's end
+    mid = np.array([[V + 0, V + 1, V + M, -1, -1, -1, -1, -1]])  # "w0 w1 [1]": stopped before position 2
+    whole = np.array([[V + 0, V + 1, V + 2, V + M, -1, -1, -1, -1]])  # ran to its sentence's end
 
     def pick(rows, joinable, connector=AND):
-        slot = int((rows[0] == -1).nonzero()[0])
-        selection = Selection(False, torch.zeros(M), starts, float("-inf"), connector=connector,
-                              joinable=torch.tensor(joinable).bool())
-        return int(choose(logp, rows, torch.tensor([slot]), space, eos, sentence, selection)[0])
+        slot = int(np.flatnonzero(rows[0] == -1)[0])
+        selection = Selection(False, np.zeros(M), starts, float("-inf"), connector=connector,
+                              joinable=np.array(joinable).astype(bool))
+        return int(choose(logp, rows, np.array([slot]), space, eos, sentence, selection)[0])
 
     assert pick(mid, [0, 0, 0, 1, 0, 0]) == AND  # written between the two quotes
     assert pick(mid, [0, 0, 0, 0, 0, 0]) == V + 3  # "and The ...": the next quote does not read on
     assert pick(whole, [0, 0, 0, 1, 0, 0]) == V + 3  # a whole sentence needs no joining word
     assert pick(mid, [0, 0, 0, 1, 0, 0], connector=None) == V + 3  # connectors off
-    after = torch.tensor([[V + 0, V + 1, V + M, AND, -1, -1, -1, -1]])
+    after = np.array([[V + 0, V + 1, V + M, AND, -1, -1, -1, -1]])
     assert pick(after, [0, 0, 0, 1, 0, 0]) == V + 3  # then the quote it announces, never EOS or a word
 
 
@@ -338,16 +339,16 @@ def test_joinable_starts_are_words_that_read_on_after_a_joining_word(small):
 def test_a_quote_opens_only_if_its_sentence_fits_and_the_last_slot_is_a_citation():
     V, M, eos = 10, 6, 1  # passage 0: sentence {0, 1, 2}; passage 1: sentence {3, 4, 5}
     space = OutputSpace(V, M, 2)
-    sentence = torch.tensor([0, 0, 0, *[sentence_id(1, 0)] * 3])
-    starts = torch.tensor([1, 0, 0, 1, 0, 0]).bool()
-    selection = Selection(False, torch.zeros(M), starts, float("-inf"))
-    logp = torch.full((1, space.size), -30.0)
+    sentence = np.array([0, 0, 0, *[sentence_id(1, 0)] * 3])
+    starts = np.array([1, 0, 0, 1, 0, 0]).astype(bool)
+    selection = Selection(False, np.zeros(M), starts, float("-inf"))
+    logp = np.full((1, space.size), -30.0)
     logp[0, [V + 3, V + 5]] = -0.1  # the model wants to go on quoting
 
     def pick(row):
-        rows = torch.tensor([row])
-        slot = int((rows[0] == -1).nonzero()[0])
-        return int(choose(logp, rows, torch.tensor([slot]), space, eos, sentence, selection)[0])
+        rows = np.array([row])
+        slot = int(np.flatnonzero(rows[0] == -1)[0])
+        return int(choose(logp, rows, np.array([slot]), space, eos, sentence, selection)[0])
 
     assert pick([V + 0, V + 1, V + 2, V + M, -1, -1, -1, -1]) == V + 3  # 3 copies + a citation fit in 4 slots
     assert pick([V + 0, V + 1, V + 2, V + M, -1, -1, -1]) == eos  # not in 3: the answer ends, uncut
@@ -366,7 +367,7 @@ def test_scoring_only_some_slots_gives_the_full_canvas_scores_at_those_slots(sma
     rows[2, :2] = torch.tensor([space.copy(space.position(0, 2)), space.copy(space.position(0, 3))])
     only = torch.tensor([0, 1, 2])
     with torch.inference_mode():
-        memory = model.encode(batch)
+        memory = model.encode(batch.to("cpu"))
         full = model(rows, memory.expand(3))
         part = model(rows, memory.expand(3), only=only)[:, 0]
     assert torch.allclose(part, full[torch.arange(3), only], atol=1e-5)
@@ -375,9 +376,9 @@ def test_scoring_only_some_slots_gives_the_full_canvas_scores_at_those_slots(sma
 def test_a_connector_is_written_only_when_the_quote_it_announces_still_fits():
     V, M, eos, AND = 10, 6, 1, 7  # passage 0: sentence {0, 1, 2}; passage 1: sentence {3, 4, 5}
     space = OutputSpace(V, M, 2)
-    sentence = torch.tensor([0, 0, 0, *[sentence_id(1, 0)] * 3])
-    selection = Selection(False, torch.zeros(M), torch.tensor([1, 0, 0, 1, 0, 0]).bool(), float("-inf"),
-                          connector=AND, joinable=torch.ones(M).bool())
-    logp = torch.full((1, space.size), -30.0)
-    rows = torch.tensor([[V + 0, V + 1, V + M, -1, -1, -1, -1]])  # 4 slots left: the quote fits, "and" + it not
-    assert int(choose(logp, rows, torch.tensor([3]), space, eos, sentence, selection)[0]) == V + 3
+    sentence = np.array([0, 0, 0, *[sentence_id(1, 0)] * 3])
+    selection = Selection(False, np.zeros(M), np.array([1, 0, 0, 1, 0, 0]).astype(bool), float("-inf"),
+                          connector=AND, joinable=np.ones(M, dtype=bool))
+    logp = np.full((1, space.size), -30.0)
+    rows = np.array([[V + 0, V + 1, V + M, -1, -1, -1, -1]])  # 4 slots left: the quote fits, "and" + it not
+    assert int(choose(logp, rows, np.array([3]), space, eos, sentence, selection)[0]) == V + 3

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
-import torch
 
 from generator.prompt import REFUSAL
 from generator.sculpt import SculptGenerator, featurize
 from generator.sculpt.generator import _Decoding
 from generator.sculpt.grammar import choose, forced
+from generator.sculpt.runtime import log_softmax
 from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passage_windows, sentence_id, sentence_spans,
                                        word_joins)
-from generator.sculpt.model import SculptConfig
+from generator.sculpt.config import SculptConfig
 from generator.sculpt.relevance import (answer_type, cell_stops, has_answer_type, is_header_row, is_heading,
                                        labelled_row, position_terms, relevance, terms)
 from pipeline.types import GenerationRequest, Passage
@@ -72,12 +73,12 @@ def test_clauses_open_after_clause_punctuation_not_inside_numbers_or_dates():
     text = "There were 20,000 bottles of water, 10,000 blankets, and 200 laptops delivered on January 23, 2023."
     batch = featurize(tok, SculptConfig(), ["q"], [[text]])
     offsets = batch.offsets[0][0]
-    opened = [text[offsets[i][0]:] for i in clause_starts(batch).nonzero().flatten().tolist()]
+    opened = [text[offsets[i][0]:] for i in np.flatnonzero(clause_starts(batch)).tolist()]
     assert [o.split()[0] for o in opened] == ["10,000", "200"]  # after ", and" the clause opens on its word
     table = "Totals, by year:\nCash and cash equivalents, end of period | 2021: $16,058,714 | 2020: $5,993,388"
     batch = featurize(tok, SculptConfig(), ["q"], [[table]])
     offsets = batch.offsets[0][0]
-    opened = [table[offsets[i][0]:] for i in clause_starts(batch).nonzero().flatten().tolist()]
+    opened = [table[offsets[i][0]:] for i in np.flatnonzero(clause_starts(batch)).tolist()]
     assert [o.split()[0] for o in opened] == ["by"]  # a table row is quoted from its label, never from a cell
 
 
@@ -86,7 +87,7 @@ def test_a_quote_cannot_stop_inside_a_word():
     text = "Delivered on January 23, 2023 by the unified toolkit."
     batch = featurize(tok, SculptConfig(), ["q"], [[text]])
     offsets = batch.offsets[0][0]
-    joined = {text[offsets[i][0]:offsets[i][1]] for i in word_joins(batch).nonzero().flatten().tolist()}
+    joined = {text[offsets[i][0]:offsets[i][1]] for i in np.flatnonzero(word_joins(batch)).tolist()}
     pieces = tok.tokenize(text)
     assert joined == {p.removeprefix("##") for p in pieces if p.startswith("##")} and joined  # only word pieces
 
@@ -109,7 +110,7 @@ def test_a_table_row_quote_stops_at_the_column_the_question_names(question: str,
     tok = load_tokenizer()
     batch = featurize(tok, SculptConfig(), [question], [[SEGMENTS]])
     offsets = batch.offsets[0][0]
-    stops = [SEGMENTS[:offsets[i][1]].rsplit(" ", 1)[-1] for i in cell_stops(batch, question).nonzero().flatten().tolist()]
+    stops = [SEGMENTS[:offsets[i][1]].rsplit(" ", 1)[-1] for i in np.flatnonzero(cell_stops(batch, question)).tolist()]
     assert stops == ends  # the word each stop ends (its last WordPiece)
 
 
@@ -120,7 +121,7 @@ def test_two_columns_the_question_names_alike_leave_the_row_whole():
                            ("What was the loan forgiveness in 2020?", ["$835,300"])]:
         batch = featurize(tok, SculptConfig(), [question], [[row]])
         offsets = batch.offsets[0][0]
-        found = cell_stops(batch, question).nonzero().flatten().tolist()
+        found = np.flatnonzero(cell_stops(batch, question)).tolist()
         assert [row[:offsets[i][1]].rsplit(" ", 1)[-1] for i in found] == ends
 
 
@@ -134,7 +135,7 @@ def test_cell_gaps_measure_the_next_cell_of_a_row():
     tok = load_tokenizer()
     batch = featurize(tok, SculptConfig(), ["q"], [[LONG_ROW]])
     offsets, gaps = batch.offsets[0][0], cell_gaps(batch)
-    at = gaps.nonzero().flatten().tolist()
+    at = np.flatnonzero(gaps).tolist()
     cells = [LONG_ROW[:offsets[i][1]].rsplit("| ", 1)[-1].split("\n")[-1] for i in at[:2]]
     assert cells == ["Widgets division", "Northern margin: 1,000"]
     nxt = at[1]  # "Northern margin: 1,000" ends here; the next cell is "Southern margin: 1,037"
@@ -256,8 +257,8 @@ def test_a_typed_value_must_be_one_the_question_does_not_already_name():
 
 def test_a_sentence_that_adds_nothing_to_the_question_ranks_below_one_that_answers(sculpt):
     q = "In which state is Galaxy Gaming incorporated?"
-    echo, answer = relevance(sculpt._model.pristine, sculpt._tokenizer, q, [
-        "Galaxy Gaming, Inc.", "Nevada (State or other jurisdiction of incorporation or organization)"], "cpu")
+    echo, answer = relevance(sculpt._model.embed_hidden, sculpt._tokenizer, q, [
+        "Galaxy Gaming, Inc.", "Nevada (State or other jurisdiction of incorporation or organization)"])
     assert answer > echo
 
 
@@ -380,8 +381,7 @@ def test_the_learned_selector_is_still_there_for_comparison(sculpt):
     result = old.generate(GenerationRequest(question="Where are package archives listed?",
                                             passages=(Passage(number=1, text=SYSTEMD), Passage(number=2, text=APT))))
     assert result.text == REFUSAL or all(q in (SYSTEMD + APT) for q, _ in quotes(result.raw_text))
-    with torch.inference_mode():
-        assert old._model is sculpt._model  # a variant shares the loaded weights
+    assert old._model is sculpt._model  # a variant shares the loaded weights
 
 
 @pytest.mark.parametrize("text", ["NFL Commissioners and Presidents", "3.2 Products", "6.4 Internal PXC",
@@ -433,21 +433,20 @@ def test_slots_the_grammar_fixes_need_no_decoder_call_and_change_nothing(sculpt,
     naive = gen.with_options(sampler="naive")
     request = GenerationRequest(question=question, passages=tuple(Passage(number=i + 1, text=t)
                                                                   for i, t in enumerate(texts)))
-    noise = torch.Generator().manual_seed(0)
+    noise = np.random.default_rng(0)
     fixed = 0
-    with torch.inference_mode():
-        run = _Decoding(naive, request)
-        while not run.done:
-            rows, only = run.rows()
-            slot, sentence = int(only[0]), run.batch.sentence[0]
-            value = forced(run.canvas, slot, run.space, run.eos, sentence, run.selection)
-            logp = naive._model(rows, run.memory.expand(1), only=only)[:, 0]
-            run.advance(logp)
-            if value is not None:
-                fixed += 1
-                assert int(run.canvas[slot]) == value
-                other = torch.randn(logp.shape, generator=noise).log_softmax(-1)
-                assert int(choose(other, rows, only, run.space, run.eos, sentence, run.selection)[0]) == value
+    run = _Decoding(naive, request)
+    while not run.done:
+        rows, only = run.rows()
+        slot, sentence = int(only[0]), run.batch.sentence[0]
+        value = forced(run.canvas, slot, run.space, run.eos, sentence, run.selection)
+        logp = naive._model.forward_many([rows], [run.memory.expand(1)], [only])[0][:, 0]
+        run.advance(logp)
+        if value is not None:
+            fixed += 1
+            assert int(run.canvas[slot]) == value
+            other = log_softmax(noise.standard_normal(logp.shape).astype(np.float32))
+            assert int(choose(other, rows, only, run.space, run.eos, sentence, run.selection)[0]) == value
     slow, fast = naive.generate(request), gen.with_options(sampler="fast").generate(request)
     assert fast.raw_text == slow.raw_text
     if slow.text != REFUSAL:
