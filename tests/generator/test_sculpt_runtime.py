@@ -132,3 +132,13 @@ def test_runtime_option_is_checked():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError):
             SculptGenerator(runtime="numpy", device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("question,texts", QUESTIONS)
+def test_on_cuda_the_torch_runtime_writes_the_cpu_answer(question, texts):
+    request = GenerationRequest(question=question, passages=tuple(Passage(number=i + 1, text=t)
+                                                                  for i, t in enumerate(texts)))
+    gpu = SculptGenerator(device="cuda")
+    assert gpu.runtime == "torch" and SculptGenerator(device="auto").runtime == "torch"
+    assert gpu.generate(request).raw_text == SculptGenerator().generate(request).raw_text
