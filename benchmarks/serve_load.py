@@ -76,12 +76,14 @@ def _free_port() -> int:
 
 
 def _plugin_path(base: Path) -> str:
-    """A folder that makes the LLaDA-shaped generator an installed plugin (dist-info + entry point)."""
+    """A folder that makes the LLaDA-shaped generator and sculpt-torch installed plugins (dist-info + entry
+    points)."""
     info = base / "site" / "sculptrag_bench_generators-0.1.dist-info"
     info.mkdir(parents=True, exist_ok=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sculptrag-bench-generators\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(
-        "[sculptrag.generators]\nllada-shaped = sculptrag_bench_generators:build_llada_shaped\n")
+        "[sculptrag.generators]\nllada-shaped = sculptrag_bench_generators:build_llada_shaped\n"
+        "sculpt-torch = sculptrag_bench_generators:build_sculpt_torch\n")
     return os.pathsep.join([str(base / "site"), str(PLUGINS)])
 
 

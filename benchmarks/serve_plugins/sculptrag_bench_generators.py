@@ -1,5 +1,6 @@
 """The LLaDA-shaped generator of benchmarks/sampler_bench.py as a "sculptrag.generators" plugin, so that
-benchmarks/serve_load.py can serve it through `sculptrag serve` like any installed generator.
+benchmarks/serve_load.py can serve it through `sculptrag serve` like any installed generator; and
+"sculpt-torch", the bundled model on its torch runtime (the CPU default is numpy), to compare the two served.
 
 Random weights (seed 0) and a byte-level BPE trained on the RGB rows: built the same way in every process,
 so a one-at-a-time server and a batched one hold the same model. Sizes are sampler_bench's CPU model
@@ -35,3 +36,9 @@ def build_llada_shaped(**options):
                                             mask_token="<|mask|>")
     sampling = DiffusionConfig(gen_length=128, block_length=32, steps=64, use_cache=True)
     return DiffusionGenerator(denoiser=den, config=sampling, name="llada-shaped")
+
+
+def build_sculpt_torch(**options):
+    from generator.sculpt import build_sculpt
+
+    return build_sculpt(**{**options, "runtime": "torch", "name": "sculpt-torch"})
