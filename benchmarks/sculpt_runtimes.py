@@ -13,7 +13,6 @@ warm time per answer.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -21,17 +20,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sculpt_samplers import requests  # noqa: E402
+from sculpt_samplers import request_options, requests  # noqa: E402
 
 from generator.sculpt import build_sculpt  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sets", default="rgb,business_docs,manuals")
-    ap.add_argument("--limit", type=int, default=100)
-    ap.add_argument("--k", type=int, default=8)
-    args = ap.parse_args()
+    args = request_options(__doc__.split("\n")[0])
     gens, load = {}, {}
     for runtime in ("numpy", "torch"):  # numpy first: its load must not find torch imported already
         t0 = time.perf_counter()

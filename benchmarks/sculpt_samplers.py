@@ -48,12 +48,17 @@ def requests(sets: list[str], limit: int, k: int) -> list[GenerationRequest]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def request_options(description: str) -> argparse.Namespace:
+    """--sets, --limit and --k: which evaluation requests `requests` builds (also benchmarks/sculpt_runtimes.py)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--sets", default="rgb,business_docs,manuals")
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--k", type=int, default=8)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = request_options(__doc__.split("\n")[0])
     reqs = requests(args.sets.split(","), args.limit, args.k)
     base = build_sculpt()
     base.warm_up()

@@ -68,6 +68,7 @@ from typing import Callable, Iterator, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipeline.device import gpu_build, resolve_device
 from pipeline.errors import ConfigError
 
 from ..base import generator_plugin, last_of, sampling_config
@@ -154,8 +155,6 @@ class SculptGenerator:
         except ValidationError as e:
             raise _config_error(e) from e
         self.model_path = Path(model_path) if model_path else None
-        from pipeline.device import gpu_build, resolve_device
-
         setting = str(device).strip().lower()
         if setting == "cpu" or (setting == "auto" and not gpu_build()):
             self.device = "cpu"  # known without importing torch (resolve_device would import it to say so)

@@ -273,9 +273,13 @@ class SculptNumpy:
         n_layers = 1 + max(int(k.split(".")[3]) for k in state if k.startswith("encoder.encoder.layer."))
         heads, eps = base_config["num_attention_heads"], base_config.get("layer_norm_eps", 1e-12)
         self.encoder = BertNumpy(w, "encoder.", [f"encoder.encoder.layer.{i}" for i in range(n_layers)], heads, eps)
-        # the pretrained sentence embedder (relevance.py): the base package's weights, all of them
-        pw = _Weights({k: v for k, v in base.items()}, source)
-        self.pristine = BertNumpy(pw, "", [f"encoder.layer.{i}" for i in range(n_layers)], heads, eps)
+        # the pretrained sentence embedder (relevance.py): the base package's weights, all of them; the layers
+        # the checkpoint does not replace are the encoder's own (as checkpoint.pristine_encoder shares them)
+        self.pristine = BertNumpy(_Weights(base, source), "", [f"encoder.layer.{i}" for i in range(n_layers)],
+                                  heads, eps)
+        for i in range(n_layers):
+            if not any(k.startswith(f"encoder.encoder.layer.{i}.") for k in ours):
+                self.pristine.layers[i] = self.encoder.layers[i]
         self.word_emb = self.encoder.word
         self.vocab_size = self.word_emb.shape[0]
         self.match_emb, self.bucket_emb = w("match_emb.weight"), w("bucket_emb.weight")
