@@ -224,6 +224,12 @@ class Settings(BaseSettings):
     openai: OpenAISettings = OpenAISettings()
     generator: str = Field("sculpt", description="generator used by `ask` (a registered name): the bundled diffusion "
                            "model, which beats the extractive baseline on held-out questions (docs/benchmarks.md)")
+    generator_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="each generator's options as this machine runs it, by generator name: "
+        "those that choose the weights or the runtime (model_path, device, runtime...) and default sampling "
+        "settings, e.g. {\"llada\": {\"model_path\": \"/models/LLaDA-8B-Instruct\"}, \"sculpt\": {\"runtime\": "
+        "\"torch\"}} (in the environment as JSON: SCULPTRAG_GENERATOR_OPTIONS='{\"sculpt\": {\"runtime\": "
+        "\"torch\"}}'). A request's own options go over them; a service client may send sampling options only")
 
     @property
     def resolved_database_url(self) -> str:

@@ -73,7 +73,9 @@ class RagPipeline:
         self.validator = validator
         if validator is None and self.settings.validation.enabled:
             self.validator = default_validator(self.settings, _SharedEmbedder(self.retriever))
-        self.generator_options = dict(generator_options or {})
+        given = generator_options or {}  # the caller's, over the settings' (per option, per generator)
+        self.generator_options = {name: {**self.settings.generator_options.get(name, {}), **given.get(name, {})}
+                                  for name in {*self.settings.generator_options, *given}}
         self._generators: dict[tuple[str, str, str], Generator] = {}  # (name, load options, sampling options)
         self._gen_locks: dict[tuple[str, str, str], threading.Lock] = {}
         self._lock = threading.Lock()

@@ -109,11 +109,15 @@ def plugin_spec(name: str):
         return None
 
 
-def ready_generators() -> list[str]:
-    """The generators that run without a local model folder (their plugins do not declare needs_model_path)."""
+def ready_generators(settings: Settings | None = None) -> list[str]:
+    """The generators that run without a model folder from the user: their plugins do not declare
+    needs_model_path, or `settings.generator_options` gives them a model_path (the server's set-up)."""
     from generator.base import available_generators
 
-    return [g for g in available_generators() if not getattr(plugin_spec(g), "needs_model_path", True)]
+    configured = {name for name, opts in (settings.generator_options if settings else {}).items()
+                  if opts.get("model_path")}
+    return [g for g in available_generators()
+            if g in configured or not getattr(plugin_spec(g), "needs_model_path", True)]
 
 
 @dataclass(frozen=True)

@@ -183,6 +183,33 @@ def test_the_pipeline_splits_load_and_sampling_options_as_the_plugin_declares(to
     assert plain.steps == 3 and plain.warm
 
 
+def test_the_settings_set_each_generator_up_and_a_call_goes_over_them(toy, tmp_path, monkeypatch):
+    monkeypatch.setenv("SCULPTRAG_GENERATOR_OPTIONS", '{"toy": {"weights": "big", "steps": 7}}')
+    settings = Settings(store_dir=tmp_path / "store")
+    assert settings.generator_options == {"toy": {"weights": "big", "steps": 7}}  # from the environment (JSON)
+    quiet = lambda answer: ValidationReport.not_run()  # noqa: E731
+    rag = RagPipeline(settings, validator=quiet)
+    gen, _ = rag.generator("toy")
+    assert ToyGenerator.builds == [{"weights": "big"}] and (gen.weights, gen.steps) == ("big", 7)
+    other, _ = rag.generator("toy", {"steps": 2})  # a request's sampling option goes over the settings' one
+    assert (other.weights, other.steps) == ("big", 2) and len(ToyGenerator.builds) == 1
+    # the caller's options go over the settings' per option, the others stay (the CLI's --model-path)
+    rag = RagPipeline(settings, validator=quiet, generator_options={"toy": {"steps": 5}, "toy-plain": {"steps": 1}})
+    assert rag.generator_options == {"toy": {"weights": "big", "steps": 5}, "toy-plain": {"steps": 1}}
+    assert rag.generator("toy")[0].steps == 5 and rag.generator("toy-plain")[0].steps == 1
+    bad = RagPipeline(Settings(store_dir=tmp_path / "store", generator_options={"toy": {"wieghts": "big"}}),
+                      validator=quiet)
+    with pytest.raises(ConfigError, match="unknown option wieghts for generator 'toy'"):
+        bad.generator("toy")  # a typo in the set-up is named when the generator is first asked for
+
+
+def test_a_model_folder_in_the_settings_makes_a_generator_ready_in_the_app():
+    assert "llada" not in ready_generators(Settings()) and "sculpt" in ready_generators(Settings())
+    set_up = Settings(generator_options={"llada": {"model_path": "/models/llada"}, "dream": {"device": "cpu"}})
+    ready = ready_generators(set_up)
+    assert "llada" in ready and "dream" not in ready  # a device alone gives no weights
+
+
 def test_repair_asks_the_protocol(toy):
     class Fixer(ToyGenerator):
         repair_how = "toy repair"

@@ -159,7 +159,7 @@ else:
         if own:
             path = st.text_input("Question file", key="eval_file", placeholder=f"{roots[0]}/questions.jsonl")
             corpus = st.text_input("Its documents (folder)", key="eval_corpus", placeholder=f"{roots[0]}/docs")
-        ready = ready_generators()  # those whose plugin does not need a local model folder
+        ready = ready_generators(svc.settings)  # those that need no model folder, or have one configured
         gens = st.multiselect("Generators to compare", ready, default=[g for g in ("sculpt", "extractive") if g in ready],
                               key="eval_generators")
         c1, c2 = st.columns(2)

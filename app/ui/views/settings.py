@@ -59,8 +59,12 @@ with left:
     if traits:
         st.caption(" · ".join(traits))
     if spec is not None and spec.needs_model_path:
-        prefs.model_paths[name] = st.text_input("Model folder (on the server)", value=prefs.model_paths.get(name, ""),
-                                                key=f"set_path_{name}").strip()
+        configured = svc.settings.generator_options.get(name, {}).get("model_path")
+        prefs.model_paths[name] = st.text_input(
+            "Model folder (on the server)", value=prefs.model_paths.get(name, ""), key=f"set_path_{name}",
+            placeholder=f"{configured} (set up for this server)" if configured else "",
+            help="empty: the folder the server's settings give (SCULPTRAG_GENERATOR_OPTIONS)" if configured else None,
+        ).strip()
     defaults = spec.defaults(svc.settings) if spec is not None else None
     if defaults is not None:  # the form comes from the plugin's options model; only changed values are sent
         with st.expander("Options", expanded=True):
