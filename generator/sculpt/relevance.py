@@ -30,6 +30,10 @@ answer never quotes the same words twice.
 - a definition's term: for a question that asks for code, the first sentence of a line that opens with a
   term ("-M buildername: Alternative to -b. Uses the Sphinx make_mode module ...") scores at least what the
   line's later sentences do (`defined_terms_answer`): they describe the term, only it names it.
+- a lead-in's list: the lines under a line that ends with a colon ("Important points:", "It includes:") score
+  at least what the lead-in does, plus TYPE_WEIGHT when the question asks for a list
+  (`listed_items_answer`): the items answer "What important points are listed ...?" though they share no
+  word with it.
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
   was trained on, poorly elsewhere; see docs/benchmarks.md).
 
@@ -197,7 +201,9 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
             "title": float(title_key(t) in titles),
             "labelled": float(labelled_row(t, asked)), "nothing_new": float(not (w - asked - ENTITY_NOISE))}
            for t, v, w in zip(texts, idf_cover(asked, words), words)]
-    ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]))[:EMBED_TOP]
+    lead_in = [NOTHING_NEW * x["nothing_new"] * t.rstrip().endswith(":") for x, t in zip(out, texts)]
+    ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]) - lead_in[i])[:EMBED_TOP]  # (a lead-in that
+    # restates the question is read too: its list may be the answer, listed_items_answer)
     if ranked:
         vectors = embed(hidden, tokenizer, [question, *(texts[i] for i in ranked)], batch_size=8,
                         max_tokens=SENTENCE_TOKENS)  # batches of 8 by length pad less: 1.2x faster than one of 13
@@ -308,15 +314,19 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
     (`title_key`); `learned`: (M,) the learned selector's share at each position, added to its sentence's."""
     sid = batch.sentence[0]
     keys, texts = sentence_texts(batch)
-    scores = relevance(hidden, tokenizer, question, texts, titles)
+    found = parts(hidden, tokenizer, question, texts, titles)
+    scores = [combine(x) for x in found]
+    leads = [r + NOTHING_NEW * x["nothing_new"] for r, x in zip(scores, found)]  # a lead-in may restate the question
     if learned is not None:  # (the share is the same at every position of a sentence: read it at its first)
         first: dict[int, int] = {}
         for pos, key in enumerate(sid.tolist()):
             first.setdefault(key, pos)
         at = learned.tolist()
         scores = [x + at[first[key]] for key, x in zip(keys, scores)]
+        leads = [x + at[first[key]] for key, x in zip(keys, leads)]
     if answer_type(question) == "code":
         scores = defined_terms_answer(batch, question, keys, scores)
+    scores = listed_items_answer(batch, question, keys, scores, leads)
     rel = np.full(sid.shape, -np.inf, dtype=np.float32)
     seen: set[str] = set()
     for key, text, r in zip(keys, texts, scores):
@@ -325,6 +335,64 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
             seen.add(same)
             rel[sid == key] = r
     return rel
+
+
+LIST_ITEMS = 8  # lines under a lead-in ("Important points:") that are its list
+LIST_QUESTION = re.compile(r"^\s*(what|which)\b[^?]*\b(list(s|ed)?|includ(e|es|ed|ing)|points|items|steps)\b")
+LIST_STEP = 0.01  # what each further item scores below the one before it, so a list is quoted in its order
+
+
+def lines_of(text: str) -> list[list[int]]:
+    """The sentences of `text` (indices into `sentence_spans(text)`) grouped by line, and a None entry where a
+    blank line separates two lines."""
+    spans = sentence_spans(text)
+    out: list = []
+    for k, (a, b) in enumerate(spans):
+        gap = text[spans[k - 1][1]:a] if k else ""
+        if k and "\n" not in gap:
+            out[-1].append(k)
+            continue
+        if gap.count("\n") > 1:
+            out.append(None)
+        out.append([k])
+    return out
+
+
+def asks_for_list(question: str) -> bool:
+    """"What important points are listed ...?", "What does the attachment include?": a list is the answer."""
+    return bool(LIST_QUESTION.search(LEADING_CLAUSE.sub("", question.lower())))
+
+
+def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Sequence[float],
+                        leads: Sequence[float]) -> list[float]:
+    """The lines under a lead-in answer what the lead-in names: "What important points are listed in the test
+    e-mail?" is answered by "Roses are red" and "Violets are blue", the lines under "Important points:",
+    though they share no word with the question. A lead-in is a line that ends with a colon (not a table
+    row); its list, the next lines up to LIST_ITEMS, a blank line or another lead-in. Each item's sentences
+    score at least what the lead-in does (`leads`: its relevance, the nothing-new loss left out: "Important
+    points:" restates the question, as a lead-in should), plus TYPE_WEIGHT when the question asks for a list
+    (`asks_for_list`: the list is a value of the asked kind, as a date is for "when"), LIST_STEP less per
+    item, so the first items are quoted, in order. An item that answers better on its own keeps its own score."""
+    out = list(scores)
+    typed = TYPE_WEIGHT if asks_for_list(question) else 0.0
+    place = {key: i for i, key in enumerate(keys)}
+    for p, text in enumerate(batch.texts[0]):
+        spans = sentence_spans(text)
+        lines = lines_of(text)
+        for j, line in enumerate(lines):
+            if line is None:
+                continue
+            last = text[spans[line[-1]][0]:spans[line[-1]][1]].rstrip()
+            lead = place.get(sentence_id(p, line[-1]))
+            if lead is None or not last.endswith(":") or "|" in last:
+                continue
+            for n, item in enumerate(lines[j + 1: j + 1 + LIST_ITEMS], start=1):
+                if item is None or text[spans[item[-1]][0]:spans[item[-1]][1]].rstrip().endswith(":"):
+                    break
+                for m, k in enumerate(item):
+                    if (i := place.get(sentence_id(p, k))) is not None:
+                        out[i] = max(out[i], leads[lead] + typed - LIST_STEP * (n + m))
+    return out
 
 
 TERM_EDGE = 0.01  # what a definition's first sentence scores above the best of its line's later ones

@@ -20,8 +20,9 @@ from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passage_windows, sentence_id, sentence_spans,
                                        word_joins)
 from generator.sculpt.config import SculptConfig
-from generator.sculpt.relevance import (answer_type, cell_stops, has_answer_type, is_header_row, is_heading,
-                                       labelled_row, position_terms, relevance, terms)
+from generator.sculpt.relevance import (LIST_STEP, TYPE_WEIGHT, answer_type, asks_for_list, cell_stops,
+                                       has_answer_type, is_header_row, is_heading, labelled_row, lines_of,
+                                       listed_items_answer, position_terms, relevance, sentence_texts, terms)
 from pipeline.types import GenerationRequest, Passage
 
 APACHE_GRANT = (
@@ -347,6 +348,42 @@ def test_each_quote_of_a_multi_passage_answer_cites_its_own_passage(sculpt):
     texts = {1: SYSTEMD, 2: APT}
     assert all(quote in texts[n] for quote, n in pieces)  # verbatim, and from the passage its marker names
     assert "/etc/apt/sources.list" in result.text and "/lib/systemd/system" in result.text
+
+
+RELEASE = ("Release checklist for the 4.2 update, kept by the platform team.\nRequired steps:\nFreeze the branch\n"
+           "Run the migration dry run\nTag the release\n\nQuestions about the release go to the platform channel.")
+
+
+def test_lines_group_sentences_and_mark_blank_lines():
+    text = "Intro. Two here.\nRequired steps:\nFreeze\n\nAfter."
+    spans = sentence_spans(text)
+    assert [[text[slice(*spans[k])] for k in line] if line else None for line in lines_of(text)] == [
+        ["Intro.", "Two here."], ["Required steps:"], ["Freeze"], None, ["After."]]
+
+
+@pytest.mark.parametrize("question,wanted", [
+    ("What important points are listed in the test e-mail?", True), ("What does the attachment include?", True),
+    ("Which steps are required for the release?", True), ("According to the memo, what items were delivered?", True),
+    ("Who signed the memo?", False), ("When was the release tagged?", False), ("Does the plan include dental?", False)])
+def test_a_question_that_asks_for_a_list_says_so(question, wanted):
+    assert asks_for_list(question) is wanted
+
+
+def test_the_lines_under_a_lead_in_answer_a_question_about_what_it_lists(sculpt):
+    # the items share no word with the question; the lead-in does, and they are its list
+    pieces = quotes(ask(sculpt, "Which steps are required for the 4.2 release?", RELEASE, SYSTEMD).raw_text)
+    assert pieces[:2] == [("Freeze the branch", 1), ("Run the migration dry run", 1)]
+
+
+def test_a_list_ends_at_a_blank_line_or_the_next_lead_in(sculpt):
+    text = "Required steps:\nFreeze the branch\n\nNot a step\nOptional steps:\nWrite the blog post"
+    batch = featurize(sculpt._tokenizer, sculpt._model.cfg, ["Which steps are required?"], [[text]])
+    keys, texts = sentence_texts(batch)
+    lifted = dict(zip(texts, listed_items_answer(batch, "Which steps are required?", keys, [0.0] * len(keys),
+                                                 [1.0 if t.endswith(":") else 0.0 for t in texts])))
+    assert lifted["Freeze the branch"] == pytest.approx(1.0 + TYPE_WEIGHT - LIST_STEP)
+    assert lifted["Not a step"] == 0.0  # after the blank line
+    assert lifted["Write the blog post"] == pytest.approx(1.0 + TYPE_WEIGHT - LIST_STEP)  # its own lead-in's list
 
 
 TOUR = ("Egan Bernal officially won the 2019 Tour de France on Sunday.",
