@@ -33,7 +33,8 @@ answer never quotes the same words twice.
 - a lead-in's list: the lines under a line that ends with a colon ("Important points:", "It includes:") score
   at least what the lead-in does, plus TYPE_WEIGHT when the question asks for a list
   (`listed_items_answer`): the items answer "What important points are listed ...?" though they share no
-  word with it.
+  word with it. The lead-in itself loses LEAD_IN unless it holds a value of the asked kind: quoted alone
+  ("... is built with the following components:") it promises an answer and gives none.
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
   was trained on, poorly elsewhere; see docs/benchmarks.md).
 
@@ -201,7 +202,7 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
             "title": float(title_key(t) in titles),
             "labelled": float(labelled_row(t, asked)), "nothing_new": float(not (w - asked - ENTITY_NOISE))}
            for t, v, w in zip(texts, idf_cover(asked, words), words)]
-    lead_in = [NOTHING_NEW * x["nothing_new"] * t.rstrip().endswith(":") for x, t in zip(out, texts)]
+    lead_in = [NOTHING_NEW * x["nothing_new"] * is_lead_in(t) for x, t in zip(out, texts)]
     ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]) - lead_in[i])[:EMBED_TOP]  # (a lead-in that
     # restates the question is read too: its list may be the answer, listed_items_answer)
     if ranked:
@@ -326,7 +327,10 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
         leads = [x + at[first[key]] for key, x in zip(keys, leads)]
     if answer_type(question) == "code":
         scores = defined_terms_answer(batch, question, keys, scores)
-    scores = listed_items_answer(batch, question, keys, scores, leads)
+    scores = [r - LEAD_IN * (is_lead_in(t) and not x["typed"])  # it introduces, its list answers (unless it
+              for r, x, t in zip(scores, found, texts)]  # holds the value asked for: "... only four lines of code:")
+    scores = listed_items_answer(batch, question, keys, scores, leads,
+                                 [not x["nothing_new"] and any(c.isalpha() for c in t) for x, t in zip(found, texts)])
     rel = np.full(sid.shape, -np.inf, dtype=np.float32)
     seen: set[str] = set()
     for key, text, r in zip(keys, texts, scores):
@@ -358,13 +362,22 @@ def lines_of(text: str) -> list[list[int]]:
     return out
 
 
+LEAD_IN = HEADING  # taken off a lead-in's own score: "... is built with the following components:" says nothing
+
+
+def is_lead_in(text: str) -> bool:
+    """A line that ends with a colon and is not a table row: it introduces what follows it."""
+    text = text.rstrip()
+    return text.endswith(":") and "|" not in text
+
+
 def asks_for_list(question: str) -> bool:
     """"What important points are listed ...?", "What does the attachment include?": a list is the answer."""
     return bool(LIST_QUESTION.search(LEADING_CLAUSE.sub("", question.lower())))
 
 
 def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Sequence[float],
-                        leads: Sequence[float]) -> list[float]:
+                        leads: Sequence[float], says: Sequence[bool] | None = None) -> list[float]:
     """The lines under a lead-in answer what the lead-in names: "What important points are listed in the test
     e-mail?" is answered by "Roses are red" and "Violets are blue", the lines under "Important points:",
     though they share no word with the question. A lead-in is a line that ends with a colon (not a table
@@ -372,7 +385,9 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
     score at least what the lead-in does (`leads`: its relevance, the nothing-new loss left out: "Important
     points:" restates the question, as a lead-in should), plus TYPE_WEIGHT when the question asks for a list
     (`asks_for_list`: the list is a value of the asked kind, as a date is for "when"), LIST_STEP less per
-    item, so the first items are quoted, in order. An item that answers better on its own keeps its own score."""
+    item, so the first items are quoted, in order. An item that answers better on its own keeps its own score;
+    a sentence that says nothing (`says` False: a list number "1.", a line of the question's own words) is not
+    lifted."""
     out = list(scores)
     typed = TYPE_WEIGHT if asks_for_list(question) else 0.0
     place = {key: i for i, key in enumerate(keys)}
@@ -382,15 +397,14 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
         for j, line in enumerate(lines):
             if line is None:
                 continue
-            last = text[spans[line[-1]][0]:spans[line[-1]][1]].rstrip()
             lead = place.get(sentence_id(p, line[-1]))
-            if lead is None or not last.endswith(":") or "|" in last:
+            if lead is None or not is_lead_in(text[spans[line[-1]][0]:spans[line[-1]][1]]):
                 continue
             for n, item in enumerate(lines[j + 1: j + 1 + LIST_ITEMS], start=1):
-                if item is None or text[spans[item[-1]][0]:spans[item[-1]][1]].rstrip().endswith(":"):
+                if item is None or is_lead_in(text[spans[item[-1]][0]:spans[item[-1]][1]]):
                     break
                 for m, k in enumerate(item):
-                    if (i := place.get(sentence_id(p, k))) is not None:
+                    if (i := place.get(sentence_id(p, k))) is not None and (says is None or says[i]):
                         out[i] = max(out[i], leads[lead] + typed - LIST_STEP * (n + m))
     return out
 

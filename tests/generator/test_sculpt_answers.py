@@ -21,7 +21,7 @@ from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passa
                                        word_joins)
 from generator.sculpt.config import SculptConfig
 from generator.sculpt.relevance import (LIST_STEP, TYPE_WEIGHT, answer_type, asks_for_list, cell_stops,
-                                       has_answer_type, is_header_row, is_heading, labelled_row, lines_of,
+                                       has_answer_type, is_header_row, is_heading, is_lead_in, labelled_row, lines_of,
                                        listed_items_answer, position_terms, relevance, sentence_texts, terms)
 from pipeline.types import GenerationRequest, Passage
 
@@ -385,6 +385,19 @@ def test_a_list_ends_at_a_blank_line_or_the_next_lead_in(sculpt):
     assert lifted["Not a step"] == 0.0  # after the blank line
     assert lifted["Write the blog post"] == pytest.approx(1.0 + TYPE_WEIGHT - LIST_STEP)  # its own lead-in's list
 
+
+
+LAYOUT = ("LayoutParser provides a unified toolkit to support deep learning based document image analysis.\n"
+          "To address these challenges, LayoutParser is built with the following components:\n"
+          "1. An off-the-shelf toolkit for applying models for layout detection and character recognition\n"
+          "2. A rich repository of pre-trained neural network models")
+
+
+def test_a_lead_in_is_not_quoted_without_its_list_nor_a_list_number_as_an_item(sculpt):
+    pieces = [q for q, _ in quotes(ask(sculpt, "What is LayoutParser?", LAYOUT).raw_text)]
+    assert pieces and not any(q.endswith(":") for q in pieces)  # "... the following components:" promises, gives nothing
+    assert not any(re.fullmatch(r"\d+\.?", q) for q in pieces)  # "1." is a list's number, not its item
+    assert is_lead_in("It includes:") and not is_lead_in("Price: | 1.99:") and not is_lead_in("Best regards,")
 
 TOUR = ("Egan Bernal officially won the 2019 Tour de France on Sunday.",
         "On Sunday Egan Bernal officially won the 2019 Tour de France in Paris.",
