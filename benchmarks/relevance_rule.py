@@ -13,8 +13,9 @@ Variants of the rule are then compared without running the generator:
   business_docs: an accepted answer string in it; scifact and chunking_eval: 80% of its words in the gold
   text), the share whose best-scored sentence holds it;
 - refusal rates at thresholds t, answerable-with-gold / unanswerable slice (refuse: best score < t).
-The generator's last step for code questions (`relevance.defined_terms_answer`: a definition's first
-sentence scores at least what its line's later ones do) needs the passages' lines and is not applied here.
+The generator's last steps need the passages' lines and are not applied here: for code questions
+`relevance.defined_terms_answer` (a definition's first sentence scores at least what its line's later ones
+do), and for every question a lead-in's loss and its list's lift (`relevance.listed_items_answer`).
 
 With `--cache`, each set's scored records are kept in that pickle (the retrieval and the model's parts,
 about 10 minutes a set), so a later run, or a script that tries a variant of the rule, skips the model. The

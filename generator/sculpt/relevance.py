@@ -346,11 +346,11 @@ LIST_QUESTION = re.compile(r"^\s*(what|which)\b[^?]*\b(list(s|ed)?|includ(e|es|e
 LIST_STEP = 0.01  # what each further item scores below the one before it, so a list is quoted in its order
 
 
-def lines_of(text: str) -> list[list[int]]:
+def lines_of(text: str) -> list[list[int] | None]:
     """The sentences of `text` (indices into `sentence_spans(text)`) grouped by line, and a None entry where a
     blank line separates two lines."""
     spans = sentence_spans(text)
-    out: list = []
+    out: list[list[int] | None] = []
     for k, (a, b) in enumerate(spans):
         gap = text[spans[k - 1][1]:a] if k else ""
         if k and "\n" not in gap:
