@@ -16,7 +16,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEVICES", "resolve_device", "default_dtype", "resolve_device_and_dtype", "gpu_build"]
+__all__ = ["DEVICES", "resolve_device", "device_name", "default_dtype", "resolve_device_and_dtype", "gpu_build"]
 
 DEVICES = ("auto", "cpu", "cuda")  # the settings; "cuda:N" names one GPU
 _SETTING_RE = re.compile(r"auto|cpu|cuda(?::\d+)?")
@@ -40,6 +40,16 @@ def resolve_device(setting: "str | torch.device" = "auto") -> "torch.device":
             raise ConfigError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) "
                               "are visible; use device='cuda' or 'auto'")
     return torch.device(name)
+
+
+def device_name(setting: "str | torch.device" = "auto") -> str:
+    """resolve_device's answer as a name ("cpu", "cuda:0"), without importing torch where the answer is the CPU
+    anyway: the setting "cpu", or "auto" on a CPU-only torch build (`gpu_build`). A runtime that needs no torch
+    on the CPU (the ONNX embedder, sculpt's numpy runtime) decides with this."""
+    name = str(setting).strip().lower()
+    if name == "cpu" or (name == "auto" and not gpu_build()):
+        return "cpu"
+    return str(resolve_device(setting))
 
 
 def gpu_build() -> bool:

@@ -33,7 +33,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from pipeline.config import EmbeddingSettings
-from pipeline.device import gpu_build, resolve_device
+from pipeline.device import device_name, resolve_device
 from pipeline.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -136,9 +136,7 @@ EXPORT_VERSION = "2"  # part of the cache key: bump when the export changes
 def make_embedder(settings: EmbeddingSettings | None = None) -> Embedder:
     """The embedder `settings` ask for (the torch one on CUDA, whatever the backend)."""
     settings = settings or EmbeddingSettings()
-    device = str(settings.device).strip().lower()
-    on_cpu = device == "cpu" or (device == "auto" and not gpu_build())  # known without importing torch
-    if settings.backend == "torch" or (not on_cpu and resolve_device(settings.device).type == "cuda"):
+    if settings.backend == "torch" or device_name(settings.device).startswith("cuda"):
         return SentenceTransformerEmbedder(settings)
     return OnnxEmbedder(settings)
 

@@ -68,7 +68,7 @@ from typing import Callable, Iterator, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline.device import gpu_build, resolve_device
+from pipeline.device import device_name
 from pipeline.errors import ConfigError
 
 from ..base import generator_plugin, last_of, sampling_config
@@ -155,11 +155,7 @@ class SculptGenerator:
         except ValidationError as e:
             raise _config_error(e) from e
         self.model_path = Path(model_path) if model_path else None
-        setting = str(device).strip().lower()
-        if setting == "cpu" or (setting == "auto" and not gpu_build()):
-            self.device = "cpu"  # known without importing torch (resolve_device would import it to say so)
-        else:
-            self.device = str(resolve_device(device))
+        self.device = device_name(device)  # (no torch import where the answer is the CPU)
         if runtime not in ("auto", "numpy", "torch"):
             raise ConfigError(f"runtime must be 'auto', 'numpy' or 'torch', got {runtime!r}")
         if runtime == "numpy" and self.device != "cpu":

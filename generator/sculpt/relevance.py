@@ -346,10 +346,10 @@ LIST_QUESTION = re.compile(r"^\s*(what|which)\b[^?]*\b(list(s|ed)?|includ(e|es|e
 LIST_STEP = 0.01  # what each further item scores below the one before it, so a list is quoted in its order
 
 
-def lines_of(text: str) -> list[list[int] | None]:
-    """The sentences of `text` (indices into `sentence_spans(text)`) grouped by line, and a None entry where a
-    blank line separates two lines."""
-    spans = sentence_spans(text)
+def lines_of(text: str, spans: Sequence[tuple[int, int]] | None = None) -> list[list[int] | None]:
+    """The sentences of `text` (indices into `spans`, its `sentence_spans`) grouped by line, and a None entry
+    where a blank line separates two lines."""
+    spans = sentence_spans(text) if spans is None else spans
     out: list[list[int] | None] = []
     for k, (a, b) in enumerate(spans):
         gap = text[spans[k - 1][1]:a] if k else ""
@@ -393,7 +393,7 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
     place = {key: i for i, key in enumerate(keys)}
     for p, text in enumerate(batch.texts[0]):
         spans = sentence_spans(text)
-        lines = lines_of(text)
+        lines = lines_of(text, spans)
         for j, line in enumerate(lines):
             if line is None:
                 continue
@@ -423,17 +423,15 @@ def defined_terms_answer(batch, question: str, keys: Sequence[int], scores: Sequ
     place = {key: i for i, key in enumerate(keys)}
     for p, text in enumerate(batch.texts[0]):
         spans = sentence_spans(text)
-        k = 0
-        while k < len(spans):
-            j = k + 1  # the sentences of one line: no line break between them
-            while j < len(spans) and "\n" not in text[spans[j - 1][1]:spans[j][0]]:
-                j += 1
+        for line in lines_of(text, spans):
+            if not line or len(line) < 2:
+                continue
+            k = line[0]
             first = place.get(sentence_id(p, k))
             m = TERM_RE.match(text[spans[k][0]:spans[k][1]])
-            if first is not None and j > k + 1 and m and has_answer_type(m.group(1), question, "code"):
-                later = [out[place[sentence_id(p, i)]] for i in range(k + 1, j) if sentence_id(p, i) in place]
+            if first is not None and m and has_answer_type(m.group(1), question, "code"):
+                later = [out[place[sentence_id(p, i)]] for i in line[1:] if sentence_id(p, i) in place]
                 out[first] = max([out[first], *(x + TERM_EDGE for x in later)])
-            k = j
     return out
 
 
