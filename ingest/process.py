@@ -145,14 +145,37 @@ def keep_torch_out(settings: IngestSettings) -> None:
 
 
 def _warm_up(tokenizer_path: str) -> None:
-    """Load what the first parse would load (unstructured, spaCy, the tokenizer) ahead of time."""
+    """Load what every parse needs (unstructured, the tokenizer) ahead of time; spaCy's tagger waits for a
+    file that needs it (`needs_tagger`)."""
+    from .parse import configure_unstructured
+
+    configure_unstructured()
+    _counter(tokenizer_path)(["warm up"])  # the tokenizer's thread pool starts here, not under a file's limit
+
+
+# File types unstructured reads without spaCy's tagger (its title/narrative heuristics never run on them:
+# HTML labels come from `parse.narrative_by_look`, and these others are read as HTML or as table cells).
+# Checked over the shared example documents: every other type loads it.
+TAGGER_FREE = frozenset({"HTML", "MD", "RST", "ORG", "EPUB", "RTF", "CSV", "TSV"})
+
+
+def needs_tagger(path: str) -> bool:
+    """Whether parsing the file will load spaCy's tagger (False for a file that cannot be sniffed: its
+    parse is refused before any tagger runs)."""
+    try:
+        return sniff(Path(path))[0] not in TAGGER_FREE
+    except Exception:  # noqa: BLE001 - process_file reports it
+        return False
+
+
+def load_tagger() -> None:
+    """Import spaCy and load the tagger unstructured's heuristics use (1.4 s; once per process)."""
     from unstructured.nlp import tokenize
 
     from .parse import configure_unstructured
 
     configure_unstructured()
     tokenize._get_nlp()
-    _counter(tokenizer_path)(["warm up"])  # the tokenizer's thread pool starts here, not under a file's limit
 
 
 def preload_partitioner(file_type: str) -> None:
@@ -222,6 +245,7 @@ def _worker(inbox, outbox, settings: IngestSettings, tokenizer_path: str) -> Non
     parent = os.getppid()
     keep_torch_out(settings)
     _warm_up(tokenizer_path)
+    tagger = False
     while True:
         try:
             task = inbox.get(timeout=1.0)
@@ -234,6 +258,9 @@ def _worker(inbox, outbox, settings: IngestSettings, tokenizer_path: str) -> Non
             outbox.join_thread()  # a worker holds nothing else to save
             os._exit(0)
         key, path, size = task
+        if not tagger and needs_tagger(path):  # loaded outside the file's time and memory limits, and
+            load_tagger()  # never by a worker that reads only HTML (1.4 s of a one-shot ingest's start)
+            tagger = True
         outbox.put(("start", key, os.getpid()))
         try:
             result = process_file(path, size, settings, tokenizer_path, settings.parse_memory_mb)

@@ -51,3 +51,30 @@ def test_a_fast_strategy_worker_parses_without_torch_and_to_the_same_chunks():
     _warm_up(tokenizer)
     here = process_file(str(pdf), pdf.stat().st_size, IngestSettings(), tokenizer)
     assert no_torch == "True" and chunks == repr([c.text for c in here.chunks])
+
+
+def test_a_worker_reads_html_without_spacy_and_loads_it_for_the_files_that_need_it(tmp_path: Path):
+    """unstructured imports spaCy for heuristics an HTML page never asks: a parse worker's start and its HTML
+    files go without it (1.4 s of a one-shot ingest), and a file whose parse needs the tagger gets it loaded
+    first, outside that file's time and memory limits."""
+    import subprocess
+
+    from ingest.process import needs_tagger
+
+    root = Path(__file__).resolve().parents[2]
+    page = tmp_path / "page.html"
+    page.write_text("<html><body><h1>Opening hours</h1><p>The canteen opens at noon and closes at three in the "
+                    "afternoon on weekdays. On Saturdays it stays closed.</p></body></html>")
+    note = tmp_path / "note.txt"
+    note.write_text("The canteen opens at noon and closes at three in the afternoon on weekdays.")
+    pdf = root / "app" / "samples" / "docs" / "fake-memo.pdf"
+    assert not needs_tagger(str(page)) and needs_tagger(str(note)) and needs_tagger(str(pdf))
+    tokenizer = str(SentenceTransformerEmbedder().path)
+    code = ("import sys; from ingest.process import keep_torch_out, _warm_up, load_tagger, process_file; "
+            "from pipeline.config import IngestSettings; s = IngestSettings(); keep_torch_out(s); "
+            f"_warm_up({tokenizer!r}); r = process_file({str(page)!r}, {page.stat().st_size}, s, {tokenizer!r}); "
+            "print(type(r).__name__, 'spacy.language' in sys.modules); load_tagger(); "
+            f"r = process_file({str(note)!r}, {note.stat().st_size}, s, {tokenizer!r}); "
+            "print(type(r).__name__, 'spacy.language' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
+    assert out.strip().split("\n")[-2:] == ["Processed False", "Processed True"]
