@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
@@ -110,7 +111,7 @@ def _print_report(report, settings) -> None:
     rows = [
         ("files seen", report.files_seen), ("ingested", report.ingested), ("unchanged", report.unchanged),
         ("updated", report.updated), ("removed", report.removed), ("rejected", report.rejected),
-        ("skipped (hidden, links)", report.skipped),
+        ("skipped", report.skipped),
         ("chunks added / removed", f"{report.chunks_added} / {report.chunks_removed}"),
         ("time", f"{report.seconds:.1f} s"),
     ]
@@ -119,6 +120,9 @@ def _print_report(report, settings) -> None:
     console.print(t)
     if report.reasons():
         console.print("rejected by reason: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.reasons().items())))
+    skipped = Counter(o.reason for o in report.outcomes if o.status == "skipped")
+    if skipped:
+        console.print("skipped by reason: " + ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())))
     if report.kept_groups:
         console.print(f"{report.kept_groups} stored document(s) kept their own groups; --set-groups gives them --groups")
     if report.still_quarantined:

@@ -10,6 +10,12 @@ Inputs are distrusted:
 - Key material and credentials are never ingested: by name (private keys, .env, .netrc, cloud credential
   files, key stores) and by content (a private key block or a cloud secret in the bytes being hashed).
 - Hidden files and folders (a leading dot) and system litter are skipped with a report line, not silently.
+- A documentation site built by Sphinx (a folder holding `searchindex.js`) or MkDocs (`index.html` beside
+  `search/search_index.json`) is read as its rendered pages. What the build writes beside them is skipped
+  with a report line: copies of the pages' text (Sphinx's reST sources in `_sources/`, MkDocs' search
+  index), Sphinx's highlighted module code (`_modules/`), the theme's scripts, styles and fonts, and the
+  generated index, search, sitemap and 404 pages. Given by name (`ingest site/_modules`), such a folder is
+  read like any other.
 
 Hashing reads each file once in 1 MiB blocks; the hash is what makes re-ingestion incremental (same hash,
 no parsing). Missing paths are returned separately so the caller can report them without stopping.
@@ -28,6 +34,34 @@ from pathlib import Path
 from typing import Iterable
 
 SKIP_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+# What a documentation site's build writes beside its pages: generator -> (folder -> why skipped, names of
+# generated pages skipped). `site_build` tells the generator from the build's output.
+SITE_BUILDS = {
+    "Sphinx": ({
+        "_sources": "the reST sources of this Sphinx site's pages: the rendered pages are ingested instead",
+        "_modules": "highlighted module code behind this Sphinx site's API pages (their docstrings are those "
+                    "pages' text); ingest the folder by name to read it",
+        "_static": "scripts, styles and images of this Sphinx site",
+        "_images": "the images of this Sphinx site's pages",
+    }, ("genindex.html", "genindex-*.html", "*modindex.html", "search.html", "searchindex.js", "objects.inv")),
+    "MkDocs": ({
+        "search": "the search index of this MkDocs site (every page's text again, as JSON) and its scripts",
+        "assets": "scripts, styles and images of this MkDocs site's theme",
+        "css": "stylesheets of this MkDocs site's theme", "js": "scripts of this MkDocs site's theme",
+        "fonts": "fonts of this MkDocs site's theme", "webfonts": "fonts of this MkDocs site's theme",
+    }, ("404.html", "sitemap.xml", "sitemap.xml.gz")),
+}
+
+
+def site_build(folder: str, dirnames: list[str], filenames: list[str]) -> str | None:
+    """The generator whose output `folder` is the root of ("Sphinx", "MkDocs"), or None."""
+    if "searchindex.js" in filenames:
+        return "Sphinx"
+    if "index.html" in filenames and "search" in dirnames and os.path.isfile(os.path.join(folder, "search", "search_index.json")):
+        return "MkDocs"
+    return None
+
 
 # file names that hold secrets, whatever their content (fnmatch patterns, matched case-insensitively)
 SECRET_NAMES = (
@@ -144,9 +178,13 @@ def expand_paths(paths: Iterable[str | Path]) -> Discovery:
 def _walk(root: Path, files: set[Path], found: Discovery) -> None:
     for dirpath, dirnames, filenames in os.walk(root):  # os.walk does not descend into links to folders
         keep = []
+        build = site_build(dirpath, dirnames, filenames)
+        folders, pages = SITE_BUILDS[build] if build else ({}, ())
         for d in sorted(dirnames):
             full = Path(dirpath, d)
-            if d.startswith("."):
+            if d in folders:
+                found.left_out.append((str(full), "skipped", "site build", folders[d]))
+            elif d.startswith("."):
                 found.left_out.append((str(full), "skipped", "hidden", "a hidden folder (leading dot) is not searched"))
             elif full.is_symlink():
                 target = full.resolve()
@@ -163,6 +201,10 @@ def _walk(root: Path, files: set[Path], found: Discovery) -> None:
                 continue  # system litter and Office lock files: nothing anyone meant to ingest
             if name.startswith(".") and not secret_name(name):
                 found.left_out.append((str(full), "skipped", "hidden", "a hidden file (leading dot) is not ingested"))
+                continue
+            if any(fnmatch.fnmatch(name, pattern) for pattern in pages):
+                found.left_out.append((str(full), "skipped", "site build", f"a page or file this {build} site's "
+                                       "build generates (an index, search, sitemap or error page)"))
                 continue
             _admit(full, root, files, found)
 

@@ -197,7 +197,7 @@ class FileOutcome(BaseModel):
     """What happened to one input path."""
 
     path: str  # readable text: bytes of a file name that are not UTF-8 show as U+FFFD
-    status: str  # ingested | updated | unchanged | removed | rejected | skipped (hidden files, links searched elsewhere)
+    status: str  # ingested | updated | unchanged | removed | rejected | skipped (hidden files, links searched elsewhere, a site build's copies)
     reason: str = ""
     detail: str = ""
     file_type: str = ""
