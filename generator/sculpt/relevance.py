@@ -187,14 +187,20 @@ def combine(x: dict[str, float], tables: bool = True) -> float:
 
 
 def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
-          titles: frozenset[str] = frozenset()) -> list[dict[str, float]]:
+          titles: frozenset[str] = frozenset(), heads: Sequence[str] | None = None) -> list[dict[str, float]]:
     """Each text's relevance parts for the question: cos, cover, typed, heading, header_row, title,
     labelled, nothing_new (the flags as 0/1; `titles`: the section titles of the request's passages, as
     `title_key` gives them). The embedder reads only the EMBED_TOP texts with the most lexical
     evidence (a text without it rarely wins, and embedding every sentence of k passages would cost as much
-    again as encoding them); the others have cos 0."""
+    again as encoding them); the others have cos 0. `heads`: per text, the term its definition defines
+    when the text is a later sentence of one (`definition_heads`): its words count in the text's cover, and
+    the embedder reads the text after it ("maintenance_work_mem (integer): It defaults to 64 megabytes.")."""
     asked = terms(question)
     words = [terms(t) for t in texts]
+    read = list(texts)  # what the embedder reads of each
+    if heads is not None:  # "It defaults to 64 megabytes." is about the term its line defines: read it so
+        words = [w | terms(h) if h else w for w, h in zip(words, heads)]
+        read = [f"{h}: {t}" if h else t for t, h in zip(texts, heads)]
     kind = answer_type(question)
     # (ENTITY_NOISE in the nothing-new test: "Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
     out = [{"cos": 0.0, "cover": v, "typed": float(has_answer_type(t, question, kind)),
@@ -206,7 +212,7 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
     ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]) - lead_in[i])[:EMBED_TOP]  # (a lead-in that
     # restates the question is read too: its list may be the answer, listed_items_answer)
     if ranked:
-        vectors = embed(hidden, tokenizer, [question, *(texts[i] for i in ranked)], batch_size=8,
+        vectors = embed(hidden, tokenizer, [question, *(read[i] for i in ranked)], batch_size=8,
                         max_tokens=SENTENCE_TOKENS)  # batches of 8 by length pad less: 1.2x faster than one of 13
         for i, c in zip(ranked, (vectors[1:] @ vectors[0]).tolist()):
             out[i]["cos"] = c
@@ -315,7 +321,11 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
     (`title_key`); `learned`: (M,) the learned selector's share at each position, added to its sentence's."""
     sid = batch.sentence[0]
     keys, texts = sentence_texts(batch)
-    found = parts(hidden, tokenizer, question, texts, titles)
+    said = dict(zip(keys, (terms(t) for t in texts)))
+    asked = terms(question)  # a later sentence is read with its term where it adds what the question asks
+    heads = {key: (term, head) for key, (term, head) in definition_heads(batch).items()  # and the first lacks
+             if key in said and head in said and (said[key] & asked) - said[head]}
+    found = parts(hidden, tokenizer, question, texts, titles, [heads[key][0] if key in heads else "" for key in keys])
     scores = [combine(x) for x in found]
     leads = [r + NOTHING_NEW * x["nothing_new"] for r, x in zip(scores, found)]  # a lead-in may restate the question
     if learned is not None:  # (the share is the same at every position of a sentence: read it at its first)
@@ -323,8 +333,12 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
         for pos, key in enumerate(sid.tolist()):
             first.setdefault(key, pos)
         at = learned.tolist()
-        scores = [x + at[first[key]] for key, x in zip(keys, scores)]
-        leads = [x + at[first[key]] for key, x in zip(keys, leads)]
+        share = {key: at[first[key]] for key in keys}
+        for key, (_, head) in heads.items():  # a definition's later sentence shares the selector's view of it
+            if key in share and head in share:
+                share[key] = max(share[key], share[head])
+        scores = [x + share[key] for key, x in zip(keys, scores)]
+        leads = [x + share[key] for key, x in zip(keys, leads)]
     if answer_type(question) == "code":
         scores = defined_terms_answer(batch, question, keys, scores)
     scores = [r - LEAD_IN * (is_lead_in(t) and not x["typed"])  # it introduces, its list answers (unless it
@@ -432,6 +446,22 @@ def defined_terms_answer(batch, question: str, keys: Sequence[int], scores: Sequ
             if first is not None and m and has_answer_type(m.group(1), question, "code"):
                 later = [out[place[sentence_id(p, i)]] for i in line[1:] if sentence_id(p, i) in place]
                 out[first] = max([out[first], *(x + TERM_EDGE for x in later)])
+    return out
+
+
+def definition_heads(batch) -> dict[int, tuple[str, int]]:
+    """Sentence id -> (the term its line defines, the id of the line's first sentence), for each later
+    sentence of a definition (a line whose first sentence opens with a term and a colon, as ingest writes a
+    definition list's entries: "maintenance_work_mem (integer): Specifies the maximum amount of memory ...
+    It defaults to 64 megabytes (64MB)."), for the first request of `batch`. The later sentences say the
+    term's default, type or effect without naming it; the learned selector, which reads each sentence
+    apart, gives them -10 to -18 where it gives the first sentence about 0."""
+    out: dict[int, tuple[str, int]] = {}
+    for p, text in enumerate(batch.texts[0]):
+        spans = sentence_spans(text)
+        for line in lines_of(text, spans):
+            if line and len(line) > 1 and (m := TERM_RE.match(text[spans[line[0]][0]:spans[line[0]][1]])):
+                out.update((sentence_id(p, k), (m.group(1), sentence_id(p, line[0]))) for k in line[1:])
     return out
 
 

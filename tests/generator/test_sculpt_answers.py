@@ -21,8 +21,9 @@ from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passa
                                        word_joins)
 from generator.sculpt.config import SculptConfig
 from generator.sculpt.relevance import (LIST_STEP, TYPE_WEIGHT, answer_type, asks_for_list, cell_stops,
-                                       has_answer_type, is_header_row, is_heading, is_lead_in, labelled_row, lines_of,
-                                       listed_items_answer, position_terms, relevance, sentence_texts, terms)
+                                       definition_heads, has_answer_type, is_header_row, is_heading, is_lead_in,
+                                       labelled_row, lines_of, listed_items_answer, position_terms, relevance,
+                                       sentence_texts, terms)
 from pipeline.types import GenerationRequest, Passage
 
 APACHE_GRANT = (
@@ -532,3 +533,22 @@ def test_the_parallel_sampler_reads_the_drafts_from_one_row_and_decides_a_doubte
     assert doubting.raw_text == fast.raw_text
     if fast.text != REFUSAL:
         assert parallel_rows < fast_rows
+
+
+SETTINGS_LIST = ("shared_buffers (integer): Sets the amount of memory the database server uses for shared memory "
+                 "buffers. This setting must be at least 128 kilobytes.\n"
+                 "maintenance_work_mem (integer): Specifies the maximum amount of memory to be used by maintenance "
+                 "operations, such as VACUUM and CREATE INDEX. If this value is specified without units, it is taken "
+                 "as kilobytes. It defaults to 64 megabytes (64MB).")
+
+
+def test_a_definitions_later_sentence_answers_for_its_term(sculpt):
+    """A definition list's entry names its term once; "It defaults to 64 megabytes" is about that term. Read
+    apart, it shares no word with the question and the learned selector scores it far below the entry's
+    first sentence, so the answer quoted what the setting is instead of its default."""
+    heads = definition_heads(featurize(sculpt._tokenizer, sculpt._model.cfg, ["q"], [[SETTINGS_LIST]]))
+    first, term = sentence_id(0, 2), "maintenance_work_mem (integer)"
+    assert heads == {sentence_id(0, 1): ("shared_buffers (integer)", sentence_id(0, 0)), sentence_id(0, 3): (term, first),
+                     sentence_id(0, 4): (term, first)}
+    result = ask(sculpt, "What is the default of maintenance_work_mem?", SETTINGS_LIST)
+    assert quotes(result.text)[0] == ("It defaults to 64 megabytes (64MB).", 1)
