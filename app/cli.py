@@ -19,7 +19,6 @@ import contextlib
 import logging
 import os
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
 
@@ -120,9 +119,8 @@ def _print_report(report, settings) -> None:
     console.print(t)
     if report.reasons():
         console.print("rejected by reason: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.reasons().items())))
-    skipped = Counter(o.reason for o in report.outcomes if o.status == "skipped")
-    if skipped:
-        console.print("skipped by reason: " + ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items())))
+    if report.reasons("skipped"):
+        console.print("skipped by reason: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.reasons("skipped").items())))
     if report.kept_groups:
         console.print(f"{report.kept_groups} stored document(s) kept their own groups; --set-groups gives them --groups")
     if report.still_quarantined:

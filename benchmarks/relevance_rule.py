@@ -116,7 +116,8 @@ def calibration_features(rec: dict) -> dict | None:
     """What a learned answer-or-refuse decision may read of one record (None: no sentence)."""
     if not rec["parts"]:
         return None
-    scores = [score(x, rec, True, lambda x, rec: W * x["learned"]) for x in rec["parts"]]
+    tables, share = VARIANTS["+ header rows, labelled rows (the rule)"]
+    scores = [score(x, rec, tables, share) for x in rec["parts"]]
     order = sorted(range(len(scores)), key=lambda i: -scores[i])
     top = rec["parts"][order[0]]
     second = scores[order[1]] if len(order) > 1 else scores[order[0]] - 1.0

@@ -233,8 +233,9 @@ class IngestReport(BaseModel):
     def rejections(self) -> list[FileOutcome]:
         return [o for o in self.outcomes if o.status == "rejected"]
 
-    def reasons(self) -> dict[str, int]:
-        return dict(Counter(o.reason for o in self.rejections()))
+    def reasons(self, status: str = "rejected") -> dict[str, int]:
+        """How many paths of `status` (rejected, skipped) each reason accounts for."""
+        return dict(Counter(o.reason for o in self.outcomes if o.status == status))
 
 
 # -- retrieval -----------------------------------------------------------------------------------------

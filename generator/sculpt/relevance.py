@@ -322,8 +322,9 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
     sid = batch.sentence[0]
     keys, texts = sentence_texts(batch)
     said = dict(zip(keys, (terms(t) for t in texts)))
-    asked = terms(question)  # a later sentence is read with its term where it adds what the question asks
-    heads = {key: (term, head) for key, (term, head) in definition_heads(batch).items()  # and the first lacks
+    asked = terms(question)
+    defined = definition_heads(batch)  # a later sentence is read with its term where it adds a word the
+    heads = {key: (term, head) for key, (term, head) in defined.items()  # question asks and the first lacks
              if key in said and head in said and (said[key] & asked) - said[head]}
     found = parts(hidden, tokenizer, question, texts, titles, [heads[key][0] if key in heads else "" for key in keys])
     scores = [combine(x) for x in found]
@@ -340,7 +341,7 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
         scores = [x + share[key] for key, x in zip(keys, scores)]
         leads = [x + share[key] for key, x in zip(keys, leads)]
     if answer_type(question) == "code":
-        scores = defined_terms_answer(batch, question, keys, scores)
+        scores = defined_terms_answer(question, keys, scores, defined)
     scores = [r - LEAD_IN * (is_lead_in(t) and not x["typed"])  # it introduces, its list answers (unless it
               for r, x, t in zip(scores, found, texts)]  # holds the value asked for: "... only four lines of code:")
     scores = listed_items_answer(batch, question, keys, scores, leads,
@@ -427,25 +428,18 @@ TERM_EDGE = 0.01  # what a definition's first sentence scores above the best of 
 TERM_RE = re.compile(r"^\s*([^\n:]{1,80}?):\s")  # "-M buildername: Alternative to -b. Uses the ...": a defined term
 
 
-def defined_terms_answer(batch, question: str, keys: Sequence[int], scores: Sequence[float]) -> list[float]:
+def defined_terms_answer(question: str, keys: Sequence[int], scores: Sequence[float],
+                         heads: dict[int, tuple[str, int]]) -> list[float]:
     """For a question that asks for code: the first sentence of a definition (a line that opens with a term
     holding code the question does not name, "-M buildername: Alternative to -b.") scores at least what any
     later sentence of that line does, and TERM_EDGE more, so it is quoted first. The later sentences
     describe the term ("Uses the Sphinx make_mode module ...") and may match the question better, but the
-    term is the answer and only the first sentence holds it."""
+    term is the answer and only the first sentence holds it. `heads`: `definition_heads` of the request."""
     out = list(scores)
     place = {key: i for i, key in enumerate(keys)}
-    for p, text in enumerate(batch.texts[0]):
-        spans = sentence_spans(text)
-        for line in lines_of(text, spans):
-            if not line or len(line) < 2:
-                continue
-            k = line[0]
-            first = place.get(sentence_id(p, k))
-            m = TERM_RE.match(text[spans[k][0]:spans[k][1]])
-            if first is not None and m and has_answer_type(m.group(1), question, "code"):
-                later = [out[place[sentence_id(p, i)]] for i in line[1:] if sentence_id(p, i) in place]
-                out[first] = max([out[first], *(x + TERM_EDGE for x in later)])
+    for key, (term, head) in heads.items():
+        if key in place and head in place and has_answer_type(term, question, "code"):
+            out[place[head]] = max(out[place[head]], scores[place[key]] + TERM_EDGE)
     return out
 
 
