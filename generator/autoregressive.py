@@ -21,7 +21,7 @@ from typing import Any, Iterator, Literal
 import torch
 from pydantic import Field
 
-from pipeline.device import DEVICES, resolve_device
+from pipeline.device import DEVICES, loads_model, resolve_device
 from pipeline.errors import ConfigError, GenerationError, ModelLoadError
 
 from .base import fold_config, generator_plugin, sampling_config
@@ -179,7 +179,7 @@ class AutoregressiveGenerator:
         start = time.perf_counter()
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **kwargs)
+            model = loads_model(AutoModelForCausalLM.from_pretrained)(folder, dtype=dtype, **kwargs)
         except (OSError, ValueError, KeyError, ImportError, RuntimeError) as e:
             where = f"{folder}/{gguf}" if gguf else folder
             raise ModelLoadError(

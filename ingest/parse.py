@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import email
 import importlib
+import importlib.machinery
 import io
 import logging
 import os
 import re
 import shutil
 import sys
+import threading
 import types
 import zipfile
 from dataclasses import dataclass, field
@@ -70,11 +72,19 @@ class ParsedFile:
 
 class _Deferred(types.ModuleType):
     """Stands in for a module that is not imported yet: the first use of one of its names imports the real
-    module, which from then on is what `import` gives."""
+    module, which from then on is what `import` gives. It has a spec (no loader), so a library asking
+    `importlib.util.find_spec(name)` whether the package is there gets an answer, not ValueError."""
+
+    _swap = threading.Lock()  # two threads' first uses: one takes the stand-in out, both import the real one
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.__spec__ = importlib.machinery.ModuleSpec(name, None)
 
     def __getattr__(self, attr: str):
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
+        with self._swap:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
         return getattr(importlib.import_module(self.__name__), attr)
 
 

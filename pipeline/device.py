@@ -3,23 +3,45 @@
 Every model loader (the embedder, the NLI checker, the sculpt model and its training, the autoregressive
 baseline, the diffusion denoisers) resolves its setting here, so "auto" means the same everywhere and a
 wrong setting fails the same way, with one message. torch is imported inside the functions: importing
-this module stays light.
+this module stays light. Each of them also builds its model under `loads_model`: one at a time per process.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEVICES", "resolve_device", "device_name", "default_dtype", "resolve_device_and_dtype", "gpu_build"]
+__all__ = ["DEVICES", "resolve_device", "device_name", "default_dtype", "resolve_device_and_dtype", "gpu_build",
+           "loads_model"]
 
 DEVICES = ("auto", "cpu", "cuda")  # the settings; "cuda:N" names one GPU
 _SETTING_RE = re.compile(r"auto|cpu|cuda(?::\d+)?")
+
+_LOADING = threading.RLock()
+F = TypeVar("F", bound=Callable)
+
+
+def loads_model(fn: F) -> F:
+    """Run `fn` (a model loader) while no other thread of this process loads a model. transformers and
+    accelerate build models inside process-wide switches (`init_empty_weights` patches
+    `nn.Module.register_parameter`; weight initialisation and tying are skipped through module globals), so a
+    model built in one thread while another loads can come out on the meta device or with weights left as
+    initialised (transformers#41782). The app and the service load the default models in a warm-up thread
+    while the first request may load others (the support checker, another generator)."""
+
+    @functools.wraps(fn)
+    def locked(*args, **kwargs):
+        with _LOADING:
+            return fn(*args, **kwargs)
+
+    return locked  # type: ignore[return-value]
 
 
 def resolve_device(setting: "str | torch.device" = "auto") -> "torch.device":

@@ -33,7 +33,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from pipeline.config import EmbeddingSettings
-from pipeline.device import device_name, resolve_device
+from pipeline.device import device_name, loads_model, resolve_device
 from pipeline.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,12 @@ class SentenceTransformerEmbedder:
 
         device = resolve_device(self.settings.device)
         try:
-            self._model = SentenceTransformer(str(self.path), device=str(device))
+            model = loads_model(SentenceTransformer)(str(self.path), device=str(device))
         except Exception as e:
             raise ModelLoadError(f"could not load embedding model from {self.path}: {e}") from e
         if device.type == "cuda":
-            self._model.half()  # fp16 on a GPU: the same ranking, twice the throughput
+            model.half()  # fp16 on a GPU: the same ranking, twice the throughput
+        self._model = model  # only once whole: another thread may be asking whether it is loaded
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         self.warm_up()
@@ -185,6 +186,7 @@ def _pooling(model_path: Path) -> None:
                              f"{' -> '.join(modules)}: use SCULPTRAG_EMBEDDING__BACKEND=torch")
 
 
+@loads_model  # it builds the torch model to export it
 def export_onnx(model_path: Path, folder: Path, int8: bool) -> Path:
     """The ONNX file for `model_path` in `folder` (model.onnx, or model.int8.onnx), made now if missing.
     Written under a temporary name and renamed into place, so a crash or a concurrent export never leaves a

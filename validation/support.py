@@ -217,10 +217,10 @@ class NLIChecker:
                 "cross-encoder/nli-deberta-v3-small) there, or use the default overlap-embedding checker")
         from sentence_transformers import CrossEncoder
 
-        from pipeline.device import resolve_device
+        from pipeline.device import loads_model, resolve_device
 
         try:
-            self._model = CrossEncoder(str(self.path), device=resolve_device(self.device), local_files_only=True)
+            self._model = loads_model(CrossEncoder)(str(self.path), device=resolve_device(self.device), local_files_only=True)
         except Exception as e:
             raise ModelLoadError(f"could not load an NLI cross-encoder from {self.path}: {e}") from e
         labels = {str(v).lower(): int(k) for k, v in self._model.model.config.id2label.items()}

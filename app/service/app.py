@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
         if services.ready.is_set():
             return {"status": "ready", "generator": settings.generator}
         if services.warm_error:
+            services.warm_up_again()  # the next probe says whether that try did better
             return error_response(503, f"not ready: loading failed ({services.warm_error}); see the server log")
         return error_response(503, "not ready: the models and indexes are loading; retry shortly")
 

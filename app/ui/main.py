@@ -32,5 +32,6 @@ with st.sidebar:
         st.warning("Not signed in: this request did not come through the sign-in proxy, so there is nothing you may read.")
     if svc.warm_error:
         st.error(f"Loading the models failed: {md(svc.warm_error)}")
+        svc.warm_up_again()  # the next page says whether that try did better
 
 nav.run()

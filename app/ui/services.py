@@ -222,23 +222,33 @@ class Services:
         self.ingest_lock = threading.Lock()
         self._ingestor = None
         self.upload_dir = Path(settings.app.upload_dir or Path(settings.store_dir) / "uploads")
-        self.warm_error: str | None = None
+        self.warm_error: str | None = None  # the last warm-up's failure, shown on every page until one succeeds
         self.ready = threading.Event()  # set once the embedder, the indexes and the default generator are loaded
+        self._warming = threading.Lock()
         if warm:
+            self.warm_up_again()
+
+    def warm_up_again(self) -> None:
+        """Load the embedder, the indexes and the default generator in the background, before the first question
+        needs them; after a failed warm-up, try once more (a page showing the failure asks this). One try at a
+        time; a no-op once warm."""
+        if not self.ready.is_set() and self._warming.acquire(blocking=False):
             threading.Thread(target=self._warm_up, name="sculptrag-warm-up", daemon=True).start()
 
     def _warm_up(self) -> None:
-        """Load the embedder, the indexes and the default generator before the first question needs them."""
         try:
             if self.store.counts()["chunks"]:
                 self.rag.retriever.warm_up()
             else:
                 self.rag.retriever.load_embedder()
             self.rag.generator()
+            self.warm_error = None
             self.ready.set()
         except Exception as e:  # noqa: BLE001 - the first ask reports the same error to the user
             self.warm_error = f"{type(e).__name__}: {e}"
-            log.warning("warm-up failed: %s", self.warm_error)
+            log.warning("warm-up failed: %s", self.warm_error, exc_info=True)
+        finally:
+            self._warming.release()
 
     def ingestor(self):
         """The warm Ingestor (parse workers and the pipeline's embedder); use it under `ingest_lock`."""

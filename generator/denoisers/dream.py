@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.device import loads_model
 from pipeline.errors import ModelLoadError
 
 from .base import (
@@ -145,6 +146,7 @@ class DreamModel(nn.Module):
         return F.linear(h, head), new_cache
 
 
+@loads_model
 def load_dream(path: str | Path, device: str = "auto", dtype: str | None = None) -> NativeDenoiser:
     """A Dream checkpoint folder as published (config.json, model.safetensors or shards with an index,
     generation_config.json, tokenizer files) as a Denoiser; weights stream in the target dtype to the device."""

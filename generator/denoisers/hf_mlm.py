@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.device import loads_model
 from pipeline.errors import ModelLoadError
 
 from .base import KVCache, generation_eos, load_tokenizer, read_config, resolve_device, special_ids, torch_dtype
@@ -51,6 +52,7 @@ class HFMaskedLMDenoiser:
         return self.forward(input_ids, attention_mask), None
 
 
+@loads_model
 def load_hf_mlm(path: str | Path, device: str = "auto", dtype: str | None = None) -> HFMaskedLMDenoiser:
     """A local masked-LM folder (config.json, weights, tokenizer) as a Denoiser."""
     from transformers import AutoModelForMaskedLM

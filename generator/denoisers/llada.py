@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.device import loads_model
 from pipeline.errors import ModelLoadError
 
 from .base import (
@@ -156,6 +157,7 @@ class LLaDAModelLM(nn.Module):
         return logits, new_cache
 
 
+@loads_model
 def load_llada(path: str | Path, device: str = "auto", dtype: str | None = None) -> NativeDenoiser:
     """A LLaDA checkpoint folder as published (config.json, model.safetensors or shards with an index,
     generation_config.json, tokenizer files) as a Denoiser; weights stream in the target dtype to the device."""

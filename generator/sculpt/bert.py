@@ -142,8 +142,7 @@ def uninitialised():
     load every weight (from_folder and load_checkpoint check that). Not `torch.device("meta")`: entering that
     mode imports torch.distributed, sympy and more (seconds). The fillers are switched off for the whole
     process while it runs: a module another thread builds meanwhile and does not load is left uninitialised.
-    Generator loads are serialised by RagPipeline's lock; nothing else in the product builds modules it
-    does not load."""
+    Its callers load under `pipeline.device.loads_model`, as every model loader of the product does."""
     names = ("uniform_", "normal_", "kaiming_uniform_", "xavier_uniform_", "trunc_normal_", "zeros_", "ones_")
     saved = {n: getattr(nn.init, n) for n in names}
     for n in names:

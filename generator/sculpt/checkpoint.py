@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.device import loads_model
 from pipeline.errors import ModelLoadError
 
 from .config import BASE_MODEL, SculptConfig
@@ -38,6 +39,7 @@ def bundled_checkpoint() -> Path:
     return BUNDLED
 
 
+@loads_model
 def load_encoder(base_model: str = BASE_MODEL) -> tuple["nn.Module", object]:
     """The MiniLM BERT encoder (fp32) and its tokenizer from the installed model package (offline), in plain
     torch and `tokenizers` (bert.py: importing transformers would cost a cold start ~5 s)."""
@@ -96,6 +98,7 @@ def pristine_encoder(encoder: "nn.Module", shared_layers: int) -> "nn.Module":
     return twin.eval()
 
 
+@loads_model
 def load_checkpoint(folder: Path) -> tuple["SculptModel", object]:
     """Base encoder from its package + our weights from `folder`, for the torch runtime."""
     from safetensors.torch import load_file

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -245,3 +246,28 @@ def test_written_words_are_set_apart_from_quotes():
     lost = "Medvedev lost [1]."
     assert [lost[a:b] for a, b in written_spans(lost, sources)] == ["Medvedev lost"]  # not a quote: written
     assert written_spans("The title. [1]. Raducanu won [2].", {1: "The title.", 2: "Raducanu won"}) == []
+
+
+def test_a_failed_warm_up_is_tried_again_and_its_error_goes_once_loading_works(tmp_path, embedder):
+    """The page shows a failed warm-up and asks for another try; once a try loads, the error is gone (a
+    transient failure does not stay on every page until the app restarts)."""
+    from app.ui.services import Services
+    from pipeline import Store, ingest
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "note.txt").write_text("The night bus leaves the depot at 23:40.\n")
+    settings = Settings(store_dir=tmp_path / "store", generator="extractive")
+    ingest([docs], settings, groups=["public"], embedder=embedder)
+    store = Store(settings)
+    real = store.get_state("embedding_model")
+    store.set_state(embedding_model="some-other-model")  # the embedder will not match: loading fails
+    svc = Services(settings)
+    for _ in range(600):
+        if svc.warm_error or svc.ready.is_set():
+            break
+        time.sleep(0.1)
+    assert svc.warm_error and "some-other-model" in svc.warm_error and not svc.ready.is_set()
+    store.set_state(embedding_model=real)
+    svc.warm_up_again()
+    assert svc.ready.wait(60) and svc.warm_error is None

@@ -78,3 +78,18 @@ def test_a_worker_reads_html_without_spacy_and_loads_it_for_the_files_that_need_
             "print(type(r).__name__, 'spacy.language' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
     assert out.strip().split("\n")[-2:] == ["Processed False", "Processed True"]
+
+
+def test_a_deferred_module_answers_find_spec_and_resolves_once_under_threads():
+    """The stand-in for a deferred module has a spec (libraries ask `find_spec` whether a package is there)
+    and many threads' first uses all get the real module."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import importlib.util, sys, threading; from ingest.parse import defer_import; defer_import('spacy'); "
+            "import spacy; print(importlib.util.find_spec('spacy') is not None, 'spacy.language' in sys.modules); "
+            "got = []; ts = [threading.Thread(target=lambda: got.append(spacy.blank)) for _ in range(16)]; "
+            "[t.start() for t in ts]; [t.join() for t in ts]; "
+            "print(len(got), len({id(g) for g in got}), sys.modules['spacy'].blank is got[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
+    assert out.strip().split("\n")[-2:] == ["True False", "16 1 True"]

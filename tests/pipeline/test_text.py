@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
 
 from pipeline import text as T
-from pipeline.device import default_dtype, resolve_device, resolve_device_and_dtype
+from pipeline.device import default_dtype, loads_model, resolve_device, resolve_device_and_dtype
 from pipeline.errors import ConfigError
 from pipeline.words import ENTITY_NOISE, stem, tokenize
 
@@ -125,6 +126,31 @@ def test_the_default_embedder_is_chosen_without_importing_torch_on_a_cpu_build()
         assert (name, imported, gpu) == ("OnnxEmbedder", "False", "False")
     else:  # a GPU build: torch is asked whether a GPU is there
         assert gpu == "True"
+
+
+
+def test_model_loads_take_turns_across_threads():
+    """transformers builds a model under process-wide switches, so a loader waits while another thread loads
+    (the app's warm-up thread and a first request may both load)."""
+    from generator.sculpt.checkpoint import load_encoder
+
+    inside, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    @loads_model
+    def slow_load():
+        inside.set()
+        release.wait(60)
+
+    holder = threading.Thread(target=slow_load)
+    holder.start()
+    assert inside.wait(60)
+    loader = threading.Thread(target=lambda: (load_encoder(), done.set()))
+    loader.start()
+    assert not done.wait(1.0)  # the encoder (0.2 s to load alone) waits for the other load
+    release.set()
+    holder.join()
+    loader.join(60)
+    assert done.is_set()
 
 
 @pytest.mark.gpu

@@ -390,7 +390,7 @@ def test_uploads_land_in_a_folder_named_by_a_hash_inside_the_upload_dir(open_app
     at.file_uploader[0].upload("../../../escape.txt", b"The bicycle shed is unlocked at seven every morning.", "text/plain")
     at.run()
     at.button(key="ingest_uploads").click().run()
-    assert not at.exception and not at.error, at.error
+    assert not at.exception and not at.error, [e.value for e in at.error]
     uploads = (site["settings"].store_dir / "uploads").resolve()
     saved = [p for p in uploads.rglob("*") if p.is_file()]
     assert [p.relative_to(uploads).parts for p in saved] == [(f"g-{group_key(['public'])}", "escape.txt")]
