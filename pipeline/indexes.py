@@ -200,7 +200,9 @@ def read_lexical_index(path: Path) -> BM25Index | None:
     """The BM25 index in `path`; None when there is none, or when it is an older version's file or a damaged
     one (derived data: it is removed, so the next flush writes the current format, and rebuilt from SQL)."""
     try:
-        return BM25Index.load(path) if path.exists() else None
+        return BM25Index.load(path)
+    except FileNotFoundError:  # none yet, or a writer's flush removed it meanwhile (a superseded generation)
+        return None
     except IndexFileError as e:
         log.warning("%s", e)
         with contextlib.suppress(OSError):

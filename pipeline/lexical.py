@@ -284,7 +284,8 @@ class BM25Index:
     @classmethod
     def load(cls, path: Path, stemmed: bool = True) -> "BM25Index":
         """Read a file written by `save`; IndexFileError for an older format, terms made otherwise than `stemmed`
-        asks (another stemmer or version of it, or none), or a damaged file: rebuild it."""
+        asks (another stemmer or version of it, or none), or a damaged file: rebuild it. FileNotFoundError when
+        there is none."""
         want = STEMMER if stemmed else None
         try:
             with np.load(path) as z:
@@ -299,7 +300,7 @@ class BM25Index:
                 counts = sparse.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(int(x) for x in z["shape"]))
                 ids, lengths, (k1, b) = z["ids"], z["lengths"].astype(np.int64), z["params"]
                 vocab = json.loads(z["vocab"].tobytes().decode())
-        except IndexFileError:
+        except (IndexFileError, FileNotFoundError):
             raise
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
             raise IndexFileError(f"cannot read the lexical index {path} ({e}); it is rebuilt from the store's SQL") from e

@@ -299,9 +299,15 @@ class Store:
 
     def _load_vectors(self, gen: int, mmap_min_bytes: int | None = None, previous=None):
         path = vectors_path(self.dir, gen)
-        if path.exists():
+        try:
+            size = path.stat().st_size
             index = read_faiss_index(path, mmap_min_bytes)
-            if mmap_min_bytes is not None and path.stat().st_size >= mmap_min_bytes:
+        except (OSError, RuntimeError):  # (FAISS says a missing file with RuntimeError)
+            if path.exists():
+                raise
+            # no file, or a writer's flush removed it meanwhile (its generation is superseded): from SQL below
+        else:
+            if mmap_min_bytes is not None and size >= mmap_min_bytes:
                 self._mapped = id(index)  # read-only memory: a later delta copies it with copy_in_memory
             return index
         index = self._vectors_delta(previous, gen) if previous is not None else None

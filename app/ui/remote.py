@@ -96,16 +96,17 @@ class RemoteServices:
         self.rag = RemoteRag(self.client)
         self.warm_error: str | None = None
         self.identity: dict[str, Any] = {"name": "", "groups": [], "editor": False}
+        self._identified = False
         self.warm_up_again()
 
     def warm_up_again(self) -> None:
         """Ask the service who this key is (again, after a failure): until it answers, the error shows on every
         page and the user reads nothing; the page after it answers has the key's groups."""
-        if self.warm_error is None and self.identity.get("name"):
+        if self._identified:
             return
         try:
             self.identity = self.client.me()
-            self.warm_error = None
+            self.warm_error, self._identified = None, True
         except ServiceError as e:
             self.warm_error = str(e)
 

@@ -193,6 +193,36 @@ def test_a_store_with_an_old_format_lexical_file_rebuilds_it(tmp_path: Path):
         "zyxel", groups=["public"], k=2, mode="lexical")) == ["a"]
 
 
+
+def test_a_reader_whose_index_files_a_writer_removes_meanwhile_reads_from_sql(tmp_path: Path, monkeypatch):
+    """A reader (the service, the app) read the generation, then an ingest's flush wrote the next one and
+    removed this one's files before the reader opened them: it builds what it needs from SQL, no error."""
+    import pipeline.indexes as indexes
+    import pipeline.store as store_module
+    from pipeline.lexical import BM25Index
+
+    store = build_store(tmp_path / "s", [{"title": "a", "texts": ["zyxel firmware flashing"]},
+                                         {"title": "b", "texts": ["canteen menu"]}])
+    gen = store.generation
+    for path in (store.dir / f"vectors-{gen}.faiss", store.dir / f"lexical-{gen}.npz"):
+        assert path.exists()
+    read_faiss, load_bm25 = store_module.read_faiss_index, BM25Index.load
+
+    def gone_first(read):
+        def read_after_the_flush(path, *args, **kwargs):
+            Path(path).unlink(missing_ok=True)  # the writer's clean-up, between the reader's look and its read
+            return read(path, *args, **kwargs)
+        return read_after_the_flush
+
+    monkeypatch.setattr(store_module, "read_faiss_index", gone_first(read_faiss))
+    monkeypatch.setattr(indexes.BM25Index, "load", classmethod(lambda cls, path, *a, **kw: gone_first(load_bm25)(path, *a, **kw)))
+    reader = Store(store.settings)
+    r = Retriever(reader, HashingEmbedder())
+    for mode in MODES:
+        assert titles(r.search("zyxel firmware", groups=["public"], k=1, mode=mode)) == ["a"], mode
+    assert not (store.dir / f"vectors-{gen}.faiss").exists() and not (store.dir / f"lexical-{gen}.npz").exists()
+
+
 # -- filters ---------------------------------------------------------------------------------------------
 def test_metadata_filters(tmp_path: Path):
     old = datetime(2020, 1, 1, tzinfo=timezone.utc)
