@@ -117,10 +117,9 @@ def _print_report(report, settings) -> None:
     for k, v in rows:
         t.add_row(k, str(v))
     console.print(t)
-    if report.reasons():
-        console.print("rejected by reason: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.reasons().items())))
-    if report.reasons("skipped"):
-        console.print("skipped by reason: " + ", ".join(f"{k}: {v}" for k, v in sorted(report.reasons("skipped").items())))
+    for status in ("rejected", "skipped"):
+        if reasons := report.reasons(status):
+            console.print(f"{status} by reason: " + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())))
     if report.kept_groups:
         console.print(f"{report.kept_groups} stored document(s) kept their own groups; --set-groups gives them --groups")
     if report.still_quarantined:

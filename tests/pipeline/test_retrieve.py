@@ -215,7 +215,7 @@ def test_a_reader_whose_index_files_a_writer_removes_meanwhile_reads_from_sql(tm
         return read_after_the_flush
 
     monkeypatch.setattr(store_module, "read_faiss_index", gone_first(read_faiss))
-    monkeypatch.setattr(indexes.BM25Index, "load", classmethod(lambda cls, path, *a, **kw: gone_first(load_bm25)(path, *a, **kw)))
+    monkeypatch.setattr(indexes.BM25Index, "load", gone_first(load_bm25))
     reader = Store(store.settings)
     r = Retriever(reader, HashingEmbedder())
     for mode in MODES:
