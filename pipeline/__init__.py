@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import importlib
 
+from pipeline.workarounds import serialise_ast_parse
+
+serialise_ast_parse()
+
 _EXPORTS = {
     "Settings": "pipeline.config",
     "SculptragError": "pipeline.errors",
