@@ -475,7 +475,8 @@ def _hit_scores(chunk_id: int, fused: float, dense: _Ranking | None, lexical: _R
 def _hit(row: ChunkRow, doc: Document, scores: HitScores, neighbour_of: int | None, duplicates: list[int]) -> Hit:
     return Hit(
         chunk_id=row.id, chunk_uid=row.uid, position=row.position, page=row.page, page_end=row.page_end,
-        section=row.section, text=row.text, table_html=row.table_html, scores=scores, neighbour_of=neighbour_of,
+        section=row.section, context=row.context or "", text=row.text, table_html=row.table_html, scores=scores,
+        neighbour_of=neighbour_of,
         duplicates=duplicates,
         document=DocumentRef(id=doc.id, uid=doc.uid, title=doc.title, source_uri=doc.source_uri,
                              media_type=doc.media_type, file_type=doc.file_type, pages=doc.pages),

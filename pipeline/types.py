@@ -10,9 +10,11 @@ All are pydantic models and serialize to JSON.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
@@ -41,6 +43,7 @@ class Passage(BaseModel):
     page: int | None = None
     chunk_id: str | None = None
     section: str = ""  # the title of the document section the text is in; the text may open with that title
+    context: str = ""  # what the text is about: file name, document title, entity, period, section path; never quoted
 
     @field_validator("text")
     @classmethod
@@ -271,6 +274,14 @@ class DocumentRef(BaseModel):
     file_type: str
     pages: int | None = None
 
+    @property
+    def file_name(self) -> str:
+        """The source's file name in words ("vodafone.xlsx" -> "vodafone xlsx", "a1977-backus-p21.pdf" ->
+        "a1977 backus p21 pdf"): what the file is about when its text does not say (a workbook titled by its
+        sheet, a page of a paper)."""
+        name = unquote(self.source_uri.rstrip("/").rsplit("/", 1)[-1])
+        return " ".join(re.split(r"[-_.\s]+", name)).strip()
+
 
 class HitScores(BaseModel):
     """Scores and 1-based ranks in each ranking that returned the chunk (None: that ranking did not)."""
@@ -292,6 +303,7 @@ class Hit(BaseModel):
     page: int | None = None
     page_end: int | None = None
     section: str = ""
+    context: str = ""  # the chunk's context line (document title, entity, period, section path), as ingest indexed it
     text: str
     table_html: str | None = None
     scores: HitScores = Field(default_factory=HitScores)
@@ -301,7 +313,7 @@ class Hit(BaseModel):
     def to_passage(self, number: int) -> Passage:
         """This hit as the generator's numbered passage."""
         return Passage(number=number, text=self.text, title=self.document.title, page=self.page, chunk_id=self.chunk_uid,
-                       section=self.section)
+                       section=self.section, context=" | ".join(x for x in (self.document.file_name, self.context) if x))
 
 
 

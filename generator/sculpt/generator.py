@@ -9,7 +9,8 @@ What to quote, and whether to answer at all, is decided once per request from ea
 relevance to the question (relevance.py: the pretrained embedder's similarity, lexical cover, the asked
 answer type, a small share of the model's learned selector), the "relevance" selector:
 - answer or refuse: one rule, answer when the best sentence's relevance reaches `answer_threshold` (chosen
-  on corpora the model never trained on; docs/benchmarks.md), else the refusal;
+  on corpora the model never trained on; docs/benchmarks.md) and every name the question asks about is
+  named by some passage (`names`, relevance.unnamed), else the refusal;
 - which sentence a quote opens on: the most relevant unused one; where in it: the sentence start, or a
   later clause start (after , ; : or a dash; never inside a table row) when all before it only restates
   the question ("In 2019, the company moved ..." for "Where did the company move in 2019?"), so the quote
@@ -123,6 +124,9 @@ class SculptSampling(BaseModel):
                                             "dash; never inside a table row) when all before it restates the "
                                             "question, and a table row's quote ends at the column the question "
                                             "names")
+    names: bool = Field(True, description="relevance: refuse when the question names something (a capitalised "
+                        "word: a company, a product, a grade) that no passage names, in its text, title, section, "
+                        "file name or document (relevance.unnamed)")
     connectors: bool = Field(True, description="relevance: a quote that stops inside its sentence is joined to "
                                                "the next by a written word (\"and\", or \"while\" when the "
                                                "question compares), where the next quote reads on after it")
@@ -246,9 +250,12 @@ class SculptGenerator:
         yield run.result()
 
     def _selector(self, memory: Memory, batch: Batch, space: OutputSpace, numbers: dict[int, list[int]], question: str,
-                  ban: Sequence[tuple[int, str]], titles: frozenset[str] = frozenset()) -> Selection:
+                  ban: Sequence[tuple[int, str]], titles: frozenset[str] = frozenset(),
+                  sections: Sequence[str] | None = None, unnamed: Sequence[str] = ()) -> Selection:
         """What decides the request's sentences (see Selection). A banned quote's whole sentence is closed, and
-        with no credible sentence left the answer is the refusal. `titles`: the passages' section titles."""
+        with no credible sentence left the answer is the refusal. `titles`: the passages' section titles (as
+        `relevance.title_key` gives them); `sections`: each featurized passage's section title, in order;
+        `unnamed`: the names the question asks about that no passage names (`relevance.unnamed`)."""
         cfg = self.config
         starts = batch.starts[0].astype(bool)
         if cfg.clauses and cfg.selector == "relevance":  # a clause start is chosen by its relevance
@@ -263,9 +270,9 @@ class SculptGenerator:
         else:
             learned = relevance.LEARNED_WEIGHT * np.where(off, 0.0, select[memory.sent_index[0]])
             score = relevance.sentence_relevance(self._model.embed_hidden, self._tokenizer, batch, question, titles,
-                                                 learned)
+                                                 learned, sections)
             top = float(score.max())
-            refuse = top < cfg.answer_threshold
+            refuse = top < cfg.answer_threshold or bool(cfg.names and unnamed)  # passages about something else
             cut, decoder_weight, max_quotes = max(cfg.answer_threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
             if cfg.clauses:
                 start_score = relevance.clause_choice(batch, question, starts)
@@ -381,7 +388,10 @@ class _Decoding:
         for i, p in enumerate(self.passages):
             numbers.setdefault(p.number, []).append(i)
         titles = frozenset(relevance.title_key(p.section) for p in self.passages if p.section.strip())
-        self.selection = gen._selector(self.memory, self.batch, self.space, numbers, request.question, ban, titles)
+        unnamed = relevance.unnamed(request.question, [f"{p.text}\n{p.title}\n{p.section}\n{p.context}"
+                                                       for p in self.passages])
+        self.selection = gen._selector(self.memory, self.batch, self.space, numbers, request.question, ban, titles,
+                                       [p.section for p in self.passages], unnamed)
         filled = [x for n, q in keep for x in _quote_slots(self.batch, self.space, numbers, n, q)][: L - 1]
         if filled:
             self.canvas[: len(filled)] = filled

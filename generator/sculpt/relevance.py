@@ -35,6 +35,13 @@ answer never quotes the same words twice.
   (`listed_items_answer`): the items answer "What important points are listed ...?" though they share no
   word with it. The lead-in itself loses LEAD_IN unless it holds a value of the asked kind: quoted alone
   ("... is built with the following components:") it promises an answer and gives none.
+- context: a sentence is read together with what it is about where that adds a word the question asks and
+  the sentence lacks; its words count in its cover and the embedder reads "context: sentence". A later
+  sentence of a definition is read with its term ("maintenance_work_mem (integer): It defaults to 64
+  megabytes."); any other sentence with the title of its section (`section_heads`), where the title adds at
+  least SECTION_WORDS such words ("Building an MPM as a DSO module: This feature is enabled using the
+  --enable-mpms-shared option ..." for "Which configure option builds the MPMs as DSO modules?"). One
+  shared word is not enough: a manual's titles repeat its product's name ("Git tracks content not files").
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
   was trained on, poorly elsewhere; see docs/benchmarks.md).
 
@@ -45,6 +52,7 @@ on (docs/benchmarks.md, "choosing the answer rule").
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Callable, Sequence
 
 import numpy as np
@@ -105,6 +113,61 @@ QUANTITY_NOUNS = re.compile(r"\b(revenue|sales|income|profit|loss|price|cost|pop
                             r"accuracy|score|range|capacity|temperature|weight|size|intensity|duration)\b")
 REPORTED = re.compile(r"^\s*what\b[^?]*\b(did|does|do|was|were|is|are)\b[^?]*\b(report|record|reach|post|earn|"
                       r"spend|pay|generate)(s|ed)?\b")  # "What inventory did X report ...?": a figure
+
+
+# ---------------------------------------------------------------- the names a question asks about
+ASKED_NAME_RE = re.compile(r"(?<![\w'’-])(?:[A-Z][\w&-]*|[a-z]+[A-Z][\w&-]*)")  # Vodafone, SNB22-3, PetCare, iPhone
+NOT_NAMES = frozenset(("i", "table", "figure", "column", "row", "section", "chapter", "item", "note", "part", "page",
+                       "appendix", "exhibit", "schedule", "monday", "tuesday", "wednesday", "thursday", "friday",
+                       "saturday", "sunday"))
+
+
+def asked_names(question: str) -> list[str]:
+    """The names a question asks about: its words written with a capital ("Vodafone", "Bruins", "SNB22-3",
+    "PetCare", "iPhone"), bar the first word of each of its sentences, "I", month and weekday names and the
+    words that point into a document ("Table 1"); a possessive's "'s" dropped. None when most of its words
+    are capitalised (a title-case or shouted question says nothing by its capitals)."""
+    found = list(ASKED_NAME_RE.finditer(question))
+    if len(found) * 2 > len(re.findall(r"[^\W\d_]+", question)):
+        return []
+    out = []
+    for m in found:
+        before = question[:m.start()].rstrip(" \"'“‘(")
+        if not before or before[-1] in ".?!":
+            continue
+        word = m.group(0).rstrip("-")
+        if len(word) > 1 and word.lower() not in NOT_NAMES and not MONTH_RE.fullmatch(word):
+            out.append(word)
+    return out
+
+
+GREEK = {c: unicodedata.name(c).split()[-1][0].lower() for c in map(chr, range(0x391, 0x3CA)) if c.isalpha()}
+GREEK = str.maketrans({**GREEK, "-": "", "‐": "", "‑": ""})  # ("μ" as "m", "κ" as "k"; hyphens dropped)
+
+
+def fold(text: str) -> str:
+    """How names are compared: lower case, without accents or hyphens, a Greek letter as its Latin initial
+    ("Nestlé" meets "NESTLE", "NF-kB" meets "NF-κB", "iPSCderived" meets "iPSC-Derived")."""
+    text = unicodedata.normalize("NFKC", text).translate(GREEK)
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+
+
+def unnamed(question: str, passages: Sequence[str]) -> list[str]:
+    """The names the question asks about (`asked_names`) that none of `passages` (each a passage's text with
+    what it is about: its title, section, file name, document entity and period) names. A name counts as
+    named where a word starts with it, or with all but its last two letters when it is longer than five
+    ("RewriteRules" is named by "RewriteRule", a mistyped "Definite Edition" by "Definitive Edition")."""
+    names = asked_names(question)
+    if not names:
+        return []
+    text = fold("\n".join(passages))
+    out = []
+    for name in names:
+        n = fold(re.sub(r"(?:-[a-z]+)+$", "", name))  # "NF-kB-dependent" names NF-kB
+        head = n if len(n) <= 5 else n[:len(n) - 2]
+        if not re.search(r"(?<![a-z0-9])" + re.escape(head), text):
+            out.append(name)
+    return out
 
 
 # what a manual's user asks for: "Which option / directive / command / variable ... ?", "How do I ...?"
@@ -192,9 +255,10 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
     labelled, nothing_new (the flags as 0/1; `titles`: the section titles of the request's passages, as
     `title_key` gives them). The embedder reads only the EMBED_TOP texts with the most lexical
     evidence (a text without it rarely wins, and embedding every sentence of k passages would cost as much
-    again as encoding them); the others have cos 0. `heads`: per text, the term its definition defines
-    when the text is a later sentence of one (`definition_heads`): its words count in the text's cover, and
-    the embedder reads the text after it ("maintenance_work_mem (integer): It defaults to 64 megabytes.")."""
+    again as encoding them); the others have cos 0. `heads`: per text, what it is read with (its context, or
+    ""): the term its definition defines when the text is a later sentence of one (`definition_heads`), or
+    its section's title (`section_heads`); its words count in the text's cover, and the embedder reads the
+    text after it ("maintenance_work_mem (integer): It defaults to 64 megabytes.")."""
     asked = terms(question)
     words = [terms(t) for t in texts]
     read = list(texts)  # what the embedder reads of each
@@ -314,11 +378,35 @@ def position_terms(batch, question: str) -> tuple[np.ndarray, dict[int, frozense
     return np.array(out, dtype=np.int64), {k: frozenset(v) for k, v in own.items()}
 
 
+SECTION_WORDS = 2  # a sentence is read under its section's title where the title adds this many question words
+
+
+def section_heads(batch, sections: Sequence[str], titles: frozenset[str] = frozenset()) -> dict[int, str]:
+    """Sentence id -> the title of the section it is in: the last heading line above it in its passage, or the
+    passage's own section title (`sections`, per passage of the first request) before the first. A heading
+    line is one `is_heading` takes for a title or one of `titles` (the request's section titles, `title_key`):
+    "Log rotation" is a title only where a document marks it as one."""
+    out: dict[int, str] = {}
+    for p, text in enumerate(batch.texts[0]):
+        current = sections[p] if p < len(sections) else ""
+        spans = sentence_spans(text)
+        for line in lines_of(text, spans):
+            if not line:
+                continue
+            first = text[spans[line[0]][0]:spans[line[0]][1]]
+            if len(line) == 1 and (is_heading(first) or title_key(first) in titles):
+                current = first.strip()
+            for k in line:
+                out[sentence_id(p, k)] = current
+    return out
+
+
 def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: frozenset[str] = frozenset(),
-                       learned: np.ndarray | None = None) -> np.ndarray:
+                       learned: np.ndarray | None = None, sections: Sequence[str] | None = None) -> np.ndarray:
     """(M,) the relevance of each position's sentence, for the first request of `batch`; -inf off sentences
     and on a sentence whose text an earlier passage already holds. `titles`: the passages' section titles
-    (`title_key`); `learned`: (M,) the learned selector's share at each position, added to its sentence's."""
+    (`title_key`); `learned`: (M,) the learned selector's share at each position, added to its sentence's;
+    `sections`: each passage's section title (`Passage.section`), for `section_heads`."""
     sid = batch.sentence[0]
     keys, texts = sentence_texts(batch)
     said = dict(zip(keys, (terms(t) for t in texts)))
@@ -326,7 +414,15 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
     defined = definition_heads(batch)  # a later sentence is read with its term where it adds a word the
     heads = {key: (term, head) for key, (term, head) in defined.items()  # question asks and the first lacks
              if key in said and head in said and (said[key] & asked) - said[head]}
-    found = parts(hidden, tokenizer, question, texts, titles, [heads[key][0] if key in heads else "" for key in keys])
+    context = [heads[key][0] if key in heads else "" for key in keys]  # what each sentence is read with
+    if sections is not None:  # else its section's title, where that names what is asked and the sentence does not
+        under = section_heads(batch, sections, titles)
+        for i, key in enumerate(keys):
+            title = under.get(key, "")
+            if not context[i] and title and title_key(title) != title_key(texts[i]) \
+                    and len((terms(title) & asked) - said[key]) >= SECTION_WORDS:
+                context[i] = title
+    found = parts(hidden, tokenizer, question, texts, titles, context)
     scores = [combine(x) for x in found]
     leads = [r + NOTHING_NEW * x["nothing_new"] for r, x in zip(scores, found)]  # a lead-in may restate the question
     if learned is not None:  # (the share is the same at every position of a sentence: read it at its first)

@@ -25,8 +25,11 @@ from pipeline.types import DenoiseState, DiffusionConfig, GenerationRequest, Gen
 ROOT = Path(__file__).resolve().parents[2]
 
 
+TITLES: dict[str, str] = {}  # a passage's document title, by its text
+
+
 def request(question: str, *texts: str, config: DiffusionConfig | None = None) -> GenerationRequest:
-    return GenerationRequest(question=question, passages=tuple(Passage(number=i + 1, text=t)
+    return GenerationRequest(question=question, passages=tuple(Passage(number=i + 1, text=t, title=TITLES.get(t, ""))
                                                                for i, t in enumerate(texts)), config=config)
 
 
@@ -181,6 +184,7 @@ APT = "Package archives are listed in /etc/apt/sources.list, one repository per 
 COVER = ("Galaxy Gaming, Inc. (Exact name of small business issuer as specified in its charter)\n"
          "Nevada (State or other jurisdiction of incorporation or organization) | 20-8143439 (IRS Employer "
          "Identification No.)")
+TITLES[APACHE] = "Apache License, Version 2.0"  # (the grant never names Apache: its document does)
 SCULPT_REQUESTS = [
     request("When do the patent licenses granted under the Apache License terminate?", APT, APACHE),
     request("How many laptops were delivered, and how many trucks were used?", MEMO),

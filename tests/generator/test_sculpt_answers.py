@@ -20,10 +20,10 @@ from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passage_windows, sentence_id, sentence_spans,
                                        word_joins)
 from generator.sculpt.config import SculptConfig
-from generator.sculpt.relevance import (LIST_STEP, TYPE_WEIGHT, answer_type, asks_for_list, cell_stops,
+from generator.sculpt.relevance import (LIST_STEP, TYPE_WEIGHT, answer_type, asked_names, asks_for_list, cell_stops,
                                        definition_heads, has_answer_type, is_header_row, is_heading, is_lead_in,
                                        labelled_row, lines_of, listed_items_answer, position_terms, relevance,
-                                       sentence_texts, terms)
+                                       section_heads, sentence_texts, terms, unnamed)
 from pipeline.types import GenerationRequest, Passage
 
 APACHE_GRANT = (
@@ -56,8 +56,11 @@ def sculpt() -> SculptGenerator:
 
 
 def ask(gen: SculptGenerator, question: str, *texts: str):
-    passages = tuple(Passage(number=i + 1, text=t) for i, t in enumerate(texts))
+    passages = tuple(Passage(number=i + 1, text=t, context=CONTEXTS.get(t, "")) for i, t in enumerate(texts))
     return gen.generate(GenerationRequest(question=question, passages=passages))
+
+
+CONTEXTS: dict[str, str] = {}  # what ingest would say a passage is about (its file, document, entity), by its text
 
 
 def quotes(raw: str) -> list[tuple[str, int]]:
@@ -552,3 +555,68 @@ def test_a_definitions_later_sentence_answers_for_its_term(sculpt):
                      sentence_id(0, 4): (term, first)}
     result = ask(sculpt, "What is the default of maintenance_work_mem?", SETTINGS_LIST)
     assert quotes(result.text)[0] == ("It defaults to 64 megabytes (64MB).", 1)
+
+
+ROTATION = "Log rotation\nThe job runs at 04:00 and keeps 7 copies."
+BACKUPS = "Nightly backups\nThe job runs at 02:00 and keeps 14 copies."
+
+
+def test_section_heads_are_the_heading_above_or_the_passages_section():
+    tok = load_tokenizer()
+    text = "The job runs at 01:00.\nLog rotation\nThe job runs at 04:00 and keeps 7 copies."
+    batch = featurize(tok, SculptConfig(), ["q"], [[text, "It keeps 3 copies."]])
+    heads = section_heads(batch, ["Maintenance", "Archive"], frozenset({"Log rotation"}))
+    assert heads == {sentence_id(0, 0): "Maintenance", sentence_id(0, 1): "Log rotation",
+                     sentence_id(0, 2): "Log rotation", sentence_id(1, 0): "Archive"}
+    # a line in sentence case is a title only where a document marks it as one
+    assert section_heads(batch, ["Maintenance", "Archive"])[sentence_id(0, 2)] == "Maintenance"
+
+
+@pytest.mark.parametrize("given", ["in the text", "as the passage's section"])
+def test_a_sentence_is_read_with_its_section_where_the_section_names_what_is_asked(sculpt, given):
+    """Two sections of a manual say the same words about different things ("The job runs at ... and keeps ...
+    copies."); only the section title says which job. The sentence is read under its title where the title
+    adds a word of the question the sentence lacks, so the answer quotes the section asked about, whether
+    the passage opens with its title or starts inside the section (the title is then its `section`)."""
+    if given == "in the text":
+        passages = (Passage(number=1, text=BACKUPS, section="Nightly backups"),
+                    Passage(number=2, text=ROTATION, section="Log rotation"))
+    else:
+        passages = (Passage(number=1, text=BACKUPS.split("\n")[1], section="Nightly backups"),
+                    Passage(number=2, text=ROTATION.split("\n")[1], section="Log rotation"))
+    result = sculpt.generate(GenerationRequest(question="How many copies does log rotation keep?", passages=passages))
+    assert quotes(result.raw_text)[0] == ("The job runs at 04:00 and keeps 7 copies.", 2)
+
+
+def test_the_names_a_question_asks_about():
+    assert asked_names("What was Vodafone's mobile churn in the quarter to 30 June 2023?") == ["Vodafone"]
+    assert asked_names("In Nestlé's half-year report, what were PetCare sales in Table 2 on Monday?") == [
+        "Nestlé", "PetCare"]  # not the first word, a month, a weekday, or what points into the document
+    assert asked_names("Adding a file didn't stop Git. How do I stop it?") == ["Git"]  # each sentence's first word
+    assert asked_names("Which grade, SNB22-3 or the iPhone's, is harder?") == ["SNB22-3", "iPhone"]
+    assert asked_names("HOW DO I STOP THE SERVER?") == [] and asked_names("How Do I Stop The Server?") == []
+    passages = ["NESTLE S.A. half-year report", "The RewriteRule directive", "Xenoblade Chronicles Definitive Edition"]
+    assert unnamed("What did Nestlé report?", passages) == []  # accents and case aside
+    assert unnamed("Do the RewriteRules apply to Apache?", passages) == ["Apache"]  # a plural is named by its word
+    assert unnamed("When was the Definite Edition released?", passages) == []  # and a near miss of a long name
+    assert unnamed("What did Vodafone report?", passages) == ["Vodafone"]
+
+
+def test_a_question_about_something_no_passage_names_is_refused(sculpt):
+    """A look-alike passage about another company holds a value of the asked kind and most of the question's
+    words; quoting it answers a question nobody asked. A name is also found in what ingest says a passage is
+    about (`Passage.context`: its document, entity and period), which the text itself need not repeat."""
+    other = Passage(number=1, text="Mobile churn was 1.4% in the quarter to 30 June 2023.",
+                    context="Q1 FY24 trading update | Northwind Telecom plc | Quarter to 30 June 2023")
+    question = "What was Contoso's mobile churn in the quarter to 30 June 2023?"
+    assert sculpt.generate(GenerationRequest(question=question, passages=(other,))).text == REFUSAL
+    own = other.model_copy(update={"context": "Q1 FY24 trading update | Contoso Ltd | Quarter to 30 June 2023"})
+    assert "1.4%" in sculpt.generate(GenerationRequest(question=question, passages=(own,))).text
+    lenient = sculpt.with_options(names=False)
+    assert "1.4%" in lenient.generate(GenerationRequest(question=question, passages=(other,))).text
+
+
+CONTEXTS.update({APACHE_GRANT: "LICENSE apache 2 0 txt | Apache License, Version 2.0",
+                 APACHE_DEFS: "LICENSE apache 2 0 txt | Apache License, Version 2.0",
+                 REGISTRATION: "example 10k html | Form 10-K | Galaxy Gaming, Inc. | For the fiscal year ended 2021",
+                 HOLDINGS: "example 10k html | Form 10-K | Galaxy Gaming, Inc. | For the fiscal year ended 2021"})

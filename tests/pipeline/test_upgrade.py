@@ -40,6 +40,8 @@ def test_the_context_line_is_searched_but_never_quoted(filing, tmp_path, embedde
     found = [h for h in hits if "Total net sales rose" in h.text]
     assert found and all(h.document.source_uri.endswith("acme-10q.txt") for h in hits)  # through the context line
     assert "ACME" not in found[0].text and "quarterly period" not in found[0].text  # which is never quoted
+    assert "ACME Corporation" in found[0].context  # but known, and the generator sees it with the file's name
+    assert found[0].to_passage(1).context == f"acme 10q txt | {found[0].context}"
     # document metadata is a filter field like any other column
     from pipeline.types import SearchFilters
 
@@ -87,3 +89,19 @@ def test_ask_filters_by_what_documents_say_about_themselves(filing, tmp_path, em
     assert cited == {"acme-10q.txt"}
     bad = run(cli, ["ask", "x", "--store", store, "--filter", "colour=red"])
     assert bad.exit_code == 2 and "unknown document field" in bad.output
+
+
+def test_a_question_about_a_company_is_answered_from_its_filing_and_refused_for_another(filing, tmp_path, embedder):
+    """The chunk that answers never names ACME: its document does (the context line), and the generator sees
+    that. A question about a company that no passage, title or document names is refused, not answered with
+    another company's figure."""
+    from pipeline.rag import RagPipeline
+
+    settings = settings_for(tmp_path)
+    ingest([filing], settings, embedder=embedder)
+    rag = RagPipeline(settings, store=Store(settings))
+    answer = rag.ask("How did ACME's total net sales change compared with the prior quarter?", groups=["public"], k=4)
+    assert "Total net sales rose eight percent" in answer.text and not answer.validation.refusal
+    answer = rag.ask("How did Initech's total net sales change compared with the prior quarter?", groups=["public"],
+                     k=4)
+    assert answer.validation.refusal
