@@ -272,7 +272,7 @@ class SculptGenerator:
             score = relevance.sentence_relevance(self._model.embed_hidden, self._tokenizer, batch, question, titles,
                                                  learned, sections)
             top = float(score.max())
-            refuse = top < cfg.answer_threshold or bool(cfg.names and unnamed)  # passages about something else
+            refuse = top < cfg.answer_threshold or bool(unnamed)  # passages about something else
             cut, decoder_weight, max_quotes = max(cfg.answer_threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
             if cfg.clauses:
                 start_score = relevance.clause_choice(batch, question, starts)
@@ -389,7 +389,7 @@ class _Decoding:
             numbers.setdefault(p.number, []).append(i)
         titles = frozenset(relevance.title_key(p.section) for p in self.passages if p.section.strip())
         unnamed = relevance.unnamed(request.question, [f"{p.text}\n{p.title}\n{p.section}\n{p.context}"
-                                                       for p in self.passages])
+                                                       for p in self.passages]) if gen.config.names else ()
         self.selection = gen._selector(self.memory, self.batch, self.space, numbers, request.question, ban, titles,
                                        [p.section for p in self.passages], unnamed)
         filled = [x for n, q in keep for x in _quote_slots(self.batch, self.space, numbers, n, q)][: L - 1]

@@ -141,14 +141,14 @@ def asked_names(question: str) -> list[str]:
     return out
 
 
-GREEK = {c: unicodedata.name(c).split()[-1][0].lower() for c in map(chr, range(0x391, 0x3CA)) if c.isalpha()}
-GREEK = str.maketrans({**GREEK, "-": "", "‐": "", "‑": ""})  # ("μ" as "m", "κ" as "k"; hyphens dropped)
+FOLD = str.maketrans({**{c: unicodedata.name(c).split()[-1][0].lower()  # "μ" as "m", "κ" as "k"; hyphens dropped
+                          for c in map(chr, range(0x391, 0x3CA)) if c.isalpha()}, "-": "", "‐": "", "‑": ""})
 
 
 def fold(text: str) -> str:
     """How names are compared: lower case, without accents or hyphens, a Greek letter as its Latin initial
     ("Nestlé" meets "NESTLE", "NF-kB" meets "NF-κB", "iPSCderived" meets "iPSC-Derived")."""
-    text = unicodedata.normalize("NFKC", text).translate(GREEK)
+    text = unicodedata.normalize("NFKC", text).translate(FOLD)
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
 
