@@ -11,7 +11,9 @@ rebase option stashes my changes first?" does not hold the option, and neither a
 embedding of it says what it defines. `join_definitions` writes the terms into the definition's first text,
 "--autostash, --no-autostash: Automatically create a temporary stash entry ...", and drops the <dt>s, so
 term and definition are one sentence, as a reader sees them. Terms longer than MAX_TERMS characters (a
-whole synopsis line) and definitions that open with code, a table or another list are left as they are.
+whole synopsis line), terms that are questions (a FAQ written as a definition list: the question is the
+answer's title, and joined to it a quote of the answer would open with the question) and definitions that
+open with code, a table or another list are left as they are.
 
 Outlines do the same with nested lists (DocBook and asciidoc output, word processors' bullets):
 
@@ -69,8 +71,8 @@ def join_definitions_in(doc) -> int:
             prev = prev.getprevious()
         names = [n for n in (" ".join(t.text_content().split()).rstrip(":") for t in terms) if n]
         label = ", ".join(names)
-        if not label or len(label) > MAX_TERMS or any((t.tail or "").strip() for t in terms):
-            continue
+        if not label or len(label) > MAX_TERMS or any((t.tail or "").strip() for t in terms) or label.endswith("?"):
+            continue  # (a question is a FAQ entry's title, not a term: it stays a line above its answer)
         if not _write_label(dd, label):
             continue
         for t in terms:

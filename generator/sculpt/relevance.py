@@ -42,6 +42,13 @@ answer never quotes the same words twice.
   least SECTION_WORDS such words ("Building an MPM as a DSO module: This feature is enabled using the
   --enable-mpms-shared option ..." for "Which configure option builds the MPMs as DSO modules?"). One
   shared word is not enough: a manual's titles repeat its product's name ("Git tracks content not files").
+- API references: a signature's parameter list is left out of what is compared with the question ("class
+  sqlalchemy.pool.QueuePool(creator, pool_size=5, max_overflow=10, ...): A Pool that ..." is read as "class
+  sqlalchemy.pool.QueuePool(): A Pool that ..."; its defaults still count as values), and a parameter's entry
+  as Sphinx writes it ("timeout (float) – The number of seconds to wait ... Defaults to 30.0.") is a
+  definition whose later sentences are read with the parameter's name (`unsigned`, TERM_RE).
+- questions in the text: a line that ends with a question (a FAQ's entry, an interviewer's line) answers
+  nothing and loses TITLE; it titles the lines under it, which are read with it as with a section's title.
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
   was trained on, poorly elsewhere; see docs/benchmarks.md).
 
@@ -103,6 +110,8 @@ def embed(hidden: Hidden, tokenizer, texts: Sequence[str], batch_size: int = 16,
 
 # ---------------------------------------------------------------- expected answer type
 NUMBER_RE = re.compile(r"(?<![\w.])[$€£]?\d[\d,.]*(?:\s?(?:%|percent|million|billion|thousand|bn|m|k)\b)?")
+NUMBER_WORDS = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+                          r"sixty|seventy|eighty|ninety|hundred|dozen|twice|thrice)\b", re.I)  # not "one": "one of the"
 YEAR_RE = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 MONTH_RE = re.compile(r"\b(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|"
                       r"oct(ober)?|nov(ember)?|dec(ember)?)\b", re.I)
@@ -165,7 +174,10 @@ def unnamed(question: str, passages: Sequence[str]) -> list[str]:
     for name in names:
         n = fold(re.sub(r"(?:-[a-z]+)+$", "", name))  # "NF-kB-dependent" names NF-kB
         head = n if len(n) <= 5 else n[:len(n) - 2]
-        if not re.search(r"(?<![a-z0-9])" + re.escape(head), text):
+        parts = [fold(w) for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)]
+        spaced = r"[\s_]?".join(map(re.escape, parts)) if len(parts) > 1 else None  # "ForeignKey": "foreign key"
+        if not re.search(r"(?<![a-z0-9])" + re.escape(head), text) and not (
+                spaced and re.search(r"(?<![a-z0-9])" + spaced + r"(?![a-z0-9])", text)):
             out.append(name)
     return out
 
@@ -223,8 +235,8 @@ def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
         years = YEAR_RE.findall(sentence)
         return bool(MONTH_RE.search(sentence) or any(y not in asked for y in years))
     if kind == "number":
-        values = [m for m in NUMBER_RE.findall(sentence) if re.search(r"\d", m)]
-        return any(re.sub(r"\W", "", m).lower() not in asked for m in values)
+        values = [m for m in NUMBER_RE.findall(sentence) if re.search(r"\d", m)] + NUMBER_WORDS.findall(sentence)
+        return any(re.sub(r"\W", "", m).lower() not in asked for m in values)  # "will try up to three times"
     if kind == "code":
         asked |= {t.lower() for t in CODE_TOKEN.findall(question)} | set(re.findall(r"[\w-]+", question.lower()))
         found = CODE_TOKEN.findall(sentence) + DEFINED_TERM.findall(sentence)
@@ -260,18 +272,20 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
     its section's title (`section_heads`); its words count in the text's cover, and the embedder reads the
     text after it ("maintenance_work_mem (integer): It defaults to 64 megabytes.")."""
     asked = terms(question)
+    full, texts = texts, [unsigned(t) for t in texts]  # (a signature's defaults still count as values)
     words = [terms(t) for t in texts]
     read = list(texts)  # what the embedder reads of each
     if heads is not None:  # "It defaults to 64 megabytes." is about the term its line defines: read it so
+        heads = [unsigned(h) for h in heads]
         words = [w | terms(h) if h else w for w, h in zip(words, heads)]
         read = [f"{h}: {t}" if h else t for t, h in zip(texts, heads)]
     kind = answer_type(question)
     # (ENTITY_NOISE in the nothing-new test: "Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
-    out = [{"cos": 0.0, "cover": v, "typed": float(has_answer_type(t, question, kind)),
+    out = [{"cos": 0.0, "cover": v, "typed": float(has_answer_type(f, question, kind)),
             "heading": float(is_heading(t)), "header_row": float(is_header_row(t)),
             "title": float(title_key(t) in titles),
             "labelled": float(labelled_row(t, asked)), "nothing_new": float(not (w - asked - ENTITY_NOISE))}
-           for t, v, w in zip(texts, idf_cover(asked, words), words)]
+           for t, f, v, w in zip(texts, full, idf_cover(asked, words), words)]
     lead_in = [NOTHING_NEW * x["nothing_new"] * is_lead_in(t) for x, t in zip(out, texts)]
     ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]) - lead_in[i])[:EMBED_TOP]  # (a lead-in that
     # restates the question is read too: its list may be the answer, listed_items_answer)
@@ -281,6 +295,20 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
         for i, c in zip(ranked, (vectors[1:] @ vectors[0]).tolist()):
             out[i]["cos"] = c
     return out
+
+
+# an API reference's signature: "class sqlalchemy.pool.QueuePool(creator, pool_size=5, max_overflow=10, ...): A
+# Pool that ...", "json.dumps(obj, *, indent=None, ...) -> str: Serialize obj ..."
+SIGNATURE_RE = re.compile(r"^(\s*(?:[a-z]+\s+){0,2}[\w.]*\w)\(([^\n]*?)\)(?=(?:\s*(?:->|→)\s*[^:\n]{1,60})?:(?:\s|$))")
+
+
+def unsigned(text: str) -> str:
+    """`text` with the parameter list of a signature it opens with left out: "class
+    sqlalchemy.pool.QueuePool(): A Pool that imposes a limit on the number of open connections." A signature
+    names every parameter, so it matched every question about one, while the parameter's own description
+    says what is asked. (Its defaults still count as values of the asked kind: "timeout=30.0" answers how
+    long a pool waits where no sentence says it.)"""
+    return SIGNATURE_RE.sub(r"\1()", text, count=1) if "(" in text else text
 
 
 def title_key(text: str) -> str:
@@ -396,8 +424,28 @@ def section_heads(batch, sections: Sequence[str], titles: frozenset[str] = froze
             first = text[spans[line[0]][0]:spans[line[0]][1]]
             if len(line) == 1 and (is_heading(first) or title_key(first) in titles):
                 current = first.strip()
+            elif is_question(text[spans[line[-1]][0]:spans[line[-1]][1]]):  # a FAQ's question titles its answer
+                current = " ".join(text[spans[line[0]][0]:spans[line[-1]][1]].split())
             for k in line:
                 out[sentence_id(p, k)] = current
+    return out
+
+
+def is_question(text: str) -> bool:
+    """A sentence that asks: it ends with a question mark."""
+    return text.rstrip().rstrip("\"'”’)").endswith("?")
+
+
+def question_lines(batch) -> set[int]:
+    """The sentence ids of the lines of the first request of `batch` that end with a question ("I can't compile
+    psycopg2: the compiler says error: Python.h: No such file or directory. What am I missing?"): a FAQ's
+    entry or an interviewer's line. They ask; the lines under them answer."""
+    out: set[int] = set()
+    for p, text in enumerate(batch.texts[0]):
+        spans = sentence_spans(text)
+        for line in lines_of(text, spans):
+            if line and is_question(text[spans[line[-1]][0]:spans[line[-1]][1]]):
+                out.update(sentence_id(p, k) for k in line)
     return out
 
 
@@ -438,8 +486,10 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
         leads = [x + share[key] for key, x in zip(keys, leads)]
     if answer_type(question) == "code":
         scores = defined_terms_answer(question, keys, scores, defined)
+    asking = question_lines(batch)
     scores = [r - LEAD_IN * (is_lead_in(t) and not x["typed"])  # it introduces, its list answers (unless it
-              for r, x, t in zip(scores, found, texts)]  # holds the value asked for: "... only four lines of code:")
+              - TITLE * (key in asking)  # holds the value asked for: "... only four lines of code:"); a question
+              for r, x, t, key in zip(scores, found, texts, keys)]  # answers nothing (it titles what follows)
     scores = listed_items_answer(batch, question, keys, scores, leads,
                                  [not x["nothing_new"] and any(c.isalpha() for c in t) for x, t in zip(found, texts)])
     rel = np.full(sid.shape, -np.inf, dtype=np.float32)
@@ -521,7 +571,9 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
 
 
 TERM_EDGE = 0.01  # what a definition's first sentence scores above the best of its line's later ones
-TERM_RE = re.compile(r"^\s*([^\n:]{1,80}?):\s")  # "-M buildername: Alternative to -b. Uses the ...": a defined term
+# a defined term: "-M buildername: Alternative to -b. Uses the ...", or an API reference's parameter as Sphinx
+# writes it, "timeout (float) – The number of seconds to wait ... Defaults to 30.0."
+TERM_RE = re.compile(r"^\s*([^\n:]{1,80}?):\s|^\s*([\w.*-]{1,60}(?:\s\([^()\n]{1,40}\))?)\s[–—]\s")
 
 
 def defined_terms_answer(question: str, keys: Sequence[int], scores: Sequence[float],
@@ -551,7 +603,7 @@ def definition_heads(batch) -> dict[int, tuple[str, int]]:
         spans = sentence_spans(text)
         for line in lines_of(text, spans):
             if line and len(line) > 1 and (m := TERM_RE.match(text[spans[line[0]][0]:spans[line[0]][1]])):
-                out.update((sentence_id(p, k), (m.group(1), sentence_id(p, line[0]))) for k in line[1:])
+                out.update((sentence_id(p, k), (m.group(1) or m.group(2), sentence_id(p, line[0]))) for k in line[1:])
     return out
 
 

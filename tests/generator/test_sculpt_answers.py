@@ -258,6 +258,9 @@ def test_a_typed_value_must_be_one_the_question_does_not_already_name():
     assert not has_answer_type("Automatically create a temporary stash entry before the rebase begins.", q, "code")
     assert not has_answer_type("The git rebase option is described below.", q, "code")  # the question's own words
     assert not has_answer_type("Note: the stash is kept.", q, "code")
+    q = "How many times does the pool retry the ping?"
+    assert has_answer_type("It will try up to three times before giving up.", q, "number")  # a number in words
+    assert not has_answer_type("One of the connections is tested before use.", q, "number")  # not "one"
 
 
 def test_a_sentence_that_adds_nothing_to_the_question_ranks_below_one_that_answers(sculpt):
@@ -600,6 +603,9 @@ def test_the_names_a_question_asks_about():
     assert unnamed("Do the RewriteRules apply to Apache?", passages) == ["Apache"]  # a plural is named by its word
     assert unnamed("When was the Definite Edition released?", passages) == []  # and a near miss of a long name
     assert unnamed("What did Vodafone report?", passages) == ["Vodafone"]
+    sqlite = ["SQLite parses FOREIGN KEY clauses, but does not enforce them by default."]
+    assert unnamed("Why is my ForeignKey not enforced?", sqlite) == []  # a CamelCase name is named by its words
+    assert unnamed("Why is my ForeignKeys not enforced?", ["The foreign keyword list"]) == ["ForeignKeys"]
 
 
 def test_a_question_about_something_no_passage_names_is_refused(sculpt):
@@ -620,3 +626,40 @@ CONTEXTS.update({APACHE_GRANT: "LICENSE apache 2 0 txt | Apache License, Version
                  APACHE_DEFS: "LICENSE apache 2 0 txt | Apache License, Version 2.0",
                  REGISTRATION: "example 10k html | Form 10-K | Galaxy Gaming, Inc. | For the fiscal year ended 2021",
                  HOLDINGS: "example 10k html | Form 10-K | Galaxy Gaming, Inc. | For the fiscal year ended 2021"})
+
+
+POOL_API = ("class depot.Pool(factory, size=4, spill=8, wait=15.0, **options): A pool that caps the number of open "
+            "sessions to a store.\nParameters\nfactory – a callable that opens a new session.\n"
+            "size – How many sessions the pool keeps open. Sessions above this number are opened on demand.\n"
+            "spill – The number of extra sessions allowed beyond size. Once handed back, the extra sessions are "
+            "closed and thrown away.\nwait (float) – Seconds to wait for a free session. Defaults to 15.0.")
+
+
+def test_an_api_reference_is_answered_from_the_parameters_description_not_the_signature(sculpt):
+    """A class's signature names every parameter and default, so it matched every question about one; the
+    parameter's own entry ("spill – ...", as Sphinx writes a parameter list) says what is asked, and its later
+    sentences are read with the parameter's name."""
+    assert definition_heads(featurize(load_tokenizer(), SculptConfig(), ["q"], [[POOL_API]])) != {}
+    raw = ask(sculpt, "In depot's Pool, what happens to the extra spill sessions once they are returned?", POOL_API).text
+    assert "closed and thrown away" in raw and "size=4" not in raw, raw
+    raw = ask(sculpt, "How long does the depot Pool wait for a free session by default?", POOL_API).text
+    assert "15.0" in raw and "size=4" not in raw, raw
+    raw = ask(sculpt, "Does depot's Pool close the spill sessions or keep them open?", POOL_API).text
+    assert "closed and thrown away" in raw and "size=4" not in raw, raw
+    raw = ask(sculpt, "How many sessions does the depot Pool keep open by default?", POOL_API).text
+    assert "size=4" in raw, raw  # where only the signature says it, the signature answers
+
+
+FAQ = ("Frequently asked questions\n"
+       "Why does the client fail with \"cannot convert\" when I run a query?\n"
+       "The client turns each Python value into SQL text by looking at the value's class. "
+       "The error is raised when no converter is registered for the class of a value you pass.\n"
+       "Can I share one session between threads?\n"
+       "Sessions are thread safe, but they cannot be shared between processes.")
+
+
+def test_a_faq_question_is_never_quoted_and_titles_the_answer_under_it(sculpt):
+    raw = ask(sculpt, "Why does the client fail with \"cannot convert\" errors?", FAQ).text
+    assert "no converter is registered" in raw and "Why does" not in raw, raw
+    raw = ask(sculpt, "Can sessions be shared across threads?", FAQ).text
+    assert raw.lstrip().startswith("Sessions are thread safe") and "Can I share" not in raw, raw

@@ -73,6 +73,16 @@ def test_definitions_that_open_with_code_and_overlong_terms_stay_apart():
     assert "lonely, temp: Returns a temporary redirect status (302)." in text_of(join_definitions(mixed))
 
 
+def test_a_faq_question_stays_a_line_above_its_answer():
+    """A FAQ written as a definition list: the question titles the answer; joined, the answer's first sentence
+    would open with the question, and a quote of it too."""
+    faq = ("<dl><dt>Why does the build fail with \"no such file\"?</dt><dd><p>The headers are missing.</p></dd>"
+           "<dt>--quiet</dt><dd><p>Print nothing.</p></dd></dl>")
+    text = text_of(join_definitions(faq))
+    assert "--quiet: Print nothing." in text and "?:" not in text
+    assert join_definitions(faq.split("<dt>--quiet")[0] + "</dl>") is None
+
+
 def test_an_html_file_parses_to_one_element_per_defined_term(tmp_path):
     path = tmp_path / "git-rebase.html"
     path.write_text(ASCIIDOC, encoding="utf-8")

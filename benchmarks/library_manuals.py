@@ -1,0 +1,92 @@
+"""Two database libraries' manuals, ingested as Debian ships them, asked the questions their users ask.
+
+    python benchmarks/library_manuals.py [--k 8] [--json runs/library_manuals.json]
+
+The corpus: psycopg2's whole Sphinx site (`python-psycopg2-doc`, /usr/share/doc/python-psycopg2-doc/html,
+ingested as a site: its build copies are skipped) and twelve pages of SQLAlchemy 1.4's manual
+(`python-sqlalchemy-doc`: the FAQ, pooling, engines, and the PostgreSQL and SQLite dialects), copied flat
+under sqlalchemy/. `apt-get install python-psycopg2-doc python-sqlalchemy-doc`; the run stops when they are
+missing. 40 questions in benchmarks/data/library_manuals.jsonl, written for this set (2026-12-03) by a
+helper that read the pages and nothing of sculptrag: 32 answered by one statement of one page (a default, a
+parameter, a limit, what an error means, what to do), phrased as a user asks them ("SQLite isn't enforcing
+the ForeignKey constraints I defined in SQLAlchemy. What do I need to do?"), each with the short verbatim
+facts a right answer holds; 8 about these libraries that the pages do not answer.
+
+Per system (sculpt, extractive; k passages, no repair): answerable questions whose answer holds a gold fact
+("contains", whole words after SQuAD normalisation), token F1, refusals of answerable and unanswerable
+questions, the validation pass rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from evaluation import EvalRun, load_dataset, run_eval  # noqa: E402
+from evaluation.metrics import mean  # noqa: E402
+from pipeline.config import Settings  # noqa: E402
+
+PSYCOPG2 = Path("/usr/share/doc/python-psycopg2-doc/html")
+SQLALCHEMY = Path("/usr/share/doc/python-sqlalchemy-doc/html")
+SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema", "faq/ormconfiguration",
+                    "faq/performance", "faq/sessions", "faq/sqlexpressions", "faq/thirdparty", "core/pooling",
+                    "core/engines", "dialects/postgresql", "dialects/sqlite"]
+QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
+SYSTEMS = ("sculpt", "extractive")
+
+
+def corpus(root: Path = Path("runs/eval-corpora/library-manuals")) -> Path:
+    """The corpus folder, made once: psycopg2's site as shipped, SQLAlchemy's pages flat."""
+    pages = [SQLALCHEMY / f"{p}.html" for p in SQLALCHEMY_PAGES]
+    if not (PSYCOPG2 / "index.html").is_file() or not all(p.is_file() for p in pages):
+        sys.exit("the manuals are missing: apt-get install python-psycopg2-doc python-sqlalchemy-doc")
+    if not (root / "psycopg2").is_dir():
+        shutil.copytree(PSYCOPG2, root / "psycopg2", symlinks=True)
+    (root / "sqlalchemy").mkdir(parents=True, exist_ok=True)
+    for name, page in zip(SQLALCHEMY_PAGES, pages):
+        target = root / "sqlalchemy" / f"sqlalchemy-{name.replace('/', '-')}.html"
+        if not target.is_file():
+            shutil.copyfile(page, target)
+    return root
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--json", type=Path, default=Path("runs/library_manuals.json"))
+    args = ap.parse_args()
+    settings = Settings()
+    settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
+    ds = load_dataset(QUESTIONS, corpus=corpus())
+    report = run_eval(EvalRun(dataset=ds, generators=SYSTEMS, k=args.k, store_dir=Path("runs/eval-stores/library-manuals"),
+                              settings=settings))
+    rows = {}
+    for system in SYSTEMS:
+        answers = [(r["answers"][system], r) for r in report["items"] if "error" not in r["answers"][system]]
+        answerable = [a for a, r in answers if r["answerable"]]
+        rows[system] = {"contains": mean(a["contains_gold"] for a in answerable),
+                        "contains_n": sum(bool(a["contains_gold"]) for a in answerable), "answerable": len(answerable),
+                        "f1": mean(a["token_f1"] for a in answerable),
+                        "refuse_answerable": mean(a["refusal"] for a in answerable),
+                        "refuse_unanswerable": mean(a["refusal"] for a, r in answers if not r["answerable"]),
+                        "pass": mean(a["status"] == "pass" for a, _ in answers),
+                        "answers": {r["id"]: {k: a.get(k) for k in ("text", "status", "contains_gold", "refusal")}
+                                    for a, r in answers}}
+    print(f"\nlibrary manuals ({len(ds.items)} questions, k={args.k})\n")
+    print("| system | contains | F1 | refuse answerable | refuse unanswerable | pass |")
+    print("|---|---|---|---|---|---|")
+    for system, r in rows.items():
+        print(f"| {system} | {r['contains_n']}/{r['answerable']} ({r['contains']:.3f}) | {r['f1']:.3f} | "
+              f"{r['refuse_answerable']:.3f} | {r['refuse_unanswerable']:.3f} | {r['pass']:.3f} |")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(rows, indent=2))
+    print(f"\n(json: {args.json})")
+
+
+if __name__ == "__main__":
+    main()
