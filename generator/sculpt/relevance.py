@@ -49,6 +49,8 @@ answer never quotes the same words twice.
   definition whose later sentences are read with the parameter's name (`unsigned`, TERM_RE).
 - questions in the text: a line that ends with a question (a FAQ's entry, an interviewer's line) answers
   nothing and loses TITLE; it titles the lines under it, which are read with it as with a section's title.
+- code: for a question that does not ask for code, a line of code (">>> cur.fetchmany(2)", an import, an
+  assignment, a bare call) loses HEADING (`is_code_line`): it shares the question's names and says nothing.
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
   was trained on, poorly elsewhere; see docs/benchmarks.md).
 
@@ -431,6 +433,17 @@ def section_heads(batch, sections: Sequence[str], titles: frozenset[str] = froze
     return out
 
 
+CODE_LINE = re.compile(r"^\s*(?:>>>|\$ |from [\w.]+ import |import [\w.]+\s*$|import [\w.]+\s+import |"
+                       r"[\w.\[\]'\"]+\s*=\s*[\w.]+\(|[\w.]+\(.*\)\s*;?\s*$|[\w.]+\($|\)+[,;]?\s*$)")
+
+
+def is_code_line(text: str) -> bool:
+    """A line of code, not prose: a console prompt (">>> cur.fetchmany(2)", "$ make"), an import, an
+    assignment from a call, a bare call or a call's dangling parenthesis. (Not "... the director said", nor
+    "P = 0.03 for the treated group".)"""
+    return bool(CODE_LINE.match(text))
+
+
 def is_question(text: str) -> bool:
     """A sentence that asks: it ends with a question mark."""
     return text.rstrip().rstrip("\"'”’)").endswith("?")
@@ -484,12 +497,16 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
                 share[key] = max(share[key], share[head])
         scores = [x + share[key] for key, x in zip(keys, scores)]
         leads = [x + share[key] for key, x in zip(keys, leads)]
-    if answer_type(question) == "code":
+    code = answer_type(question) == "code"
+    if code:
         scores = defined_terms_answer(question, keys, scores, defined)
     asking = question_lines(batch)
-    scores = [r - LEAD_IN * (is_lead_in(t) and not x["typed"])  # it introduces, its list answers (unless it
-              - TITLE * (key in asking)  # holds the value asked for: "... only four lines of code:"); a question
-              for r, x, t, key in zip(scores, found, texts, keys)]  # answers nothing (it titles what follows)
+    # a lead-in introduces, its list answers (unless it holds the value asked for: "... only four lines of
+    # code:"); a question answers nothing (it titles what follows); a line of code answers only a question
+    # that asks for code
+    scores = [r - LEAD_IN * (is_lead_in(t) and not x["typed"]) - TITLE * (key in asking)
+              - HEADING * (not code and is_code_line(t))
+              for r, x, t, key in zip(scores, found, texts, keys)]
     scores = listed_items_answer(batch, question, keys, scores, leads,
                                  [not x["nothing_new"] and any(c.isalpha() for c in t) for x, t in zip(found, texts)])
     rel = np.full(sid.shape, -np.inf, dtype=np.float32)

@@ -22,7 +22,7 @@ from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passa
 from generator.sculpt.config import SculptConfig
 from generator.sculpt.relevance import (LIST_STEP, TYPE_WEIGHT, answer_type, asked_names, asks_for_list, cell_stops,
                                        definition_heads, has_answer_type, is_header_row, is_heading, is_lead_in,
-                                       labelled_row, lines_of, listed_items_answer, position_terms, relevance,
+                                       is_code_line, labelled_row, lines_of, listed_items_answer, position_terms, relevance,
                                        section_heads, sentence_texts, terms, unnamed)
 from pipeline.types import GenerationRequest, Passage
 
@@ -663,3 +663,21 @@ def test_a_faq_question_is_never_quoted_and_titles_the_answer_under_it(sculpt):
     assert "no converter is registered" in raw and "Why does" not in raw, raw
     raw = ask(sculpt, "Can sessions be shared across threads?", FAQ).text
     assert raw.lstrip().startswith("Sessions are thread safe") and "Can I share" not in raw, raw
+
+
+FETCH = ("fetchmany([size=cursor.arraysize]): Fetch the next set of rows of a query result.\n"
+         "The number of rows to fetch per call is specified by the parameter. If it is not given, the cursor's "
+         "arraysize determines the number of rows to be fetched. It defaults to 1, meaning one row at a time.\n"
+         ">>> cur.fetchmany(2)\n"
+         "[(1, 100, 'abc'), (2, None, 'dada')]")
+
+
+def test_a_line_of_code_answers_only_a_question_that_asks_for_code(sculpt):
+    """A console line (">>> cur.fetchmany(2)") shares the question's words but says nothing about them; it was
+    quoted as a second quote after the answer."""
+    text = ask(sculpt, "How many rows does fetchmany() return by default when no size is given?", FETCH).text
+    assert text != REFUSAL and ">>>" not in text, text
+    assert [is_code_line(t) for t in (">>> cur.fetchmany(2)", "from sqlalchemy import create_engine",
+                                      "engine = create_engine(url)", "$ pip install psycopg2-binary",
+                                      "It defaults to 1, meaning one row at a time.", "Import the module first.")] \
+        == [True, True, True, True, False, False]
