@@ -60,6 +60,7 @@ on (docs/benchmarks.md, "choosing the answer rule").
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import Callable, Sequence
@@ -419,14 +420,14 @@ def section_heads(batch, sections: Sequence[str], titles: frozenset[str] = froze
     out: dict[int, str] = {}
     for p, text in enumerate(batch.texts[0]):
         current = sections[p] if p < len(sections) else ""
-        spans = sentence_spans(text)
-        for line in lines_of(text, spans):
+        spans, lines = layout(text)
+        for line in lines:
             if not line:
                 continue
             first = text[spans[line[0]][0]:spans[line[0]][1]]
             if len(line) == 1 and (is_heading(first) or title_key(first) in titles):
                 current = first.strip()
-            elif is_question(text[spans[line[-1]][0]:spans[line[-1]][1]]):  # a FAQ's question titles its answer
+            elif asks(text, spans, line):  # a FAQ's question titles its answer
                 current = " ".join(text[spans[line[0]][0]:spans[line[-1]][1]].split())
             for k in line:
                 out[sentence_id(p, k)] = current
@@ -444,9 +445,10 @@ def is_code_line(text: str) -> bool:
     return bool(CODE_LINE.match(text))
 
 
-def is_question(text: str) -> bool:
-    """A sentence that asks: it ends with a question mark."""
-    return text.rstrip().rstrip("\"'”’)").endswith("?")
+def asks(text: str, spans: Sequence[tuple[int, int]], line: Sequence[int]) -> bool:
+    """Whether a line of `text` (sentence indices into `spans`) asks: its last sentence ends with a question
+    mark."""
+    return text[spans[line[-1]][0]:spans[line[-1]][1]].rstrip().rstrip("\"'”’)").endswith("?")
 
 
 def question_lines(batch) -> set[int]:
@@ -455,10 +457,8 @@ def question_lines(batch) -> set[int]:
     entry or an interviewer's line. They ask; the lines under them answer."""
     out: set[int] = set()
     for p, text in enumerate(batch.texts[0]):
-        spans = sentence_spans(text)
-        for line in lines_of(text, spans):
-            if line and is_question(text[spans[line[-1]][0]:spans[line[-1]][1]]):
-                out.update(sentence_id(p, k) for k in line)
+        spans, lines = layout(text)
+        out.update(sentence_id(p, k) for line in lines if line and asks(text, spans, line) for k in line)
     return out
 
 
@@ -540,6 +540,14 @@ def lines_of(text: str, spans: Sequence[tuple[int, int]] | None = None) -> list[
     return out
 
 
+@functools.lru_cache(maxsize=1024)
+def layout(text: str) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, ...] | None, ...]]:
+    """A passage's `sentence_spans` and `lines_of`, computed once per text: the rules that read a passage by
+    its lines (definitions, section titles, questions, lead-ins) all ask for them, for every request."""
+    spans = tuple(sentence_spans(text))
+    return spans, tuple(None if line is None else tuple(line) for line in lines_of(text, spans))
+
+
 LEAD_IN = HEADING  # taken off a lead-in's own score: "... is built with the following components:" says nothing
 
 
@@ -570,8 +578,7 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
     typed = TYPE_WEIGHT if asks_for_list(question) else 0.0
     place = {key: i for i, key in enumerate(keys)}
     for p, text in enumerate(batch.texts[0]):
-        spans = sentence_spans(text)
-        lines = lines_of(text, spans)
+        spans, lines = layout(text)
         for j, line in enumerate(lines):
             if line is None:
                 continue
@@ -617,8 +624,8 @@ def definition_heads(batch) -> dict[int, tuple[str, int]]:
     apart, gives them -10 to -18 where it gives the first sentence about 0."""
     out: dict[int, tuple[str, int]] = {}
     for p, text in enumerate(batch.texts[0]):
-        spans = sentence_spans(text)
-        for line in lines_of(text, spans):
+        spans, lines = layout(text)
+        for line in lines:
             if line and len(line) > 1 and (m := TERM_RE.match(text[spans[line[0]][0]:spans[line[0]][1]])):
                 out.update((sentence_id(p, k), (m.group(1) or m.group(2), sentence_id(p, line[0]))) for k in line[1:])
     return out
@@ -629,7 +636,7 @@ def sentence_texts(batch) -> tuple[list[int], list[str]]:
     present = set(np.unique(batch.sentence[0]).tolist())
     keys, texts = [], []
     for p, text in enumerate(batch.texts[0]):
-        for k, (a, b) in enumerate(sentence_spans(text)):
+        for k, (a, b) in enumerate(layout(text)[0]):
             if sentence_id(p, k) in present:
                 keys.append(sentence_id(p, k))
                 texts.append(text[a:b])
@@ -646,7 +653,7 @@ def clause_choice(batch, question: str, starts: np.ndarray) -> np.ndarray:
     sid = batch.sentence[0]
     out = np.full(sid.shape, -np.inf, dtype=np.float32)
     T = batch.shape[2]
-    spans = [sentence_spans(text) for text in batch.texts[0]]
+    spans = [layout(text)[0] for text in batch.texts[0]]
     asked = terms(question)
     code = answer_type(question) == "code"
     for pos in np.flatnonzero(starts).tolist():
@@ -678,7 +685,7 @@ def cell_stops(batch, question: str) -> np.ndarray:
     asked = terms(question)
     for p, text in enumerate(batch.texts[0]):
         ends = set()
-        for a, b in sentence_spans(text):
+        for a, b in layout(text)[0]:
             cells, start, best = text[a:b].split(" | "), a, None
             for j, cell in enumerate(cells):
                 end, start = start + len(cell), start + len(cell) + 3
