@@ -4,7 +4,9 @@ Rules, in order: a title opens a new section and a new chunk (a run of titles st
 that fits `table_tokens` is one chunk of its own, a larger one is split by rows into chunks of at most
 `chunk_tokens`, each repeating the table's caption and header; other text is packed sentence by sentence
 up to `chunk_tokens`, and a chunk cut for size starts with the last sentences of the previous one (up to
-`chunk_overlap` tokens). Tokens are the embedder's own, so a chunk never gets truncated by the embedding
+`chunk_overlap` tokens), except that a definition's entry (a line that opens with its term: "query_cache_size
+– size of the cache ... Defaults to 500, ...", pipeline.text.TERM_RE) that fits in a chunk is never cut: it
+starts the next chunk whole. Tokens are the embedder's own, so a chunk never gets truncated by the embedding
 model. Each chunk keeps its first/last page and its section title. Before packing, an element that is
 only a "(label)" (forms print "(Address of principal executive offices)" under the address) joins the
 element above it on the same page, unless that one is a title, a table or a label itself.
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from pipeline.config import IngestSettings
-from pipeline.text import CHUNK_SENTENCE_RE  # ingestion's sentence rule (see pipeline.text: why it is a variant)
+from pipeline.text import CHUNK_SENTENCE_RE, TERM_RE  # ingestion's sentence rule (see pipeline.text: why it is a variant)
 
 from . import tables
 from .metadata import DocumentMeta
@@ -132,6 +134,10 @@ def chunk_elements(
                 flush(carry=False)
                 chunks[-1].table_html = el.html
             continue
+        entry = sum(p.tokens for p in pieces)  # a definition's entry that fits in a chunk starts one rather than
+        if TERM_RE.match(el.text) and any(q.kind != "Title" for q in cur) \
+                and sum(q.tokens for q in cur) + entry > limit >= entry:  # be cut: its later sentences say the
+            flush(carry=False)  # default or the effect without naming the term ("Defaults to 500, meaning ...")
         for p in pieces:
             if cur and sum(q.tokens for q in cur) + p.tokens > limit:
                 cur = flush(carry=True)
@@ -335,7 +341,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # that introduces it with a colon, a table of keys and values read without column names; v6: HTML pages
     # without their chrome (navigation, sidebars, footers, permalinks: ingest/chrome.py); v7: an outline item's
     # label joined to its sub-list's first item (ingest/definitions.py), Sphinx's "[source]" links dropped;
-    # v8: a PDF's stat callouts, a large figure joined to the caption under it (ingest/callouts.py)
+    # v8: a PDF's stat callouts, a large figure joined to the caption under it (ingest/callouts.py); v9: a
+    # Sphinx parameter's name and dash joined to its description, the entry's paragraphs one line
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v8{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v9{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

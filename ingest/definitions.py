@@ -23,6 +23,18 @@ An item whose own text is a short label (MAX_LABEL characters, not a sentence) f
 same treatment: the label is written into the sub-list's first item, "\"Enhances\": This declares a weak
 dependency ...", and dropped. (unstructured reads both as list items, one line each, and the line that
 answers "What does the Enhances field declare?" would not name the field.)
+
+API references made by Sphinx put a parameter's name, its default and a dash in one paragraph and its
+description in the next (the markup nests a <p> in a <p>, which HTML closes):
+
+    <li><p><strong>pool_timeout=30</strong> – <p>number of seconds to wait before giving up ...</p></p></li>
+
+A paragraph that is only a short term and a dash (MAX_LABEL characters) is written into the paragraph after it,
+"pool_timeout=30 – number of seconds to wait before giving up ...", the way Sphinx writes a parameter whose
+description fits in one paragraph ("timeout – The number of seconds to wait ..."). In a list item (or a <dd>)
+the description's further paragraphs join that one, so the whole entry is one line that opens with its term:
+"query_cache_size – size of the cache ... The cache is pruned ... Defaults to 500, ..." (a later sentence is
+then read with the term it describes, generator/sculpt/relevance.definition_heads).
 """
 
 from __future__ import annotations
@@ -40,7 +52,7 @@ def join_definitions(markup: str) -> str | None:
     """`markup` with each definition list's terms joined to their definitions, and each outline item's label
     to its sub-list (see the module docstring); None when there was nothing to join (the caller parses the
     original)."""
-    if not re.search(r"<(dt|li)\b", markup, re.I):
+    if not re.search(r"<(dt|li|p)\b", markup, re.I):
         return None
     doc = read_html(markup)
     if doc is None or not join_definitions_in(doc):
@@ -63,7 +75,7 @@ def read_html(markup: str):
 def join_definitions_in(doc) -> int:
     """Join the definition lists' terms, and the outline items' labels, in `doc` (an lxml.html document) in
     place; how many were joined."""
-    joined = _join_labels(doc)
+    joined = _join_labels(doc) + _join_dashed(doc)
     for dd in list(doc.iter("dd")):
         terms, prev = [], dd.getprevious()
         while prev is not None and prev.tag == "dt":
@@ -116,13 +128,48 @@ def _join_labels(doc) -> int:
     return joined
 
 
-def _write_label(el, label: str) -> bool:
-    """Write "label: " before the first words of `el` (see `_first_text`); False when it opens with no prose."""
+_DASHED = re.compile(r"^(\S.{0,%d}?)\s[–—]$" % (MAX_LABEL - 1))  # "pool_timeout=30 –"
+
+
+def _join_dashed(doc) -> int:
+    """Each paragraph that is only a term and a dash written into the paragraph right after it (the module
+    docstring); how many were joined."""
+    joined = 0
+    for p in list(doc.iter("p")):
+        found = _DASHED.match(" ".join(p.text_content().split()))
+        after = p.getnext()
+        if found is None or found.group(1)[-1] in ".!?;:," or (p.tail or "").strip() or after is None \
+                or after.tag != "p" or not _write_label(after, f"{found.group(1)} –", sep=" "):
+            continue
+        p.drop_tree()
+        joined += 1
+        if after.getparent() is not None and after.getparent().tag in ("li", "dd"):  # the entry's other
+            while (more := after.getnext()) is not None and more.tag == "p" \
+                    and not (after.tail or "").strip():  # paragraphs: one line with its term
+                _append_paragraph(after, more)
+    return joined
+
+
+def _append_paragraph(into, p) -> None:
+    """Move paragraph `p`'s text and markup to the end of paragraph `into`, after a space, and drop `p`."""
+    if len(into):
+        into[-1].tail = f"{(into[-1].tail or '').rstrip()} {(p.text or '').lstrip()}"
+    else:
+        into.text = f"{(into.text or '').rstrip()} {(p.text or '').lstrip()}"
+    for child in list(p):
+        into.append(child)
+    into.tail = p.tail
+    p.getparent().remove(p)
+
+
+def _write_label(el, label: str, sep: str = ": ") -> bool:
+    """Write `label` and `sep` before the first words of `el` (see `_first_text`); False when it opens with no
+    prose."""
     holder = _first_text(el)
     if holder is None:
         return False
     element, attr = holder
-    setattr(element, attr, f"{label}: {getattr(element, attr).lstrip()}")
+    setattr(element, attr, f"{label}{sep}{getattr(element, attr).lstrip()}")
     return True
 
 

@@ -63,6 +63,12 @@ SENTENCE_RE = re.compile(NOT_AFTER + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 # brackets it matches ("(See [2].) Then" -> "(See [2].", "Then").
 CHUNK_SENTENCE_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
+# a line that opens with the term it defines: "-M buildername: Alternative to -b. Uses the ...", or an API
+# reference's parameter as Sphinx writes it, "timeout (float) – The number of seconds to wait ... Defaults to
+# 30.0.", with its default where it has one, "pool_timeout=30 – number of seconds to wait ..." (ingest keeps
+# such an entry in one chunk; the sculpt generator reads its later sentences with the term)
+TERM_RE = re.compile(r"^\s*([^\n:]{1,80}?):\s|^\s*([\w.*-]{1,60}(?:=[^\s–—]{1,40})?(?:\s\([^()\n]{1,40}\))?)\s[–—]\s")
+
 # --- words --------------------------------------------------------------------------------------------
 
 # A word of lowercased text: letters and digits ("don't" is "don", "t"). Question matching, the extractive

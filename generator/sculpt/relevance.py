@@ -67,7 +67,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from pipeline.text import SCULPT_STOPWORDS, idf_cover, words
+from pipeline.text import SCULPT_STOPWORDS, TERM_RE, idf_cover, words
 from pipeline.words import ENTITY_NOISE, stem
 
 from .features import _word_at, sentence_id, sentence_spans, split_sentence_id
@@ -115,6 +115,10 @@ def embed(hidden: Hidden, tokenizer, texts: Sequence[str], batch_size: int = 16,
 NUMBER_RE = re.compile(r"(?<![\w.])[$€£]?\d[\d,.]*(?:\s?(?:%|percent|million|billion|thousand|bn|m|k)\b)?")
 NUMBER_WORDS = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
                           r"sixty|seventy|eighty|ninety|hundred|dozen|twice|thrice)\b", re.I)  # not "one": "one of the"
+VERSION_RE = re.compile(r"\b(?:versions?|releases?|v)\s?\d+(?:\.\w+)*", re.I)  # "version 1.4", "v2.0.1"
+# a name that the question gives a version or a number ("SQLAlchemy 1.4", "PostgreSQL 11", "psycopg2 2.9"): a word
+# with a capital or a digit, then a number of at most three digits (not a year: "Q3 2023" is a period)
+NUMBERED_NAME_RE = re.compile(r"(?<![\w.])([A-Za-z][\w+-]*[A-Z0-9][\w+-]*|[A-Z][\w+-]+)(?=\s+v?\d{1,3}(?:\.\d+)*\b(?![.,]?\d))")
 YEAR_RE = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 MONTH_RE = re.compile(r"\b(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|"
                       r"oct(ober)?|nov(ember)?|dec(ember)?)\b", re.I)
@@ -237,8 +241,12 @@ def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
     if kind == "date":
         years = YEAR_RE.findall(sentence)
         return bool(MONTH_RE.search(sentence) or any(y not in asked for y in years))
-    if kind == "number":
+    if kind == "number":  # (a version is not a quantity: "New in version 3.2." answers no "how many", nor
+        sentence = VERSION_RE.sub(" ", sentence)  # does "SQLAlchemy 1.3" when the question says "SQLAlchemy 1.4")
+        for name in {m.lower() for m in NUMBERED_NAME_RE.findall(question)}:
+            sentence = re.sub(rf"(?<![\w.]){re.escape(name)}\s+v?\d{{1,3}}(?:\.\d+)*\b", " ", sentence, flags=re.I)
         values = [m for m in NUMBER_RE.findall(sentence) if re.search(r"\d", m)] + NUMBER_WORDS.findall(sentence)
+        asked |= {re.sub(r"\W", "", m).lower() for m in NUMBER_RE.findall(question)}  # "1.4" as "14" on both sides
         return any(re.sub(r"\W", "", m).lower() not in asked for m in values)  # "will try up to three times"
     if kind == "code":
         asked |= {t.lower() for t in CODE_TOKEN.findall(question)} | set(re.findall(r"[\w-]+", question.lower()))
@@ -595,9 +603,6 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
 
 
 TERM_EDGE = 0.01  # what a definition's first sentence scores above the best of its line's later ones
-# a defined term: "-M buildername: Alternative to -b. Uses the ...", or an API reference's parameter as Sphinx
-# writes it, "timeout (float) – The number of seconds to wait ... Defaults to 30.0."
-TERM_RE = re.compile(r"^\s*([^\n:]{1,80}?):\s|^\s*([\w.*-]{1,60}(?:\s\([^()\n]{1,40}\))?)\s[–—]\s")
 
 
 def defined_terms_answer(question: str, keys: Sequence[int], scores: Sequence[float],

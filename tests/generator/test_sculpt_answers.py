@@ -261,6 +261,16 @@ def test_a_typed_value_must_be_one_the_question_does_not_already_name():
     q = "How many times does the pool retry the ping?"
     assert has_answer_type("It will try up to three times before giving up.", q, "number")  # a number in words
     assert not has_answer_type("One of the connections is tested before use.", q, "number")  # not "one"
+    q = "What is the default size of SQLAlchemy 1.4's SQL compilation cache?"  # a version is no quantity
+    assert not has_answer_type("New in version 1.4.", q, "number")
+    assert has_answer_type("Defaults to 500.", q, "number") and not has_answer_type("New in version 1.3.", q, "number")
+    assert has_answer_type("Changed in version 1.3: the cache holds 500 statements.", q, "number")
+    # nor is another version of a product the question gives one: "SQLAlchemy 1.3" beside "SQLAlchemy 1.4"
+    assert not has_answer_type("It makes SQLAlchemy 1.4 faster than SQLAlchemy 1.3 at compiling.", q, "number")
+    assert has_answer_type("It makes SQLAlchemy 1.4 two times faster than SQLAlchemy 1.3.", q, "number")
+    assert has_answer_type("Item 8 lists 12 risks.", "How many risks does Item 7 list?", "number")
+    assert not has_answer_type("See Item 8.", "How many risks does Item 7 list?", "number")
+    assert has_answer_type("Revenue rose in Q3 2024.", "How much revenue in Q3 2023?", "number")  # a year: no version
 
 
 def test_a_sentence_that_adds_nothing_to_the_question_ranks_below_one_that_answers(sculpt):
@@ -648,6 +658,10 @@ def test_an_api_reference_is_answered_from_the_parameters_description_not_the_si
     assert "closed and thrown away" in raw and "size=4" not in raw, raw
     raw = ask(sculpt, "How many sessions does the depot Pool keep open by default?", POOL_API).text
     assert "size=4" in raw, raw  # where only the signature says it, the signature answers
+    # a parameter written with its default ("pool_timeout=30 – ...", ingest/definitions.py) is a defined term too
+    entry = "pool_timeout=30 – number of seconds to wait for a session. It is only used with a pool."
+    heads = definition_heads(featurize(load_tokenizer(), SculptConfig(), ["q"], [[entry]]))
+    assert [term for term, _ in heads.values()] == ["pool_timeout=30"]
 
 
 FAQ = ("Frequently asked questions\n"

@@ -47,6 +47,24 @@ def test_token_bound_and_overlap(count):
     assert all(f"number {i} " in text for i in range(40))
 
 
+def test_a_definitions_entry_that_fits_a_chunk_is_never_cut(count):
+    entry = ("query_cache_size – size of the cache used to cache the SQL string form of queries. Set to zero to "
+             "disable caching. Defaults to 500, meaning the cache will always store at least 500 statements.")
+    els = [Element("ListItem", "plugins – string list of plugin names to load. " + sentences(3, "plugin"), page=1),
+           Element("ListItem", entry, page=1),
+           Element("NarrativeText", sentences(3, "other"), page=1)]
+    settings = IngestSettings(chunk_tokens=80, chunk_overlap=20)
+    assert count([els[0].text + " " + entry])[0] > 80 >= count([entry])[0]  # the two entries do not fit together
+    chunks = chunk_elements(els, count, settings)
+    assert chunks[0].text.startswith("plugins –") and "query_cache_size" not in chunks[0].text
+    assert chunks[1].text.startswith(entry + "\n")  # whole, under its term, with no overlap before it
+    # a paragraph that opens with no term is packed sentence by sentence, as before: cut where the chunk is full
+    plain = [els[0], Element("NarrativeText", entry.replace("query_cache_size –", "The query_cache_size is the"))]
+    chunks = chunk_elements(plain, count, settings)
+    assert "plugins –" in chunks[0].text and "The query_cache_size is the size" in chunks[0].text
+    assert "Defaults to 500" not in chunks[0].text and "Defaults to 500" in chunks[1].text
+
+
 def test_small_table_stays_whole_and_keeps_html(count):
     rows = "\n".join(f"row {i} | {i * 3} | {i * 7}" for i in range(12))
     els = [

@@ -134,3 +134,52 @@ def test_an_html_outline_parses_to_one_element_per_labelled_item(tmp_path):
     texts = [e.text for e in parse_file(path, "HTML", "text/html", None, Settings().ingest).elements]
     assert '"Enhances": This declares a weak dependency like Suggests but works in the opposite direction.' in texts
     assert '"Enhances"' not in texts
+
+
+SPHINX_PARAMETERS = """<html><body><dl class="py function"><dt>sqlalchemy.create_engine(*args, **kwargs)</dt><dd>
+<ul class="simple">
+<li><p><span class="target" id="p.pool_timeout"></span><strong>pool_timeout=30</strong> – <p>number of seconds to wait
+before giving up on getting a connection from the pool. This is only used with
+<a href="pooling.html#QueuePool"><code>QueuePool</code></a>.</p>
+</p></li>
+<li><p><strong>pool_use_lifo=False</strong> – <p>use LIFO when retrieving connections.</p></p></li>
+<li><p><strong>query_cache_size</strong> – <p>size of the cache used to cache the SQL string
+form of queries.  Set to zero to disable caching.</p>
+<p>The cache is pruned of its least recently used items when its size reaches
+N * 1.5.  Defaults to <code>500</code>, meaning the cache will always store at least
+500 SQL statements when filled.</p>
+<div class="admonition note"><p class="admonition-title">Note</p><p>Caching is per statement.</p></div>
+</p></li>
+</ul></dd></dl><p>Engine Creation API</p><p>Keep this paragraph apart.</p></body></html>"""
+
+
+def test_a_parameter_and_its_default_are_written_into_the_description_that_follows():
+    text = text_of(join_definitions(SPHINX_PARAMETERS))
+    assert ("pool_timeout=30 – number of seconds to wait before giving up on getting a connection from the pool. "
+            "This is only used with QueuePool.") in text
+    assert "pool_use_lifo=False – use LIFO when retrieving connections." in text
+    assert text.count("pool_timeout=30") == 1
+    # an entry's further paragraphs join its first: the default is on the line that names the parameter
+    assert ("query_cache_size – size of the cache used to cache the SQL string form of queries. Set to zero to "
+            "disable caching. The cache is pruned of its least recently used items when its size reaches N * 1.5. "
+            "Defaults to 500, meaning the cache will always store at least 500 SQL statements when filled.") in text
+    import lxml.html
+
+    paragraphs = [" ".join(p.text_content().split())
+                  for p in lxml.html.document_fromstring(join_definitions(SPHINX_PARAMETERS)).iter("p")]
+    assert paragraphs[-4:] == ["Note", "Caching is per statement.", "Engine Creation API", "Keep this paragraph apart."]
+    # a dash after a sentence, a dash before code or before no paragraph: left as they are
+    assert join_definitions("<div><p>It is done. –</p><p>Next.</p></div>") is None
+    assert join_definitions("<div><p>Example –</p><pre>x = 1</pre></div>") is None
+    assert join_definitions("<div><p>Example –</p></div>") is None
+    assert join_definitions(f"<div><p>{'x' * 81} –</p><p>Next.</p></div>") is None
+
+
+def test_a_parameters_description_parses_as_one_line_with_its_name(tmp_path):
+    path = tmp_path / "engines.html"
+    path.write_text(SPHINX_PARAMETERS, encoding="utf-8")
+    texts = [e.text for e in parse_file(path, "HTML", "text/html", None, Settings().ingest).elements]
+    assert any(t.startswith("pool_timeout=30 – number of seconds to wait before giving up") for t in texts)
+    assert not any(t.strip() in ("pool_timeout=30 –", "pool_timeout=30") for t in texts)
+    assert any(t.startswith("query_cache_size – size of the cache") and "Defaults to 500," in t for t in texts)
+    assert "Keep this paragraph apart." in texts
