@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from pipeline.config import IngestSettings
-from pipeline.text import CHUNK_SENTENCE_RE, TERM_RE  # ingestion's sentence rule (see pipeline.text: why it is a variant)
+from pipeline.text import CHUNK_SENTENCE_RE  # ingestion's sentence rule (see pipeline.text: why it is a variant)
+from pipeline.text import TERM_RE
 
 from . import tables
 from .metadata import DocumentMeta

@@ -52,7 +52,7 @@ def join_definitions(markup: str) -> str | None:
     """`markup` with each definition list's terms joined to their definitions, and each outline item's label
     to its sub-list (see the module docstring); None when there was nothing to join (the caller parses the
     original)."""
-    if not re.search(r"<(dt|li|p)\b", markup, re.I):
+    if not re.search(r"<(dt|li)\b", markup, re.I):  # (Sphinx's parameter entries are list items or <dd>s)
         return None
     doc = read_html(markup)
     if doc is None or not join_definitions_in(doc):

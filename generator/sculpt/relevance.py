@@ -233,6 +233,16 @@ def answer_type(question: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def numbered_names(question: str) -> re.Pattern | None:
+    """What names another version of a product the question gives one ("SQLAlchemy 1.3" for "SQLAlchemy
+    1.4's cache", NUMBERED_NAME_RE), or None; made once per question, not once per sentence."""
+    names = sorted({m.lower() for m in NUMBERED_NAME_RE.findall(question)})
+    if not names:
+        return None
+    return re.compile(rf"(?<![\w.])(?:{'|'.join(map(re.escape, names))})\s+v?\d{{1,3}}(?:\.\d+)*\b", re.I)
+
+
 def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
     """Whether the sentence holds a value of the asked kind that the question does not already name."""
     if kind is None:
@@ -243,8 +253,8 @@ def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
         return bool(MONTH_RE.search(sentence) or any(y not in asked for y in years))
     if kind == "number":  # (a version is not a quantity: "New in version 3.2." answers no "how many", nor
         sentence = VERSION_RE.sub(" ", sentence)  # does "SQLAlchemy 1.3" when the question says "SQLAlchemy 1.4")
-        for name in {m.lower() for m in NUMBERED_NAME_RE.findall(question)}:
-            sentence = re.sub(rf"(?<![\w.]){re.escape(name)}\s+v?\d{{1,3}}(?:\.\d+)*\b", " ", sentence, flags=re.I)
+        if (versions := numbered_names(question)) is not None:
+            sentence = versions.sub(" ", sentence)
         values = [m for m in NUMBER_RE.findall(sentence) if re.search(r"\d", m)] + NUMBER_WORDS.findall(sentence)
         asked |= {re.sub(r"\W", "", m).lower() for m in NUMBER_RE.findall(question)}  # "1.4" as "14" on both sides
         return any(re.sub(r"\W", "", m).lower() not in asked for m in values)  # "will try up to three times"
