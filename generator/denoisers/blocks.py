@@ -16,6 +16,8 @@ from torch import nn
 
 from .base import KVCache, positions_from_mask
 
+_SDPA_GQA = tuple(int(n) for n in torch.__version__.split(".")[:2]) >= (2, 5)  # enable_gqa came in torch 2.5
+
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float, device=None, dtype=None) -> None:
@@ -54,13 +56,14 @@ def attend(
     rope: tuple[torch.Tensor, torch.Tensor],
     rope_fp32: bool,
     key_mask: torch.Tensor | None,
-    past: tuple[torch.Tensor, ...] | None,
+    past: tuple[torch.Tensor, torch.Tensor, int] | None,
 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
     """Bidirectional multi-head attention of (B, T, C) normed x over [prefix keys | own keys | suffix keys].
 
-    `past` is (prefix k, prefix v) or (prefix k, prefix v, suffix k, suffix v), cached from an earlier
-    forward. Returns the (B, T, C) output (after the output projection) and this layer's full (k, v),
-    each (B, H_kv, P+T+S, D), so a caller can keep a prefix and a suffix of them as a cache.
+    `past` is (k buffer, v buffer, start): a cache's (B, H_kv, L, D) buffers of this layer, whose positions
+    [start, start + T) this call's keys and values overwrite in place (the cached prefix before them and
+    suffix after them are read as they are). Returns the (B, T, C) output (after the output projection) and
+    this layer's full (k, v), each (B, H_kv, L, D), so a caller can keep them as a cache.
     """
     q_proj, k_proj, v_proj, o_proj = proj
     B, T, _ = x.shape
@@ -70,13 +73,20 @@ def attend(
     cos, sin = rope
     q, k = apply_rope(q, cos, sin, rope_fp32), apply_rope(k, cos, sin, rope_fp32)
     if past is not None:
-        k, v = torch.cat((past[0], k, *past[2:3]), dim=2), torch.cat((past[1], v, *past[3:4]), dim=2)
+        k_buf, v_buf, start = past
+        k_buf[:, :, start:start + T] = k
+        v_buf[:, :, start:start + T] = v
+        k, v = k_buf, v_buf
     kv = (k, v)
-    if n_kv_heads != n_heads:  # grouped-query attention: share each kv head among n_heads/n_kv_heads
-        k = k.repeat_interleave(n_heads // n_kv_heads, dim=1)
-        v = v.repeat_interleave(n_heads // n_kv_heads, dim=1)
+    gqa = {}
+    if n_kv_heads != n_heads:  # grouped-query attention: each kv head serves n_heads/n_kv_heads query heads
+        if _SDPA_GQA:  # without copying the keys and values per query head (the whole cache, every step)
+            gqa = {"enable_gqa": True}
+        else:
+            k = k.repeat_interleave(n_heads // n_kv_heads, dim=1)
+            v = v.repeat_interleave(n_heads // n_kv_heads, dim=1)
     mask = None if key_mask is None else key_mask[:, None, None, :].to(torch.bool)  # (B, 1, 1, S)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False)  # (B, H, T, D)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False, **gqa)  # (B, H, T, D)
     return o_proj(out.transpose(1, 2).reshape(B, T, -1)), kv
 
 
@@ -143,20 +153,16 @@ def run_layers(
     layers, h: torch.Tensor, rope, key_mask: torch.Tensor | None, cache: KVCache | None, store: int,
     suffix_from: int | None = None,
 ) -> tuple[torch.Tensor, KVCache | None]:
-    """Run `layer(h, rope, key_mask, past) -> (h, (k, v))` per layer; keep the k, v of the first `store`
-    positions and, if `suffix_from` is given, of the positions from it on (a dual cache)."""
-    new = KVCache() if store or suffix_from is not None else None
+    """Run `layer(h, rope, key_mask, past) -> (h, (k, v))` per layer. With `store` (and `suffix_from`), return
+    the layers' k, v as a cache whose first `store` positions (and those from `suffix_from` on: a dual cache)
+    later steps reuse; a step given `cache` writes its own positions into the cache's buffers."""
+    new = None
+    if store or suffix_from is not None:
+        new = KVCache(length=store, suffix_length=0 if suffix_from is None else h.shape[1] - suffix_from)
     for i, layer in enumerate(layers):
-        past = None
-        if cache is not None:
-            past = (cache.keys[i], cache.values[i])
-            if cache.suffix_keys:
-                past += (cache.suffix_keys[i], cache.suffix_values[i])
+        past = None if cache is None else (cache.keys[i], cache.values[i], cache.length)
         h, (k, v) = layer(h, rope, key_mask, past)
         if new is not None:
-            new.keys.append(k[:, :, :store].contiguous())
-            new.values.append(v[:, :, :store].contiguous())
-            if suffix_from is not None:
-                new.suffix_keys.append(k[:, :, suffix_from:].contiguous())
-                new.suffix_values.append(v[:, :, suffix_from:].contiguous())
+            new.keys.append(k)
+            new.values.append(v)
     return h, new

@@ -138,6 +138,29 @@ def test_dual_cached_forward_equals_full_forward(which, llada_denoiser, dream_de
 
 
 @pytest.mark.parametrize("which", ["llada", "dream"])
+def test_a_cached_step_writes_its_block_into_the_cache_in_place(which, llada_denoiser, dream_denoiser, tokenizer):
+    """Steps reuse one buffer per layer: the block's keys are rewritten where they are, the cached prefix and
+    suffix are left as they were, and a step sees only its own block's keys, never an earlier step's."""
+    den = llada_denoiser if which == "llada" else dream_denoiser
+    ids = _ids(tokenizer)
+    _, cache = den.prefill(ids, None, 6, 12)
+    buffers = [k.data_ptr() for k in cache.keys]
+    before = [k.clone() for k in cache.keys]
+    changed = ids.clone()
+    changed[:, 6:12] = tokenizer.mask_token_id
+    step = den.forward(changed[:, 6:12], None, cache)
+    assert [k.data_ptr() for k in cache.keys] == buffers
+    assert all(k.shape[2] == ids.shape[1] for k in cache.keys)
+    for old, new in zip(before, cache.keys):
+        assert torch.equal(old[:, :, :6], new[:, :, :6]) and torch.equal(old[:, :, 12:], new[:, :, 12:])
+        assert not torch.equal(old[:, :, 6:12], new[:, :, 6:12])
+    torch.testing.assert_close(den.forward(changed[:, 6:12], None, cache), step, atol=0, rtol=0)
+    # nothing of the changed step lingers: the original block gives the original logits back
+    full, _ = den.prefill(ids, None, 6, 12)
+    torch.testing.assert_close(den.forward(ids[:, 6:12], None, cache), full[:, 6:12], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["llada", "dream"])
 def test_left_padding_does_not_change_logits(which, llada_denoiser, dream_denoiser, tokenizer):
     den = llada_denoiser if which == "llada" else dream_denoiser
     ids = _ids(tokenizer)
