@@ -33,3 +33,13 @@ def test_gpu_lane_runs_at_toy_size_on_cpu(shared_data, tmp_path):
 def test_gpu_check_script_installs_nothing():
     script = (ROOT / "scripts" / "gpu_check.sh").read_text()
     assert "pip install" not in script.replace("pip download", "") and "benchmarks/gpu_lane.py" in script
+
+
+def test_step_profile_runs_at_toy_size_on_cpu():
+    """benchmarks/gpu_step_profile.py: the rows it can take on CPU (the profiler and CUDA-graph rows need CUDA)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_step_profile.py"), "--tiny", "--steps", "3"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for measure in ("eager, synchronised", "eager, issue only", "whole sampler step"):
+        assert run.stdout.count(measure) == 2, run.stdout  # batch 1 and batch 2
