@@ -140,9 +140,10 @@ NOT_NAMES = frozenset(("i", "table", "figure", "column", "row", "section", "chap
 
 def asked_names(question: str) -> list[str]:
     """The names a question asks about: its words written with a capital ("Vodafone", "Bruins", "SNB22-3",
-    "PetCare", "iPhone"), bar the first word of each of its sentences, "I", month and weekday names and the
-    words that point into a document ("Table 1"); a possessive's "'s" dropped. None when most of its words
-    are capitalised (a title-case or shouted question says nothing by its capitals)."""
+    "PetCare", "iPhone"), bar the first word of each of its sentences, "I", month and weekday names, the words
+    that point into a document ("Table 1") and an abbreviation the question spells out (`spelled_out`); a
+    possessive's "'s" dropped. None when most of its words are capitalised (a title-case or shouted question
+    says nothing by its capitals)."""
     found = list(ASKED_NAME_RE.finditer(question))
     if len(found) * 2 > len(re.findall(r"[^\W\d_]+", question)):
         return []
@@ -152,9 +153,20 @@ def asked_names(question: str) -> list[str]:
         if not before or before[-1] in ".?!":
             continue
         word = m.group(0).rstrip("-")
-        if len(word) > 1 and word.lower() not in NOT_NAMES and not MONTH_RE.fullmatch(word):
+        if len(word) > 1 and word.lower() not in NOT_NAMES and not MONTH_RE.fullmatch(word) \
+                and not spelled_out(question, m.start(), word):
             out.append(word)
     return out
+
+
+def spelled_out(question: str, start: int, word: str) -> bool:
+    """"diastolic blood pressure (DBP)": an abbreviation in brackets after the words it stands for is their
+    short name; a passage that names the words names it."""
+    if not (question[start - 1:start] == "(" and question[start + len(word):start + len(word) + 1] == ")"):
+        return False
+    capitals = [c for c in word if c.isupper()]
+    before = re.findall(r"[^\W\d_]+", question[:start - 1])[-len(capitals):]
+    return len(before) == len(capitals) > 1 and all(w[0].lower() == c.lower() for w, c in zip(before, capitals))
 
 
 FOLD = str.maketrans({**{c: unicodedata.name(c).split()[-1][0].lower()  # "μ" as "m", "κ" as "k"; hyphens dropped
@@ -168,14 +180,32 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
 
 
+# who is speaking: "according to President Biden", "in President Biden's speech", "What did Senator Warren say"
+PERSON_TITLE = (r"(?:President|Vice[- ]President|Senator|Governor|Mayor|Secretary|Minister|Prime\s+Minister|Chancellor|"
+                r"CEO|CFO|Chairman|Chairwoman|Chair|Director|Professor|Dr\.?|Mr\.?|Mrs\.?|Ms\.?|Judge|Justice)")
+SPEAKER_RE = re.compile(rf"\b{PERSON_TITLE}(?:\s+[A-Z][\w.'’-]*)+")
+FIRST_PERSON = re.compile(r"(?<![\w'’])(?:I|my|we|our|us)(?![\w'’])")
+
+
+def speaker_names(question: str) -> set[str]:
+    """The names that say who speaks or writes, not what is spoken of: a person named with a title ("President
+    Biden", "Dr. Chen"). A speech, a letter or an interview says "I" and "we" and seldom names its speaker.
+    (Not "according to Vodafone": a company's report says "we" too, and so does a look-alike company's.)"""
+    return {w for m in SPEAKER_RE.finditer(question) for w in ASKED_NAME_RE.findall(m.group(0))}
+
+
 def unnamed(question: str, passages: Sequence[str]) -> list[str]:
     """The names the question asks about (`asked_names`) that none of `passages` (each a passage's text with
     what it is about: its title, section, file name, document entity and period) names. A name counts as
     named where a word starts with it, or with all but its last two letters when it is longer than five
-    ("RewriteRules" is named by "RewriteRule", a mistyped "Definite Edition" by "Definitive Edition")."""
+    ("RewriteRules" is named by "RewriteRule", a mistyped "Definite Edition" by "Definitive Edition"). The
+    speaker's names (`speaker_names`) count as named by a passage written in the first person."""
     names = asked_names(question)
     if not names:
         return []
+    if any(FIRST_PERSON.search(p) for p in passages):
+        speakers = speaker_names(question)
+        names = [n for n in names if n not in speakers]
     text = fold("\n".join(passages))
     out = []
     for name in names:
@@ -483,9 +513,10 @@ def question_lines(batch) -> set[int]:
 def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: frozenset[str] = frozenset(),
                        learned: np.ndarray | None = None, sections: Sequence[str] | None = None) -> np.ndarray:
     """(M,) the relevance of each position's sentence, for the first request of `batch`; -inf off sentences
-    and on a sentence whose text an earlier passage already holds. `titles`: the passages' section titles
-    (`title_key`); `learned`: (M,) the learned selector's share at each position, added to its sentence's;
-    `sections`: each passage's section title (`Passage.section`), for `section_heads`."""
+    and on each copy but the best-read one of a sentence that several passages hold (the earliest on a tie).
+    `titles`: the passages' section titles (`title_key`); `learned`: (M,) the learned selector's share at each
+    position, added to its sentence's; `sections`: each passage's section title (`Passage.section`), for
+    `section_heads`."""
     sid = batch.sentence[0]
     keys, texts = sentence_texts(batch)
     said = dict(zip(keys, (terms(t) for t in texts)))
@@ -528,12 +559,13 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
     scores = listed_items_answer(batch, question, keys, scores, leads,
                                  [not x["nothing_new"] and any(c.isalpha() for c in t) for x, t in zip(found, texts)])
     rel = np.full(sid.shape, -np.inf, dtype=np.float32)
-    seen: set[str] = set()
-    for key, text, r in zip(keys, texts, scores):
+    best: dict[str, int] = {}  # a text that several passages hold (overlapping chunks, look-alike copies) is
+    for i, text in enumerate(texts):  # quoted once, from the copy read best (its term or title may differ)
         same = " ".join(text.lower().split())
-        if same not in seen:  # a text already in an earlier passage (a look-alike copy) is never quoted again
-            seen.add(same)
-            rel[sid == key] = r
+        if same not in best or scores[i] > scores[best[same]]:
+            best[same] = i
+    for i in best.values():
+        rel[sid == keys[i]] = scores[i]
     return rel
 
 

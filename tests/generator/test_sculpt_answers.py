@@ -23,7 +23,7 @@ from generator.sculpt.config import SculptConfig
 from generator.sculpt.relevance import (LIST_STEP, TYPE_WEIGHT, answer_type, asked_names, asks_for_list, cell_stops,
                                        definition_heads, has_answer_type, is_header_row, is_heading, is_lead_in,
                                        is_code_line, labelled_row, lines_of, listed_items_answer, position_terms, relevance,
-                                       section_heads, sentence_texts, terms, unnamed)
+                                       section_heads, sentence_texts, speaker_names, terms, unnamed)
 from pipeline.types import GenerationRequest, Passage
 
 APACHE_GRANT = (
@@ -570,6 +570,16 @@ def test_a_definitions_later_sentence_answers_for_its_term(sculpt):
     assert quotes(result.text)[0] == ("It defaults to 64 megabytes (64MB).", 1)
 
 
+def test_a_sentence_two_passages_hold_is_quoted_from_the_one_that_reads_it_best(sculpt):
+    """Overlapping chunks and look-alike entries repeat a sentence. It is quoted once, from the copy that
+    answers best: here the copy under maintenance_work_mem, not the first-retrieved one under work_mem (which
+    used to be the only copy scored, so the default was never quoted)."""
+    other = ("work_mem (integer): Sets the base maximum amount of memory to be used by a query operation before "
+             "writing to temporary disk files. It defaults to 64 megabytes (64MB).")
+    result = ask(sculpt, "What is the default of maintenance_work_mem?", other, SETTINGS_LIST)
+    assert quotes(result.raw_text)[0] == ("It defaults to 64 megabytes (64MB).", 2)
+
+
 ROTATION = "Log rotation\nThe job runs at 04:00 and keeps 7 copies."
 BACKUPS = "Nightly backups\nThe job runs at 02:00 and keeps 14 copies."
 
@@ -616,6 +626,29 @@ def test_the_names_a_question_asks_about():
     sqlite = ["SQLite parses FOREIGN KEY clauses, but does not enforce them by default."]
     assert unnamed("Why is my ForeignKey not enforced?", sqlite) == []  # a CamelCase name is named by its words
     assert unnamed("Why is my ForeignKeys not enforced?", ["The foreign keyword list"]) == ["ForeignKeys"]
+
+
+def test_a_speech_need_not_name_its_speaker_and_a_spelled_out_abbreviation_is_named_by_its_words():
+    """A State of the Union transcript says "I", never "Biden": every question "according to President Biden"
+    was refused. A person named with a title is the speaker, named by a passage in the first person; a
+    company is not ("we" is in every company's report, a look-alike's too)."""
+    speech = ["We've already cut the federal deficit by over $1 trillion. I signed the law."]
+    question = "How much has President Biden signed to cut from the federal deficit?"
+    assert speaker_names(question) == {"President", "Biden"}
+    assert unnamed(question, speech) == []
+    assert unnamed(question, ["The federal deficit was cut by $1 trillion."]) == ["President", "Biden"]
+    assert unnamed("How much did Contoso cut, according to its report?", ["We cut costs by 3%."]) == ["Contoso"]
+    claim = "Decreased diastolic blood pressure (DBP) is associated with abdominal aortic aneurysm."
+    assert asked_names(claim) == []
+    assert asked_names("Is the DBP (diastolic blood pressure) lower?") == ["DBP"]  # only a bracketed short name
+
+
+def test_a_question_about_what_a_speaker_said_is_answered_from_the_speech(sculpt):
+    speech = ("Folks, I know the health care law works. Over 100 million of you can no longer be denied health "
+              "insurance because of a preexisting condition. We're not going back.")
+    result = ask(sculpt, "How many people are no longer denied health insurance due to preexisting conditions "
+                         "according to President Biden?", speech)
+    assert "100 million" in result.text
 
 
 def test_a_question_about_something_no_passage_names_is_refused(sculpt):
