@@ -41,6 +41,51 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def device_us(event) -> float:
+    """An event's own device time in microseconds (`self_device_time_total`; `self_cuda_time_total` before)."""
+    return getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0)
+
+
+def profile_row(den, ids, cache, b: int) -> tuple:
+    """The sum of one step's kernel times (the GPU busy), with its four largest kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        den.forward(ids, None, cache)
+        torch.cuda.synchronize()
+    events = [e for e in prof.key_averages() if device_us(e) > 0]
+    top = sorted(events, key=lambda e: -device_us(e))[:4]
+    return (b, "GPU busy (profiler)", f"{sum(map(device_us, events)) / 1e3:.2f}",
+            "; ".join(f"{e.key[:38]} {device_us(e) / 1e3:.1f}" for e in top))
+
+
+def graph_row(den, ids, cache, b: int, ref: torch.Tensor, eager_ms: float, steps: int) -> tuple:
+    """The same step captured once as a CUDA graph and replayed (median of `steps`), its logits against eager's."""
+    try:
+        stream = torch.cuda.Stream()  # warm up on a side stream before capture, as torch.cuda.graphs asks
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                den.forward(ids, None, cache)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = den.forward(ids, None, cache)
+        graph.replay()
+        torch.cuda.synchronize()
+        diff = (out - ref).abs().max().item()
+        times = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            graph.replay()
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+    except Exception as exc:  # capture refused: say why, keep the other rows
+        return (b, "CUDA graph replay", "-", f"capture failed: {exc!r}"[:120])
+    replay = statistics.median(times) * 1e3
+    return (b, "CUDA graph replay", f"{replay:.2f}", f"{eager_ms / replay:.2f}x eager; max |logit - eager| {diff:.1e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="toy sizes on CPU (checks the code paths)")
@@ -58,6 +103,8 @@ def main() -> None:
         prompt_len, gen, block, batches, dtype = 1024, 256, 32, (1, 32), torch.bfloat16
     mask_id, eos_id = config.vocab_size - 128, config.vocab_size - 383
     den = build_model(config, torch.device(device), dtype, 4.0, mask_id, eos_id)
+    cfg = DiffusionConfig(gen_length=gen, block_length=block, steps=gen // 2, temperature=0.0, use_cache=True,
+                          dual_cache=True)
     rows = []
     g = torch.Generator().manual_seed(0)
     for b in batches:
@@ -84,47 +131,8 @@ def main() -> None:
         sync(device)
         rows.append((b, "eager, issue only", f"{issue:.2f}", "host time to queue one step"))
         if device == "cuda":
-            from torch.profiler import ProfilerActivity, profile
-
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                den.forward(ids, None, cache)
-                sync(device)
-            def dev_us(e) -> float:
-                return getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0.0)
-
-            events = [e for e in prof.key_averages() if dev_us(e) > 0]
-            busy = sum(dev_us(e) for e in events) / 1e3
-            top = sorted(events, key=lambda e: -dev_us(e))[:4]
-            rows.append((b, "GPU busy (profiler)", f"{busy:.2f}", "; ".join(
-                f"{e.key[:38]} {dev_us(e) / 1e3:.1f}" for e in top)))
-            try:
-                stream = torch.cuda.Stream()
-                stream.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(stream):
-                    for _ in range(3):
-                        den.forward(ids, None, cache)
-                torch.cuda.current_stream().wait_stream(stream)
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    out = den.forward(ids, None, cache)
-                graph.replay()
-                sync(device)
-                diff = (out - ref).abs().max().item()
-                times = []
-                for _ in range(args.steps):
-                    t0 = time.perf_counter()
-                    graph.replay()
-                    sync(device)
-                    times.append(time.perf_counter() - t0)
-                replay = statistics.median(times) * 1e3
-                rows.append((b, "CUDA graph replay", f"{replay:.2f}",
-                             f"{eager / replay:.2f}x eager; max |logit - eager| {diff:.1e}"))
-                del graph, out
-            except Exception as exc:  # capture refused: say why, keep the other rows
-                rows.append((b, "CUDA graph replay", "-", f"capture failed: {exc!r}"[:120]))
+            rows += [profile_row(den, ids, cache, b), graph_row(den, ids, cache, b, ref, eager, args.steps)]
         del cache, ref
-        cfg = DiffusionConfig(gen_length=gen, block_length=block, steps=gen // 2, temperature=0.0,
-                              use_cache=True, dual_cache=True)
         timed(den, x[:, :prompt_len], cfg.model_copy(update={"gen_length": block, "steps": 4}))
         wall, result = timed(den, x[:, :prompt_len], cfg)
         rows.append((b, "whole sampler step", f"{wall / result.nfe * 1e3:.2f}",
