@@ -12,7 +12,9 @@ Rows:
 - speed: an LLaDA-8B-shaped model (LLaDA-8B-Instruct's config: d_model 4096, 32 layers, 32 heads, MLP 12288,
   vocab 126464) with random bf16 weights, built on the meta device and materialised on CUDA; a 1,024-token
   prompt, 256-token answers, block 32, 128 steps: naive vs prefix cache vs dual cache vs dual cache +
-  threshold 0.9 (NFE, median wall time, tokens/s), then batch 1/8/32 throughput with the dual cache.
+  threshold 0.9 (NFE, median wall time, tokens/s), then batch 1/8/32 throughput with the dual cache; each
+  cached mode eager and with CUDA graphs (a block's cached steps replay one captured graph; the default on
+  CUDA), the graphs' ids checked against eager's.
 --tiny runs the same code on CPU at toy sizes (tests/generator/test_gpu_lane.py does, so the lane is known
 to work before a GPU is at hand). --budget-s skips, and says so, whatever would start after the budget.
 Random weights are unconfident: the threshold row commits about one token per step here, unlike a trained model.
@@ -46,6 +48,9 @@ SPEED_MODES = {
     "dual cache": dict(use_cache=True, dual_cache=True),
     "dual cache + threshold 0.9": dict(use_cache=True, dual_cache=True, threshold=0.9),
 }
+# the cached modes run twice: eager, then with each block's cached steps replayed as one CUDA graph (the
+# default on CUDA); the graph run's ids are compared with the eager run's
+GRAPHED = ("prefix cache", "dual cache", "dual cache + threshold 0.9")
 
 
 def parity_folder(given: str | None) -> Path | None:
@@ -141,20 +146,33 @@ def main() -> None:
     prompts = {b: torch.randint(0, mask_id - 1, (b, prompt_len), generator=g).to(device) for b in batches}
     base = DiffusionConfig(gen_length=gen, block_length=block, steps=steps, temperature=0.0)
     timed(den, prompts[1], base.model_copy(update={"gen_length": block, "steps": 4}))  # warm-up (kernels, allocator)
+    graphs = device == "cuda"  # CUDA graphs exist only there (--tiny runs the eager rows)
     for name, kw in SPEED_MODES.items():
-        if over_budget(f"speed: {name}"):
-            continue
         cfg = base.model_copy(update=kw)
-        runs = [timed(den, prompts[1], cfg) for _ in range(args.repeats)]
-        wall = statistics.median(t for t, _ in runs)
-        rows.append(("speed", name, 1, runs[-1][1].nfe, f"{wall:.2f}", f"{gen / wall:.1f}",
-                     f"prompt {prompt_len}, answer {gen}, block {block}, steps {steps}"))
+        eager = None
+        for graphed in (False, True) if graphs and name in GRAPHED else (False,):
+            label = name + (" + CUDA graphs" if graphed else "")
+            if over_budget(f"speed: {label}"):
+                continue
+            den.cuda_graphs = graphed
+            runs = [timed(den, prompts[1], cfg) for _ in range(args.repeats)]
+            wall, out = statistics.median(t for t, _ in runs), runs[-1][1]
+            note = f"prompt {prompt_len}, answer {gen}, block {block}, steps {steps}"
+            if graphed and eager is not None:
+                note = (f"{eager[0] / wall:.2f}x eager; ids " +
+                        ("equal to eager's" if torch.equal(out.tokens, eager[1].tokens) else
+                         f"agree with eager's on {(out.tokens == eager[1].tokens).float().mean():.3f}"))
+            eager = (wall, out) if not graphed else eager
+            rows.append(("speed", label, 1, out.nfe, f"{wall:.2f}", f"{gen / wall:.1f}", note))
     for b in batches:
-        if over_budget(f"throughput: batch {b}"):
-            continue
-        wall, out = timed(den, prompts[b], base.model_copy(update=SPEED_MODES["dual cache"]))
-        rows.append(("throughput", "dual cache", b, out.nfe, f"{wall:.2f}", f"{b * gen / wall:.1f}",
-                     f"{b} answers of {gen} tokens"))
+        for graphed in (False, True) if graphs else (False,):
+            label = "dual cache" + (" + CUDA graphs" if graphed else "")
+            if over_budget(f"throughput: {label}, batch {b}"):
+                continue
+            den.cuda_graphs = graphed
+            wall, out = timed(den, prompts[b], base.model_copy(update=SPEED_MODES["dual cache"]))
+            rows.append(("throughput", label, b, out.nfe, f"{wall:.2f}", f"{b * gen / wall:.1f}",
+                         f"{b} answers of {gen} tokens"))
     where = torch.cuda.get_device_name() if device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     table(f"GPU lane on {where}, torch {torch.__version__}: {time.perf_counter() - start:.0f} s in all",
           rows, headers=HEADERS)

@@ -2,6 +2,7 @@
 
 RMSNorm, rotary embeddings (rotate-half layout, as LLaMA/Qwen2), attention over an optional cached prefix
 and suffix with a key padding mask, and `NativeDenoiser`, which turns a native model into a `Denoiser`.
+On CUDA, a block's cached steps replay one captured CUDA graph (see `NativeDenoiser.cuda_graphs`).
 Attention is never causal: every position sees every non-padding position. Positions come from the
 attention mask, so a left-padded row gets exactly the positions it would get alone.
 """
@@ -109,6 +110,7 @@ class NativeDenoiser:
         special_ids: tuple[int, ...] = (),
         shift_logits: bool = False,
         max_length: int | None = None,
+        cuda_graphs: bool | None = None,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -119,6 +121,10 @@ class NativeDenoiser:
         self.max_length = max_length
         self.vocab_size = model.vocab_size
         self.device = next(model.parameters()).device
+        # cached steps as CUDA graphs: on by default on CUDA, where at batch 1 queuing an 8B model's kernels
+        # takes longer than running them (benchmarks/gpu_step_profile.py); never on CPU
+        self.cuda_graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
+        self._graph: _StepGraph | None = None
 
     @torch.no_grad()
     def forward(
@@ -128,18 +134,69 @@ class NativeDenoiser:
         B, T = input_ids.shape
         positions = positions_from_mask(attention_mask, B, P + T + S, input_ids.device)[:, P:P + T]  # (B, T)
         key_mask = _key_mask(attention_mask)
+        if cache is not None and self.cuda_graphs and input_ids.is_cuda:
+            return self._graphed_step(input_ids, positions, key_mask, cache)
         logits, _ = self.model(input_ids, positions, key_mask, cache)
         return logits.float()
+
+    def _graphed_step(self, ids: torch.Tensor, positions: torch.Tensor, key_mask: torch.Tensor | None,
+                      cache: KVCache) -> torch.Tensor:
+        """A cached step through a CUDA graph: captured at the block's first cached step (which runs eagerly),
+        replayed by the block's other steps with their ids, positions and key mask copied into the graph's
+        input tensors. Every step of a block has the same shapes and writes into the same cache buffers (the
+        graph reads and writes them where they are), so one capture serves the block; a new cache (the next
+        block, a refresh) or new shapes capture again. The logits are the eager step's, bit for bit on the
+        same kernels (the GPU lane compares the generated ids)."""
+        g = self._graph
+        if g is None or not g.serves(ids, key_mask, cache):
+            self._graph = None  # release the previous block's graph (its memory pool) before capturing anew
+            g = _StepGraph(self.model, ids, positions, key_mask, cache)
+            self._graph = g
+            first, g.first_logits = g.first_logits, None  # (B, T, V) float32: not kept past this step
+            return first
+        return g.replay(ids, positions, key_mask)
 
     @torch.no_grad()
     def prefill(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, cache_len: int,
         suffix_start: int | None = None,
     ) -> tuple[torch.Tensor, KVCache | None]:
+        self._graph = None  # a new cache is coming: the old one's graph is of no further use
         B, L = input_ids.shape
         positions = positions_from_mask(attention_mask, B, L, input_ids.device)
         logits, cache = self.model(input_ids, positions, _key_mask(attention_mask), None, cache_len, suffix_start)
         return logits.float(), cache
+
+
+class _StepGraph:
+    """One block's cached step, captured as a CUDA graph over static input tensors and the cache's buffers."""
+
+    def __init__(self, model: nn.Module, ids: torch.Tensor, positions: torch.Tensor,
+                 key_mask: torch.Tensor | None, cache: KVCache) -> None:
+        self.cache = cache  # held, so that `serves` compares this very cache (an id could be reused)
+        self.ids, self.positions = ids.clone(), positions.clone()
+        self.key_mask = None if key_mask is None else key_mask.clone()
+        stream = torch.cuda.Stream()  # warm up (and compute this step) on a side stream, as capture asks
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            self.first_logits = model(self.ids, self.positions, self.key_mask, cache)[0].float()
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):  # records only: the cache's block is rewritten by every replay
+            self.logits = model(self.ids, self.positions, self.key_mask, cache)[0].float()
+
+    def serves(self, ids: torch.Tensor, key_mask: torch.Tensor | None, cache: KVCache) -> bool:
+        return (cache is self.cache and ids.shape == self.ids.shape
+                and (key_mask is None) == (self.key_mask is None)
+                and (key_mask is None or key_mask.shape == self.key_mask.shape))
+
+    def replay(self, ids: torch.Tensor, positions: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        self.ids.copy_(ids)
+        self.positions.copy_(positions)
+        if key_mask is not None:
+            self.key_mask.copy_(key_mask)
+        self.graph.replay()
+        return self.logits.clone()  # the next replay overwrites the graph's output
 
 
 def _key_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:

@@ -160,6 +160,43 @@ def test_a_cached_step_writes_its_block_into_the_cache_in_place(which, llada_den
     torch.testing.assert_close(den.forward(ids[:, 6:12], None, cache), full[:, 6:12], atol=1e-5, rtol=1e-5)
 
 
+def test_cuda_graphs_are_off_on_cpu(llada_denoiser):
+    assert llada_denoiser.cuda_graphs is False  # the default follows the device: on only for CUDA
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("which", ["llada", "dream"])
+@pytest.mark.parametrize("dual", [False, True])
+def test_cuda_graph_steps_generate_what_eager_steps_do(which, dual, tokenizer, tiny_models, monkeypatch):
+    """On CUDA a block's cached steps replay one captured graph: the answer is the eager answer, token for
+    token, with a left-padded batch (the key mask and positions are graph inputs), and each block captures
+    once (the graph is bound to its block's cache)."""
+    from generator.denoisers import blocks
+    from generator.sampler import diffusion_generate
+    from pipeline.types import DiffusionConfig
+
+    captures, real_init = [], blocks._StepGraph.__init__
+
+    def counted(graph, *args, **kwargs):
+        captures.append(1)
+        real_init(graph, *args, **kwargs)
+
+    monkeypatch.setattr(blocks._StepGraph, "__init__", counted)
+    make = tiny_models.make_llada if which == "llada" else tiny_models.make_dream
+    model, _ = make(tokenizer)
+    den = tiny_models.native_denoiser(model.cuda(), tokenizer, shift=which == "dream")
+    assert den.cuda_graphs
+    prompt = _ids(tokenizer).repeat(2, 1).cuda()
+    attn = torch.ones_like(prompt)
+    attn[1, :3] = 0  # a left-padded row
+    cfg = DiffusionConfig(gen_length=16, block_length=8, steps=8, temperature=0.0, use_cache=True, dual_cache=dual)
+    graphed = diffusion_generate(den, prompt, attn, cfg)
+    den.cuda_graphs = False
+    eager = diffusion_generate(den, prompt, attn, cfg)
+    assert torch.equal(graphed.tokens, eager.tokens)
+    assert 1 <= len(captures) <= graphed.nfe // 2  # captured per block, replayed by the block's other steps
+
+
 @pytest.mark.parametrize("which", ["llada", "dream"])
 def test_left_padding_does_not_change_logits(which, llada_denoiser, dream_denoiser, tokenizer):
     den = llada_denoiser if which == "llada" else dream_denoiser
