@@ -146,7 +146,8 @@ class NativeDenoiser:
         input tensors. Every step of a block has the same shapes and writes into the same cache buffers (the
         graph reads and writes them where they are), so one capture serves the block; a new cache (the next
         block, a refresh) or new shapes capture again. The logits are the eager step's, bit for bit on the
-        same kernels (the GPU lane compares the generated ids)."""
+        same kernels (the GPU lane compares the generated ids). One generation at a time uses a denoiser (the
+        pipeline holds a lock per loaded model), so the one graph slot is never shared between two."""
         g = self._graph
         if g is None or not g.serves(ids, key_mask, cache):
             self._graph = None  # release the previous block's graph (its memory pool) before capturing anew
