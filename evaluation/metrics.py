@@ -22,7 +22,7 @@ from pipeline.types import GenerationResult
 from validation.text import is_refusal, normalize, strip_markers, token_f1
 
 __all__ = [
-    "retrieval_metrics", "contains_answer", "token_f1", "is_refusal", "citation_correct", "well_formed",
+    "retrieval_metrics", "contains_answer", "states_answer", "token_f1", "is_refusal", "citation_correct", "well_formed",
     "repeated_ngram_rate", "verbatim_faithful", "percentile", "summarize", "summarize_predictions", "mean",
 ]
 
@@ -71,6 +71,52 @@ def contains_answer(text: str, aliases: Sequence[str]) -> bool:
     """An accepted answer occurs in the answer, as whole words after SQuAD normalisation (markers removed)."""
     padded = f" {normalize(text)} "
     return any(f" {a} " in padded for a in (normalize(x) for x in aliases) if a)
+
+
+MONTHS = {m[:3]: i for i, m in enumerate(("january", "february", "march", "april", "may", "june", "july",
+                                           "august", "september", "october", "november", "december"), 1)}
+_MONTH = r"(?P<{}>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_DAY = r"(?P<{}>[0-3]?\d)(?:st|nd|rd|th)?"
+_YEAR = r"(?P<{}>1[89]\d\d|20\d\d)"
+DATE_RE = re.compile(  # "April 29, 2015", "Apr. 29", "29 April 2015", "29th of April", "June 2020", "6/19/2020"
+    rf"\b(?:{_MONTH.format('m1')}\s+{_DAY.format('d1')}\b(?:,?\s+{_YEAR.format('y1')})?"
+    rf"|{_DAY.format('d2')}\s+(?:of\s+)?{_MONTH.format('m2')}(?:,?\s+{_YEAR.format('y2')})?"
+    rf"|{_MONTH.format('m3')},?\s+{_YEAR.format('y3')}"
+    rf"|(?P<m4>[01]?\d)/(?P<d4>[0-3]?\d)/(?P<y4>(?:19|20)?\d\d))\b", re.I)
+
+
+def dates_in(text: str) -> set[tuple[int | None, int, int | None]]:
+    """The calendar dates `text` states, as (year or None, month, day or None)."""
+    out = set()
+    for m in DATE_RE.finditer(text):
+        g = {k: v for k, v in m.groupdict().items() if v}
+        month = next(g[k] for k in ("m1", "m2", "m3", "m4") if k in g)
+        month = int(month) if month.isdigit() else MONTHS[month[:3].lower()]
+        day = next((int(g[k]) for k in ("d1", "d2", "d4") if k in g), None)
+        year = next((g[k] for k in ("y1", "y2", "y3", "y4") if k in g), None)
+        year = None if year is None else int(year) + (2000 if len(year) == 2 else 0)
+        if 1 <= month <= 12 and (day is None or 1 <= day <= 31):
+            out.add((year, month, day))
+    return out
+
+
+def states_answer(text: str, aliases: Sequence[str]) -> bool:
+    """`contains_answer`, or, for a date answer, the same date in any common spelling: "Nov 15" or "6/19/2020"
+    states "November 15 2020" / "June 19 2020" (a year the text gives must agree); a month answer ("June
+    2020") needs its year. For keeping a passage that holds the answer out of an unanswerable slice, where
+    saying too much is the safe side: news snippets often drop the year."""
+    if contains_answer(text, aliases):
+        return True
+    gold = {d for a in aliases for d in dates_in(a) if d[0] is not None}
+    if not gold:
+        return False
+    for year, month, day in dates_in(text):
+        for g_year, g_month, g_day in gold:
+            if month != g_month or (year is not None and year != g_year):
+                continue
+            if (g_day is not None and day == g_day) or (year is not None and None in (day, g_day)):
+                return True  # ("May 2012" states "May 15 2012" closely enough to answer "when")
+    return False
 
 
 # -- a generator's answer over given passages (benchmarks/generator_eval.py) ------------------------------

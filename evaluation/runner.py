@@ -25,8 +25,9 @@ applies), split into gold hits and distractors (rank order kept); level r gives 
 hits and the top round(r*k) distractors (never more distractors than that when gold hits run short, so the
 noise share stays at most r), shuffled with a seed from (item id, r). Level 1 is the unanswerable slice: no
 gold passage, so its rows count as unanswerable in the refusal metrics. A hit that is not from a gold
-document but states an accepted answer (news sites copy each other) is neither: it is left out of the
-distractors, as RGB builds its negatives from documents that lack the answer. An item with no gold hit in its pool
+document but states an accepted answer (news sites copy each other; a date in any common spelling, "Nov 15"
+or "6/19/2020": metrics.states_answer) is neither: it is left out of the distractors, as RGB builds its
+negatives from documents that lack the answer. An item with no gold hit in its pool
 is skipped below level 1; an item the dataset marks unanswerable keeps its retrieved passages at every
 level. Records are per (item, level) with a "slice" key; report["slices"] holds each level's summary and
 report["summary"] the level-0 one (else the first level's).
@@ -51,7 +52,7 @@ from pipeline.types import Answer, Hit
 from validation.validate import Validator, ground_truth
 
 from .datasets import EvalDataset, EvalItem
-from .metrics import contains_answer, retrieval_metrics, summarize
+from .metrics import contains_answer, retrieval_metrics, states_answer, summarize
 from .stores import DEFAULT_STORES, SourceIndex, build_store, slug
 
 log = logging.getLogger(__name__)
@@ -267,7 +268,7 @@ def _noise_sweep(rag: Any, sources: SourceIndex, items: Sequence[EvalItem], k: i
             for hit in rag.retrieve(item.question, groups, pool_size(k)):
                 if sources.names(hit, rag.store) & gold_names:
                     gold.append(hit)
-                elif not (item.aliases and contains_answer(hit.text, item.aliases)):  # one that states the
+                elif not (item.aliases and states_answer(hit.text, item.aliases)):  # one that states the
                     distractors.append(hit)  # answer is no distractor, wherever it comes from (RGB's rule)
         for r in levels:
             name = slice_name(r)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -75,5 +74,5 @@ def test_a_missing_package_is_named(tmp_path, monkeypatch):
     import evaluation.datasets as datasets
 
     monkeypatch.setattr(datasets, "MANUALS_FILES", {**MANUALS_FILES, "git/none.html": "/usr/share/doc/git-doc/no-such-page.html"})
-    with pytest.raises(ConfigError, match=re.escape("apt-get install git-doc")):
+    with pytest.raises(ConfigError, match=r"apt-get install (\S+ )*git-doc"):  # (with the others, where missing)
         load_manuals(corpus_dir=tmp_path / "c")

@@ -205,3 +205,18 @@ def test_one_bad_quote_spoils_the_answer():
     assert verbatim_faithful(f"{bad} {good}", [PARIS]) is False
     # a sentence in the model's own words next to a good quote leaves the answer faithful
     assert verbatim_faithful(f"{good} So the French government sits in that city today.", [PARIS]) is True
+
+
+def test_states_answer_reads_dates_in_any_common_spelling():
+    from evaluation.metrics import states_answer
+
+    gold = ["November 15 2020", "Nov 15, 2020", "15 November 2020"]
+    assert states_answer("All 10 episodes debut on Netflix on Nov 15.", gold)  # the year left out
+    assert states_answer("It premieres on the 15th of November.", gold)
+    assert states_answer("Release: 11/15/2020; Publisher: Netflix", gold)
+    assert states_answer("The season arrives in November 2020.", gold)  # the month with its year
+    assert not states_answer("Season 3 premiered on November 15th, 2019.", gold)  # a year that disagrees
+    assert not states_answer("It premieres on Nov 17.", gold) and not states_answer("Filming ended in 2020.", gold)
+    assert states_answer("GPT-3 came out on June 11, 2020.", ["June 2020"])
+    assert not states_answer("It came out in June.", ["June 2020"])  # a month answer needs its year
+    assert states_answer("It was founded by Jan Koum.", ["Jan Koum"])  # plain answers as contains_answer
