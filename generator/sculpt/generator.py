@@ -251,13 +251,11 @@ class SculptGenerator:
 
     def _selector(self, memory: Memory, batch: Batch, space: OutputSpace, numbers: dict[int, list[int]], question: str,
                   ban: Sequence[tuple[int, str]], titles: frozenset[str] = frozenset(),
-                  sections: Sequence[str] | None = None, unnamed: Sequence[str] = (),
-                  about: Sequence[str] | None = None) -> Selection:
+                  sections: Sequence[str] | None = None, unnamed: Sequence[str] = ()) -> Selection:
         """What decides the request's sentences (see Selection). A banned quote's whole sentence is closed, and
         with no credible sentence left the answer is the refusal. `titles`: the passages' section titles (as
         `relevance.title_key` gives them); `sections`: each featurized passage's section title, in order;
-        `unnamed`: the names the question asks about that no passage names (`relevance.unnamed`); `about`: each
-        featurized passage's text with its title, section and period (`relevance.other_year`)."""
+        `unnamed`: the names the question asks about that no passage names (`relevance.unnamed`)."""
         cfg = self.config
         starts = batch.starts[0].astype(bool)
         if cfg.clauses and cfg.selector == "relevance":  # a clause start is chosen by its relevance
@@ -272,7 +270,7 @@ class SculptGenerator:
         else:
             learned = relevance.LEARNED_WEIGHT * np.where(off, 0.0, select[memory.sent_index[0]])
             score = relevance.sentence_relevance(self._model.embed_hidden, self._tokenizer, batch, question, titles,
-                                                 learned, sections, about)
+                                                 learned, sections)
             top = float(score.max())
             refuse = top < cfg.answer_threshold or bool(unnamed)  # passages about something else
             cut, decoder_weight, max_quotes = max(cfg.answer_threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
@@ -390,10 +388,10 @@ class _Decoding:
         for i, p in enumerate(self.passages):
             numbers.setdefault(p.number, []).append(i)
         titles = frozenset(relevance.title_key(p.section) for p in self.passages if p.section.strip())
-        about = [f"{p.text}\n{p.title}\n{p.section}\n{p.context}" for p in self.passages]
-        unnamed = relevance.unnamed(request.question, about) if gen.config.names else ()
+        unnamed = relevance.unnamed(request.question, [f"{p.text}\n{p.title}\n{p.section}\n{p.context}"
+                                                       for p in self.passages]) if gen.config.names else ()
         self.selection = gen._selector(self.memory, self.batch, self.space, numbers, request.question, ban, titles,
-                                       [p.section for p in self.passages], unnamed, about)
+                                       [p.section for p in self.passages], unnamed)
         filled = [x for n, q in keep for x in _quote_slots(self.batch, self.space, numbers, n, q)][: L - 1]
         if filled:
             self.canvas[: len(filled)] = filled

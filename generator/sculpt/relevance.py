@@ -25,9 +25,6 @@ answer never quotes the same words twice.
   files" is a heading in git's manual, though a sentence-case one that the look of a line cannot tell.
 - labelled row: a table row whose label (first cell) is what the question asks about and which holds a
   value gains ROW_LABEL ("Inventory | 2021: $770,248 | 2020: $668,525" for "What inventory did ... report?").
-- other year: a sentence whose passage names years, none of them the year the question asks about, loses
-  OTHER_YEAR ("Angelique Kerber has won the 2018 Wimbledon women's singles" for "Who won the women's singles
-  Wimbledon in 2021?"): it reports another year's event (`other_year`).
 - nothing new: a text whose content words are all in the question ("Galaxy Gaming, Inc." for "In which
   state is Galaxy Gaming incorporated?") loses NOTHING_NEW, so it is never quoted: it cannot hold the answer.
 - a definition's term: for a question that asks for code, the first sentence of a line that opens with a
@@ -85,7 +82,6 @@ EMBED_TOP = 12  # texts the embedder reads per request, by lexical evidence (12,
 SENTENCE_TOKENS = 128  # and of each, its first tokens (sentences of over ~100 words are rare and say their topic early)
 ROW_LABEL = 0.5  # added to a table row labelled with what the question asks about, holding a value
 NOTHING_NEW = 10.0  # taken off a text that adds no content word to the question's: it cannot be the answer
-OTHER_YEAR = 10.0  # taken off a sentence dated to years the question does not ask about (`other_year`): no answer
 
 
 Hidden = Callable[[np.ndarray, Sequence[int]], np.ndarray]  # (n, T) ids, real lengths -> (n, T, d) states
@@ -133,18 +129,6 @@ QUANTITY_NOUNS = re.compile(r"\b(revenue|sales|income|profit|loss|price|cost|pop
                             r"accuracy|score|range|capacity|temperature|weight|size|intensity|duration)\b")
 REPORTED = re.compile(r"^\s*what\b[^?]*\b(did|does|do|was|were|is|are)\b[^?]*\b(report|record|reach|post|earn|"
                       r"spend|pay|generate)(s|ed)?\b")  # "What inventory did X report ...?": a figure
-
-
-def other_year(sentence: str, about: str, question: str) -> bool:
-    """The question asks about a year ("Who won Wimbledon in 2013?", "Tesla's revenue in Q2 2020"), and the
-    sentence and its passage (`about`: the passage's text with its title, section and period) name years,
-    none of them asked: "Angelique Kerber has won the 2018 Wimbledon women's singles" says who won another
-    year's title, and so does "Novak Djokovic won the gentlemen's singles title" in a passage about 2018. A
-    sentence in a passage that names no year is not judged: "Sundar Pichai is the CEO of Google" may well
-    answer "Who is the CEO of Google in 2021?"."""
-    asked = set(YEAR_RE.findall(question))
-    said = set(YEAR_RE.findall(sentence)) | set(YEAR_RE.findall(about))
-    return bool(asked and said) and not (said & asked)
 
 
 # ---------------------------------------------------------------- the names a question asks about
@@ -527,13 +511,12 @@ def question_lines(batch) -> set[int]:
 
 
 def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: frozenset[str] = frozenset(),
-                       learned: np.ndarray | None = None, sections: Sequence[str] | None = None,
-                       about: Sequence[str] | None = None) -> np.ndarray:
+                       learned: np.ndarray | None = None, sections: Sequence[str] | None = None) -> np.ndarray:
     """(M,) the relevance of each position's sentence, for the first request of `batch`; -inf off sentences
     and on each copy but the best-read one of a sentence that several passages hold (the earliest on a tie).
     `titles`: the passages' section titles (`title_key`); `learned`: (M,) the learned selector's share at each
     position, added to its sentence's; `sections`: each passage's section title (`Passage.section`), for
-    `section_heads`; `about`: each passage's text with its title, section and period, for `other_year`."""
+    `section_heads`."""
     sid = batch.sentence[0]
     keys, texts = sentence_texts(batch)
     said = dict(zip(keys, (terms(t) for t in texts)))
@@ -551,9 +534,6 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
                 context[i] = title
     found = parts(hidden, tokenizer, question, texts, titles, context)
     scores = [combine(x) for x in found]
-    if about is not None and YEAR_RE.search(question):  # a sentence about another year's event
-        scores = [r - OTHER_YEAR * other_year(f"{c} {t}", about[split_sentence_id(key)[0]], question)
-                  for r, c, t, key in zip(scores, context, texts, keys)]
     leads = [r + NOTHING_NEW * x["nothing_new"] for r, x in zip(scores, found)]  # a lead-in may restate the question
     if learned is not None:  # (the share is the same at every position of a sentence: read it at its first)
         first: dict[int, int] = {}
