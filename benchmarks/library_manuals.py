@@ -1,6 +1,6 @@
 """Two database libraries' manuals, ingested as Debian ships them, asked the questions their users ask.
 
-    python benchmarks/library_manuals.py [--k 8] [--json runs/library_manuals.json]
+    python benchmarks/library_manuals.py [--set a|b] [--k 8] [--json runs/library_manuals.json]
 
 The corpus: psycopg2's whole Sphinx site (`python-psycopg2-doc`, /usr/share/doc/python-psycopg2-doc/html,
 ingested as a site: its build copies are skipped) and twelve pages of SQLAlchemy 1.4's manual
@@ -11,6 +11,12 @@ helper that read the pages and nothing of sculptrag: 32 answered by one statemen
 parameter, a limit, what an error means, what to do), phrased as a user asks them ("SQLite isn't enforcing
 the ForeignKey constraints I defined in SQLAlchemy. What do I need to do?"), each with the short verbatim
 facts a right answer holds; 8 about these libraries that the pages do not answer.
+
+`--set b`: a second set, written blind on 2026-12-04 (by a helper that read only the pages and the format
+of the first set) and used for no choice before it was first run: twelve pages of Celery's and peewee's
+manuals (`apt-get install python-celery-doc python-peewee-doc`; the pages are listed in
+benchmarks/data/library_manuals_b.pages.json, copied flat per package), 32 answerable questions and 8 that
+the pages do not answer, in benchmarks/data/library_manuals_b.jsonl.
 
 Per system (sculpt, extractive; k passages, no repair): answerable questions whose answer holds a gold fact
 ("contains", whole words after SQuAD normalisation), token F1, refusals of answerable and unanswerable
@@ -37,6 +43,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "faq/performance", "faq/sessions", "faq/sqlexpressions", "faq/thirdparty", "core/pooling",
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
+SET_B = Path(__file__).resolve().parent / "data" / "library_manuals_b"  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -55,16 +62,34 @@ def corpus(root: Path = Path("runs/eval-corpora/library-manuals")) -> Path:
     return root
 
 
+def corpus_b(root: Path = Path("runs/eval-corpora/library-manuals-b")) -> Path:
+    """Set b's corpus folder, made once: each package's listed pages, flat under the package's name."""
+    pages = json.loads(SET_B.with_suffix(".pages.json").read_text())
+    missing = sorted(package for package, paths in pages.items() if not all(Path(p).is_file() for p in paths))
+    if missing:
+        sys.exit(f"the manuals are missing: apt-get install {' '.join(missing)}")
+    for package, paths in pages.items():
+        folder = root / package.removeprefix("python-").removesuffix("-doc")
+        folder.mkdir(parents=True, exist_ok=True)
+        for page in map(Path, paths):
+            if not (folder / page.name).is_file():
+                shutil.copyfile(page, folder / page.name)
+    return root
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--set", choices=("a", "b"), default="a", help="a: psycopg2 and SQLAlchemy; b: Celery and peewee")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--json", type=Path, default=Path("runs/library_manuals.json"))
     args = ap.parse_args()
     settings = Settings()
     settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
-    ds = load_dataset(QUESTIONS, corpus=corpus())
-    report = run_eval(EvalRun(dataset=ds, generators=SYSTEMS, k=args.k, store_dir=Path("runs/eval-stores/library-manuals"),
-                              settings=settings))
+    if args.set == "a":
+        ds, store = load_dataset(QUESTIONS, corpus=corpus()), Path("runs/eval-stores/library-manuals")
+    else:
+        ds, store = load_dataset(SET_B.with_suffix(".jsonl"), corpus=corpus_b()), Path("runs/eval-stores/library-manuals-b")
+    report = run_eval(EvalRun(dataset=ds, generators=SYSTEMS, k=args.k, store_dir=store, settings=settings))
     rows = {}
     for system in SYSTEMS:  # the run's own summary, with contains and F1 over the answerable questions only
         summary = report["summary"][system]
@@ -77,7 +102,7 @@ def main() -> None:
                         "refuse_unanswerable": summary["refusal_unanswerable"], "pass": summary["pass"],
                         "answers": {r["id"]: {k: a.get(k) for k in ("text", "status", "contains_gold", "refusal")}
                                     for a, r in answers}}
-    print(f"\nlibrary manuals ({len(ds.items)} questions, k={args.k})\n")
+    print(f"\nlibrary manuals, set {args.set} ({len(ds.items)} questions, k={args.k})\n")
     print("| system | contains | F1 | refuse answerable | refuse unanswerable | pass |")
     print("|---|---|---|---|---|---|")
     for system, r in rows.items():

@@ -1,0 +1,36 @@
+"""The question files of benchmarks/library_manuals.py: well-formed, 32 answerable and 8 unanswerable each,
+every gold source one of the set's pages (set b lists its pages; set a is checked by the benchmark's run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evaluation import load_dataset
+
+DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
+
+
+@pytest.mark.parametrize("name", ["library_manuals.jsonl", "library_manuals_b.jsonl"])
+def test_a_question_file_is_well_formed(name):
+    rows = [json.loads(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
+    assert len({r["id"] for r in rows}) == len(rows) == 40
+    assert sum(r["answerable"] for r in rows) == 32
+    for r in rows:
+        if r["answerable"]:
+            assert r["aliases"] and all(a.strip() for a in r["aliases"]) and r["gold_sources"], r["id"]
+        else:
+            assert not r["aliases"] and not r["gold_sources"], r["id"]
+    ds = load_dataset(DATA / name, corpus=DATA)  # (the corpus folder is not read to load the questions)
+    assert len(ds.items) == 40
+
+
+def test_set_b_gold_sources_are_its_pages():
+    pages = json.loads((DATA / "library_manuals_b.pages.json").read_text())
+    names = [Path(p).name for paths in pages.values() for p in paths]
+    assert len(names) == len(set(names)) == 12  # flat per package, and no two pages share a name
+    for line in (DATA / "library_manuals_b.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        assert set(row["gold_sources"]) <= set(names), row["id"]
