@@ -182,6 +182,7 @@ class _StepGraph:
         with torch.cuda.stream(stream):
             self.first_logits = model(self.ids, self.positions, self.key_mask, cache)[0].float()
         torch.cuda.current_stream().wait_stream(stream)
+        self.first_logits.record_stream(torch.cuda.current_stream())  # (used there: not freed before it is done)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):  # records only: the cache's block is rewritten by every replay
             self.logits = model(self.ids, self.positions, self.key_mask, cache)[0].float()
