@@ -158,11 +158,12 @@ def main() -> None:
             runs = [timed(den, prompts[1], cfg) for _ in range(args.repeats)]
             wall, out = statistics.median(t for t, _ in runs), runs[-1][1]
             note = f"prompt {prompt_len}, answer {gen}, block {block}, steps {steps}"
-            if graphed and eager is not None:
+            if not graphed:
+                eager = (wall, out)
+            elif eager is not None:
                 note = (f"{eager[0] / wall:.2f}x eager; ids " +
                         ("equal to eager's" if torch.equal(out.tokens, eager[1].tokens) else
                          f"agree with eager's on {(out.tokens == eager[1].tokens).float().mean():.3f}"))
-            eager = (wall, out) if not graphed else eager
             rows.append(("speed", label, 1, out.nfe, f"{wall:.2f}", f"{gen / wall:.1f}", note))
     for b in batches:
         for graphed in (False, True) if graphs else (False,):

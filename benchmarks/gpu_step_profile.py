@@ -10,8 +10,9 @@ and a 256-token answer given) into:
 - eager, issue only: the same forwards queued without waiting; when this is as long as the synchronised
   step, the host (Python, kernel launches) and not the GPU sets the pace;
 - GPU busy: the sum of the step's kernel times from torch.profiler, with the top kernels;
-- CUDA graph replay: the same forward captured once and replayed (same inputs, same cache); its output is
-  compared with eager's. The gap between this and eager is what launch overhead costs.
+- CUDA graph replay: the same forward captured once and replayed as the sampler does on CUDA (same inputs,
+  same cache); its output is compared with eager's. The gap between this and eager is what launch overhead
+  costs.
 at batch 1 and 32. Random weights: the cost per step is real, the tokens mean nothing.
 """
 
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from generator.denoisers.base import positions_from_mask  # noqa: E402
+from generator.denoisers.blocks import _StepGraph  # noqa: E402
 from generator.denoisers.llada import LLaDAConfig  # noqa: E402
 from pipeline.types import DiffusionConfig  # noqa: E402
 from sampler_bench import build_model, table, timed  # noqa: E402
@@ -60,24 +63,19 @@ def profile_row(den, ids, cache, b: int) -> tuple:
 
 
 def graph_row(den, ids, cache, b: int, ref: torch.Tensor, eager_ms: float, steps: int) -> tuple:
-    """The same step captured once as a CUDA graph and replayed (median of `steps`), its logits against eager's."""
+    """The same step as the sampler replays it on CUDA (`blocks._StepGraph`: captured once, then inputs copied
+    in, replayed, logits copied out; median of `steps`), its logits against eager's."""
+    P, T = cache.length, ids.shape[1]
+    positions = positions_from_mask(None, ids.shape[0], P + T + cache.suffix_length, ids.device)[:, P:P + T]
     try:
-        stream = torch.cuda.Stream()  # warm up on a side stream before capture, as torch.cuda.graphs asks
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                den.forward(ids, None, cache)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = den.forward(ids, None, cache)
-        graph.replay()
+        graph = _StepGraph(den.model, ids, positions, None, cache)
+        out = graph.replay(ids, positions, None)
         torch.cuda.synchronize()
         diff = (out - ref).abs().max().item()
         times = []
         for _ in range(steps):
             t0 = time.perf_counter()
-            graph.replay()
+            graph.replay(ids, positions, None)
             torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
     except Exception as exc:  # capture refused: say why, keep the other rows
@@ -103,7 +101,7 @@ def main() -> None:
         prompt_len, gen, block, batches, dtype = 1024, 256, 32, (1, 32), torch.bfloat16
     mask_id, eos_id = config.vocab_size - 128, config.vocab_size - 383
     den = build_model(config, torch.device(device), dtype, 4.0, mask_id, eos_id)
-    den.cuda_graphs = False  # the eager step is what is profiled; the graph rows capture it themselves
+    den.cuda_graphs = False  # the eager step is what is profiled; the graph rows turn graphs on themselves
     cfg = DiffusionConfig(gen_length=gen, block_length=block, steps=gen // 2, temperature=0.0, use_cache=True,
                           dual_cache=True)
     rows = []

@@ -172,6 +172,7 @@ class NativeDenoiser:
 class _StepGraph:
     """One block's cached step, captured as a CUDA graph over static input tensors and the cache's buffers."""
 
+    @torch.no_grad()  # (inference only, whoever builds it: the cache's buffers are written in place)
     def __init__(self, model: nn.Module, ids: torch.Tensor, positions: torch.Tensor,
                  key_mask: torch.Tensor | None, cache: KVCache) -> None:
         self.cache = cache  # held, so that `serves` compares this very cache (an id could be reused)
