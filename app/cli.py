@@ -4,7 +4,7 @@
     sculptrag status [--store DIR]
     sculptrag ask "question" [--store DIR] [--generator NAME] [--groups G ...] [--k N] [--filter FIELD=VALUE ...] [--json]
     sculptrag demo [--store DIR] [--generator NAME]
-    sculptrag train-generator [--out DIR] [--steps N] [--max-minutes M] [--device auto|cpu|cuda] [--workers N]
+    sculptrag train-generator [--out DIR] [--steps N] [--max-minutes M] [--device auto|cpu|cuda] [--workers N] [--exclude CORPUS] [--init-from DIR]
     sculptrag eval DATASET [--generator NAME ...] [--limit N] [--k K] [--out DIR] [--corpus DIR] [--groups G ...]
                    [--noise 0,0.4,0.8,1] [--unanswerable]
     sculptrag app [--store DIR] [--port N] [--address HOST] [--allow-remote]
@@ -538,9 +538,19 @@ def train_generator(
     stop_at: Optional[int] = typer.Option(None, "--stop-at", help="save and stop at this step (the schedule still spans --steps)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda"),
     workers: Optional[int] = typer.Option(None, "--workers", help="processes building batches (default: 0 on CPU, up to 8 on CUDA)"),
+    exclude: Optional[List[str]] = typer.Option(None, "--exclude", help="leave this corpus out of training "
+                                                "(repeatable): chunking_eval, scifact, handbook, rgb, debian_docs, example_docs"),
+    init_from: Optional[str] = typer.Option(None, "--init-from", help="continue from this checkpoint folder "
+                                            "(\"bundled\": the shipped model) instead of the base encoder"),
 ) -> None:
     """Train the bundled answer model (masked diffusion, copy-aware); rerun the same command to resume."""
+    from generator.sculpt.training.data import CORPORA
     from generator.sculpt.training.train import TrainConfig, train
+
+    unknown = [c for c in exclude or [] if c not in CORPORA]
+    if unknown:
+        err.print(f"[red]unknown corpus {', '.join(unknown)}[/red]; --exclude takes {', '.join(CORPORA)}")
+        raise typer.Exit(2)
 
     if not data.is_dir() and not (out / "items.pkl").is_file():
         err.print(f"[red]no data folder at {data}[/red]; pass --data pointing at the shared data (qa/, docs/)")
@@ -549,7 +559,7 @@ def train_generator(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = TrainConfig(data_root=str(data), out=str(out), steps=steps, batch_size=batch_size, lr=lr,
                       encoder_lr=encoder_lr, seed=seed, max_minutes=max_minutes, stop_at=stop_at,
-                      device=device, workers=workers)
+                      device=device, workers=workers, exclude=tuple(exclude or ()), init_from=init_from)
     folder = train(cfg)
     console.print(f"checkpoint: {folder} (use it with --generator sculpt --model-path {folder}, or copy "
                   f"model.safetensors, config.json and meta.json to generator/sculpt/weights/ to bundle it)")

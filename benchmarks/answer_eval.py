@@ -1,7 +1,7 @@
 """The answer table of docs/benchmarks.md: old and new sculpt sampling and the extractive baseline, side by side.
 
     python benchmarks/answer_eval.py [--sets rgb,scifact,chunking_eval,business_docs,manuals] [--limit 30]
-        [--offset N] [--k 8] [--json runs/answer_eval.json]
+        [--offset N] [--k 8] [--json runs/answer_eval.json] [--model-path DIR [--model-path-for SET=DIR ...]]
 
 Each set runs through `evaluation.runner.run_eval` twice: as users meet it (retrieval top-k, the pipeline's
 validation, no repair) and as its unanswerable slice (noise level 1: the k best retrieved passages that are
@@ -11,7 +11,10 @@ not from a gold document, so no passage holds the answer). Systems:
   sentences to quote, whole sentences only, with the fast sampler (the behaviour before the relevance rule
   and the parallel sampler);
 - sculpt: the same checkpoint with the relevance rule (generator/sculpt/relevance.py) and clause-level quotes;
-- extractive: the baseline.
+- extractive: the baseline;
+- sculpt-new (with `--model-path`): another checkpoint (a folder written by `sculptrag train-generator`) with
+  the same sampling as sculpt. `--model-path-for SET=DIR` gives a set its own checkpoint, so that each set is
+  answered by a checkpoint that never trained on its corpus (leave-one-corpus-out runs).
 
 Per set and system: answer F1 and "answer contains" (answerable questions), ALCE citation precision and
 recall (from the validation stage), refusals of answerable questions that were given a gold passage, refusals
@@ -57,20 +60,31 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8, help="passages per question (the product default)")
     ap.add_argument("--json", type=Path, default=Path("runs/answer_eval.json"))
     ap.add_argument("--data", default=None, help="the shared data folder (default ../shared/data)")
+    ap.add_argument("--model-path", help="also answer with this checkpoint (system sculpt-new)")
+    ap.add_argument("--model-path-for", action="append", default=[], metavar="SET=DIR",
+                    help="sculpt-new's checkpoint for one set (repeatable); the demo uses --model-path")
     args = ap.parse_args()
     register_generator("sculpt-old", lambda **kw: build_sculpt(**{**OLD, **kw}))
+    systems = SYSTEMS + (("sculpt-new",) if args.model_path else ())
+    paths = {"demo": args.model_path, **dict(x.split("=", 1) for x in args.model_path_for)}
+    current = {"set": "demo"}  # each run_eval builds its own pipeline, so sculpt-new is loaded per set
+    register_generator("sculpt-new", lambda **kw: build_sculpt(**{**kw, "model_path": paths.get(current["set"], args.model_path)}))
     settings = Settings()
     settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
     results: dict[str, dict] = {}
     for name in args.sets.split(","):
+        current["set"] = name
         offset = args.offset if args.offset is not None else DEV_HALF.get(name, 50)
         ds = load_dataset(name, root=args.data, limit=offset + args.limit if name == "scifact" else None)
         ds = replace(ds, items=ds.items[offset: offset + args.limit])
-        plain = run_eval(EvalRun(dataset=ds, generators=SYSTEMS, k=args.k, settings=settings))
-        unans = run_eval(EvalRun(dataset=ds, generators=SYSTEMS, k=args.k, settings=settings, noise=(1.0,)))
-        results[name] = {s: row(plain, unans, s) for s in SYSTEMS}
+        plain = run_eval(EvalRun(dataset=ds, generators=systems, k=args.k, settings=settings))
+        unans = run_eval(EvalRun(dataset=ds, generators=systems, k=args.k, settings=settings, noise=(1.0,)))
+        results[name] = {s: row(plain, unans, s) for s in systems}
+        if args.model_path:
+            results[name]["sculpt-new"]["checkpoint"] = paths.get(name, args.model_path)
         print_table(name, len(ds.items), results[name])
-    results["demo"] = demo(settings)
+    current["set"] = "demo"
+    results["demo"] = demo(settings, systems)
     print_demo(results["demo"])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
@@ -135,7 +149,7 @@ def repeated_trigrams(texts: list[str]) -> float | None:
     return repeated / total if total else None
 
 
-def demo(settings: Settings) -> dict:
+def demo(settings: Settings, systems: tuple[str, ...] = SYSTEMS) -> dict:
     """The `sculptrag demo` questions over the bundled samples (a store of their own under runs/)."""
     from app.cli import SAMPLES
     from pipeline import ingest
@@ -145,7 +159,7 @@ def demo(settings: Settings) -> dict:
     ingest([SAMPLES / "docs"], s, groups=s.default_groups)
     rag = RagPipeline(s)
     out: dict[str, list] = {}
-    for system in SYSTEMS:
+    for system in systems:
         out[system] = []
         for item in json.loads((SAMPLES / "questions.json").read_text()):
             answer = rag.ask(item["question"], generator=system)

@@ -1,7 +1,7 @@
 """How the relevance rule's parts rank sentences and separate answerable from unanswerable questions.
 
     python benchmarks/relevance_rule.py [--sets rgb,business_docs,chunking_eval,scifact] [--items 100] [--k 8]
-        [--cache runs/relrule.pkl] [--calibrate]
+        [--cache runs/relrule.pkl] [--calibrate] [--model-path DIR]
 
 For each set's first `--items` questions (seeded order; the first 50 are the dev half), the k passages a
 user's question gets (noise level 0: gold passages first where retrieved) and the unanswerable slice (level
@@ -28,6 +28,9 @@ cut set where it refuses 8% of their answerable questions, and scored on the hel
 With `--cache`, each set's scored records are kept in that pickle (the retrieval and the model's parts,
 about 10 minutes a set), so a later run, or a script that tries a variant of the rule, skips the model. The
 parts are kept as they were scored: after a change to generator/sculpt/relevance.py, start a new cache.
+With `--model-path` and a cache, only the learned selector's logits are scored again, with that checkpoint
+(no retrieval and no zero-shot parts: a few minutes for the five sets): how checkpoints compare as rankers,
+and in the rule, on the same passages. "the learned selector alone" ranks by its logit only.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ VARIANTS = {  # name: (use the table-row parts, the learned selector's share of 
     "the rule without the learned share": (True, lambda x, rec: 0.0),
     "the rule, logit relative to 'none'": (True, lambda x, rec: W * (x["learned"] - rec["none"])),
     "the rule, logit floored at -8": (True, lambda x, rec: W * max(x["learned"], -8.0)),
+    "the rule, 0.2 x learned": (True, lambda x, rec: 0.2 * x["learned"]),
 }
 
 
@@ -70,8 +74,13 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--cache", type=Path, help="keep the scored records in this pickle; a later run with it skips the model")
     ap.add_argument("--calibrate", action="store_true", help="also try a learned answer-or-refuse decision, leave one set out")
+    ap.add_argument("--model-path", help="score the learned selector with this checkpoint (a folder written by "
+                    "`sculptrag train-generator`) instead of the bundled one; cached records keep their other parts")
     args = ap.parse_args()
     cached = pickle.loads(args.cache.read_bytes()) if args.cache and args.cache.exists() else {}
+    checkpoint = build_sculpt(model_path=args.model_path) if args.model_path else None
+    if checkpoint is not None:
+        checkpoint.warm_up()
     settings = Settings()
     settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
     gen = None
@@ -89,12 +98,16 @@ def main() -> None:
             if args.cache:
                 args.cache.write_bytes(pickle.dumps(cached))
         records = cached[key]
-        print(f"\n{name} ({args.items} questions, k={args.k})")
+        if checkpoint is not None:
+            records = cached[key] = [{**rec, **learned_parts(checkpoint, rec)} for rec in records]
+        print(f"\n{name} ({args.items} questions, k={args.k}, learned selector: {args.model_path or 'bundled'})")
         print("| variant | top-1 | " + " | ".join(f"t={t}" for t in THRESHOLDS) + " |")
         print("|---|---|" + "---|" * len(THRESHOLDS))
         for variant, (tables, share) in VARIANTS.items():
             top1, refusals = evaluate(name, records, tables, share)
             print(f"| {variant} | {top1:.3f} | " + " | ".join(f"{a:.2f} / {u:.2f}" for a, u in refusals) + " |")
+        top1, _ = evaluate(name, records, None, lambda x, rec: x["learned"])
+        print(f"| the learned selector alone | {top1:.3f} | " + " | ".join("-" for _ in THRESHOLDS) + " |")
 
     if args.calibrate:
         calibration_table({name: cached[(name, args.items, args.k)] for name in args.sets.split(",")})
@@ -188,8 +201,9 @@ def calibration_table(records: dict[str, list[dict]]) -> None:
               + f" | {np.mean([c[0] for c in cells]):.2f} / {np.mean([c[1] for c in cells]):.2f} |")
 
 
-def score_parts(gen, rec: dict) -> dict:
-    """The record with each passage sentence's relevance parts (relevance.parts) and learned selector logit."""
+def selector_logits(gen, rec: dict) -> tuple[list[str], list[float], float]:
+    """The record's passage sentences as the featurizer splits them, the learned selector's logit of each, and its
+    "none" logit, from `gen`'s model."""
     model, tok = gen._model, gen._tokenizer
     windows = passage_windows(tok, [Passage(number=p["number"], text=p["text"]) for p in rec["passages"]],
                               model.cfg.max_passage_tokens, model.cfg.max_passages)
@@ -197,14 +211,27 @@ def score_parts(gen, rec: dict) -> dict:
     memory = model.encode(batch)
     sid, select, index = batch.sentence[0], memory.select[0], memory.sent_index[0]
     keys, texts = R.sentence_texts(batch)
-    learned = [float(select[index[int(np.flatnonzero(sid == key)[0])]]) for key in keys]
-    found = R.parts(model.embed_hidden, tok, rec["question"], texts)
+    return texts, [float(select[index[int(np.flatnonzero(sid == key)[0])]]) for key in keys], float(select[-1])
+
+
+def learned_parts(gen, rec: dict) -> dict:
+    """A scored record's learned parts again, from another checkpoint (the other parts are kept)."""
+    texts, learned, none = selector_logits(gen, rec)
+    assert texts == [x["text"] for x in rec["parts"]], "the cached sentences are not this featurizer's"
+    return {"parts": [{**x, "learned": lg} for x, lg in zip(rec["parts"], learned)], "none": none}
+
+
+def score_parts(gen, rec: dict) -> dict:
+    """The record with each passage sentence's relevance parts (relevance.parts) and learned selector logit."""
+    texts, learned, none = selector_logits(gen, rec)
+    found = R.parts(gen._model.embed_hidden, gen._tokenizer, rec["question"], texts)
     return {**rec, "parts": [{**x, "text": t, "learned": lg} for x, t, lg in zip(found, texts, learned)],
-            "none": float(select[-1]), "gold_given": rec["answers"]["extractive"].get("gold_given")}
+            "none": none, "gold_given": rec["answers"]["extractive"].get("gold_given")}
 
 
-def score(x: dict, rec: dict, tables: bool, share) -> float:
-    return R.combine(x, tables) + share(x, rec)
+def score(x: dict, rec: dict, tables: bool | None, share) -> float:
+    """The rule's parts (with or without the table-row ones; None: none at all) plus the learned share."""
+    return (0.0 if tables is None else R.combine(x, tables)) + share(x, rec)
 
 
 def holds(set_name: str, rec: dict, text: str) -> bool:

@@ -21,9 +21,7 @@ import queue
 import resource
 import signal
 import sys
-import threading
 import time
-import types
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Iterator, Sequence
 
 from pipeline.config import IngestSettings
 from pipeline.errors import IngestError
+from pipeline.workarounds import main_script_hidden
 
 from .chunk import Chunk, chunk_elements
 from pipeline.embedding import token_counter
@@ -68,29 +67,6 @@ class Rejection:
 @lru_cache(maxsize=4)
 def _counter(model_path: str):
     return token_counter(Path(model_path))
-
-
-_MAIN_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _main_script_hidden() -> Iterator[None]:
-    """Start a spawned worker without it re-running the parent's __main__ script.
-
-    A spawned child imports the parent's __main__ from its file when __main__ has no import name. Hosts
-    that run scripts as __main__ (Streamlit runs each page that way) would have that page run again in
-    every worker. Workers need nothing from __main__ (their target lives in this module), so while a
-    worker starts, __main__ is a bare module."""
-    main = sys.modules.get("__main__")
-    if main is None or getattr(main, "__spec__", None) is not None or not getattr(main, "__file__", None):
-        yield
-        return
-    with _MAIN_LOCK:
-        sys.modules["__main__"] = types.ModuleType("__main__")
-        try:
-            yield
-        finally:
-            sys.modules["__main__"] = main
 
 
 def process_file(
@@ -317,7 +293,7 @@ class ParsePool:
         proc = self._ctx.Process(
             target=_worker, args=(inbox, self._outbox, self.settings, self.tokenizer_path), daemon=True
         )
-        with _main_script_hidden():
+        with main_script_hidden():
             proc.start()
         return {"proc": proc, "inbox": inbox, "queued": [], "started": None, "seen": (0, 0)}
 

