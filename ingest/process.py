@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 
 from pipeline.config import IngestSettings
 from pipeline.errors import IngestError
-from pipeline.workarounds import main_script_hidden
+from pipeline.spawn import main_script_hidden
 
 from .chunk import Chunk, chunk_elements
 from pipeline.embedding import token_counter

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
 import threading
-import types
-from typing import Iterator
 
 # CPython releases whose AST constructor keeps its recursion depth in state that all threads share
 # (python/cpython#106905; fixed by #113035 in 3.11.8 and 3.12.2).
@@ -40,27 +37,3 @@ def serialise_ast_parse() -> bool:
     serialised._serialised = True
     ast.parse = serialised
     return True
-
-
-_MAIN_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def main_script_hidden() -> Iterator[None]:
-    """Start a spawned worker without it re-running the parent's __main__ script.
-
-    A spawned child imports the parent's __main__ from its file when __main__ has no import name. Hosts
-    that run scripts as __main__ (Streamlit runs each page that way) would have that page run again in
-    every worker. Workers need nothing from __main__ (their target lives in this module), so while a
-    worker starts, __main__ is a bare module. A script read from stdin (`python3 - <<EOF`) is such a host too:
-    Python 3.12 names its __main__ "<stdin>", and every spawned child fails to open that file."""
-    main = sys.modules.get("__main__")
-    if main is None or getattr(main, "__spec__", None) is not None or not getattr(main, "__file__", None):
-        yield
-        return
-    with _MAIN_LOCK:
-        sys.modules["__main__"] = types.ModuleType("__main__")
-        try:
-            yield
-        finally:
-            sys.modules["__main__"] = main

@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 
 from pipeline.device import resolve_device
-from pipeline.workarounds import main_script_hidden
+from pipeline.spawn import main_script_hidden
 
 from ..checkpoint import build_model, load_tokenizer, save_checkpoint
 from ..features import featurize
