@@ -68,7 +68,8 @@ def main() -> None:
     systems = SYSTEMS + (("sculpt-new",) if args.model_path else ())
     paths = {"demo": args.model_path, **dict(x.split("=", 1) for x in args.model_path_for)}
     current = {"set": "demo"}  # each run_eval builds its own pipeline, so sculpt-new is loaded per set
-    register_generator("sculpt-new", lambda **kw: build_sculpt(**{**kw, "model_path": paths.get(current["set"], args.model_path)}))
+    if args.model_path:
+        register_generator("sculpt-new", lambda **kw: build_sculpt(**{**kw, "model_path": paths.get(current["set"], args.model_path)}))
     settings = Settings()
     settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
     results: dict[str, dict] = {}

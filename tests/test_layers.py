@@ -16,8 +16,8 @@ CORE = {"pipeline.types", "pipeline.text", "pipeline.words", "pipeline.errors", 
 LEVEL = {"core": 0, "ingest": 1, "generator": 1, "validation": 1, "pipeline": 2, "evaluation": 3, "app": 4}
 # The exceptions, and why: the sculpt model's trainer (offline; the runtime never imports it) mines hard
 # distractors for its training examples with the pipeline's BM25 index, asks its questions about documents of
-# the chunks ingest makes of them (a training passage is what retrieval serves), and keeps the documents the
-# business_docs evaluation set is about out of its training text.
+# the chunks ingest makes of them (a training passage is what retrieval serves), reads RGB as the rgb
+# evaluation set does, and keeps the documents the business_docs evaluation set is about out of its training.
 EXCEPTIONS = {("generator.sculpt.training.data", "pipeline.lexical"), ("generator.sculpt.training.data", "ingest.process"),
               ("generator.sculpt.training.data", "evaluation.datasets")}
 

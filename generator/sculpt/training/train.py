@@ -289,15 +289,12 @@ def train(cfg: TrainConfig) -> Path:
 def start_from(model: SculptModel, folder: str) -> None:
     """Put a checkpoint's trained weights into a freshly built model (continued training): every trainable
     weight must come from it, and its config must be this model's."""
-    import json
-
     from safetensors.torch import load_file
 
-    from ..checkpoint import bundled_checkpoint
+    from ..checkpoint import bundled_checkpoint, checkpoint_config
 
     path = bundled_checkpoint() if folder == "bundled" else Path(folder)
-    cfg = SculptConfig(**json.loads((path / "config.json").read_text()))
-    if cfg != model.cfg:
+    if checkpoint_config(path) != model.cfg:
         raise ValueError(f"{path} was trained with another model config; continued training needs the same one")
     state = load_file(str(path / "model.safetensors"))
     want = model.trainable_state()
@@ -336,14 +333,12 @@ def model_card(meta: dict) -> str:
     items = ", ".join(f"{k} {v}" for k, v in sorted(meta["train_items"].items()))
     held = ", ".join(f"{k} {v}" for k, v in sorted(meta["heldout_items"].items()))
     stop = f" --stop-at {meta['steps']}" if meta["steps"] < c["steps"] else ""
-    device = f" --device {c['device']}" if c["device"] != "auto" else ""
-    left = meta.get("left_out") or []
-    init = c.get("init_from")
-    device += f" --init-from {init}" if init else ""
+    left, init = meta.get("left_out") or [], c.get("init_from")
+    flags = (f" --device {c['device']}" if c["device"] != "auto" else "") + (f" --init-from {init}" if init else "") \
+        + "".join(f" --exclude {corpus}" for corpus in left)
     started = (f" Training continued from the checkpoint `{init}` (its weights, not the base model's, were the start)."
                if init else "")
     left_out = f"\n- Corpora left out of training: {', '.join(left)} (chosen on, never trained on)." if left else ""
-    device += "".join(f" --exclude {c}" for c in left)
     return f"""# sculpt: the bundled answer model
 
 A copy-aware masked-diffusion answer model (architecture: `generator/sculpt/model.py`; samplers:
@@ -351,7 +346,7 @@ A copy-aware masked-diffusion answer model (architecture: `generator/sculpt/mode
 and layers 0-2 frozen, not stored here); this folder holds the fine-tuned layers 3-5, the decoder and heads.{started}
 
 ## How it was made
-- Command: `sculptrag train-generator --steps {c["steps"]}{stop} --seed {c["seed"]} --batch-size {c["batch_size"]}{device}`
+- Command: `sculptrag train-generator --steps {c["steps"]}{stop} --seed {c["seed"]} --batch-size {c["batch_size"]}{flags}`
   (items built from the shared data folder, cached in the run folder as items.pkl; {meta["steps"]} optimizer
   steps; batches depend only on the seed and the step, so a resumed run is the same run).
 - Objective: masked diffusion over the answer slots (ratio t ~ U(1/slots, 1), NLL on masked slots / t),
