@@ -42,6 +42,12 @@ answer never quotes the same words twice.
   least SECTION_WORDS such words ("Building an MPM as a DSO module: This feature is enabled using the
   --enable-mpms-shared option ..." for "Which configure option builds the MPMs as DSO modules?"). One
   shared word is not enough: a manual's titles repeat its product's name ("Git tracks content not files").
+- a sentence that cannot be read alone (`dependent_heads`): one that leans on the sentence before it ("By
+  default this is set to 3 minutes.", "Defaults to 30.0.", "Note that this cursor ...": a back-reference or
+  a subject-less verb first) is read after that sentence, and a definition entry's field line ("Default:
+  10.0 seconds." under "worker_lost_wait") after the entry's prose, where it adds to that what the question
+  asks: a value of the asked kind or a question word that it lacks (`adds_to`); the embedder keeps the
+  closer of its readings with and without it. A section title that names what is asked is read instead.
 - API references: a signature's parameter list is left out of what is compared with the question ("class
   sqlalchemy.pool.QueuePool(creator, pool_size=5, max_overflow=10, ...): A Pool that ..." is read as "class
   sqlalchemy.pool.QueuePool(): A Pool that ..."; its defaults still count as values), and a parameter's entry
@@ -234,6 +240,10 @@ DEFINED_TERM = re.compile(r"^[a-z][\w.-]*(?=:\s)")  # "pipefail: If set, ...": a
 
 LEADING_CLAUSE = re.compile(r"^\s*(according to|based on|regarding|in|on|from|for|per|as of|under|within)\b"
                             r"(?:(?!\b(?:what|which|who|whom|whose|when|where|how)\b)[^,?]){1,120},\s*")  # no wh-word in it
+# a leading condition before the question proper: "When a task calls self.retry() without a countdown, how long
+# does it wait ...?" asks how long, not when
+LEADING_CONDITION = re.compile(r"^\s*(?:when|whenever|if|once|after|before|while)\b[^,?]{1,120},\s*"
+                               r"(?=(?:what|which|who|whom|whose|when|where|how|why)\b)")
 
 
 def answer_type(question: str) -> str | None:
@@ -242,7 +252,7 @@ def answer_type(question: str) -> str | None:
 
     A leading clause that sets the scope is read past ("According to the example e-mail, who sent ...?" asks
     who; "In the 2021 statement, when ...?" asks when)."""
-    q = LEADING_CLAUSE.sub("", question.lower())
+    q = LEADING_CONDITION.sub("", LEADING_CLAUSE.sub("", question.lower()))
     if re.match(r"\s*(when|what (year|date|day|month|time)|in (what|which) (year|month))\b", q):
         return "date"
     if (m := CODE_QUESTION.match(q.lstrip())) and m.group(1):  # "Which log format code records how long the
@@ -313,7 +323,8 @@ def combine(x: dict[str, float], tables: bool = True) -> float:
 
 
 def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
-          titles: frozenset[str] = frozenset(), heads: Sequence[str] | None = None) -> list[dict[str, float]]:
+          titles: frozenset[str] = frozenset(), heads: Sequence[str] | None = None,
+          alone: frozenset[int] = frozenset()) -> list[dict[str, float]]:
     """Each text's relevance parts for the question: cos, cover, typed, heading, header_row, title,
     labelled, nothing_new (the flags as 0/1; `titles`: the section titles of the request's passages, as
     `title_key` gives them). The embedder reads only the EMBED_TOP texts with the most lexical
@@ -321,7 +332,9 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
     again as encoding them); the others have cos 0. `heads`: per text, what it is read with (its context, or
     ""): the term its definition defines when the text is a later sentence of one (`definition_heads`), or
     its section's title (`section_heads`); its words count in the text's cover, and the embedder reads the
-    text after it ("maintenance_work_mem (integer): It defaults to 64 megabytes.")."""
+    text after it ("maintenance_work_mem (integer): It defaults to 64 megabytes."). `alone`: the indices of texts
+    the embedder also reads without their head, keeping the closer reading (a sentence that leans on the one
+    before it may match a two-part question better alone)."""
     asked = terms(question)
     full, texts = texts, [unsigned(t) for t in texts]  # (a signature's defaults still count as values)
     words = [terms(t) for t in texts]
@@ -341,10 +354,14 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
     ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]) - lead_in[i])[:EMBED_TOP]  # (a lead-in that
     # restates the question is read too: its list may be the answer, listed_items_answer)
     if ranked:
-        vectors = embed(hidden, tokenizer, [question, *(read[i] for i in ranked)], batch_size=8,
-                        max_tokens=SENTENCE_TOKENS)  # batches of 8 by length pad less: 1.2x faster than one of 13
-        for i, c in zip(ranked, (vectors[1:] @ vectors[0]).tolist()):
+        again = [i for i in ranked if i in alone and read[i] != texts[i]]
+        vectors = embed(hidden, tokenizer, [question, *(read[i] for i in ranked), *(texts[i] for i in again)],
+                        batch_size=8, max_tokens=SENTENCE_TOKENS)  # batches of 8 by length pad less: 1.2x faster
+        cosines = (vectors[1:] @ vectors[0]).tolist()  # than one of 13
+        for i, c in zip(ranked, cosines):
             out[i]["cos"] = c
+        for i, c in zip(again, cosines[len(ranked):]):
+            out[i]["cos"] = max(out[i]["cos"], c)
     return out
 
 
@@ -525,14 +542,23 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
     heads = {key: (term, head) for key, (term, head) in defined.items()  # question asks and the first lacks
              if key in said and head in said and (said[key] & asked) - said[head]}
     context = [heads[key][0] if key in heads else "" for key in keys]  # what each sentence is read with
+    kind = answer_type(question)  # else what it leans on, where it adds what is asked (`adds_to`)
+    text_of = dict(zip(keys, texts))
+    leaning = {key: (head, at) for key, (head, at) in dependent_heads(batch).items() if key not in heads and
+               key in said and adds_to(text_of[key], said[key], head, question, kind, asked)}
+    for i, key in enumerate(keys):
+        if key in leaning:
+            context[i] = leaning[key][0]
     if sections is not None:  # else its section's title, where that names what is asked and the sentence does not
         under = section_heads(batch, sections, titles)
         for i, key in enumerate(keys):
             title = under.get(key, "")
-            if not context[i] and title and title_key(title) != title_key(texts[i]) \
-                    and len((terms(title) & asked) - said[key]) >= SECTION_WORDS:
+            if (not context[i] or key in leaning) and title and title_key(title) != title_key(texts[i]) \
+                    and len((terms(title) & asked) - said[key]) >= SECTION_WORDS:  # (a title that names what is
+                leaning.pop(key, None)  # asked is a better reading than the sentence before)
                 context[i] = title
-    found = parts(hidden, tokenizer, question, texts, titles, context)
+    found = parts(hidden, tokenizer, question, texts, titles, context,
+                  frozenset(i for i, key in enumerate(keys) if key in leaning and context[i] == leaning[key][0]))
     scores = [combine(x) for x in found]
     leads = [r + NOTHING_NEW * x["nothing_new"] for r, x in zip(scores, found)]  # a lead-in may restate the question
     if learned is not None:  # (the share is the same at every position of a sentence: read it at its first)
@@ -541,8 +567,8 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
             first.setdefault(key, pos)
         at = learned.tolist()
         share = {key: at[first[key]] for key in keys}
-        for key, (_, head) in heads.items():  # a definition's later sentence shares the selector's view of it
-            if key in share and head in share:
+        for key, (_, head) in [*heads.items(), *leaning.items()]:  # a definition's later sentence, or one that
+            if key in share and head in share:  # leans on another, shares the selector's view of that one
                 share[key] = max(share[key], share[head])
         scores = [x + share[key] for key, x in zip(keys, scores)]
         leads = [x + share[key] for key, x in zip(keys, leads)]
@@ -676,6 +702,82 @@ def definition_heads(batch) -> dict[int, tuple[str, int]]:
             if line and len(line) > 1 and (m := TERM_RE.match(text[spans[line[0]][0]:spans[line[0]][1]])):
                 out.update((sentence_id(p, k), (m.group(1) or m.group(2), sentence_id(p, line[0]))) for k in line[1:])
     return out
+
+
+# a sentence that leans on the one before it for its subject: "By default this is set to 3 minutes.", "Defaults to
+# 30.0.", "This pool class is useful only for single-threaded applications.", "Note that this cursor ...",
+# "For example, version 10.2 as 100002." (a connective, then a back-reference or a subject-less verb)
+DEPENDENT_RE = re.compile(
+    r"^(?:(?:however|also|otherwise|instead|thus|hence|therefore|then|so|note that|in addition|additionally|"
+    r"moreover|furthermore|by default|if (?:so|not)|in (?:this|that|such|which|either|each|both) cases?|"
+    r"for (?:example|instance)|e\.g\.)[,:]?\s+)*"
+    r"(?:it|its|it's|this|these|that|those|they|their|them|such|the (?:former|latter|default|same)|"
+    r"defaults? (?:to|is)|for example|for instance|e\.g\.)(?![\w'’-])", re.I)
+# a definition entry's field line ("Default: 10.0 seconds.", "Type: int (kilobytes)"): its value is the entry's
+FIELD_RE = re.compile(r"^(?:defaults?|type|values?|range|units?|examples?|minimum|maximum)\s*:\s*\S", re.I)
+ANTECEDENT_WORDS = 40  # of the sentence a dependent one is read after, its last words
+
+
+def dependent_heads(batch) -> dict[int, tuple[str, int]]:
+    """Sentence id -> (what it is read after, the id of the sentence that is), for each sentence of the first
+    request of `batch` that cannot be read alone:
+    - one that leans on the sentence before it (DEPENDENT_RE: "By default this is set to 3 minutes." after
+      "When a task is to be retried, ... the default delay is defined by the default_retry_delay attribute."):
+      it is read after that sentence (its last ANTECEDENT_WORDS words), the one before it in its line, or the
+      last of the line above where it opens its line (not across a blank line, not after a title or a line that
+      asks: `section_heads` reads those);
+    - a definition entry's field line (FIELD_RE: "Default: 10.0 seconds." under "worker_lost_wait"): it is read
+      after the entry's first line of prose below it ("In some cases a worker may be killed without proper
+      cleanup, ..."), up to a blank line or a title.
+    The embedder and the lexical cover then see what the sentence is about, as a reader does; the learned
+    selector, which reads each sentence apart, gives these -10 to -20."""
+    out: dict[int, tuple[str, int]] = {}
+    for p, text in enumerate(batch.texts[0]):
+        spans, lines = layout(text)
+        flat = [k for line in lines for k in (line or (None,))]  # sentence indices in order, None at a blank line
+        for n, k in enumerate(flat):
+            if k is None:
+                continue
+            sentence = text[spans[k][0]:spans[k][1]]
+            if FIELD_RE.match(sentence):
+                for run in (flat[n + 1:], flat[n - 1::-1] if n else []):  # the prose below it, else above it
+                    if (prose := entry_prose(text, spans, lines, run)) is not None:
+                        out[sentence_id(p, k)] = (prose[0], sentence_id(p, prose[1]))
+                        break
+            elif n and flat[n - 1] is not None and DEPENDENT_RE.match(sentence):
+                before = text[spans[flat[n - 1]][0]:spans[flat[n - 1]][1]]
+                if not is_heading(before) and not before.rstrip().endswith("?"):
+                    out[sentence_id(p, k)] = (" ".join(before.split()[-ANTECEDENT_WORDS:]), sentence_id(p, flat[n - 1]))
+    return out
+
+
+def adds_to(text: str, said: set[str], head: str, question: str, kind: str | None, asked: set[str]) -> bool:
+    """Whether a sentence that cannot be read alone adds, to what it is read after (`head`), what the question
+    asks: a value of the asked kind that `head` lacks ("By default this is set to 3 minutes." for "how long",
+    after a sentence with no duration), or a word of the question that `head` lacks ("Its unit files live in
+    ..." for "where do systemd unit files live?"). Only then is it read after it: a sentence that adds neither
+    would match the question as well as the one it leans on and be quoted after it, for nothing ("This
+    information is essential for the correct configuration of the cross-connect.")."""
+    return (has_answer_type(text, question, kind) and not has_answer_type(head, question, kind)) \
+        or bool((said & asked) - terms(head))
+
+
+def entry_prose(text: str, spans, lines, run: Sequence[int | None]) -> tuple[str, int] | None:
+    """The first line of prose along `run` (sentence indices of `text` going away from a field line, None at a
+    blank line), before a blank line or a title: its first ANTECEDENT_WORDS words and its first sentence's
+    index, or None."""
+    line_of = {k: line for line in lines if line for k in line}
+    for m in run:
+        if m is None:
+            return None
+        other = text[spans[m][0]:spans[m][1]]
+        if is_heading(other):
+            return None
+        if not FIELD_RE.match(other) and len(other.split()) > 3:
+            line = line_of[m]
+            words = text[spans[line[0]][0]:spans[line[-1]][1]].split()
+            return " ".join(words[:ANTECEDENT_WORDS]), line[0]
+    return None
 
 
 def sentence_texts(batch) -> tuple[list[int], list[str]]:

@@ -7,6 +7,7 @@ These pin behaviour on small real texts with the shipped checkpoint; quality is 
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passa
                                        word_joins)
 from generator.sculpt.config import SculptConfig
 from generator.sculpt.relevance import (LIST_STEP, TYPE_WEIGHT, answer_type, asked_names, asks_for_list, cell_stops,
-                                       definition_heads, has_answer_type, is_header_row, is_heading, is_lead_in,
+                                       definition_heads, dependent_heads, has_answer_type, is_header_row, is_heading, is_lead_in,
                                        is_code_line, labelled_row, lines_of, listed_items_answer, position_terms, relevance,
                                        section_heads, sentence_texts, speaker_names, terms, unnamed)
 from pipeline.types import GenerationRequest, Passage
@@ -728,3 +729,52 @@ def test_a_line_of_code_answers_only_a_question_that_asks_for_code(sculpt):
                                       "engine = create_engine(url)", "$ pip install psycopg2-binary",
                                       "It defaults to 1, meaning one row at a time.", "Import the module first.")] \
         == [True, True, True, True, False, False]
+
+
+# a manual's value often comes in the sentence after the one that says what it is for, or in a field line
+RELAY = ("When a message cannot be delivered, the relay keeps it in the deferred queue and tries again later. "
+         "By default this is set to 5 days, after which the message is returned to its sender.\n"
+         "The queue is scanned by the queue manager process.")
+RETURNS = "Undeliverable messages are returned to the sender with a report that explains the failure."
+LOCK_ENTRY = ("lock_wait\nDefault: 30 seconds.\nIf another session holds the row, a writer waits for the lock to be "
+              "released. This value sets how long it waits before it gives up with a LockTimeout error.")
+LOCK_ERROR = "A LockTimeout error means the statement was rolled back; run it again after the other session commits."
+
+
+def test_a_sentence_that_leans_on_the_one_before_it_is_read_after_it():
+    text = ("timeout – The number of seconds to wait before giving up on returning a connection. Defaults to 30.0.\n"
+            "Pool Sizing\nThis pool keeps five connections open.\n\nIt is not thread safe.")
+    batch = SimpleNamespace(texts=[[text]])
+    heads = dependent_heads(batch)
+    assert heads[sentence_id(0, 1)] == ("timeout – The number of seconds to wait before giving up on returning a "
+                                        "connection.", sentence_id(0, 0))
+    assert sentence_id(0, 3) not in heads  # after a title: the title is what it is read with (section_heads)
+    assert sentence_id(0, 4) not in heads  # not across a blank line
+    assert sentence_id(0, 0) not in heads and sentence_id(0, 2) not in heads
+    entry = dependent_heads(SimpleNamespace(texts=[[LOCK_ENTRY]]))  # a field line: the entry's prose below it
+    assert entry[sentence_id(0, 1)] == (LOCK_ENTRY.split("\n")[2], sentence_id(0, 2))
+
+
+def test_the_value_in_the_sentence_after_its_description_is_quoted(sculpt):
+    result = ask(sculpt, "How long does the relay keep an undeliverable message before returning it to the sender?",
+                 RETURNS, RELAY)
+    assert "5 days" in quotes(result.raw_text)[0][0]
+
+
+def test_a_field_line_answers_with_the_prose_of_its_entry(sculpt):
+    result = ask(sculpt, "How long does a writer wait for a row lock before it raises LockTimeout?", LOCK_ERROR,
+                 LOCK_ENTRY)
+    assert quotes(result.raw_text)[0] == ("Default: 30 seconds.", 2)
+
+
+def test_a_leading_condition_does_not_decide_what_is_asked():
+    assert answer_type("When a task calls retry() without a countdown, how long does it wait?") == "number"
+    assert answer_type("When was the relay first released, and by whom?") == "date"
+    assert answer_type("When did the company move its headquarters?") == "date"
+
+
+def test_a_leaning_sentence_that_adds_nothing_asked_is_not_quoted_after_the_answer(sculpt):
+    text = ("The show ports command lists the link state of every port on the switch. This list is useful when "
+            "cabling a new rack.")
+    result = ask(sculpt, "Which command lists the link state of every port?", text)
+    assert quotes(result.raw_text) == [("The show ports command lists the link state of every port on the switch.", 1)]
