@@ -1,7 +1,8 @@
 """The answer table of docs/benchmarks.md: old and new sculpt sampling and the extractive baseline, side by side.
 
     python benchmarks/answer_eval.py [--sets rgb,scifact,chunking_eval,business_docs,manuals] [--limit 30]
-        [--offset N] [--k 8] [--json runs/answer_eval.json] [--model-path DIR [--model-path-for SET=DIR ...]]
+        [--offset N] [--k 8] [--json runs/answer_eval.json] [--systems sculpt-old,sculpt,extractive]
+        [--model-path DIR [--model-path-for SET=DIR ...]]
 
 Each set runs through `evaluation.runner.run_eval` twice: as users meet it (retrieval top-k, the pipeline's
 validation, no repair) and as its unanswerable slice (noise level 1: the k best retrieved passages that are
@@ -60,12 +61,16 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8, help="passages per question (the product default)")
     ap.add_argument("--json", type=Path, default=Path("runs/answer_eval.json"))
     ap.add_argument("--data", default=None, help="the shared data folder (default ../shared/data)")
+    ap.add_argument("--systems", default=",".join(SYSTEMS),
+                    help="comma-separated, of " + ", ".join(SYSTEMS) + " (a rule change needs only sculpt run again)")
     ap.add_argument("--model-path", help="also answer with this checkpoint (system sculpt-new)")
     ap.add_argument("--model-path-for", action="append", default=[], metavar="SET=DIR",
                     help="sculpt-new's checkpoint for one set (repeatable); the demo uses --model-path")
     args = ap.parse_args()
     register_generator("sculpt-old", lambda **kw: build_sculpt(**{**OLD, **kw}))
-    systems = SYSTEMS + (("sculpt-new",) if args.model_path else ())
+    systems = tuple(args.systems.split(",")) + (("sculpt-new",) if args.model_path else ())
+    if unknown := set(systems) - set(SYSTEMS) - {"sculpt-new"}:
+        ap.error(f"unknown systems: {', '.join(sorted(unknown))}")
     paths = {"demo": args.model_path, **dict(x.split("=", 1) for x in args.model_path_for)}
     current = {"set": "demo"}  # each run_eval builds its own pipeline, so sculpt-new is loaded per set
     if args.model_path:
