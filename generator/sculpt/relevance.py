@@ -572,7 +572,7 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
                 share[key] = max(share[key], share[head])
         scores = [x + share[key] for key, x in zip(keys, scores)]
         leads = [x + share[key] for key, x in zip(keys, leads)]
-    code = answer_type(question) == "code"
+    code = kind == "code"
     if code:
         scores = defined_terms_answer(question, keys, scores, defined)
     asking = question_lines(batch)
