@@ -16,7 +16,8 @@ Variants of the rule are then compared without running the generator:
 The generator's last steps need the passages' lines and are not applied here: for code questions
 `relevance.defined_terms_answer` (a definition's first sentence scores at least what its line's later ones
 do), and for every question a lead-in's loss and its list's lift (`relevance.listed_items_answer`), and a
-definition's later sentences read with its term (`relevance.definition_heads`).
+definition's later sentences read with its term (`relevance.definition_heads`), and a sentence that leans on
+the one before it read after it (`relevance.dependent_heads`).
 
 With `--calibrate` (and two sets or more), a learned answer-or-refuse decision is tried against the rule's
 threshold, leave one set out: a logistic regression over features of a question's scored sentences
