@@ -22,9 +22,10 @@ from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passa
                                        word_joins)
 from generator.sculpt.config import SculptConfig
 from generator.sculpt.relevance import (LIST_STEP, TYPE_WEIGHT, answer_type, asked_names, asks_for_list, cell_stops,
-                                       definition_heads, dependent_heads, has_answer_type, is_header_row, is_heading, is_lead_in,
-                                       is_code_line, labelled_row, lines_of, listed_items_answer, position_terms, relevance,
-                                       section_heads, sentence_texts, speaker_names, terms, unnamed)
+                                       definition_heads, dependent_heads, has_answer_type, is_header_row, is_heading,
+                                       is_lead_in, is_code_line, labelled_row, lines_of, listed_items_answer,
+                                       position_terms, relevance, section_heads, sentence_texts, speaker_names, terms,
+                                       unnamed)
 from pipeline.types import GenerationRequest, Passage
 
 APACHE_GRANT = (
