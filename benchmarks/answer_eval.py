@@ -74,7 +74,8 @@ def main() -> None:
     paths = {"demo": args.model_path, **dict(x.split("=", 1) for x in args.model_path_for)}
     current = {"set": "demo"}  # each run_eval builds its own pipeline, so sculpt-new is loaded per set
     if args.model_path:
-        register_generator("sculpt-new", lambda **kw: build_sculpt(**{**kw, "model_path": paths.get(current["set"], args.model_path)}))
+        register_generator("sculpt-new", lambda **kw: build_sculpt(
+            **{**kw, "model_path": paths.get(current["set"], args.model_path)}))
     settings = Settings()
     settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
     results: dict[str, dict] = {}

@@ -558,7 +558,7 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
                 leaning.pop(key, None)  # asked is a better reading than the sentence before)
                 context[i] = title
     found = parts(hidden, tokenizer, question, texts, titles, context,
-                  frozenset(i for i, key in enumerate(keys) if key in leaning and context[i] == leaning[key][0]))
+                  frozenset(i for i, key in enumerate(keys) if key in leaning))
     scores = [combine(x) for x in found]
     leads = [r + NOTHING_NEW * x["nothing_new"] for r, x in zip(scores, found)]  # a lead-in may restate the question
     if learned is not None:  # (the share is the same at every position of a sentence: read it at its first)
@@ -730,23 +730,24 @@ def dependent_heads(batch) -> dict[int, tuple[str, int]]:
       after the entry's first line of prose below it ("In some cases a worker may be killed without proper
       cleanup, ..."), up to a blank line or a title.
     The embedder and the lexical cover then see what the sentence is about, as a reader does; the learned
-    selector, which reads each sentence apart, gives these -10 to -20."""
+    selector, which reads each sentence apart, gave these -13 to -20 on the library manuals."""
     out: dict[int, tuple[str, int]] = {}
     for p, text in enumerate(batch.texts[0]):
         spans, lines = layout(text)
         flat = [k for line in lines for k in (line or (None,))]  # sentence indices in order, None at a blank line
+        line_of = {k: line for line in lines if line for k in line}
         for n, k in enumerate(flat):
             if k is None:
                 continue
             sentence = text[spans[k][0]:spans[k][1]]
             if FIELD_RE.match(sentence):
                 for run in (flat[n + 1:], flat[n - 1::-1] if n else []):  # the prose below it, else above it
-                    if (prose := entry_prose(text, spans, lines, run)) is not None:
+                    if (prose := entry_prose(text, spans, line_of, run)) is not None:
                         out[sentence_id(p, k)] = (prose[0], sentence_id(p, prose[1]))
                         break
             elif n and flat[n - 1] is not None and DEPENDENT_RE.match(sentence):
                 before = text[spans[flat[n - 1]][0]:spans[flat[n - 1]][1]]
-                if not is_heading(before) and not before.rstrip().endswith("?"):
+                if not is_heading(before) and not asks(text, spans, [flat[n - 1]]):
                     out[sentence_id(p, k)] = (" ".join(before.split()[-ANTECEDENT_WORDS:]), sentence_id(p, flat[n - 1]))
     return out
 
@@ -762,11 +763,11 @@ def adds_to(text: str, said: set[str], head: str, question: str, kind: str | Non
         or bool((said & asked) - terms(head))
 
 
-def entry_prose(text: str, spans, lines, run: Sequence[int | None]) -> tuple[str, int] | None:
+def entry_prose(text: str, spans, line_of: dict[int, Sequence[int]],
+                run: Sequence[int | None]) -> tuple[str, int] | None:
     """The first line of prose along `run` (sentence indices of `text` going away from a field line, None at a
     blank line), before a blank line or a title: its first ANTECEDENT_WORDS words and its first sentence's
-    index, or None."""
-    line_of = {k: line for line in lines if line for k in line}
+    index, or None. `line_of`: each sentence's line (`lines_of`)."""
     for m in run:
         if m is None:
             return None

@@ -356,8 +356,8 @@ def rgb_items(root: Path) -> dict[str, list[Item]]:
 # benchmark (apache2-doc, bash-doc, git-doc: manuals; python-psycopg2/sqlalchemy/celery/peewee-doc: the library
 # manuals; python-requests-doc, python-jinja2-doc: site_builds; sphinx-doc, debian-reference: their sets), and
 # none is reserved for the product's blind judgement (postgresql-doc-*, python3*-doc, sqlite3-doc).
-TRAINING_DOC_PACKAGES = ("debian-policy", "maint-guide", "debmake-doc", "python-flask-doc", "python-werkzeug-doc", "python-click-doc", "python-attr-doc",
-                         "python-babel-doc", "python-django-doc")
+TRAINING_DOC_PACKAGES = ("debian-policy", "maint-guide", "debmake-doc", "python-flask-doc", "python-werkzeug-doc",
+                         "python-click-doc", "python-attr-doc", "python-babel-doc", "python-django-doc")
 NOT_FOR_TRAINING = re.compile(r"^(postgresql-doc|python3[^/]*-doc|sqlite3-doc|apache2-doc|bash-doc|git-doc|"
                               r"python-(psycopg2|sqlalchemy|celery|peewee|requests|jinja2)-doc|sphinx-doc|debian-reference)")
 
@@ -474,19 +474,19 @@ def example_docs_items(root: Path) -> dict[str, list[Item]]:
     return document_items(example_doc_files(root), "docs")
 
 
-SOURCES = ("chunking_eval", "scifact", "synthetic", "rgb", "debian_docs", "example_docs")
+MAKERS = {"chunking_eval": chunking_eval_items, "scifact": scifact_items, "synthetic": synthetic_items,
+          "rgb": rgb_items, "debian_docs": debian_docs_items, "example_docs": example_docs_items}
+SOURCES = tuple(MAKERS)
 
 
 def build_items(root: Path, sources: Sequence[str] = ("chunking_eval", "scifact", "synthetic")) -> dict[str, list[Item]]:
     """All items of the named sources (SOURCES), by split."""
-    makers = {"chunking_eval": chunking_eval_items, "scifact": scifact_items, "synthetic": synthetic_items,
-              "rgb": rgb_items, "debian_docs": debian_docs_items, "example_docs": example_docs_items}
-    unknown = [s for s in sources if s not in makers]
+    unknown = [s for s in sources if s not in MAKERS]
     if unknown:
         raise ValueError(f"unknown training source(s) {unknown}; choose from {', '.join(SOURCES)}")
     out: dict[str, list[Item]] = {TRAIN: [], HELDOUT: []}
     for name in sources:
-        got = makers[name](root)
+        got = MAKERS[name](root)
         for split in out:
             out[split].extend(got[split])
     return out
