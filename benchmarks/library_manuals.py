@@ -18,6 +18,11 @@ manuals (`apt-get install python-celery-doc python-peewee-doc`; the pages are li
 benchmarks/data/library_manuals_b.pages.json, copied flat per package), 32 answerable questions and 8 that
 the pages do not answer, in benchmarks/data/library_manuals_b.jsonl.
 
+`--set c`: a third set, written blind on 2026-12-04 the same way, and run once before any change was made
+against it: twelve pages of Requests' and pytest's manuals (`apt-get install python-requests-doc
+python-pytest-doc`; benchmarks/data/library_manuals_c.pages.json), 32 answerable questions and 8 that the
+pages do not answer, in benchmarks/data/library_manuals_c.jsonl.
+
 Per system (sculpt, extractive; k passages, no repair): answerable questions whose answer holds a gold fact
 ("contains", whole words after SQuAD normalisation), token F1, refusals of answerable and unanswerable
 questions, the validation pass rate.
@@ -43,7 +48,9 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "faq/performance", "faq/sessions", "faq/sqlexpressions", "faq/thirdparty", "core/pooling",
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
-SET_B = Path(__file__).resolve().parent / "data" / "library_manuals_b"  # .jsonl (questions), .pages.json (pages)
+DATA = Path(__file__).resolve().parent / "data"
+SET_B = DATA / "library_manuals_b"  # .jsonl (questions), .pages.json (pages)
+SETS = {"b": SET_B, "c": DATA / "library_manuals_c"}
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -62,9 +69,9 @@ def corpus(root: Path = Path("runs/eval-corpora/library-manuals")) -> Path:
     return root
 
 
-def corpus_b(root: Path = Path("runs/eval-corpora/library-manuals-b")) -> Path:
-    """Set b's corpus folder, made once: each package's listed pages, flat under the package's name."""
-    pages = json.loads(SET_B.with_suffix(".pages.json").read_text())
+def corpus_b(root: Path = Path("runs/eval-corpora/library-manuals-b"), listed: Path = SET_B) -> Path:
+    """Set b's (or c's) corpus folder, made once: each package's listed pages, flat under the package's name."""
+    pages = json.loads(listed.with_suffix(".pages.json").read_text())
     missing = sorted(package for package, paths in pages.items() if not all(Path(p).is_file() for p in paths))
     if missing:
         sys.exit(f"the manuals are missing: apt-get install {' '.join(missing)}")
@@ -79,7 +86,8 @@ def corpus_b(root: Path = Path("runs/eval-corpora/library-manuals-b")) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=("a", "b"), default="a", help="a: psycopg2 and SQLAlchemy; b: Celery and peewee")
+    ap.add_argument("--set", choices=("a", "b", "c"), default="a",
+                    help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--json", type=Path, default=Path("runs/library_manuals.json"))
     args = ap.parse_args()
@@ -88,7 +96,9 @@ def main() -> None:
     if args.set == "a":
         ds, store = load_dataset(QUESTIONS, corpus=corpus()), Path("runs/eval-stores/library-manuals")
     else:
-        ds, store = load_dataset(SET_B.with_suffix(".jsonl"), corpus=corpus_b()), Path("runs/eval-stores/library-manuals-b")
+        listed, name = SETS[args.set], f"library-manuals-{args.set}"
+        ds = load_dataset(listed.with_suffix(".jsonl"), corpus=corpus_b(Path("runs/eval-corpora") / name, listed))
+        store = Path("runs/eval-stores") / name
     report = run_eval(EvalRun(dataset=ds, generators=SYSTEMS, k=args.k, store_dir=store, settings=settings))
     rows = {}
     for system in SYSTEMS:  # the run's own summary, with contains and F1 over the answerable questions only

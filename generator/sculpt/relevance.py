@@ -34,7 +34,10 @@ answer never quotes the same words twice.
   at least what the lead-in does, plus TYPE_WEIGHT when the question asks for a list
   (`listed_items_answer`): the items answer "What important points are listed ...?" though they share no
   word with it. The lead-in itself loses LEAD_IN unless it holds a value of the asked kind: quoted alone
-  ("... is built with the following components:") it promises an answer and gives none.
+  ("... is built with the following components:") it promises an answer and gives none. For a question that
+  does not ask for code, a list stops at its first line of code, and a lead-in whose list opens with one
+  keeps its score: "The requests-oauthlib library allows Requests users to easily make OAuth 1 authenticated
+  requests:" is the statement, its example (">>> import requests", "<Response [200]>") says nothing.
 - context: a sentence is read together with what it is about where that adds a word the question asks and
   the sentence lacks; its words count in its cover and the embedder reads "context: sentence". A later
   sentence of a definition is read with its term ("maintenance_work_mem (integer): It defaults to 64
@@ -57,6 +60,11 @@ answer never quotes the same words twice.
   nothing and loses TITLE; it titles the lines under it, which are read with it as with a section's title.
 - code: for a question that does not ask for code, a line of code (">>> cur.fetchmany(2)", an import, an
   assignment, a bare call) loses HEADING (`is_code_line`): it shares the question's names and says nothing.
+  An example's scaffolding (an import, a def or class header line: SCAFFOLD_LINE) loses it for every
+  question, and is never lifted as a list item.
+- what is asked: a question that also tells the user's situation ("... hostnames are resolved on my machine.
+  How do I make the proxy resolve them?") is typed by its question proper, the sentences ending with "?"
+  (`question_proper`); "Is there a setting / an option ...?" asks for code, as "Which setting ...?" does.
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
   was trained on, poorly elsewhere; see docs/benchmarks.md).
 
@@ -230,7 +238,8 @@ CODE_QUESTION = re.compile(
     r"\b(which|what)\s+(?:(?!(?:is|are|was|were|do|does|did|has|have)\b)[\w.\-\"']+\s+){0,3}?(option|flag|switch|"
     r"directive|command|variable|setting|parameter|function|module|code|utility|tool|keyword|argument|signal|"
     r"handler|container|extension|field|property|attribute|macro|operator|file|directory|folder|line)s?\b"
-    r"|^\s*how (do|can|should|would) (i|you|we)\b")
+    r"|^\s*how (do|can|should|would) (i|you|we)\b"
+    r"|^\s*is there (?:a|an|any) (?:[\w-]+ )?(?:option|flag|switch|setting|parameter|command|variable|function)s?\b")
 # code in prose: "--autostash", "-u", "%D", "$GIT_DIR", "rc.local", "/usr/local/apache2", "mod_dir",
 # "useHttpPath", "XBitHack", "USR1"
 CODE_TOKEN = re.compile(r"(?<![\w-])(?:--?[A-Za-z][\w-]*|%[{<>]?[A-Za-z]\w*|\$[A-Za-z_]\w*|[\w-]+(?:[._/][\w-]+)+|"
@@ -246,13 +255,28 @@ LEADING_CONDITION = re.compile(r"^\s*(?:when|whenever|if|once|after|before|while
                                r"(?=(?:what|which|who|whom|whose|when|where|how|why)\b)")
 
 
+ASKING = re.compile(r"^\W*(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|can|could|do|does|did|"
+                    r"should|would|will|has|have|may|must|shall)\b", re.I)
+
+
+def question_proper(question: str) -> str:
+    """The question proper of a question that also says something (a sentence not ending with "?": the
+    user's situation, "I want to recycle a child after roughly 12 MB."): its sentences that open with a
+    question word and end with "?"; else the whole question."""
+    said = [question[a:b].strip() for a, b in sentence_spans(question)]
+    asked = [x for x in said if x.rstrip("\"'”’)").endswith("?") and ASKING.match(x)]  # (not "Open in 2021?",
+    return " ".join(asked) if asked and len(asked) < len(said) else question  # split off "Who won the U.S.")
+
+
 def answer_type(question: str) -> str | None:
     """The kind of value a factoid question asks for: "date", "number", "name", "code", or None (anything
     else).
 
     A leading clause that sets the scope is read past ("According to the example e-mail, who sent ...?" asks
-    who; "In the 2021 statement, when ...?" asks when)."""
-    q = LEADING_CONDITION.sub("", LEADING_CLAUSE.sub("", question.lower()))
+    who; "In the 2021 statement, when ...?" asks when), and so is what a user says before or after the
+    question proper (`question_proper`: "Through a SOCKS proxy, hostnames are resolved on my machine. How do
+    I make the proxy resolve them?" asks how)."""
+    q = LEADING_CONDITION.sub("", LEADING_CLAUSE.sub("", question_proper(question).lower()))
     if re.match(r"\s*(when|what (year|date|day|month|time)|in (what|which) (year|month))\b", q):
         return "date"
     if (m := CODE_QUESTION.match(q.lstrip())) and m.group(1):  # "Which log format code records how long the
@@ -510,6 +534,13 @@ def is_code_line(text: str) -> bool:
     return bool(CODE_LINE.match(text))
 
 
+# an example's scaffolding: an import, a function's or a class's header line; it answers no question, not even
+# one that asks for code ("How can I override that?" is not answered by "from celery.utils.log import ...")
+SCAFFOLD_LINE = re.compile(r"^\s*(?:(?:>>>|\.\.\.)\s+)?(?:import [\w.]+(?:\s+as\s+\w+)?\s*$|"
+                           r"from [\w.]+ import [\w.,\s()*]+$|(?:async\s+)?def\s+\w+\s*\(.*\)\s*(?:->[^:]*)?:\s*$|"
+                           r"class\s+\w+\s*(?:\(.*\))?\s*:\s*$)")
+
+
 def asks(text: str, spans: Sequence[tuple[int, int]], line: Sequence[int]) -> bool:
     """Whether a line of `text` (sentence indices into `spans`) asks: its last sentence ends with a question
     mark."""
@@ -579,11 +610,14 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
     # a lead-in introduces, its list answers (unless it holds the value asked for: "... only four lines of
     # code:"); a question answers nothing (it titles what follows); a line of code answers only a question
     # that asks for code
-    scores = [r - LEAD_IN * (is_lead_in(t) and not x["typed"]) - TITLE * (key in asking)
-              - HEADING * (not code and is_code_line(t))
+    examples = set() if code else code_examples(batch)  # a lead-in whose list is code: it is the statement
+    scores = [r - LEAD_IN * (is_lead_in(t) and not x["typed"] and key not in examples) - TITLE * (key in asking)
+              - HEADING * ((not code and is_code_line(t)) or bool(SCAFFOLD_LINE.match(t)))
               for r, x, t, key in zip(scores, found, texts, keys)]
     scores = listed_items_answer(batch, question, keys, scores, leads,
-                                 [not x["nothing_new"] and any(c.isalpha() for c in t) for x, t in zip(found, texts)])
+                                 [not x["nothing_new"] and any(c.isalpha() for c in t) and not SCAFFOLD_LINE.match(t)
+                                  for x, t in zip(found, texts)],
+                                 code_ends=not code)
     rel = np.full(sid.shape, -np.inf, dtype=np.float32)
     best: dict[str, int] = {}  # a text that several passages hold (overlapping chunks, look-alike copies) is
     for i, text in enumerate(texts):  # quoted once, from the copy read best (its term or title may differ)
@@ -639,7 +673,8 @@ def asks_for_list(question: str) -> bool:
 
 
 def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Sequence[float],
-                        leads: Sequence[float], says: Sequence[bool] | None = None) -> list[float]:
+                        leads: Sequence[float], says: Sequence[bool] | None = None,
+                        code_ends: bool = False) -> list[float]:
     """The lines under a lead-in answer what the lead-in names: "What important points are listed in the test
     e-mail?" is answered by "Roses are red" and "Violets are blue", the lines under "Important points:",
     though they share no word with the question. A lead-in is a line that ends with a colon (not a table
@@ -649,7 +684,8 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
     (`asks_for_list`: the list is a value of the asked kind, as a date is for "when"), LIST_STEP less per
     item, so the first items are quoted, in order. An item that answers better on its own keeps its own score;
     a sentence that says nothing (`says` False: a list number "1.", a line of the question's own words) is not
-    lifted."""
+    lifted. `code_ends`: a list ends at its first line of code (`is_code_line`; for a question that does not
+    ask for code, an example and its output answer nothing)."""
     out = list(scores)
     typed = TYPE_WEIGHT if asks_for_list(question) else 0.0
     place = {key: i for i, key in enumerate(keys)}
@@ -662,11 +698,26 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
             if lead is None or not is_lead_in(text[spans[line[-1]][0]:spans[line[-1]][1]]):
                 continue
             for n, item in enumerate(lines[j + 1: j + 1 + LIST_ITEMS], start=1):
-                if item is None or is_lead_in(text[spans[item[-1]][0]:spans[item[-1]][1]]):
+                if item is None or is_lead_in(text[spans[item[-1]][0]:spans[item[-1]][1]]) or \
+                        code_ends and is_code_line(text[spans[item[0]][0]:spans[item[0]][1]]):
                     break
                 for m, k in enumerate(item):
                     if (i := place.get(sentence_id(p, k))) is not None and (says is None or says[i]):
                         out[i] = max(out[i], leads[lead] + typed - LIST_STEP * (n + m))
+    return out
+
+
+def code_examples(batch) -> set[int]:
+    """The sentence ids of the lead-ins (`is_lead_in`) of the first request of `batch` whose next line, before
+    any blank line, is a line of code (`is_code_line`): "You can pass verify the path to a CA_BUNDLE file
+    ...:" over ">>> requests.get('https://github.com', verify='/path/to/certfile')"."""
+    out: set[int] = set()
+    for p, text in enumerate(batch.texts[0]):
+        spans, lines = layout(text)
+        for line, below in zip(lines, lines[1:]):
+            if line and below and is_lead_in(text[spans[line[-1]][0]:spans[line[-1]][1]]) \
+                    and is_code_line(text[spans[below[0]][0]:spans[below[0]][1]]):
+                out.add(sentence_id(p, line[-1]))
     return out
 
 

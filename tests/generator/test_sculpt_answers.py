@@ -21,11 +21,11 @@ from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passage_windows, sentence_id, sentence_spans,
                                        word_joins)
 from generator.sculpt.config import SculptConfig
-from generator.sculpt.relevance import (LIST_STEP, TYPE_WEIGHT, answer_type, asked_names, asks_for_list, cell_stops,
-                                       definition_heads, dependent_heads, has_answer_type, is_header_row, is_heading,
-                                       is_lead_in, is_code_line, labelled_row, lines_of, listed_items_answer,
-                                       position_terms, relevance, section_heads, sentence_texts, speaker_names, terms,
-                                       unnamed)
+from generator.sculpt.relevance import (LIST_STEP, SCAFFOLD_LINE, TYPE_WEIGHT, answer_type, asked_names, asks_for_list,
+                                       cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
+                                       is_header_row, is_heading, is_lead_in, is_code_line, labelled_row, lines_of,
+                                       listed_items_answer, position_terms, question_proper, relevance, section_heads,
+                                       sentence_texts, speaker_names, terms, unnamed)
 from pipeline.types import GenerationRequest, Passage
 
 APACHE_GRANT = (
@@ -779,3 +779,55 @@ def test_a_leaning_sentence_that_adds_nothing_asked_is_not_quoted_after_the_answ
             "cabling a new rack.")
     result = ask(sculpt, "Which command lists the link state of every port?", text)
     assert quotes(result.raw_text) == [("The show ports command lists the link state of every port on the switch.", 1)]
+
+
+# a lead-in over a console example: the lead-in states the answer, the example and its output say nothing
+SIGNING = ("Signing requests\n"
+           "The hmac-signer package lets clients sign every request with a shared secret key:\n"
+           ">>> import client\n"
+           ">>> from hmac_signer import Signer\n"
+           ">>> client.get(url, auth=Signer(key))\n"
+           "<Response [200]>")
+
+
+def test_a_lead_in_over_a_code_example_answers_a_question_that_does_not_ask_for_code(sculpt):
+    result = ask(sculpt, "Our service must sign each request with a shared secret. What does the manual suggest?",
+                 SIGNING)
+    assert result.text != REFUSAL
+    assert quotes(result.raw_text)[0] == ("The hmac-signer package lets clients sign every request with a shared "
+                                          "secret key:", 1)
+    assert ">>>" not in result.text and "<Response" not in result.text
+    batch = featurize(sculpt._tokenizer, sculpt._model.cfg, ["What does the manual suggest?"], [[SIGNING]])
+    assert code_examples(batch) == {sentence_id(0, 1)}
+    keys, texts = sentence_texts(batch)
+    lead = [1.0 if t.endswith(":") else 0.0 for t in texts]
+    lifted = dict(zip(texts, listed_items_answer(batch, "What does the manual suggest?", keys, [0.0] * len(keys),
+                                                 lead, code_ends=True)))
+    assert lifted["<Response [200]>"] == lifted[">>> import client"] == 0.0  # the list ends at its code
+    assert listed_items_answer(batch, "Which code?", keys, [0.0] * len(keys), lead)[2] > 0.0  # (else it is the list)
+
+
+def test_what_a_user_says_before_the_question_does_not_decide_what_is_asked():
+    question = "Through a SOCKS proxy, hostnames are resolved on my machine. How do I make the proxy resolve them?"
+    assert question_proper(question) == "How do I make the proxy resolve them?"
+    assert answer_type(question) == "code"  # how-to, as if asked alone
+    told = "What unit does the worker expect for max_memory? I want to recycle a child after roughly 12 MB."
+    assert question_proper(told) == "What unit does the worker expect for max_memory?"
+    assert answer_type(told) is None  # (the 12 MB the user mentions is no "how much")
+    for whole in ("How many laptops were delivered on January 23, 2023?",
+                  "Who won the women's singles U.S. Open in 2021?"):  # (not "Open in 2021?" after "U.S.")
+        assert question_proper(whole) == whole
+    assert answer_type("My workers lose their database connection. Is there a setting that helps?") == "code"
+
+
+def test_an_import_or_a_header_line_is_never_the_answer(sculpt):
+    assert [bool(SCAFFOLD_LINE.match(t)) for t in (
+        "from worker.log import get_logger", ">>> import client", "def test_slow():", "class Meta:",
+        "class pool.QueuePool(creator, pool_size=5): A pool that limits connections.", "Import the module first.",
+        "@app.task(ignore_result=True)")] == [True, True, True, True, False, False, False]
+    text = ("To see a task's log lines, configure the worker logger:\n"
+            "from worker.log import get_logger\n"
+            "logger = get_logger(__name__)\n\n"
+            "Set worker_log_level to DEBUG to see every task's log lines in the worker output.")
+    result = ask(sculpt, "My task's log lines never show up in the worker output. How can I make them show?", text)
+    assert "import" not in result.text, result.text
