@@ -140,7 +140,8 @@ NAME_RE = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-zA-Z&\-]+")
 QUANTITY_NOUNS = re.compile(r"\b(revenue|sales|income|profit|loss|price|cost|population|salary|number of|total|"
                             r"amount|value|rate|ratio|margin|percentage|share|growth|earnings|expenses?|assets|"
                             r"liabilit(y|ies)|equity|debt|cash|inventory|dividends?|impairment|tax|budget|"
-                            r"accuracy|score|range|capacity|temperature|weight|size|intensity|duration)\b")
+                            r"accuracy|score|range|capacity|temperature|weight|size|intensity|duration|delay|timeout|"
+                            r"interval|length|maximum|minimum|longest|shortest|largest|smallest)\b")
 REPORTED = re.compile(r"^\s*what\b[^?]*\b(did|does|do|was|were|is|are)\b[^?]*\b(report|record|reach|post|earn|"
                       r"spend|pay|generate)(s|ed)?\b")  # "What inventory did X report ...?": a figure
 

@@ -831,3 +831,14 @@ def test_an_import_or_a_header_line_is_never_the_answer(sculpt):
             "Set worker_log_level to DEBUG to see every task's log lines in the worker output.")
     result = ask(sculpt, "My task's log lines never show up in the worker output. How can I make them show?", text)
     assert "import" not in result.text, result.text
+
+
+def test_the_longest_delay_is_a_number_and_its_default_is_quoted(sculpt):
+    assert answer_type("What is the longest delay between two retries?") == "number"
+    assert answer_type("What is the maximum length of a channel name?") == "number"
+    entry = ("backoff_max\nA number. If backoff is enabled, this option sets the maximum delay in seconds between "
+             "automatic retries. By default, this option is set to 600, which is 10 minutes.")
+    other = "If backoff is enabled, retries are delayed following the rules of exponential backoff."
+    result = ask(sculpt, "With backoff on for a job, what is the longest delay between retries unless I change it?",
+                 other, entry)
+    assert "600" in quotes(result.raw_text)[0][0], result.raw_text
