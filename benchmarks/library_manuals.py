@@ -49,8 +49,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SET_B = DATA / "library_manuals_b"  # .jsonl (questions), .pages.json (pages)
-SETS = {"b": SET_B, "c": DATA / "library_manuals_c"}
+SETS = {"b": DATA / "library_manuals_b", "c": DATA / "library_manuals_c"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -69,8 +68,9 @@ def corpus(root: Path = Path("runs/eval-corpora/library-manuals")) -> Path:
     return root
 
 
-def corpus_b(root: Path = Path("runs/eval-corpora/library-manuals-b"), listed: Path = SET_B) -> Path:
-    """Set b's (or c's) corpus folder, made once: each package's listed pages, flat under the package's name."""
+def listed_corpus(listed: Path, root: Path) -> Path:
+    """The corpus folder of a set whose pages are listed (b, c: `listed`.pages.json), made once: each package's
+    listed pages, flat under the package's name."""
     pages = json.loads(listed.with_suffix(".pages.json").read_text())
     missing = sorted(package for package, paths in pages.items() if not all(Path(p).is_file() for p in paths))
     if missing:
@@ -97,7 +97,7 @@ def main() -> None:
         ds, store = load_dataset(QUESTIONS, corpus=corpus()), Path("runs/eval-stores/library-manuals")
     else:
         listed, name = SETS[args.set], f"library-manuals-{args.set}"
-        ds = load_dataset(listed.with_suffix(".jsonl"), corpus=corpus_b(Path("runs/eval-corpora") / name, listed))
+        ds = load_dataset(listed.with_suffix(".jsonl"), corpus=listed_corpus(listed, Path("runs/eval-corpora") / name))
         store = Path("runs/eval-stores") / name
     report = run_eval(EvalRun(dataset=ds, generators=SYSTEMS, k=args.k, store_dir=store, settings=settings))
     rows = {}

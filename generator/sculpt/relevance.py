@@ -63,8 +63,8 @@ answer never quotes the same words twice.
   An example's scaffolding (an import, a def or class header line: SCAFFOLD_LINE) loses it for every
   question, and is never lifted as a list item.
 - what is asked: a question that also tells the user's situation ("... hostnames are resolved on my machine.
-  How do I make the proxy resolve them?") is typed by its question proper, the sentences ending with "?"
-  (`question_proper`); "Is there a setting / an option ...?" asks for code, as "Which setting ...?" does.
+  How do I make the proxy resolve them?") is typed by its question proper, the sentences that open with a
+  question word and end with "?" (`question_proper`); "Is there a setting / an option ...?" asks for code, as "Which setting ...?" does.
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
   was trained on, poorly elsewhere; see docs/benchmarks.md).
 
@@ -254,8 +254,7 @@ LEADING_CLAUSE = re.compile(r"^\s*(according to|based on|regarding|in|on|from|fo
 # does it wait ...?" asks how long, not when
 LEADING_CONDITION = re.compile(r"^\s*(?:when|whenever|if|once|after|before|while)\b[^,?]{1,120},\s*"
                                r"(?=(?:what|which|who|whom|whose|when|where|how|why)\b)")
-
-
+# what a question proper opens with: a question word or an auxiliary ("Is there ...?", "Can I ...?")
 ASKING = re.compile(r"^\W*(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|can|could|do|does|did|"
                     r"should|would|will|has|have|may|must|shall)\b", re.I)
 
