@@ -1,6 +1,6 @@
 """Two database libraries' manuals, ingested as Debian ships them, asked the questions their users ask.
 
-    python benchmarks/library_manuals.py [--set a|b] [--k 8] [--json runs/library_manuals.json]
+    python benchmarks/library_manuals.py [--set a|b|c|d] [--k 8] [--json runs/library_manuals.json]
 
 The corpus: psycopg2's whole Sphinx site (`python-psycopg2-doc`, /usr/share/doc/python-psycopg2-doc/html,
 ingested as a site: its build copies are skipped) and twelve pages of SQLAlchemy 1.4's manual
@@ -22,6 +22,11 @@ the pages do not answer, in benchmarks/data/library_manuals_b.jsonl.
 against it: twelve pages of Requests' and pytest's manuals (`apt-get install python-requests-doc
 python-pytest-doc`; benchmarks/data/library_manuals_c.pages.json), 32 answerable questions and 8 that the
 pages do not answer, in benchmarks/data/library_manuals_c.jsonl.
+
+`--set d`: a fourth set, written blind on 2026-12-05 the same way and run once before any change was made
+against it: fourteen pages of aiohttp's and Tornado's manuals (`apt-get install python-aiohttp-doc
+python-tornado-doc`; benchmarks/data/library_manuals_d.pages.json), 32 answerable questions and 8 that the
+pages do not answer (ids e01-e40), in benchmarks/data/library_manuals_d.jsonl.
 
 Per system (sculpt, extractive; k passages, no repair): answerable questions whose answer holds a gold fact
 ("contains", whole words after SQuAD normalisation), token F1, refusals of answerable and unanswerable
@@ -49,7 +54,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {"b": DATA / "library_manuals_b", "c": DATA / "library_manuals_c"}  # .jsonl (questions), .pages.json (pages)
+SETS = {"b": DATA / "library_manuals_b", "c": DATA / "library_manuals_c", "d": DATA / "library_manuals_d"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -86,8 +91,8 @@ def listed_corpus(listed: Path, root: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=("a", "b", "c"), default="a",
-                    help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest")
+    ap.add_argument("--set", choices=("a", "b", "c", "d"), default="a",
+                    help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; d: aiohttp and Tornado")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--json", type=Path, default=Path("runs/library_manuals.json"))
     args = ap.parse_args()
