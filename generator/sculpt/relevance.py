@@ -65,6 +65,11 @@ answer never quotes the same words twice.
 - what is asked: a question that also tells the user's situation ("... hostnames are resolved on my machine.
   How do I make the proxy resolve them?") is typed by its question proper, the sentences that open with a
   question word and end with "?" (`question_proper`); "Is there a setting / an option ...?" asks for code, as "Which setting ...?" does.
+  Only the question proper's names must be named by a passage (`unnamed`): "... fails in CI." is the user's.
+- what to do: a question that asks for a fix or what the manual suggests ("What's the fix?", "How should I
+  install it?", `asks_advice`) is typed by a sentence that says what to do ("To fix this, make sure you ...",
+  "... set it to READ-COMMITTED.", ADVICE), as a number types a "how many"; and such a sentence that opens
+  with "To fix this" is read after the problem it fixes (REMEDY_RE), for that question only.
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
   was trained on, poorly elsewhere; see docs/benchmarks.md).
 
@@ -150,7 +155,7 @@ REPORTED = re.compile(r"^\s*what\b[^?]*\b(did|does|do|was|were|is|are)\b[^?]*\b(
 ASKED_NAME_RE = re.compile(r"(?<![\w'’-])(?:[A-Z][\w&-]*|[a-z]+[A-Z][\w&-]*)")  # Vodafone, SNB22-3, PetCare, iPhone
 NOT_NAMES = frozenset(("i", "table", "figure", "column", "row", "section", "chapter", "item", "note", "part", "page",
                        "appendix", "exhibit", "schedule", "monday", "tuesday", "wednesday", "thursday", "friday",
-                       "saturday", "sunday"))
+                       "saturday", "sunday", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib", "ms"))  # (units)
 
 
 def asked_names(question: str) -> list[str]:
@@ -214,8 +219,10 @@ def unnamed(question: str, passages: Sequence[str]) -> list[str]:
     what it is about: its title, section, file name, document entity and period) names. A name counts as
     named where a word starts with it, or with all but its last two letters when it is longer than five
     ("RewriteRules" is named by "RewriteRule", a mistyped "Definite Edition" by "Definitive Edition"). The
-    speaker's names (`speaker_names`) count as named by a passage written in the first person."""
-    names = asked_names(question)
+    speaker's names (`speaker_names`) count as named by a passage written in the first person. Only the question
+    proper's names count (`question_proper`): what a user says of their situation ("... fails in CI. How do I ...?")
+    need not be in the manual that answers them."""
+    names = asked_names(question_proper(question))
     if not names:
         return []
     if any(FIRST_PERSON.search(p) for p in passages):
@@ -257,6 +264,32 @@ LEADING_CONDITION = re.compile(r"^\s*(?:when|whenever|if|once|after|before|while
 # what a question proper opens with: a question word or an auxiliary ("Is there ...?", "Can I ...?")
 ASKING = re.compile(r"^\W*(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|can|could|do|does|did|"
                     r"should|would|will|has|have|may|must|shall)\b", re.I)
+
+
+# a question that asks what to do about something: a fix, a workaround, what the manual suggests ("What's the
+# fix?", "How should I install it?", "What does the Celery FAQ suggest?", "What value does it recommend choosing?")
+ADVICE_QUESTION = re.compile(
+    r"\b(?:what(?:'s|’s| is| was| would be)? (?:the |a )?(?:fix|solution|remedy|workaround|cure)|"
+    r"how (?:do|can|could|should|would) (?:i|we|you) (?:fix|avoid|prevent|solve|resolve|stop|work around|get around|"
+    r"get rid of|deal with|recover|troubleshoot)|how should (?:i|we)|what (?:should|can|must|do) (?:i|we) do|"
+    r"(?:suggest|recommend|advise)(?:s|ed)?(?= *\?| (?:using|to|that|choosing|setting|doing)\b)|recommendation|"
+    r"advice|best practice)\b", re.I)
+# a sentence that tells what to do: "To fix this, make sure you ...", "... if you don't really need that, set it to
+# READ-COMMITTED.", "Users who have been unable to migrate should pin to requests<2.28.", "It's a good practice
+# to set connect timeouts to ..."
+ADVICE = re.compile(
+    r"\b(?:you (?:should|must|need to|have to|can|may want to|might want to)|make sure|be sure to|ensure that|"
+    r"consider (?:using|enabling|setting|disabling|adding|calling)|(?:we|is|are) (?:strongly )?recommended?|"
+    r"(?:a )?(?:good|best) (?:idea|practice)|to (?:fix|avoid|prevent|solve|resolve|work around) (?:this|that|it)\b|"
+    r"should (?:be )?(?:set|used?|pin|enabled?|disabled?|called?|closed?|installed?|added?)|"
+    r"set (?:it|this|them) to|the (?:fix|solution|workaround) is)\b"
+    r"|^(?:use|set|add|call|install|enable|disable|pass|specify|pin|close|upgrade|configure|increase|decrease)\s",
+    re.I)
+
+
+def asks_advice(question: str) -> bool:
+    """Whether the question (its question proper) asks what to do (ADVICE_QUESTION)."""
+    return bool(ADVICE_QUESTION.search(question_proper(question)))
 
 
 def question_proper(question: str) -> str:
@@ -369,7 +402,9 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
         read = [f"{h}: {t}" if h else t for t, h in zip(texts, heads)]
     kind = answer_type(question)
     # (ENTITY_NOISE in the nothing-new test: "Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
-    out = [{"cos": 0.0, "cover": v, "typed": float(has_answer_type(f, question, kind)),
+    advice = asks_advice(question)  # (what to do is a kind of its own)
+    out = [{"cos": 0.0, "cover": v,
+            "typed": float(has_answer_type(f, question, kind) or (advice and bool(ADVICE.search(f)))),
             "heading": float(is_heading(t)), "header_row": float(is_header_row(t)),
             "title": float(title_key(t) in titles),
             "labelled": float(labelled_row(t, asked)), "nothing_new": float(not (w - asked - ENTITY_NOISE))}
@@ -575,8 +610,10 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
     context = [heads[key][0] if key in heads else "" for key in keys]  # what each sentence is read with
     kind = answer_type(question)  # else what it leans on, where it adds what is asked (`adds_to`)
     text_of = dict(zip(keys, texts))
+    advice = asks_advice(question)
     leaning = {key: (head, at) for key, (head, at) in dependent_heads(batch).items() if key not in heads and
-               key in said and adds_to(text_of[key], said[key], head, question, kind, asked)}
+               key in said and adds_to(text_of[key], said[key], head, question, kind, asked)
+               and (advice or not REMEDY_RE.match(text_of[key]))}
     for i, key in enumerate(keys):
         if key in leaning:
             context[i] = leaning[key][0]
@@ -586,8 +623,11 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
             title = under.get(key, "")
             if (not context[i] or key in leaning) and title and title_key(title) != title_key(texts[i]) \
                     and len((terms(title) & asked) - said[key]) >= SECTION_WORDS:  # (a title that names what is
-                leaning.pop(key, None)  # asked is a better reading than the sentence before)
-                context[i] = title
+                if key in leaning and FIELD_RE.match(texts[i]):  # asked is read first; a field line ("Default:
+                    context[i] = f"{title}: {leaning[key][0]}"  # 10.0 seconds.") with its entry's prose too)
+                else:
+                    leaning.pop(key, None)
+                    context[i] = title
     found = parts(hidden, tokenizer, question, texts, titles, context,
                   frozenset(i for i, key in enumerate(keys) if key in leaning))
     scores = [combine(x) for x in found]
@@ -763,7 +803,13 @@ DEPENDENT_RE = re.compile(
     r"moreover|furthermore|by default|if (?:so|not)|in (?:this|that|such|which|either|each|both) cases?|"
     r"for (?:example|instance)|e\.g\.)[,:]?\s+)*"
     r"(?:it|its|it's|this|these|that|those|they|their|them|such|the (?:former|latter|default|same)|"
-    r"defaults? (?:to|is)|for example|for instance|e\.g\.)(?![\w'’-])", re.I)
+    r"in (?:this|that|such|these|those|either|each|both) (?:cases?|situations?|scenarios?|events?|modes?|"
+    r"circumstances?)|to (?:fix|avoid|prevent|solve|resolve|work around) (?:this|that|it|these|those)|defaults? "
+    r"(?:to|is)|for example|for instance|e\.g\.)(?![\w'’-])", re.I)
+# "To fix this, ...": it leans on the problem before it, and is read after it only for a question that asks what to
+# do (`asks_advice`); for any other it would rise with the problem it follows ("To avoid these error messages,
+# ..." after the sentence that says which status is returned)
+REMEDY_RE = re.compile(r"^to (?:fix|avoid|prevent|solve|resolve|work around) (?:this|that|it|these|those)\b", re.I)
 # a definition entry's field line ("Default: 10.0 seconds.", "Type: int (kilobytes)"): its value is the entry's
 FIELD_RE = re.compile(r"^(?:defaults?|type|values?|range|units?|examples?|minimum|maximum)\s*:\s*\S", re.I)
 ANTECEDENT_WORDS = 40  # of the sentence a dependent one is read after, its last words

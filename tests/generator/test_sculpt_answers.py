@@ -14,6 +14,7 @@ import pytest
 
 from generator.prompt import REFUSAL
 from generator.sculpt import SculptGenerator, featurize
+from generator.sculpt import relevance as relevance_module
 from generator.sculpt.generator import _Decoding
 from generator.sculpt.grammar import choose, forced
 from generator.sculpt.runtime import log_softmax
@@ -21,7 +22,7 @@ from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passage_windows, sentence_id, sentence_spans,
                                        word_joins)
 from generator.sculpt.config import SculptConfig
-from generator.sculpt.relevance import (LIST_STEP, SCAFFOLD_LINE, TYPE_WEIGHT, answer_type, asked_names, asks_for_list,
+from generator.sculpt.relevance import (ADVICE_QUESTION, DEPENDENT_RE, LIST_STEP, SCAFFOLD_LINE, TYPE_WEIGHT, answer_type, asked_names, asks_for_list,
                                        cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
                                        is_header_row, is_heading, is_lead_in, is_code_line, labelled_row, lines_of,
                                        listed_items_answer, position_terms, question_proper, relevance, section_heads,
@@ -630,6 +631,17 @@ def test_the_names_a_question_asks_about():
     assert unnamed("Why is my ForeignKeys not enforced?", ["The foreign keyword list"]) == ["ForeignKeys"]
 
 
+def test_only_the_question_proper_must_be_named_and_a_unit_is_no_name():
+    """What a user says of their situation need not be in the manual that answers them: "My suite fails in CI
+    with ValueError." names two things the pytest manual's answer never mentions."""
+    manual = ["Use the --maxfail option to stop after the first failures."]
+    assert unnamed("My suite fails in CI with ValueError. How do I stop after the first failure?", manual) == []
+    assert unnamed("How do I stop the CI run after the first ValueError?", manual) == ["CI", "ValueError"]
+    assert unnamed("What unit does the worker expect? I want to recycle a child after roughly 12 MB.",
+                   ["The maximum resident memory, in kilobytes."]) == []
+    assert asked_names("Is the limit 12 MB or 12 GB per Worker?") == ["Worker"]
+
+
 def test_a_speech_need_not_name_its_speaker_and_a_spelled_out_abbreviation_is_named_by_its_words():
     """A State of the Union transcript says "I", never "Biden": every question "according to President Biden"
     was refused. A person named with a title is the speaker, named by a passage in the first person; a
@@ -843,3 +855,49 @@ def test_the_longest_delay_is_a_number_and_its_default_is_quoted(sculpt):
     result = ask(sculpt, "With backoff on for a job, what is the longest delay between retries unless I change it?",
                  other, entry)
     assert "600" in quotes(result.raw_text)[0][0], result.raw_text
+
+
+def test_what_to_do_is_answered_by_the_sentence_that_says_it_not_by_the_problem_restated(sculpt):
+    """A user who describes their problem and asks for the fix matches the manual's description of the
+    problem best; the answer is the sentence that says what to do."""
+    assert ADVICE_QUESTION.search("My app loses its connection after an idle night. What's the fix?")
+    assert ADVICE_QUESTION.search("What connect timeout does the manual recommend choosing?")
+    assert not ADVICE_QUESTION.search("What does the oscillation of clock neurons suggest about their location?")
+    text = ("Connection lost after idle time\n"
+            "The relay server closes a client connection that has been idle for eight hours. This typically "
+            "happens with long-running web apps that keep one connection open all night. To fix this, make sure "
+            "you open a connection for each request and close it when the request is done.")
+    result = ask(sculpt, "Our long-running web app loses its relay connection after an idle night. What's the fix?",
+                 text)
+    assert quotes(result.raw_text)[0][0].endswith("close it when the request is done."), result.raw_text
+
+
+def test_a_sentence_that_refers_back_to_a_case_leans_on_the_one_before_it():
+    for text in ("In this situation, the server assumes ISO-8859-1.", "In such cases the pool blocks.",
+                 "In either mode, a worker restarts.", "To fix this, close the connection."):
+        assert DEPENDENT_RE.match(text), text
+    assert not DEPENDENT_RE.match("In this module the pool is created.")
+    assert not DEPENDENT_RE.match("To fix a broken index, rebuild it.")
+
+
+def test_a_field_line_under_its_entry_title_is_read_with_the_title_and_the_prose():
+    """A settings reference whose passage opens at the entry: "worker_lost_wait" is the passage's section
+    title, "Default: 10.0 seconds." its field line, the prose below it says what the value is. The field line
+    is read with both: the title names the setting, the prose what is asked."""
+    entry = ("worker_lost_wait\nDefault: 10.0 seconds.\nIn some cases a worker may be killed without proper cleanup. "
+             "This value specifies how long we wait for any missing results before raising a WorkerLostError.")
+    tok = load_tokenizer()
+    question = "How long does the worker wait for missing results before it raises WorkerLostError?"
+    batch = featurize(tok, SculptConfig(), [question], [[entry]])
+    read = {}
+    real = relevance_module.parts
+    def spy(hidden, tokenizer, q, texts, titles=frozenset(), heads=None, alone=frozenset()):
+        read.update(zip(texts, heads))
+        return real(hidden, tokenizer, q, texts, titles, heads, alone)
+    relevance_module.parts = spy
+    try:
+        relevance_module.sentence_relevance(lambda ids, lengths: np.ones((*ids.shape, 384), np.float32), tok, batch,
+                                            question, sections=["worker_lost_wait"])
+    finally:
+        relevance_module.parts = real
+    assert read["Default: 10.0 seconds."].startswith("worker_lost_wait: In some cases a worker may be killed")
