@@ -11,7 +11,8 @@ answer never quotes the same words twice.
   of all-MiniLM-L6-v2; the untouched ones are kept beside them (sharing the embeddings and the frozen
   lower layers), so the process has the pretrained sentence embedder as sentence-transformers computes it
   (mean pooling, L2 norm) at no extra load. It reads the EMBED_TOP sentences with the most lexical evidence
-  (the terms below); the others count cos 0.
+  (the terms below); the others count cos 0. A question of several sentences (a user's situation, then what
+  they ask) is compared whole and sentence by sentence (`question_parts`), and the closest counts.
 - cover: the share of the question's IDF-weighted content words the sentence holds (the extractive
   baseline's score, on Snowball stems: "incorporated" meets "incorporation"), in [0, 1].
 - typed: 1 when a factoid question asks for a date, a number, a name or a piece of code and the sentence
@@ -66,10 +67,11 @@ answer never quotes the same words twice.
   How do I make the proxy resolve them?") is typed by its question proper, the sentences that open with a
   question word and end with "?" (`question_proper`); "Is there a setting / an option ...?" asks for code, as "Which setting ...?" does.
   Only the question proper's names must be named by a passage (`unnamed`): "... fails in CI." is the user's.
-- what to do: a question that asks for a fix or what the manual suggests ("What's the fix?", "How should I
-  install it?", `asks_advice`) is typed by a sentence that says what to do ("To fix this, make sure you ...",
-  "... set it to READ-COMMITTED.", ADVICE), as a number types a "how many"; and such a sentence that opens
-  with "To fix this" is read after the problem it fixes (REMEDY_RE), for that question only.
+- what to do: a question that asks for a fix, a change or what the manual suggests ("What's the fix?", "How do
+  I turn that off?", "How should I install it?", `asks_advice`) is typed by a sentence that says what to do
+  ("To fix this, make sure you ...", "... set it to READ-COMMITTED.", "... could be enabled with show_index",
+  ADVICE), as a number types a "how many"; and such a sentence that opens with "To fix this" is read after
+  the problem it fixes (REMEDY_RE), for that question only.
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
   was trained on, poorly elsewhere; see docs/benchmarks.md).
 
@@ -271,7 +273,8 @@ ASKING = re.compile(r"^\W*(?:what|which|who|whom|whose|when|where|why|how|is|are
 ADVICE_QUESTION = re.compile(
     r"\b(?:what(?:'s|’s| is| was| would be)? (?:the |a )?(?:fix|solution|remedy|workaround|cure)|"
     r"how (?:do|can|could|should|would) (?:i|we|you) (?:fix|avoid|prevent|solve|resolve|stop|work around|get around|"
-    r"get rid of|deal with|recover|troubleshoot)|how should (?:i|we)|what (?:should|can|must|do) (?:i|we) do|"
+    r"get rid of|deal with|recover|troubleshoot|turn|switch|lift|raise|get|make|change|disable|enable|allow|keep|"
+    r"let)\b|how should (?:i|we)|what (?:should|can|must|do) (?:i|we) do|"
     r"(?:suggest|recommend|advise)(?:s|ed)?(?= *\?| (?:using|to|that|choosing|setting|doing)\b)|recommendation|"
     r"advice|best practice)\b", re.I)
 # a sentence that tells what to do: "To fix this, make sure you ...", "... if you don't really need that, set it to
@@ -282,7 +285,9 @@ ADVICE = re.compile(
     r"consider (?:using|enabling|setting|disabling|adding|calling)|(?:we|is|are) (?:strongly )?recommended?|"
     r"(?:a )?(?:good|best) (?:idea|practice)|to (?:fix|avoid|prevent|solve|resolve|work around) (?:this|that|it)\b|"
     r"should (?:be )?(?:set|used?|pin|enabled?|disabled?|called?|closed?|installed?|added?)|"
-    r"set (?:it|this|them) to|the (?:fix|solution|workaround) is)\b"
+    r"set (?:it|this|them) to|the (?:fix|solution|workaround) is|(?:can|could|may) (?:also )?be (?:enabled|"
+    r"disabled|changed|set|turned (?:on|off)|configured|overridden|controlled|adjusted|raised|lifted|increased|"
+    r"decreased|avoided|fixed|prevented) (?:with|by|via|using|through|in|on))\b"
     r"|^(?:use|set|add|call|install|enable|disable|pass|specify|pin|close|upgrade|configure|increase|decrease)\s",
     re.I)
 
@@ -414,14 +419,29 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
     # restates the question is read too: its list may be the answer, listed_items_answer)
     if ranked:
         again = [i for i in ranked if i in alone and read[i] != texts[i]]
-        vectors = embed(hidden, tokenizer, [question, *(read[i] for i in ranked), *(texts[i] for i in again)],
+        told = question_parts(question)
+        vectors = embed(hidden, tokenizer, [question, *told, *(read[i] for i in ranked), *(texts[i] for i in again)],
                         batch_size=8, max_tokens=SENTENCE_TOKENS)  # batches of 8 by length pad less:
-        cosines = (vectors[1:] @ vectors[0]).tolist()  # 1.2x faster than one of 13
+        asks, vectors = vectors[: 1 + len(told)], vectors[1 + len(told):]  # 1.2x faster than one of 13
+        cosines = (vectors @ asks.T).max(axis=1).tolist()
         for i, c in zip(ranked, cosines):
             out[i]["cos"] = c
         for i, c in zip(again, cosines[len(ranked):]):
             out[i]["cos"] = max(out[i]["cos"], c)
     return out
+
+
+PART_WORDS = 5  # a sentence of a question this long or longer is also compared alone (`question_parts`)
+
+
+def question_parts(question: str) -> list[str]:
+    """The sentences of a question of several (a user's situation, then what they ask), each of PART_WORDS words
+    or more: the embedder compares a passage sentence with each as well as with the whole, and keeps the closest.
+    A long question dilutes its one vector: "I build URL(..., encoded=True) so that aiohttp does not requote my
+    path, and I also pass params= to session.get. The URL still ends up requoted. What's going on?" is far from
+    "Passing params overrides encoded=True, never use both options." as a whole, close in its first sentence."""
+    said = [question[a:b].strip() for a, b in sentence_spans(question)]
+    return [x for x in said if len(x.split()) >= PART_WORDS] if len(said) > 1 else []
 
 
 # an API reference's signature: "class sqlalchemy.pool.QueuePool(creator, pool_size=5, max_overflow=10, ...): A

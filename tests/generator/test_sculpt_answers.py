@@ -22,11 +22,11 @@ from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passage_windows, sentence_id, sentence_spans,
                                        word_joins)
 from generator.sculpt.config import SculptConfig
-from generator.sculpt.relevance import (ADVICE_QUESTION, DEPENDENT_RE, LIST_STEP, SCAFFOLD_LINE, TYPE_WEIGHT, answer_type, asked_names, asks_for_list,
+from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, DEPENDENT_RE, LIST_STEP, SCAFFOLD_LINE, TYPE_WEIGHT, answer_type, asked_names, asks_for_list,
                                        cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
                                        is_header_row, is_heading, is_lead_in, is_code_line, labelled_row, lines_of,
                                        listed_items_answer, position_terms, question_proper, relevance, section_heads,
-                                       sentence_texts, speaker_names, terms, unnamed)
+                                       question_parts, sentence_texts, speaker_names, terms, unnamed)
 from pipeline.types import GenerationRequest, Passage
 
 APACHE_GRANT = (
@@ -863,6 +863,9 @@ def test_what_to_do_is_answered_by_the_sentence_that_says_it_not_by_the_problem_
     assert ADVICE_QUESTION.search("My app loses its connection after an idle night. What's the fix?")
     assert ADVICE_QUESTION.search("What connect timeout does the manual recommend choosing?")
     assert not ADVICE_QUESTION.search("What does the oscillation of clock neurons suggest about their location?")
+    assert ADVICE_QUESTION.search("Opening a folder returns 403. How do I get a directory listing instead?")
+    assert ADVICE.search("Displaying a folder index instead could be enabled with the show_index parameter.")
+    assert not ADVICE.search("When a directory is accessed, the server responds with 403 Forbidden by default.")
     text = ("Connection lost after idle time\n"
             "The relay server closes a client connection that has been idle for eight hours. This typically "
             "happens with long-running web apps that keep one connection open all night. To fix this, make sure "
@@ -901,3 +904,25 @@ def test_a_field_line_under_its_entry_title_is_read_with_the_title_and_the_prose
     finally:
         relevance_module.parts = real
     assert read["Default: 10.0 seconds."].startswith("worker_lost_wait: In some cases a worker may be killed")
+
+
+def test_each_sentence_of_a_long_question_is_also_compared_alone():
+    question = ("I build the URL with encoded=True so that the client does not requote my path, and I also pass "
+                "params= to get(). The URL still ends up requoted. What's going on?")
+    assert question_parts(question) == [
+        "I build the URL with encoded=True so that the client does not requote my path, and I also pass params= "
+        "to get().", "The URL still ends up requoted."]
+    assert question_parts("How long does the relay keep an undeliverable message?") == []  # one sentence: itself
+    tok = load_tokenizer()
+    seen: list[list[str]] = []
+    def hidden(ids, lengths):  # a fake encoder: one-hot of the first token, so cos is 1 between texts opening alike
+        out = np.zeros((*ids.shape, 384), np.float32)
+        for i, row in enumerate(ids):
+            seen.append(tok.decode(row[1:lengths[i] - 1]))
+            out[i, :, int(row[1]) % 384] = 1.0
+        return out
+    found = relevance_module.parts(hidden, tok, question, ["The URL is requoted when params are passed.",
+                                                           "Passing params overrides encoded=True."])
+    assert found[0]["cos"] > 0.99  # it opens as the question's second sentence does; the whole question does not
+    assert found[1]["cos"] < 0.01
+    assert any(x.lower() == "the url still ends up requoted." for x in seen)
