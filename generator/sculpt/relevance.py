@@ -281,14 +281,15 @@ ADVICE_QUESTION = re.compile(
 # READ-COMMITTED.", "Users who have been unable to migrate should pin to requests<2.28.", "It's a good practice
 # to set connect timeouts to ..."
 ADVICE = re.compile(
-    r"\b(?:you (?:should|must|need to|have to|can|may want to|might want to)|make sure|be sure to|ensure that|"
+    r"\b(?:you (?:should|must|need to|have to|can|may want to|might want to)|make sure|be sure to|"
     r"consider (?:using|enabling|setting|disabling|adding|calling)|(?:we|is|are) (?:strongly )?recommended?|"
     r"(?:a )?(?:good|best) (?:idea|practice)|to (?:fix|avoid|prevent|solve|resolve|work around) (?:this|that|it)\b|"
     r"should (?:be )?(?:set|used?|pin|enabled?|disabled?|called?|closed?|installed?|added?)|"
     r"set (?:it|this|them) to|the (?:fix|solution|workaround) is|(?:can|could|may) (?:also )?be (?:enabled|"
     r"disabled|changed|set|turned (?:on|off)|configured|overridden|controlled|adjusted|raised|lifted|increased|"
     r"decreased|avoided|fixed|prevented) (?:with|by|via|using|through|in|on))\b"
-    r"|^(?:use|set|add|call|install|enable|disable|pass|specify|pin|close|upgrade|configure|increase|decrease)\s",
+    r"|^(?:use|set|add|call|install|enable|disable|pass|specify|pin|close|upgrade|configure|increase|decrease|"
+    r"ensure)\s",  # (an imperative; "The purpose of X is to ensure that ..." tells no one what to do)
     re.I)
 
 
