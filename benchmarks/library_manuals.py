@@ -54,7 +54,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {"b": DATA / "library_manuals_b", "c": DATA / "library_manuals_c", "d": DATA / "library_manuals_d"}  # .jsonl (questions), .pages.json (pages)
+SETS = {s: DATA / f"library_manuals_{s}" for s in "bcd"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -92,7 +92,8 @@ def listed_corpus(listed: Path, root: Path) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--set", choices=("a", "b", "c", "d"), default="a",
-                    help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; d: aiohttp and Tornado")
+                    help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
+                         "d: aiohttp and Tornado")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--json", type=Path, default=Path("runs/library_manuals.json"))
     args = ap.parse_args()

@@ -1,5 +1,6 @@
 """The question files of benchmarks/library_manuals.py: well-formed, 32 answerable and 8 unanswerable each,
-every gold source one of the set's pages (set b lists its pages; set a is checked by the benchmark's run)."""
+every gold source one of the set's pages (sets b-d list their pages; set a is checked by the benchmark's run), and
+no listed page's package one that training may read."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from evaluation import load_dataset
+from generator.sculpt.training.data import NOT_FOR_TRAINING
 
 DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
 
 
-@pytest.mark.parametrize("name", ["library_manuals.jsonl", "library_manuals_b.jsonl"])
+@pytest.mark.parametrize("name", ["library_manuals.jsonl", "library_manuals_b.jsonl", "library_manuals_c.jsonl",
+                                  "library_manuals_d.jsonl"])
 def test_a_question_file_is_well_formed(name):
     rows = [json.loads(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
     assert len({r["id"] for r in rows}) == len(rows) == 40
@@ -27,10 +30,12 @@ def test_a_question_file_is_well_formed(name):
     assert len(ds.items) == 40
 
 
-def test_set_b_gold_sources_are_its_pages():
-    pages = json.loads((DATA / "library_manuals_b.pages.json").read_text())
+@pytest.mark.parametrize("name, count", [("b", 12), ("c", 12), ("d", 14)])
+def test_a_listed_set_s_gold_sources_are_its_pages(name, count):
+    pages = json.loads((DATA / f"library_manuals_{name}.pages.json").read_text())
     names = [Path(p).name for paths in pages.values() for p in paths]
-    assert len(names) == len(set(names)) == 12  # flat per package, and no two pages share a name
-    for line in (DATA / "library_manuals_b.jsonl").read_text().splitlines():
+    assert len(names) == len(set(names)) == count  # flat per package, and no two pages share a name
+    for line in (DATA / f"library_manuals_{name}.jsonl").read_text().splitlines():
         row = json.loads(line)
         assert set(row["gold_sources"]) <= set(names), row["id"]
+    assert all(NOT_FOR_TRAINING.match(package) for package in pages)  # an evaluation's manual is never trained on

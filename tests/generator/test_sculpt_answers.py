@@ -22,7 +22,8 @@ from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passage_windows, sentence_id, sentence_spans,
                                        word_joins)
 from generator.sculpt.config import SculptConfig
-from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, DEPENDENT_RE, LIST_STEP, SCAFFOLD_LINE, TYPE_WEIGHT, answer_type, asked_names, asks_for_list,
+from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, DEPENDENT_RE, LIST_STEP, SCAFFOLD_LINE, TYPE_WEIGHT,
+                                       answer_type, asked_names, asks_for_list,
                                        cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
                                        is_header_row, is_heading, is_lead_in, is_code_line, labelled_row, lines_of,
                                        listed_items_answer, position_terms, question_proper, relevance, section_heads,
