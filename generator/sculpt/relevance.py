@@ -65,7 +65,8 @@ answer never quotes the same words twice.
   question, and is never lifted as a list item.
 - what is asked: a question that also tells the user's situation ("... hostnames are resolved on my machine.
   How do I make the proxy resolve them?") is typed by its question proper, the sentences that open with a
-  question word and end with "?" (`question_proper`); "Is there a setting / an option ...?" asks for code, as "Which setting ...?" does.
+  question word and end with "?" (`question_proper`); "Is there a setting / an option ...?" asks for code, as
+  "Which setting ...?" does.
   Only the question proper's names must be named by a passage (`unnamed`): "... fails in CI." is the user's.
 - what to do: a question that asks for a fix, a change or what the manual suggests ("What's the fix?", "How do
   I turn that off?", "How should I install it?", `asks_advice`) is typed by a sentence that says what to do
@@ -268,6 +269,8 @@ ASKING = re.compile(r"^\W*(?:what|which|who|whom|whose|when|where|why|how|is|are
                     r"should|would|will|has|have|may|must|shall)\b", re.I)
 
 
+# "To fix this", "to avoid these": what a sentence that says how to mend a problem opens with, after the problem
+REMEDY = r"to (?:fix|avoid|prevent|solve|resolve|work around) (?:this|that|it|these|those)\b"
 # a question that asks what to do about something: a fix, a workaround, what the manual suggests ("What's the
 # fix?", "How should I install it?", "What does the Celery FAQ suggest?", "What value does it recommend choosing?")
 ADVICE_QUESTION = re.compile(
@@ -283,7 +286,7 @@ ADVICE_QUESTION = re.compile(
 ADVICE = re.compile(
     r"\b(?:you (?:should|must|need to|have to|can|may want to|might want to)|make sure|be sure to|"
     r"consider (?:using|enabling|setting|disabling|adding|calling)|(?:we|is|are) (?:strongly )?recommended?|"
-    r"(?:a )?(?:good|best) (?:idea|practice)|to (?:fix|avoid|prevent|solve|resolve|work around) (?:this|that|it)\b|"
+    r"(?:a )?(?:good|best) (?:idea|practice)|" + REMEDY + "|"
     r"should (?:be )?(?:set|used?|pin|enabled?|disabled?|called?|closed?|installed?|added?)|"
     r"set (?:it|this|them) to|the (?:fix|solution|workaround) is|(?:can|could|may) (?:also )?be (?:enabled|"
     r"disabled|changed|set|turned (?:on|off)|configured|overridden|controlled|adjusted|raised|lifted|increased|"
@@ -298,11 +301,18 @@ def asks_advice(question: str) -> bool:
     return bool(ADVICE_QUESTION.search(question_proper(question)))
 
 
+@functools.lru_cache(maxsize=256)
+def question_sentences(question: str) -> tuple[str, ...]:
+    """The sentences of a question, split once: the rules that read its question proper or its parts ask for
+    them several times per request."""
+    return tuple(question[a:b].strip() for a, b in sentence_spans(question))
+
+
 def question_proper(question: str) -> str:
     """The question proper of a question that also says something (a sentence not ending with "?": the
     user's situation, "I want to recycle a child after roughly 12 MB."): its sentences that open with a
     question word and end with "?"; else the whole question."""
-    said = [question[a:b].strip() for a, b in sentence_spans(question)]
+    said = question_sentences(question)
     asked = [x for x in said if x.rstrip("\"'”’)").endswith("?") and ASKING.match(x)]  # (not "Open in 2021?",
     return " ".join(asked) if asked and len(asked) < len(said) else question  # split off "Who won the U.S.")
 
@@ -441,7 +451,7 @@ def question_parts(question: str) -> list[str]:
     A long question dilutes its one vector: "I build URL(..., encoded=True) so that aiohttp does not requote my
     path, and I also pass params= to session.get. The URL still ends up requoted. What's going on?" is far from
     "Passing params overrides encoded=True, never use both options." as a whole, close in its first sentence."""
-    said = [question[a:b].strip() for a, b in sentence_spans(question)]
+    said = question_sentences(question)
     return [x for x in said if len(x.split()) >= PART_WORDS] if len(said) > 1 else []
 
 
@@ -825,12 +835,11 @@ DEPENDENT_RE = re.compile(
     r"for (?:example|instance)|e\.g\.)[,:]?\s+)*"
     r"(?:it|its|it's|this|these|that|those|they|their|them|such|the (?:former|latter|default|same)|"
     r"in (?:this|that|such|these|those|either|each|both) (?:cases?|situations?|scenarios?|events?|modes?|"
-    r"circumstances?)|to (?:fix|avoid|prevent|solve|resolve|work around) (?:this|that|it|these|those)|defaults? "
-    r"(?:to|is)|for example|for instance|e\.g\.)(?![\w'’-])", re.I)
+    r"circumstances?)|" + REMEDY + r"|defaults? (?:to|is)|for example|for instance|e\.g\.)(?![\w'’-])", re.I)
 # "To fix this, ...": it leans on the problem before it, and is read after it only for a question that asks what to
 # do (`asks_advice`); for any other it would rise with the problem it follows ("To avoid these error messages,
 # ..." after the sentence that says which status is returned)
-REMEDY_RE = re.compile(r"^to (?:fix|avoid|prevent|solve|resolve|work around) (?:this|that|it|these|those)\b", re.I)
+REMEDY_RE = re.compile("^" + REMEDY, re.I)
 # a definition entry's field line ("Default: 10.0 seconds.", "Type: int (kilobytes)"): its value is the entry's
 FIELD_RE = re.compile(r"^(?:defaults?|type|values?|range|units?|examples?|minimum|maximum)\s*:\s*\S", re.I)
 ANTECEDENT_WORDS = 40  # of the sentence a dependent one is read after, its last words
