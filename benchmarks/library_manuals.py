@@ -1,6 +1,6 @@
 """Two database libraries' manuals, ingested as Debian ships them, asked the questions their users ask.
 
-    python benchmarks/library_manuals.py [--set a|b|c|d] [--k 8] [--json runs/library_manuals.json]
+    python benchmarks/library_manuals.py [--set a|b|c|d|e] [--k 8] [--json runs/library_manuals.json]
 
 The corpus: psycopg2's whole Sphinx site (`python-psycopg2-doc`, /usr/share/doc/python-psycopg2-doc/html,
 ingested as a site: its build copies are skipped) and twelve pages of SQLAlchemy 1.4's manual
@@ -28,6 +28,10 @@ against it: fourteen pages of aiohttp's and Tornado's manuals (`apt-get install 
 python-tornado-doc`; benchmarks/data/library_manuals_d.pages.json), 32 answerable questions and 8 that the
 pages do not answer (ids e01-e40), in benchmarks/data/library_manuals_d.jsonl.
 
+`--set e`: a fifth set, written blind on 2026-12-05 the same way: thirteen pages of Scrapy's and Hypothesis'
+manuals (`apt-get install python-scrapy-doc python-hypothesis-doc`; benchmarks/data/library_manuals_e.pages.json),
+32 answerable questions and 8 that the pages do not answer (ids f01-f40), in benchmarks/data/library_manuals_e.jsonl.
+
 Per system (sculpt, extractive; k passages, no repair): answerable questions whose answer holds a gold fact
 ("contains", whole words after SQuAD normalisation), token F1, refusals of answerable and unanswerable
 questions, the validation pass rate.
@@ -54,7 +58,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {s: DATA / f"library_manuals_{s}" for s in "bcd"}  # .jsonl (questions), .pages.json (pages)
+SETS = {s: DATA / f"library_manuals_{s}" for s in "bcde"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -74,7 +78,7 @@ def corpus(root: Path = Path("runs/eval-corpora/library-manuals")) -> Path:
 
 
 def listed_corpus(listed: Path, root: Path) -> Path:
-    """The corpus folder of a set whose pages are listed (b, c: `listed`.pages.json), made once: each package's
+    """The corpus folder of a set whose pages are listed (b-e: `listed`.pages.json), made once: each package's
     listed pages, flat under the package's name."""
     pages = json.loads(listed.with_suffix(".pages.json").read_text())
     missing = sorted(package for package, paths in pages.items() if not all(Path(p).is_file() for p in paths))
@@ -91,9 +95,9 @@ def listed_corpus(listed: Path, root: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=("a", "b", "c", "d"), default="a",
+    ap.add_argument("--set", choices=("a", "b", "c", "d", "e"), default="a",
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
-                         "d: aiohttp and Tornado")
+                         "d: aiohttp and Tornado; e: Scrapy and Hypothesis")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--json", type=Path, default=Path("runs/library_manuals.json"))
     args = ap.parse_args()
