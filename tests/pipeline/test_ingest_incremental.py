@@ -94,15 +94,27 @@ def test_store_reopens_from_sql_when_index_files_are_missing(small_docs: Path, t
 
 
 def test_ingestor_keeps_parse_workers_warm_across_runs_and_stores(small_docs: Path, tmp_path: Path, embedder):
-    from pipeline.config import Settings
+    from pipeline.config import Settings, default_parse_workers
     from pipeline.ingestion import Ingestor
 
     with Ingestor(Settings(store_dir=tmp_path / "a"), embedder=embedder) as ingestor:
         first = ingestor.ingest([small_docs / "README.md"])
         workers = [slot["proc"].pid for slot in ingestor._pool._slots]
+        assert len(workers) == default_parse_workers()  # one per core, at most MAX_PARSE_WORKERS
         other = Store(Settings(store_dir=tmp_path / "b"))
         second = ingestor.ingest([small_docs / "fake.docx", small_docs / "fake-text.txt"], store=other)
         assert [slot["proc"].pid for slot in ingestor._pool._slots] == workers  # same warm processes
     assert first.ingested == 1 and second.ingested == 2
     assert Store(Settings(store_dir=tmp_path / "a")).counts()["documents"] == 1
     assert other.counts()["documents"] == 2 and other.check()["consistent"]
+
+
+@pytest.mark.parametrize("cores, workers", [(1, 1), (2, 2), (3, 3), (64, 4)])
+def test_files_are_parsed_by_one_worker_per_core_at_most_four(monkeypatch, cores, workers):
+    import os
+
+    from pipeline.config import MAX_PARSE_WORKERS, IngestSettings
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert IngestSettings().parse_workers == workers <= MAX_PARSE_WORKERS
+    assert IngestSettings(parse_workers=0).parse_workers == 0  # still settable: 0 parses in the main process
