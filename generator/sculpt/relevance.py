@@ -74,7 +74,9 @@ answer never quotes the same words twice.
   ADVICE), as a number types a "how many"; and such a sentence that opens with "To fix this" is read after
   the problem it fixes (REMEDY_RE), for that question only.
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
-  was trained on, poorly elsewhere; see docs/benchmarks.md).
+  was trained on and on text near them, such as financial tables, poorly on Python library manuals; ranking
+  without it and keeping it for answer-or-refuse only was measured and lost on manuals and business_docs:
+  docs/benchmarks.md, "Twenty-sixth round").
 
 The weights and the answer threshold that uses this score were chosen on corpora the model never trained
 on (docs/benchmarks.md, "choosing the answer rule").
