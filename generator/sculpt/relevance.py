@@ -298,8 +298,10 @@ ADVICE = re.compile(
     re.I)
 
 
+@functools.lru_cache(maxsize=256)
 def asks_advice(question: str) -> bool:
-    """Whether the question (its question proper) asks what to do (ADVICE_QUESTION)."""
+    """Whether the question (its question proper) asks what to do (ADVICE_QUESTION). Cached, as
+    `answer_type`: `parts` and `sentence_relevance` both ask it of the same question."""
     return bool(ADVICE_QUESTION.search(question_proper(question)))
 
 
@@ -319,6 +321,7 @@ def question_proper(question: str) -> str:
     return " ".join(asked) if asked and len(asked) < len(said) else question  # split off "Who won the U.S.")
 
 
+@functools.lru_cache(maxsize=256)
 def answer_type(question: str) -> str | None:
     """The kind of value a factoid question asks for: "date", "number", "name", "code", or None (anything
     else).

@@ -354,8 +354,8 @@ def rgb_items(root: Path) -> dict[str, list[Item]]:
 
 # Debian documentation that training may read. None of these packages is used by an evaluation set or a
 # benchmark (apache2-doc, bash-doc, git-doc: manuals; python-psycopg2/sqlalchemy/celery/peewee/requests/pytest/
-# aiohttp/tornado-doc: the library manuals; python-jinja2-doc: site_builds; sphinx-doc, debian-reference: their
-# sets), and
+# aiohttp/tornado/scrapy/hypothesis-doc: the library manuals; python-jinja2-doc: site_builds; sphinx-doc,
+# debian-reference: their sets), and
 # none is reserved for the product's blind judgement (postgresql-doc-*, python3*-doc, sqlite3-doc).
 TRAINING_DOC_PACKAGES = ("debian-policy", "maint-guide", "debmake-doc", "python-flask-doc", "python-werkzeug-doc",
                          "python-click-doc", "python-attr-doc", "python-babel-doc", "python-django-doc")
