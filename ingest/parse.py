@@ -5,8 +5,11 @@ hangs: empty files, unsupported types, encrypted PDFs/Office files/e-mails, over
 over the limit, and zip bombs disguised as Office documents. Every failure is an IngestError whose
 `reason` is one of REASONS, so reports and the quarantine table stay readable.
 
-Every input is distrusted: the work per file is bounded, not only its size. A zip that expands past
-`archive_ratio_from_bytes` at more than `max_archive_ratio` is refused; unstructured's title/narrative
+A gzip-compressed file (Debian's doc packages ship a manual's long pages as `changelog.html.gz`; exports and
+logs come as `.txt.gz`) is read as the file it holds (`gunzipped`).
+
+Every input is distrusted: the work per file is bounded, not only its size. A zip, or a gzip stream, that
+expands past `archive_ratio_from_bytes` at more than `max_archive_ratio` is refused; unstructured's title/narrative
 guess runs spaCy on at most HEURISTIC_CHARS of an element (it ran on up to 1M, ~25 s each); elements
 longer than `max_line_chars` are cut into pieces at whitespace. Memory and time are bounded by the
 parse worker (ingest/process.py). File names need not be UTF-8: such a file is opened by its real
@@ -16,6 +19,7 @@ name and handed to unstructured as bytes, with a display name whose undecodable 
 from __future__ import annotations
 
 import email
+import gzip
 import importlib
 import importlib.machinery
 import io
@@ -24,12 +28,16 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import threading
 import types
 import zipfile
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 from pipeline.config import IngestSettings
 from pipeline.errors import IngestError
@@ -221,6 +229,49 @@ def precheck(path: Path, file_type: str, size: int, settings: IngestSettings) ->
     if pages is not None and pages > settings.max_pages:
         raise IngestError("oversize", f"{pages} pages > limit {settings.max_pages}")
     return pages
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gzipped(path: Path) -> bool:
+    """The file is a gzip stream (by its first bytes, whatever its name)."""
+    with open(path, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
+@contextmanager
+def gunzipped(path: Path, size: int, settings: IngestSettings) -> Iterator[Path]:
+    """The file a gzip stream holds, written to a temporary folder for as long as it is parsed, under the
+    compressed file's name without `.gz` ("changelog.html.gz" -> "changelog.html"), so that its type and its
+    title are the inner file's. Bounded as a zip is: refused as oversize past `max_archive_bytes` or
+    `max_file_bytes`, or past `archive_ratio_from_bytes` at more than `max_archive_ratio` (a bomb); a corrupt
+    stream is a parse error, and a tar inside is refused as a zip is (archives are not unpacked)."""
+    name = Path(display_name(path)).name
+    lower = name.lower()
+    if lower.endswith((".tgz", ".tar.gz")):
+        raise IngestError("unsupported", "tar archives are not unpacked; extract them and ingest the folder")
+    inner = name[:-3] if lower.endswith(".gz") else name
+    limit = min(settings.max_archive_bytes, settings.max_file_bytes)
+    with tempfile.TemporaryDirectory(prefix="sculptrag-gz-") as tmp:
+        out, written = Path(tmp) / inner, 0
+        try:
+            with gzip.open(path, "rb") as src, open(out, "wb") as dst:
+                while block := src.read(1 << 20):
+                    written += len(block)
+                    ratio = written / max(size, 1)
+                    if written > limit or (written > settings.archive_ratio_from_bytes and ratio > settings.max_archive_ratio):
+                        raise IngestError("oversize", f"expands to more than {written:,} bytes ({ratio:,.0f}:1, limits "
+                                          f"{limit:,} bytes and {settings.max_archive_ratio:,.0f}:1); refused as a "
+                                          "possible gzip bomb")
+                    dst.write(block)
+        except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+            raise IngestError("parse error", f"not a valid gzip stream ({type(e).__name__}: {e})") from None
+        with open(out, "rb") as f:
+            f.seek(257)
+            if f.read(5) == b"ustar":
+                raise IngestError("unsupported", "a tar archive: archives are not unpacked; extract it and ingest the folder")
+        yield out
 
 
 def _ole_encrypted(path: Path) -> bool:

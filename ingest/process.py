@@ -34,7 +34,7 @@ from pipeline.spawn import main_script_hidden
 from .chunk import Chunk, chunk_elements
 from pipeline.embedding import token_counter
 from .metadata import DocumentMeta
-from .parse import parse_file, precheck, sniff, utf8_safe
+from .parse import gunzipped, gzipped, parse_file, precheck, sniff, utf8_safe
 from .validate import validate_parsed
 
 log = logging.getLogger(__name__)
@@ -79,24 +79,14 @@ def process_file(
     t0 = time.perf_counter()
     media_type = ""
     try:
-        file_type, media_type = sniff(Path(path))
-        count_tokens = _counter(tokenizer_path)
-        if memory_mb:
-            preload_partitioner(file_type)  # importing maps libraries: not this file's memory
-        with memory_limit(memory_mb):
-            pages = precheck(Path(path), file_type, size, settings)
-            parsed = parse_file(Path(path), file_type, media_type, pages, settings)
-            if parsed.pages and parsed.pages > settings.max_pages:
-                raise IngestError("oversize", f"{parsed.pages} pages > limit {settings.max_pages}")
-            doc = validate_parsed(parsed, settings)
-            if doc.text_chars > settings.max_chars:
-                raise IngestError("oversize", f"{doc.text_chars:,} characters of text > limit {settings.max_chars:,}")
-            chunks = chunk_elements(doc.elements, count_tokens, settings, parsed.metadata)
-        if not chunks:
-            raise IngestError("empty", "no chunks could be made from the text")
-        return Processed(
-            path, doc.title, doc.media_type, doc.file_type, doc.pages, chunks, time.perf_counter() - t0, parsed.metadata
-        )
+        with contextlib.ExitStack() as stack:
+            source = Path(path)
+            file_type, media_type = sniff(source)
+            if file_type == "UNK" and gzipped(source):  # read as the file it holds
+                source = stack.enter_context(gunzipped(source, size, settings))
+                file_type, media_type = sniff(source)
+                size = source.stat().st_size
+            return _process(path, source, size, file_type, media_type, settings, tokenizer_path, memory_mb, t0)
     except IngestError as e:
         if memory_mb and _out_of_memory(e):  # a parser that wrapped the MemoryError
             return Rejection(path, "oversize", _memory_detail(memory_mb), media_type)
@@ -108,6 +98,28 @@ def process_file(
             return Rejection(path, "oversize", _memory_detail(memory_mb), media_type)
         log.debug("unexpected error on %s", path, exc_info=True)
         return Rejection(path, "parse error", f"{type(e).__name__}: {str(e)[:300]}", media_type)
+
+
+def _process(path: str, source: Path, size: int, file_type: str, media_type: str, settings: IngestSettings,
+             tokenizer_path: str, memory_mb: int, t0: float) -> Processed:
+    """process_file's work on the file to read (`source`: `path` itself, or what its gzip stream holds)."""
+    count_tokens = _counter(tokenizer_path)
+    if memory_mb:
+        preload_partitioner(file_type)  # importing maps libraries: not this file's memory
+    with memory_limit(memory_mb):
+        pages = precheck(source, file_type, size, settings)
+        parsed = parse_file(source, file_type, media_type, pages, settings)
+        if parsed.pages and parsed.pages > settings.max_pages:
+            raise IngestError("oversize", f"{parsed.pages} pages > limit {settings.max_pages}")
+        doc = validate_parsed(parsed, settings)
+        if doc.text_chars > settings.max_chars:
+            raise IngestError("oversize", f"{doc.text_chars:,} characters of text > limit {settings.max_chars:,}")
+        chunks = chunk_elements(doc.elements, count_tokens, settings, parsed.metadata)
+    if not chunks:
+        raise IngestError("empty", "no chunks could be made from the text")
+    return Processed(
+        path, doc.title, doc.media_type, doc.file_type, doc.pages, chunks, time.perf_counter() - t0, parsed.metadata
+    )
 
 
 def keep_torch_out(settings: IngestSettings) -> None:
