@@ -50,6 +50,9 @@ from .tables import merge_pdf_tables
 
 log = logging.getLogger(__name__)
 
+# What the parser reads, versioned: a remembered rejection holds for the version that made it, so a version that
+# reads more (2: gzip streams) parses again what an earlier one refused (pipeline.ingestion.rejection_digest).
+FORMATS = 2
 REASONS = ("not found", "empty", "garbled", "encrypted", "oversize", "unsupported", "parse error", "duplicate content")
 ZIP_FORMATS = {"DOCX", "PPTX", "XLSX", "ODT", "EPUB"}
 OLE_FORMATS = {"DOC", "PPT", "XLS", "MSG", "DOCX", "PPTX", "XLSX"}  # encrypted OOXML is an OLE container

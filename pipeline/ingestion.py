@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ingest import parse as parsing
 from ingest.chunk import chunk_uid, config_digest
 from ingest.discover import FileRecord, Refused, expand_paths, file_record
 from pipeline.embedding import Embedder, make_embedder
@@ -219,8 +220,9 @@ def _classify(store: Store, records: list[FileRecord], access: Access, digest: s
                 regroup.append(rec.uri)
             continue
         q = quarantined.get(rec.uri)
-        if doc is None and q is not None and q.sha256 == rec.sha256 and q.chunk_digest == digest and access.may_touch(q):
-            report.unchanged += 1  # rejected before, same bytes: no point parsing again
+        if (doc is None and q is not None and q.sha256 == rec.sha256 and q.chunk_digest == rejection_digest(digest)
+                and access.may_touch(q)):
+            report.unchanged += 1  # rejected before, same bytes, same parser: no point parsing again
             continue
         original = next((uri for uri, readers in by_sha.get(rec.sha256, []) if uri != rec.uri and set(groups) <= readers), None)
         if original is not None:
@@ -234,6 +236,13 @@ def _classify(store: Store, records: list[FileRecord], access: Access, digest: s
                 tx.set_groups(tx.document_by_uri(uri), access.groups)
                 report.outcomes.append(FileOutcome(path=uri, status="updated", detail=f"groups set to {', '.join(access.groups)}"))
     return todo
+
+
+def rejection_digest(digest: str) -> str:
+    """What a remembered rejection is keyed on: the chunking digest and the formats the parser reads
+    (`ingest.parse.FORMATS`). A version that reads more parses again the files an earlier one refused (a gzipped
+    page was "unknown file type") without re-chunking a stored document."""
+    return hashlib.sha256(f"{digest}|formats {parsing.FORMATS}".encode()).hexdigest()[:12]
 
 
 def _reject_now(store: Store, rec: FileRecord, reason: str, detail: str, groups: Sequence[str], report: IngestReport) -> None:
@@ -338,7 +347,7 @@ class _Committer:
     def _reject(self, tx, item: Rejection) -> None:
         rec, _, groups = self.kinds[item.path]
         if not item.retry:
-            tx.quarantine(rec.uri, rec.sha256, rec.size, item.reason, item.detail, groups, self.digest)
+            tx.quarantine(rec.uri, rec.sha256, rec.size, item.reason, item.detail, groups, rejection_digest(self.digest))
         self.report.outcomes.append(FileOutcome(path=item.path, status="rejected", reason=item.reason, detail=item.detail))
 
     def _put(self, tx, item: Processed, vectors) -> None:

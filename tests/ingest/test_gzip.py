@@ -69,3 +69,23 @@ def test_gzipped_pages_and_texts_are_ingested_as_what_they_hold_and_bad_streams_
             == [(c.text, c.section) for c in chunks if c.document_id == plain.id])
     assert any("night shift starts at ten" in c.text for c in chunks)
     assert store.check()["consistent"]
+
+
+def test_a_version_that_reads_more_formats_parses_again_what_an_earlier_one_refused(tmp_path: Path, embedder, monkeypatch):
+    from ingest.parse import FORMATS
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.txt").write_text("The canteen opens at noon and closes at three in the afternoon.")
+    (docs / "blob.bin").write_bytes(bytes(range(256)) * 64)  # no format sculptrag reads
+    settings = Settings(store_dir=tmp_path / "store", ingest=IngestSettings())
+    first = ingest([docs], settings, embedder=embedder)
+    assert first.parsed == 2 and [o.reason for o in first.rejections()] == ["unsupported"]
+    again = ingest([docs], settings, embedder=embedder)
+    assert again.parsed == 0 and again.unchanged == 2  # the same bytes, the same parser: nothing read again
+
+    monkeypatch.setattr("ingest.parse.FORMATS", FORMATS + 1)  # a version that reads more formats
+    upgraded = ingest([docs], settings, embedder=embedder)
+    assert upgraded.parsed == 1 and upgraded.unchanged == 1  # the refused file is tried again, the text is not
+    assert [o.reason for o in upgraded.rejections()] == ["unsupported"]
+    assert Store(settings).check()["consistent"]
