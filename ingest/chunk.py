@@ -66,7 +66,14 @@ def embed_text(section: str, text: str, context: str = "") -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in CHUNK_SENTENCE_RE.split(text) if s.strip()]
+    """The text's sentences, every character kept but the whitespace between them: a closing quote or bracket
+    after the stop stays with the sentence it closes ('... Prussia." He' -> '... Prussia."', 'He')."""
+    out, start = [], 0
+    for m in CHUNK_SENTENCE_RE.finditer(text):
+        out.append(text[start:m.end(1)])
+        start = m.end()
+    out.append(text[start:])
+    return [s.strip() for s in out if s.strip()]
 
 
 def chunk_elements(
@@ -343,7 +350,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # without their chrome (navigation, sidebars, footers, permalinks: ingest/chrome.py); v7: an outline item's
     # label joined to its sub-list's first item (ingest/definitions.py), Sphinx's "[source]" links dropped;
     # v8: a PDF's stat callouts, a large figure joined to the caption under it (ingest/callouts.py); v9: a
-    # Sphinx parameter's name and dash joined to its description, the entry's paragraphs one line
+    # Sphinx parameter's name and dash joined to its description, the entry's paragraphs one line; v10: a closing
+    # quote or bracket after a sentence's stop is kept (v9 dropped it: '(... many!) So' read '(... many! So')
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v9{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v10{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

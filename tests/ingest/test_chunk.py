@@ -47,6 +47,16 @@ def test_token_bound_and_overlap(count):
     assert all(f"number {i} " in text for i in range(40))
 
 
+def test_every_character_but_whitespace_is_kept_where_sentences_end_in_quotes_and_brackets(count):
+    text = ('You cannot fix these errors (and yes, there are many!) So Valgrind reads a list. He said "stop." '
+            'Then he left. (See [2].) The next one ends in a quote: "done?" 3 more follow. ') * 12
+    chunks = chunk_elements([Element("NarrativeText", text, page=1)], count,
+                            IngestSettings(chunk_tokens=60, chunk_overlap=0))
+    assert len(chunks) > 3
+    assert "".join("".join(c.text.split()) for c in chunks) == "".join(text.split())
+    assert not any("many! So" in c.text or '"stop. Then' in c.text for c in chunks)
+
+
 def test_a_definitions_entry_that_fits_a_chunk_is_never_cut(count):
     entry = ("query_cache_size – size of the cache used to cache the SQL string form of queries. Set to zero to "
              "disable caching. Defaults to 500, meaning the cache will always store at least 500 statements.")

@@ -10,6 +10,7 @@ import threading
 import pytest
 import torch
 
+from ingest.chunk import split_sentences
 from pipeline import text as T
 from pipeline.device import default_dtype, loads_model, resolve_device, resolve_device_and_dtype
 from pipeline.errors import ConfigError
@@ -51,13 +52,25 @@ def test_a_sentence_does_not_end_at_an_initial_or_a_title_before_a_name_or_numbe
         "The rate was 0.72 vs. 1.45 here."]
 
 
+def test_a_sentence_does_not_end_at_an_abbreviation_that_introduces_an_example():
+    text = ('Your program will run much slower (eg. 20 to 30 times) than normal. Pick a driver, e.g. Psycopg, or '
+            'a mode, i.e. "strict". See cf. Table 2 for more. The movie. The end.')
+    assert T.SENTENCE_RE.split(text) == [
+        "Your program will run much slower (eg. 20 to 30 times) than normal.",
+        'Pick a driver, e.g. Psycopg, or a mode, i.e. "strict".', "See cf. Table 2 for more.", "The movie.",
+        "The end."]
+
+
 def test_the_chunk_variant_differs_where_it_says():
-    # closing quotes after the stop belong to the boundary (and split drops them)
-    assert T.CHUNK_SENTENCE_RE.split('He said "no." Then left.') == ['He said "no.', "Then left."]
+    # closing quotes and brackets after the stop belong to the boundary, and stay with the sentence they close
+    assert split_sentences('He said "no." Then left.') == ['He said "no."', "Then left."]
+    assert split_sentences("errors (and yes, there are many!) So it reads.") == [
+        "errors (and yes, there are many!)", "So it reads."]
+    assert split_sentences('(See [2].") Then it. Done.') == ['(See [2].")', "Then it.", "Done."]
     assert T.SENTENCE_RE.split('He said "no." Then left.') == ['He said "no." Then left.']
     # an opening quote or bracket starts a sentence only before a capital or a digit
     text = 'He said so. "...and then" it went. (see below) ok.'
-    assert T.CHUNK_SENTENCE_RE.split(text) == [text]
+    assert split_sentences(text) == [text]
     assert T.SENTENCE_RE.split(text) == ["He said so.", '"...and then" it went.', "(see below) ok."]
 
 
