@@ -423,7 +423,7 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
     elements: list[Element] = []
     for el in raw:
         kind = getattr(el, "category", type(el).__name__)
-        text = utf8_safe((el.text or "").strip())
+        text = utf8_safe(terminal_plain(el.text or "").strip())
         if kind in DROP_KINDS or not text:
             continue
         md = el.metadata
@@ -538,6 +538,18 @@ def display_name(path: Path) -> str:
     Python keeps such bytes as lone surrogates ('caf\\udce9.txt'), which unstructured's element ids and
     any SQL text column refuse; the file itself is still opened by its real name."""
     return os.fsencode(path).decode("utf-8", "replace")
+
+
+# A terminal's formatting: ANSI escape sequences (colours, bold: "\x1b[1mman-db\x1b[0m", as `man` and CI logs
+# write them) and overstrikes (a character, a backspace and the character again for bold, "_", a backspace and
+# the character for underline, as nroff writes formatted manuals).
+TERMINAL_RE = re.compile(r"\x1b\[[0-9;:?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|[^\n]\x08")
+
+
+def terminal_plain(text: str) -> str:
+    """`text` without a terminal's formatting (TERMINAL_RE): the words a reader sees. Kept, such text was refused
+    as garbled (2% control characters in man-db's manual) or stored with the codes in it."""
+    return TERMINAL_RE.sub("", text) if ("\x1b" in text or "\x08" in text) else text
 
 
 def utf8_safe(text: str) -> str:
