@@ -230,6 +230,8 @@ def memory_limit(memory_mb: int) -> Iterator[int]:
 
 def _worker(inbox, outbox, settings: IngestSettings, tokenizer_path: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    with contextlib.suppress(OSError):  # a process group of its own, with the programs a parser runs (pandoc
+        os.setpgid(0, 0)  # for org, rst, epub, odt, rtf), so that stopping the worker stops them too (`_stop`)
     parent = os.getppid()
     keep_torch_out(settings)
     _warm_up(tokenizer_path)
@@ -255,6 +257,16 @@ def _worker(inbox, outbox, settings: IngestSettings, tokenizer_path: str) -> Non
         except MemoryError:  # raised again while a rejection was being made, close to the limit
             result = Rejection(path, "oversize", _memory_detail(settings.parse_memory_mb))
         outbox.put(("done", key, result))  # sent without the limit: pickling a large result needs memory
+
+
+def _stop(proc) -> None:
+    """Kill a parse worker and every program it started: a parser that hangs is often one the worker runs
+    (pandoc spun at 100% of a core on a four-line org table; killed alone, the worker left it running,
+    adopted by init, after the ingest had reported the file). The worker leads its own process group."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the group outlives a worker that already died, with what it ran
+    proc.kill()
+    proc.join(5)
 
 
 def _soft_memory_limit(pid: int) -> int:
@@ -303,7 +315,7 @@ class ParsePool:
         for slot in self._slots:
             slot["proc"].join(2)
             if slot["proc"].is_alive():
-                slot["proc"].kill()
+                _stop(slot["proc"])
         self._slots = []
 
     def _start_slot(self) -> dict:
@@ -354,8 +366,7 @@ class ParsePool:
                 if failure is None:
                     continue
                 key, reason, detail = failure
-                slot["proc"].kill()
-                slot["proc"].join(5)
+                _stop(slot["proc"])
                 requeue = [k for k in slot["queued"] if k != key]
                 pending.extend((k, by_key[k]) for k in reversed(requeue))
                 slots[i] = self._start_slot()

@@ -158,6 +158,35 @@ def test_a_worker_that_aborts_or_overruns_costs_one_file_with_a_clear_reason(tmp
     assert time.monotonic() - t0 < 60  # the overrun cost two seconds, plus a fresh worker
 
 
+def _running(needle: str) -> list[str]:
+    """Command lines of this machine's processes that mention `needle`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if needle in cmd:
+            found.append(cmd)
+    return found
+
+
+def test_a_parser_program_that_hangs_is_stopped_with_its_worker(tmp_path: Path, tokenizer_path: str):
+    # pandoc (which reads org, rst, epub, odt and rtf for unstructured) spins without end on this table; the
+    # worker that ran it was killed at its time limit, and pandoc went on at 100% of a core, adopted by init
+    table = tmp_path / "keys.org"
+    table.write_text("| a | ^\\ | ^\\ |\n| b | ^] | ^] |\n| c | ^^ | ^^ |\n| d | ^_ | ^_ |\n")
+    note = tmp_path / "note.txt"
+    note.write_text(GOOD_TEXT)
+    files = [(str(table), table.stat().st_size), (str(note), note.stat().st_size)]
+    with ParsePool(IngestSettings(parse_timeout_s=3, parse_timeout_s_per_mb=0), tokenizer_path, workers=1) as pool:
+        results = list(pool.run(files))
+        assert results[0].reason == "parse error" and "did not finish within 3 s" in results[0].detail, results[0]
+        assert isinstance(results[1], Processed), results[1]
+        time.sleep(0.5)
+        assert _running(str(table)) == []  # stopped with its worker, while the pool goes on
+
+
 def test_files_whose_names_are_not_utf8_are_ingested_in_every_format(
     shared_data: Path, tmp_path: Path, embedder, make_settings, format_seeds: list[str]
 ):
