@@ -183,16 +183,26 @@ def narrative_by_look(text: str, *args, **kwargs) -> bool:
 SENTENCE_END_RE = re.compile(r"[.!?][\"')\]]*$")
 
 
+# Text markup whose extension says more than libmagic: a Markdown page with a JavaScript example is
+# "application/javascript" to libmagic, which unstructured then reads as plain source code (Node.js's API
+# pages kept "## `os.EOL`", "```mjs" and "<!-- YAML" as text, their headings never titles).
+MARKUP_EXTENSIONS = {".md": "MD", ".markdown": "MD", ".rst": "RST", ".org": "ORG"}
+
+
 def sniff(path: Path) -> tuple[str, str]:
-    """(file type name, MIME type) by content, falling back to the extension."""
+    """(file type name, MIME type) by content, falling back to the extension; text that unstructured takes
+    for plain text or code is read as the markup its extension names (MARKUP_EXTENSIONS)."""
     configure_unstructured()
-    from unstructured.file_utils.filetype import detect_filetype
+    from unstructured.file_utils.filetype import FileType, detect_filetype
 
     if display_name(path) == str(path):
         ft = detect_filetype(file_path=str(path))
     else:
         with open(path, "rb") as f:  # libmagic and unstructured refuse the name, not the open file
             ft = detect_filetype(file=f, metadata_file_path=display_name(path))
+    markup = MARKUP_EXTENSIONS.get(Path(display_name(path)).suffix.lower())
+    if ft.name == "TXT" and markup:
+        ft = FileType[markup]
     return ft.name, ft.mime_type
 
 
@@ -403,6 +413,8 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
     encoding = _bom_encoding(path)
     if file_type in TEXT_FORMATS and encoding:
         kwargs["encoding"] = encoding  # unstructured's CSV reader does not look for UTF-16/32 BOMs
+    if file_type in MARKUP_EXTENSIONS.values():
+        kwargs["content_type"] = media_type  # as `sniff` read it: unstructured would take it for code again
     try:
         if file_type == "EML" and encoding and encoding.startswith(("utf-16", "utf-32")):  # the e-mail parser expects bytes in ASCII/UTF-8
             data = path.read_bytes().decode(encoding).encode("utf-8")
