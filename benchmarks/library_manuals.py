@@ -84,6 +84,11 @@ def corpus(root: Path = Path("runs/eval-corpora/library-manuals")) -> Path:
     return root
 
 
+def package_folder(root: Path, package: str) -> Path:
+    """Where a package's pages go in a corpus folder: "python-celery-doc" -> root/celery."""
+    return root / package.removeprefix("python-").removesuffix("-doc")
+
+
 def listed_corpus(listed: Path, root: Path) -> Path:
     """The corpus folder of a set whose pages are listed (b-e: `listed`.pages.json), made once: each package's
     listed pages, flat under the package's name."""
@@ -92,7 +97,7 @@ def listed_corpus(listed: Path, root: Path) -> Path:
     if missing:
         sys.exit(f"the manuals are missing: apt-get install {' '.join(missing)}")
     for package, paths in pages.items():
-        folder = root / package.removeprefix("python-").removesuffix("-doc")
+        folder = package_folder(root, package)
         folder.mkdir(parents=True, exist_ok=True)
         for page in map(Path, paths):
             if not (folder / page.name).is_file():
@@ -108,7 +113,7 @@ def whole_corpus(listed: Path, root: Path) -> Path:
     if missing:
         sys.exit(f"the manuals are missing: apt-get install {' '.join(missing)}")
     for package in packages:
-        folder = root / package.removeprefix("python-").removesuffix("-doc")
+        folder = package_folder(root, package)
         if not folder.is_dir():
             shutil.copytree(Path("/usr/share/doc") / package / "html", folder, symlinks=True)
     return root

@@ -271,20 +271,25 @@ def gunzipped(path: Path, size: int, settings: IngestSettings) -> Iterator[Path]
         try:
             with gzip.open(path, "rb") as src, open(out, "wb") as dst:
                 while block := src.read(1 << 20):
+                    if not written and block[257:262] == b"ustar":  # a tar header's magic, in the first block
+                        raise IngestError("unsupported", "a tar archive: archives are not unpacked; extract it and "
+                                                         "ingest the folder")
                     written += len(block)
-                    ratio = written / max(size, 1)
-                    if written > limit or (written > settings.archive_ratio_from_bytes and ratio > settings.max_archive_ratio):
-                        raise IngestError("oversize", f"expands to more than {written:,} bytes ({ratio:,.0f}:1, limits "
-                                          f"{limit:,} bytes and {settings.max_archive_ratio:,.0f}:1); refused as a "
-                                          "possible gzip bomb")
+                    _check_expansion(written, size, limit, settings, "gzip", so_far=True)
                     dst.write(block)
         except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
             raise IngestError("parse error", f"not a valid gzip stream ({type(e).__name__}: {e})") from None
-        with open(out, "rb") as f:
-            f.seek(257)
-            if f.read(5) == b"ustar":
-                raise IngestError("unsupported", "a tar archive: archives are not unpacked; extract it and ingest the folder")
         yield out
+
+
+def _check_expansion(total: int, size: int, limit: int, settings: IngestSettings, kind: str, so_far: bool = False) -> None:
+    """Refuse a compressed file that expands to more than `limit` bytes, or past `archive_ratio_from_bytes` at
+    more than `max_archive_ratio` times its `size` (`so_far`: `total` is what a stream has given up to now)."""
+    ratio = total / max(size, 1)
+    if total > limit or (total > settings.archive_ratio_from_bytes and ratio > settings.max_archive_ratio):
+        raise IngestError("oversize", f"expands to {'more than ' if so_far else ''}{total:,} bytes ({ratio:,.0f}:1, "
+                          f"limits {limit:,} bytes and {settings.max_archive_ratio:,.0f}:1); refused as a possible "
+                          f"{kind} bomb")
 
 
 def _ole_encrypted(path: Path) -> bool:
@@ -308,14 +313,7 @@ def _check_archive(path: Path, size: int, settings: IngestSettings) -> None:
         if _ole_encrypted(path):
             raise IngestError("encrypted", "password-protected Office file") from None
         raise IngestError("parse error", "not a valid zip container (corrupt Office/ODF/EPUB file)") from None
-    total = sum(i.file_size for i in infos)
-    ratio = total / max(size, 1)
-    if total > settings.max_archive_bytes or (total > settings.archive_ratio_from_bytes and ratio > settings.max_archive_ratio):
-        raise IngestError(
-            "oversize",
-            f"expands to {total:,} bytes ({ratio:,.0f}:1, limits {settings.max_archive_bytes:,} bytes and "
-            f"{settings.max_archive_ratio:,.0f}:1); refused as a possible zip bomb",
-        )
+    _check_expansion(sum(i.file_size for i in infos), size, settings.max_archive_bytes, settings, "zip")
 
 
 def _office_pages(path: Path) -> int | None:

@@ -48,7 +48,7 @@ class IngestSettings(BaseModel):
     chunk_tokens: int = Field(200, ge=16, description="max tokens per chunk (embedder tokenizer)")
     chunk_overlap: int = Field(32, ge=0, description="tokens repeated from the previous chunk")
     table_tokens: int = Field(400, ge=16, description="tables up to this size stay in one chunk")
-    parse_workers: int = Field(default_factory=lambda: default_parse_workers(), ge=0,
+    parse_workers: int = Field(default_factory=default_parse_workers, ge=0,
                                description="processes parsing files (0: in the main process); default: one per "
                                "usable core, at most MAX_PARSE_WORKERS; a run starts no more than it has files")
     parse_timeout_s: float = Field(

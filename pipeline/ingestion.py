@@ -202,6 +202,7 @@ def _classify(store: Store, records: list[FileRecord], access: Access, digest: s
         docs = {d.source_uri: d for d in s.query(Document)}
         quarantined = {q.source_uri: q for q in s.query(Quarantine)}
     by_sha: dict[str, list[tuple[str, set[str]]]] = {}  # sha -> [(uri, groups)] of the documents with those bytes
+    rejected_as = rejection_digest(digest)
     for d in docs.values():
         by_sha.setdefault(d.sha256, []).append((d.source_uri, set(d.group_names)))
     todo: list[tuple[FileRecord, str, tuple[str, ...]]] = []
@@ -220,7 +221,7 @@ def _classify(store: Store, records: list[FileRecord], access: Access, digest: s
                 regroup.append(rec.uri)
             continue
         q = quarantined.get(rec.uri)
-        if (doc is None and q is not None and q.sha256 == rec.sha256 and q.chunk_digest == rejection_digest(digest)
+        if (doc is None and q is not None and q.sha256 == rec.sha256 and q.chunk_digest == rejected_as
                 and access.may_touch(q)):
             report.unchanged += 1  # rejected before, same bytes, same parser: no point parsing again
             continue
