@@ -352,7 +352,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # v8: a PDF's stat callouts, a large figure joined to the caption under it (ingest/callouts.py); v9: a
     # Sphinx parameter's name and dash joined to its description, the entry's paragraphs one line; v10: a closing
     # quote or bracket after a sentence's stop is kept (v9 dropped it: '(... many!) So' read '(... many! So'), and
-    # Markdown that libmagic takes for code is read as Markdown (ingest.parse.MARKUP_EXTENSIONS)
+    # Markdown that libmagic takes for code is read as Markdown (ingest.parse.MARKUP_EXTENSIONS); v11: a web page
+    # with a script in its head, which libmagic takes for code, is read as HTML, not as its markup (HTML_START_RE)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v10{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v11{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -187,6 +187,13 @@ SENTENCE_END_RE = re.compile(r"[.!?][\"')\]]*$")
 # "application/javascript" to libmagic, which unstructured then reads as plain source code (Node.js's API
 # pages kept "## `os.EOL`", "```mjs" and "<!-- YAML" as text, their headings never titles).
 MARKUP_EXTENSIONS = {".md": "MD", ".markdown": "MD", ".rst": "RST", ".org": "ORG"}
+# A web page with a script in its head is "application/javascript" to libmagic too (Django's 692 Sphinx pages:
+# an inline jQuery snippet before <body>), and unstructured read the markup as plain text, tags and all. A text
+# file that opens as a page (a doctype or <html> after comments and blank lines), or a .html/.htm file with a
+# page's tags in its head, is HTML whatever libmagic says.
+HTML_EXTENSIONS = {".html", ".htm"}
+HTML_START_RE = re.compile(rb"\A(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b", re.I | re.S)
+HTML_TAG_RE = re.compile(rb"<(?:html|head|body|title|meta|div|p|table|h[1-6]|ul|ol|dl)\b[^<>]*>", re.I)
 
 
 def sniff(path: Path) -> tuple[str, str]:
@@ -200,10 +207,19 @@ def sniff(path: Path) -> tuple[str, str]:
     else:
         with open(path, "rb") as f:  # libmagic and unstructured refuse the name, not the open file
             ft = detect_filetype(file=f, metadata_file_path=display_name(path))
-    markup = MARKUP_EXTENSIONS.get(Path(display_name(path)).suffix.lower())
+    suffix = Path(display_name(path)).suffix.lower()
+    markup = MARKUP_EXTENSIONS.get(suffix)
     if ft.name == "TXT" and markup:
         ft = FileType[markup]
+    elif ft.name in ("TXT", "XML") and _looks_like_a_page(path, suffix in HTML_EXTENSIONS):
+        ft = FileType.HTML
     return ft.name, ft.mime_type
+
+
+def _looks_like_a_page(path: Path, html_name: bool) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    return bool(HTML_START_RE.match(head) or (html_name and HTML_TAG_RE.search(head)))
 
 
 def web_asset(path: Path) -> bool:

@@ -49,3 +49,73 @@ def test_a_markdown_page_with_a_code_example_is_read_as_markdown(tmp_path: Path)
     plain = tmp_path / "timers.txt"  # the same text under a plain-text name stays plain text
     plain.write_text(PAGE)
     assert sniff(plain)[0] == "TXT"
+
+
+# A Sphinx page as Django's documentation ships it: a blank line before the doctype, and a jQuery snippet in the
+# head, which makes libmagic call the page "application/javascript".
+SCRIPT = """(function($) {
+    if (!template_builtins) {
+       // builtins missing, do nothing.
+       return;
+    }
+    $(document).ready(function() {
+        var base = "ref/templates/builtins.html";
+        if (base == "#") {
+            base = "";
+        }
+        $("div.highlight span.k").each(function(i, elem) {
+            var tagname = $(elem).text();
+            if ($.inArray(tagname, template_builtins.ttags) != -1) {
+                var fragment = tagname.replace(/_/, '-');
+                $(elem).html("<a href='" + base + "#" + fragment + "'>" + tagname + "</a>");
+            }
+        });
+    });
+})(jQuery);
+"""
+SPHINX_PAGE = f"""
+<!DOCTYPE html>
+
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <title>Glossary &#8212; Example 3.2 documentation</title>
+    <link rel="stylesheet" type="text/css" href="_static/pygments.css" />
+    <script src="_static/jquery.js"></script>
+<script>
+{SCRIPT * 3}
+</script>
+  </head><body>
+  <div class="document"><div class="body" role="main">
+  <h1>Glossary</h1>
+  <dl class="glossary">
+  <dt id="term-queryset">queryset</dt>
+  <dd><p>An object representing some set of rows to be fetched from the database.</p></dd>
+  <dt id="term-slug">slug</dt>
+  <dd><p>A short label for something, containing only letters, numbers, underscores or hyphens.</p></dd>
+  </dl>
+  </div></div>
+  </body></html>
+"""
+
+
+def test_a_web_page_with_a_script_in_its_head_is_read_as_html(tmp_path: Path):
+    import magic
+
+    page = tmp_path / "glossary.html"
+    page.write_text(SPHINX_PAGE)
+    assert magic.from_file(str(page), mime=True) != "text/html"  # what made unstructured read it as text
+    assert sniff(page)[0] == "HTML"
+    done = process_file(str(page), page.stat().st_size, IngestSettings(), str(SentenceTransformerEmbedder().path))
+    assert isinstance(done, Processed) and done.file_type == "HTML", done
+    text = "\n".join(c.text for c in done.chunks)
+    assert "<" not in text and "jQuery" not in text and "function" not in text
+    assert "queryset: An object representing some set of rows to be fetched from the database." in text
+
+    for name in ("page", "page.txt"):  # a page under another name is still a page: it opens with its doctype
+        other = tmp_path / name
+        other.write_text(SPHINX_PAGE)
+        assert sniff(other)[0] == "HTML"
+    script = tmp_path / "builtins.txt"  # and a script that mentions a page's tags is not a page
+    script.write_text(SCRIPT * 3)
+    assert sniff(script)[0] == "TXT"
