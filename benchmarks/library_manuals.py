@@ -32,7 +32,12 @@ pages do not answer (ids e01-e40), in benchmarks/data/library_manuals_d.jsonl.
 manuals (`apt-get install python-scrapy-doc python-hypothesis-doc`; benchmarks/data/library_manuals_e.pages.json),
 32 answerable questions and 8 that the pages do not answer (ids f01-f40), in benchmarks/data/library_manuals_e.jsonl.
 
-`--whole` (sets b-e): the same questions asked of a store that holds each package's whole site as Debian
+`--set f`: a sixth set, written blind on 2026-12-05 the same way: fourteen pages of Django 3.2's manual
+(`apt-get install python-django-doc`, a Sphinx site of 692 pages, the largest installed here; removed from
+training's documentation packages when this set was made; benchmarks/data/library_manuals_f.pages.json), 32
+answerable questions and 8 that the pages do not answer (ids g01-g40), in benchmarks/data/library_manuals_f.jsonl.
+
+`--whole` (sets b-f): the same questions asked of a store that holds each package's whole site as Debian
 ships it (ingested as a site: its build copies skipped), not only the listed pages: a company asks its whole
 manual, where ten to thirty times as many passages compete for the top k. The unanswerable questions were
 written against the listed pages; the rest of a manual may answer some of them, so their refusal rate is
@@ -65,7 +70,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {s: DATA / f"library_manuals_{s}" for s in "bcde"}  # .jsonl (questions), .pages.json (pages)
+SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdef"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -90,7 +95,7 @@ def package_folder(root: Path, package: str) -> Path:
 
 
 def listed_corpus(listed: Path, root: Path) -> Path:
-    """The corpus folder of a set whose pages are listed (b-e: `listed`.pages.json), made once: each package's
+    """The corpus folder of a set whose pages are listed (b-f: `listed`.pages.json), made once: each package's
     listed pages, flat under the package's name."""
     pages = json.loads(listed.with_suffix(".pages.json").read_text())
     missing = sorted(package for package, paths in pages.items() if not all(Path(p).is_file() for p in paths))
@@ -121,10 +126,10 @@ def whole_corpus(listed: Path, root: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=("a", "b", "c", "d", "e"), default="a",
+    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f"), default="a",
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
-                         "d: aiohttp and Tornado; e: Scrapy and Hypothesis")
-    ap.add_argument("--whole", action="store_true", help="sets b-e: a store of the packages' whole sites, not only "
+                         "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django")
+    ap.add_argument("--whole", action="store_true", help="sets b-f: a store of the packages' whole sites, not only "
                                                               "the listed pages")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--json", type=Path, default=Path("runs/library_manuals.json"))
@@ -132,7 +137,7 @@ def main() -> None:
     settings = Settings()
     settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
     if args.whole and args.set == "a":
-        ap.error("--whole is for sets b-e (set a's psycopg2 site is whole already)")
+        ap.error("--whole is for sets b-f (set a's psycopg2 site is whole already)")
     if args.set == "a":
         ds, store = load_dataset(QUESTIONS, corpus=corpus()), Path("runs/eval-stores/library-manuals")
     else:

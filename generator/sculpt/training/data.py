@@ -358,10 +358,10 @@ def rgb_items(root: Path) -> dict[str, list[Item]]:
 # debian-reference: their sets), and
 # none is reserved for the product's blind judgement (postgresql-doc-*, python3*-doc, sqlite3-doc).
 TRAINING_DOC_PACKAGES = ("debian-policy", "maint-guide", "debmake-doc", "python-flask-doc", "python-werkzeug-doc",
-                         "python-click-doc", "python-attr-doc", "python-babel-doc", "python-django-doc")
+                         "python-click-doc", "python-attr-doc", "python-babel-doc")
 NOT_FOR_TRAINING = re.compile(r"^(postgresql-doc|python3[^/]*-doc|sqlite3-doc|apache2-doc|bash-doc|git-doc|"
                               r"python-(psycopg2|sqlalchemy|celery|peewee|requests|pytest|aiohttp|tornado|jinja2|"
-                              r"scrapy|hypothesis)-doc|sphinx-doc|debian-reference)")
+                              r"scrapy|hypothesis|django)-doc|sphinx-doc|debian-reference)")
 
 
 # indexes, search pages, module listings, release notes (lists of versions) and translations (the questions are
