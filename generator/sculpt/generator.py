@@ -17,7 +17,11 @@ answer type, a small share of the model's learned selector), the "relevance" sel
   begins where the answer does; where it stops (cites): the decoder's choice;
 - another quote after a citation: while an unused sentence is within `more_margin` of the best, up to
   `max_quotes`, each cited to its own passage, and only on a sentence that says something the answer does
-  not say yet (at least `novelty` of its content words new to the answer and the question).
+  not say yet (at least `novelty` of its content words new to the answer and the question);
+- a quote of a reference entry's sentence that does not name the entry (a setting's "Default: 259200 (3 days,
+  in seconds)" under the section title "PASSWORD_RESET_TIMEOUT") opens with the entry's name, copied from the
+  passage's title line, and a written colon: "PASSWORD_RESET_TIMEOUT: 259200 (3 days, in seconds) [1]"
+  (`leads`, relevance.entry_leads).
 The "learned" selector keeps the previous behaviour for comparison: the model's selector decides answer or
 refuse (refuse when its "none of the sentences" probability reaches `refuse_threshold`), quotes open on
 sentence starts, on the sentence with the most decoder copy probability times selector probability.
@@ -130,6 +134,10 @@ class SculptSampling(BaseModel):
     connectors: bool = Field(True, description="relevance: a quote that stops inside its sentence is joined to "
                                                "the next by a written word (\"and\", or \"while\" when the "
                                                "question compares), where the next quote reads on after it")
+    leads: bool = Field(True, description="relevance: a quote of a reference entry's sentence that does not name "
+                                          "the entry opens with the entry's name, the section title it is under "
+                                          "(\"PASSWORD_RESET_TIMEOUT: 259200 (3 days, in seconds) [1]\"; "
+                                          "relevance.entry_leads)")
     refuse_threshold: float = Field(0.7, gt=0.0, le=1.0, description="learned: refuse when the selector's 'none "
                                                                      "of the sentences' probability reaches this")
     more_threshold: float = Field(0.5, ge=0.0, le=1.0, description="learned: after a citation, quote another "
@@ -288,11 +296,14 @@ class SculptGenerator:
             joinable = joinable_starts(batch)
         if cfg.clauses and cfg.selector == "relevance":  # a table row's quote ends at the value asked for,
             stops, gaps = relevance.cell_stops(batch, question), cell_gaps(batch)  # or at a cell that fits
+        lead = colon = None
+        if cfg.leads and cfg.selector == "relevance" and sections is not None:  # an entry's sentence under its name
+            lead, colon = relevance.entry_leads(batch, sections), self._tokenizer.convert_tokens_to_ids(":")
         terms = sentence_terms = None
         if cfg.selector == "relevance" and cfg.novelty > 0:  # a further quote must say something new
             terms, sentence_terms = relevance.position_terms(batch, question)
         return Selection(refuse, score, starts, cut, max_quotes, decoder_weight, start_score, word_joins(batch),
-                         connector, joinable, stops, gaps, terms, sentence_terms, cfg.novelty)
+                         connector, joinable, stops, gaps, terms, sentence_terms, cfg.novelty, lead, colon)
 
     def _finish(self, request, slots, batch, start, per_step, nfe, prompt_tokens, passages=()) -> GenerationResult:
         if batch is None:
@@ -552,7 +563,11 @@ def render(slots: np.ndarray, batch: Batch, passages, space: OutputSpace, tokeni
             parts.append(batch.texts[0][p][batch.offsets[0][p][a][0]: batch.offsets[0][p][z][1]])
             run = None
         if words:
-            parts.append(tokenizer.decode(words))
+            said = tokenizer.decode(words)
+            if said == ":" and parts:  # after an entry's name (grammar: Selection.lead)
+                parts[-1] += said
+            else:
+                parts.append(said)
             words = []
 
     for s in slots.tolist():

@@ -42,7 +42,11 @@ class Selection:
         a quote that reaches a cell end and cannot fit the next cell and its citation on the canvas ends there;
     terms, sentence_terms: (M,) each position's content term id (-1 none) and each sentence's set of them,
         the question's left out (relevance.position_terms): a further quote opens only on a sentence that
-        brings at least `novelty` of its terms new to the answer (`redundant`); None: no such test."""
+        brings at least `novelty` of its terms new to the answer (`redundant`); None: no such test;
+    lead: (M,) the sentence id of the line that names the reference entry each position's sentence belongs to,
+        -1 none (relevance.entry_leads): a quote that opens on such a sentence opens with the name instead, then
+        `colon` (written, not copied), then the sentence: "PASSWORD_RESET_TIMEOUT: 259200 (3 days, in seconds)
+        [1]"; the name is quoted once, and only where the name, the colon and the sentence fit. None: never."""
 
     refuse: bool
     score: np.ndarray
@@ -59,6 +63,8 @@ class Selection:
     terms: np.ndarray | None = None
     sentence_terms: dict[int, frozenset[int]] | None = None
     novelty: float = 0.0
+    lead: np.ndarray | None = None
+    colon: int | None = None
 
 
 def draft_span(canvas: np.ndarray, slot: int, sentence: np.ndarray, space: OutputSpace, length: int) -> list[int]:
@@ -95,7 +101,10 @@ def choose(logp: np.ndarray, rows: np.ndarray, only: np.ndarray, space: OutputSp
     - after a copy of a sentence's last token: the citation of its passage;
     - after a citation, when another quote follows, the quote before stopped inside its sentence and the
       next one opens on a joinable start: the connector word (written, not copied), then that quote;
-    - after a word: a word or EOS (the refusal), or after a connector the quote it announces.
+    - after a word: a word or EOS (the refusal), or after a connector the quote it announces;
+    - a quote that would open on a sentence of a reference entry that does not name the entry opens on the
+      entry's name instead (`Selection.lead`), which is followed by the colon (written), then by a quote of one
+      of that entry's sentences: "NAME: sentence [n]", one citation for both.
     So an answer is either words (the refusal) or quoted sentence pieces, each cited with the passage it
     comes from, joined by at most one written word each: citations are consistent with the text by
     construction, and nothing is ever repeated.
@@ -165,6 +174,13 @@ def allowed_values(row: np.ndarray, i: int, copy_logp: np.ndarray, space: Output
                     allowed[selection.connector] = True
             else:
                 allowed[copies] = False
+        if selection.lead is not None and bool(allowed[copies].any()):
+            if connected and prev == selection.colon:  # after "NAME:", a sentence of that entry
+                named = int(sentence[space.position_of(int(row[i - 2]))])
+                allowed[copies] = selection.starts & ~np.isin(sentence, sentence[used]) & (selection.lead == named) \
+                    & (left + 1 <= L - i)
+            else:
+                allowed[copies] = _with_lead(allowed[copies], used, i, L, sentence, selection, left)
     elif space.is_copy(prev):
         p = space.position_of(prev)
         goes_on = p + 1 < space.positions and int(sentence[p + 1]) == int(sentence[p]) >= 0 \
@@ -174,7 +190,9 @@ def allowed_values(row: np.ndarray, i: int, copy_logp: np.ndarray, space: Output
             allowed[space.copy(p + 1)] = True
         if i == L - 1:  # the canvas's last slot: the quote is cited here, whatever is left of it
             allowed[copies] = False
-        if i == L - 1 or not (goes_on and selection.joins is not None and bool(selection.joins[p + 1])):
+        if not goes_on and _names_entry(row, i, p, L, sentence, selection, left, space):
+            allowed[selection.colon] = True  # the entry's name, then what it is
+        elif i == L - 1 or not (goes_on and selection.joins is not None and bool(selection.joins[p + 1])):
             allowed[space.cite(space.locate(p)[0])] = True  # stop here (not inside a word)
     else:
         allowed[words] = True
@@ -204,6 +222,38 @@ def forced(row: np.ndarray, i: int, space: OutputSpace, eos: int, sentence: np.n
         return space.copy(_best_sentence_start(copy_logp, allowed[kind], sentence, selection.score, 0.0,
                                                selection.start_score))
     return None
+
+
+def _with_lead(ok_start: np.ndarray, used: np.ndarray, i: int, L: int, sentence: np.ndarray, selection: Selection,
+               left: np.ndarray) -> np.ndarray:
+    """The openings `ok_start` (M,), or only the first token of the entry's name where the quote would open on a
+    sentence of a reference entry that does not name it, the name is not quoted yet, and the name, the colon,
+    the sentence and its citation fit on the canvas."""
+    best = _best_sentence_start(np.zeros(ok_start.size, dtype=np.float32), ok_start, sentence, selection.score, 0.0,
+                                selection.start_score)
+    named = int(selection.lead[best])
+    if named < 0 or bool(np.isin(named, sentence[used])):
+        return ok_start
+    first = int(np.flatnonzero(sentence == named)[0])
+    if int(left[first]) + 1 + int(left[best]) + 1 > L - i:
+        return ok_start
+    out = np.zeros_like(ok_start)
+    out[first] = True
+    return out
+
+
+def _names_entry(row: np.ndarray, i: int, p: int, L: int, sentence: np.ndarray, selection: Selection,
+                 left: np.ndarray, space: OutputSpace) -> bool:
+    """Slot i follows the last token (p) of an entry's name that a quote opened on: the colon comes next, where one
+    of the entry's sentences, not quoted yet, still fits after it with its citation."""
+    if selection.lead is None or selection.colon is None or i >= L - 2:
+        return False
+    named = int(sentence[p])
+    if not bool((selection.lead == named).any()):
+        return False
+    used = space.position_of(row[: i][space.is_copy(row[: i])])
+    led = selection.starts & (selection.lead == named) & ~np.isin(sentence, sentence[used])
+    return bool((led & (left + 1 <= L - i - 1)).any())
 
 
 def tokens_to_end(sentence: np.ndarray) -> np.ndarray:

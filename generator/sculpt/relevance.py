@@ -73,6 +73,8 @@ answer never quotes the same words twice.
   ("To fix this, make sure you ...", "... set it to READ-COMMITTED.", "... could be enabled with show_index",
   ADVICE), as a number types a "how many"; and such a sentence that opens with "To fix this" is read after
   the problem it fixes (REMEDY_RE), for that question only.
+- an entry's name: a sentence under a section title that names a reference entry (`entry_name`: a setting, a
+  function, an option) and that does not name it is quoted after that name (`entry_leads`; the grammar's lead).
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
   was trained on and on text near them, such as financial tables, poorly on Python library manuals; ranking
   without it and keeping it for answer-or-refuse only was measured and lost on manuals and business_docs:
@@ -591,6 +593,44 @@ def section_heads(batch, sections: Sequence[str], titles: frozenset[str] = froze
                 current = " ".join(text[spans[line[0]][0]:spans[line[-1]][1]].split())
             for k in line:
                 out[sentence_id(p, k)] = current
+    return out
+
+
+# An entry's name as a reference titles it: a setting ("PASSWORD_RESET_TIMEOUT", "worker_lost_wait"), a function
+# ("os.uptime()"), an option ("--num-callers"), a class ("HttpRequest"); one word of code, not a topic ("Caching")
+ENTRY_NAME_RE = re.compile(r"^(?:--?[A-Za-z][\w-]*|[A-Za-z_]\w*(?:(?:\.|::)[A-Za-z_]\w*)*(?:\(\))?)$")
+
+
+def entry_name(title: str) -> bool:
+    """The title names a reference entry: one word of code (`ENTRY_NAME_RE`) that a plain word is not: with an
+    underscore, a dot or "::" inside, a call's "()", a leading dash, or a capital after a small letter."""
+    t = title.strip()
+    return bool(ENTRY_NAME_RE.match(t)) and ("_" in t or "." in t or "::" in t or t.endswith("()")
+                                             or t.startswith("-") or re.search(r"[a-z][A-Z]", t) is not None)
+
+
+def entry_leads(batch, sections: Sequence[str]) -> np.ndarray:
+    """(M,) for each position of the first request of `batch`, the sentence id of the line that names the
+    reference entry its sentence belongs to, where the sentence does not name it itself; -1 elsewhere. A
+    reference cut into one section per entry has its name as the section's title, the passage's first line
+    ("PASSWORD_RESET_TIMEOUT / Default: 259200 (3 days, in seconds) / The number of seconds a password reset
+    link is valid for."), and its sentences say what the entry is without naming it: quoted alone, "259200 (3
+    days, in seconds)" answers "How long is a password reset link valid, and which setting changes it?" with
+    half the answer. The answer grammar opens such a quote with the name (`grammar.Selection.lead`)."""
+    sid = batch.sentence[0]
+    out = np.full(sid.shape, -1, dtype=np.int64)
+    present = set(np.unique(sid).tolist())
+    for p, text in enumerate(batch.texts[0]):
+        name = title_key(sections[p]) if p < len(sections) else ""
+        if not entry_name(name):
+            continue
+        spans = layout(text)[0]
+        head = next((k for k, (a, b) in enumerate(spans) if title_key(text[a:b]) == name), None)
+        if head is None or sentence_id(p, head) not in present:
+            continue
+        for k, (a, b) in enumerate(spans[head + 1:], head + 1):
+            if name not in text[a:b]:
+                out[sid == sentence_id(p, k)] = sentence_id(p, head)
     return out
 
 

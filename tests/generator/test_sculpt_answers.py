@@ -927,3 +927,36 @@ def test_each_sentence_of_a_long_question_is_also_compared_alone():
     assert found[0]["cos"] > 0.99  # it opens as the question's second sentence does; the whole question does not
     assert found[1]["cos"] < 0.01
     assert any(x.lower() == "the url still ends up requoted." for x in seen)
+
+
+RESET_TIMEOUT = ("PASSWORD_RESET_TIMEOUT\nNew in Django 3.1.\nDefault: 259200 (3 days, in seconds)\n"
+                 "The number of seconds a password reset link is valid for.\nUsed by the PasswordResetConfirmView.")
+RESET_DAYS = ("PASSWORD_RESET_TIMEOUT_DAYS\nDefault: 3\nThe number of days a password reset link is valid for.\n"
+              "Used by the PasswordResetConfirmView.\nDeprecated since version 3.1: This setting is deprecated. "
+              "Use PASSWORD_RESET_TIMEOUT instead.")
+UPTIME = "os.uptime()\nAdded in: v10.0.0\nReturns: <integer>\nReturns the system uptime in number of seconds."
+
+
+def test_a_reference_entry_s_sentence_is_quoted_under_the_entry_s_name(sculpt):
+    """A reference cut into one section per entry says what the entry does without naming it: the answer opens
+    with the name (the section's title, the passage's first line), a colon, then the sentence, one citation."""
+    from generator.sculpt.relevance import entry_name
+    assert entry_name("PASSWORD_RESET_TIMEOUT") and entry_name("os.uptime()") and entry_name("--num-callers")
+    assert not entry_name("Caching") and not entry_name("Python 3.8") and not entry_name("e-mail")
+
+    def answer(question, *passages, **options):
+        gen = sculpt.with_options(**options) if options else sculpt
+        return gen.generate(GenerationRequest(question=question, passages=tuple(
+            Passage(number=i + 1, text=t, section=s) for i, (t, s) in enumerate(passages)))).raw_text
+
+    question = "How long is a Django password reset link valid by default, and which setting changes it?"
+    entries = (RESET_TIMEOUT, "PASSWORD_RESET_TIMEOUT"), (RESET_DAYS, "PASSWORD_RESET_TIMEOUT_DAYS")
+    assert answer(question, *entries) == "PASSWORD_RESET_TIMEOUT: 259200 (3 days, in seconds) [1]"
+    assert answer(question, *entries, leads=False) == "259200 (3 days, in seconds) [1]"
+    uptime = "Which method returns the system uptime in seconds?"
+    assert answer(uptime, (UPTIME, "os.uptime()")) == "os.uptime(): Returns the system uptime in number of seconds. [1]"
+    assert answer(uptime, (UPTIME, "os.uptime()"), sampler="naive") == answer(uptime, (UPTIME, "os.uptime()"))
+    # a title that is a topic, not a name, leads nothing; nor does a name the sentence says itself
+    assert answer(uptime, (UPTIME.replace("os.uptime()", "Uptime"), "Uptime")).startswith("Returns the system")
+    named = "os.uptime()\nos.uptime() returns the system uptime in number of seconds."
+    assert answer(uptime, (named, "os.uptime()")) == "os.uptime() returns the system uptime in number of seconds. [1]"
