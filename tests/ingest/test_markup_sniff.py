@@ -119,3 +119,19 @@ def test_a_web_page_with_a_script_in_its_head_is_read_as_html(tmp_path: Path):
     script = tmp_path / "builtins.txt"  # and a script that mentions a page's tags is not a page
     script.write_text(SCRIPT * 3)
     assert sniff(script)[0] == "TXT"
+
+
+def test_punctuation_that_a_malformed_page_leaves_is_not_text(tmp_path: Path):
+    """pod2html's pages in lintian's documentation nest a script tag inside another's attribute; the parser reads
+    the rest, '">', as a line of text, and every page had a chunk of nothing but that."""
+    page = tmp_path / "EWI.html"
+    page.write_text('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01 Transitional//EN">\n<html><head><title>EWI</title>\n'
+                    '<script type="text/javascript" src="<script type="text/javascript" src="_podly.js"></script>\n'
+                    '"></script>\n</head><body>\n<h1 id="NAME">NAME</h1>\n<p>Lintian::Output::EWI - standard hint '
+                    'output</p>\n<h1 id="SYNOPSIS">SYNOPSIS</h1>\n<pre><code>    use Lintian::Output::EWI;\n    });'
+                    '</code></pre>\n</body></html>\n')
+    done = process_file(str(page), page.stat().st_size, IngestSettings(), str(SentenceTransformerEmbedder().path))
+    assert isinstance(done, Processed), done
+    lines = [line for c in done.chunks for line in c.text.split("\n")]
+    assert '">' not in lines and "Lintian::Output::EWI - standard hint output" in lines
+    assert "    });" in lines or "});" in [line.strip() for line in lines]  # code keeps its punctuation
