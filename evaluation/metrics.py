@@ -68,9 +68,16 @@ def _calc(measures, qrels: dict, run: dict) -> dict:
 
 # -- answers ---------------------------------------------------------------------------------------------
 def contains_answer(text: str, aliases: Sequence[str]) -> bool:
-    """An accepted answer occurs in the answer, as whole words after SQuAD normalisation (markers removed)."""
-    padded = f" {normalize(text)} "
-    return any(f" {a} " in padded for a in (normalize(x) for x in aliases) if a)
+    """An accepted answer occurs in the answer, as whole words after SQuAD normalisation (markers removed), or
+    as a whole part of a dotted or punctuated name in it: SQuAD's normalisation deletes punctuation, so the
+    answer's "django.core.mail.BadHeaderError" is one word, "djangocoremailbadheadererror", which the accepted
+    "BadHeaderError" is not; read with its punctuation as spaces, the answer holds it."""
+    wanted = [a for a in (normalize(x) for x in aliases) if a]
+    padded, spaced = f" {normalize(text)} ", f" {normalize(JOINERS.sub(' ', text))} "
+    return any(f" {a} " in padded or f" {a} " in spaced for a in wanted)
+
+
+JOINERS = re.compile(r"[._:/()\[\]{}<>=,;'\"`](?<!\d[.,](?=\d))")  # what joins a name's parts (not "2.5", "1,000")
 
 
 MONTHS = {m[:3]: i for i, m in enumerate(("january", "february", "march", "april", "may", "june", "july",

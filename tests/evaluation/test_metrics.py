@@ -107,6 +107,13 @@ def test_summary_means_shares_and_latency():
 def test_contains_answer_and_percentile():
     assert contains_answer("The game was in Tampa, Florida [1].", ["Tampa, Florida", "Tampa"])
     assert not contains_answer("The game was in Tampax.", ["Tampa"])
+    # a name inside a dotted path or a call: "django.core.mail.BadHeaderError" holds "BadHeaderError"
+    assert contains_answer("send_mail() will raise django.core.mail.BadHeaderError [1]", ["BadHeaderError"])
+    assert contains_answer("call order_by() with no parameters [1]", ["order_by()"])
+    assert not contains_answer("sort it with an ORDER BY clause [1]", ["order_by()"])  # the alias stays one word
+    assert not contains_answer("django.core.mail.BadHeaderErrors [1]", ["BadHeaderError"])
+    assert not contains_answer("at most 2.5 MB, or 1,000 fields [1]", ["5"]) and not contains_answer("1,000", ["000"])
+    assert contains_answer("pool_timeout=30 - seconds to wait [1]", ["30"])
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5 and percentile([], 95) is None
 
 
