@@ -354,7 +354,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # quote or bracket after a sentence's stop is kept (v9 dropped it: '(... many!) So' read '(... many! So'), and
     # Markdown that libmagic takes for code is read as Markdown (ingest.parse.MARKUP_EXTENSIONS); v11: a web page
     # with a script in its head, which libmagic takes for code, is read as HTML, not as its markup (HTML_START_RE), and
-    # punctuation alone outside code and tables ('">' that a malformed page leaves) is not text
+    # punctuation alone outside code and tables ('">' that a malformed page leaves) is not text, and a definition's
+    # further paragraphs open with its term too (ingest/definitions.py, not in a Python API reference)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
     key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v11{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

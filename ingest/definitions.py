@@ -35,6 +35,12 @@ description fits in one paragraph ("timeout – The number of seconds to wait ..
 the description's further paragraphs join that one, so the whole entry is one line that opens with its term:
 "query_cache_size – size of the cache ... The cache is pruned ... Defaults to 500, ..." (a later sentence is
 then read with the term it describes, generator/sculpt/relevance.definition_heads).
+
+A definition of several paragraphs (DocBook's option and setting lists: Valgrind's, PostgreSQL's) says its effect
+or its limits in a later paragraph without naming the term: "When set to yes, Memcheck keeps track of the origins
+of all uninitialised values." Each further paragraph opens with the term too ("--track-origins=<yes|no> [default:
+no]: When set to yes, ..."), where the term is a name, not a signature with parameters, and the list is not a
+Python API reference (`_label_paragraphs`).
 """
 
 from __future__ import annotations
@@ -85,12 +91,49 @@ def join_definitions_in(doc) -> int:
         label = ", ".join(names)
         if not label or len(label) > MAX_TERMS or any((t.tail or "").strip() for t in terms) or label.endswith("?"):
             continue  # (a question is a FAQ entry's title, not a term: it stays a line above its answer)
-        if not _write_label(dd, label):
+        first = _first_text(dd)
+        if first is None or not _write_label(dd, label):
             continue
+        if FURTHER_PARAGRAPHS and len(label) <= MAX_NAME and not CALL_RE.search(label) and not _python_api(dd):
+            _label_paragraphs(dd, first[0], label)
         for t in terms:
             t.drop_tree()
         joined += 1
     return joined
+
+
+FURTHER_PARAGRAPHS = True
+MAX_NAME = 60  # characters of a term written into every paragraph of its definition
+CALL_RE = re.compile(r"\w\((?!\))")  # a signature with parameters: "class psycopg2.extras.RealDictCursor(*args, **kwargs)"
+
+
+def _python_api(dd) -> bool:
+    """`dd` describes an object of Sphinx's Python domain (<dl class="py class">, "py method", "py attribute"):
+    an API reference's entries, whose further paragraphs are not written under the entry's name (measured on
+    five library manuals' sets: the name in each paragraph moved sentences it did not help, docs/benchmarks.md)."""
+    dl = dd.getparent()
+    return dl is not None and "py" in (dl.get("class") or "").split()
+
+
+def _label_paragraphs(dd, first, label: str) -> None:
+    """Write the term into each further paragraph of definition `dd` (those after the one holding `first`, its
+    first words): a long entry says its default or its effect in a later paragraph without naming it ("When set
+    to yes, Memcheck keeps track of the origins of all uninitialised values." under "--track-origins=<yes|no>"),
+    and read alone, in a chunk of its own or quoted, that paragraph says nothing of what it is about. Only a name
+    (at most MAX_NAME characters, not a signature with parameters), and not in a Python API reference
+    (`_python_api`): a class entry runs to many paragraphs under a long signature, and that signature in each of
+    them made them all look alike (psycopg2's manual lost three answers of library set a)."""
+    opening = first
+    while opening is not None and opening.getparent() is not dd:
+        opening = opening.getparent()
+    for kid in dd:
+        if kid is opening or not isinstance(kid.tag, str):
+            continue
+        inner = [k for k in kid if isinstance(k.tag, str)]
+        if kid.tag.lower() == "div" and len(inner) == 1 and not (kid.text or "").strip():
+            kid = inner[0]  # asciidoc wraps each paragraph: <div class="paragraph"><p>
+        if kid.tag.lower() == "p" and kid.text_content().strip():
+            _write_label(kid, label)
 
 
 def _join_labels(doc) -> int:

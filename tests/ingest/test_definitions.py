@@ -50,8 +50,9 @@ def test_terms_are_written_into_the_first_line_of_their_definition():
             in text)
     assert "--onto <newbase>: Starting point at which to create the new commits." in text
     assert "<dt" not in out.lower()
-    # the rest of the definition is untouched
-    assert "This means that you can run rebase on a dirty worktree." in text
+    # a further paragraph of the definition opens with its terms too: alone, it would not say what it is about
+    assert "--autostash, --no-autostash: This means that you can run rebase on a dirty worktree." in text
+    assert text.count("--autostash, --no-autostash") == 2
 
 
 def test_unclosed_man_page_terms_are_joined_too():
@@ -183,3 +184,25 @@ def test_a_parameters_description_parses_as_one_line_with_its_name(tmp_path):
     assert not any(t.strip() in ("pool_timeout=30 –", "pool_timeout=30") for t in texts)
     assert any(t.startswith("query_cache_size – size of the cache") and "Defaults to 500," in t for t in texts)
     assert "Keep this paragraph apart." in texts
+
+
+def test_each_paragraph_of_a_long_definition_opens_with_its_term():
+    """A DocBook option entry (Valgrind's, PostgreSQL's settings) says its effect in a later paragraph without
+    naming the option; cut into a chunk of its own, or quoted, that paragraph would not say what it is about."""
+    docbook = ("<dl class='variablelist'><dt><span class='term'><code>--track-origins=&lt;yes|no&gt;</code> "
+               "[default: no]</span></dt><dd><p>Controls whether Memcheck tracks the origin of uninitialised "
+               "values.</p><p>When set to yes, Memcheck keeps track of the origins of all uninitialised values.</p>"
+               "<pre>valgrind --track-origins=yes prog</pre><ul><li><p>a heap block</p></li></ul></dd></dl>")
+    text = text_of(join_definitions(docbook))
+    assert "--track-origins=<yes|no> [default: no]: Controls whether Memcheck tracks" in text
+    assert "--track-origins=<yes|no> [default: no]: When set to yes, Memcheck keeps track of the origins" in text
+    assert "[default: no]: valgrind" not in text and "[default: no]: a heap block" not in text  # code and lists: no
+    # a signature with parameters stays in the first paragraph only: in every one, it makes them all alike
+    sphinx = ("<dl class='py class'><dt>class psycopg2.extras.RealDictCursor(*args, **kwargs)</dt><dd><p>A cursor "
+              "that uses a real dict as the base type for rows.</p><p>Note that this cursor is extremely "
+              "specialized.</p></dd></dl>")
+    text = text_of(join_definitions(sphinx))
+    assert text.count("RealDictCursor") == 1 and "Note that this cursor is extremely specialized." in text
+    api = ("<dl class='py attribute'><dt>protocol_version</dt><dd><p>A read-only integer.</p><p>Currently only "
+           "protocol 3 is supported.</p></dd></dl>")  # nor does a Python API entry's name, however short
+    assert text_of(join_definitions(api)).count("protocol_version") == 1
