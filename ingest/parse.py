@@ -450,8 +450,8 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
     for el in raw:
         kind = getattr(el, "category", type(el).__name__)
         text = utf8_safe(terminal_plain(el.text or "").strip())
-        if kind in DROP_KINDS or not text or (kind not in KEEP_SYMBOLS and not any(ch.isalnum() for ch in text)):
-            continue  # (punctuation alone, outside code and tables: what a malformed page leaves, '">')
+        if kind in DROP_KINDS or not text or (kind not in KEEP_SYMBOLS and symbols_only(text)):
+            continue
         md = el.metadata
         page, html = getattr(md, "page_number", None), getattr(md, "text_as_html", None) if kind == "Table" else None
         html = utf8_safe(html) if html else html
@@ -482,6 +482,12 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
 
 
 KEEP_SYMBOLS = {"CodeSnippet", "Table", "Formula"}  # kinds whose text may be symbols alone ("});", "—")
+
+
+def symbols_only(text: str) -> bool:
+    """Printable punctuation and symbols, no letter or digit: what a malformed page leaves as a line ('">'). Control
+    characters are not: a file of them is garbled, and is rejected as such."""
+    return not any(ch.isalnum() for ch in text) and all(ch.isprintable() or ch.isspace() for ch in text)
 SPREADSHEETS = {"XLSX", "XLS", "CSV", "TSV"}  # read through pandas by unstructured
 TEXT_FORMATS = {"CSV", "TSV", "TXT", "MD", "RST", "ORG", "HTML", "XML"}
 BOMS = [(b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
