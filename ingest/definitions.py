@@ -102,9 +102,9 @@ def join_definitions_in(doc) -> int:
     return joined
 
 
-FURTHER_PARAGRAPHS = True
+FURTHER_PARAGRAPHS = True  # a definition's further paragraphs open with its term (False: chunk format v10's way)
 MAX_NAME = 60  # characters of a term written into every paragraph of its definition
-CALL_RE = re.compile(r"\w\((?!\))")  # a signature with parameters: "class psycopg2.extras.RealDictCursor(*args, **kwargs)"
+CALL_RE = re.compile(r"\w\((?!\))")  # a signature with parameters: "class psycopg2.extras.RealDictCursor(*args)"
 
 
 def _python_api(dd) -> bool:

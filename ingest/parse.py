@@ -51,8 +51,9 @@ from .tables import merge_pdf_tables
 log = logging.getLogger(__name__)
 
 # What the parser reads, versioned: a remembered rejection holds for the version that made it, so a version that
-# reads more (2: gzip streams) parses again what an earlier one refused (pipeline.ingestion.rejection_digest).
-FORMATS = 2
+# reads more (2: gzip streams; 3: a web page that libmagic calls a script) parses again what an earlier one refused
+# (pipeline.ingestion.rejection_digest).
+FORMATS = 3
 REASONS = ("not found", "empty", "garbled", "encrypted", "oversize", "unsupported", "parse error", "duplicate content")
 ZIP_FORMATS = {"DOCX", "PPTX", "XLSX", "ODT", "EPUB"}
 OLE_FORMATS = {"DOC", "PPT", "XLS", "MSG", "DOCX", "PPTX", "XLSX"}  # encrypted OOXML is an OLE container
@@ -488,6 +489,8 @@ def symbols_only(text: str) -> bool:
     """Printable punctuation and symbols, no letter or digit: what a malformed page leaves as a line ('">'). Control
     characters are not: a file of them is garbled, and is rejected as such."""
     return not any(ch.isalnum() for ch in text) and all(ch.isprintable() or ch.isspace() for ch in text)
+
+
 SPREADSHEETS = {"XLSX", "XLS", "CSV", "TSV"}  # read through pandas by unstructured
 TEXT_FORMATS = {"CSV", "TSV", "TXT", "MD", "RST", "ORG", "HTML", "XML"}
 BOMS = [(b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
