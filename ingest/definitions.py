@@ -92,9 +92,10 @@ def join_definitions_in(doc) -> int:
         if not label or len(label) > MAX_TERMS or any((t.tail or "").strip() for t in terms) or label.endswith("?"):
             continue  # (a question is a FAQ entry's title, not a term: it stays a line above its answer)
         first = _first_text(dd)
-        if first is None or not _write_label(dd, label):
+        if first is None:
             continue
-        if FURTHER_PARAGRAPHS and len(label) <= MAX_NAME and not CALL_RE.search(label) and not _python_api(dd):
+        _prefix(first, f"{label}: ")
+        if len(label) <= MAX_NAME and not CALL_RE.search(label) and not _python_api(dd):
             _label_paragraphs(dd, first[0], label)
         for t in terms:
             t.drop_tree()
@@ -102,7 +103,6 @@ def join_definitions_in(doc) -> int:
     return joined
 
 
-FURTHER_PARAGRAPHS = True  # a definition's further paragraphs open with its term (False: chunk format v10's way)
 MAX_NAME = 60  # characters of a term written into every paragraph of its definition
 CALL_RE = re.compile(r"\w\((?!\))")  # a signature with parameters: "class psycopg2.extras.RealDictCursor(*args)"
 
@@ -211,9 +211,14 @@ def _write_label(el, label: str, sep: str = ": ") -> bool:
     holder = _first_text(el)
     if holder is None:
         return False
-    element, attr = holder
-    setattr(element, attr, f"{label}{sep}{getattr(element, attr).lstrip()}")
+    _prefix(holder, f"{label}{sep}")
     return True
+
+
+def _prefix(holder: tuple[object, str], text: str) -> None:
+    """Write `text` before the first words that `holder` (`_first_text`'s answer) holds."""
+    element, attr = holder
+    setattr(element, attr, f"{text}{getattr(element, attr).lstrip()}")
 
 
 def _first_text(el) -> tuple[object, str] | None:

@@ -199,7 +199,8 @@ HTML_TAG_RE = re.compile(rb"<(?:html|head|body|title|meta|div|p|table|h[1-6]|ul|
 
 def sniff(path: Path) -> tuple[str, str]:
     """(file type name, MIME type) by content, falling back to the extension; text that unstructured takes
-    for plain text or code is read as the markup its extension names (MARKUP_EXTENSIONS)."""
+    for plain text or code is read as the markup its extension names (MARKUP_EXTENSIONS), and a file that
+    looks like a web page (`_looks_like_a_page`) as HTML."""
     configure_unstructured()
     from unstructured.file_utils.filetype import FileType, detect_filetype
 
@@ -218,6 +219,7 @@ def sniff(path: Path) -> tuple[str, str]:
 
 
 def _looks_like_a_page(path: Path, html_name: bool) -> bool:
+    """The file opens as a page (HTML_START_RE), or, named as one, has a page's tags in its first 8 KB."""
     with open(path, "rb") as f:
         head = f.read(8192)
     return bool(HTML_START_RE.match(head) or (html_name and HTML_TAG_RE.search(head)))

@@ -177,8 +177,7 @@ def allowed_values(row: np.ndarray, i: int, copy_logp: np.ndarray, space: Output
         if selection.lead is not None and bool(allowed[copies].any()):
             if connected and prev == selection.colon:  # after "NAME:", a sentence of that entry
                 named = int(sentence[space.position_of(int(row[i - 2]))])
-                allowed[copies] = selection.starts & ~np.isin(sentence, sentence[used]) & (selection.lead == named) \
-                    & (left + 1 <= L - i)
+                allowed[copies] = _led_starts(named, used, L - i, sentence, selection, left)
             else:
                 allowed[copies] = _with_lead(allowed[copies], used, i, L, sentence, selection, left)
     elif space.is_copy(prev):
@@ -252,8 +251,14 @@ def _names_entry(row: np.ndarray, i: int, p: int, L: int, sentence: np.ndarray, 
     if not bool((selection.lead == named).any()):
         return False
     used = space.position_of(row[: i][space.is_copy(row[: i])])
-    led = selection.starts & (selection.lead == named) & ~np.isin(sentence, sentence[used])
-    return bool((led & (left + 1 <= L - i - 1)).any())
+    return bool(_led_starts(named, used, L - i - 1, sentence, selection, left).any())
+
+
+def _led_starts(named: int, used: np.ndarray, room: int, sentence: np.ndarray, selection: Selection,
+                left: np.ndarray) -> np.ndarray:
+    """(M,) the quote starts in the sentences that entry name `named` leads, not quoted yet (`used`: the copied
+    positions), whose rest and citation fit in `room` slots."""
+    return selection.starts & (selection.lead == named) & ~np.isin(sentence, sentence[used]) & (left + 1 <= room)
 
 
 def tokens_to_end(sentence: np.ndarray) -> np.ndarray:

@@ -628,9 +628,8 @@ def entry_leads(batch, sections: Sequence[str]) -> np.ndarray:
         head = next((k for k, (a, b) in enumerate(spans) if title_key(text[a:b]) == name), None)
         if head is None or sentence_id(p, head) not in present:
             continue
-        for k, (a, b) in enumerate(spans[head + 1:], head + 1):
-            if name not in text[a:b]:
-                out[sid == sentence_id(p, k)] = sentence_id(p, head)
+        led = [sentence_id(p, k) for k, (a, b) in enumerate(spans[head + 1:], head + 1) if name not in text[a:b]]
+        out[np.isin(sid, led)] = sentence_id(p, head)
     return out
 
 
