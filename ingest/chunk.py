@@ -355,7 +355,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # Markdown that libmagic takes for code is read as Markdown (ingest.parse.MARKUP_EXTENSIONS); v11: a web page
     # with a script in its head, which libmagic takes for code, is read as HTML, not as its markup (HTML_START_RE), and
     # punctuation alone outside code and tables ('">' that a malformed page leaves) is not text, and a definition's
-    # further paragraphs open with its term too (ingest/definitions.py, not in a Python API reference)
+    # further paragraphs open with its term too (ingest/definitions.py, not in a Python API reference); v12: Markdown
+    # written a paragraph to a line without blank lines between is read a paragraph to a line (ingest/unwrapped.py)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v11{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v12{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]
