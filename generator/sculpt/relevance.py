@@ -2,7 +2,7 @@
 
 relevance(s) = cos(q, s) + COVER_WEIGHT * cover(s) + TYPE_WEIGHT * typed(s)
                - max(HEADING * heading(s), TITLE * title(s)) + ROW_LABEL * labelled_row(s)
-               - NOTHING_NEW * nothing_new(s) + LEARNED_WEIGHT * selector(s)
+               - NOTHING_NEW * nothing_new(s) - OTHER_YEAR * other_year(s) + LEARNED_WEIGHT * selector(s)
 
 A sentence whose text an earlier passage already holds (a look-alike document) is not scored again: an
 answer never quotes the same words twice.
@@ -28,6 +28,13 @@ answer never quotes the same words twice.
   value gains ROW_LABEL ("Inventory | 2021: $770,248 | 2020: $668,525" for "What inventory did ... report?").
 - nothing new: a text whose content words are all in the question ("Galaxy Gaming, Inc." for "In which
   state is Galaxy Gaming incorporated?") loses NOTHING_NEW, so it is never quoted: it cannot hold the answer.
+- other year: a sentence that names years (with what it is read with), none of them the one the question asks
+  about, loses OTHER_YEAR: "The 2019 Nobel Prize in Literature was awarded to ..." does not answer "Who was
+  awarded the 2021 Nobel Prize in Literature?", nor does last year's revenue this year's (`asked_years`: not a
+  year the question is only bounded by, "since 2019", nor one it quotes, "'Error 2006: ...'"; a span, "2020-21",
+  names each of its years). A sentence that names no year is not judged. Chosen on rgb's and business_docs' dev
+  halves: 0.5 and 1.0 gave rgb one more answer of 50 with the fact and changed no refusal; 1.0 (F1 .103 -> .112,
+  against .109) keeps such a sentence out of a further quote beside one it ties with (the generator's MORE_MARGIN).
 - a definition's term: for a question that asks for code, the first sentence of a line that opens with a
   term ("-M buildername: Alternative to -b. Uses the Sphinx make_mode module ...") scores at least what the
   line's later sentences do (`defined_terms_answer`): they describe the term, only it names it.
@@ -107,6 +114,7 @@ TITLE = 1.0  # taken off a line the document marks as a section title: surely a 
 EMBED_TOP = 12  # texts the embedder reads per request, by lexical evidence (12, 16 and 24 rank alike on the dev sets)
 SENTENCE_TOKENS = 128  # and of each, its first tokens (sentences of over ~100 words are rare and say their topic early)
 ROW_LABEL = 0.5  # added to a table row labelled with what the question asks about, holding a value
+OTHER_YEAR = 1.0  # taken off a sentence that names years and none the question asks about
 NOTHING_NEW = 10.0  # taken off a text that adds no content word to the question's: it cannot be the answer
 
 
@@ -146,6 +154,11 @@ VERSION_RE = re.compile(r"\b(?:versions?|releases?|v)\s?\d+(?:\.\w+)*", re.I)  #
 # with a capital or a digit, then a number of at most three digits (not a year: "Q3 2023" is a period)
 NUMBERED_NAME_RE = re.compile(r"(?<![\w.])([A-Za-z][\w+-]*[A-Z0-9][\w+-]*|[A-Z][\w+-]+)(?=\s+v?\d{1,3}(?:\.\d+)*\b(?![.,]?\d))")
 YEAR_RE = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
+# a span of years: "2020-21", "2019–2020", "2020/21" (a season, a fiscal or school year)
+YEAR_SPAN_RE = re.compile(r"\b(1[5-9]\d\d|20\d\d)\s?[-–/]\s?(\d\d(?:\d\d)?)\b")
+# a year the question is bounded by, not about: "since 2019", "before 2020", "between 2018 and 2021"
+BOUND_YEAR_RE = re.compile(r"\b(?:since|after|before|until|till|through|by|from|between|and|to|prior to|as of)\s+"
+                           r"(?:(?:the\s+)?(?:end|start|beginning)\s+of\s+)?(1[5-9]\d\d|20\d\d)\b", re.I)
 MONTH_RE = re.compile(r"\b(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|"
                       r"oct(ober)?|nov(ember)?|dec(ember)?)\b", re.I)
 NAME_RE = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-zA-Z&\-]+")
@@ -363,6 +376,33 @@ def numbered_names(question: str) -> re.Pattern | None:
     return re.compile(rf"(?<![\w.])(?:{'|'.join(map(re.escape, names))})\s+v?\d{{1,3}}(?:\.\d+)*\b", re.I)
 
 
+def years_named(text: str) -> set[str]:
+    """The years `text` names, each year of a span included ("2020-21": 2020 and 2021)."""
+    years = set(YEAR_RE.findall(text))
+    for first, last in YEAR_SPAN_RE.findall(text):
+        end = int(first[:4 - len(last)] + last)
+        if 0 < end - int(first) <= 10:
+            years.update(str(y) for y in range(int(first), end + 1))
+    return years
+
+
+QUOTED_RE = re.compile(r"(?<!\w)(['\"`‘“]).+?(?:['\"`’”])(?!\w)")  # 'Error 2006: MySQL server has gone away'
+
+
+def asked_years(question: str) -> set[str]:
+    """The years a question asks about ("Who won the 2021 Nobel Prize in Literature?": 2021), outside what it
+    quotes (an error message's "2006" is a code); none when it is bounded by one ("since 2019", "between 2018
+    and 2021": the answer may name any year in the range)."""
+    question = QUOTED_RE.sub(" ", question)
+    return set() if BOUND_YEAR_RE.search(question) else years_named(question)
+
+
+def other_year(text: str, years: set[str]) -> bool:
+    """`text` names years and none of `years`, those a question asks about (`asked_years`)."""
+    said = years_named(text) if years else set()
+    return bool(said) and not said & years
+
+
 def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
     """Whether the sentence holds a value of the asked kind that the question does not already name."""
     if kind is None:
@@ -394,20 +434,21 @@ def relevance(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
 
 def combine(x: dict[str, float], tables: bool = True) -> float:
     """cos + COVER_WEIGHT * cover + TYPE_WEIGHT * typed - max(HEADING * heading, TITLE * title)
-    + ROW_LABEL * labelled - NOTHING_NEW * nothing_new, from one text's `parts` (tables=False: without the
-    table-row parts, for comparison)."""
+    + ROW_LABEL * labelled - NOTHING_NEW * nothing_new - OTHER_YEAR * other_year, from one text's `parts`
+    (tables=False: without the table-row parts, for comparison)."""
     heading = max(x["heading"], x["header_row"]) if tables else x["heading"]
     return (x["cos"] + COVER_WEIGHT * x["cover"] + TYPE_WEIGHT * x["typed"]
             - max(HEADING * heading, TITLE * x.get("title", 0.0))
-            + (ROW_LABEL * x["labelled"] if tables else 0.0) - NOTHING_NEW * x["nothing_new"])
+            + (ROW_LABEL * x["labelled"] if tables else 0.0) - NOTHING_NEW * x["nothing_new"]
+            - OTHER_YEAR * x.get("other_year", 0.0))
 
 
 def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
           titles: frozenset[str] = frozenset(), heads: Sequence[str] | None = None,
           alone: frozenset[int] = frozenset()) -> list[dict[str, float]]:
     """Each text's relevance parts for the question: cos, cover, typed, heading, header_row, title,
-    labelled, nothing_new (the flags as 0/1; `titles`: the section titles of the request's passages, as
-    `title_key` gives them). The embedder reads only the EMBED_TOP texts with the most lexical
+    labelled, nothing_new, other_year (the flags as 0/1; `titles`: the section titles of the request's
+    passages, as `title_key` gives them). The embedder reads only the EMBED_TOP texts with the most lexical
     evidence (a text without it rarely wins, and embedding every sentence of k passages would cost as much
     again as encoding them); the others have cos 0. `heads`: per text, what it is read with (its context, or
     ""): the term its definition defines when the text is a later sentence of one (`definition_heads`), or
@@ -424,14 +465,17 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
         words = [w | terms(h) if h else w for w, h in zip(words, heads)]
         read = [f"{h}: {t}" if h else t for t, h in zip(texts, heads)]
     kind = answer_type(question)
+    years = asked_years(question)
+    heads_or = heads or [""] * len(texts)
     # (ENTITY_NOISE in the nothing-new test: "Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
     advice = asks_advice(question)  # (what to do is a kind of its own)
     out = [{"cos": 0.0, "cover": v,
             "typed": float(has_answer_type(f, question, kind) or (advice and bool(ADVICE.search(f)))),
             "heading": float(is_heading(t)), "header_row": float(is_header_row(t)),
             "title": float(title_key(t) in titles),
-            "labelled": float(labelled_row(t, asked)), "nothing_new": float(not (w - asked - ENTITY_NOISE))}
-           for t, f, v, w in zip(texts, full, idf_cover(asked, words), words)]
+            "labelled": float(labelled_row(t, asked)), "nothing_new": float(not (w - asked - ENTITY_NOISE)),
+            "other_year": float(other_year(f"{h} {f}", years))}
+           for t, f, v, w, h in zip(texts, full, idf_cover(asked, words), words, heads_or)]
     lead_in = [NOTHING_NEW * x["nothing_new"] * is_lead_in(t) for x, t in zip(out, texts)]
     ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]) - lead_in[i])[:EMBED_TOP]  # (a lead-in that
     # restates the question is read too: its list may be the answer, listed_items_answer)

@@ -22,8 +22,8 @@ from generator.sculpt.checkpoint import load_tokenizer
 from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passage_windows, sentence_id, sentence_spans,
                                        word_joins)
 from generator.sculpt.config import SculptConfig
-from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, DEPENDENT_RE, LIST_STEP, SCAFFOLD_LINE, TYPE_WEIGHT,
-                                       answer_type, asked_names, asks_for_list,
+from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, DEPENDENT_RE, LIST_STEP, OTHER_YEAR, SCAFFOLD_LINE,
+                                       TYPE_WEIGHT, answer_type, asked_names, asked_years, asks_for_list, combine, parts,
                                        cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
                                        is_header_row, is_heading, is_lead_in, is_code_line, labelled_row, lines_of,
                                        listed_items_answer, position_terms, question_proper, relevance, section_heads,
@@ -960,3 +960,28 @@ def test_a_reference_entry_s_sentence_is_quoted_under_the_entry_s_name(sculpt):
     assert answer(uptime, (UPTIME.replace("os.uptime()", "Uptime"), "Uptime")).startswith("Returns the system")
     named = "os.uptime()\nos.uptime() returns the system uptime in number of seconds."
     assert answer(uptime, (named, "os.uptime()")) == "os.uptime() returns the system uptime in number of seconds. [1]"
+
+
+@pytest.mark.parametrize("question,years", [
+    ("Who was awarded the 2021 Nobel Prize in Literature?", {"2021"}),
+    ("Who won the NBA title in the 2020-21 season?", {"2020", "2021"}),
+    ("What was Tesla's revenue in Q2 2020 and Apple's?", {"2020"}),
+    ("How has revenue changed since 2019?", set()),  # bounded by a year, not about one
+    ("My app fails with 'Error 2006: MySQL server has gone away'. Why?", set()),  # a quoted code
+    ("When does season 4 of The Crown premiere?", set()),
+])
+def test_the_years_a_question_asks_about(question, years):
+    assert asked_years(question) == years
+
+
+def test_a_sentence_about_another_year_does_not_answer_for_the_year_asked(sculpt):
+    q = "Who was awarded the Nobel Prize in Literature in 2021?"
+    other = "The Nobel Prize in Literature for 2019 was awarded to the Austrian author Peter Handke."
+    asked = "In 2021 the Swedish Academy gave the literature prize to Abdulrazak Gurnah."
+    undated = "The Nobel Prize in Literature was awarded to the Tanzanian novelist Abdulrazak Gurnah."
+    scores = relevance(sculpt._model.embed_hidden, sculpt._tokenizer, q, [other, asked, undated])
+    found = parts(sculpt._model.embed_hidden, sculpt._tokenizer, q, [other, asked, undated])
+    assert [x["other_year"] for x in found] == [1.0, 0.0, 0.0]  # a sentence that names no year is not judged
+    assert scores[0] == pytest.approx(combine({**found[0], "other_year": 0.0}) - OTHER_YEAR)
+    result = ask(sculpt, q, other, undated)
+    assert "Gurnah" in result.text and "Handke" not in result.text
