@@ -129,8 +129,8 @@ class SculptSampling(BaseModel):
                                             "question, and a table row's quote ends at the column the question "
                                             "names")
     names: bool = Field(True, description="relevance: refuse when the question names something (a capitalised "
-                        "word: a company, a product, a grade) that no passage names, in its text, title, section, "
-                        "file name or document (relevance.unnamed)")
+                        "word: a company, a product, a grade; or the year it asks about) that no passage names, in "
+                        "its text, title, section, file name or document (relevance.unnamed)")
     connectors: bool = Field(True, description="relevance: a quote that stops inside its sentence is joined to "
                                                "the next by a written word (\"and\", or \"while\" when the "
                                                "question compares), where the next quote reads on after it")

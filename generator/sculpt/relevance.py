@@ -235,21 +235,23 @@ def speaker_names(question: str) -> set[str]:
 
 
 def unnamed(question: str, passages: Sequence[str]) -> list[str]:
-    """The names the question asks about (`asked_names`) that none of `passages` (each a passage's text with
-    what it is about: its title, section, file name, document entity and period) names. A name counts as
-    named where a word starts with it, or with all but its last two letters when it is longer than five
-    ("RewriteRules" is named by "RewriteRule", a mistyped "Definite Edition" by "Definitive Edition"). The
+    """The names the question asks about (`asked_names`), and the years (`asked_years`), that none of `passages`
+    (each a passage's text with what it is about: its title, section, file name, document entity and period)
+    names. A name counts as named where a word starts with it, or with all but its last two letters when it is
+    longer than five ("RewriteRules" is named by "RewriteRule", a mistyped "Definite Edition" by "Definitive
+    Edition"); a year where a passage names it or a span that holds it (`years_named`). The
     speaker's names (`speaker_names`) count as named by a passage written in the first person. Only the question
     proper's names count (`question_proper`): what a user says of their situation ("... fails in CI. How do I ...?")
     need not be in the manual that answers them."""
     names = asked_names(question_proper(question))
-    if not names:
-        return []
     if any(FIRST_PERSON.search(p) for p in passages):
         speakers = speaker_names(question)
         names = [n for n in names if n not in speakers]
     text = fold("\n".join(passages))
     out = []
+    years = asked_years(question_proper(question))  # a year is a name too: of an event, a period
+    if years and not any(years & years_named(p) for p in passages):
+        out.extend(sorted(years))
     for name in names:
         n = fold(re.sub(r"(?:-[a-z]+)+$", "", name))  # "NF-kB-dependent" names NF-kB
         head = n if len(n) <= 5 else n[:len(n) - 2]

@@ -983,5 +983,22 @@ def test_a_sentence_about_another_year_does_not_answer_for_the_year_asked(sculpt
     found = parts(sculpt._model.embed_hidden, sculpt._tokenizer, q, [other, asked, undated])
     assert [x["other_year"] for x in found] == [1.0, 0.0, 0.0]  # a sentence that names no year is not judged
     assert scores[0] == pytest.approx(combine({**found[0], "other_year": 0.0}) - OTHER_YEAR)
+    CONTEXTS[undated] = "Nobel Prize in Literature 2021 | press release"  # (else no passage names 2021: unnamed)
     result = ask(sculpt, q, other, undated)
     assert "Gurnah" in result.text and "Handke" not in result.text
+
+
+def test_a_question_about_a_year_no_passage_names_is_refused(sculpt):
+    """Passages about the same prize in other years name those years and hold a name of the asked kind; the year
+    asked about is named nowhere, so none of them is about it. A passage whose document names the year (its
+    period, `Passage.context`) need not repeat it."""
+    question = "Who was awarded the 2021 Nobel Prize in Literature?"
+    others = (Passage(number=1, text="The 2019 Nobel Prize in Literature was awarded to the Austrian author Peter "
+                                     "Handke."),
+              Passage(number=2, text="Louise Glück received the Nobel Prize in Literature in 2020."))
+    assert unnamed(question, [p.text for p in others]) == ["2021"]
+    assert sculpt.generate(GenerationRequest(question=question, passages=others)).text == REFUSAL
+    dated = Passage(number=3, text="The Swedish Academy gave the prize to the novelist Abdulrazak Gurnah.",
+                    context="Nobel Prize in Literature 2021 | press release")
+    assert "Gurnah" in sculpt.generate(GenerationRequest(question=question, passages=(*others, dated))).text
+    assert unnamed("How has revenue changed since 2019?", ["Revenue grew 4% in 2022."]) == []
