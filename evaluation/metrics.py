@@ -74,7 +74,18 @@ def contains_answer(text: str, aliases: Sequence[str]) -> bool:
     "BadHeaderError" is not; read with its punctuation as spaces, the answer holds it."""
     wanted = [a for a in (normalize(x) for x in aliases) if a]
     padded, spaced = f" {normalize(text)} ", f" {normalize(JOINERS.sub(' ', text))} "
-    return any(f" {a} " in padded or f" {a} " in spaced for a in wanted)
+    return any(f" {a} " in padded or f" {a} " in spaced for a in wanted) or any(
+        _names(text, x) for x in aliases if JOINERS.search(x))
+
+
+def _names(text: str, name: str) -> bool:
+    """`name`, a name with punctuation in it ("local_addr", "content_type=None"), occurs in `text` as written (case
+    and spacing aside) and whole: not inside a longer word or number. Both normalisations above split or join it
+    with what stands around it: "TCPConnector(local_addr=('127.0.0.1', 0))" reads "tcpconnectorlocaladdr127001 0"
+    and "tcpconnector local addr 127 0 0 1 0", neither of which holds "localaddr"."""
+    name = " ".join(name.split())
+    return bool(name) and re.search(r"(?<!\w)(?<!\d[.,])" + re.escape(name) + r"(?!\w)(?![.,]\d)",
+                                    " ".join(text.split()), re.I) is not None
 
 
 JOINERS = re.compile(r"[._:/()\[\]{}<>=,;'\"`](?<!\d[.,](?=\d))")  # what joins a name's parts (not "2.5", "1,000")

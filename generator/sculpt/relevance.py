@@ -73,7 +73,8 @@ answer never quotes the same words twice.
 - what is asked: a question that also tells the user's situation ("... hostnames are resolved on my machine.
   How do I make the proxy resolve them?") is typed by its question proper, the sentences that open with a
   question word and end with "?" (`question_proper`); "Is there a setting / an option ...?" asks for code, as
-  "Which setting ...?" does.
+  "Which setting ...?" does, and so does a bare "How?" after what the user wants ("... send its requests from one
+  particular IP address. How?"), as "How do I ...?" does.
   Only the question proper's names must be named by a passage (`unnamed`): "... fails in CI." is the user's.
 - what to do: a question that asks for a fix, a change or what the manual suggests ("What's the fix?", "How do
   I turn that off?", "How should I install it?", `asks_advice`) is typed by a sentence that says what to do
@@ -268,7 +269,7 @@ CODE_QUESTION = re.compile(
     r"\b(which|what)\s+(?:(?!(?:is|are|was|were|do|does|did|has|have)\b)[\w.\-\"']+\s+){0,3}?(option|flag|switch|"
     r"directive|command|variable|setting|parameter|function|module|code|utility|tool|keyword|argument|signal|"
     r"handler|container|extension|field|property|attribute|macro|operator|file|directory|folder|line)s?\b"
-    r"|^\s*how (do|can|should|would) (i|you|we)\b"
+    r"|^\s*how (do|can|should|would) (i|you|we)\b|^\s*how\s*\?"  # (a bare "How?" after what the user wants)
     r"|^\s*is there (?:a|an|any) (?:[\w-]+ )?(?:option|flag|switch|setting|parameter|command|variable|function)s?\b")
 # code in prose: "--autostash", "-u", "%D", "$GIT_DIR", "rc.local", "/usr/local/apache2", "mod_dir",
 # "useHttpPath", "XBitHack", "USR1"

@@ -114,6 +114,11 @@ def test_contains_answer_and_percentile():
     assert not contains_answer("django.core.mail.BadHeaderErrors [1]", ["BadHeaderError"])
     assert not contains_answer("at most 2.5 MB, or 1,000 fields [1]", ["5"]) and not contains_answer("1,000", ["000"])
     assert contains_answer("pool_timeout=30 - seconds to wait [1]", ["30"])
+    # a name with punctuation in it, written whole inside a call: each normalisation glues or splits it
+    assert contains_answer("conn = aiohttp.TCPConnector(local_addr=('127.0.0.1', 0)) [1]", ["local_addr"])
+    assert contains_answer("await resp.json(content_type=None). [1]", ["content_type=None"])
+    assert not contains_answer("conn = TCPConnector(max_local_addr=1) [1]", ["local_addr"])  # inside a longer name
+    assert not contains_answer("needs v2.5.1 [1]", ["2.5"])  # inside a longer number
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5 and percentile([], 95) is None
 
 

@@ -243,7 +243,10 @@ def test_a_quote_cannot_stop_inside_an_abbreviation_or_a_number():
     ("How do I see the changes I've already staged?", "code"), ("Which mod_dir directive sends requests on?", "code"),
     ("Which log format code records how long the request took?", "code"),  # it asks for the code, not the time
     ("What specific programs in San Francisco promote green building?", None),
-    ("What is the function of the LNvs in Drosophila?", None)])
+    ("What is the function of the LNvs in Drosophila?", None),
+    # a bare "How?" after what the user wants asks how to do it, as "How do I do that?" does
+    ("My server has several network interfaces and the client must send from one of them. How?", "code"),
+    ("How does the scheduler order its jobs?", None)])
 def test_factoid_questions_say_what_kind_of_value_they_ask_for(question, kind):
     assert answer_type(question) == kind
 
