@@ -440,10 +440,11 @@ def parse_file(path: Path, file_type: str, media_type: str, pages: int | None, s
             from unstructured.partition.html import partition_html
 
             raw = partition_html(text=markup, **{k: v for k, v in kwargs.items() if k != "encoding"})
-        elif file_type == "MD" and (text := _markdown_by_line(path, encoding)) is not None:
+        elif file_type == "MD":
             from unstructured.partition.md import partition_md
 
-            raw = partition_md(text=text, languages=kwargs["languages"], metadata_filename=kwargs["metadata_filename"])
+            raw = partition_md(text=_markdown(path, encoding), languages=kwargs["languages"],
+                               metadata_filename=kwargs["metadata_filename"])
         else:
             raw = _partition(partition, path, **kwargs)
     except MemoryError:
@@ -565,18 +566,15 @@ def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | N
     return lxml_html.tostring(doc, encoding="unicode")
 
 
-def _markdown_by_line(path: Path, encoding: str | None) -> str | None:
-    """The Markdown of `path` with each paragraph written on a line of its own made a paragraph (ingest/unwrapped.py);
-    None when it has none: unstructured then reads the file itself."""
+def _markdown(path: Path, encoding: str | None) -> str:
+    """The Markdown of `path`, read once (as bytes: the name need not be UTF-8), with each paragraph written on a
+    line of its own made a paragraph (ingest/unwrapped.py)."""
     from unstructured.file_utils.encoding import read_txt_file
 
     from .unwrapped import split_unwrapped
 
-    if display_name(path) == str(path):
-        _, text = read_txt_file(filename=str(path), encoding=encoding)
-    else:
-        _, text = read_txt_file(file=io.BytesIO(path.read_bytes()), encoding=encoding)
-    return split_unwrapped(text)
+    _, text = read_txt_file(file=io.BytesIO(path.read_bytes()), encoding=encoding)
+    return split_unwrapped(text) or text
 
 
 def _partition(partitioner, path: Path, **kwargs) -> list:

@@ -244,15 +244,15 @@ def unnamed(question: str, passages: Sequence[str]) -> list[str]:
     speaker's names (`speaker_names`) count as named by a passage written in the first person. Only the question
     proper's names count (`question_proper`): what a user says of their situation ("... fails in CI. How do I ...?")
     need not be in the manual that answers them."""
-    names = asked_names(question_proper(question))
+    proper = question_proper(question)
+    names, years = asked_names(proper), asked_years(proper)  # (a year is a name too: of an event, a period)
+    if not names and not years:
+        return []
     if any(FIRST_PERSON.search(p) for p in passages):
         speakers = speaker_names(question)
         names = [n for n in names if n not in speakers]
     text = fold("\n".join(passages))
-    out = []
-    years = asked_years(question_proper(question))  # a year is a name too: of an event, a period
-    if years and not any(years & years_named(p) for p in passages):
-        out.extend(sorted(years))
+    out = sorted(years) if years and not any(years & years_named(p) for p in passages) else []
     for name in names:
         n = fold(re.sub(r"(?:-[a-z]+)+$", "", name))  # "NF-kB-dependent" names NF-kB
         head = n if len(n) <= 5 else n[:len(n) - 2]
