@@ -17,7 +17,10 @@ answer type, a small share of the model's learned selector), the "relevance" sel
   begins where the answer does; where it stops (cites): the decoder's choice;
 - another quote after a citation: while an unused sentence is within `more_margin` of the best, up to
   `max_quotes`, each cited to its own passage, and only on a sentence that says something the answer does
-  not say yet (at least `novelty` of its content words new to the answer and the question);
+  not say yet (at least `novelty` of its content words new to the answer and the question); for a question
+  that asks several things ("Does it retry? If not, how do I turn retries on?", relevance.sub_questions), the
+  best sentence for each thing that the first quote does not answer comes next, where it reaches
+  `answer_threshold` both for that thing and for the whole question (`each_part`, relevance.each_part_quoted);
 - a quote of a reference entry's sentence that does not name the entry (a setting's "Default: 259200 (3 days,
   in seconds)" under the section title "PASSWORD_RESET_TIMEOUT") opens with the entry's name, copied from the
   passage's title line, and a written colon: "PASSWORD_RESET_TIMEOUT: 259200 (3 days, in seconds) [1]"
@@ -134,6 +137,10 @@ class SculptSampling(BaseModel):
     connectors: bool = Field(True, description="relevance: a quote that stops inside its sentence is joined to "
                                                "the next by a written word (\"and\", or \"while\" when the "
                                                "question compares), where the next quote reads on after it")
+    each_part: bool = Field(True, description="relevance: for a question that asks several things (\"Does it "
+                            "retry? If not, how do I turn retries on?\"), the best sentence for each that reaches "
+                            "answer_threshold is quoted next after the best overall (relevance.sub_questions, "
+                            "each_part_quoted)")
     leads: bool = Field(True, description="relevance: a quote of a reference entry's sentence that does not name "
                                           "the entry opens with the entry's name, the section title it is under "
                                           "(\"PASSWORD_RESET_TIMEOUT: 259200 (3 days, in seconds) [1]\"; "
@@ -282,6 +289,11 @@ class SculptGenerator:
             top = float(score.max())
             refuse = top < cfg.answer_threshold or bool(unnamed)  # passages about something else
             cut, decoder_weight, max_quotes = max(cfg.answer_threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
+            asks = relevance.sub_questions(question) if cfg.each_part and not refuse else []
+            if asks:  # a question that asks several things: the next quote answers the next thing asked
+                score = relevance.each_part_quoted(score, batch.sentence[0], [relevance.sentence_relevance(
+                    self._model.embed_hidden, self._tokenizer, batch, ask, titles, None, sections) for ask in asks],
+                    cfg.answer_threshold)  # (the learned selector read the whole question: it has no share here)
             if cfg.clauses:
                 start_score = relevance.clause_choice(batch, question, starts)
         if ban:

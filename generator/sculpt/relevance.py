@@ -14,7 +14,9 @@ answer never quotes the same words twice.
   (the terms below); the others count cos 0. A question of several sentences (a user's situation, then what
   they ask) is compared whole and sentence by sentence (`question_parts`), and the closest counts.
 - cover: the share of the question's IDF-weighted content words the sentence holds (the extractive
-  baseline's score, on Snowball stems: "incorporated" meets "incorporation"), in [0, 1].
+  baseline's score, on Snowball stems: "incorporated" meets "incorporation"), in [0, 1]; for a question of
+  several sentences, the larger of that and its share of one part's words (a sentence of the question, or its
+  question proper: `part_cover`), as cos compares it with each.
 - typed: 1 when a factoid question asks for a date, a number, a name or a piece of code and the sentence
   holds one the question does not already name ("When was X released?" wants a sentence with a date in it;
   "What inventory did X report?" a number; "Which rebase option stashes my changes first?" or "How do I
@@ -76,6 +78,9 @@ answer never quotes the same words twice.
   "Which setting ...?" does, and so does a bare "How?" after what the user wants ("... send its requests from one
   particular IP address. How?"), as "How do I ...?" does.
   Only the question proper's names must be named by a passage (`unnamed`): "... fails in CI." is the user's.
+- several things asked: a question that asks two things ("Does Requests retry failed connections? If not, how
+  do I turn retries on?", "Why ..., and how can I test them?": `sub_questions`) is also scored per thing; the
+  generator quotes the best sentence for each next after the best overall (`each_part_quoted`).
 - what to do: a question that asks for a fix, a change or what the manual suggests ("What's the fix?", "How do
   I turn that off?", "How should I install it?", `asks_advice`) is typed by a sentence that says what to do
   ("To fix this, make sure you ...", "... set it to READ-COMMITTED.", "... could be enabled with show_index",
@@ -326,8 +331,59 @@ def asks_advice(question: str) -> bool:
 @functools.lru_cache(maxsize=256)
 def question_sentences(question: str) -> tuple[str, ...]:
     """The sentences of a question, split once: the rules that read its question proper or its parts ask for
-    them several times per request."""
-    return tuple(question[a:b].strip() for a, b in sentence_spans(question))
+    them several times per request. Not after a dotted abbreviation ("Who won the men's singles U.S. Open
+    2021?" is one sentence, not "... U.S." and "Open 2021?"), which the passages' splitter cuts after."""
+    out: list[str] = []
+    for a, b in sentence_spans(question):
+        text = question[a:b].strip()
+        if out and DOTTED_END.search(out[-1]):
+            out[-1] = f"{out[-1]} {text}"
+        else:
+            out.append(text)
+    return tuple(out)
+
+
+DOTTED_END = re.compile(r"(?<![\w.])(?:[A-Z]\.){2,}$")  # "U.S.", "U.K.", "E.U."
+
+
+# where one question sentence asks a second thing: "..., and how can I test them?", "... or which setting ...?"
+SECOND_ASK = re.compile(r",?\s+(?:and|or|but)\s+(?=(?:how|what|which|where|why|when|who|whom|whose|is|are|does|do|"
+                        r"can|could|should)\b)", re.I)
+SUB_WORDS = 3  # a sub-question this short ("Why") names nothing to find a sentence by
+
+
+def sub_questions(question: str) -> list[str]:
+    """The things a question asks, where it asks several: its question sentences (`ASKING`, or after a condition:
+    "If not, how do I turn retries on?"), each cut where it asks a second thing ("Why do my callbacks never
+    run in tests, and how can I test them?"); those of SUB_WORDS words or more ("Why, and how can I apply the
+    validators myself?" gives the second only). [] for a question that asks one thing."""
+    out = []
+    for said in question_sentences(question):
+        if said.rstrip("\"'”’)").endswith("?") and (ASKING.match(said) or LEADING_CONDITION.match(said.lower())
+                                                     or re.match(r"^\s*if (?:not|so)\b", said, re.I)):
+            out.extend(x.strip(" ,") for x in SECOND_ASK.split(re.sub(r"^\s*if (?:not|so),\s*", "", said, flags=re.I)))
+    return [x for x in out if len(x.split()) >= SUB_WORDS] if len(out) > 1 else []
+
+
+def each_part_quoted(score: np.ndarray, sentence: np.ndarray, answers: Sequence[np.ndarray], floor: float
+                     ) -> np.ndarray:
+    """`score` (M,) with the best sentence for each sub-question (`answers`: each its (M,) relevance) lifted to
+    just under the best overall, where it scores at least `floor` both for its sub-question and for the whole
+    question (a sub-question alone loses what it refers to: "which setting changes it?" is met by "This setting
+    is deprecated.") and the best overall sentence is not it: the answer's next quote answers the next thing
+    asked, not the sentence that reads on from the first ("Does Requests retry failed connections? If not, how
+    do I turn retries on?": "By default, Requests does not retry failed connections." then the sentence about
+    max_retries)."""
+    top = int(np.argmax(score))
+    best, out, lift = float(score[top]), score.copy(), 0
+    for answer in answers:
+        at = int(np.argmax(answer))
+        if min(float(answer[at]), float(score[at])) < floor or sentence[at] == sentence[top] or sentence[at] < 0:
+            continue
+        lift += 1
+        mine = sentence == sentence[at]
+        out[mine] = np.maximum(out[mine], best - 1e-3 * lift)
+    return out
 
 
 def question_proper(question: str) -> str:
@@ -478,7 +534,7 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
             "title": float(title_key(t) in titles),
             "labelled": float(labelled_row(t, asked)), "nothing_new": float(not (w - asked - ENTITY_NOISE)),
             "other_year": float(other_year(f"{h} {f}", years))}
-           for t, f, v, w, h in zip(texts, full, idf_cover(asked, words), words, heads_or)]
+           for t, f, v, w, h in zip(texts, full, part_cover(question, asked, words), words, heads_or)]
     lead_in = [NOTHING_NEW * x["nothing_new"] * is_lead_in(t) for x, t in zip(out, texts)]
     ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]) - lead_in[i])[:EMBED_TOP]  # (a lead-in that
     # restates the question is read too: its list may be the answer, listed_items_answer)
@@ -494,6 +550,23 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
         for i, c in zip(again, cosines[len(ranked):]):
             out[i]["cos"] = max(out[i]["cos"], c)
     return out
+
+
+def part_cover(question: str, asked: set[str], words: Sequence[set[str]]) -> list[float]:
+    """Each text's cover (`idf_cover`) of the whole question, or of one of its parts where that is larger: its
+    sentences of PART_WORDS words or more (`question_parts`) and its question proper (`question_proper`) if as
+    long, as the embedder compares a text with each. A user's situation dilutes the question's words: "Does Django's SMTP
+    backend have a timeout?" after "When our SMTP relay stops answering, the Celery workers that call send_mail
+    hang forever." is covered by "timeout: EMAIL_TIMEOUT", read under its section "SMTP backend", at 0.10 of
+    the whole and 0.47 as asked. A one-sentence question has no parts: its cover is the whole's."""
+    best = idf_cover(asked, words)
+    told = list(question_parts(question))
+    proper = question_proper(question)
+    if proper != question and proper not in told and len(proper.split()) >= PART_WORDS:  # ("Is that expected?"
+        told.append(proper)  # would give any sentence with "expected" in it all of its cover)
+    for part in told:
+        best = [max(b, c) for b, c in zip(best, idf_cover(terms(part), words))]
+    return best
 
 
 PART_WORDS = 5  # a sentence of a question this long or longer is also compared alone (`question_parts`)

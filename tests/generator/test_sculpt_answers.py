@@ -27,7 +27,10 @@ from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, DEPENDENT_RE, L
                                        cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
                                        is_header_row, is_heading, is_lead_in, is_code_line, labelled_row, lines_of,
                                        listed_items_answer, position_terms, question_proper, relevance, section_heads,
-                                       question_parts, sentence_texts, speaker_names, terms, unnamed)
+                                       question_parts, question_sentences, sentence_texts, speaker_names, sub_questions,
+                                       terms,
+                                       unnamed)
+from pipeline.text import idf_cover
 from pipeline.types import GenerationRequest, Passage
 
 APACHE_GRANT = (
@@ -1005,3 +1008,73 @@ def test_a_question_about_a_year_no_passage_names_is_refused(sculpt):
                     context="Nobel Prize in Literature 2021 | press release")
     assert "Gurnah" in sculpt.generate(GenerationRequest(question=question, passages=(*others, dated))).text
     assert unnamed("How has revenue changed since 2019?", ["Revenue grew 4% in 2022."]) == []
+
+
+def test_a_sentence_that_covers_what_is_asked_beats_one_that_covers_the_user_s_situation(sculpt):
+    """A user's situation fills a question with words that are not what they ask: as a share of the whole
+    question's words, the sentence about the situation covers more than the one that answers. Cover is also read
+    against each part of the question (`part_cover`), as the embedder compares a sentence with each."""
+    question = ("Our nightly export job sends its reports through a mail relay, and when the relay stops answering "
+                "the job hangs for hours. Does the SMTP backend have a timeout?")
+    texts = ["Mail backends\nThe SMTP backend sends mail through the host and port given by the MAIL_HOST and "
+             "MAIL_PORT settings.",
+             "MAIL_TIMEOUT\nDefault: None\nA timeout in seconds for blocking operations of the SMTP backend, such "
+             "as the connection attempt.",
+             "Export jobs\nAn export job writes each report to the reports folder and records when it started and "
+             "ended.",
+             "The relay queues each message and retries delivery of a message it could not send every ten minutes."]
+    answers = "A timeout in seconds for blocking operations of the SMTP backend, such as the connection attempt."
+    situation = "An export job writes each report to the reports folder and records when it started and ended."
+    words = [relevance_module.terms(t) for t in (answers, situation)]
+    asked = relevance_module.terms(question)
+    whole = idf_cover(asked, words)
+    assert whole[0] <= whole[1]  # of the whole question's words, the situation's sentence holds as many
+    cover = relevance_module.part_cover(question, asked, words)
+    assert cover[0] > cover[1] and cover[0] > whole[0]
+    one = "Does the SMTP backend have a timeout?"  # a question of one sentence has no parts
+    assert relevance_module.part_cover(one, relevance_module.terms(one), words) == idf_cover(
+        relevance_module.terms(one), words)
+    result = ask(sculpt, question, *texts)
+    assert answers in result.text and "export job" not in result.text
+
+
+def test_a_question_is_not_cut_after_a_dotted_abbreviation():
+    assert question_sentences("Who won the men's singles U.S. Open 2021?") == (
+        "Who won the men's singles U.S. Open 2021?",)
+    assert question_parts("Who won the men's singles U.S. Open 2021?") == []
+    assert question_sentences("I moved here last year. How do I file taxes?") == (
+        "I moved here last year.", "How do I file taxes?")
+
+
+@pytest.mark.parametrize("question, asks", [
+    ("Does the client retry failed connections automatically? If not, how do I turn retries on?",
+     ["Does the client retry failed connections automatically?", "how do I turn retries on?"]),
+    ("Why do my callbacks never run in tests, and how can I test them?",
+     ["Why do my callbacks never run in tests", "how can I test them?"]),
+    ("My signup form accepts a password like 'abc'. Why, and how can I apply the validators myself?",
+     ["how can I apply the validators myself?"]),  # ("Why" names nothing to look for)
+    ("How long is a reset link valid by default?", []),  # one thing asked
+    ("What are the pros and cons of pooling?", []),  # an "and" that joins two words, not two questions
+    ("I keep the session in a cookie. How do I make it expire?", []),  # a situation, then one question
+])
+def test_the_things_a_question_asks(question, asks):
+    assert sub_questions(question) == asks
+
+
+def test_each_thing_a_question_asks_is_answered_by_its_own_quote(sculpt):
+    """The sentence that reads on from the first quote ("This applies only to ...") says more about the first
+    thing asked; the next quote answers the second thing asked, from another passage."""
+    question = "Does the client retry failed connections automatically? If not, how do I turn retries on?"
+    texts = ["Retries\nBy default, the client does not retry failed connections. This applies only to failed DNS "
+             "lookups, socket connections and connection timeouts, never to requests where data has reached the "
+             "server.",
+             "Transport adapters\nTo retry failed connections, create an adapter with max_retries set to the "
+             "number of attempts and mount it on the session.",
+             "Sessions\nA session keeps cookies and connection pools across the requests it sends."]
+    result = ask(sculpt, question, *texts)
+    assert result.text.startswith("By default, the client does not retry failed connections. [1]")
+    assert "create an adapter with max_retries" in result.text and "[2]" in result.text
+    alone = ask(sculpt.with_options(each_part=False), question, *texts)
+    assert "max_retries" not in alone.text
+    one = "How many times does an adapter created with max_retries retry a failed connection?"
+    assert ask(sculpt, one, *texts).text == ask(sculpt.with_options(each_part=False), one, *texts).text
