@@ -349,6 +349,7 @@ DOTTED_END = re.compile(r"(?<![\w.])(?:[A-Z]\.){2,}$")  # "U.S.", "U.K.", "E.U."
 # where one question sentence asks a second thing: "..., and how can I test them?", "... or which setting ...?"
 SECOND_ASK = re.compile(r",?\s+(?:and|or|but)\s+(?=(?:how|what|which|where|why|when|who|whom|whose|is|are|does|do|"
                         r"can|could|should)\b)", re.I)
+IF_SO = re.compile(r"^\s*if (?:not|so)\b,?\s*", re.I)  # "If not, how do I turn retries on?" asks "how do I ...?"
 SUB_WORDS = 3  # a sub-question this short ("Why") names nothing to find a sentence by
 
 
@@ -360,8 +361,8 @@ def sub_questions(question: str) -> list[str]:
     out = []
     for said in question_sentences(question):
         if said.rstrip("\"'”’)").endswith("?") and (ASKING.match(said) or LEADING_CONDITION.match(said.lower())
-                                                     or re.match(r"^\s*if (?:not|so)\b", said, re.I)):
-            out.extend(x.strip(" ,") for x in SECOND_ASK.split(re.sub(r"^\s*if (?:not|so),\s*", "", said, flags=re.I)))
+                                                     or IF_SO.match(said)):
+            out.extend(x.strip(" ,") for x in SECOND_ASK.split(IF_SO.sub("", said, count=1)))
     return [x for x in out if len(x.split()) >= SUB_WORDS] if len(out) > 1 else []
 
 
@@ -555,10 +556,10 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
 def part_cover(question: str, asked: set[str], words: Sequence[set[str]]) -> list[float]:
     """Each text's cover (`idf_cover`) of the whole question, or of one of its parts where that is larger: its
     sentences of PART_WORDS words or more (`question_parts`) and its question proper (`question_proper`) if as
-    long, as the embedder compares a text with each. A user's situation dilutes the question's words: "Does Django's SMTP
-    backend have a timeout?" after "When our SMTP relay stops answering, the Celery workers that call send_mail
-    hang forever." is covered by "timeout: EMAIL_TIMEOUT", read under its section "SMTP backend", at 0.10 of
-    the whole and 0.47 as asked. A one-sentence question has no parts: its cover is the whole's."""
+    long, as the embedder compares a text with each. A user's situation dilutes the question's words: "Does
+    Django's SMTP backend have a timeout?" after "When our SMTP relay stops answering, the Celery workers that
+    call send_mail hang forever." is covered by "timeout: EMAIL_TIMEOUT", read under its section "SMTP backend",
+    at 0.10 of the whole and 0.47 as asked. A one-sentence question has no parts: its cover is the whole's."""
     best = idf_cover(asked, words)
     told = list(question_parts(question))
     proper = question_proper(question)
