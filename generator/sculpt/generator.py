@@ -284,16 +284,18 @@ class SculptGenerator:
             cut, decoder_weight, max_quotes = math.log(max(cfg.more_threshold, 1e-30)), 1.0, None
         else:
             learned = relevance.LEARNED_WEIGHT * np.where(off, 0.0, select[memory.sent_index[0]])
+            seen: dict[str, np.ndarray] = {}  # the request's sentence vectors, for each thing its question asks
             score = relevance.sentence_relevance(self._model.embed_hidden, self._tokenizer, batch, question, titles,
-                                                 learned, sections)
+                                                 learned, sections, seen)
             top = float(score.max())
             refuse = top < cfg.answer_threshold or bool(unnamed)  # passages about something else
             cut, decoder_weight, max_quotes = max(cfg.answer_threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
             asks = relevance.sub_questions(question) if cfg.each_part and not refuse else []
             if asks:  # a question that asks several things: the next quote answers the next thing asked
-                score = relevance.each_part_quoted(score, batch.sentence[0], [relevance.sentence_relevance(
-                    self._model.embed_hidden, self._tokenizer, batch, ask, titles, None, sections) for ask in asks],
-                    cfg.answer_threshold)  # (the learned selector read the whole question: it has no share here)
+                answers = [relevance.sentence_relevance(self._model.embed_hidden, self._tokenizer, batch, ask, titles,
+                                                        None, sections, seen) for ask in asks]  # (the learned
+                score = relevance.each_part_quoted(score, batch.sentence[0], answers,  # selector read the whole
+                                                   cfg.answer_threshold)  # question: it has no share here)
             if cfg.clauses:
                 start_score = relevance.clause_choice(batch, question, starts)
         if ban:

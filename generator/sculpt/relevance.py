@@ -128,11 +128,16 @@ Hidden = Callable[[np.ndarray, Sequence[int]], np.ndarray]  # (n, T) ids, real l
 
 
 def embed(hidden: Hidden, tokenizer, texts: Sequence[str], batch_size: int = 16,
-          max_tokens: int = WORD_MAX_TOKENS) -> np.ndarray:
+          max_tokens: int = WORD_MAX_TOKENS, seen: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """(n, d) unit vectors: mean of the last hidden states over real tokens (all-MiniLM-L6-v2's pooling), from
     `hidden`, the pretrained encoder of either runtime (SculptNumpy.embed_hidden, or the torch one's).
     Texts go through in batches of similar length (sorted by token count), so short sentences are not
-    padded to the longest one."""
+    padded to the longest one. `seen`: vectors by text, read where they are there and kept for the texts
+    embedded (one request's sentences, read again for each thing its question asks)."""
+    if seen is not None:
+        new = [t for t in texts if t not in seen]  # (as they come, so a first call batches as it would alone)
+        seen.update(zip(new, embed(hidden, tokenizer, new, batch_size, max_tokens)))
+        return np.stack([seen[t] for t in texts]) if texts else np.zeros((0, 0), dtype=np.float32)
     ids = tokenizer(list(texts), truncation=True, max_length=max_tokens)["input_ids"] if texts else []
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out: np.ndarray | None = None
@@ -328,6 +333,9 @@ def asks_advice(question: str) -> bool:
     return bool(ADVICE_QUESTION.search(question_proper(question)))
 
 
+DOTTED_END = re.compile(r"(?<![\w.])(?:[A-Z]\.){2,}$")  # "U.S.", "U.K.", "E.U."
+
+
 @functools.lru_cache(maxsize=256)
 def question_sentences(question: str) -> tuple[str, ...]:
     """The sentences of a question, split once: the rules that read its question proper or its parts ask for
@@ -343,9 +351,6 @@ def question_sentences(question: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-DOTTED_END = re.compile(r"(?<![\w.])(?:[A-Z]\.){2,}$")  # "U.S.", "U.K.", "E.U."
-
-
 # where one question sentence asks a second thing: "..., and how can I test them?", "... or which setting ...?"
 SECOND_ASK = re.compile(r",?\s+(?:and|or|but)\s+(?=(?:how|what|which|where|why|when|who|whom|whose|is|are|does|do|"
                         r"can|could|should)\b)", re.I)
@@ -359,10 +364,9 @@ def sub_questions(question: str) -> list[str]:
     run in tests, and how can I test them?"); those of SUB_WORDS words or more ("Why, and how can I apply the
     validators myself?" gives the second only). [] for a question that asks one thing."""
     out = []
-    for said in question_sentences(question):
-        if said.rstrip("\"'”’)").endswith("?") and (ASKING.match(said) or LEADING_CONDITION.match(said.lower())
-                                                     or IF_SO.match(said)):
-            out.extend(x.strip(" ,") for x in SECOND_ASK.split(IF_SO.sub("", said, count=1)))
+    for said in (IF_SO.sub("", x, count=1) for x in question_sentences(question)):
+        if said.rstrip("\"'”’)").endswith("?") and (ASKING.match(said) or LEADING_CONDITION.match(said.lower())):
+            out.extend(x.strip(" ,") for x in SECOND_ASK.split(said))
     return [x for x in out if len(x.split()) >= SUB_WORDS] if len(out) > 1 else []
 
 
@@ -379,7 +383,7 @@ def each_part_quoted(score: np.ndarray, sentence: np.ndarray, answers: Sequence[
     best, out, lift = float(score[top]), score.copy(), 0
     for answer in answers:
         at = int(np.argmax(answer))
-        if min(float(answer[at]), float(score[at])) < floor or sentence[at] == sentence[top] or sentence[at] < 0:
+        if min(float(answer[at]), float(score[at])) < floor or sentence[at] == sentence[top]:
             continue
         lift += 1
         mine = sentence == sentence[at]
@@ -505,7 +509,7 @@ def combine(x: dict[str, float], tables: bool = True) -> float:
 
 def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
           titles: frozenset[str] = frozenset(), heads: Sequence[str] | None = None,
-          alone: frozenset[int] = frozenset()) -> list[dict[str, float]]:
+          alone: frozenset[int] = frozenset(), seen: dict[str, np.ndarray] | None = None) -> list[dict[str, float]]:
     """Each text's relevance parts for the question: cos, cover, typed, heading, header_row, title,
     labelled, nothing_new, other_year (the flags as 0/1; `titles`: the section titles of the request's
     passages, as `title_key` gives them). The embedder reads only the EMBED_TOP texts with the most lexical
@@ -515,7 +519,7 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
     its section's title (`section_heads`); its words count in the text's cover, and the embedder reads the
     text after it ("maintenance_work_mem (integer): It defaults to 64 megabytes."). `alone`: the indices of texts
     the embedder also reads without their head, keeping the closer reading (a sentence that leans on the one
-    before it may match a two-part question better alone)."""
+    before it may match a two-part question better alone). `seen`: the request's vectors by text (`embed`)."""
     asked = terms(question)
     full, texts = texts, [unsigned(t) for t in texts]  # (a signature's defaults still count as values)
     words = [terms(t) for t in texts]
@@ -543,7 +547,7 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
         again = [i for i in ranked if i in alone and read[i] != texts[i]]
         told = question_parts(question)
         vectors = embed(hidden, tokenizer, [question, *told, *(read[i] for i in ranked), *(texts[i] for i in again)],
-                        batch_size=8, max_tokens=SENTENCE_TOKENS)  # batches of 8 by length pad less:
+                        batch_size=8, max_tokens=SENTENCE_TOKENS, seen=seen)  # batches of 8 by length pad less:
         asks, vectors = vectors[: 1 + len(told)], vectors[1 + len(told):]  # (1.2x faster than one of 13)
         cosines = (vectors @ asks.T).max(axis=1).tolist()
         for i, c in zip(ranked, cosines):
@@ -790,12 +794,13 @@ def question_lines(batch) -> set[int]:
 
 
 def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: frozenset[str] = frozenset(),
-                       learned: np.ndarray | None = None, sections: Sequence[str] | None = None) -> np.ndarray:
+                       learned: np.ndarray | None = None, sections: Sequence[str] | None = None,
+                       seen: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """(M,) the relevance of each position's sentence, for the first request of `batch`; -inf off sentences
     and on each copy but the best-read one of a sentence that several passages hold (the earliest on a tie).
     `titles`: the passages' section titles (`title_key`); `learned`: (M,) the learned selector's share at each
     position, added to its sentence's; `sections`: each passage's section title (`Passage.section`), for
-    `section_heads`."""
+    `section_heads`; `seen`: the request's sentence vectors by text, shared by its calls (`embed`)."""
     sid = batch.sentence[0]
     keys, texts = sentence_texts(batch)
     said = dict(zip(keys, (terms(t) for t in texts)))
@@ -825,7 +830,7 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
                     leaning.pop(key, None)
                     context[i] = title
     found = parts(hidden, tokenizer, question, texts, titles, context,
-                  frozenset(i for i, key in enumerate(keys) if key in leaning))
+                  frozenset(i for i, key in enumerate(keys) if key in leaning), seen)
     scores = [combine(x) for x in found]
     leads = [r + NOTHING_NEW * x["nothing_new"] for r, x in zip(scores, found)]  # a lead-in may restate the question
     if learned is not None:  # (the share is the same at every position of a sentence: read it at its first)

@@ -901,9 +901,9 @@ def test_a_field_line_under_its_entry_title_is_read_with_the_title_and_the_prose
     batch = featurize(tok, SculptConfig(), [question], [[entry]])
     read = {}
     real = relevance_module.parts
-    def spy(hidden, tokenizer, q, texts, titles=frozenset(), heads=None, alone=frozenset()):
+    def spy(hidden, tokenizer, q, texts, titles=frozenset(), heads=None, alone=frozenset(), seen=None):
         read.update(zip(texts, heads))
-        return real(hidden, tokenizer, q, texts, titles, heads, alone)
+        return real(hidden, tokenizer, q, texts, titles, heads, alone, seen)
     relevance_module.parts = spy
     try:
         relevance_module.sentence_relevance(lambda ids, lengths: np.ones((*ids.shape, 384), np.float32), tok, batch,
@@ -1078,3 +1078,19 @@ def test_each_thing_a_question_asks_is_answered_by_its_own_quote(sculpt):
     assert "max_retries" not in alone.text
     one = "How many times does an adapter created with max_retries retry a failed connection?"
     assert ask(sculpt, one, *texts).text == ask(sculpt.with_options(each_part=False), one, *texts).text
+
+
+def test_a_request_s_sentences_are_embedded_once_for_all_it_asks(sculpt):
+    tok, hidden = sculpt._tokenizer, sculpt._model.embed_hidden
+    rows: list[int] = []
+    def counting(ids, lengths):
+        rows.append(ids.shape[0])
+        return hidden(ids, lengths)
+    texts = ["By default the client does not retry.", "Mount an adapter with max_retries.", "Sessions keep cookies."]
+    seen: dict[str, np.ndarray] = {}
+    first = relevance_module.embed(counting, tok, texts, seen=seen)
+    np.testing.assert_array_equal(first, relevance_module.embed(hidden, tok, texts))  # as it would be alone
+    rows.clear()
+    again = relevance_module.embed(counting, tok, [texts[1], "How do I turn retries on?"], seen=seen)
+    assert sum(rows) == 1  # only the new text went through the encoder
+    np.testing.assert_array_equal(again[0], first[1])
