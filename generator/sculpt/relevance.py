@@ -116,6 +116,7 @@ COVER_WEIGHT = 1.0
 TYPE_WEIGHT = 0.5
 LEARNED_WEIGHT = 0.05
 HEADING = 0.5  # taken off a heading line ("NFL Commissioners and Presidents"): it names a topic, answers nothing
+REFERRAL = 1.0  # taken off a sentence that only sends the reader elsewhere ("See ... for details."): as TITLE, surely no answer
 TITLE = 1.0  # taken off a line the document marks as a section title: surely a heading, so more than HEADING
 EMBED_TOP = 12  # texts the embedder reads per request, by lexical evidence (12, 16 and 24 rank alike on the dev sets)
 SENTENCE_TOKENS = 128  # and of each, its first tokens (sentences of over ~100 words are rare and say their topic early)
@@ -497,12 +498,12 @@ def relevance(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
 
 
 def combine(x: dict[str, float], tables: bool = True) -> float:
-    """cos + COVER_WEIGHT * cover + TYPE_WEIGHT * typed - max(HEADING * heading, TITLE * title)
+    """cos + COVER_WEIGHT * cover + TYPE_WEIGHT * typed - max(HEADING * heading, TITLE * title, REFERRAL * referral)
     + ROW_LABEL * labelled - NOTHING_NEW * nothing_new - OTHER_YEAR * other_year, from one text's `parts`
     (tables=False: without the table-row parts, for comparison)."""
     heading = max(x["heading"], x["header_row"]) if tables else x["heading"]
     return (x["cos"] + COVER_WEIGHT * x["cover"] + TYPE_WEIGHT * x["typed"]
-            - max(HEADING * heading, TITLE * x.get("title", 0.0))
+            - max(HEADING * heading, TITLE * x.get("title", 0.0), REFERRAL * x.get("referral", 0.0))
             + (ROW_LABEL * x["labelled"] if tables else 0.0) - NOTHING_NEW * x["nothing_new"]
             - OTHER_YEAR * x.get("other_year", 0.0))
 
@@ -533,13 +534,14 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
     heads_or = heads or [""] * len(texts)
     # (ENTITY_NOISE in the nothing-new test: "Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
     advice = asks_advice(question)  # (what to do is a kind of its own)
+    referral = [is_referral(t) for t in texts]  # (its figures are an address: "Section 19.4", "git-credential-cache(1)")
     out = [{"cos": 0.0, "cover": v,
-            "typed": float(has_answer_type(f, question, kind) or (advice and bool(ADVICE.search(f)))),
-            "heading": float(is_heading(t)), "header_row": float(is_header_row(t)),
+            "typed": float(not sent and (has_answer_type(f, question, kind) or (advice and bool(ADVICE.search(f))))),
+            "heading": float(is_heading(t)), "header_row": float(is_header_row(t)), "referral": float(sent),
             "title": float(title_key(t) in titles),
             "labelled": float(labelled_row(t, asked)), "nothing_new": float(not (w - asked - ENTITY_NOISE)),
             "other_year": float(other_year(f"{h} {f}", years))}
-           for t, f, v, w, h in zip(texts, full, part_cover(question, asked, words), words, heads_or)]
+           for t, f, v, w, h, sent in zip(texts, full, part_cover(question, asked, words), words, heads_or, referral)]
     lead_in = [NOTHING_NEW * x["nothing_new"] * is_lead_in(t) for x, t in zip(out, texts)]
     ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]) - lead_in[i])[:EMBED_TOP]  # (a lead-in that
     # restates the question is read too: its list may be the answer, listed_items_answer)
@@ -635,22 +637,49 @@ def labelled_row(text: str, asked: set[str]) -> bool:
     return bool(words) and len(words & asked) * 2 >= len(words) and bool(re.search(r"\d", rest))
 
 
-SECTION_NUMBER_RE = re.compile(  # "3.2 ", "1. ", "IV. ", "B) ", "Item 7A. ", "CHAPTER 13 ", "Note 4: "
-    r"^(?:(?i:item|section|part|chapter|article|note)\s+\d+[A-Z]?(?:\.\d+)*[.:]?|\d+(?:\.\d+)+\.?|\d+[.)]|"
+SECTION_NUMBER_RE = re.compile(  # "3.2 ", "1. ", "IV. ", "B) ", "Item 7A. ", "CHAPTER 13 ", "Note 4: ", and a
+    # caption's label: "Table 9.33. ", "Figure 2: ", "Example 3-1. "
+    r"^(?:(?i:item|section|part|chapter|article|note|table|figure|fig\.|example|listing|exhibit)\s+\d+[A-Z]?"
+    r"(?:[.-]\d+)*[.:]?|\d+(?:\.\d+)+\.?|\d+[.)]|"
     r"[IVXLC]+[.)]|[A-Z][.)])\s+(?=\S)")  # letters upper case only: "n. a." and "a. had" are not numbers
 
 
 def is_heading(text: str) -> bool:
-    """A title line: at most 10 words, no final punctuation, no digits or table-cell bars, and its words
-    capitalised (short function words aside); a section number before it is allowed ("3.2 Products",
-    "CHAPTER 6 – BUDGETS")."""
+    """A title line: at most 10 words, no final punctuation, no numbers or table-cell bars, and its words
+    capitalised (short function words aside); a section number or a caption's label before it is allowed
+    ("3.2 Products", "CHAPTER 6 – BUDGETS", "Table 9.33. Date/Time Operators"), and so is a name that holds a
+    digit ("Asyncio Platform Installation Notes (Including Apple M1)", "HTTP/2 Support"): a number standing
+    alone ("Revenue 2022") is a value, not a title's word."""
     if m := SECTION_NUMBER_RE.match(text):
         text = text[m.end():]
     words = text.split()
-    if not words or len(words) > 10 or text.rstrip()[-1] in ".!?:;," or "|" in text or re.search(r"\d", text):
+    if not words or len(words) > 10 or text.rstrip()[-1] in ".!?:;," or "|" in text or has_number_word(text):
         return False
-    content = [w for w in words if len(w) > 3 or w[0].isupper()]
+    words = [w.lstrip("(\"'“‘[") for w in words]  # ("(Including Apple M1)")
+    content = [w for w in words if w and (len(w) > 3 or w[0].isupper())]
     return bool(content) and all(w[0].isupper() for w in content)
+
+
+NUMBER_WORD_RE = re.compile(r"[\d.,:/%$€£+-]*\d[\d.,:/%+-]*")  # a word that is a number: "2022", "$1.2", "10%"
+
+
+def has_number_word(text: str) -> bool:
+    """Whether a word of `text`, its brackets and quotes aside, is a number ("2022", "(1990)", "$1.2m" is not:
+    it holds a letter, as "M1" and "HTTP/2" do)."""
+    return any(NUMBER_WORD_RE.fullmatch(w.strip("()[]{}\"'“”‘’,.;:!?")) for w in text.split())
+
+
+# a sentence that only sends the reader elsewhere: "See git-credential-cache(1) for details.", "For more background,
+# see Asyncio Platform Installation Notes.", "Refer to Section 19.4."
+REFERRAL_RE = re.compile(r"^\W*(?:(?:for|to)\b[^,]{0,80},\s*)?(?:please\s+)?(?:see|refer\s+to|consult)\b", re.I)
+REFERRAL_WORDS = 20
+
+
+def is_referral(text: str) -> bool:
+    """A sentence of at most REFERRAL_WORDS words that opens by sending the reader elsewhere ("See ...", "For
+    details, see ...", "Refer to ..."): it names the topic it points at, so it matches a question on that topic
+    as well as the answer does, and answers nothing itself."""
+    return bool(REFERRAL_RE.match(text)) and len(text.split()) <= REFERRAL_WORDS and ":" not in text.rstrip()[:-1]
 
 
 def terms(text: str) -> set[str]:

@@ -25,7 +25,8 @@ from generator.sculpt.config import SculptConfig
 from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, DEPENDENT_RE, LIST_STEP, OTHER_YEAR, SCAFFOLD_LINE,
                                        TYPE_WEIGHT, answer_type, asked_names, asked_years, asks_for_list, combine, parts,
                                        cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
-                                       is_header_row, is_heading, is_lead_in, is_code_line, labelled_row, lines_of,
+                                       is_header_row, is_heading, is_lead_in, is_referral, is_code_line, labelled_row,
+                                       lines_of,
                                        listed_items_answer, position_terms, question_proper, relevance, section_heads,
                                        question_parts, question_sentences, sentence_texts, speaker_names, sub_questions,
                                        terms,
@@ -463,7 +464,8 @@ def test_the_learned_selector_is_still_there_for_comparison(sculpt):
 
 @pytest.mark.parametrize("text", ["NFL Commissioners and Presidents", "3.2 Products", "6.4 Internal PXC",
                                   "CHAPTER 6 – BUDGETS", "Item 7A. Quantitative and Qualitative Disclosures",
-                                  "IV. Results", "1. Introduction"])
+                                  "IV. Results", "1. Introduction", "Table 9.33. Date/Time Operators",
+                                  "Asyncio Platform Installation Notes (Including Apple M1)", "HTTP/2 Support"])
 def test_a_title_line_is_a_heading_with_or_without_its_section_number(text: str):
     assert is_heading(text)
 
@@ -472,6 +474,26 @@ def test_a_title_line_is_a_heading_with_or_without_its_section_number(text: str)
                                   "3.2 million units were sold.", "Revenue grew 12% in 2023"])
 def test_a_line_with_a_figure_or_a_sentence_is_not_a_heading(text: str):
     assert not is_heading(text)
+
+
+@pytest.mark.parametrize("text, referral", [
+    ("See git-credential-cache(1) for details.", True), ("Refer to Section 19.4.", True),
+    ("For more background, see Asyncio Platform Installation Notes (Including Apple M1).", True),
+    ("Seeding is random.", False), ("The default is 5432; see Section 34.1.", False),
+    ("See the example: engine = create_engine(url) builds it.", False)])
+def test_a_sentence_that_only_sends_the_reader_elsewhere_is_a_referral(text: str, referral: bool):
+    assert is_referral(text) is referral
+
+
+def test_a_referral_is_never_the_answer(sculpt):
+    # read with its entry's term ("cache") it matched the question better than the entry's own prose did, and
+    # its man-page section "(1)" passed for the number asked: it was quoted first
+    text = ("cache: Cache credentials in memory for a short period of time. See git-credential-cache(1) for details.\n"
+            "store: Store credentials indefinitely on disk. See git-credential-store(1) for details.\n"
+            "You may also have third-party helpers installed; search for credential-* in the output of git help -a, "
+            "and consult the documentation of individual helpers.")
+    result = ask(sculpt, "How long does git credential-cache keep my credentials in memory by default?", text)
+    assert quotes(result.raw_text) == [("Cache credentials in memory for a short period of time.", 1)]
 
 
 def test_table_rows_header_rows_name_columns_and_labelled_rows_hold_the_asked_value():
