@@ -11,10 +11,13 @@ answer type, a small share of the model's learned selector), the "relevance" sel
 - answer or refuse: one rule, answer when the best sentence's relevance reaches `answer_threshold` (chosen
   on corpora the model never trained on; docs/benchmarks.md) and every name the question asks about is
   named by some passage (`names`, relevance.unnamed), else the refusal;
-- which sentence a quote opens on: the most relevant unused one; where in it: the sentence start, or a
-  later clause start (after , ; : or a dash; never inside a table row) when all before it only restates
-  the question ("In 2019, the company moved ..." for "Where did the company move in 2019?"), so the quote
-  begins where the answer does; where it stops (cites): the decoder's choice;
+- which sentence a quote opens on: the most relevant unused one (for a question of several sentences, a user's
+  situation and then what they ask, by relevance without the learned selector's share: the selector trained on
+  questions of one sentence, and ranks such a question's sentences worse than the zero-shot parts alone do;
+  `told_rank`); where in it: the sentence start, or a later clause start (after , ; : or a dash; never inside
+  a table row) when all before it only restates the question ("In 2019, the company moved ..." for "Where did
+  the company move in 2019?"), so the quote begins where the answer does; where it stops (cites): the
+  decoder's choice;
 - another quote after a citation: while an unused sentence is within `more_margin` of the best, up to
   `max_quotes`, each cited to its own passage, and only on a sentence that says something the answer does
   not say yet (at least `novelty` of its content words new to the answer and the question); for a question
@@ -141,6 +144,9 @@ class SculptSampling(BaseModel):
                             "retry? If not, how do I turn retries on?\"), the best sentence for each that reaches "
                             "answer_threshold is quoted next after the best overall (relevance.sub_questions, "
                             "each_part_quoted)")
+    told_rank: bool = Field(True, description="relevance: for a question of several sentences (a user's situation, "
+                            "then what they ask), sentences are ranked without the learned selector's share: it "
+                            "trained on questions of one sentence; answer-or-refuse still reads it")
     leads: bool = Field(True, description="relevance: a quote of a reference entry's sentence that does not name "
                                           "the entry opens with the entry's name, the section title it is under "
                                           "(\"PASSWORD_RESET_TIMEOUT: 259200 (3 days, in seconds) [1]\"; "
@@ -289,6 +295,10 @@ class SculptGenerator:
                                                  learned, sections, seen)
             top = float(score.max())
             refuse = top < cfg.answer_threshold or bool(unnamed)  # passages about something else
+            if cfg.told_rank and not refuse and len(relevance.question_sentences(question)) > 1:
+                score = relevance.sentence_relevance(self._model.embed_hidden, self._tokenizer, batch, question,
+                                                     titles, None, sections, seen)  # (its vectors are read again)
+                top = float(score.max())
             cut, decoder_weight, max_quotes = max(cfg.answer_threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
             asks = relevance.sub_questions(question) if cfg.each_part and not refuse else []
             if asks:  # a question that asks several things: the next quote answers the next thing asked

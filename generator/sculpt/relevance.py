@@ -1,7 +1,7 @@
 """Sentence relevance: how well each passage sentence answers the question, from signals that hold out of domain.
 
 relevance(s) = cos(q, s) + COVER_WEIGHT * cover(s) + TYPE_WEIGHT * typed(s)
-               - max(HEADING * heading(s), TITLE * title(s)) + ROW_LABEL * labelled_row(s)
+               - max(HEADING * heading(s), TITLE * title(s), REFERRAL * referral(s)) + ROW_LABEL * labelled_row(s)
                - NOTHING_NEW * nothing_new(s) - OTHER_YEAR * other_year(s) + LEARNED_WEIGHT * selector(s)
 
 A sentence whose text an earlier passage already holds (a look-alike document) is not scored again: an
@@ -21,8 +21,13 @@ answer never quotes the same words twice.
   holds one the question does not already name ("When was X released?" wants a sentence with a date in it;
   "What inventory did X report?" a number; "Which rebase option stashes my changes first?" or "How do I
   see what is staged?" an option, a command, a path or an identifier: "--autostash", "git diff --cached").
-- heading: a title line (short, capitalised, unpunctuated) or a table's header row (cells without values)
-  loses HEADING: it names a topic or columns.
+- heading: a title line (short, capitalised, unpunctuated; a section number or a caption's label before it,
+  "Table 9.33. Date/Time Operators", and a name with a digit in it, "HTTP/2 Support", allowed; a number standing
+  alone is not) or a table's header row (cells without values) loses HEADING: it names a topic or columns.
+- referral: a short sentence that only sends the reader elsewhere ("See git-credential-cache(1) for details.",
+  "For more background, see ...", `is_referral`) loses REFERRAL, as much as a marked title: it names the topic
+  it points at, so it matches a question on it as well as the answer does, and says nothing; its figures are an
+  address ("Section 19.4", "(1)"), never the value asked for.
 - title: a line the document itself marks as a section title (a passage's `section`, which ingest takes
   from the parsed document's title elements) loses TITLE, whatever its case: "Git tracks content not
   files" is a heading in git's manual, though a sentence-case one that the look of a line cannot tell.
@@ -91,7 +96,8 @@ answer never quotes the same words twice.
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
   was trained on and on text near them, such as financial tables, poorly on Python library manuals; ranking
   without it and keeping it for answer-or-refuse only was measured and lost on manuals and business_docs:
-  docs/benchmarks.md, "Twenty-sixth round").
+  docs/benchmarks.md, "Twenty-sixth round"). Questions of several sentences, which it never trained on, are
+  ranked without it (the generator's `told_rank`; "Thirty-first round").
 
 The weights and the answer threshold that uses this score were chosen on corpora the model never trained
 on (docs/benchmarks.md, "choosing the answer rule").

@@ -1096,7 +1096,10 @@ def test_each_thing_a_question_asks_is_answered_by_its_own_quote(sculpt):
     result = ask(sculpt, question, *texts)
     assert result.text.startswith("By default, the client does not retry failed connections. [1]")
     assert "create an adapter with max_retries" in result.text and "[2]" in result.text
-    alone = ask(sculpt.with_options(each_part=False), question, *texts)
+    # each_part alone brings the second thing's quote (ranked without the learned share, as a question of two
+    # sentences is, the adapter's sentence also comes second: told_rank)
+    assert "create an adapter with max_retries" in ask(sculpt.with_options(told_rank=False), question, *texts).text
+    alone = ask(sculpt.with_options(each_part=False, told_rank=False), question, *texts)
     assert "max_retries" not in alone.text
     one = "How many times does an adapter created with max_retries retry a failed connection?"
     assert ask(sculpt, one, *texts).text == ask(sculpt.with_options(each_part=False), one, *texts).text
@@ -1116,3 +1119,16 @@ def test_a_request_s_sentences_are_embedded_once_for_all_it_asks(sculpt):
     again = relevance_module.embed(counting, tok, [texts[1], "How do I turn retries on?"], seen=seen)
     assert sum(rows) == 1  # only the new text went through the encoder
     np.testing.assert_array_equal(again[0], first[1])
+
+
+def test_a_question_that_tells_a_situation_first_is_ranked_without_the_learned_share(sculpt):
+    # the learned selector trained on questions of one sentence; read with it, "Requests officially supports
+    # Python 3.7+ and PyPy." outranked the sentence that says what to pin to
+    supports = ("Requests officially supports Python 3.7+ and PyPy. Requests is ready for the demands of building "
+                "robust and reliable HTTP-speaking applications, for the needs of today.")
+    pin = ("Python 3.x Support\nAs of Requests 2.28.0, Requests no longer supports Python 2.7. Users who have been "
+           "unable to migrate should pin to requests<2.28. Full Python 3 support is available.")
+    question = "Our service is stuck on Python 2.7. Which Requests version constraint should we pin to?"
+    result = ask(sculpt, question, supports, pin)
+    assert "requests<2.28" in result.text and "Python 3.7+" not in result.text
+    assert "Python 3.7+" in ask(sculpt.with_options(told_rank=False), question, supports, pin).text
