@@ -340,14 +340,16 @@ def asks_advice(question: str) -> bool:
     return bool(ADVICE_QUESTION.search(question_proper(question)))
 
 
-DOTTED_END = re.compile(r"(?<![\w.])(?:[A-Z]\.){2,}$")  # "U.S.", "U.K.", "E.U."
+DOTTED_END = re.compile(r"(?<![\w.])(?:(?:[A-Z]\.){2,}|(?i:mr|mrs|ms|dr|prof|mgr|rev|gen|col|lt|sgt|capt|st|jr|sr|"
+                        r"inc|ltd|co|corp|no|vol|fig|al|vs|v|approx|e\.g|i\.e|etc)\.)$")  # "U.S.", "Inc.", "et al."
 
 
 @functools.lru_cache(maxsize=256)
 def question_sentences(question: str) -> tuple[str, ...]:
     """The sentences of a question, split once: the rules that read its question proper or its parts ask for
     them several times per request. Not after a dotted abbreviation ("Who won the men's singles U.S. Open
-    2021?" is one sentence, not "... U.S." and "Open 2021?"), which the passages' splitter cuts after."""
+    2021?" is one sentence, not "... U.S." and "Open 2021?"; nor after "Inc.", "Lt.", "et al.", "v."), which
+    the passages' splitter cuts after."""
     out: list[str] = []
     for a, b in sentence_spans(question):
         text = question[a:b].strip()

@@ -1066,6 +1066,11 @@ def test_a_question_is_not_cut_after_a_dotted_abbreviation():
     assert question_parts("Who won the men's singles U.S. Open 2021?") == []
     assert question_sentences("I moved here last year. How do I file taxes?") == (
         "I moved here last year.", "How do I file taxes?")
+    for one in ("What was the value of United Parcel Service, Inc. Class B common stock at the end of 2006?",
+                "Who were the officers under Lt. Col. Dunnington's command at Little Rock?",
+                "What role does the TCA cycle play according to Gardner et al. 2002?",
+                "What impact did the overturning of Roe v. Wade have on Latorya Beasley?"):
+        assert question_sentences(one) == (one,)  # (chunking_eval's questions: it is one question each)
 
 
 @pytest.mark.parametrize("question, asks", [
