@@ -122,7 +122,7 @@ COVER_WEIGHT = 1.0
 TYPE_WEIGHT = 0.5
 LEARNED_WEIGHT = 0.05
 HEADING = 0.5  # taken off a heading line ("NFL Commissioners and Presidents"): it names a topic, answers nothing
-REFERRAL = 1.0  # taken off a sentence that only sends the reader elsewhere ("See ... for details."): as TITLE, surely no answer
+REFERRAL = 1.0  # taken off a sentence that only sends the reader elsewhere ("See ... for details."): no answer
 TITLE = 1.0  # taken off a line the document marks as a section title: surely a heading, so more than HEADING
 EMBED_TOP = 12  # texts the embedder reads per request, by lexical evidence (12, 16 and 24 rank alike on the dev sets)
 SENTENCE_TOKENS = 128  # and of each, its first tokens (sentences of over ~100 words are rare and say their topic early)
@@ -542,7 +542,7 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
     heads_or = heads or [""] * len(texts)
     # (ENTITY_NOISE in the nothing-new test: "Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
     advice = asks_advice(question)  # (what to do is a kind of its own)
-    referral = [is_referral(t) for t in texts]  # (its figures are an address: "Section 19.4", "git-credential-cache(1)")
+    referral = [is_referral(t) for t in texts]  # (its figures are an address: "Section 19.4", "cache(1)")
     out = [{"cos": 0.0, "cover": v,
             "typed": float(not sent and (has_answer_type(f, question, kind) or (advice and bool(ADVICE.search(f))))),
             "heading": float(is_heading(t)), "header_row": float(is_header_row(t)), "referral": float(sent),
