@@ -291,14 +291,14 @@ class SculptGenerator:
         else:
             learned = relevance.LEARNED_WEIGHT * np.where(off, 0.0, select[memory.sent_index[0]])
             seen: dict[str, np.ndarray] = {}  # the request's sentence vectors, for each thing its question asks
-            score = relevance.sentence_relevance(self._model.embed_hidden, self._tokenizer, batch, question, titles,
-                                                 learned, sections, seen)
+            # a question that tells a situation first: decided with the learned share, ranked without it
+            told = cfg.told_rank and len(relevance.question_sentences(question)) > 1
+            score, *bare = relevance.sentence_relevances(self._model.embed_hidden, self._tokenizer, batch, question,
+                                                         titles, (learned, None) if told else (learned,), sections,
+                                                         seen)
+            refuse = float(score.max()) < cfg.answer_threshold or bool(unnamed)  # passages about something else
+            score = bare[0] if bare else score
             top = float(score.max())
-            refuse = top < cfg.answer_threshold or bool(unnamed)  # passages about something else
-            if cfg.told_rank and not refuse and len(relevance.question_sentences(question)) > 1:
-                score = relevance.sentence_relevance(self._model.embed_hidden, self._tokenizer, batch, question,
-                                                     titles, None, sections, seen)  # (its vectors are read again)
-                top = float(score.max())
             cut, decoder_weight, max_quotes = max(cfg.answer_threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
             asks = relevance.sub_questions(question) if cfg.each_part and not refuse else []
             if asks:  # a question that asks several things: the next quote answers the next thing asked

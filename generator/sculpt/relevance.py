@@ -838,6 +838,14 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
     `titles`: the passages' section titles (`title_key`); `learned`: (M,) the learned selector's share at each
     position, added to its sentence's; `sections`: each passage's section title (`Passage.section`), for
     `section_heads`; `seen`: the request's sentence vectors by text, shared by its calls (`embed`)."""
+    return sentence_relevances(hidden, tokenizer, batch, question, titles, (learned,), sections, seen)[0]
+
+
+def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles: frozenset[str] = frozenset(),
+                        shares: Sequence[np.ndarray | None] = (None,), sections: Sequence[str] | None = None,
+                        seen: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
+    """`sentence_relevance` with each of `shares` (a learned share, or None for none), from one reading of the
+    passages: the generator ranks a question of several sentences without the share and decides with it."""
     sid = batch.sentence[0]
     keys, texts = sentence_texts(batch)
     said = dict(zip(keys, (terms(t) for t in texts)))
@@ -868,43 +876,47 @@ def sentence_relevance(hidden: Hidden, tokenizer, batch, question: str, titles: 
                     context[i] = title
     found = parts(hidden, tokenizer, question, texts, titles, context,
                   frozenset(i for i, key in enumerate(keys) if key in leaning), seen)
-    scores = [combine(x) for x in found]
-    leads = [r + NOTHING_NEW * x["nothing_new"] for r, x in zip(scores, found)]  # a lead-in may restate the question
-    if learned is not None:  # (the share is the same at every position of a sentence: read it at its first)
-        first: dict[int, int] = {}
-        for pos, key in enumerate(sid.tolist()):
-            first.setdefault(key, pos)
-        at = learned.tolist()
-        share = {key: at[first[key]] for key in keys}
-        for key, (_, head) in [*heads.items(), *leaning.items()]:  # a definition's later sentence, or one that
-            if key in share and head in share:  # leans on another, shares the selector's view of that one
-                share[key] = max(share[key], share[head])
-        scores = [x + share[key] for key, x in zip(keys, scores)]
-        leads = [x + share[key] for key, x in zip(keys, leads)]
+    base = [combine(x) for x in found]
     code = kind == "code"
-    if code:
-        scores = defined_terms_answer(question, keys, scores, defined)
     asking = question_lines(batch)
     # a lead-in introduces, its list answers (unless it holds the value asked for: "... only four lines of
     # code:"); a question answers nothing (it titles what follows); a line of code answers only a question
     # that asks for code
     examples = set() if code else code_examples(batch)  # a lead-in whose list is code: it is the statement
-    scores = [r - LEAD_IN * (is_lead_in(t) and not x["typed"] and key not in examples) - TITLE * (key in asking)
-              - HEADING * ((not code and is_code_line(t)) or bool(SCAFFOLD_LINE.match(t)))
-              for r, x, t, key in zip(scores, found, texts, keys)]
-    scores = listed_items_answer(batch, question, keys, scores, leads,
-                                 [not x["nothing_new"] and any(c.isalpha() for c in t) and not SCAFFOLD_LINE.match(t)
-                                  for x, t in zip(found, texts)],
-                                 code_ends=not code)
-    rel = np.full(sid.shape, -np.inf, dtype=np.float32)
-    best: dict[str, int] = {}  # a text that several passages hold (overlapping chunks, look-alike copies) is
-    for i, text in enumerate(texts):  # quoted once, from the copy read best (its term or title may differ)
-        same = " ".join(text.lower().split())
-        if same not in best or scores[i] > scores[best[same]]:
-            best[same] = i
-    for i in best.values():
-        rel[sid == keys[i]] = scores[i]
-    return rel
+    loss = [LEAD_IN * (is_lead_in(t) and not x["typed"] and key not in examples) + TITLE * (key in asking)
+            + HEADING * ((not code and is_code_line(t)) or bool(SCAFFOLD_LINE.match(t)))
+            for x, t, key in zip(found, texts, keys)]
+    says = [not x["nothing_new"] and any(c.isalpha() for c in t) and not SCAFFOLD_LINE.match(t)
+            for x, t in zip(found, texts)]
+    first: dict[int, int] = {}
+    for pos, key in enumerate(sid.tolist()):
+        first.setdefault(key, pos)
+    out = []
+    for learned in shares:
+        scores = list(base)
+        leads = [r + NOTHING_NEW * x["nothing_new"] for r, x in zip(scores, found)]  # a lead-in may restate it
+        if learned is not None:  # (the share is the same at every position of a sentence: read it at its first)
+            at = learned.tolist()
+            share = {key: at[first[key]] for key in keys}
+            for key, (_, head) in [*heads.items(), *leaning.items()]:  # a definition's later sentence, or one
+                if key in share and head in share:  # that leans on another, shares the selector's view of that one
+                    share[key] = max(share[key], share[head])
+            scores = [x + share[key] for key, x in zip(keys, scores)]
+            leads = [x + share[key] for key, x in zip(keys, leads)]
+        if code:
+            scores = defined_terms_answer(question, keys, scores, defined)
+        scores = [r - lost for r, lost in zip(scores, loss)]
+        scores = listed_items_answer(batch, question, keys, scores, leads, says, code_ends=not code)
+        rel = np.full(sid.shape, -np.inf, dtype=np.float32)
+        best: dict[str, int] = {}  # a text that several passages hold (overlapping chunks, look-alike copies) is
+        for i, text in enumerate(texts):  # quoted once, from the copy read best (its term or title may differ)
+            same = " ".join(text.lower().split())
+            if same not in best or scores[i] > scores[best[same]]:
+                best[same] = i
+        for i in best.values():
+            rel[sid == keys[i]] = scores[i]
+        out.append(rel)
+    return out
 
 
 LIST_ITEMS = 8  # lines under a lead-in ("Important points:") that are its list
