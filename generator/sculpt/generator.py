@@ -86,7 +86,7 @@ from ..base import generator_plugin, last_of, sampling_config
 from ..citations import finalize_citations
 from pipeline.text import REFUSAL
 from pipeline.types import MASK_GLYPH, DenoiseState, DiffusionConfig, GenerationRequest, GenerationResult, GenerationTrace
-from .checkpoint import bundled_checkpoint, load_tokenizer
+from .checkpoint import bundled_checkpoint, checkpoint_meta, load_tokenizer
 from . import relevance
 from .features import Batch, cell_gaps, clause_starts, featurize, joinable_starts, passage_windows, word_joins
 from .grammar import Selection, choose, draft_span, forced, tokens_to_end
@@ -94,7 +94,8 @@ from .runtime import Memory, SculptNumpy, load_runtime, log_softmax
 from .space import MASK, OutputSpace
 
 
-# the relevance answer rule, chosen on corpora the model never trained on (docs/benchmarks.md)
+# the relevance answer rule's threshold for a checkpoint whose meta.json names none ("answer_threshold" there:
+# chosen with that checkpoint, on corpora it never trained on; docs/benchmarks.md)
 ANSWER_THRESHOLD = 0.5
 MORE_MARGIN = 0.5
 MAX_QUOTES = 2
@@ -123,8 +124,10 @@ class SculptSampling(BaseModel):
         "relevance", description="what picks sentences and decides answer-or-refuse: relevance (zero-shot "
                                  "similarity, lexical cover, answer type, a little of the learned selector; "
                                  "relevance.py) or learned (the model's own sentence selector alone)")
-    answer_threshold: float = Field(ANSWER_THRESHOLD, description="relevance: answer when the best sentence's "
-                                                                  "relevance reaches this, else refuse")
+    answer_threshold: float | None = Field(
+        None, description="relevance: answer when the best sentence's relevance reaches this, else refuse; None: "
+                          "the checkpoint's own (its meta.json's answer_threshold, chosen with it: the learned "
+                          "share in the relevance moves with the weights), else ANSWER_THRESHOLD")
     more_margin: float = Field(MORE_MARGIN, ge=0.0, description="relevance: after a citation, quote another "
                                "sentence only while one is within this of the best (and above answer_threshold)")
     max_quotes: int = Field(MAX_QUOTES, ge=1, description="relevance: quotes in an answer at most")
@@ -189,10 +192,12 @@ class SculptGenerator:
         self.name = name
         self._model: SculptNumpy | _TorchRuntime | None = None
         self._tokenizer = None
+        self._threshold = ANSWER_THRESHOLD  # the checkpoint's own answer threshold, read when it loads
 
     def warm_up(self) -> None:
         if self._model is None:
             folder = self.model_path or bundled_checkpoint()
+            self._threshold = float(checkpoint_meta(folder).get("answer_threshold", ANSWER_THRESHOLD))
             if self.runtime == "numpy":
                 model = load_runtime(folder)
                 self._model, self._tokenizer = model, load_tokenizer(model.cfg.base_model)
@@ -201,6 +206,12 @@ class SculptGenerator:
 
                 model, tok = load_checkpoint(folder)
                 self._model, self._tokenizer = _TorchRuntime(model.to(self.device), self.device), tok
+
+    @property
+    def answer_threshold(self) -> float:
+        """The relevance rule's threshold: the sampling setting's, else the loaded checkpoint's own."""
+        chosen = self.config.answer_threshold
+        return self._threshold if chosen is None else chosen
 
     def with_options(self, **options) -> "SculptGenerator":
         """A generator with other sampling settings (`config=SculptSampling(...)` or its fields as keywords;
@@ -211,7 +222,7 @@ class SculptGenerator:
         except ValidationError as e:
             raise _config_error(e) from e
         other = SculptGenerator(self.model_path, config=config, device=self.device, name=name, runtime=self.runtime)
-        other._model, other._tokenizer = self._model, self._tokenizer
+        other._model, other._tokenizer, other._threshold = self._model, self._tokenizer, self._threshold
         return other
 
     # -- the Generator protocol ---------------------------------------------------------------------------
@@ -296,16 +307,17 @@ class SculptGenerator:
             score, *bare = relevance.sentence_relevances(self._model.embed_hidden, self._tokenizer, batch, question,
                                                          titles, (learned, None) if told else (learned,), sections,
                                                          seen)
-            refuse = float(score.max()) < cfg.answer_threshold or bool(unnamed)  # passages about something else
+            threshold = self.answer_threshold
+            refuse = float(score.max()) < threshold or bool(unnamed)  # passages about something else
             score = bare[0] if bare else score
             top = float(score.max())
-            cut, decoder_weight, max_quotes = max(cfg.answer_threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
+            cut, decoder_weight, max_quotes = max(threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
             asks = relevance.sub_questions(question) if cfg.each_part and not refuse else []
             if asks:  # a question that asks several things: the next quote answers the next thing asked
                 answers = [relevance.sentence_relevance(self._model.embed_hidden, self._tokenizer, batch, ask, titles,
                                                         None, sections, seen) for ask in asks]  # (the learned
                 score = relevance.each_part_quoted(score, batch.sentence[0], answers,  # selector read the whole
-                                                   cfg.answer_threshold)  # question: it has no share here)
+                                                   threshold)  # question: it has no share here)
             if cfg.clauses:
                 start_score = relevance.clause_choice(batch, question, starts)
         if ban:

@@ -52,7 +52,9 @@ answer never quotes the same words twice.
   ("... is built with the following components:") it promises an answer and gives none. For a question that
   does not ask for code, a list stops at its first line of code, and a lead-in whose list opens with one
   keeps its score: "The requests-oauthlib library allows Requests users to easily make OAuth 1 authenticated
-  requests:" is the statement, its example (">>> import requests", "<Response [200]>") says nothing.
+  requests:" is the statement, its example (">>> import requests", "<Response [200]>") says nothing. A
+  question that asks what a thing is by its name alone ("What is LayoutParser?", DEFINITION_QUESTION) is not
+  answered by its parts: the items keep their own scores and the lead-in ranks below them.
 - context: a sentence is read together with what it is about where that adds a word the question asks and
   the sentence lacks; its words count in its cover and the embedder reads "context: sentence". A later
   sentence of a definition is read with its term ("maintenance_work_mem (integer): It defaults to 64
@@ -70,7 +72,9 @@ answer never quotes the same words twice.
   sqlalchemy.pool.QueuePool(creator, pool_size=5, max_overflow=10, ...): A Pool that ..." is read as "class
   sqlalchemy.pool.QueuePool(): A Pool that ..."; its defaults still count as values), and a parameter's entry
   as Sphinx writes it ("timeout (float) – The number of seconds to wait ... Defaults to 30.0.") is a
-  definition whose later sentences are read with the parameter's name (`unsigned`, TERM_RE).
+  definition whose later sentences are read with the parameter's name (`unsigned`, TERM_RE); where a passage
+  holds the entry of a parameter the question names, its signature ranks below that entry
+  (`named_entry_over_signature`).
 - questions in the text: a line that ends with a question (a FAQ's entry, an interviewer's line) answers
   nothing and loses TITLE; it titles the lines under it, which are read with it as with a section's title.
 - code: for a question that does not ask for code, a line of code (">>> cur.fetchmany(2)", an import, an
@@ -907,6 +911,7 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
             scores = defined_terms_answer(question, keys, scores, defined)
         scores = [r - lost for r, lost in zip(scores, loss)]
         scores = listed_items_answer(batch, question, keys, scores, leads, says, code_ends=not code)
+        scores = named_entry_over_signature(question, keys, texts, scores, defined)
         rel = np.full(sid.shape, -np.inf, dtype=np.float32)
         best: dict[str, int] = {}  # a text that several passages hold (overlapping chunks, look-alike copies) is
         for i, text in enumerate(texts):  # quoted once, from the copy read best (its term or title may differ)
@@ -920,6 +925,10 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
 
 
 LIST_ITEMS = 8  # lines under a lead-in ("Important points:") that are its list
+# a question that asks what a thing is, by its name alone ("What is LayoutParser?", "What are wheels?"; not "What is
+# the default KeepAliveTimeout?", which asks for a value, nor "What is going on?" or "What is causing it?")
+DEFINITION_QUESTION = re.compile(r"^\s*what\s+(?:is|are)\s+(?:an?\s+)?(?!(?:the|it|this|that|these|those|they|wrong|"
+                                 r"new|up)\b)(?-i:(?![a-z]+ing\b))[\w.+#/-]+(?:\s+[\w.+#/-]+){0,2}\s*\?\s*$", re.I)
 LIST_QUESTION = re.compile(r"^\s*(what|which)\b[^?]*\b(list(s|ed)?|includ(e|es|ed|ing)|points|items|steps)\b")
 LIST_STEP = 0.01  # what each further item scores below the one before it, so a list is quoted in its order
 
@@ -975,8 +984,12 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
     item, so the first items are quoted, in order. An item that answers better on its own keeps its own score;
     a sentence that says nothing (`says` False: a list number "1.", a line of the question's own words) is not
     lifted. `code_ends`: a list ends at its first line of code (`is_code_line`; for a question that does not
-    ask for code, an example and its output answer nothing)."""
+    ask for code, an example and its output answer nothing). A question that asks what a thing is
+    (DEFINITION_QUESTION: "What is LayoutParser?") is not answered by its parts ("LayoutParser is built with the
+    following components:" and a list that never names it): there the items keep their own scores, and the
+    lead-in, a promise of them, ranks LIST_STEP below the best of them."""
     out = list(scores)
+    defines = bool(DEFINITION_QUESTION.match(question_proper(question)))
     typed = TYPE_WEIGHT if asks_for_list(question) else 0.0
     place = {key: i for i, key in enumerate(keys)}
     for p, text in enumerate(batch.texts[0]):
@@ -987,13 +1000,18 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
             lead = place.get(sentence_id(p, line[-1]))
             if lead is None or not is_lead_in(text[spans[line[-1]][0]:spans[line[-1]][1]]):
                 continue
+            items = []  # (rank in the list, index) of the list's sentences that say something
             for n, item in enumerate(lines[j + 1: j + 1 + LIST_ITEMS], start=1):
                 if item is None or is_lead_in(text[spans[item[-1]][0]:spans[item[-1]][1]]) or \
                         code_ends and is_code_line(text[spans[item[0]][0]:spans[item[0]][1]]):
                     break
-                for m, k in enumerate(item):
-                    if (i := place.get(sentence_id(p, k))) is not None and (says is None or says[i]):
-                        out[i] = max(out[i], leads[lead] + typed - LIST_STEP * (n + m))
+                items += [(n + m, i) for m, k in enumerate(item)
+                          if (i := place.get(sentence_id(p, k))) is not None and (says is None or says[i])]
+            if defines and items:
+                out[lead] = min(out[lead], max(scores[i] for _, i in items) - LIST_STEP)
+            elif not defines:
+                for rank, i in items:
+                    out[i] = max(out[i], leads[lead] + typed - LIST_STEP * rank)
     return out
 
 
@@ -1026,6 +1044,29 @@ def defined_terms_answer(question: str, keys: Sequence[int], scores: Sequence[fl
     for key, (term, head) in heads.items():
         if key in place and head in place and has_answer_type(term, question, "code"):
             out[place[head]] = max(out[place[head]], scores[place[key]] + TERM_EDGE)
+    return out
+
+
+def named_entry_over_signature(question: str, keys: Sequence[int], texts: Sequence[str], scores: Sequence[float],
+                               heads: dict[int, tuple[str, int]]) -> list[float]:
+    """An API reference's signature ("class depot.Pool(factory, size=4, spill=8, wait=15.0, **options): A pool
+    that ...") names every parameter with its default; where its passage also holds the entry of a parameter the
+    question names ("wait (float) – Seconds to wait for a free session. Defaults to 15.0."), that entry says what
+    is asked, and the signature ranks TERM_EDGE below each of the entry's sentences. (Where no entry of an asked
+    parameter is given, the signature's default may still answer.) `heads`: `definition_heads` of the request."""
+    asked = terms(question)
+    place = {key: i for i, key in enumerate(keys)}
+    entries: dict[int, list[int]] = {}  # passage -> the indices of the sentences of its entries the question names
+    for key, (term, head) in heads.items():
+        named = terms(re.sub(r"\s*\(.*?\)", "", term))  # "wait (float)": the parameter, not its type
+        if named and named <= asked:
+            entries.setdefault(int(split_sentence_id(key)[0]), []).extend(
+                place[k] for k in (key, head) if k in place)
+    out = list(scores)
+    for i, (key, text) in enumerate(zip(keys, texts)):
+        mine = entries.get(int(split_sentence_id(key)[0]))
+        if mine and SIGNATURE_RE.match(text):
+            out[i] = min(out[i], min(scores[j] for j in mine) - TERM_EDGE)
     return out
 
 

@@ -6,7 +6,9 @@ These pin behaviour on small real texts with the shipped checkpoint; quality is 
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,14 +17,14 @@ import pytest
 from generator.prompt import REFUSAL
 from generator.sculpt import SculptGenerator, featurize
 from generator.sculpt import relevance as relevance_module
-from generator.sculpt.generator import _Decoding
+from generator.sculpt.generator import ANSWER_THRESHOLD, _Decoding
 from generator.sculpt.grammar import choose, forced
 from generator.sculpt.runtime import log_softmax
-from generator.sculpt.checkpoint import load_tokenizer
+from generator.sculpt.checkpoint import bundled_checkpoint, checkpoint_meta, load_tokenizer
 from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passage_windows, sentence_id, sentence_spans,
                                        word_joins)
 from generator.sculpt.config import SculptConfig
-from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, DEPENDENT_RE, LIST_STEP, OTHER_YEAR, SCAFFOLD_LINE,
+from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, DEFINITION_QUESTION, DEPENDENT_RE, LIST_STEP, OTHER_YEAR, SCAFFOLD_LINE,
                                        TYPE_WEIGHT, answer_type, asked_names, asked_years, asks_for_list, combine, parts,
                                        cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
                                        is_header_row, is_heading, is_lead_in, is_referral, is_code_line, labelled_row,
@@ -305,6 +307,22 @@ def test_the_answer_is_refused_when_no_passage_holds_it(sculpt):
     assert result.text == REFUSAL and not result.citations
 
 
+def test_the_answer_threshold_is_the_checkpoints_own_unless_set(sculpt, tmp_path):
+    # the learned share in the relevance moves with the weights, so a checkpoint carries the threshold chosen with it
+    assert sculpt.answer_threshold == checkpoint_meta(bundled_checkpoint()).get("answer_threshold", ANSWER_THRESHOLD)
+    folder = tmp_path / "strict"
+    shutil.copytree(bundled_checkpoint(), folder)
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, "answer_threshold": 50.0}))
+    strict = SculptGenerator(model_path=folder)
+    strict.warm_up()
+    assert strict.answer_threshold == 50.0
+    assert ask(strict, "In which state is Galaxy Gaming incorporated?", COVER).text == REFUSAL  # nothing reaches 50
+    chosen = strict.with_options(answer_threshold=0.5)  # a setting overrides the checkpoint's
+    assert chosen.answer_threshold == 0.5 and "Nevada" in ask(chosen, "In which state is Galaxy Gaming incorporated?",
+                                                              COVER).text
+
+
 def test_a_quote_starts_where_the_answer_does_never_on_a_heading(sculpt):
     result = ask(sculpt, "How many laptops were delivered on January 23, 2023?", MEMO)
     assert "200 laptops" in result.text
@@ -426,6 +444,24 @@ def test_a_lead_in_is_not_quoted_without_its_list_nor_a_list_number_as_an_item(s
     assert pieces and not any(q.endswith(":") for q in pieces)  # "... the following components:" promises, gives nothing
     assert not any(re.fullmatch(r"\d+\.?", q) for q in pieces)  # "1." is a list's number, not its item
     assert is_lead_in("It includes:") and not is_lead_in("Price: | 1.99:") and not is_lead_in("Best regards,")
+
+def test_a_question_that_asks_what_a_thing_is_is_answered_by_a_sentence_that_names_it(sculpt):
+    # its parts, listed under "LayoutParser is built with the following components:", never say what it is
+    question = "What is LayoutParser?"
+    batch = featurize(sculpt._tokenizer, sculpt._model.cfg, [question], [[LAYOUT]])
+    keys, texts = sentence_texts(batch)
+    leads = [1.0 if t.endswith(":") else 0.0 for t in texts]
+    kept = listed_items_answer(batch, question, keys, [0.0] * len(keys), leads)
+    assert [x for x, t in zip(kept, texts) if not t.endswith(":")] == [0.0] * (len(texts) - 1)  # not lifted
+    assert kept[texts.index(next(t for t in texts if t.endswith(":")))] < 0.0  # and the promise below them
+    lifted = listed_items_answer(batch, "Which components is LayoutParser built with?", keys, [0.0] * len(keys), leads)
+    assert lifted[texts.index("A rich repository of pre-trained neural network models")] > 0.0  # what it lists
+    assert DEFINITION_QUESTION.match("What are wheels?") and DEFINITION_QUESTION.match("What is Spring?")
+    assert not any(DEFINITION_QUESTION.match(q) for q in (  # a value, or what happens, is no definition
+        "What is the default KeepAliveTimeout?", "What is going on?", "What is causing it?"))
+    pieces = [q for q, _ in quotes(ask(sculpt, question, LAYOUT).raw_text)]
+    assert pieces and "LayoutParser" in pieces[0]
+
 
 TOUR = ("Egan Bernal officially won the 2019 Tour de France on Sunday.",
         "On Sunday Egan Bernal officially won the 2019 Tour de France in Paris.",

@@ -334,7 +334,10 @@ def model_card(meta: dict) -> str:
     held = ", ".join(f"{k} {v}" for k, v in sorted(meta["heldout_items"].items()))
     stop = f" --stop-at {meta['steps']}" if meta["steps"] < c["steps"] else ""
     left, init = meta.get("left_out") or [], c.get("init_from")
-    flags = (f" --device {c['device']}" if c["device"] != "auto" else "") + (f" --init-from {init}" if init else "") \
+    default = TrainConfig()
+    flags = "".join(f" --{name.replace('_', '-')} {c[name]}" for name in ("lr", "encoder_lr", "warmup")
+                    if c.get(name, getattr(default, name)) != getattr(default, name)) \
+        + (f" --device {c['device']}" if c["device"] != "auto" else "") + (f" --init-from {init}" if init else "") \
         + "".join(f" --exclude {corpus}" for corpus in left)
     started = (f" Training continued from the checkpoint `{init}` (its weights, not the base model's, were the start)."
                if init else "")
