@@ -74,7 +74,7 @@ answer never quotes the same words twice.
   as Sphinx writes it ("timeout (float) – The number of seconds to wait ... Defaults to 30.0.") is a
   definition whose later sentences are read with the parameter's name (`unsigned`, TERM_RE); where a passage
   holds the entry of a parameter the question names, its signature ranks below that entry
-  (`named_entry_over_signature`).
+  (`signatures_under_named_entries`).
 - questions in the text: a line that ends with a question (a FAQ's entry, an interviewer's line) answers
   nothing and loses TITLE; it titles the lines under it, which are read with it as with a section's title.
 - code: for a question that does not ask for code, a line of code (">>> cur.fetchmany(2)", an import, an
@@ -895,6 +895,7 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
     first: dict[int, int] = {}
     for pos, key in enumerate(sid.tolist()):
         first.setdefault(key, pos)
+    under = signatures_under_named_entries(question, keys, texts, defined)
     out = []
     for learned in shares:
         scores = list(base)
@@ -911,7 +912,8 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
             scores = defined_terms_answer(question, keys, scores, defined)
         scores = [r - lost for r, lost in zip(scores, loss)]
         scores = listed_items_answer(batch, question, keys, scores, leads, says, code_ends=not code)
-        scores = named_entry_over_signature(question, keys, texts, scores, defined)
+        scores = [min(x, min(scores[j] for j in under[i]) - TERM_EDGE) if i in under else x  # (a signature
+                  for i, x in enumerate(scores)]  # ranks below the entry of a parameter the question names)
         rel = np.full(sid.shape, -np.inf, dtype=np.float32)
         best: dict[str, int] = {}  # a text that several passages hold (overlapping chunks, look-alike copies) is
         for i, text in enumerate(texts):  # quoted once, from the copy read best (its term or title may differ)
@@ -1007,11 +1009,11 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
                     break
                 items += [(n + m, i) for m, k in enumerate(item)
                           if (i := place.get(sentence_id(p, k))) is not None and (says is None or says[i])]
-            if defines and items:
-                out[lead] = min(out[lead], max(scores[i] for _, i in items) - LIST_STEP)
-            elif not defines:
+            if not defines:
                 for rank, i in items:
                     out[i] = max(out[i], leads[lead] + typed - LIST_STEP * rank)
+            elif items:
+                out[lead] = min(out[lead], max(scores[i] for _, i in items) - LIST_STEP)
     return out
 
 
@@ -1047,27 +1049,24 @@ def defined_terms_answer(question: str, keys: Sequence[int], scores: Sequence[fl
     return out
 
 
-def named_entry_over_signature(question: str, keys: Sequence[int], texts: Sequence[str], scores: Sequence[float],
-                               heads: dict[int, tuple[str, int]]) -> list[float]:
+def signatures_under_named_entries(question: str, keys: Sequence[int], texts: Sequence[str],
+                                   heads: dict[int, tuple[str, int]]) -> dict[int, list[int]]:
     """An API reference's signature ("class depot.Pool(factory, size=4, spill=8, wait=15.0, **options): A pool
     that ...") names every parameter with its default; where its passage also holds the entry of a parameter the
     question names ("wait (float) – Seconds to wait for a free session. Defaults to 15.0."), that entry says what
-    is asked, and the signature ranks TERM_EDGE below each of the entry's sentences. (Where no entry of an asked
-    parameter is given, the signature's default may still answer.) `heads`: `definition_heads` of the request."""
+    is asked, and the signature ranks TERM_EDGE below each of the entry's sentences (`sentence_relevances`).
+    Where no entry of an asked parameter is given, the signature's default may still answer. Returns each such
+    signature's index -> the indices of those entries' sentences. `heads`: `definition_heads` of the request."""
     asked = terms(question)
     place = {key: i for i, key in enumerate(keys)}
     entries: dict[int, list[int]] = {}  # passage -> the indices of the sentences of its entries the question names
     for key, (term, head) in heads.items():
-        named = terms(re.sub(r"\s*\(.*?\)", "", term))  # "wait (float)": the parameter, not its type
+        named = terms(re.sub(r"\s*\(.*?\)|=\S*", "", term))  # "wait (float)", "wait=15.0": the parameter's name
         if named and named <= asked:
             entries.setdefault(int(split_sentence_id(key)[0]), []).extend(
                 place[k] for k in (key, head) if k in place)
-    out = list(scores)
-    for i, (key, text) in enumerate(zip(keys, texts)):
-        mine = entries.get(int(split_sentence_id(key)[0]))
-        if mine and SIGNATURE_RE.match(text):
-            out[i] = min(out[i], min(scores[j] for j in mine) - TERM_EDGE)
-    return out
+    return {i: entries[p] for i, (key, text) in enumerate(zip(keys, texts))
+            if (p := int(split_sentence_id(key)[0])) in entries and SIGNATURE_RE.match(text)}
 
 
 def definition_heads(batch) -> dict[int, tuple[str, int]]:
