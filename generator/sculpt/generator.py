@@ -318,8 +318,9 @@ class SculptGenerator:
                                                         None, sections, seen) for ask in asks]  # (the learned
                 score = relevance.each_part_quoted(score, batch.sentence[0], answers,  # selector read the whole
                                                    threshold)  # question: it has no share here)
-            if cfg.clauses:
-                start_score = relevance.clause_choice(batch, question, starts)
+            if cfg.clauses:  # a clause start that would drop what the question does not already say is none:
+                start_score = relevance.clause_choice(batch, question, starts)  # not even where its sentence
+                starts = starts & np.isfinite(start_score)  # does not fit whole after an earlier quote
         if ban:
             copied = [space.position_of(x) for n, q in ban for x in _quote_slots(batch, space, numbers, n, q)[:-1]]
             banned = np.isin(batch.sentence[0], batch.sentence[0, copied])  # their whole sentences

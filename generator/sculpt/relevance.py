@@ -694,9 +694,13 @@ def is_referral(text: str) -> bool:
     return bool(REFERRAL_RE.match(text)) and len(text.split()) <= REFERRAL_WORDS and ":" not in text.rstrip()[:-1]
 
 
+POSSESSIVE_RE = re.compile(r"(?<=\w)['’]s\b", re.I)  # "Gaming's", "it's": the "s" is no word of its own
+
+
 def terms(text: str) -> set[str]:
-    """The content words of `text` (the model's stop list left out) as Snowball stems."""
-    return {stem(w) for w in words(text) if w not in SCULPT_STOPWORDS}
+    """The content words of `text` (the model's stop list left out) as Snowball stems. A possessive's "s" is
+    none: "Who is Galaxy Gaming's stock transfer agent?" is not matched by "... Galaxy Gaming's founder" for it."""
+    return {stem(w) for w in words(POSSESSIVE_RE.sub("", text)) if w not in SCULPT_STOPWORDS}
 
 
 def dispensable(prefix: str, asked: set[str], also: frozenset[str] = frozenset()) -> bool:
@@ -726,6 +730,8 @@ def position_terms(batch, question: str) -> tuple[np.ndarray, dict[int, frozense
             if a < 0 or sid[p * T + t] < 0 or not text[a:a + 1].isalnum():  # (punctuation is no word)
                 continue
             word = _word_at(text, a, b)
+            if word == "s" and a > 0 and POSSESSIVE_RE.match(text, a - 1):  # (as `terms` reads it)
+                continue
             if word not in SCULPT_STOPWORDS and (w := stem(word)) not in asked:
                 out[p * T + t] = ids.setdefault(w, len(ids))
     own: dict[int, set[int]] = {}

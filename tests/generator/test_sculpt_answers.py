@@ -107,6 +107,30 @@ def test_a_quote_cannot_stop_inside_a_word():
     assert joined == {p.removeprefix("##") for p in pieces if p.startswith("##")} and joined  # only word pieces
 
 
+TRANSFER_AGENT = ("TRANSFER AGENT\nOur stock transfer agent and registrar is Philadelphia Stock Transfer, Inc. located "
+                  "at 2320 Haverford Street, Ardmore, PA 19003. Their telephone number is (484) 416-3124.")
+REDEMPTION = ("On May 6, 2019, we redeemed all 23,271,667 shares of our common stock held by Triangulum Partners, LLC "
+              "(“Triangulum”), an entity controlled by Robert B. Saucier, Galaxy Gaming's founder, and, prior to the "
+              "redemption, the holder of a majority of our outstanding common stock.")
+
+
+def test_a_further_quote_never_opens_on_a_clause_that_would_drop_what_the_question_lacks(sculpt):
+    """A quote may open on a clause only where what it leaves out restates the question (`clause_choice`).
+    A sentence too long to fit whole after the first quote was once quoted from its last clause that fit,
+    a fragment without its subject: '... Ardmore, PA 19003. [1] LLC (“Triangulum”), an entity controlled by
+    Robert B. Saucier, ... [2]' (and, with the passages the other way round, 'Inc. located at 2320 Haverford
+    Street ...')."""
+    question = "Who is Galaxy Gaming's stock transfer agent and registrar?"
+    request = GenerationRequest(question=question, passages=(Passage(number=1, text=TRANSFER_AGENT),
+                                                             Passage(number=2, text=REDEMPTION)))
+    run = _Decoding(sculpt, request)
+    assert run.selection.start_score is not None
+    assert not (run.selection.starts & ~np.isfinite(run.selection.start_score)).any()
+    answer = sculpt.generate(request).text
+    assert answer.startswith("Our stock transfer agent and registrar is Philadelphia Stock Transfer, Inc.")
+    assert "LLC (“Triangulum”)" not in answer and "Inc. located" not in answer.replace("Transfer, Inc. located", "")
+
+
 SEGMENTS = ("Revenue and results by product, in millions of CHF\n"
             "Water | January–June 2023 Sales: 1706 | Underlying Trading operating profit (a): 187 | Trading "
             "operating profit: 57 | Net other trading income/(expenses) (b): -130 | of which restructuring costs: -94\n"
@@ -488,6 +512,19 @@ def test_position_terms_are_the_content_words_the_question_does_not_hold(sculpt)
     assert all(len(ws) == 1 for ws in words.values())
     first, second = per_sentence[sentence_id(0, 0)], per_sentence[sentence_id(1, 0)]
     assert len(first) == 4 and [words[i] for i in second - first] == [{"paris"}]
+
+
+def test_a_possessive_s_is_no_content_word(sculpt):
+    """"Galaxy Gaming's" asks about Galaxy Gaming: its "s" matched every possessive of the passages ("Galaxy
+    Gaming's founder") as a rare question word, and lifted a sentence about a redemption over the one naming
+    the transfer agent."""
+    assert terms("Who is Galaxy Gaming's stock transfer agent?") == terms("Who is Galaxy Gaming stock transfer agent?")
+    assert terms("it’s Bob's") == {"bob"} and "s" in terms("the s key")  # (a letter of its own stays a word)
+    question = "Who is Galaxy Gaming's stock transfer agent and registrar?"
+    batch = featurize(sculpt._tokenizer, sculpt._model.cfg, [question], [[REDEMPTION]])
+    ids, _ = position_terms(batch, question)
+    carried = {_word_at(REDEMPTION, a, b) for t, (a, b) in enumerate(batch.offsets[0][0]) if a >= 0 and ids[t] >= 0}
+    assert "s" not in carried and "founder" in carried
 
 
 def test_the_learned_selector_is_still_there_for_comparison(sculpt):
