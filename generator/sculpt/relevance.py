@@ -132,6 +132,8 @@ EMBED_TOP = 12  # texts the embedder reads per request, by lexical evidence (12,
 SENTENCE_TOKENS = 128  # and of each, its first tokens (sentences of over ~100 words are rare and say their topic early)
 ROW_LABEL = 0.5  # added to a table row labelled with what the question asks about, holding a value
 OTHER_YEAR = 1.0  # taken off a sentence that names years and none the question asks about
+OTHER_ENTRY = OTHER_YEAR  # taken off a reference entry's field line ("Default: ...") of an entry the question does
+# not name, where it names one (`other_entry`)
 NOTHING_NEW = 10.0  # taken off a text that adds no content word to the question's: it cannot be the answer
 
 
@@ -478,6 +480,21 @@ def other_year(text: str, years: set[str]) -> bool:
     """`text` names years and none of `years`, those a question asks about (`asked_years`)."""
     said = years_named(text) if years else set()
     return bool(said) and not said & years
+
+
+def other_entry(text: str, title: str, question: str, passage: str = "") -> bool:
+    """`text` is a field line of a reference entry ("Default: | disabled - httpd will return 404 (Not Found)")
+    under a title that names code ("FallbackResource Directive"), and the question names code, none of it in
+    the title or the line's passage ("What is the default value of the MaxRequestWorkers directive?"): the line
+    gives another entry's value, as a sentence about another year gives another year's. (Code the entry itself
+    names counts: "... how long does Celery wait before it raises WorkerLostError?" is asked of the entry
+    worker_lost_wait, whose description names the error.)"""
+    if not FIELD_RE.match(text):
+        return False
+    asked = {t.lower() for t in CODE_TOKEN.findall(question)}
+    named = {t.lower() for t in CODE_TOKEN.findall(title)}
+    said = f"{title}\n{passage or text}".lower()
+    return bool(asked and named) and not any(t in said for t in asked)
 
 
 def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
@@ -873,8 +890,9 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
     for i, key in enumerate(keys):
         if key in leaning:
             context[i] = leaning[key][0]
+    entry_of: dict[int, str] = {}
     if sections is not None:  # else its section's title, where that names what is asked and the sentence does not
-        under = section_heads(batch, sections, titles)
+        under = entry_of = section_heads(batch, sections, titles)
         for i, key in enumerate(keys):
             title = under.get(key, "")
             if (not context[i] or key in leaning) and title and title_key(title) != title_key(texts[i]) \
@@ -895,6 +913,7 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
     examples = set() if code else code_examples(batch)  # a lead-in whose list is code: it is the statement
     loss = [LEAD_IN * (is_lead_in(t) and not x["typed"] and key not in examples) + TITLE * (key in asking)
             + HEADING * ((not code and is_code_line(t)) or bool(SCAFFOLD_LINE.match(t)))
+            + OTHER_ENTRY * other_entry(t, entry_of.get(key, ""), question, batch.texts[0][split_sentence_id(key)[0]])
             for x, t, key in zip(found, texts, keys)]
     says = [not x["nothing_new"] and any(c.isalpha() for c in t) and not SCAFFOLD_LINE.match(t)
             for x, t in zip(found, texts)]

@@ -25,6 +25,7 @@ from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passa
                                        word_joins)
 from generator.sculpt.config import SculptConfig
 from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, DEFINITION_QUESTION, DEPENDENT_RE, LIST_STEP, OTHER_YEAR, SCAFFOLD_LINE,
+                                       other_entry,
                                        TYPE_WEIGHT, answer_type, asked_names, asked_years, asks_for_list, combine, parts,
                                        cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
                                        is_header_row, is_heading, is_lead_in, is_referral, is_code_line, labelled_row,
@@ -118,17 +119,17 @@ def test_a_further_quote_never_opens_on_a_clause_that_would_drop_what_the_questi
     """A quote may open on a clause only where what it leaves out restates the question (`clause_choice`).
     A sentence too long to fit whole after the first quote was once quoted from its last clause that fit,
     a fragment without its subject: '... Ardmore, PA 19003. [1] LLC (“Triangulum”), an entity controlled by
-    Robert B. Saucier, ... [2]' (and, with the passages the other way round, 'Inc. located at 2320 Haverford
-    Street ...')."""
+    Robert B. Saucier, ... [2]' (and, over the passages retrieved for this business_docs question, 'Inc. located
+    at 2320 Haverford Street ...')."""
     question = "Who is Galaxy Gaming's stock transfer agent and registrar?"
     request = GenerationRequest(question=question, passages=(Passage(number=1, text=TRANSFER_AGENT),
                                                              Passage(number=2, text=REDEMPTION)))
     run = _Decoding(sculpt, request)
     assert run.selection.start_score is not None
     assert not (run.selection.starts & ~np.isfinite(run.selection.start_score)).any()
-    answer = sculpt.generate(request).text
-    assert answer.startswith("Our stock transfer agent and registrar is Philadelphia Stock Transfer, Inc.")
-    assert "LLC (“Triangulum”)" not in answer and "Inc. located" not in answer.replace("Transfer, Inc. located", "")
+    quoted = [q for q, _ in quotes(sculpt.generate(request).raw_text)]
+    assert quoted[0].startswith("Our stock transfer agent and registrar is Philadelphia Stock Transfer, Inc.")
+    assert all(q.startswith(("Our stock", "On May 6")) for q in quoted)  # whole sentences only
 
 
 SEGMENTS = ("Revenue and results by product, in millions of CHF\n"
@@ -1087,6 +1088,42 @@ def test_a_sentence_about_another_year_does_not_answer_for_the_year_asked(sculpt
     CONTEXTS[undated] = "Nobel Prize in Literature 2021 | press release"  # (else no passage names 2021: unnamed)
     result = ask(sculpt, q, other, undated)
     assert "Gurnah" in result.text and "Handke" not in result.text
+
+
+FALLBACK = ("FallbackResource Directive\n(thus discarding POST data)\nDescription: | Define a default URL for requests "
+            "that don't map to a file or handler\nSyntax: | FallbackResource disabled | local-url\nDefault: | disabled - "
+            "httpd will return 404 (Not Found)\nContext: | server config, virtual host, directory, .htaccess\nOverride: | "
+            "Indexes\nStatus: | Base\nModule: | mod_dir\nCompatibility: | The disabled argument is available in version "
+            "2.4.4 and later")
+DOS = ("On operating systems that support it, make sure that you use the AcceptFilter directive to offload part of the "
+       "request processing to the operating system. This is active by default in Apache httpd, but may require "
+       "reconfiguration of your kernel.\nTune the MaxRequestWorkers directive to allow the server to handle the maximum "
+       "number of simultaneous connections without running out of resources. See also the performance tuning "
+       "documentation.\nThe use of a threaded mpm may allow you to handle more simultaneous connections, thereby "
+       "mitigating DoS attacks.")
+
+
+def test_a_field_line_of_another_entry_does_not_give_the_value_asked_for(sculpt):
+    """A reference entry's "Default:" line answers for its own entry. Read under "FallbackResource Directive", it
+    was quoted first for the default of the MaxRequestWorkers directive, which no passage gives (Apache's
+    manual, as retrieved for the manuals set's unanswerable question)."""
+    question = "What is the default value of the MaxRequestWorkers directive in Apache httpd?"
+    line = "Default: | disabled - httpd will return 404 (Not Found)"
+    assert other_entry(line, "FallbackResource Directive", question)
+    assert not other_entry(line, "FallbackResource Directive", "What is the default of FallbackResource?")
+    assert not other_entry(line, "Caching", question)  # a title that names no code names no entry
+    assert not other_entry("MaxRequestWorkers: Default: 256", "FallbackResource Directive", question)  # no field
+    entry = ("worker_lost_wait\nDefault: 10.0 seconds.\n"
+             "How long we wait for missing results before raising a WorkerLostError.")
+    assert not other_entry("Default: 10.0 seconds.", "worker_lost_wait", "How long does Celery wait for missing "
+                           "results before it raises WorkerLostError?", entry)  # code its entry names counts
+    passages = (Passage(number=1, text=DOS, section="Denial of Service (DoS) attacks"),
+                Passage(number=2, text=FALLBACK, section="FallbackResource Directive"))
+    answer = sculpt.generate(GenerationRequest(question=question, passages=passages)).text
+    assert "404" not in answer
+    own = sculpt.generate(GenerationRequest(question="What is the default value of the FallbackResource directive?",
+                                            passages=passages)).text
+    assert own.startswith(line)  # its own entry's question still gets it
 
 
 def test_a_question_about_a_year_no_passage_names_is_refused(sculpt):
