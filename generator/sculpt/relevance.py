@@ -2,7 +2,8 @@
 
 relevance(s) = cos(q, s) + COVER_WEIGHT * cover(s) + TYPE_WEIGHT * typed(s)
                - max(HEADING * heading(s), TITLE * title(s), REFERRAL * referral(s)) + ROW_LABEL * labelled_row(s)
-               - NOTHING_NEW * nothing_new(s) - OTHER_YEAR * other_year(s) + LEARNED_WEIGHT * selector(s)
+               - NOTHING_NEW * nothing_new(s) - OTHER_YEAR * other_year(s) - OTHER_ENTRY * other_entry(s)
+               + LEARNED_WEIGHT * selector(s)
 
 A sentence whose text an earlier passage already holds (a look-alike document) is not scored again: an
 answer never quotes the same words twice.
@@ -14,9 +15,9 @@ answer never quotes the same words twice.
   (the terms below); the others count cos 0. A question of several sentences (a user's situation, then what
   they ask) is compared whole and sentence by sentence (`question_parts`), and the closest counts.
 - cover: the share of the question's IDF-weighted content words the sentence holds (the extractive
-  baseline's score, on Snowball stems: "incorporated" meets "incorporation"), in [0, 1]; for a question of
-  several sentences, the larger of that and its share of one part's words (a sentence of the question, or its
-  question proper: `part_cover`), as cos compares it with each.
+  baseline's score, on Snowball stems: "incorporated" meets "incorporation"; a possessive's "s" is no word),
+  in [0, 1]; for a question of several sentences, the larger of that and its share of one part's words (a
+  sentence of the question, or its question proper: `part_cover`), as cos compares it with each.
 - typed: 1 when a factoid question asks for a date, a number, a name or a piece of code and the sentence
   holds one the question does not already name ("When was X released?" wants a sentence with a date in it;
   "What inventory did X report?" a number; "Which rebase option stashes my changes first?" or "How do I
@@ -42,6 +43,10 @@ answer never quotes the same words twice.
   names each of its years). A sentence that names no year is not judged. Chosen on rgb's and business_docs' dev
   halves: 0.5 and 1.0 gave rgb one more answer of 50 with the fact and changed no refusal; 1.0 (F1 .103 -> .112,
   against .109) keeps such a sentence out of a further quote beside one it ties with (the generator's MORE_MARGIN).
+- other entry: a reference entry's field line ("Default: | disabled - httpd will return 404 (Not Found)") read
+  under a title that names code ("FallbackResource Directive"), where the question names code and none of it is
+  in that title or the line's passage ("What is the default value of the MaxRequestWorkers directive?"), loses
+  OTHER_ENTRY, as much as another year's sentence: it gives another entry's value (`other_entry`).
 - a definition's term: for a question that asks for code, the first sentence of a line that opens with a
   term ("-M buildername: Alternative to -b. Uses the Sphinx make_mode module ...") scores at least what the
   line's later sentences do (`defined_terms_answer`): they describe the term, only it names it.
