@@ -521,7 +521,8 @@ def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
         asked |= {t.lower() for t in CODE_TOKEN.findall(question)} | set(re.findall(r"[\w-]+", question.lower()))
         found = CODE_TOKEN.findall(sentence) + DEFINED_TERM.findall(sentence)
         return any(t.lower() not in asked for t in found)
-    return any(w.lower() not in asked and stem(w.lower()) not in ENTITY_NOISE for w in NAME_RE.findall(sentence))
+    asked |= {stem(w) for w in asked}  # (a name the question says in another form is no new one: "Olympics")
+    return any(stem(w.lower()) not in asked and stem(w.lower()) not in ENTITY_NOISE for w in NAME_RE.findall(sentence))
 
 
 def relevance(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
