@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import library_manuals as LM  # noqa: E402
+from answer_eval import DEV_HALF  # noqa: E402
 from evaluation import EvalRun, load_dataset, run_eval  # noqa: E402
 from generator.base import register_generator  # noqa: E402
 from generator.sculpt import build_sculpt  # noqa: E402
@@ -42,7 +43,6 @@ from generator.sculpt import relevance  # noqa: E402
 from pipeline.config import Settings  # noqa: E402
 
 SETS = "rgb,business_docs,manuals,lib-a,lib-b,lib-c,lib-d,lib-f"
-DEV = {"rgb": 50, "business_docs": 50, "manuals": 30}  # a built-in set's dev half: its first questions
 
 
 def case_half(item_id: str) -> bool:
@@ -72,7 +72,7 @@ def dataset(name: str, half: str):
     if half != "dev":
         raise SystemExit(f"{name}: only the library sets c, d and f have a held-out half here")
     ds = load_dataset(name)
-    return replace(ds, items=ds.items[:DEV.get(name, 50)]), None
+    return replace(ds, items=ds.items[:DEV_HALF.get(name, 50)]), None
 
 
 def auc(pos: list[float], neg: list[float]) -> float:
@@ -82,8 +82,9 @@ def auc(pos: list[float], neg: list[float]) -> float:
     return float(((p[:, None] > n[None]) + 0.5 * (p[:, None] == n[None])).mean())
 
 
-def collect(name: str, half: str, settings: Settings, low: float, model_path: str | None) -> list[dict]:
-    """One row per request: answerable, the decision score, the generator's refusal and whether it has a fact."""
+def collect(name: str, half: str, settings: Settings) -> list[dict]:
+    """One row per request of the "sculpt-decision" generator: answerable, the decision score, its refusal and
+    whether the answer holds a gold fact."""
     scores: dict[str, float] = {}
     plain = relevance.sentence_relevances
 
@@ -93,8 +94,6 @@ def collect(name: str, half: str, settings: Settings, low: float, model_path: st
             scores[question] = float(out[0].max())
         return out
 
-    options = {"answer_threshold": low, **({"model_path": model_path} if model_path else {})}
-    register_generator("sculpt-decision", lambda **kw: build_sculpt(**{**kw, **options}))
     ds, store = dataset(name, half)
     answerable = {it.id for it in ds.items if it.answerable}
     rows = []
@@ -141,9 +140,11 @@ def main() -> None:
     thresholds = sorted(float(t) for t in args.thresholds.split(","))
     settings = Settings()
     settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
+    options = {"answer_threshold": thresholds[0], **({"model_path": args.model_path} if args.model_path else {})}
+    register_generator("sculpt-decision", lambda **kw: build_sculpt(**{**kw, **options}))
     rows: list[dict] = []
     for name in args.sets.split(","):
-        rows += collect(name, args.half, settings, thresholds[0], args.model_path)
+        rows += collect(name, args.half, settings)
         print(f"{name}: {sum(r['set'] == name for r in rows)} requests", file=sys.stderr, flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=1))

@@ -497,9 +497,8 @@ def other_entry(text: str, title: str, question: str, passage: str = "") -> bool
     if not FIELD_RE.match(text):
         return False
     asked = {t.lower() for t in CODE_TOKEN.findall(question)}
-    named = {t.lower() for t in CODE_TOKEN.findall(title)}
     said = f"{title}\n{passage or text}".lower()
-    return bool(asked and named) and not any(t in said for t in asked)
+    return bool(asked) and CODE_TOKEN.search(title) is not None and not any(t in said for t in asked)
 
 
 def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
@@ -926,7 +925,7 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
     first: dict[int, int] = {}
     for pos, key in enumerate(sid.tolist()):
         first.setdefault(key, pos)
-    under = signatures_under_named_entries(question, keys, texts, defined)
+    signed = signatures_under_named_entries(question, keys, texts, defined)
     out = []
     for learned in shares:
         scores = list(base)
@@ -943,7 +942,7 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
             scores = defined_terms_answer(question, keys, scores, defined)
         scores = [r - lost for r, lost in zip(scores, loss)]
         scores = listed_items_answer(batch, question, keys, scores, leads, says, code_ends=not code)
-        scores = [min(x, min(scores[j] for j in under[i]) - TERM_EDGE) if i in under else x  # (a signature
+        scores = [min(x, min(scores[j] for j in signed[i]) - TERM_EDGE) if i in signed else x  # (a signature
                   for i, x in enumerate(scores)]  # ranks below the entry of a parameter the question names)
         rel = np.full(sid.shape, -np.inf, dtype=np.float32)
         best: dict[str, int] = {}  # a text that several passages hold (overlapping chunks, look-alike copies) is
