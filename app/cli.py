@@ -5,6 +5,7 @@
     sculptrag ask "question" [--store DIR] [--generator NAME] [--groups G ...] [--k N] [--filter FIELD=VALUE ...] [--json]
     sculptrag demo [--store DIR] [--generator NAME]
     sculptrag train-generator [--out DIR] [--steps N] [--lr X] [--encoder-lr X] [--warmup N] [--max-minutes M] [--device auto|cpu|cuda] [--workers N] [--exclude CORPUS] [--init-from DIR]
+    sculptrag train-selector [--out DIR] [--init-from DIR] [--draws N] [--epochs N] [--exclude CORPUS]
     sculptrag eval DATASET [--generator NAME ...] [--limit N] [--k K] [--out DIR] [--corpus DIR] [--groups G ...]
                    [--noise 0,0.4,0.8,1] [--unanswerable]
     sculptrag app [--store DIR] [--port N] [--address HOST] [--allow-remote]
@@ -525,6 +526,20 @@ def db_upgrade(store: Optional[Path] = typer.Option(None, "--store")) -> None:
         raise typer.Exit(2) from None
 
 
+def _training_inputs(exclude: Optional[List[str]], data: Path, out: Path) -> None:
+    """Exit 2 on an unknown corpus to leave out or no data to build the items from; then log at INFO."""
+    from generator.sculpt.training.data import CORPORA
+
+    unknown = [c for c in exclude or [] if c not in CORPORA]
+    if unknown:
+        err.print(f"[red]unknown corpus {', '.join(unknown)}[/red]; --exclude takes {', '.join(CORPORA)}")
+        raise typer.Exit(2)
+    if not data.is_dir() and not (out / "items.pkl").is_file():
+        err.print(f"[red]no data folder at {data}[/red]; pass --data pointing at the shared data (qa/, docs/)")
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+
 @cli.command("train-generator")
 def train_generator(
     out: Path = typer.Option(Path("runs/sculpt"), "--out", help="run folder: state.pt (resumable) and the checkpoint"),
@@ -545,25 +560,39 @@ def train_generator(
                                             "(\"bundled\": the shipped model) instead of the base encoder"),
 ) -> None:
     """Train the bundled answer model (masked diffusion, copy-aware); rerun the same command to resume."""
-    from generator.sculpt.training.data import CORPORA
     from generator.sculpt.training.train import TrainConfig, train
 
-    unknown = [c for c in exclude or [] if c not in CORPORA]
-    if unknown:
-        err.print(f"[red]unknown corpus {', '.join(unknown)}[/red]; --exclude takes {', '.join(CORPORA)}")
-        raise typer.Exit(2)
-
-    if not data.is_dir() and not (out / "items.pkl").is_file():
-        err.print(f"[red]no data folder at {data}[/red]; pass --data pointing at the shared data (qa/, docs/)")
-        raise typer.Exit(2)
+    _training_inputs(exclude, data, out)
     os.environ["TQDM_DISABLE"] = "0"
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = TrainConfig(data_root=str(data), out=str(out), steps=steps, batch_size=batch_size, lr=lr,
                       encoder_lr=encoder_lr, warmup=warmup, seed=seed, max_minutes=max_minutes, stop_at=stop_at,
                       device=device, workers=workers, exclude=tuple(exclude or ()), init_from=init_from)
     folder = train(cfg)
     console.print(f"checkpoint: {folder} (use it with --generator sculpt --model-path {folder}, or copy "
                   f"model.safetensors, config.json and meta.json to generator/sculpt/weights/ to bundle it)")
+
+
+@cli.command("train-selector")
+def train_selector_(
+    out: Path = typer.Option(Path("runs/selector"), "--out", help="run folder: cached features and the checkpoint"),
+    data: Path = typer.Option(Path("../shared/data"), "--data", help="the shared data folder (QA sets, documents)"),
+    init_from: str = typer.Option("bundled", "--init-from", help="the parent checkpoint (\"bundled\": the shipped model)"),
+    draws: int = typer.Option(1, "--draws", help="examples drawn per training item (each its own passages)"),
+    epochs: int = typer.Option(20, "--epochs", help="passes of the heads over the cached features"),
+    lr: float = typer.Option(1e-3, "--lr"),
+    balance: float = typer.Option(0.5, "--balance", help="corpus weight n^-BALANCE (0: every example alike)"),
+    objective: str = typer.Option("softmax", "--objective", help="softmax | binary | both (see training/selector.py)"),
+    seed: int = typer.Option(0, "--seed"),
+    exclude: Optional[List[str]] = typer.Option(None, "--exclude", help="leave this corpus out (repeatable)"),
+) -> None:
+    """Retrain only the answer model's sentence selector, on frozen features of a checkpoint (~25 min on 2 CPU cores)."""
+    from generator.sculpt.training.selector import SelectorConfig, train_selector
+
+    _training_inputs(exclude, data, out)
+    folder = train_selector(SelectorConfig(data_root=str(data), out=str(out), init_from=init_from, draws=draws,
+                                           epochs=epochs, lr=lr, balance=balance, objective=objective, seed=seed,
+                                           exclude=tuple(exclude or ())))
+    console.print(f"checkpoint: {folder} (choose its threshold: python benchmarks/answer_decision.py --model-path {folder})")
 
 
 @cli.command("eval")

@@ -11,7 +11,8 @@ Runtime (what answering needs; none of it imports training):
 - grammar.py: the answer grammar and the choice of a slot's value under it
 - generator.py: SculptGenerator (the Generator protocol, samplers, rendering), SculptSampling, build_sculpt
 Training (training/, imports the runtime, never the reverse): data.py and qgen.py build the examples,
-targets.py turns gold answers into output-space slots, train.py runs `sculptrag train-generator`.
+targets.py turns gold answers into output-space slots, train.py runs `sculptrag train-generator`, selector.py
+`sculptrag train-selector` (the sentence selector's heads alone, on frozen features).
 """
 
 from .checkpoint import BUNDLED, build_model, bundled_checkpoint, load_checkpoint, save_checkpoint

@@ -167,21 +167,31 @@ class SculptModel(nn.Module):
         """Sentence-selector logits (B, S + 1): one column per (passage, sentence) slot, from the mean of its
         tokens' memory states, and a last "none" column from the most answer-like passage summary. Empty
         columns are -inf. Also returns each position's column (S for positions outside any sentence)."""
+        means, counts, best, index = self.select_inputs(states, summary, sentence, passage_ok)
+        return self.select_logits(means, counts, best), index
+
+    @staticmethod
+    def select_inputs(states: torch.Tensor, summary: torch.Tensor, sentence: torch.Tensor, passage_ok: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the selector's heads read: each sentence column's mean memory state (B, S, d) and token count
+        (B, S), the most answer-like passage summary (B, d), and each position's column (`select`)."""
         B, M, d = states.shape
-        P = summary.shape[1]
         valid = sentence >= 0
         passage, k = split_sentence_id(sentence)
         k = torch.where(valid, k, 0)
         K = int(k.max()) + 1 if valid.any() else 1
-        S = P * K
+        S = summary.shape[1] * K
         index = torch.where(valid, passage * K + k, S)
         sums = states.new_zeros(B, S + 1, d).scatter_add(1, index[..., None].expand(B, M, d), states)
-        counts = states.new_zeros(B, S + 1).scatter_add(1, index, valid.to(states.dtype))
-        means = sums[:, :S] / counts[:, :S, None].clamp(min=1)
-        logits = self.select_mlp(means).squeeze(-1).float().masked_fill(counts[:, :S] == 0, float("-inf"))
+        counts = states.new_zeros(B, S + 1).scatter_add(1, index, valid.to(states.dtype))[:, :S]
+        means = sums[:, :S] / counts[..., None].clamp(min=1)
         best = summary.masked_fill(~passage_ok[..., None], -1e4).max(1).values
-        none = self.none_mlp(best).float()
-        return torch.cat([logits, none], 1), index
+        return means, counts, best, index
+
+    def select_logits(self, means: torch.Tensor, counts: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
+        """The selector's heads on `select_inputs`: (B, S + 1) logits, the last column "none"."""
+        logits = self.select_mlp(means).squeeze(-1).float().masked_fill(counts == 0, float("-inf"))
+        return torch.cat([logits, self.none_mlp(best).float()], 1)
 
     def space(self, memory: Memory) -> OutputSpace:
         """The output space of the requests `memory` encodes."""

@@ -63,13 +63,21 @@ def _by_sentence(segments: Sequence[tuple[int, int, int]], texts: Sequence[str])
 def selector_loss(memory: Memory, targets: torch.Tensor, vocab_size: int) -> torch.Tensor:
     """-log of the selector mass on the gold sentences (those the answer copies from), or on "none" for a
     refusal; mean over the batch. The gold answer fixes the targets, so no extra labels are needed."""
+    return selector_nll(memory.select, selector_gold(memory, targets, vocab_size)).mean()
+
+
+def selector_gold(memory: Memory, targets: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """(B, S + 1): the selector columns of the sentences each gold answer copies from, or "none" (the last)."""
     B, S1 = memory.select.shape
     space = OutputSpace(vocab_size, memory.sent_index.shape[1], memory.passage_ok.shape[1])
     is_copy = space.is_copy(targets)
     cols = memory.sent_index.gather(1, torch.where(is_copy, space.position_of(targets), 0))
     cols = torch.where(is_copy, cols, S1 - 1)  # non-copies point at "none"; only refusals have nothing else
     gold = torch.zeros(B, S1, dtype=torch.bool, device=targets.device).scatter_(1, cols, True)
-    answerable = is_copy.any(1)
-    gold[:, -1] = ~answerable
-    logp = memory.select.log_softmax(-1)
-    return -(logp.masked_fill(~gold, float("-inf")).logsumexp(-1)).mean()
+    gold[:, -1] = ~is_copy.any(1)
+    return gold
+
+
+def selector_nll(select: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+    """Per row, -log of the softmax mass of `select` (logits, the last column "none") on `gold`."""
+    return -(select.log_softmax(-1).masked_fill(~gold, float("-inf")).logsumexp(-1))
