@@ -578,7 +578,7 @@ def train_selector_(
     data: Path = typer.Option(Path("../shared/data"), "--data", help="the shared data folder (QA sets, documents)"),
     init_from: str = typer.Option("bundled", "--init-from", help="the parent checkpoint (\"bundled\": the shipped model)"),
     draws: int = typer.Option(1, "--draws", help="examples drawn per training item (each its own passages)"),
-    epochs: int = typer.Option(20, "--epochs", help="passes of the heads over the cached features"),
+    epochs: int = typer.Option(40, "--epochs", help="passes of the heads over the cached features"),
     lr: float = typer.Option(1e-3, "--lr"),
     balance: float = typer.Option(0.5, "--balance", help="corpus weight n^-BALANCE (0: every example alike)"),
     objective: str = typer.Option("softmax", "--objective", help="softmax | binary | both (see training/selector.py)"),
