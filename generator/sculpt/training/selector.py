@@ -35,12 +35,10 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import build_model, bundled_checkpoint, checkpoint_meta, save_checkpoint
-from ..features import featurize
 from ..model import SculptConfig, SculptModel
-from ..space import OutputSpace
 from .data import HELDOUT, SOURCES, TRAIN, Item, corpus_of, sample_examples, without
-from .targets import answer_targets, selector_gold, selector_nll
-from .train import load_items, start_from
+from .targets import selector_gold, selector_nll
+from .train import cosine_decay, example_batch, load_items, start_from
 
 log = logging.getLogger(__name__)
 
@@ -101,23 +99,18 @@ class Features:
 
 def extract(model: SculptModel, tokenizer, items: list[Item], cfg: SelectorConfig, draw: int) -> Features:
     """One example per item (seeded by draw), read by the frozen model: the selector heads' inputs and targets."""
-    vocab = tokenizer.vocab_size
     means, best, gold, none, corpus, sizes = [], [], [], [], [], []
     device = next(model.parameters()).device
     for at in range(0, len(items), cfg.encode_batch):
         rng = random.Random(f"{cfg.seed}/draw/{draw}/{at}")
-        exs = sample_examples(items[at:at + cfg.encode_batch], rng, (cfg.k_min, cfg.k_max), cfg.unanswerable_share)
-        batch = featurize(tokenizer, model.cfg, [e.question for e in exs], [[p.text for p in e.passages] for e in exs])
-        targets = answer_targets(tokenizer, model.cfg, vocab, batch,
-                                 [[(s.passage, s.start, s.end) for s in e.segments] for e in exs])
-        space = OutputSpace.of(vocab, batch.shape)
-        keep = [i for i, e in enumerate(exs) if not e.answerable or space.is_copy(targets[i]).any()]
+        batch, targets, exs = example_batch(tokenizer, model.cfg, sample_examples(
+            items[at:at + cfg.encode_batch], rng, (cfg.k_min, cfg.k_max), cfg.unanswerable_share))
         with torch.no_grad():
             tensors = batch.to(device)
             memory = model.encode(tensors)
             m, counts, b, _ = model.select_inputs(memory.states, memory.summary, tensors.sentence, tensors.passage_ok)
-            g = selector_gold(memory, targets.to(device), vocab)
-        for i in keep:
+            g = selector_gold(memory, targets.to(device), tokenizer.vocab_size)
+        for i in range(len(exs)):
             real = counts[i] > 0
             means.append(m[i][real].to(torch.float16).cpu())
             gold.append(g[i, :-1][real].cpu())
@@ -207,9 +200,9 @@ def train_selector(cfg: SelectorConfig) -> Path:
     model, tokenizer = build_model(SculptConfig())
     start_from(model, cfg.init_from)
     model.eval()  # (the heads have no dropout: eval mode throughout)
-    train_items = without(items[TRAIN], cfg.exclude)
+    train_items, held_items = without(items[TRAIN], cfg.exclude), without(items[HELDOUT], cfg.exclude)
     train, read_train = features(model, tokenizer, train_items, cfg, TRAIN)
-    held, read_held = features(model, tokenizer, without(items[HELDOUT], cfg.exclude), cfg, HELDOUT)
+    held, read_held = features(model, tokenizer, held_items, cfg, HELDOUT)
     started = time.perf_counter()
     before = {"train": evaluate(model, train), "heldout": evaluate(model, held)}
     heads = [*model.select_mlp.parameters(), *model.none_mlp.parameters()]  # (the features are leaves: nothing
@@ -223,7 +216,7 @@ def train_selector(cfg: SelectorConfig) -> Path:
         for at in range(0, len(order), cfg.batch_size):
             idx = order[at:at + cfg.batch_size]
             for group in opt.param_groups:
-                group["lr"] = cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / total)))
+                group["lr"] = cfg.lr * cosine_decay(step / total)
             means, counts, best, gold = train.rows(idx)
             loss = (selector_objective(model.select_logits(means, counts, best), counts, gold, cfg.objective)
                     * weights[idx]).mean()
@@ -236,7 +229,7 @@ def train_selector(cfg: SelectorConfig) -> Path:
     parent = bundled_checkpoint() if cfg.init_from == "bundled" else Path(cfg.init_from)
     selector = {"parent": cfg.init_from, "train_config": asdict(cfg),
                 "train_items": dict(Counter(i.source for i in train_items)), "left_out": list(cfg.exclude),
-                "heldout_items": dict(Counter(i.source for i in without(items[HELDOUT], cfg.exclude))),
+                "heldout_items": dict(Counter(i.source for i in held_items)),
                 "examples": len(train), "sentences": int(train.offsets[-1]), "before": before, "after": after,
                 "read_seconds": None if read_train is None else read_train + (read_held or 0.0),
                 "train_seconds": round(time.perf_counter() - started, 1),

@@ -46,7 +46,7 @@ from ..checkpoint import build_model, load_tokenizer, save_checkpoint
 from ..features import featurize
 from ..model import SculptConfig, SculptModel
 from ..space import MASK, OutputSpace
-from .data import HELDOUT, SOURCES, TRAIN, Item, build_items, sample_examples, without
+from .data import HELDOUT, SOURCES, TRAIN, Example, Item, build_items, sample_examples, without
 from .targets import answer_targets, selector_loss
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,11 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then cosine decay to 10% of the peak."""
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cosine_decay((step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+
+
+def cosine_decay(progress: float) -> float:
+    """The learning-rate factor at `progress` (0 to 1) of a schedule: cosine from 1 down to 10% of the peak."""
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -162,7 +166,14 @@ def make_batch(step: int) -> tuple:
         g = step * cfg.batch_size + j
         take.append(items[_order(n, cfg.seed, g // n, cache)[g % n]])
     rng = random.Random(f"{cfg.seed}/step/{step}")
-    exs = sample_examples(take, rng, (cfg.k_min, cfg.k_max), cfg.unanswerable_share)
+    batch, targets, _ = example_batch(tok, model_cfg, sample_examples(take, rng, (cfg.k_min, cfg.k_max),
+                                                                      cfg.unanswerable_share))
+    return batch, targets
+
+
+def example_batch(tok, model_cfg: SculptConfig, exs: list[Example]) -> tuple:
+    """(Batch, targets, examples) of `exs`, leaving out the answerable ones whose evidence truncation cut off
+    (no target to learn)."""
     vocab = tok.vocab_size
     for _ in range(2):
         batch = featurize(tok, model_cfg, [e.question for e in exs], [[p.text for p in e.passages] for e in exs])
@@ -172,8 +183,8 @@ def make_batch(step: int) -> tuple:
         keep = [i for i, e in enumerate(exs) if not e.answerable or space.is_copy(targets[i]).any()]
         if len(keep) == len(exs):
             break
-        exs = [exs[i] for i in keep]  # evidence cut off by truncation: no target to learn
-    return batch, targets
+        exs = [exs[i] for i in keep]
+    return batch, targets, exs
 
 
 class _Batches:
