@@ -1,8 +1,8 @@
 """The `sculptrag` command line: a thin layer over the public API that owns the console.
 
-    sculptrag ingest PATH... [--store DIR] [--groups G ...] [--set-groups] [--prune]
+    sculptrag ingest PATH... [--store DIR] [--groups G ...] [--set-groups] [--prune] [--api URL [--on-server]]
     sculptrag status [--store DIR]
-    sculptrag ask "question" [--store DIR] [--generator NAME] [--groups G ...] [--k N] [--filter FIELD=VALUE ...] [--json]
+    sculptrag ask "question" [--store DIR] [--generator NAME] [--groups G ...] [--k N] [--filter FIELD=VALUE ...] [--json] [--api URL]
     sculptrag demo [--store DIR] [--generator NAME]
     sculptrag train-generator [--out DIR] [--steps N] [--lr X] [--encoder-lr X] [--warmup N] [--max-minutes M] [--device auto|cpu|cuda] [--workers N] [--exclude CORPUS] [--init-from DIR]
     sculptrag train-selector [--out DIR] [--init-from DIR] [--draws N] [--epochs N] [--exclude CORPUS]
@@ -72,17 +72,32 @@ def ingest(
     prune: bool = typer.Option(False, "--prune", help="delete stored documents under these folders whose files are gone"),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="parse and embed on a Ray cluster: local "
                                       "(start one on this machine), auto (the one started here), or HOST:PORT"),
+    api: Optional[str] = typer.Option(None, "--api", envvar="SCULPTRAG_API_URL", help="ingest into a running "
+                                      "`sculptrag serve` at this URL: the files are uploaded (an editor's key from "
+                                      "$SCULPTRAG_API_KEY), nothing is loaded here"),
+    on_server: bool = typer.Option(False, "--on-server", help="with --api: the paths are the server's own (under its "
+                                   "folder roots), not uploaded"),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Parse, validate, chunk and embed documents into the store; unchanged files are skipped."""
-    from pipeline import SculptragError
-    from pipeline import ingest as run_ingest
-
     _log(verbose)
     settings = _settings(store)
     if set_groups and not groups:
         err.print("[red]error:[/red] --set-groups needs --groups: say which groups the stored documents get")
         raise typer.Exit(2)
+    if api:
+        for given, name in ((store, "--store"), (ray, "--ray"), (prune and not on_server, "--prune")):
+            if given:
+                raise typer.BadParameter("the service ingests into its own store on its own machine" if name != "--prune"
+                                         else "only the server's own folders can be pruned: add --on-server", param_hint=name)
+        _ingest_api(api, paths, list(groups or settings.default_groups), set_groups=set_groups, prune=prune,
+                    on_server=on_server, settings=settings)
+        return
+    if on_server:
+        raise typer.BadParameter("--on-server names paths on a running service: add --api URL", param_hint="--on-server")
+    from pipeline import SculptragError
+    from pipeline import ingest as run_ingest
+
     with _progress("ingest", describe=lambda path: Path(path).name) as on_progress:
         try:
             report = run_ingest(paths, settings, groups=groups, set_groups=set_groups, prune=prune,
@@ -95,7 +110,33 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _print_report(report, settings) -> None:
+def _ingest_api(url: str, paths: List[str], groups: List[str], *, set_groups: bool, prune: bool, on_server: bool,
+                settings) -> None:
+    """`ingest --api`: upload the files (or, --on-server, name the server's own) to a running service; the same
+    report as a local run, exit 2 with the service's error (after printing what the earlier requests did)."""
+    from app.client import ServiceClient, ServiceError
+
+    client = ServiceClient(url)
+    try:
+        if on_server:
+            with err.status(f"ingesting on {url}..."):
+                report = client.ingest(paths, groups, set_groups=set_groups, prune=prune)
+        else:
+            with _progress("upload", describe=lambda name: name.rsplit("/", 1)[-1]) as on_progress:
+                report = client.upload_paths(paths, groups, set_groups=set_groups, progress=on_progress)
+    except ServiceError as e:
+        if e.report is not None and e.report.outcomes:
+            _print_report(e.report, settings, where=url)
+        err.print(f"[red]error:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    finally:
+        client.close()
+    _print_report(report, settings, where=url)
+    if report.files_seen and report.rejected == report.files_seen:
+        raise typer.Exit(1)
+
+
+def _print_report(report, settings, where: str | None = None) -> None:
     rejected = report.rejections()
     if rejected:
         t = Table(title="Rejected", title_justify="left", show_lines=False)
@@ -105,7 +146,7 @@ def _print_report(report, settings) -> None:
         for o in rejected:
             t.add_row(escape(_short(o.path)), escape(o.reason), escape(o.detail))
         console.print(t)
-    t = Table(title=f"Ingest report ({settings.store_dir})", title_justify="left", show_header=False)
+    t = Table(title=f"Ingest report ({where or settings.store_dir})", title_justify="left", show_header=False)
     t.add_column("what")
     t.add_column("count", justify="right")
     rows = [
@@ -184,7 +225,6 @@ def ask(
 ) -> None:
     """Answer a question from the store, with citations that point at the source passages."""
     from pipeline import SculptragError
-    from pipeline.rag import RagPipeline
     from pipeline.types import SearchFilters
 
     if api:
@@ -199,6 +239,7 @@ def ask(
         _print_answer(answer)
         return
     settings = _settings(store)
+    from pipeline.rag import RagPipeline
     from pipeline.store import store_exists
 
     if not store_exists(settings):

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator, Sequence
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import httpx
 
 from pipeline.errors import SculptragError
-from pipeline.types import Answer, DenoiseState, IngestReport, SearchFilters
+from pipeline.types import Answer, DenoiseState, FileOutcome, IngestReport, SearchFilters
 
 TIMEOUT = httpx.Timeout(10.0, read=600.0)  # connecting is quick or fails; an answer may wait in the queue
+UPLOAD_BATCH_FILES = 64  # files per upload request (each request is one ingest run on the service)
+UPLOAD_BATCH_BYTES = 32 * 1024 * 1024  # and bytes per request, unless one file alone is larger (up to the limit)
 
 
 class ServiceError(SculptragError):
@@ -26,6 +30,17 @@ class ServiceError(SculptragError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+        self.report: IngestReport | None = None  # upload_paths: what the requests before this one did
+
+
+def upload_name(path: Path, roots: Sequence[Path]) -> str:
+    """The name a discovered file is uploaded by: its path under the outermost folder given that holds it, that
+    folder's own name first ("handbook/ch1.html"), or the file's name when it was given by name."""
+    holders = [r for r in roots if r in path.parents]
+    if not holders:
+        return path.name
+    root = min(holders, key=lambda r: len(r.parts))
+    return path.relative_to(root.parent).as_posix()
 
 
 class ServiceClient:
@@ -130,6 +145,78 @@ class ServiceClient:
                           data={"groups": ",".join(groups), "set_groups": str(set_groups).lower()},
                           timeout=httpx.Timeout(10.0, read=3600.0))
         return IngestReport.model_validate(r.json())
+
+    def upload_paths(self, paths: Sequence[str], groups: Sequence[str], *, set_groups: bool = False,
+                     progress: Callable[[int, int, str], None] | None = None) -> IngestReport:
+        """Upload local files, folders (recursive) and globs and ingest them on the service: what `sculptrag
+        ingest --api` does. One IngestReport for the run, whatever the number of requests.
+
+        What is sent is found by the discovery a local ingest uses (ingest/discover.py), so hidden files, links
+        out of a folder and key material never leave this machine; each file is read once, with the same
+        checks, and sent by its path under the folder given ("handbook/ch1.html"; a file given by name: its
+        name), so re-sending a folder updates the documents it made and leaves unchanged files unchanged.
+        Files go in requests of at most UPLOAD_BATCH_FILES files and the service's upload limit (from /v1/me);
+        a larger file is rejected here. A request the service refuses raises ServiceError with `.report`, what
+        the requests before it did."""
+        from ingest.discover import Refused, expand_paths, read_file
+
+        t0 = time.perf_counter()
+        limits = self.me().get("limits") or {}
+        limit = int(limits.get("max_upload_bytes") or UPLOAD_BATCH_BYTES)
+        found = expand_paths(paths)
+        local = IngestReport()
+        for m in found.missing:
+            local.outcomes.append(FileOutcome(path=m, status="rejected", reason="not found", detail="no such file, folder or glob match"))
+        for path, status, reason, detail in found.left_out:
+            local.outcomes.append(FileOutcome(path=path, status=status, reason=reason, detail=detail))
+        sent: list[IngestReport] = []
+        batch: list[tuple[str, bytes]] = []
+        sent_from: dict[str, str] = {}
+
+        def total() -> IngestReport:
+            report = local.model_copy(deep=True)
+            report.files_seen = len(report.outcomes)
+            report.rejected = sum(o.status == "rejected" for o in report.outcomes)
+            report.skipped = sum(o.status == "skipped" for o in report.outcomes)
+            for part in sent:
+                report.add(part)
+            report.seconds = time.perf_counter() - t0
+            return report
+
+        def send() -> None:
+            try:
+                sent.append(self.upload(batch, groups, set_groups=set_groups))
+            except ServiceError as e:
+                e.report = total()
+                raise
+            if progress:
+                progress(handled, len(found.files), batch[-1][0])
+            batch.clear()
+
+        for handled, f in enumerate(found.files):  # handled: the files before f, sent or refused
+            name = upload_name(f, found.roots)
+            try:
+                if f.stat().st_size > limit:
+                    raise Refused("too large", f"{f.stat().st_size} bytes; the service at {self.url} takes files of up to "
+                                  f"{limit} bytes (SCULPTRAG_SERVICE__MAX_UPLOAD_BYTES on the server)")
+                if name in sent_from:
+                    raise Refused("name clash", f"would be sent as {name!r}, like {sent_from[name]}, and replace it: "
+                                  "rename one, or give a folder that holds both")
+                _, data = read_file(f)
+            except Refused as e:
+                local.outcomes.append(FileOutcome(path=str(f), status="rejected", reason=e.reason, detail=e.detail))
+                continue
+            except OSError as e:
+                local.outcomes.append(FileOutcome(path=str(f), status="rejected", reason="not found", detail=f"cannot read: {e.strerror or e}"))
+                continue
+            sent_from[name] = str(f)
+            if batch and (len(batch) >= UPLOAD_BATCH_FILES or sum(len(d) for _, d in batch) + len(data) > min(limit, UPLOAD_BATCH_BYTES)):
+                send()
+            batch.append((name, data))
+        handled = len(found.files)
+        if batch:
+            send()
+        return total()
 
     def ingest(self, paths: Sequence[str], groups: Sequence[str], *, set_groups: bool = False,
                prune: bool = False) -> IngestReport:

@@ -1,12 +1,17 @@
 """Cold start, side by side: what a shell user waits for, each command in a fresh process, median of --repeats.
 
-    python benchmarks/cold_start.py [--repeats 5] [--profile]
+    python benchmarks/cold_start.py [--repeats 5] [--profile] [--no-service]
 
 Rows: `sculptrag --help`; `sculptrag status`; the first `sculptrag ask` with each generator (sculpt,
 extractive) and each embedding backend (torch, onnx); a one-shot `sculptrag ingest` of a few small sample
 files into a fresh store, as chunks/s against raw encode of the same chunks in a warm process (target
 >= 0.8x). The store is the demo store (the bundled sample corpus, as `sculptrag demo` builds it), made once
 in a temporary folder. Targets (issue 17): `ask` with the bundled model under 3.5 s end to end.
+
+Then the same `ask` and ingest from a fresh CLI process against a running `sculptrag serve` (`--api URL`) over
+a copy of the demo store, started once and warmed by one ask and one upload, as a shared server is: the CLI
+loads no models, the service parses and embeds (its uploaded documents are deleted between runs, untimed).
+--no-service leaves these rows out.
 
 --profile also runs one `ask` (sculpt, the default backend) under cProfile and prints where its seconds go:
 the import time of the heavy packages and the slowest calls by cumulative time.
@@ -15,17 +20,20 @@ the import time of the heavy packages and the slowest calls by cumulative time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import os
 import pstats
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -39,12 +47,16 @@ def sculptrag_cmd() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "app.cli"]
 
 
-def timed(args: list[str], env: dict[str, str], repeats: int, fresh: Path | None = None) -> tuple[float, list[float]]:
-    """Median wall time of `sculptrag ARGS` in fresh processes (`fresh`: a folder removed before each run)."""
+def timed(args: list[str], env: dict[str, str], repeats: int, fresh: Path | None = None,
+          before: Callable[[], None] | None = None) -> tuple[float, list[float]]:
+    """Median wall time of `sculptrag ARGS` in fresh processes (`fresh`: a folder removed before each run;
+    `before`: called before each run, untimed)."""
     times = []
     for _ in range(repeats):
         if fresh is not None:
             shutil.rmtree(fresh, ignore_errors=True)
+        if before is not None:
+            before()
         t0 = time.perf_counter()
         done = subprocess.run(sculptrag_cmd() + args, env=env, capture_output=True, text=True)
         times.append(time.perf_counter() - t0)
@@ -69,10 +81,64 @@ def profile_ask(store: Path) -> None:
     print(out.getvalue())
 
 
+@contextlib.contextmanager
+def running_service(store: Path, work: Path, env: dict[str, str], warm: Path) -> Iterator[tuple[str, str]]:
+    """`sculptrag serve` over `store` on a free localhost port, warmed by one ask and one upload of `warm` (its
+    models loaded, its parse workers started and their parsers imported: a service that has been up a while);
+    yields (URL, an editor's key)."""
+    import httpx
+
+    from app.client import ServiceClient
+    from app.service.auth import new_key
+    from pipeline import Store
+    from pipeline.config import Settings
+
+    key = new_key(Store(Settings(store_dir=store)), "cold-start-bench", ["public"], editor=True)[1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with open(work / "serve.log", "w") as log:
+        proc = subprocess.Popen(sculptrag_cmd() + ["serve", "--store", str(store), "--port", str(port)], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 300
+            while True:
+                try:
+                    if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.time() > deadline:
+                    sys.exit(f"sculptrag serve did not start:\n{(work / 'serve.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+            client = ServiceClient(url, key)
+            client.ask(QUESTION)
+            client.upload_paths([str(warm)], ["public"])
+            client.close()
+            yield url, key
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def delete_uploads(url: str, key: str, names: set[str]) -> None:
+    """Delete the service's documents whose file names are `names` (between timed uploads of the same files)."""
+    from app.client import ServiceClient
+
+    client = ServiceClient(url, key)
+    for d in client.documents():
+        if d["file_name"] in names:
+            client.delete_document(d["id"])
+    client.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="also profile one ask in this process")
+    ap.add_argument("--no-service", dest="service", action="store_false",
+                    help="leave out the rows against a running `sculptrag serve` (ask and ingest with --api)")
     args = ap.parse_args()
 
     from rich.console import Console
@@ -120,6 +186,22 @@ def main() -> None:
             raw.append(time.perf_counter() - t0)
         ingest_rows.append((backend, len(texts), t, statistics.median(raw)))
         rows.append((f"sculptrag ingest {SMALL_FILES} small files, {len(texts)} chunks (embedding: {backend})", t, times))
+
+    if args.service:  # the same commands against a running service: the CLI process loads no models
+        served = work / "served"
+        shutil.copytree(store, served)
+        names = {f.name for f in small.iterdir()}
+        kept = Store(Settings(store_dir=served))  # without the small files' documents: their upload is new work
+        kept.delete_documents([d.id for d in kept.documents() if d.source_uri.rsplit("/", 1)[-1] in names])
+        with running_service(served, work, env, small) as (url, key):
+            api_env = {**env, "SCULPTRAG_API_KEY": key}
+            rows.append(("sculptrag ask --api (a running service; sculpt)",
+                         *timed(["ask", QUESTION, "--api", url, "--generator", "sculpt"], api_env, args.repeats)))
+            t, times = timed(["ingest", str(small), "--api", url], api_env, args.repeats,
+                             before=lambda: delete_uploads(url, key, names))
+            rows.append((f"sculptrag ingest --api {SMALL_FILES} small files (a running service)", t, times))
+            _, n, _, raw = next(r for r in ingest_rows if r[0] == "onnx")
+            ingest_rows.append(("onnx, --api (a running service)", n, t, raw))
 
     table = Table(title=f"cold start: fresh processes, median of {args.repeats} (demo store; {os.cpu_count()} CPUs)")
     for col in ("command", "median s", "min s", "max s"):

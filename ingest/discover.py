@@ -119,7 +119,8 @@ def secret_name(name: str) -> bool:
     return any(fnmatch.fnmatchcase(low, pat) for pat in SECRET_NAMES)
 
 
-def _read_regular(path: Path, block: int = 1 << 20) -> tuple[str, os.stat_result]:
+def _read_regular(path: Path, block: int = 1 << 20, keep: list[bytes] | None = None) -> tuple[str, os.stat_result]:
+    """The file's sha256 and stat, read once in blocks (kept in `keep` when given), with the checks above."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
@@ -134,6 +135,8 @@ def _read_regular(path: Path, block: int = 1 << 20) -> tuple[str, os.stat_result
         tail = b""
         while chunk := f.read(block):
             h.update(chunk)
+            if keep is not None:
+                keep.append(chunk)
             if SECRET_CONTENT.search(tail + chunk):
                 raise Refused("credentials", "holds key material or a credential (a private key block or a cloud "
                               "secret); such files are never ingested")
@@ -242,3 +245,11 @@ def file_record(path: Path) -> FileRecord:
     """Hash one discovered file; raises Refused (not a regular file, key material) or OSError."""
     sha, st = _read_regular(path)
     return FileRecord(path=path, size=st.st_size, mtime=st.st_mtime, sha256=sha)
+
+
+def read_file(path: Path) -> tuple[FileRecord, bytes]:
+    """Hash and read one discovered file whole, with file_record's checks: what is sent elsewhere (an upload to
+    a running service) is exactly what was checked. Raises Refused or OSError."""
+    blocks: list[bytes] = []
+    sha, st = _read_regular(path, keep=blocks)
+    return FileRecord(path=path, size=st.st_size, mtime=st.st_mtime, sha256=sha), b"".join(blocks)

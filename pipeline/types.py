@@ -236,6 +236,17 @@ class IngestReport(BaseModel):
     def rejections(self) -> list[FileOutcome]:
         return [o for o in self.outcomes if o.status == "rejected"]
 
+    def add(self, other: "IngestReport") -> None:
+        """Count `other` (a later run of the same ingest, e.g. the next request of an upload) into this one:
+        counts, timings and outcomes add up, still_quarantined is the later run's."""
+        for name in ("files_seen", "ingested", "unchanged", "updated", "removed", "rejected", "skipped", "chunks_added",
+                     "chunks_removed", "pages", "parsed", "embedded_chunks", "kept_groups", "seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for key, value in other.timings.items():
+            self.timings[key] = self.timings.get(key, 0.0) + value
+        self.outcomes.extend(other.outcomes)
+        self.still_quarantined = other.still_quarantined
+
     def reasons(self, status: str = "rejected") -> dict[str, int]:
         """How many paths of `status` (rejected, skipped) each reason accounts for."""
         return dict(Counter(o.reason for o in self.outcomes if o.status == status))

@@ -21,7 +21,7 @@ from pipeline.config import Settings
 from . import answers, documents
 from .auth import caller
 from .errors import error_response, install_handlers
-from .limits import BodyLimitMiddleware
+from .limits import BodyLimitMiddleware, upload_limit
 from .metrics import Metrics, MetricsMiddleware
 from .scheduler import Scheduler
 
@@ -55,9 +55,11 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     app.include_router(answers.router)
     app.include_router(documents.router)
 
-    @app.get("/v1/me", tags=["identity"], summary="Who the caller is: name, groups, whether they may edit")
+    @app.get("/v1/me", tags=["identity"], summary="Who the caller is (name, groups, whether they may edit) and "
+             "the size limits their requests meet")
     def me(user: User = Depends(caller)) -> dict[str, Any]:
-        return {"name": user.name, "groups": list(user.groups), "editor": user.editor, "source": user.source}
+        return {"name": user.name, "groups": list(user.groups), "editor": user.editor, "source": user.source,
+                "limits": {"max_upload_bytes": upload_limit(settings), "max_body_bytes": settings.service.max_body_bytes}}
 
     @app.get("/healthz", tags=["operations"], summary="The process is up")
     def healthz() -> dict[str, str]:

@@ -9,6 +9,7 @@ message), so its existence is never confirmed. Server folders are limited to `ap
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +19,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from app.ui.services import FileChanged, Services, User, file_name, file_of, read_ingested
+from app.ui.services import FileChanged, Services, User, file_name, file_of, read_ingested, upload_steps
 from pipeline.types import IngestReport
 
 from .auth import caller, editor, groups_in_use, held_groups
@@ -103,8 +104,11 @@ async def upload(request: Request, files: list[UploadFile] = File(..., descripti
         except OSError as e:
             raise ApiError(409, f"could not keep the uploaded files: {e}") from e
         report = _ingest(request, user, paths, given, "upload", set_groups=set_groups)
+        named = {str(path): "/".join(upload_steps(name)) for path, (name, _) in zip(paths, received)}
+        kept_at = re.compile(re.escape(svc.upload_dir.resolve().as_uri()) + r"/g-[0-9a-f]+/")
         for o in report.outcomes:  # the client named the files; where the server keeps them is its own business
-            o.path = Path(o.path).name
+            o.path = named.get(o.path, Path(o.path).name)
+            o.detail = kept_at.sub("", o.detail)
         return report.model_dump(mode="json")
 
     return await run_in_threadpool(save_and_ingest)

@@ -98,6 +98,14 @@ def group_key(groups: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(set(groups))).encode()).hexdigest()[:16]
 
 
+def upload_steps(name: str, depth: int = 16) -> list[str]:
+    """An uploaded file's name as clean path steps: split at / or \\, each step's characters outside
+    [letters, digits, _ . - space] made "_", leading and trailing dots and spaces dropped (so "." and ".." are
+    empty), empty steps dropped, at most `depth` steps (the last ones: the file's own name survives)."""
+    steps = [re.sub(r"[^\w.\- ]+", "_", step).strip(" .")[:200] for step in re.split(r"[/\\]", name)]
+    return [s for s in steps if s][-depth:] or ["upload"]
+
+
 def plugin_spec(name: str):
     """What the generator `name` declares (generator.base.GeneratorSpec), or None when no such generator is
     registered (a session's choice from before a plugin went away)."""
@@ -274,19 +282,21 @@ class Services:
     def save_upload(self, name: str, data: bytes, groups: tuple[str, ...], user_groups: Sequence[str]) -> Path:
         """Keep an uploaded file under upload_dir/g-<hash of the groups>/<name> (written whole, then renamed into
         place), so the stored document has a file to cite and re-uploading the same name for the same groups
-        updates it. Neither a group name nor the client's file name ever becomes a path step of its own.
+        updates it. A name may hold folders ("site/guide/index.html", as `sculptrag ingest --api` sends a
+        folder), so two files of one name in different folders stay two documents; each step is cleaned
+        (upload_steps), so no name reaches outside its folder and no group name becomes a path step.
         OSError when the name is that of a stored document `user_groups` cannot read."""
-        safe = re.sub(r"[^\w.\- ]+", "_", Path(name).name).strip(" .")[:200] or "upload"
+        steps = upload_steps(name)
         root = self.upload_dir.resolve()
         folder = root / f"g-{group_key(groups)}"
-        target = folder / safe
-        if target.parent != folder or root not in target.resolve().parents:
+        target = folder.joinpath(*steps)
+        if folder not in target.parents or root not in target.resolve().parents:
             raise OSError(f"refusing to write {name!r} outside the upload folder")
         stored = self.store.document_by_uri(target.as_uri())
         if stored is not None and not set(stored.group_names) & set(user_groups):
-            raise OSError(f"{safe!r} is the name of a stored document you cannot change; rename the file")  # its file stays
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-")
+            raise OSError(f"{'/'.join(steps)!r} is the name of a stored document you cannot change; rename the file")  # its file stays
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
