@@ -22,6 +22,7 @@ from pipeline.types import Answer, DenoiseState, FileOutcome, IngestReport, Sear
 TIMEOUT = httpx.Timeout(10.0, read=600.0)  # connecting is quick or fails; an answer may wait in the queue
 UPLOAD_BATCH_FILES = 64  # files per upload request (each request is one ingest run on the service)
 UPLOAD_BATCH_BYTES = 32 * 1024 * 1024  # and bytes per request, unless one file alone is larger (up to the limit)
+UNCHANGED_CHECK = 200  # files per `unchanged` question (~30 KB of JSON)
 
 
 class ServiceError(SculptragError):
@@ -152,13 +153,13 @@ class ServiceClient:
         ingest --api` does. One IngestReport for the run, whatever the number of requests.
 
         What is sent is found by the discovery a local ingest uses (ingest/discover.py), so hidden files, links
-        out of a folder and key material never leave this machine; each file is read once, with the same
-        checks, and sent by its path under the folder given ("handbook/ch1.html"; a file given by name: its
-        name), so re-sending a folder updates the documents it made and leaves unchanged files unchanged.
-        Files go in requests of at most UPLOAD_BATCH_FILES files and the service's upload limit (from /v1/me);
+        out of a folder and key material never leave this machine, and read with the same checks. Each file
+        goes by its path under the folder given ("handbook/ch1.html"; a file given by name: its name), so
+        re-sending a folder updates the documents it made; the files the service already holds as they are
+        (same name, bytes and chunking: `unchanged`) are counted unchanged and not sent. Files go in requests of at most UPLOAD_BATCH_FILES files and the service's upload limit (from /v1/me);
         a larger file is rejected here. A request the service refuses raises ServiceError with `.report`, what
         the requests before it did."""
-        from ingest.discover import Refused, expand_paths, read_file
+        from ingest.discover import Refused, expand_paths, file_record, read_file
 
         t0 = time.perf_counter()
         limits = self.me().get("limits") or {}
@@ -175,7 +176,7 @@ class ServiceClient:
 
         def total() -> IngestReport:
             report = local.model_copy(deep=True)
-            report.files_seen = len(report.outcomes)
+            report.files_seen = len(report.outcomes) + report.unchanged
             report.rejected = sum(o.status == "rejected" for o in report.outcomes)
             report.skipped = sum(o.status == "skipped" for o in report.outcomes)
             for part in sent:
@@ -190,10 +191,15 @@ class ServiceClient:
                 e.report = total()
                 raise
             if progress:
-                progress(handled, len(found.files), batch[-1][0])
+                progress(handled, len(named), batch[-1][0])
             batch.clear()
 
-        for handled, f in enumerate(found.files):  # handled: the files before f, sent or refused
+        def refuse(f: Path, e: Exception) -> None:
+            reason, detail = (e.reason, e.detail) if isinstance(e, Refused) else ("not found", f"cannot read: {e.strerror or e}")
+            local.outcomes.append(FileOutcome(path=str(f), status="rejected", reason=reason, detail=detail))
+
+        named: list[tuple[Path, str, str]] = []  # (file, name, sha256) of the files that may go
+        for f in found.files:
             name = upload_name(f, found.roots)
             try:
                 if f.stat().st_size > limit:
@@ -202,21 +208,37 @@ class ServiceClient:
                 if name in sent_from:
                     raise Refused("name clash", f"would be sent as {name!r}, like {sent_from[name]}, and replace it: "
                                   "rename one, or give a folder that holds both")
+                named.append((f, name, file_record(f).sha256))
+                sent_from[name] = str(f)
+            except (Refused, OSError) as e:
+                refuse(f, e)
+        same = self.unchanged([(name, sha) for _, name, sha in named], groups, set_groups=set_groups)
+        local.unchanged = len(same)
+        for handled, (f, name, _) in enumerate(named):  # handled: the files before f, sent or refused
+            if name in same:
+                continue
+            try:
                 _, data = read_file(f)
-            except Refused as e:
-                local.outcomes.append(FileOutcome(path=str(f), status="rejected", reason=e.reason, detail=e.detail))
+            except (Refused, OSError) as e:
+                refuse(f, e)
                 continue
-            except OSError as e:
-                local.outcomes.append(FileOutcome(path=str(f), status="rejected", reason="not found", detail=f"cannot read: {e.strerror or e}"))
-                continue
-            sent_from[name] = str(f)
             if batch and (len(batch) >= UPLOAD_BATCH_FILES or sum(len(d) for _, d in batch) + len(data) > min(limit, UPLOAD_BATCH_BYTES)):
                 send()
             batch.append((name, data))
-        handled = len(found.files)
+        handled = len(named)
         if batch:
             send()
         return total()
+
+    def unchanged(self, files: Sequence[tuple[str, str]], groups: Sequence[str], *, set_groups: bool = False) -> set[str]:
+        """The names among `files` ((name, sha256)) that the service holds as they are for `groups`
+        (`POST /v1/documents/unchanged`), asked UNCHANGED_CHECK files at a time."""
+        same: set[str] = set()
+        for start in range(0, len(files), UNCHANGED_CHECK):
+            body = {"groups": list(groups), "set_groups": set_groups,
+                    "files": [{"name": name, "sha256": sha} for name, sha in files[start:start + UNCHANGED_CHECK]]}
+            same.update(self._request("POST", "/v1/documents/unchanged", json=body).json()["unchanged"])
+        return same
 
     def ingest(self, paths: Sequence[str], groups: Sequence[str], *, set_groups: bool = False,
                prune: bool = False) -> IngestReport:

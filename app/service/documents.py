@@ -40,6 +40,21 @@ class IngestRequest(BaseModel):
     prune: bool = Field(False, description="delete stored documents under these folders whose files are gone")
 
 
+class UploadedFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=4096, description="the name the file is uploaded by")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="the file's SHA-256, hex")
+
+
+class UnchangedRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    groups: list[str] = Field(min_length=1, description="the groups the files would be uploaded for")
+    set_groups: bool = Field(False, description="the upload would also give `groups` to stored documents")
+    files: list[UploadedFile] = Field(min_length=1, max_length=10_000)
+
+
 def _svc(request: Request) -> Services:
     return request.app.state.services
 
@@ -112,6 +127,15 @@ async def upload(request: Request, files: list[UploadFile] = File(..., descripti
         return report.model_dump(mode="json")
 
     return await run_in_threadpool(save_and_ingest)
+
+
+@router.post("/documents/unchanged", summary="Which of these files (name, SHA-256) an upload for these groups would "
+             "leave unchanged, so they need not be sent (editors)")
+def unchanged_uploads(body: UnchangedRequest, request: Request, user: User = Depends(editor)) -> dict[str, Any]:
+    given = _give_groups(user, body.groups)
+    svc = _svc(request)
+    return {"unchanged": svc.unchanged_uploads([(f.name, f.sha256) for f in body.files], given, user.groups,
+                                               set_groups=body.set_groups)}
 
 
 @router.delete("/documents/{document_id}", summary="Delete a document the caller may read, and its chunks (editors)")

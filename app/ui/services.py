@@ -287,11 +287,7 @@ class Services:
         (upload_steps), so no name reaches outside its folder and no group name becomes a path step.
         OSError when the name is that of a stored document `user_groups` cannot read."""
         steps = upload_steps(name)
-        root = self.upload_dir.resolve()
-        folder = root / f"g-{group_key(groups)}"
-        target = folder.joinpath(*steps)
-        if folder not in target.parents or root not in target.resolve().parents:
-            raise OSError(f"refusing to write {name!r} outside the upload folder")
+        target = self.upload_target(name, groups)
         stored = self.store.document_by_uri(target.as_uri())
         if stored is not None and not set(stored.group_names) & set(user_groups):
             raise OSError(f"{'/'.join(steps)!r} is the name of a stored document you cannot change; rename the file")  # its file stays
@@ -303,6 +299,36 @@ class Services:
             os.fsync(f.fileno())
         os.replace(tmp, target)
         return target
+
+    def upload_target(self, name: str, groups: Sequence[str]) -> Path:
+        """Where an upload named `name` for `groups` is kept (save_upload); OSError if that is outside the folder."""
+        root = self.upload_dir.resolve()
+        folder = root / f"g-{group_key(groups)}"
+        target = folder.joinpath(*upload_steps(name))
+        if folder not in target.parents or root not in target.resolve().parents:
+            raise OSError(f"refusing to write {name!r} outside the upload folder")
+        return target
+
+    def unchanged_uploads(self, files: Sequence[tuple[str, str]], groups: Sequence[str], user_groups: Sequence[str],
+                          set_groups: bool = False) -> list[str]:
+        """The names among `files` ((name, sha256)) whose upload for `groups` would change nothing, so a client
+        need not send them: the document stored under that name has those bytes, this server's chunking and
+        embedding (its chunk digest) and, with `set_groups`, exactly `groups`. Only documents `user_groups` may
+        read are answered for: of any other, nothing is said (its name is uploaded, and refused, as before)."""
+        from ingest.chunk import config_digest
+
+        digest = config_digest(self.settings.ingest, self.ingestor().embedder.model_name)
+        readable = self.readable(user_groups)
+        same = []
+        for name, sha in files:
+            try:
+                doc = self.store.document_by_uri(self.upload_target(name, groups).as_uri())
+            except OSError:
+                continue
+            if (doc is not None and doc.id in readable and doc.sha256 == sha and doc.chunk_digest == digest
+                    and (not set_groups or set(doc.group_names) == set(groups))):
+                same.append(name)
+        return same
 
     def delete_document(self, document_id: int, groups: Sequence[str]) -> int | None:
         """Delete a document these groups may read, and its uploaded file (files elsewhere stay). Returns the

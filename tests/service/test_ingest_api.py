@@ -75,11 +75,16 @@ def test_cli_uploads_a_folder_to_the_service(service, tmp_path, client):
     assert {f"{g}/binders/north/notes.txt", f"{g}/binders/south/notes.txt"} <= saved
     assert not any(name.endswith(("deploy.txt", "big.txt", "hidden.txt")) for name in saved)  # never sent
 
+    kept = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in uploads.rglob("*.txt")}
     again = sculptrag("ingest", str(folder), "--api", service["url"], "--groups", "public", SCULPTRAG_API_KEY=editor)
     assert again.returncode == 0 and count(again.stdout, "unchanged") == 2 and count(again.stdout, "ingested") == 0
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in uploads.rglob("*.txt")} == kept  # not sent again
+    (folder / "south" / "notes.txt").write_text("The south wing keeps its binders in the archive room on floor three.\n")
+    changed = sculptrag("ingest", str(folder), "--api", service["url"], "--groups", "public", SCULPTRAG_API_KEY=editor)
+    assert count(changed.stdout, "unchanged") == 1 and count(changed.stdout, "updated") == 1
     answer = client("reader").post("/v1/ask", json={"question": "Where does the south wing keep its binders?",
                                                     "generator": "extractive"}).json()
-    assert "archive room" in answer["text"]
+    assert "archive room on floor three" in answer["text"]
 
     report = ServiceClient(service["url"], editor).upload_paths([str(folder / "north")], ["public"])
     (outcome,) = report.outcomes  # another root, another name: the same bytes as a stored document
@@ -133,3 +138,13 @@ def test_upload_paths_in_several_requests_make_one_report(service, client, tmp_p
     for d in client("editor").get("/v1/documents").json()["documents"]:
         if d["file_name"] in {"monday.txt", "tuesday.txt", "wednesday.txt"}:
             client("editor").delete(f"/v1/documents/{d['id']}")
+
+
+def test_the_unchanged_question_is_for_editors_and_their_groups(client):
+    body = {"groups": ["public"], "files": [{"name": "binders/north/notes.txt", "sha256": "0" * 64}]}
+    assert client("reader").post("/v1/documents/unchanged", json=body).status_code == 403
+    assert client("editor").post("/v1/documents/unchanged", json={**body, "groups": ["hr"]}).status_code == 403
+    r = client("editor").post("/v1/documents/unchanged", json=body)
+    assert r.status_code == 200 and r.json() == {"unchanged": []}  # no such bytes stored under that name
+    bad = client("editor").post("/v1/documents/unchanged", json={**body, "files": [{"name": "x", "sha256": "xyz"}]})
+    assert bad.status_code == 422
