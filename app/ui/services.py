@@ -317,7 +317,7 @@ class Services:
         read are answered for: of any other, nothing is said (its name is uploaded, and refused, as before)."""
         from ingest.chunk import config_digest
 
-        digest = config_digest(self.settings.ingest, self.ingestor().embedder.model_name)
+        digest = config_digest(self.settings.ingest, self.rag.retriever.load_embedder().model_name)  # the ingestor's
         readable = self.readable(user_groups)
         same = []
         for name, sha in files:

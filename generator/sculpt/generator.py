@@ -137,6 +137,9 @@ class SculptSampling(BaseModel):
                                             "dash; never inside a table row) when all before it restates the "
                                             "question, and a table row's quote ends at the column the question "
                                             "names")
+    columns: bool = Field(True, description="relevance: when the best sentence is a table row that names the column "
+                          "the question asks for, no further quote is a row that names it less well (another piece "
+                          "of a long row under the same label; relevance.off_column_rows)")
     names: bool = Field(True, description="relevance: refuse when the question names something (a capitalised "
                         "word: a company, a product, a grade; or the year it asks about) that no passage names, in "
                         "its text, title, section, file name or document (relevance.unnamed)")
@@ -310,6 +313,8 @@ class SculptGenerator:
             threshold = self.answer_threshold
             refuse = float(score.max()) < threshold or bool(unnamed)  # passages about something else
             score = bare[0] if bare else score
+            if cfg.columns:  # no further quote of a table row that names the asked column less well
+                score = relevance.off_column_rows(batch, question, score)
             top = float(score.max())
             cut, decoder_weight, max_quotes = max(threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
             asks = relevance.sub_questions(question) if cfg.each_part and not refuse else []

@@ -34,6 +34,8 @@ answer never quotes the same words twice.
   files" is a heading in git's manual, though a sentence-case one that the look of a line cannot tell.
 - labelled row: a table row whose label (first cell) is what the question asks about and which holds a
   value gains ROW_LABEL ("Inventory | 2021: $770,248 | 2020: $668,525" for "What inventory did ... report?").
+  Where the best sentence is a row that names the column asked for, no further quote is a row that names it
+  less well (`off_column_rows`): a long row's other piece under the same label holds other columns' values.
 - nothing new: a text whose content words are all in the question ("Galaxy Gaming, Inc." for "In which
   state is Galaxy Gaming incorporated?") loses NOTHING_NEW, so it is never quoted: it cannot hold the answer.
 - other year: a sentence that names years (with what it is read with), none of them the one the question asks
@@ -1252,25 +1254,50 @@ def cell_stops(batch, question: str) -> np.ndarray:
     for p, text in enumerate(batch.texts[0]):
         ends = set()
         for a, b in layout(text)[0]:
-            cells, start, best = text[a:b].split(" | "), a, None
-            for j, cell in enumerate(cells):
-                end, start = start + len(cell), start + len(cell) + 3
-                cell_name = named_value(cell)
-                if j == 0 or cell_name is None:
-                    continue
-                named = terms(cell_name[0])
-                hit = len(named & asked)
-                if not hit:
-                    continue
-                key = (hit / len(named), hit)
-                if best is None or key > best[0]:
-                    best, tied = (key, j, end), False
-                elif key == best[0]:
-                    tied = True
-            if best is not None and not tied and best[1] < len(cells) - 1:
-                ends.add(best[2])
+            cells = text[a:b].split(" | ")
+            keys = column_keys(cells, asked)
+            best = max((key for key, _ in keys), default=None)
+            at = [j for key, j in keys if key == best]
+            if len(at) == 1 and at[0] < len(cells) - 1:  # (two cells that score the same: the row whole)
+                ends.add(a + sum(len(c) for c in cells[:at[0] + 1]) + 3 * at[0])
         if ends:
             for t, (s0, e) in enumerate(batch.offsets[0][p]):
                 if 0 <= s0 < e and e in ends:
                     out[p * T + t] = True
     return out & (sid >= 0)
+
+
+def column_keys(cells: Sequence[str], asked: set[str]) -> list[tuple[tuple[float, int], int]]:
+    """For a table row split into its cells ("label | column: value | ..."): (key, index) of each cell after
+    the label whose column name shares a word with the question (`asked`: its terms); key = (the share of the
+    column name's words that are asked, how many are)."""
+    out = []
+    for j, cell in enumerate(cells[1:], start=1):
+        if (cell_name := named_value(cell)) is None:
+            continue
+        named = terms(cell_name[0])
+        if hit := len(named & asked):
+            out.append(((hit / len(named), hit), j))
+    return out
+
+
+def off_column_rows(batch, question: str, score: np.ndarray) -> np.ndarray:
+    """`score` (M,) of the first request of `batch`, less the table rows that name the column asked for less well
+    than the best-scoring sentence does, where that sentence is a table row naming it (`column_keys`): they
+    score -inf, so no further quote is such a row. A long row that ingest split keeps its label on each piece,
+    so "Zone NA | January–June 2023 Impairment of goodwill ... (c): 0" (another piece of the row, or another
+    table's) would otherwise be quoted after "Zone NA | January–June 2023 Sales (a): 12553" for "What were
+    Zone NA's sales in January–June 2023?": its label is asked and it holds a value, but not the value asked
+    for. Rows that name the asked column as well (another document's "Maple Leafs | Location: TOR | Stanley
+    Cups: 0" beside "... Stanley Cups: 13", or another row of the same table) keep their scores, and so does
+    every sentence that is no table row."""
+    keys, texts = sentence_texts(batch)
+    asked = terms(question)
+    best = {k: max((key for key, _ in column_keys(t.split(" | "), asked)), default=None)
+            for k, t in zip(keys, texts) if " | " in t}
+    sid = batch.sentence[0]
+    top = int(sid[int(np.argmax(score))])
+    if best.get(top) is None:
+        return score
+    worse = [k for k, key in best.items() if k != top and (key is None or key < best[top])]
+    return np.where(np.isin(sid, worse), -np.inf, score) if worse else score

@@ -1250,3 +1250,25 @@ def test_a_question_that_tells_a_situation_first_is_ranked_without_the_learned_s
     result = ask(sculpt, question, supports, pin)
     assert "requests<2.28" in result.text and "Python 3.7+" not in result.text
     assert "Python 3.7+" in ask(sculpt.with_options(told_rank=False), question, supports, pin).text
+
+
+# Nestlé's half-year report as ingest writes it: the segment table, its impairment table (the same row labels under
+# other columns) and another segment's row.
+SEGMENT_TABLES = (
+    "In millions of CHF | January–June 2023 Sales (a) | Underlying Trading operating profit (b) | Trading operating profit | Net other trading income/(expenses) (c) | of which impairment of property, plant and equipment | of which restructuring costs | Depreciation and amortization\nZone NA | January–June 2023 Sales (a): 12553 | Underlying Trading operating profit (b): 2713 | Trading operating profit: 2632 | Net other trading income/(expenses) (c): -81 | of which impairment of property, plant and equipment: -29 | of which restructuring costs: -44 | Depreciation and amortization: -337",
+    "In millions of CHF | January–June 2023 Impairment of goodwill and non-commercialized intangible assets (c) | Impairment of intangible assets (d) | January–June 2022 Impairment of goodwill and non-commercialized intangible assets (c) | Impairment of intangible assets (d)\nZone NA | January–June 2023 Impairment of goodwill and non-commercialized intangible assets (c): 0 | Impairment of intangible assets (d): -9 | January–June 2022 Impairment of goodwill and non-commercialized intangible assets (c): — | Impairment of intangible assets (d): -285",
+    "In millions of CHF | January–June 2023 Sales (a) | Underlying Trading operating profit (b) | Trading operating profit | Net other trading income/(expenses) (c) | of which impairment of property, plant and equipment | of which restructuring costs | Depreciation and amortization\nNestlé Health Science | January–June 2023 Sales (a): 3318 | Underlying Trading operating profit (b): 432 | Trading operating profit: 372 | Net other trading income/(expenses) (c): -60 | of which impairment of property, plant and equipment: -11 | of which restructuring costs: -31 | Depreciation and amortization: -152",
+)
+
+
+def test_no_further_quote_of_a_row_that_lacks_the_column_asked_for(sculpt):
+    question = "In Nestlé's half-year analyses by segment, what were Zone NA's sales in January–June 2023 (in millions of CHF)?"
+    asked = ("Zone NA | January–June 2023 Sales (a): 12553", 1)
+    assert quotes(ask(sculpt, question, *SEGMENT_TABLES).raw_text) == [asked]
+    without = quotes(ask(sculpt.with_options(columns=False), question, *SEGMENT_TABLES).raw_text)
+    assert without == [asked, ("Zone NA | January–June 2023 Impairment of goodwill and non-commercialized intangible "
+                               "assets (c): 0", 2)]  # its label is asked, its value is not
+    leafs = ("Stanley Cups Since 67\nMaple Leafs | Location: TOR | Stanley Cups: 0",
+             "Stanley Cups\nMaple Leafs | Location: TOR | Stanley Cups: 13")
+    both = quotes(ask(sculpt, "How many Stanley Cups have the Maple Leafs won?", *leafs).raw_text)
+    assert both == [(leafs[0].split("\n")[1], 1), (leafs[1].split("\n")[1], 2)]  # the column named alike: both
