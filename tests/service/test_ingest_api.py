@@ -148,3 +148,27 @@ def test_the_unchanged_question_is_for_editors_and_their_groups(client):
     assert r.status_code == 200 and r.json() == {"unchanged": []}  # no such bytes stored under that name
     bad = client("editor").post("/v1/documents/unchanged", json={**body, "files": [{"name": "x", "sha256": "xyz"}]})
     assert bad.status_code == 422
+
+
+def test_the_cli_against_a_service_loads_no_pipeline(service, tmp_path, client):
+    """`ask --api` and `ingest --api` are clients: no retrieval, parsing or embedding code is imported."""
+    note = tmp_path / "kettle.txt"
+    note.write_text("The kitchen kettle is descaled every second Friday.\n")
+    script = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from app.cli import cli\n"
+        f"for args in (['ask', 'When is the kettle descaled?', '--api', {service['url']!r}, '--generator', 'extractive'],\n"
+        f"             ['ingest', {str(note)!r}, '--api', {service['url']!r}]):\n"
+        "    result = CliRunner().invoke(cli, args)\n"
+        "    assert result.exit_code == 0, result.output\n"
+        "heavy = {'pipeline.rag', 'pipeline.retrieve', 'pipeline.ingestion', 'pipeline.embedding', 'ingest.parse',\n"
+        "         'generator.sculpt', 'unstructured', 'onnxruntime', 'torch', 'faiss'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n")
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "SCULPTRAG_API_KEY": service["keys"]["editor"]})
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip().splitlines()[-1] == "[]"
+    for d in client("editor").get("/v1/documents").json()["documents"]:
+        if d["file_name"] == "kettle.txt":
+            client("editor").delete(f"/v1/documents/{d['id']}")
