@@ -184,14 +184,15 @@ class ServiceClient:
             report.seconds = time.perf_counter() - t0
             return report
 
-        def send() -> None:
+        def send(done: int) -> None:
+            """Upload the batch; `done`: the files handled (sent, unchanged or refused) once it is in."""
             try:
                 sent.append(self.upload(batch, groups, set_groups=set_groups))
             except ServiceError as e:
                 e.report = total()
                 raise
             if progress:
-                progress(handled, len(named), batch[-1][0])
+                progress(done, len(named), batch[-1][0])
             batch.clear()
 
         def refuse(f: Path, e: Exception) -> None:
@@ -202,8 +203,8 @@ class ServiceClient:
         for f in found.files:
             name = upload_name(f, found.roots)
             try:
-                if f.stat().st_size > limit:
-                    raise Refused("too large", f"{f.stat().st_size} bytes; the service at {self.url} takes files of up to "
+                if (size := f.stat().st_size) > limit:
+                    raise Refused("too large", f"{size} bytes; the service at {self.url} takes files of up to "
                                   f"{limit} bytes (SCULPTRAG_SERVICE__MAX_UPLOAD_BYTES on the server)")
                 if name in sent_from:
                     raise Refused("name clash", f"would be sent as {name!r}, like {sent_from[name]}, and replace it: "
@@ -214,20 +215,23 @@ class ServiceClient:
                 refuse(f, e)
         same = self.unchanged([(name, sha) for _, name, sha in named], groups, set_groups=set_groups)
         local.unchanged = len(same)
-        for handled, (f, name, _) in enumerate(named):  # handled: the files before f, sent or refused
+        room, batch_bytes = min(limit, UPLOAD_BATCH_BYTES), 0
+        for handled, (f, name, _) in enumerate(named):  # handled: the files before f
             if name in same:
                 continue
             try:
-                _, data = read_file(f)
+                _, data = read_file(f)  # (read again: the hashing pass keeps no file's bytes)
             except (Refused, OSError) as e:
                 refuse(f, e)
                 continue
-            if batch and (len(batch) >= UPLOAD_BATCH_FILES or sum(len(d) for _, d in batch) + len(data) > min(limit, UPLOAD_BATCH_BYTES)):
-                send()
+            if batch and (len(batch) >= UPLOAD_BATCH_FILES or batch_bytes + len(data) > room):
+                send(handled)
+            if not batch:
+                batch_bytes = 0
             batch.append((name, data))
-        handled = len(named)
+            batch_bytes += len(data)
         if batch:
-            send()
+            send(len(named))
         return total()
 
     def unchanged(self, files: Sequence[tuple[str, str]], groups: Sequence[str], *, set_groups: bool = False) -> set[str]:

@@ -26,7 +26,6 @@ import io
 import os
 import pstats
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 SAMPLES = ROOT / "app" / "samples" / "docs"
 QUESTION = "How many laptops were delivered on January 23, 2023?"
 SMALL_FILES = 4  # the one-shot ingest: this many of the sample documents
@@ -82,44 +82,26 @@ def profile_ask(store: Path) -> None:
 
 
 @contextlib.contextmanager
-def running_service(store: Path, work: Path, env: dict[str, str], warm: Path) -> Iterator[tuple[str, str]]:
-    """`sculptrag serve` over `store` on a free localhost port, warmed by one ask and one upload of `warm` (its
-    models loaded, its parse workers started and their parsers imported: a service that has been up a while);
-    yields (URL, an editor's key)."""
-    import httpx
-
+def running_service(store: Path, work: Path, warm: Path) -> Iterator[tuple[str, str]]:
+    """`sculptrag serve` over `store` (serve_load's Server, with its default parse workers), warmed by one ask
+    and one upload of `warm` (its models loaded, its parse workers started and their parsers imported: a service
+    that has been up a while); yields (URL, an editor's key)."""
     from app.client import ServiceClient
     from app.service.auth import new_key
     from pipeline import Store
     from pipeline.config import Settings
+    from serve_load import Server
 
     key = new_key(Store(Settings(store_dir=store)), "cold-start-bench", ["public"], editor=True)[1]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with open(work / "serve.log", "w") as log:
-        proc = subprocess.Popen(sculptrag_cmd() + ["serve", "--store", str(store), "--port", str(port)], env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + 300
-            while True:
-                try:
-                    if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.time() > deadline:
-                    sys.exit(f"sculptrag serve did not start:\n{(work / 'serve.log').read_text()[-2000:]}")
-                time.sleep(0.5)
-            client = ServiceClient(url, key)
-            client.ask(QUESTION)
-            client.upload_paths([str(warm)], ["public"])
-            client.close()
-            yield url, key
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    server = Server(work, store, max_batch=1, threads=0, parse_workers=None)
+    try:
+        client = ServiceClient(server.url, key)
+        client.ask(QUESTION)
+        client.upload_paths([str(warm)], ["public"])
+        client.close()
+        yield server.url, key
+    finally:
+        server.close()
 
 
 def delete_uploads(url: str, key: str, names: set[str]) -> None:
@@ -193,7 +175,7 @@ def main() -> None:
         names = {f.name for f in small.iterdir()}
         kept = Store(Settings(store_dir=served))  # without the small files' documents: their upload is new work
         kept.delete_documents([d.id for d in kept.documents() if d.source_uri.rsplit("/", 1)[-1] in names])
-        with running_service(served, work, env, small) as (url, key):
+        with running_service(served, work, small) as (url, key):
             api_env = {**env, "SCULPTRAG_API_KEY": key}
             rows.append(("sculptrag ask --api (a running service; sculpt)",
                          *timed(["ask", QUESTION, "--api", url, "--generator", "sculpt"], api_env, args.repeats)))

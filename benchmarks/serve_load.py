@@ -88,14 +88,17 @@ def _plugin_path(base: Path) -> str:
 
 
 class Server:
-    """`sculptrag serve` in a subprocess on a free localhost port, ready when /readyz says so."""
+    """`sculptrag serve` in a subprocess on a free localhost port, ready when /readyz says so. `parse_workers`:
+    the service's parse workers (None: its default, one per core; this benchmark's stores need none)."""
 
-    def __init__(self, base: Path, store: Path, max_batch: int, threads: int) -> None:
+    def __init__(self, base: Path, store: Path, max_batch: int, threads: int, parse_workers: int | None = 0) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", SCULPTRAG_INGEST__PARSE_WORKERS="0",
+        env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                    SCULPTRAG_SERVICE__MAX_BATCH=str(max_batch), SCULPTRAG_SERVICE__BATCH_WAIT_MS="20",
                    PYTHONPATH=os.pathsep.join([_plugin_path(base), str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        if parse_workers is not None:
+            env["SCULPTRAG_INGEST__PARSE_WORKERS"] = str(parse_workers)
         if threads:
             env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
         exe = shutil.which("sculptrag")

@@ -433,6 +433,11 @@ class Store:
         with self.sessions() as s:
             return s.scalar(select(Document).where(Document.source_uri == uri))
 
+    def documents_by_uri(self, uris: Sequence[str]) -> dict[str, Document]:
+        """The stored documents among these source URIs, by URI (one query)."""
+        with self.sessions() as s:
+            return {d.source_uri: d for d in s.scalars(select(Document).where(Document.source_uri.in_(list(uris))))}
+
     def documents_by_id(self, ids: Sequence[int]) -> dict[int, Document]:
         with self.sessions() as s:
             query = select(Document).options(noload(Document.groups)).where(Document.id.in_([int(i) for i in ids]))

@@ -21,6 +21,7 @@ download, rejected-file list and evaluation report goes through the groups in us
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -314,21 +315,20 @@ class Services:
         """The names among `files` ((name, sha256)) whose upload for `groups` would change nothing, so a client
         need not send them: the document stored under that name has those bytes, this server's chunking and
         embedding (its chunk digest) and, with `set_groups`, exactly `groups`. Only documents `user_groups` may
-        read are answered for: of any other, nothing is said (its name is uploaded, and refused, as before)."""
+        change (share a group with, as an upload would need) are answered for: of any other, nothing is said
+        (its name is uploaded, and refused, as before)."""
         from ingest.chunk import config_digest
 
         digest = config_digest(self.settings.ingest, self.rag.retriever.load_embedder().model_name)  # the ingestor's
-        readable = self.readable(user_groups)
-        same = []
+        uris = {}
         for name, sha in files:
-            try:
-                doc = self.store.document_by_uri(self.upload_target(name, groups).as_uri())
-            except OSError:
-                continue
-            if (doc is not None and doc.id in readable and doc.sha256 == sha and doc.chunk_digest == digest
-                    and (not set_groups or set(doc.group_names) == set(groups))):
-                same.append(name)
-        return same
+            with contextlib.suppress(OSError):  # (a name outside the folder: not ours to answer for)
+                uris[name] = (self.upload_target(name, groups).as_uri(), sha)
+        stored = self.store.documents_by_uri([uri for uri, _ in uris.values()])
+        mine = set(user_groups)
+        return [name for name, (uri, sha) in uris.items()
+                if (doc := stored.get(uri)) is not None and set(doc.group_names) & mine and doc.sha256 == sha
+                and doc.chunk_digest == digest and (not set_groups or set(doc.group_names) == set(groups))]
 
     def delete_document(self, document_id: int, groups: Sequence[str]) -> int | None:
         """Delete a document these groups may read, and its uploaded file (files elsewhere stay). Returns the
