@@ -27,7 +27,9 @@ answer type, a small share of the model's learned selector), the "relevance" sel
 - a quote of a reference entry's sentence that does not name the entry (a setting's "Default: 259200 (3 days,
   in seconds)" under the section title "PASSWORD_RESET_TIMEOUT") opens with the entry's name, copied from the
   passage's title line, and a written colon: "PASSWORD_RESET_TIMEOUT: 259200 (3 days, in seconds) [1]"
-  (`leads`, relevance.entry_leads).
+  (`leads`, relevance.entry_leads);
+- a quote of a lead-in ("You can do that by adding the following to your my.cnf:") is followed by the line below
+  it ("[mysqld]"), cited to the same passage, and the two count as one quote (`follow`, relevance.list_leads).
 The "learned" selector keeps the previous behaviour for comparison: the model's selector decides answer or
 refuse (refuse when its "none of the sentences" probability reaches `refuse_threshold`), quotes open on
 sentence starts, on the sentence with the most decoder copy probability times selector probability.
@@ -140,6 +142,8 @@ class SculptSampling(BaseModel):
     columns: bool = Field(True, description="relevance: when the best sentence is a table row that names the column "
                           "the question asks for, no further quote is a row that names it less well (another piece "
                           "of a long row under the same label; relevance.off_column_rows)")
+    follow: bool = Field(True, description="relevance: a quote of a lead-in (a line ending with a colon) is followed "
+                         "by the line below it, and the two count as one quote (relevance.list_leads)")
     names: bool = Field(True, description="relevance: refuse when the question names something (a capitalised "
                         "word: a company, a product, a grade; or the year it asks about) that no passage names, in "
                         "its text, title, section, file name or document (relevance.unnamed)")
@@ -344,8 +348,10 @@ class SculptGenerator:
         terms = sentence_terms = None
         if cfg.selector == "relevance" and cfg.novelty > 0:  # a further quote must say something new
             terms, sentence_terms = relevance.position_terms(batch, question)
+        follow = relevance.list_leads(batch, code_ends=relevance.answer_type(question) != "code") \
+            if cfg.follow and cfg.selector == "relevance" else None
         return Selection(refuse, score, starts, cut, max_quotes, decoder_weight, start_score, word_joins(batch),
-                         connector, joinable, stops, gaps, terms, sentence_terms, cfg.novelty, lead, colon)
+                         connector, joinable, stops, gaps, terms, sentence_terms, cfg.novelty, lead, colon, follow)
 
     def _finish(self, request, slots, batch, start, per_step, nfe, prompt_tokens, passages=()) -> GenerationResult:
         if batch is None:

@@ -46,7 +46,12 @@ class Selection:
     lead: (M,) the sentence id of the line that names the reference entry each position's sentence belongs to,
         -1 none (relevance.entry_leads): a quote that opens on such a sentence opens with the name instead, then
         `colon` (written, not copied), then the sentence: "PASSWORD_RESET_TIMEOUT: 259200 (3 days, in seconds)
-        [1]"; the name is quoted once, and only where the name, the colon and the sentence fit. None: never."""
+        [1]"; the name is quoted once, and only where the name, the colon and the sentence fit. None: never;
+    follow: (M,) at each position of a lead-in ("... add the following to your my.cnf:"), the position where the
+        line below it starts, -1 elsewhere (relevance.list_leads): a quote of a lead-in is followed by that line,
+        cited to the same passage, wherever it fits and says something new, and the two count as one quote under
+        `max_quotes` (a lead-in alone promises what it does not say: "You can do that by adding the following to
+        your my.cnf: [1]"). None: never."""
 
     refuse: bool
     score: np.ndarray
@@ -65,6 +70,7 @@ class Selection:
     novelty: float = 0.0
     lead: np.ndarray | None = None
     colon: int | None = None
+    follow: np.ndarray | None = None
 
 
 def draft_span(canvas: np.ndarray, slot: int, sentence: np.ndarray, space: OutputSpace, length: int) -> list[int]:
@@ -163,9 +169,14 @@ def allowed_values(row: np.ndarray, i: int, copy_logp: np.ndarray, space: Output
             if selection.refuse:
                 allowed[copies] = False
         elif not connected:  # after a citation: another quote, or the end
+            item = _follows(row, i, space, selection)
+            if item >= 0 and bool(allowed[copies][item]):  # a lead-in's line below it
+                allowed[copies] = False
+                allowed[space.copy(item)] = True
+                return allowed
             allowed[eos] = True
             best = np.where(allowed[copies], selection.score, -np.inf).max()
-            quotes = int(space.is_cite(row).sum())
+            quotes = _quotes(row, space, selection)
             room = selection.max_quotes is None or quotes < selection.max_quotes
             if bool(allowed[copies].any()) and float(best) >= selection.more_cut and room:
                 allowed[eos] = False  # another quote
@@ -196,6 +207,21 @@ def allowed_values(row: np.ndarray, i: int, copy_logp: np.ndarray, space: Output
     else:
         allowed[words] = True
     return allowed
+
+
+def _follows(row: np.ndarray, i: int, space: OutputSpace, selection: Selection) -> int:
+    """The position where the line below the lead-in quoted just before slot i's citation starts, or -1."""
+    if selection.follow is None or i < 2 or not space.is_copy(int(row[i - 2])):
+        return -1
+    return int(selection.follow[space.position_of(int(row[i - 2]))])
+
+
+def _quotes(row: np.ndarray, space: OutputSpace, selection: Selection) -> int:
+    """The quotes in `row` as `max_quotes` counts them: a lead-in followed by the line below it counts once."""
+    cites = np.flatnonzero(space.is_cite(row)).tolist()
+    led = [c for c in cites if selection.follow is not None and c + 1 < row.size and space.is_copy(int(row[c + 1]))
+           and _follows(row, c + 1, space, selection) == space.position_of(int(row[c + 1]))]
+    return len(cites) - len(led)
 
 
 def forced(row: np.ndarray, i: int, space: OutputSpace, eos: int, sentence: np.ndarray,

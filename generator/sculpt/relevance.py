@@ -1049,6 +1049,31 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
     return out
 
 
+def list_leads(batch, code_ends: bool = False) -> np.ndarray:
+    """(M,) for the first request of `batch`: at each position of a lead-in (`is_lead_in`, the last sentence of
+    its line) with a line below it (a blank line between allowed: a code block often stands apart), the position
+    where that line's first sentence starts; -1 elsewhere.
+    A lead-in promises what follows it ("You can do that by adding the following to your my.cnf:" over "[mysqld]"),
+    so a quote of one is followed by its first line (grammar: `Selection.follow`). `code_ends`: not where that line
+    is code (`is_code_line`; as in `listed_items_answer`, for a question that does not ask for code an example
+    answers nothing, and its lead-in is the statement)."""
+    sid = batch.sentence[0]
+    out = np.full(sid.shape, -1, dtype=np.int64)
+    first: dict[int, int] = {}
+    for pos, key in enumerate(sid.tolist()):
+        first.setdefault(key, pos)
+    for p, text in enumerate(batch.texts[0]):
+        spans, lines = layout(text)
+        for j, line in enumerate(lines):
+            below = next((x for x in lines[j + 1:j + 3] if x), None)
+            if line and below and is_lead_in(text[spans[line[-1]][0]:spans[line[-1]][1]]) \
+                    and not (code_ends and is_code_line(text[spans[below[0]][0]:spans[below[0]][1]])):
+                lead, item = sentence_id(p, line[-1]), first.get(sentence_id(p, below[0]))
+                if item is not None and lead in first:
+                    out[sid == lead] = item
+    return out
+
+
 def code_examples(batch) -> set[int]:
     """The sentence ids of the lead-ins (`is_lead_in`) of the first request of `batch` whose next line, before
     any blank line, is a line of code (`is_code_line`): "You can pass verify the path to a CA_BUNDLE file

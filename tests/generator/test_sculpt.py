@@ -382,3 +382,28 @@ def test_a_connector_is_written_only_when_the_quote_it_announces_still_fits():
     logp = np.full((1, space.size), -30.0)
     rows = np.array([[V + 0, V + 1, V + M, -1, -1, -1, -1]])  # 4 slots left: the quote fits, "and" + it not
     assert int(choose(logp, rows, np.array([3]), space, eos, sentence, selection)[0]) == V + 3
+
+
+def test_a_quoted_lead_in_is_followed_by_the_line_below_it_and_the_two_count_as_one_quote():
+    V, M, eos = 10, 8, 1  # passage 0: a lead-in {0, 1} over its line {2, 3}; passage 1: a sentence {4, 5, 6, 7}
+    space = OutputSpace(V, M, 2)
+    sentence = np.array([0, 0, 1, 1, *[sentence_id(1, 0)] * 4])
+    starts = np.array([1, 0, 1, 0, 1, 0, 0, 0]).astype(bool)
+    follow = np.array([2, 2, -1, -1, -1, -1, -1, -1])
+    score = np.array([3.0, 3.0, 0.0, 0.0, 2.0, 2.0, 2.0, 2.0])  # the other passage's sentence beats the line
+    lead_in, line, other = V + 0, V + 2, V + 4
+
+    def pick(row, **kw):
+        selection = Selection(False, score, starts, 1.0, **kw)
+        rows = np.array([row])
+        slot = int(np.flatnonzero(rows[0] == -1)[0])
+        return int(choose(np.full((1, space.size), -30.0), rows, np.array([slot]), space, eos, sentence,
+                          selection)[0])
+
+    cited = [V + 0, V + 1, V + M]  # the lead-in, cited
+    assert pick([*cited, *[-1] * 9], follow=follow, max_quotes=1) == line  # its line comes next, not the end
+    assert pick([*cited, *[-1] * 9], max_quotes=1) == eos  # (without the rule: the end, the lead-in alone)
+    assert pick([*cited, *[-1] * 9], max_quotes=2) == other  # (or the best other sentence)
+    both = [*cited, V + 2, V + 3, V + M]
+    assert pick([*both, *[-1] * 6], follow=follow, max_quotes=2) == other  # the two counted as one quote
+    assert pick([*both, *[-1] * 6], follow=follow, max_quotes=1) == eos

@@ -1272,3 +1272,15 @@ def test_no_further_quote_of_a_row_that_lacks_the_column_asked_for(sculpt):
              "Stanley Cups\nMaple Leafs | Location: TOR | Stanley Cups: 13")
     both = quotes(ask(sculpt, "How many Stanley Cups have the Maple Leafs won?", *leafs).raw_text)
     assert both == [(leafs[0].split("\n")[1], 1), (leafs[1].split("\n")[1], 2)]  # the column named alike: both
+
+
+def test_a_quoted_lead_in_is_followed_by_what_it_introduces(sculpt):
+    faq = ("MySQL is throwing deadlock errors, what can I do?\nAnswer: MySQL has default isolation level set to "
+           "REPEATABLE-READ, if you don't really need that, set it to READ-COMMITTED. You can do that by adding the "
+           "following to your my.cnf:\n[mysqld]\ntransaction-isolation = READ-COMMITTED")
+    other = "Celery can store task results in a SQL database through SQLAlchemy. Results expire after one day."
+    question = "We keep getting deadlock errors from MySQL. How do I change MySQL's isolation level?"
+    lead_in = ("You can do that by adding the following to your my.cnf:", 1)
+    said = quotes(ask(sculpt, question, faq, other).raw_text)
+    assert said[-2:] == [lead_in, ("[mysqld]", 1)]  # the line it promises, cited to the same passage
+    assert quotes(ask(sculpt.with_options(follow=False), question, faq, other).raw_text)[-1] == lead_in  # (alone)
