@@ -12,8 +12,10 @@ makes it unanswerable. The decision score of a request is its best sentence scor
 share, the number the generator compares with its answer threshold (`generator/sculpt/relevance.py`); it is read
 by wrapping `relevance.sentence_relevances` while the generator answers.
 
-Printed, per set and pooled: the AUC of the decision score (answerable questions against unanswerable questions and
-slices), and at each threshold t: answerable refused / unanswerable refused / answerable answered with a gold fact.
+Printed, per set, pooled, and pooled by the question's shape (one sentence, or a user's situation told before
+the question: `relevance.question_sentences`): the AUC of the decision score (answerable questions against
+unanswerable questions and slices), and at each threshold t: answerable refused / unanswerable refused /
+answerable answered with a gold fact.
 The generator answers at the lowest t, so a refusal at a higher t is exact (the generator's own refusals, e.g. a
 name no passage holds, plus score < t); the facts at a higher t count the answers given at the lowest, whose
 further quotes may differ where the threshold also cuts them (the generator's cut is max(threshold, top -
@@ -83,16 +85,18 @@ def auc(pos: list[float], neg: list[float]) -> float:
 
 
 def collect(name: str, half: str, settings: Settings) -> list[dict]:
-    """One row per request of the "sculpt-decision" generator: answerable, the decision score, its refusal and
-    whether the answer holds a gold fact."""
+    """One row per request of the "sculpt-decision" generator: answerable, the decision score, the same score
+    without the learned share ("bare", the zero-shot rule alone), whether the question tells a situation first
+    (several sentences), its refusal, whether the answer holds a gold fact, and the answer's text."""
     scores: dict[str, float] = {}
+    bare: dict[str, float] = {}
     plain = relevance.sentence_relevances
 
     def recording(hidden, tokenizer, batch, question, titles=frozenset(), shares=(None,), sections=None, seen=None):
-        out = plain(hidden, tokenizer, batch, question, titles, shares, sections, seen)
+        out = plain(hidden, tokenizer, batch, question, titles, (*shares, None), sections, seen)
         if shares[0] is not None:  # the decision's score: the first share is the learned one (the generator's call)
-            scores[question] = float(out[0].max())
-        return out
+            scores[question], bare[question] = float(out[0].max()), float(out[-1].max())
+        return out[:len(shares)]
 
     ds, store = dataset(name, half)
     answerable = {it.id for it in ds.items if it.answerable}
@@ -101,6 +105,7 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
     try:
         for noise in (None, (1.0,)):
             scores.clear()
+            bare.clear()
             kw = {"store_dir": store} if store else {}
             report = run_eval(EvalRun(dataset=ds, generators=("sculpt-decision",), k=8, settings=settings,
                                       noise=noise, **kw))
@@ -111,7 +116,10 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
                 rows.append({"set": name, "id": r.get("id"), "slice": bool(noise),
                              "answerable": bool(r["answerable"]) and not noise,
                              "score": scores.get(r["question"], float("-inf")),
-                             "refused": bool(a.get("refusal")), "fact": bool(a.get("contains_gold"))})
+                             "bare": bare.get(r["question"], float("-inf")),
+                             "told": len(relevance.question_sentences(r["question"])) > 1,
+                             "refused": bool(a.get("refusal")), "fact": bool(a.get("contains_gold")),
+                             "text": a.get("text", "")})
     finally:
         relevance.sentence_relevances = plain
     return rows
@@ -154,6 +162,8 @@ def main() -> None:
     for name in args.sets.split(","):
         print(line(name, [r for r in rows if r["set"] == name], thresholds))
     print(line("all", rows, thresholds))
+    print(line("all: questions of one sentence", [r for r in rows if not r["told"]], thresholds))
+    print(line("all: a situation told first", [r for r in rows if r["told"]], thresholds))
     print(f"(json: {args.json})")
 
 
