@@ -156,8 +156,9 @@ class ServiceClient:
         out of a folder and key material never leave this machine, and read with the same checks. Each file
         goes by its path under the folder given ("handbook/ch1.html"; a file given by name: its name), so
         re-sending a folder updates the documents it made; the files the service already holds as they are
-        (same name, bytes and chunking: `unchanged`) are counted unchanged and not sent. Files go in requests of at most UPLOAD_BATCH_FILES files and the service's upload limit (from /v1/me);
-        a larger file is rejected here. A request the service refuses raises ServiceError with `.report`, what
+        (same name, bytes and chunking: `unchanged`) are counted unchanged and not sent. Files go in requests
+        of at most UPLOAD_BATCH_FILES files and the service's upload limit (from /v1/me); a larger file is
+        rejected here. A request the service refuses raises ServiceError with `.report`, what
         the requests before it did."""
         from ingest.discover import Refused, expand_paths, file_record, read_file
 
@@ -196,7 +197,8 @@ class ServiceClient:
             batch.clear()
 
         def refuse(f: Path, e: Exception) -> None:
-            reason, detail = (e.reason, e.detail) if isinstance(e, Refused) else ("not found", f"cannot read: {e.strerror or e}")
+            reason, detail = (e.reason, e.detail) if isinstance(e, Refused) else \
+                ("not found", f"cannot read: {e.strerror or e}")
             local.outcomes.append(FileOutcome(path=str(f), status="rejected", reason=reason, detail=detail))
 
         named: list[tuple[Path, str, str]] = []  # (file, name, sha256) of the files that may go

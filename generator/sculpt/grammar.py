@@ -219,9 +219,11 @@ def _follows(row: np.ndarray, i: int, space: OutputSpace, selection: Selection) 
 def _quotes(row: np.ndarray, space: OutputSpace, selection: Selection) -> int:
     """The quotes in `row` as `max_quotes` counts them: a lead-in followed by the line below it counts once."""
     cites = np.flatnonzero(space.is_cite(row)).tolist()
-    led = [c for c in cites if selection.follow is not None and c + 1 < row.size and space.is_copy(int(row[c + 1]))
-           and _follows(row, c + 1, space, selection) == space.position_of(int(row[c + 1]))]
-    return len(cites) - len(led)
+    if selection.follow is None:
+        return len(cites)
+    return len(cites) - sum(c + 1 < row.size and space.is_copy(int(row[c + 1]))
+                            and _follows(row, c + 1, space, selection) == space.position_of(int(row[c + 1]))
+                            for c in cites)
 
 
 def forced(row: np.ndarray, i: int, space: OutputSpace, eos: int, sentence: np.ndarray,

@@ -924,9 +924,7 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
             for x, t, key in zip(found, texts, keys)]
     says = [not x["nothing_new"] and any(c.isalpha() for c in t) and not SCAFFOLD_LINE.match(t)
             for x, t in zip(found, texts)]
-    first: dict[int, int] = {}
-    for pos, key in enumerate(sid.tolist()):
-        first.setdefault(key, pos)
+    first = first_positions(sid)
     signed = signatures_under_named_entries(question, keys, texts, defined)
     out = []
     for learned in shares:
@@ -1049,6 +1047,14 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
     return out
 
 
+def first_positions(sid: np.ndarray) -> dict[int, int]:
+    """Each sentence id of a request's positions (`Batch.sentence[0]`) -> the first position it holds."""
+    first: dict[int, int] = {}
+    for pos, key in enumerate(sid.tolist()):
+        first.setdefault(key, pos)
+    return first
+
+
 def list_leads(batch, code_ends: bool = False) -> np.ndarray:
     """(M,) for the first request of `batch`: at each position of a lead-in (`is_lead_in`, the last sentence of
     its line) with a line below it (a blank line between allowed: a code block often stands apart), the position
@@ -1059,9 +1065,7 @@ def list_leads(batch, code_ends: bool = False) -> np.ndarray:
     answers nothing, and its lead-in is the statement)."""
     sid = batch.sentence[0]
     out = np.full(sid.shape, -1, dtype=np.int64)
-    first: dict[int, int] = {}
-    for pos, key in enumerate(sid.tolist()):
-        first.setdefault(key, pos)
+    first = first_positions(sid)
     for p, text in enumerate(batch.texts[0]):
         spans, lines = layout(text)
         for j, line in enumerate(lines):
