@@ -11,9 +11,9 @@ readable) and ~1.3 ms (10% readable), 1.6-1.9x the earlier index of precomputed 
 Past PRUNE_POSTINGS postings a query is answered without reading its common terms' lists whole (MaxScore,
 `_pruned` and `_split`): a chunk's BM25 share from one term is under that term's weight (k1 + 1) * idf,
 so chunks that hold only low-weight terms can be ruled out once k candidates beat those weights summed, and
-the candidates are scored by binary search in each list. The result is the exhaustive one, scores to the
-bit (tested); at 1M chunks (Zipf vocabulary, 6-word queries, k=10; `benchmarks/bm25_prune.py`) p50 44 -> 7
-ms, p95 70 -> 40 ms.
+the candidates are scored by binary search in the lists of the lighter terms, dropped as soon as they cannot
+reach the k-th best. The result is the exhaustive one, scores to the bit (tested); at 1M chunks (Zipf
+vocabulary, 6-word queries, k=10; `benchmarks/bm25_prune.py`) p50 49 -> 2.7 ms, p95 71 -> 33 ms.
 
 Terms are Snowball English stems (PyStemmer, C) of the lowercased words less stop words (the word rule,
 `tokenize`, is the core's: pipeline.words, over pipeline.text's BM25_TOKEN_RE and BM25_STOPWORDS), so "delivered",
@@ -199,40 +199,85 @@ class BM25Index:
     def _pruned(self, postings, k, n, allowed, base, slope) -> tuple[np.ndarray, np.ndarray] | None:
         """The exhaustive result's top k without reading every posting list whole (MaxScore).
 
-        Terms are taken rarest first; each one's chunks not yet seen become candidates, scored in full (every
-        query term looked up for them by a binary search in its posting list, summed in query-term order, as the
-        exhaustive sum does: the same scores, to the bit). A chunk holding none of the terms taken so far scores
-        under the weights of the terms left, summed (a posting's share tf / (tf + K) is under 1). So once the
-        k-th best candidate beats that sum, no other chunk can reach the top k, and the result is exact; and a
-        new chunk whose share of this term plus that sum cannot beat the k-th best so far is not scored.
+        Terms are taken rarest first; each one's chunks not yet seen become candidates. A chunk holding none of
+        the terms taken so far scores under the weights of the terms left, summed (a posting's share
+        tf / (tf + K) is under 1). So once the k-th best candidate beats that sum, no other chunk can reach the
+        top k, and the result is exact. Before there is a k-th best, the k new chunks this term favours most are
+        scored first, to have one; then a new chunk whose share of this term plus that sum cannot beat it is not
+        scored, and one is dropped while it is scored as soon as it cannot (`_score_new`).
         When the candidates would pass PRUNE_SHARE of the readable chunks, `_split` tries; None: read everything."""
         indices = self.counts.indices
+        order = sorted(range(len(postings)), key=lambda i: -postings[i][3])  # highest weight (rarest) first
         left = sum(p[3] for p in postings)  # weights of the terms not taken yet
         seen = np.zeros(len(self.ids), bool)  # scored, or ruled out
         columns, scores, limit, kth = [], [], PRUNE_SHARE * n, None
-        for i in sorted(range(len(postings)), key=lambda i: -postings[i][3]):  # highest weight (rarest) first
+
+        def score(j: int, chunks: np.ndarray, own: np.ndarray) -> float | None:  # the k-th best so far
+            found = self._score_new(postings, order[j:], chunks, own, kth, base, slope)
+            columns.append(found[0])
+            scores.append(found[1])
+            pool = np.concatenate(scores)
+            return -np.partition(-pool, k - 1)[k - 1] if len(pool) >= k else None
+
+        for j, i in enumerate(order):
             lo, hi, df, weight = postings[i]
             left -= weight
             cols = indices[lo:hi]
             at = np.flatnonzero(~seen[cols] if allowed is None else allowed[cols] & ~seen[cols])
             new = cols[at]
             seen[new] = True
-            if kth is not None:  # a new chunk holds none of the terms taken before: this term and those left
-                own = self._term(lo, hi, weight, base, slope, at)[1]
-                new = new[own + left > kth * (1 - 1e-9)]  # the others cannot beat the k-th best already found
+            # a new chunk holds none of the terms taken before: it scores under its share of this term plus the
+            # weights of the terms left
+            own = self._term(lo, hi, weight, base, slope, at)[1]
+            if kth is None and sum(map(len, columns)) + len(new) >= k:  # no k-th best yet: score the new chunks
+                need = k - sum(map(len, columns))  # this term favours most first, to have one
+                best = np.zeros(len(new), bool)
+                best[np.argpartition(-own, need - 1)[:need]] = True
+                limit -= need
+                kth = score(j, new[best], own[best])
+                new, own = new[~best], own[~best]
+            if kth is not None:
+                keep = own + left > kth * (1 - 1e-9)  # the others cannot beat the k-th best already found
+                new, own = new[keep], own[keep]
             limit -= len(new)
             if limit < 0:
                 return self._split(postings, k, n, allowed, base, slope)
-            columns.append(new)
-            scores.append(self._score_for(postings, new, base, slope))
-            if sum(len(c) for c in columns) >= k:
-                pool = np.concatenate(scores)
-                kth = -np.partition(-pool, k - 1)[k - 1]
-                if kth > left * (1 + 1e-9):
-                    columns = np.concatenate(columns)
-                    order = np.argsort(columns)
-                    return columns[order], pool[order]
+            kth = score(j, new, own)
+            if kth is not None and kth > left * (1 + 1e-9):
+                columns = np.concatenate(columns)
+                at = np.argsort(columns)
+                return columns[at], np.concatenate(scores)[at]
         return None
+
+    def _score_new(self, postings, terms: Sequence[int], chunks: np.ndarray, own: np.ndarray, kth: float | None,
+                   base: float, slope: float) -> tuple[np.ndarray, np.ndarray]:
+        """(chunks, their full scores) for chunks that hold the term terms[0] (`own`: their shares of it) and
+        none of the query's terms weighing more. The lighter terms, terms[1:] (heaviest first), are looked up
+        by binary search; a chunk is dropped as soon as what it holds so far plus the weights of the terms not
+        yet looked up cannot beat `kth`. The shares are summed in query-term order, as the exhaustive sum does:
+        the same scores, to the bit (a term a chunk lacks adds 0.0, which changes no sum)."""
+        shares = {terms[0]: own}
+        partial, rest = own.copy(), sum(postings[i][3] for i in terms[1:])
+        for i in terms[1:]:
+            lo, hi, _, weight = postings[i]
+            rest -= weight
+            cols = self.counts.indices[lo:hi]
+            at = np.searchsorted(cols, chunks)
+            hit = at < len(cols)
+            hit[hit] = cols[at[hit]] == chunks[hit]
+            share = np.zeros(len(chunks))
+            share[hit] = self._term(lo, hi, weight, base, slope, at[hit])[1]
+            shares[i] = share
+            partial += share
+            if kth is not None:
+                keep = partial + rest > kth * (1 - 1e-9)
+                if not keep.all():
+                    chunks, partial = chunks[keep], partial[keep]
+                    shares = {t: v[keep] for t, v in shares.items()}
+        total = np.zeros(len(chunks))
+        for i in sorted(shares):  # postings are in query-term order
+            total += shares[i]
+        return chunks, total
 
     def _split(self, postings, k, n, allowed, base, slope) -> tuple[np.ndarray, np.ndarray] | None:
         """For queries of common terms only: the terms of weight at least SPLIT of the highest are summed over

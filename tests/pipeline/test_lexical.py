@@ -329,8 +329,8 @@ def test_skipping_the_common_terms_lists_changes_no_result(monkeypatch):
     vocab = np.array([f"w{i}" for i in range(3000)])
     texts = [" ".join(vocab[np.minimum(rng.zipf(1.2, 40) - 1, len(vocab) - 1)]) for _ in range(4000)]
     index = BM25Index.build(np.arange(4000) * 3 + 1, texts)
-    taken, split = [], []
-    pruned, split_search = BM25Index._pruned, BM25Index._split
+    taken, split, dropped = [], [], []
+    pruned, split_search, score_new = BM25Index._pruned, BM25Index._split, BM25Index._score_new
 
     def spy(self, *args):
         found = pruned(self, *args)
@@ -342,8 +342,14 @@ def test_skipping_the_common_terms_lists_changes_no_result(monkeypatch):
         split.append(found is not None)
         return found
 
+    def score_spy(self, postings, terms, chunks, *args):
+        found = score_new(self, postings, terms, chunks, *args)
+        dropped.append(len(chunks) - len(found[0]))
+        return found
+
     monkeypatch.setattr(BM25Index, "_pruned", spy)
     monkeypatch.setattr(BM25Index, "_split", split_spy)
+    monkeypatch.setattr(BM25Index, "_score_new", score_spy)
     for trial in range(60):
         query = " ".join(rng.choice(texts[rng.integers(4000)].split(), 6))
         allowed = None if trial % 3 == 0 else rng.random(4000) < (0.5 if trial % 3 == 1 else 0.05)
@@ -355,3 +361,4 @@ def test_skipping_the_common_terms_lists_changes_no_result(monkeypatch):
         assert got[1].tolist() == want[1].tolist() and np.array_equal(got[0], want[0]), (query, k)
     assert len(taken) == 60 and 10 <= sum(taken) < 60, taken  # both ways are exercised
     assert sum(split) >= 5, split  # and so is the split of a query of common terms
+    assert sum(d > 0 for d in dropped) >= 5, dropped  # and chunks dropped while they are scored

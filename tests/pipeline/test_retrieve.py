@@ -375,6 +375,8 @@ def test_an_ivf_index_copied_out_of_its_mapping_searches_and_grows_like_the_orig
     write_faiss_index(tmp_path / "v.faiss", index)
     mapped = read_faiss_index(tmp_path / "v.faiss", mmap_min_bytes=0)
     assert memory_mapped(mapped)
+    # FAISS's mapped lists would start 32 threads at every search to read its lists ahead: none
+    assert faiss.downcast_InvertedLists(mapped.invlists).prefetch_nthread == 0
     copy = copy_in_memory(mapped)
     assert not memory_mapped(copy) and type(copy) is type(mapped) and copy.nprobe == mapped.nprobe
     queries = vecs[:40] + 0.1 * rng.standard_normal((40, 16)).astype(np.float32)
@@ -398,6 +400,8 @@ def test_memory_mapped_search_then_write_then_search(tmp_path: Path, flat_index_
     assert not memory_mapped(build_store(tmp_path / "ram", docs, flat_index_max=flat_index_max).search_index())
     store = build_store(tmp_path / "s", docs, flat_index_max=flat_index_max, mmap_min_bytes=0)
     assert memory_mapped(store.search_index())
+    if flat_index_max == 100:  # the store's mapped IVF lists read no list ahead of a search either
+        assert faiss.downcast_InvertedLists(store.search_index().invlists).prefetch_nthread == 0
     r = Retriever(store, HashingEmbedder())
     assert r.search("x", groups=["public"], k=1, mode="dense", query_vector=vecs[7])[0].document.title == "r7"
     # the same process writes next: the writer's index is its own, the mapped one is never mutated
