@@ -29,11 +29,13 @@ The index is derived data: the store rebuilds it from SQL when its generation do
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 import zipfile
-from collections import Counter
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -48,6 +50,7 @@ __all__ = ["FORMAT", "BM25Index", "IndexFileError"]
 PRUNE_POSTINGS = 200_000  # a query reading fewer postings than this sums them all (a few ms)
 SPLIT = 0.25  # a pruned search of common terms only sums the lists of terms weighing at least this share of the top one
 PRUNE_SHARE = 1 / 8  # a pruned search scores at most this share of the readable chunks, else it reads every list
+MASKS = 8  # access masks whose statistics a search keeps (one per group set of the recent callers)
 FORMAT = 3  # 1 (no "format" key): precomputed weights over all chunks; 2: raw counts + lengths; 3: + stemmer
 
 
@@ -62,6 +65,17 @@ def _merge_by_stem(words: dict[str, int], tf: sparse.csr_matrix) -> tuple[dict[s
     merge = sparse.csr_matrix((np.ones(len(words), np.int32), (to_stem, np.arange(len(words)))),
                               shape=(len(stems), len(words)), dtype=np.int32)  # (S, V) 0/1
     return stems, sparse.csr_matrix(merge @ tf, dtype=np.int32)
+
+
+@dataclass
+class _MaskStats:
+    """What BM25 counts over the chunks an access mask allows: their number, their summed length, and each
+    query term's document frequency among them (row -> df, filled as terms are asked for)."""
+
+    packed: np.ndarray  # the mask, np.packbits
+    n: int
+    total: int
+    df: dict[int, int]
 
 
 class BM25Index:
@@ -79,6 +93,8 @@ class BM25Index:
         self.k1, self.b = float(k1), float(b)
         self._total_length = int(lengths.sum())
         self._posting_lengths = lengths.astype(np.int32)[counts.indices]  # aligned with counts.data: no gather per query
+        self._masks: OrderedDict[bytes, _MaskStats] = OrderedDict()  # the statistics of the last MASKS masks
+        self._masks_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -140,12 +156,13 @@ class BM25Index:
         n_all = len(self.ids)
         terms = tokenize(query, self.stemmer is not None)
         query_terms = Counter(self.vocab[t] for t in terms if t in self.vocab)  # row -> count, query order
+        stats = None
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=bool)
             if allowed.shape != (n_all,):
                 raise ValueError(f"allowed must be a bool mask of shape ({n_all},), not {allowed.shape}")
-            n = int(np.count_nonzero(allowed))
-            total = int(self.lengths[allowed].sum())
+            stats = self._mask_stats(allowed)
+            n, total = stats.n, stats.total
         else:
             n, total = n_all, self._total_length
         if not query_terms or n == 0 or k < 1:
@@ -157,7 +174,10 @@ class BM25Index:
         postings = []  # (lo, hi, df, weight) per distinct query term with a readable posting, query order
         for row, qtf in query_terms.items():
             lo, hi = int(indptr[row]), int(indptr[row + 1])
-            df = hi - lo if allowed is None else int(np.count_nonzero(allowed[indices[lo:hi]]))
+            if stats is None:
+                df = hi - lo
+            elif (df := stats.df.get(row)) is None:
+                df = stats.df[row] = int(np.count_nonzero(allowed[indices[lo:hi]]))
             if df:
                 idf = np.log1p((n - df + 0.5) / (df + 0.5))  # > 0 for every df <= n
                 postings.append((lo, hi, df, (k1 + 1) * idf * qtf))  # weight: every posting scores under it
@@ -176,6 +196,25 @@ class BM25Index:
             columns, scores = columns[top], scores[top]
         order = np.argsort(-scores, kind="stable")  # columns ascend, so equal scores rank by column
         return scores[order].astype(np.float32), self.ids[columns[order]]
+
+    def _mask_stats(self, allowed: np.ndarray) -> "_MaskStats":
+        """The statistics of the chunks `allowed` marks: counted once per mask and kept for the next searches
+        with the same one (a caller's groups give the same mask until the store changes, which makes a new
+        index). A term's document frequency is counted at its first query. Kept by the mask itself, compared
+        whole, so one mask's statistics never serve another."""
+        packed = np.packbits(allowed)
+        key = hashlib.blake2b(packed.tobytes(), digest_size=16).digest()
+        with self._masks_lock:
+            stats = self._masks.get(key)
+            if stats is not None and np.array_equal(stats.packed, packed):
+                self._masks.move_to_end(key)
+                return stats
+        stats = _MaskStats(packed, int(np.count_nonzero(allowed)), int(self.lengths[allowed].sum()), {})
+        with self._masks_lock:
+            self._masks[key] = stats
+            while len(self._masks) > MASKS:
+                self._masks.popitem(last=False)
+        return stats
 
     def _term(self, lo: int, hi: int, weight: float, base: float, slope: float, at: np.ndarray | None = None):
         """A posting list's (columns, BM25 contributions): all of it, or its entries at the positions `at`."""

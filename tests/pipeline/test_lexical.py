@@ -118,6 +118,29 @@ def test_restricted_search_equals_an_index_over_the_allowed_chunks_alone(words: 
     assert index.search("w1 w2", k=40, allowed=everything)[0].tolist() == index.search("w1 w2", k=40)[0].tolist()
 
 
+def test_a_mask_s_statistics_are_kept_for_it_alone():
+    """A search keeps the statistics of the masks it was given (their chunk count, length and each term's
+    document frequency among them). Callers' masks that come back, in any order and past the number kept, still
+    score exactly as an index over their chunks alone; a mask equal in content to a kept one shares its entry."""
+    from pipeline import lexical
+
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(10)]
+    texts = [" ".join(rng.choice(words, rng.integers(1, 12))) for _ in range(60)]
+    ids = np.arange(60) + 1
+    index = BM25Index.build(ids, texts)
+    masks = [np.ones(60, bool)] + [rng.random(60) < share for share in (0.5, 0.2, 0.05) for _ in range(4)]
+    alone = [BM25Index.build(ids[m], [t for t, a in zip(texts, m) if a]) for m in masks]
+    for trial in range(120):
+        i = int(rng.integers(len(masks)))  # 13 masks, 8 kept: hits, misses and evictions
+        query = " ".join(rng.choice(words, 3))
+        got, want = index.search(query, k=10, allowed=masks[i].copy()), alone[i].search(query, k=10)
+        assert got[1].tolist() == want[1].tolist() and got[0].tolist() == want[0].tolist(), (i, query)
+        assert len(index._masks) <= lexical.MASKS
+    again = masks[-1].copy()
+    assert index._mask_stats(again) is index._mask_stats(masks[-1])
+
+
 def test_a_word_only_a_hidden_chunk_holds_scores_like_a_word_no_chunk_holds():
     allowed = np.array([True, True, False, True, True])
     with_secret = BM25Index.build(range(5), CORPUS)
