@@ -256,7 +256,7 @@ class BM25Index:
             columns.append(found[0])
             scores.append(found[1])
             pool = np.concatenate(scores)
-            return -np.partition(-pool, k - 1)[k - 1] if len(pool) >= k else None
+            return -np.partition(-pool, k - 1)[k - 1] if len(pool) >= k else None  # (None: fewer than k yet)
 
         for j, i in enumerate(order):
             lo, hi, df, weight = postings[i]
@@ -268,9 +268,9 @@ class BM25Index:
             # a new chunk holds none of the terms taken before: it scores under its share of this term plus the
             # weights of the terms left
             own = self._term(lo, hi, weight, base, slope, at)[1]
-            if kth is None and sum(map(len, columns)) + len(new) >= k:  # no k-th best yet: score the new chunks
-                need = k - sum(map(len, columns))  # this term favours most first, to have one
-                best = np.zeros(len(new), bool)
+            need = k - sum(map(len, columns))  # (while kth is None, every candidate so far was kept)
+            if kth is None and len(new) >= need:  # no k-th best yet: score the new chunks this term favours
+                best = np.zeros(len(new), bool)  # most first, to have one
                 best[np.argpartition(-own, need - 1)[:need]] = True
                 limit -= need
                 kth = score(j, new[best], own[best])
@@ -300,13 +300,7 @@ class BM25Index:
         for i in terms[1:]:
             lo, hi, _, weight = postings[i]
             rest -= weight
-            cols = self.counts.indices[lo:hi]
-            at = np.searchsorted(cols, chunks)
-            hit = at < len(cols)
-            hit[hit] = cols[at[hit]] == chunks[hit]
-            share = np.zeros(len(chunks))
-            share[hit] = self._term(lo, hi, weight, base, slope, at[hit])[1]
-            shares[i] = share
+            shares[i] = share = self._shares(lo, hi, weight, base, slope, chunks)
             partial += share
             if kth is not None:
                 keep = partial + rest > kth * (1 - 1e-9)
@@ -344,12 +338,19 @@ class BM25Index:
         """The BM25 scores of `candidates` (ascending columns), each query term looked up, in query-term order."""
         scores = np.zeros(len(candidates))
         for lo, hi, _, weight in postings:
-            cols = self.counts.indices[lo:hi]
-            at = np.searchsorted(cols, candidates)
-            hit = at < len(cols)
-            hit[hit] = cols[at[hit]] == candidates[hit]
-            scores[hit] += self._term(lo, hi, weight, base, slope, at[hit])[1]
+            scores += self._shares(lo, hi, weight, base, slope, candidates)
         return scores
+
+    def _shares(self, lo: int, hi: int, weight: float, base: float, slope: float, chunks: np.ndarray) -> np.ndarray:
+        """Each of `chunks`' BM25 share of one term (its posting list, found by binary search); 0.0 for a chunk
+        the list does not hold (which, added, changes no sum)."""
+        cols = self.counts.indices[lo:hi]
+        at = np.searchsorted(cols, chunks)
+        hit = at < len(cols)
+        hit[hit] = cols[at[hit]] == chunks[hit]
+        out = np.zeros(len(chunks))
+        out[hit] = self._term(lo, hi, weight, base, slope, at[hit])[1]
+        return out
 
     def save(self, path: Path) -> None:
         """Write to `path` (a .npz): a temp file of this thread's own, fsync, rename."""

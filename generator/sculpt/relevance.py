@@ -119,7 +119,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -998,6 +998,14 @@ def is_lead_in(text: str) -> bool:
     return text.endswith(":") and "|" not in text
 
 
+def lead_in_lines(text: str) -> Iterator[tuple[int, tuple[int, ...]]]:
+    """(j, line) for each line of `layout(text)`'s lines (j its index there) whose last sentence is a lead-in."""
+    spans, lines = layout(text)
+    for j, line in enumerate(lines):
+        if line and is_lead_in(text[spans[line[-1]][0]:spans[line[-1]][1]]):
+            yield j, line
+
+
 def asks_for_list(question: str) -> bool:
     """"What important points are listed ...?", "What does the attachment include?": a list is the answer."""
     return bool(LIST_QUESTION.search(LEADING_CLAUSE.sub("", question.lower())))
@@ -1026,11 +1034,9 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
     place = {key: i for i, key in enumerate(keys)}
     for p, text in enumerate(batch.texts[0]):
         spans, lines = layout(text)
-        for j, line in enumerate(lines):
-            if line is None:
-                continue
+        for j, line in lead_in_lines(text):
             lead = place.get(sentence_id(p, line[-1]))
-            if lead is None or not is_lead_in(text[spans[line[-1]][0]:spans[line[-1]][1]]):
+            if lead is None:
                 continue
             items = []  # (rank in the list, index) of the list's sentences that say something
             for n, item in enumerate(lines[j + 1: j + 1 + LIST_ITEMS], start=1):
@@ -1068,10 +1074,9 @@ def list_leads(batch, code_ends: bool = False) -> np.ndarray:
     first = first_positions(sid)
     for p, text in enumerate(batch.texts[0]):
         spans, lines = layout(text)
-        for j, line in enumerate(lines):
+        for j, line in lead_in_lines(text):
             below = next((x for x in lines[j + 1:j + 3] if x), None)
-            if line and below and is_lead_in(text[spans[line[-1]][0]:spans[line[-1]][1]]) \
-                    and not (code_ends and is_code_line(text[spans[below[0]][0]:spans[below[0]][1]])):
+            if below and not (code_ends and is_code_line(text[spans[below[0]][0]:spans[below[0]][1]])):
                 lead, item = sentence_id(p, line[-1]), first.get(sentence_id(p, below[0]))
                 if item is not None and lead in first:
                     out[sid == lead] = item
@@ -1085,9 +1090,9 @@ def code_examples(batch) -> set[int]:
     out: set[int] = set()
     for p, text in enumerate(batch.texts[0]):
         spans, lines = layout(text)
-        for line, below in zip(lines, lines[1:]):
-            if line and below and is_lead_in(text[spans[line[-1]][0]:spans[line[-1]][1]]) \
-                    and is_code_line(text[spans[below[0]][0]:spans[below[0]][1]]):
+        for j, line in lead_in_lines(text):
+            below = lines[j + 1] if j + 1 < len(lines) else None
+            if below and is_code_line(text[spans[below[0]][0]:spans[below[0]][1]]):
                 out.add(sentence_id(p, line[-1]))
     return out
 
