@@ -95,9 +95,20 @@ class BM25Index:
         self._posting_lengths = lengths.astype(np.int32)[counts.indices]  # aligned with counts.data: no gather per query
         self._masks: OrderedDict[bytes, _MaskStats] = OrderedDict()  # the statistics of the last MASKS masks
         self._masks_lock = threading.Lock()
+        self._aligned: np.ndarray | None = None  # the last id array found equal to `ids` (compared once, not per query)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def aligned_with(self, ids: np.ndarray) -> bool:
+        """Whether `ids` (a catalog's, ascending) are this index's chunk ids in this order. The array last found
+        equal is remembered, so a catalog asked about query after query is compared once (1M ids: ~1 ms)."""
+        if ids is self._aligned:
+            return True
+        if not np.array_equal(self.ids, ids):
+            return False
+        self._aligned = ids
+        return True
 
     @classmethod
     def build(cls, ids: Sequence[int], texts: Iterable[str], k1: float = 1.2, b: float = 0.75,

@@ -191,7 +191,7 @@ class Retriever:
     def _lexical_ranking(self, query: str, depth: int, catalog, mask: np.ndarray, weight: float) -> _Ranking:
         """BM25 with its statistics over the readable chunks only (its `allowed` mask)."""
         bm25 = self.store.lexical_index(catalog.generation)  # (on the BM25 thread: no SQL unless it must load)
-        if np.array_equal(bm25.ids, catalog.ids):
+        if bm25.aligned_with(catalog.ids):
             allowed = None if mask.all() else mask
         else:  # index and catalog from different generations (a write in between): align by id, so the
             allowed = np.isin(bm25.ids, catalog.ids[mask])  # statistics never count a chunk outside the readable set

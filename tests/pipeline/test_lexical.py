@@ -163,6 +163,15 @@ def test_ties_rank_in_column_order_and_k_cuts_inside_a_tie():
         index.search("alpha", k=2, allowed=np.ones(3, bool))
 
 
+
+def test_alignment_with_a_catalog_s_ids_is_remembered_for_that_array_only():
+    index = BM25Index.build([3, 5, 8], ["alpha", "beta", "gamma"])
+    same = np.array([3, 5, 8], np.int64)
+    assert index.aligned_with(same) and index.aligned_with(same)
+    assert not index.aligned_with(np.array([3, 5, 9], np.int64))  # another array is compared, not taken on trust
+    assert not index.aligned_with(np.array([3, 5], np.int64))
+    assert index.aligned_with(np.array([3, 5, 8], np.int64))
+
 def test_old_format_and_damaged_files_ask_for_a_rebuild(tmp_path: Path):
     index = BM25Index.build([1, 2], ["alpha beta", "gamma"])
     old = tmp_path / "old.npz"  # format 1: precomputed weights, no "format" key
