@@ -1,6 +1,6 @@
 """Two database libraries' manuals, ingested as Debian ships them, asked the questions their users ask.
 
-    python benchmarks/library_manuals.py [--set a|b|c|d|e] [--whole] [--k 8] [--json runs/library_manuals.json]
+    python benchmarks/library_manuals.py [--set a|b|c|d|e|f|g] [--whole] [--k 8] [--json runs/library_manuals.json]
 
 The corpus: psycopg2's whole Sphinx site (`python-psycopg2-doc`, /usr/share/doc/python-psycopg2-doc/html,
 ingested as a site: its build copies are skipped) and twelve pages of SQLAlchemy 1.4's manual
@@ -37,6 +37,11 @@ manuals (`apt-get install python-scrapy-doc python-hypothesis-doc`; benchmarks/d
 training's documentation packages when this set was made; benchmarks/data/library_manuals_f.pages.json), 32
 answerable questions and 8 that the pages do not answer (ids g01-g40), in benchmarks/data/library_manuals_f.jsonl.
 
+`--set g`: a seventh set, written blind on 2026-12-06 the same way, and run once before any change was made
+against it: twelve chapters of the Exim specification (`apt-get install exim4-doc-html`, the spec as HTML
+pages: not Sphinx; each option under a small Use / Type / Default table; benchmarks/data/library_manuals_g.pages.json),
+32 answerable questions and 8 that the pages do not answer (ids h01-h40), in benchmarks/data/library_manuals_g.jsonl.
+
 `--whole` (sets b-f): the same questions asked of a store that holds each package's whole site as Debian
 ships it (ingested as a site: its build copies skipped), not only the listed pages: a company asks its whole
 manual, where ten to thirty times as many passages compete for the top k. The unanswerable questions were
@@ -70,7 +75,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdef"}  # .jsonl (questions), .pages.json (pages)
+SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefg"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -90,8 +95,8 @@ def corpus(root: Path = Path("runs/eval-corpora/library-manuals")) -> Path:
 
 
 def package_folder(root: Path, package: str) -> Path:
-    """Where a package's pages go in a corpus folder: "python-celery-doc" -> root/celery."""
-    return root / package.removeprefix("python-").removesuffix("-doc")
+    """Where a package's pages go in a corpus folder: "python-celery-doc" -> root/celery, "exim4-doc-html" -> root/exim4."""
+    return root / package.removeprefix("python-").removesuffix("-html").removesuffix("-doc")
 
 
 def listed_corpus(listed: Path, root: Path) -> Path:
@@ -126,9 +131,9 @@ def whole_corpus(listed: Path, root: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f"), default="a",
+    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g"), default="a",
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
-                         "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django")
+                         "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification")
     ap.add_argument("--whole", action="store_true", help="sets b-f: a store of the packages' whole sites, not only "
                                                               "the listed pages")
     ap.add_argument("--k", type=int, default=8)
@@ -136,8 +141,8 @@ def main() -> None:
     args = ap.parse_args()
     settings = Settings()
     settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
-    if args.whole and args.set == "a":
-        ap.error("--whole is for sets b-f (set a's psycopg2 site is whole already)")
+    if args.whole and args.set in "ag":
+        ap.error("--whole is for sets b-f (set a's psycopg2 site is whole already; set g's spec has no html/ site)")
     if args.set == "a":
         ds, store = load_dataset(QUESTIONS, corpus=corpus()), Path("runs/eval-stores/library-manuals")
     else:

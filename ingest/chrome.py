@@ -17,7 +17,13 @@ chunks of their own that retrieval could return. `strip_chrome` removes, in this
    breadcrumbs, tables of contents, "Prev / Next" bars that say nothing of their own;
 4. permalink anchors: a same-page link whose whole text is "¶", "§", "#" or a link symbol; and the links of
    Sphinx's code viewer, by their class ("viewcode-link": "[source]" after every documented function, which
-   read "prepare_cookies(cookies)[source]: Prepares the given HTTP cookie data."; "viewcode-back": "[docs]").
+   read "prepare_cookies(cookies)[source]: Prepares the given HTTP cookie data."; "viewcode-back": "[docs]");
+5. paging links outside a navigation block: a link of a few words marked as the previous or next page by its
+   rel or class ("<a class="previous_page">&lt;-previous</a>", which read "<-previousnext->" above every
+   chapter of the Exim manual);
+6. a site banner: a heading that opens the page and is nothing but a link to the site's home or to another
+   site, with a heading of the page after it ("<h1 id="header"><a href="http://www.exim.org">Exim Internet
+   Mailer</a></h1>" above "Chapter 30 - The smtp transport" made every chapter's title "Exim Internet Mailer").
 
 Code (`<pre>`, `<code>`) and headings are never removed on their own, and nothing is judged by its words: a
 DocBook "sidebar" (a boxed note) is content and stays. When dropping the blocks of links would leave less
@@ -89,6 +95,7 @@ def strip_chrome(doc) -> Chrome:
         for el in links:
             el.drop_tree()
         found.blocks += len(links)
+    found.blocks += _drop_paging_links(body) + _drop_banner(body)
     found.after = _letters(body)
     return found
 
@@ -109,6 +116,55 @@ def _drop_permalinks(body) -> int:
             a.drop_tree()  # (its tail, the text after it, stays)
             n += 1
     return n
+
+
+_PAGING = frozenset({"prev", "previous", "next"})
+PAGING_WORDS = 3  # at most, in a paging link's text ("<-previous", "Next page", "« Previous")
+_PAGING_TEXT = re.compile(r"(?<![^\W_])(?:prev|previous|next|back|forward)(?![^\W_])|^\W*$", re.I)  # or only arrows
+_HOME_HREF = re.compile(r"^(?:[a-z][\w+.-]*:)?//|^(?:\.?/|(?:\.\./)*index\.html?)?$", re.I)  # another site, or home
+
+
+def _drop_paging_links(body) -> int:
+    """Links to the previous or next page by their rel or class, of at most PAGING_WORDS words that say so (or
+    only arrows): a link in prose may carry rel="next" too, and is text (item 5)."""
+    n = 0
+    for a in list(body.iter("a")):
+        marks = {t for v in (a.get("rel"), a.get("class")) if v for t in _TOKEN.split(v.lower()) if t}
+        text = a.text_content()
+        if a.get("href") is not None and marks & _PAGING and len(text.split()) <= PAGING_WORDS \
+                and _PAGING_TEXT.search(text.strip()):
+            a.drop_tree()  # (its tail stays)
+            n += 1
+    return n
+
+
+def _drop_banner(body) -> int:
+    """The site banner (item 6): the first heading, when no text comes before it, it is all one link to another
+    site or to the home page, and another heading follows it."""
+    headings = [el for el in body.iter() if _tag(el) in ("h1", "h2", "h3", "h4", "h5", "h6")]
+    if len(headings) < 2:
+        return 0
+    first = headings[0]
+    links = [a for a in first.iter("a") if a.get("href") is not None]
+    text = " ".join(first.text_content().split())
+    before = "".join(_text_before(body, first))
+    if len(links) != 1 or not text or " ".join(links[0].text_content().split()) != text \
+            or not _HOME_HREF.match(links[0].get("href").strip()) or _ALNUM.search(before):
+        return 0
+    first.drop_tree()
+    return 1
+
+
+def _text_before(body, stop):
+    """The text of `body` before element `stop` (in any order)."""
+    enclosing = list(stop.iterancestors())  # (their tails come after `stop`)
+    for el in body.iter():
+        if el is stop:
+            return
+        if isinstance(el.tag, str) and _tag(el) not in _DROP_TAGS and el.text:
+            yield el.text
+        if el.tail and el not in enclosing:
+            yield el.tail
 
 
 def _main(body):

@@ -356,7 +356,10 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # with a script in its head, which libmagic takes for code, is read as HTML, not as its markup (HTML_START_RE), and
     # punctuation alone outside code and tables ('">' that a malformed page leaves) is not text, and a definition's
     # further paragraphs open with its term too (ingest/definitions.py, not in a Python API reference); v12: Markdown
-    # written a paragraph to a line without blank lines between is read a paragraph to a line (ingest/unwrapped.py)
+    # written a paragraph to a line without blank lines between is read a paragraph to a line (ingest/unwrapped.py);
+    # v13: an entry's box of fields (a one-row table: "data_timeout | Use: smtp | Type: time | Default: 5m") opens
+    # the paragraph under it as a definition, and its further paragraphs open with its name (ingest/definitions.py);
+    # a site banner heading and paging links outside navigation blocks are chrome (ingest/chrome.py)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v12{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v13{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -41,6 +41,11 @@ or its limits in a later paragraph without naming the term: "When set to yes, Me
 of all uninitialised values." Each further paragraph opens with the term too ("--track-origins=<yes|no> [default:
 no]: When set to yes, ..."), where the term is a name, not a signature with parameters, and the list is not a
 Python API reference (`_label_paragraphs`).
+
+Some references put an entry's fields in a box above its description: a table of one row, the name and then
+"Use: smtp", "Type: time", "Default: 5m" (the Exim specification, above each of its options). The box opens
+the paragraph under it, "data_timeout (use smtp, type time, default 5m): This sets a timeout for ...", and the
+entry's further paragraphs open with its name (`_join_field_boxes`).
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ def join_definitions(markup: str) -> str | None:
     """`markup` with each definition list's terms joined to their definitions, and each outline item's label
     to its sub-list (see the module docstring); None when there was nothing to join (the caller parses the
     original)."""
-    if not re.search(r"<(dt|li)\b", markup, re.I):  # (Sphinx's parameter entries are list items or <dd>s)
+    if not re.search(r"<(dt|li|table)\b", markup, re.I):  # (Sphinx's parameter entries are list items or <dd>s)
         return None
     doc = read_html(markup)
     if doc is None or not join_definitions_in(doc):
@@ -81,7 +86,7 @@ def read_html(markup: str):
 def join_definitions_in(doc) -> int:
     """Join the definition lists' terms, and the outline items' labels, in `doc` (an lxml.html document) in
     place; how many were joined."""
-    joined = _join_labels(doc) + _join_dashed(doc)
+    joined = _join_labels(doc) + _join_dashed(doc) + _join_field_boxes(doc)
     for dd in list(doc.iter("dd")):
         terms, prev = [], dd.getprevious()
         while prev is not None and prev.tag == "dt":
@@ -190,6 +195,47 @@ def _join_dashed(doc) -> int:
             while (more := after.getnext()) is not None and more.tag == "p" \
                     and not (after.tail or "").strip():  # paragraphs: one line with its term
                 _append_paragraph(after, more)
+    return joined
+
+
+_FIELD = re.compile(r"^[A-Z][\w -]{0,24}:\s*\S")  # "Default: 5m", "Type: string list"
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+
+
+def _join_field_boxes(doc) -> int:
+    """Each entry's box of fields written into the paragraphs under it (the module docstring); how many were.
+
+    A box is a table of one row: a name, then cells that are each a field and its value ("Use: smtp", "Type:
+    time", "Default: 5m"), with a paragraph right after it. The box opens that paragraph as a definition's term,
+    "data_timeout (use smtp, type time, default 5m): This sets a timeout for ...", one sentence that names the
+    option, its default and what it does (the fields without their colons, so that the term ends at the colon
+    after it: pipeline.text.TERM_RE; the paragraph's later sentences are read with it,
+    generator/sculpt/relevance.definition_heads), and each further paragraph, to the next table or heading,
+    opens with the name: "data_timeout: Its value must ...".
+    Left as a table row above a paragraph that never names the option, a question about the option's meaning
+    met a sentence without its name, and one about its default a row without its meaning."""
+    joined = 0
+    for table in list(doc.iter("table")):
+        rows = list(table.iter("tr"))
+        cells = [" ".join(c.text_content().split()) for c in rows[0] if isinstance(c.tag, str)] \
+            if len(rows) == 1 else []
+        name, fields = (cells[0], cells[1:]) if len(cells) >= 3 else ("", [])
+        after = table.getnext()
+        if not name or len(name) > MAX_NAME or name[-1] in ".!?;:," or not all(_FIELD.match(f) for f in fields) \
+                or (table.tail or "").strip() or after is None or after.tag != "p" or not after.text_content().strip():
+            continue
+        box = ", ".join(f"{key.strip().lower()} {value.strip().rstrip('.')}"
+                        for key, value in (f.split(":", 1) for f in fields))
+        if not _write_label(after, f"{name} ({box})"):
+            continue
+        table.drop_tree()
+        node = after.getnext()
+        while node is not None and isinstance(node.tag, str) and node.tag.lower() not in _HEADINGS \
+                and node.tag.lower() != "table" and node.find(".//table") is None:
+            if node.tag.lower() == "p" and node.text_content().strip():
+                _write_label(node, name)
+            node = node.getnext()
+        joined += 1
     return joined
 
 

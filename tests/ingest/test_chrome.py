@@ -117,3 +117,40 @@ def test_a_real_handbook_page_loses_its_prev_next_bars_and_keeps_its_boxed_notes
     assert "Prev" not in joined and "Next" not in joined  # "Prev / The Debian Administrator's Handbook / Next"
     assert any("A cache is a temporary storage system" in t for t in got)  # the "VOCABULARY Cache" box
     assert parsed.title.startswith("6.3. The apt-cache Command")
+
+
+# An Exim specification chapter as Debian ships it: the site's name is an <h1> linking to the site, and a
+# "<-previous" / "next->" pair of links, marked by their class, opens the chapter.
+EXIM = """<html><head><title>30. The smtp transport</title></head><body class="no-js">
+<script type="text/javascript">document.body.className='with-js';</script><h1 id="header"><a href="http://www.exim.org">Exim Internet Mailer</a></h1>
+<div id="outer"><ul id="nav_flow" class="nav"><li><a href="https://www.exim.org/index.html">Home</a></li></ul>
+<div id="inner"><div id="content">
+<a class="previous_page" href="ch-the_pipe_transport.html">&lt;-previous</a><a class="next_page" href="ch-address_rewriting.html">next-&gt;</a>
+<div id="chapter" class="chapter"><h2 id="CHAPsmtptrans"><a href="ch-the_smtp_transport.html">Chapter 30 - The smtp transport</a></h2>
+<p>The smtp transport delivers messages over TCP/IP connections using the SMTP or LMTP protocol. See the
+<a href="ch-retry_configuration.html" rel="next">retry configuration</a> for what happens next.</p>
+<h3>Multiple messages on a single connection</h3><p>The sending of multiple messages over a single TCP/IP connection can arise in two ways.</p>
+</div></div></div></div></body></html>"""
+
+
+def test_a_site_banner_and_paging_links_go_the_chapter_s_title_is_the_title(tmp_path):
+    path = tmp_path / "ch-the_smtp_transport.html"
+    path.write_text(EXIM, encoding="utf-8")
+    parsed = parse_file(path, "HTML", "text/html", None, Settings().ingest)
+    joined = "\n".join(e.text for e in parsed.elements)
+    assert parsed.title == "Chapter 30 - The smtp transport"  # (it was "Exim Internet Mailer", on every chapter)
+    for chrome in ("Exim Internet Mailer", "previous", "next->"):
+        assert chrome not in joined, chrome
+    assert "See the retry configuration for what happens next." in joined  # a link in prose is text, rel or not
+
+
+def test_a_heading_that_links_elsewhere_stays_when_it_is_the_page_s_only_heading_or_text_comes_first():
+    only = '<html><body><h1><a href="https://example.org/">Example project</a></h1><p>' + "Words. " * 40 + "</p></body></html>"
+    doc = read_html(only)
+    strip_chrome(doc)
+    assert "Example project" in doc.text_content()
+    after_text = ('<html><body><p>Related projects we like.</p><h2><a href="https://example.org/">Example</a></h2>'
+                  "<p>" + "Words. " * 40 + "</p><h2>Another</h2><p>More.</p></body></html>")
+    doc = read_html(after_text)
+    strip_chrome(doc)
+    assert "Example" in doc.text_content()

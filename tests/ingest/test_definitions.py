@@ -206,3 +206,38 @@ def test_each_paragraph_of_a_long_definition_opens_with_its_term():
     api = ("<dl class='py attribute'><dt>protocol_version</dt><dd><p>A read-only integer.</p><p>Currently only "
            "protocol 3 is supported.</p></dd></dl>")  # nor does a Python API entry's name, however short
     assert text_of(join_definitions(api)).count("protocol_version") == 1
+
+
+EXIM_OPTIONS = """<html><body><h3>Private options for smtp</h3>
+<table><tr><td><span class="docbook_option">data_timeout</span></td><td>Use: <em>smtp</em></td>
+<td>Type: <em>time</em></td><td>Default: <em>5m</em></td></tr></table>
+<p>This sets a timeout for the transmission of each block in the data portion of the message.</p>
+<pre>data_timeout = 2m</pre>
+<p>Its value must not be zero.</p>
+<table><tr><td>dkim_canon</td><td>Use: <em>smtp</em></td><td>Type: <em>string</em></td><td>Default: <em>unset</em></td></tr></table>
+<p>DKIM signing option.</p>
+<h3>Limits</h3><p>Nothing here names an option.</p>
+<table><tr><td>Total</td><td>12</td><td>15</td></tr></table><p>A table row of figures is no box of fields.</p>
+</body></html>"""
+
+
+def test_an_entry_s_box_of_fields_opens_its_description_and_its_name_every_paragraph():
+    """The Exim specification puts each option's name, use, type and default in a one-row table above the
+    paragraphs that describe it: read apart, the row has no meaning and the paragraphs no name."""
+    text = text_of(join_definitions(EXIM_OPTIONS))
+    assert "data_timeout (use smtp, type time, default 5m): This sets a timeout for the transmission" in text
+    assert "data_timeout: Its value must not be zero." in text and "data_timeout: data_timeout = 2m" not in text
+    assert "dkim_canon (use smtp, type string, default unset): DKIM signing option." in text
+    assert "dkim_canon: Nothing here" not in text  # a heading ends the entry
+    assert "Total (" not in text and "A table row of figures is no box" in text  # cells that are not fields: left alone
+
+
+def test_an_exim_option_parses_to_one_line_whose_term_is_its_name_and_fields(tmp_path):
+    from pipeline.text import TERM_RE
+
+    path = tmp_path / "ch-the_smtp_transport.html"
+    path.write_text(EXIM_OPTIONS, encoding="utf-8")
+    texts = [e.text for e in parse_file(path, "HTML", "text/html", None, Settings().ingest).elements]
+    line = next(t for t in texts if t.startswith("data_timeout (use smtp"))
+    assert TERM_RE.match(line).group(1) == "data_timeout (use smtp, type time, default 5m)"
+    assert not any(t.startswith("data_timeout Use:") for t in texts)  # the box is no row of its own
