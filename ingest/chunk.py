@@ -251,14 +251,18 @@ def table_units(el: Element, before: Sequence[Element] = ()) -> tuple[str, list[
     The caption is the table's own title row, else the element just before it when that reads as one
     (a short line that is not a section title: "Table 3 ...", "(in millions)", "DECEMBER 31, 2021 AND
     2020"); a section title is the chunk's section already. Without usable cells (no HTML, or a table
-    of one row or column) the rows are the element's text lines, as the parser gave them, a "(label)"
+    of one row or column) the rows are the element's text lines, as the parser gave them, or the table's own
+    rows where it has more (an HTML table of one column, whose rows the parser ran into one line), a "(label)"
     line joined to the line above it."""
     data = tables.parse_html_table(el.html) if el.html else None
     near = [b.text for b in before if b.kind != "Title" and len(b.text) <= 150 and not b.text.endswith(".")]
     near = [t for t in near if tables.CAPTION_RE.match(t) or tables.units(t) or t.isupper() or t.endswith(":")][-1:]
     if data is None or not tables.is_usable(data):
-        rows = tables.merge_label_lines([line for line in el.text.split("\n") if line.strip()]) or [el.text]
-        return "\n".join(near), rows
+        lines = [line for line in el.text.split("\n") if line.strip()]
+        cells = [" | ".join(c for c in row if c) for row in (data.header + data.rows if data else []) if any(row)]
+        if len(cells) > len(lines):  # a table of one column: its rows, which the parser's text ran into one line
+            lines = cells
+        return "\n".join(near), tables.merge_label_lines(lines) or [el.text]
     lines = [data.caption] if data.caption else near
     header = tables.header_line(data)
     unit = tables.units(*lines, header)
@@ -359,7 +363,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # written a paragraph to a line without blank lines between is read a paragraph to a line (ingest/unwrapped.py);
     # v13: an entry's box of fields (a one-row table: "data_timeout | Use: smtp | Type: time | Default: 5m") opens
     # the paragraph under it as a definition, and its further paragraphs open with its name (ingest/definitions.py);
-    # a site banner heading and paging links outside navigation blocks are chrome (ingest/chrome.py)
+    # a site banner heading and paging links outside navigation blocks are chrome (ingest/chrome.py); v14: a table's
+    # cell keeps its paragraphs apart, a table of one column its rows (`table_units`)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v13{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v14{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

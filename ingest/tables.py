@@ -60,8 +60,13 @@ class TableData:
 # -- HTML -> cells -------------------------------------------------------------------------------------
 
 
+_CELL_BLOCKS = frozenset({"p", "div", "li", "dt", "dd", "pre", "ul", "ol", "dl", "h1", "h2", "h3", "h4", "h5", "h6",
+                          "blockquote"})  # inside a cell, they end a run of words: "numeric_type</p><p>Absolute"
+
+
 class _TableHTML(HTMLParser):
-    """Collects the first table's rows as [(cell text, is_header, colspan)], with <thead> rows marked."""
+    """Collects the first table's rows as [(cell text, is_header, colspan)], with <thead> rows marked. The
+    paragraphs, list items and lines of a cell are kept apart by a space (their words were run together)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -90,7 +95,7 @@ class _TableHTML(HTMLParser):
             self.cell, self.cell_th = [], tag == "th"
             span = dict(attrs).get("colspan") or "1"
             self.cell_span = int(span) if span.isdigit() and 0 < int(span) <= 50 else 1
-        elif tag == "br" and self.cell is not None:
+        elif (tag == "br" or tag in _CELL_BLOCKS) and self.cell is not None:
             self.cell.append(" ")
 
     def handle_startendtag(self, tag, attrs):
@@ -104,6 +109,8 @@ class _TableHTML(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "table":
             self.depth -= 1
+        if tag in _CELL_BLOCKS and self.cell is not None:
+            self.cell.append(" ")
         if self.depth != 1 and tag != "table":
             return
         if tag in ("td", "th") and self.cell is not None:

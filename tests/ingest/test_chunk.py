@@ -191,3 +191,21 @@ def test_a_one_line_command_joins_the_sentence_that_introduces_it():
     # in a chunk, the sentence and its command are one line
     chunks = chunk_elements([intro, code, after], lambda texts: [len(t.split()) for t in texts], IngestSettings())
     assert joined[0].text in chunks[0].text.split("\n")
+
+
+def test_a_one_column_table_keeps_its_rows_and_a_cell_its_paragraphs_apart(count):
+    """A reference's table of entries in one column, each cell a signature, a description and an example in
+    paragraphs of their own: the parser's text runs every row into one line, and the cell's words together."""
+    html = ("<table><thead><tr><th><p>Function</p><p>Description</p></th></tr></thead><tbody>"
+            "<tr><td><p><code>abs</code>(x)</p><p>Absolute value</p></td></tr>"
+            "<tr><td><p><code>cbrt</code>(x)</p><p>Cube root</p></td></tr>"
+            "<tr><td><p><code>gcd</code>(a, b)</p><p>Greatest common divisor</p></td></tr></tbody></table>")
+    flat = "Function Description abs(x) Absolute value cbrt(x) Cube root gcd(a, b) Greatest common divisor"
+    chunks = chunk_elements([Element("Title", "Mathematical Functions", page=1), Element("Table", flat, page=1, html=html)],
+                            count, IngestSettings())
+    assert chunks[0].text.split("\n") == ["Mathematical Functions", "Function Description", "abs(x) Absolute value",
+                                          "cbrt(x) Cube root", "gcd(a, b) Greatest common divisor"]
+    two = "<table><tr><td><p>alpha</p><p>beta</p></td><td>gamma</td></tr><tr><td>delta</td><td>3</td></tr></table>"
+    from ingest.tables import parse_html_table
+    table = parse_html_table(two)
+    assert "alpha beta" in [c for row in table.header + table.rows for c in row]  # (it read "alphabeta")
