@@ -90,7 +90,7 @@ def chunk_elements(
     chunks: list[Chunk] = []
     cur: list[Piece] = []
     section = cur_section = ""
-    path: list[str] = []  # section titles by depth
+    path: list[tuple[int, str]] = []  # (depth, title) of the sections the text is in, outermost first
     cur_path = ""
 
     def flush(carry: bool) -> list[Piece]:
@@ -115,8 +115,10 @@ def chunk_elements(
             if any(p.kind != "Title" for p in cur):
                 flush(carry=False)
             section = el.text[:300]
-            path[el.depth :] = [section]
-            cur_path = " > ".join(path)  # a run of titles: the path down to the last one
+            while path and path[-1][0] >= el.depth:  # (depths need not start at 0 nor go one by one: a page
+                path.pop()  # may open with an <h2> and go on with <h3>s, whose siblings must not nest)
+            path.append((el.depth, section))
+            cur_path = _path(path)  # a run of titles: the path down to the last one
             if not cur:
                 cur_section = section
             cur.extend(pieces)
@@ -126,14 +128,14 @@ def chunk_elements(
             if any(p.kind != "Title" for p in cur) or sum(p.tokens for p in cur) + table_tokens > settings.table_tokens:
                 flush(carry=False)
             if not cur:
-                cur_section, cur_path = section, " > ".join(path)
+                cur_section, cur_path = section, _path(path)
             cur.append(Piece("\n".join(p.text for p in pieces), table_tokens, el.page, "Table", True))
             flush(carry=False)
             chunks[-1].table_html = el.html
             continue
         if el.kind == "Table":  # too big for one chunk: pieces of rows, each under the caption and header
             flush(carry=False)
-            cur_section, cur_path = section, " > ".join(path)
+            cur_section, cur_path = section, _path(path)
             head = pieces[0] if has_head and pieces[0].tokens <= limit // 2 else None
             rows = pieces[1:] if has_head else pieces
             for group in _row_groups(rows, limit - (head.tokens if head else 0)):
@@ -152,10 +154,14 @@ def chunk_elements(
                 while cur and sum(q.tokens for q in cur) + p.tokens > limit:
                     cur.pop(0)  # the overlap never pushes a chunk past the limit
             if not cur:
-                cur_section, cur_path = section, " > ".join(path)
+                cur_section, cur_path = section, _path(path)
             cur.append(p)
     flush(carry=False)
     return chunks
+
+
+def _path(path: Sequence[tuple[int, str]]) -> str:
+    return " > ".join(title for _, title in path)
 
 
 def attach_labels(elements: Sequence[Element]) -> list[Element]:
@@ -364,7 +370,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # v13: an entry's box of fields (a one-row table: "data_timeout | Use: smtp | Type: time | Default: 5m") opens
     # the paragraph under it as a definition, and its further paragraphs open with its name (ingest/definitions.py);
     # a site banner heading and paging links outside navigation blocks are chrome (ingest/chrome.py); v14: a table's
-    # cell keeps its paragraphs apart, a table of one column its rows (`table_units`)
+    # cell keeps its paragraphs apart, a table of one column its rows (`table_units`); v15: a section's path no longer
+    # nests it under an earlier sibling where the page's first title is deeper than 0 (an <h2> above <h3>s)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v14{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v15{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

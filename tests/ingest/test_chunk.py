@@ -209,3 +209,19 @@ def test_a_one_column_table_keeps_its_rows_and_a_cell_its_paragraphs_apart(count
     from ingest.tables import parse_html_table
     table = parse_html_table(two)
     assert "alpha beta" in [c for row in table.header + table.rows for c in row]  # (it read "alphabeta")
+
+
+def test_a_section_s_path_names_its_parents_not_an_earlier_sibling(count):
+    """A page that opens with an <h2> (depth 1) and goes on with <h3>s (depth 2): the second <h3>'s path was
+    "Chapter > First > Second", as if it lay inside the first."""
+    els = [Element("Title", "Chapter 53 - Log files", page=1, depth=1),
+           Element("NarrativeText", sentences(2, "log"), page=1),
+           Element("Title", "1. Where the logs are written", page=1, depth=2),
+           Element("NarrativeText", sentences(2, "place"), page=1),
+           Element("Title", "16. Message log", page=1, depth=2),
+           Element("NarrativeText", sentences(2, "message"), page=1),
+           Element("Title", "Appendix", page=1, depth=0),
+           Element("NarrativeText", sentences(2, "extra"), page=1)]
+    chunks = chunk_elements(els, count, IngestSettings(chunk_tokens=200, chunk_overlap=20))
+    assert [c.context for c in chunks] == ["Chapter 53 - Log files", "Chapter 53 - Log files > 1. Where the logs are written",
+                                           "Chapter 53 - Log files > 16. Message log", "Appendix"]
