@@ -47,7 +47,8 @@ _DROP_TAGS = frozenset({"nav", "script", "style", "noscript", "template"})
 _DROP_ROLES = frozenset({"navigation", "search", "banner", "contentinfo"})
 _SECTIONING = frozenset({"article", "aside", "main", "nav", "section"})
 _BLOCKS = frozenset({"div", "ul", "ol", "p", "table", "dl", "header", "footer", "aside", "section"})
-_KEEP = frozenset({"pre", "code", "h1", "h2", "h3", "h4", "h5", "h6"})
+HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_KEEP = HEADINGS | {"pre", "code"}
 _NAV_TOKENS = frozenset({"docnav", "breadcrumb", "breadcrumbs", "sphinxsidebar", "footer"})
 _PERMALINK_TEXT = frozenset({"¶", "§", "#", "🔗", "⚓"})
 _VIEWCODE = frozenset({"viewcode-link", "viewcode-back"})  # Sphinx's "[source]" and "[docs]" links
@@ -141,15 +142,14 @@ def _drop_paging_links(body) -> int:
 def _drop_banner(body) -> int:
     """The site banner (item 6): the first heading, when no text comes before it, it is all one link to another
     site or to the home page, and another heading follows it."""
-    headings = [el for el in body.iter() if _tag(el) in ("h1", "h2", "h3", "h4", "h5", "h6")]
+    headings = list(body.iter(*HEADINGS))
     if len(headings) < 2:
         return 0
     first = headings[0]
     links = [a for a in first.iter("a") if a.get("href") is not None]
     text = " ".join(first.text_content().split())
-    before = "".join(_text_before(body, first))
     if len(links) != 1 or not text or " ".join(links[0].text_content().split()) != text \
-            or not _HOME_HREF.match(links[0].get("href").strip()) or _ALNUM.search(before):
+            or not _HOME_HREF.match(links[0].get("href").strip()) or _ALNUM.search("".join(_text_before(body, first))):
         return 0
     first.drop_tree()
     return 1

@@ -52,6 +52,8 @@ from __future__ import annotations
 
 import re
 
+from .chrome import HEADINGS
+
 MAX_TERMS = 160  # characters of the joined terms
 MAX_LABEL = 80  # characters of an outline item's label (a term or a short title, not a sentence)
 _LISTS = frozenset({"ul", "ol"})
@@ -199,7 +201,6 @@ def _join_dashed(doc) -> int:
 
 
 _FIELD = re.compile(r"^[A-Z][\w -]{0,24}:\s*\S")  # "Default: 5m", "Type: string list"
-_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 
 
 def _join_field_boxes(doc) -> int:
@@ -230,7 +231,7 @@ def _join_field_boxes(doc) -> int:
             continue
         table.drop_tree()
         node = after.getnext()
-        while node is not None and isinstance(node.tag, str) and node.tag.lower() not in _HEADINGS \
+        while node is not None and isinstance(node.tag, str) and node.tag.lower() not in HEADINGS \
                 and node.tag.lower() != "table" and node.find(".//table") is None:
             if node.tag.lower() == "p" and node.text_content().strip():
                 _write_label(node, name)
