@@ -1,6 +1,6 @@
 """Two database libraries' manuals, ingested as Debian ships them, asked the questions their users ask.
 
-    python benchmarks/library_manuals.py [--set a|b|c|d|e|f|g] [--whole] [--k 8] [--json runs/library_manuals.json]
+    python benchmarks/library_manuals.py [--set a|b|c|d|e|f|g|h] [--whole] [--k 8] [--json runs/library_manuals.json]
 
 The corpus: psycopg2's whole Sphinx site (`python-psycopg2-doc`, /usr/share/doc/python-psycopg2-doc/html,
 ingested as a site: its build copies are skipped) and twelve pages of SQLAlchemy 1.4's manual
@@ -42,7 +42,13 @@ against it: twelve chapters of the Exim specification (`apt-get install exim4-do
 pages: not Sphinx; each option under a small Use / Type / Default table; benchmarks/data/library_manuals_g.pages.json),
 32 answerable questions and 8 that the pages do not answer (ids h01-h40), in benchmarks/data/library_manuals_g.jsonl.
 
-`--whole` (sets b-f): the same questions asked of a store that holds each package's whole site as Debian
+`--set h`: an eighth set, written blind on 2026-12-06 the same way, and run once before any change was made
+against it: fourteen pages of Postfix's documentation (`apt-get install postfix-doc`, hand-written HTML 4
+without any markup of its main content, and manual pages that are one `<pre>` each; postconf.5 documents all
+of main.cf's parameters on one page; benchmarks/data/library_manuals_h.pages.json), 32 answerable questions
+and 8 that the pages do not answer (ids i01-i40), in benchmarks/data/library_manuals_h.jsonl.
+
+`--whole` (sets b-f, h): the same questions asked of a store that holds each package's whole site as Debian
 ships it (ingested as a site: its build copies skipped), not only the listed pages: a company asks its whole
 manual, where ten to thirty times as many passages compete for the top k. The unanswerable questions were
 written against the listed pages; the rest of a manual may answer some of them, so their refusal rate is
@@ -75,7 +81,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefg"}  # .jsonl (questions), .pages.json (pages)
+SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefgh"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -115,26 +121,33 @@ def listed_corpus(listed: Path, root: Path) -> Path:
     return root
 
 
+def site_root(package: str) -> Path:
+    """Where Debian puts a package's HTML site: /usr/share/doc/PACKAGE/html, or the main package's folder for a
+    -doc package that fills it (postfix-doc: /usr/share/doc/postfix/html)."""
+    own = Path("/usr/share/doc") / package / "html"
+    return own if own.is_dir() else Path("/usr/share/doc") / package.removesuffix("-doc") / "html"
+
+
 def whole_corpus(listed: Path, root: Path) -> Path:
     """The corpus folder of a set's packages as whole sites (`--whole`), made once: each package's html/ folder
     copied as shipped (links kept), so that ingest reads it as a site."""
     packages = json.loads(listed.with_suffix(".pages.json").read_text())
-    missing = sorted(p for p in packages if not (Path("/usr/share/doc") / p / "html" / "index.html").is_file())
+    missing = sorted(p for p in packages if not (site_root(p) / "index.html").is_file())
     if missing:
         sys.exit(f"the manuals are missing: apt-get install {' '.join(missing)}")
     for package in packages:
         folder = package_folder(root, package)
         if not folder.is_dir():
-            shutil.copytree(Path("/usr/share/doc") / package / "html", folder, symlinks=True)
+            shutil.copytree(site_root(package), folder, symlinks=True)
     return root
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g"), default="a",
+    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g", "h"), default="a",
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
-                         "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification")
-    ap.add_argument("--whole", action="store_true", help="sets b-f: a store of the packages' whole sites, not only "
+                         "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification; h: Postfix")
+    ap.add_argument("--whole", action="store_true", help="sets b-f and h: a store of the packages' whole sites, not only "
                                                               "the listed pages")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--json", type=Path, default=Path("runs/library_manuals.json"))
