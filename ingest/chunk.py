@@ -371,7 +371,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # the paragraph under it as a definition, and its further paragraphs open with its name (ingest/definitions.py);
     # a site banner heading and paging links outside navigation blocks are chrome (ingest/chrome.py); v14: a table's
     # cell keeps its paragraphs apart, a table of one column its rows (`table_units`); v15: a section's path no longer
-    # nests it under an earlier sibling where the page's first title is deeper than 0 (an <h2> above <h3>s)
+    # nests it under an earlier sibling where the page's first title is deeper than 0 (an <h2> above <h3>s); v16: a
+    # manual page rendered in a <pre> is read as its sections, paragraphs and entries (ingest/manpage.py)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v15{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v16{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]
