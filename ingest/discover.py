@@ -8,7 +8,8 @@ Inputs are distrusted:
 - A symbolic link inside a folder is followed only when its target lies inside that folder: a link to
   /etc/passwd or to another user's home is refused. A path given by name is the caller's own choice.
 - Key material and credentials are never ingested: by name (private keys, .env, .netrc, cloud credential
-  files, key stores) and by content (a private key block or a cloud secret in the bytes being hashed).
+  files, key stores) and by content (a private key block, a marker with a key's worth of base64 after it,
+  or a cloud secret in the bytes being hashed).
 - Hidden files and folders (a leading dot) and system litter are skipped with a report line, not silently.
 - A documentation site built by Sphinx (a folder holding `searchindex.js`) or MkDocs (`index.html` beside
   `search/search_index.json`) is read as its rendered pages. What the build writes beside them is skipped
@@ -74,12 +75,46 @@ SECRET_NAMES = (
 )
 # contents that are secrets wherever they appear (searched in every block while hashing)
 SECRET_CONTENT = re.compile(
-    rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"  # PEM, OpenSSH, PGP private keys
-    rb"|PuTTY-User-Key-File-\d"
+    rb"PuTTY-User-Key-File-\d"
     rb"|(?i:aws_secret_access_key)\s*[=:]"
     rb"|\"private_key\"\s*:\s*\"-----BEGIN"  # a cloud service-account JSON
 )
+# a private key block (PEM, OpenSSH, PGP): its marker, then a key's worth of base64 (`key_block`)
+KEY_MARKER = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+KEY_CHARS = 64  # base64 characters of the smallest private key (Ed25519's PKCS#8 form: 48 bytes)
+KEY_SPAN = 16384  # bytes after a marker that hold its body (an 8192-bit RSA key's PEM is about 6.5 KB)
+_KEY_LINE = re.compile(rb"\r?\n|\r|(?:\\r)?\\n")  # line breaks, also as a JSON or YAML string writes them ("\n")
+_KEY_WORD = re.compile(rb"\s+|(?=-----)")  # (a key written on one line ends with its END marker)
+_KEY_HEADER = re.compile(rb"[A-Za-z][\w-]*: ")  # "Proc-Type: 4,ENCRYPTED", "DEK-Info: ...", "Version: GnuPG v2"
+_BASE64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
 _OVERLAP = 128  # bytes kept between blocks so a marker split by a block boundary is still found
+
+
+def key_block(data: bytes) -> bool:
+    """Whether `data` holds a private key block: a BEGIN ... PRIVATE KEY marker followed by at least KEY_CHARS
+    characters of base64 (`_key_chars`). A manual that names the marker ("a key file that starts with -----BEGIN
+    PRIVATE KEY----- must be converted") or shows one with a placeholder for its body ("... (private key in
+    base64 encoding) ...") holds no key; a key file, a key pasted into a note or a config, or a manual's complete
+    example key does (nothing tells an example from a real key)."""
+    return any(_key_chars(data[m.end():m.end() + KEY_SPAN]) >= KEY_CHARS for m in KEY_MARKER.finditer(data))
+
+
+def _key_chars(body: bytes) -> int:
+    """The base64 characters at the start of `body`, after a block's headers, up to the first line that is not
+    base64 (the END marker, a placeholder, prose). A line of several words counts only where each word but the
+    last is long (a key written flat, not a sentence)."""
+    found = 0
+    for line in _KEY_LINE.split(body):
+        words = [w for w in _KEY_WORD.split(line) if w]
+        if not words or (not found and _KEY_HEADER.match(line.strip())):
+            continue
+        for i, word in enumerate(words):
+            if not _BASE64.fullmatch(word) or (i < len(words) - 1 and len(word) < 16):
+                return found
+            found += len(word.rstrip(b"="))
+            if found >= KEY_CHARS:
+                return found
+    return found
 
 
 class Refused(Exception):
@@ -137,10 +172,13 @@ def _read_regular(path: Path, block: int = 1 << 20, keep: list[bytes] | None = N
             h.update(chunk)
             if keep is not None:
                 keep.append(chunk)
-            if SECRET_CONTENT.search(tail + chunk):
+            seen = tail + chunk
+            if SECRET_CONTENT.search(seen) or key_block(seen):
                 raise Refused("credentials", "holds key material or a credential (a private key block or a cloud "
                               "secret); such files are never ingested")
-            tail = chunk[-_OVERLAP:]
+            # the next block is read after what this one ends with: a marker near the end, with its body
+            near = [m.start() for m in KEY_MARKER.finditer(seen, max(0, len(seen) - KEY_SPAN))]
+            tail = seen[near[0]:] if near else seen[-_OVERLAP:]
     return h.hexdigest(), st
 
 

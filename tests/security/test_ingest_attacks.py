@@ -185,6 +185,61 @@ def test_links_out_of_the_folder_keys_and_credentials_are_refused(tmp_path, sett
     assert "root:" not in text and "PRIVATE KEY" not in text and "hunter2" not in text
 
 
+def test_a_private_key_is_told_by_its_body_not_by_its_marker_alone(tmp_path):
+    from ingest.discover import Refused, _read_regular, key_block
+
+    body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDc4QusgkahH9rL"  # a key's first line (64 characters)
+    keys = {
+        "pem": f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n",
+        "openssh": OPENSSH_KEY,
+        "encrypted, with headers": f"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: DES-EDE3-CBC,"
+                                   f"932256E9ACCDC996\n\n{body}\n-----END RSA PRIVATE KEY-----\n",
+        "indented in a manual": f"<pre>/etc/ssl/chain.pem:\n    -----BEGIN PRIVATE KEY-----\n    {body}\n</pre>",
+        "in a JSON string": json.dumps({"key": f"-----BEGIN EC PRIVATE KEY-----\n{body}\n-----END EC PRIVATE KEY-----"}),
+        "on one line": f"KEY=-----BEGIN PRIVATE KEY-----{body}-----END PRIVATE KEY-----",
+        "flattened": f"-----BEGIN PRIVATE KEY----- {body[:32]} {body[32:]} -----END PRIVATE KEY-----",
+        "cut short": f"-----BEGIN PRIVATE KEY-----\n{body}\n...\n",
+    }
+    for name, text in keys.items():
+        assert key_block(text.encode()), name
+    not_keys = {  # manuals that name the marker, or show a block with a placeholder for the key
+        "named": 'Keys in files starting with "<code>-----BEGIN PRIVATE KEY-----</code>",\nmust be converted first.',
+        "named in prose": "A file that starts with -----BEGIN PRIVATE KEY----- holds the key data, which must be kept "
+                          "away from every other user of the machine and from the backups too",
+        "placeholder": "-----BEGIN RSA PRIVATE KEY-----\n... (private key in base64 encoding) ...\n"
+                       "-----END RSA PRIVATE KEY-----\n",
+        "too short for any key": "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
+    }
+    for name, text in not_keys.items():
+        assert not key_block(text.encode()), name
+    # a key whose marker and body fall in different blocks of the read is still found
+    for at in range(0, 200, 7):
+        path = tmp_path / f"notes-{at}.txt"
+        path.write_text("x" * at + "Notes.\n" + keys["pem"] + "More notes.\n" * 50)
+        with pytest.raises(Refused):
+            _read_regular(path, block=64)
+    path = tmp_path / "manual.txt"
+    path.write_text(("Convert keys in files starting with -----BEGIN PRIVATE KEY----- first.\n" + "Text. " * 40) * 20)
+    assert _read_regular(path, block=64)[0]
+
+
+def test_a_manual_that_shows_the_key_format_is_ingested_and_a_key_beside_it_is_not(tmp_path, settings, embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "tls.html").write_text(
+        "<html><body><h1>TLS setup</h1><p>The server reads its key from one file:</p><pre>"
+        "-----BEGIN RSA PRIVATE KEY-----\n... (private key in base64 encoding) ...\n-----END RSA PRIVATE KEY-----\n"
+        "</pre><p>Keys that start with <code>-----BEGIN PRIVATE KEY-----</code> are converted with openssl rsa."
+        "</p></body></html>")
+    (folder / "deploy.txt").write_text("The deploy key, for the record:\n" + OPENSSH_KEY)
+    report = ingest([folder], settings, embedder=embedder)
+    by_name = {Path(o.path).name: o for o in report.outcomes}
+    assert by_name["deploy.txt"].status == "rejected" and by_name["deploy.txt"].reason == "credentials"
+    assert [Path(d.source_uri).name for d in Store(settings).documents()] == ["tls.html"]
+    text = " ".join(c.text for c in Store(settings).chunks(range(1, 100)))
+    assert "converted with openssl rsa" in text and "b3BlbnNzaC1rZXkt" not in text
+
+
 def test_a_fifo_is_reported_and_never_opened(tmp_path, settings, embedder):
     folder = tmp_path / "share"
     folder.mkdir()

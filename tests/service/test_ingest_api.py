@@ -17,7 +17,8 @@ from app.ui.services import group_key, upload_steps
 
 pytestmark = pytest.mark.timeout(300)
 
-KEY_BLOCK = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+KEY_BLOCK = ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+             "-----END OPENSSH PRIVATE KEY-----\n")
 
 
 def sculptrag(*args: str, **env: str) -> subprocess.CompletedProcess:
