@@ -145,9 +145,13 @@ def chunk_elements(
                 chunks[-1].table_html = el.html
             continue
         entry = sum(p.tokens for p in pieces)  # a definition's entry that fits in a chunk starts one rather than
-        if TERM_RE.match(el.text) and any(q.kind != "Title" for q in cur) \
+        if el.kind != "CodeSnippet" and TERM_RE.match(el.text) and any(q.kind != "Title" for q in cur) \
                 and sum(q.tokens for q in cur) + entry > limit >= entry:  # be cut: its later sentences say the
-            flush(carry=False)  # default or the effect without naming the term ("Defaults to 500, meaning ...")
+            lead = cur[-1:] if len(cur) > 1 and _leads_in(cur[-1]) else []  # default or the effect without naming
+            del cur[len(cur) - len(lead):]  # the term ("Defaults to 500, meaning ..."); a lead-in goes with it
+            flush(carry=False)
+            if lead:
+                cur, cur_section, cur_path = lead, section, _path(path)
         for p in pieces:
             if cur and sum(q.tokens for q in cur) + p.tokens > limit:
                 cur = flush(carry=True)
@@ -158,6 +162,11 @@ def chunk_elements(
             cur.append(p)
     flush(carry=False)
     return chunks
+
+
+def _leads_in(piece: Piece) -> bool:
+    """A line of text that introduces what follows it ("The options are:"), which belongs with that."""
+    return piece.kind not in {"Title", "Table", "CodeSnippet"} and piece.text.rstrip().endswith(":")
 
 
 def _path(path: Sequence[tuple[int, str]]) -> str:
@@ -372,7 +381,9 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # a site banner heading and paging links outside navigation blocks are chrome (ingest/chrome.py); v14: a table's
     # cell keeps its paragraphs apart, a table of one column its rows (`table_units`); v15: a section's path no longer
     # nests it under an earlier sibling where the page's first title is deeper than 0 (an <h2> above <h3>s); v16: a
-    # manual page rendered in a <pre> is read as its sections, paragraphs and entries (ingest/manpage.py)
+    # manual page rendered in a <pre> is read as its sections, paragraphs and entries (ingest/manpage.py), a code
+    # block that opens with "name:" ("/etc/postfix/main.cf:") starts no chunk of its own as a definition's entry
+    # does, and a lead-in line ("The options are:") goes with the entry after it
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
     key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v16{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -75,6 +75,28 @@ def test_a_definitions_entry_that_fits_a_chunk_is_never_cut(count):
     assert "Defaults to 500" not in chunks[0].text and "Defaults to 500" in chunks[1].text
 
 
+def test_code_that_opens_like_a_term_follows_its_lead_in_and_an_entry_takes_its_lead_in_along(count):
+    settings = IngestSettings(chunk_tokens=80, chunk_overlap=20)
+    code = "def save(response, path):\n    with open(path, 'wb') as fd:\n        fd.write(response.content)"
+    els = [Element("NarrativeText", sentences(4, "stream"), page=1),
+           Element("NarrativeText", "Save a streamed response to a file with a pattern like this:", page=1),
+           Element("CodeSnippet", code, page=1)]
+    assert count([els[0].text + " " + els[1].text])[0] <= 80 < count([els[0].text + " " + els[1].text + code])[0]
+    chunks = chunk_elements(els, count, settings)
+    # "def save(response, path):" is code, not a term with its definition: it starts no chunk of its own
+    holding = [c.text for c in chunks if "def save" in c.text]
+    assert holding and all("a pattern like this:\n" in t for t in holding)
+    # a definition's entry that starts a chunk takes the line that introduces it along
+    entry = ("query_cache_size – size of the cache used to cache the SQL string form of queries. Set to zero to "
+             "disable caching. Defaults to 500, meaning the cache will always store at least 500 statements.")
+    els = [Element("NarrativeText", sentences(3, "plugin"), page=1),
+           Element("NarrativeText", "Available in version 2.5 and later:", page=1),
+           Element("ListItem", entry, page=1)]
+    chunks = chunk_elements(els, count, settings)
+    assert chunks[1].text.startswith("Available in version 2.5 and later:\n" + entry)
+    assert "Available in version" not in chunks[0].text
+
+
 def test_small_table_stays_whole_and_keeps_html(count):
     rows = "\n".join(f"row {i} | {i * 3} | {i * 7}" for i in range(12))
     els = [
