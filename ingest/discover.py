@@ -83,7 +83,8 @@ SECRET_CONTENT = re.compile(
 KEY_MARKER = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 KEY_CHARS = 64  # base64 characters of the smallest private key (Ed25519's PKCS#8 form: 48 bytes)
 KEY_SPAN = 16384  # bytes after a marker that hold its body (an 8192-bit RSA key's PEM is about 6.5 KB)
-_KEY_LINE = re.compile(rb"\r?\n|\r|(?:\\r)?\\n")  # line breaks, also as a JSON or YAML string writes them ("\n")
+_KEY_LINE = re.compile(rb"\r?\n|\r|(?:\\r)?\\n|<[^<>]{0,40}>")  # line breaks, also as a JSON string ("\n")
+# or a web page writes them (<br>, <p>, any tag)
 _KEY_WORD = re.compile(rb"\s+|(?=-----)")  # (a key written on one line ends with its END marker)
 _KEY_HEADER = re.compile(rb"[A-Za-z][\w-]*: ")  # "Proc-Type: 4,ENCRYPTED", "DEK-Info: ...", "Version: GnuPG v2"
 _BASE64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}")

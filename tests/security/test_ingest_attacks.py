@@ -197,6 +197,7 @@ def test_a_private_key_is_told_by_its_body_not_by_its_marker_alone(tmp_path):
         "indented in a manual": f"<pre>/etc/ssl/chain.pem:\n    -----BEGIN PRIVATE KEY-----\n    {body}\n</pre>",
         "in a JSON string": json.dumps({"key": f"-----BEGIN EC PRIVATE KEY-----\n{body}\n-----END EC PRIVATE KEY-----"}),
         "on one line": f"KEY=-----BEGIN PRIVATE KEY-----{body}-----END PRIVATE KEY-----",
+        "in a web page": f"<p>-----BEGIN PRIVATE KEY-----<br>{body[:32]}<br/>{body[32:]}<br>-----END PRIVATE KEY-----</p>",
         "flattened": f"-----BEGIN PRIVATE KEY----- {body[:32]} {body[32:]} -----END PRIVATE KEY-----",
         "cut short": f"-----BEGIN PRIVATE KEY-----\n{body}\n...\n",
     }
