@@ -93,8 +93,8 @@ def read_manpage(text: str) -> list[Node] | None:
     last = lines[body[-1]]
     if _indent(last) >= 20 and _FOOTER.search(last):
         lines[body[-1]] = ""
-    titles = [line for line in lines if line and _indent(line) == 0 and _TITLE.match(line)]
-    others = [line for line in lines if line.strip() and not (_indent(line) <= 3 and _TITLE.match(line.strip()))]
+    titles = [line for line in lines if _title(line) and _indent(line) == 0]
+    others = [line for line in lines if line.strip() and not _title(line)]
     if (len(titles) < MIN_SECTIONS or not (header or "NAME" in titles)
             or sum(_indent(line) > 0 for line in others) < INDENTED * len(others)):
         return None
@@ -106,7 +106,7 @@ def read_manpage(text: str) -> list[Node] | None:
     shared: list[str] = []  # tags that share the next tag's text (".TP -e" ".TP -f": "-e queue_id, -f queue_id")
     tabs: dict[int, int] = {}  # a tag's indent -> where its text starts, in the last tagged paragraph there
     for at, block in enumerate(blocks):
-        if len(block) == 1 and _indent(block[0]) <= 3 and _TITLE.match(block[0].strip()):
+        if len(block) == 1 and _title(block[0]):
             out.append(Node("h2" if _indent(block[0]) == 0 else "h3", block[0].strip()))
             stack = [(0, out)]
             continue
@@ -116,10 +116,11 @@ def read_manpage(text: str) -> list[Node] | None:
         if len(stack) == 1 and stack[0][0] == 0:
             stack[0] = (first, out)  # a section's text starts where its first paragraph does
         deeper = first > stack[-1][0]  # than its context's text: an example, unless it is a bulleted item
-        tagged = _tagged(block, width, words, tabs.get(first, first + TAB))
+        tab = tabs.get(first, first + TAB)
+        tagged = _tagged(block, width, words, tab)
         if tagged is not None and deeper and not _BULLET.match(tagged[0]):
             tagged = None
-        elif tagged is None and not deeper and _shares_text(blocks, at, width, words, tabs.get(first, first + TAB)):
+        elif tagged is None and not deeper and _shares_text(blocks, at, width, words, tab):
             shared.append(block[0].strip())
             continue
         if tagged is None:
@@ -139,6 +140,11 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
+def _title(line: str) -> bool:
+    """A section title: in capitals, at the left margin (a subsection's: up to 3 columns in)."""
+    return bool(line.strip()) and _indent(line) <= 3 and bool(_TITLE.match(line.strip()))
+
+
 def _blocks(lines: list[str]):
     """Runs of non-blank lines; a section title is a run of its own (`man` writes the text right under it)."""
     block: list[str] = []
@@ -147,7 +153,7 @@ def _blocks(lines: list[str]):
             if block:
                 yield block
             block = []
-        elif _indent(line) <= 3 and _TITLE.match(line.strip()):
+        elif _title(line):
             if block:
                 yield block
             yield [line]

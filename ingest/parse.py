@@ -542,8 +542,8 @@ def _retry(path: Path, file_type: str, kwargs: dict, first: Exception) -> list:
 def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | None:
     """The HTML of `path` without the site's chrome (ingest/chrome.py; `chrome` False: with it), its manual pages
     in <pre> read as sections, paragraphs and entries (ingest/manpage.py) and its definition lists' terms joined
-    to their definitions (ingest/definitions.py); None when none of them changes anything, lxml cannot read it, or it is not text in `encoding` (else UTF-8): unstructured then reads the
-    file as it is."""
+    to their definitions (ingest/definitions.py); None when none of them changes anything, lxml cannot read it,
+    or it is not text in `encoding` (else UTF-8): unstructured then reads the file as it is."""
     from lxml import html as lxml_html
 
     from .chrome import Chrome, strip_chrome
