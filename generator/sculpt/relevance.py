@@ -100,8 +100,9 @@ answer never quotes the same words twice.
 - what to do: a question that asks for a fix, a change or what the manual suggests ("What's the fix?", "How do
   I turn that off?", "How should I install it?", `asks_advice`) is typed by a sentence that says what to do
   ("To fix this, make sure you ...", "... set it to READ-COMMITTED.", "... could be enabled with show_index",
-  ADVICE), as a number types a "how many"; and such a sentence that opens with "To fix this" is read after
-  the problem it fixes (REMEDY_RE), for that question only.
+  ADVICE), as a number types a "how many"; and such a sentence that opens with "To fix this" or "In order to
+  change this behavior" is read after what it changes (REMEDY_RE), for that question only, whatever words it
+  shares with the question: the change is what is asked.
 - an entry's name: a sentence under a section title that names a reference entry (`entry_name`: a setting, a
   function, an option) and that does not name it is quoted after that name (`entry_leads`; the grammar's lead).
 - selector: the learned sentence selector's logit, with a small weight (it ranks well on the corpora it
@@ -320,7 +321,8 @@ ASKING = re.compile(r"^\W*(?:what|which|who|whom|whose|when|where|why|how|is|are
 
 
 # "To fix this", "to avoid these": what a sentence that says how to mend a problem opens with, after the problem
-REMEDY = r"to (?:fix|avoid|prevent|solve|resolve|work around) (?:this|that|it|these|those)\b"
+REMEDY = (r"(?:in order )?to (?:fix|avoid|prevent|solve|resolve|work around|change|alter|override|enable|disable|"
+          r"turn (?:on|off)|switch (?:on|off)|achieve|accomplish|do) (?:this|that|it|these|those|so)\b")
 # a question that asks what to do about something: a fix, a workaround, what the manual suggests ("What's the
 # fix?", "How should I install it?", "What does the Celery FAQ suggest?", "What value does it recommend choosing?")
 ADVICE_QUESTION = re.compile(
@@ -892,8 +894,9 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
     text_of = dict(zip(keys, texts))
     advice = asks_advice(question)
     leaning = {key: (head, at) for key, (head, at) in dependent_heads(batch).items() if key not in heads and
-               key in said and adds_to(text_of[key], said[key], head, question, kind, asked)
-               and (advice or not REMEDY_RE.match(text_of[key]))}
+               key in said and ((advice and REMEDY_RE.match(text_of[key]))  # (the remedy is what is asked)
+                                or (adds_to(text_of[key], said[key], head, question, kind, asked)
+                                    and not REMEDY_RE.match(text_of[key])))}
     for i, key in enumerate(keys):
         if key in leaning:
             context[i] = leaning[key][0]
@@ -1167,7 +1170,8 @@ DEPENDENT_RE = re.compile(
 REMEDY_RE = re.compile("^" + REMEDY, re.I)
 # a definition entry's field line ("Default: 10.0 seconds.", "Type: int (kilobytes)"): its value is the entry's
 FIELD_RE = re.compile(r"^(?:defaults?|type|values?|range|units?|examples?|minimum|maximum)\s*:\s*\S", re.I)
-ANTECEDENT_WORDS = 40  # of the sentence a dependent one is read after, its last words
+PROSE_END = re.compile(r"[.!?;:][\"'”’)\]]*\s*$")  # a sentence's end (a title or a label has none)
+ANTECEDENT_WORDS = 40  # of the sentences a dependent one is read after, their last words
 
 
 def dependent_heads(batch) -> dict[int, tuple[str, int]]:
@@ -1175,9 +1179,10 @@ def dependent_heads(batch) -> dict[int, tuple[str, int]]:
     request of `batch` that cannot be read alone:
     - one that leans on the sentence before it (DEPENDENT_RE: "By default this is set to 3 minutes." after
       "When a task is to be retried, ... the default delay is defined by the default_retry_delay attribute."):
-      it is read after that sentence (its last ANTECEDENT_WORDS words), the one before it in its line, or the
-      last of the line above where it opens its line (not across a blank line, not after a title or a line that
-      asks: `section_heads` reads those);
+      it is read after the sentences before it, in its line and the lines above, up to ANTECEDENT_WORDS words
+      (not across a blank line, not after a title or a line that asks: `section_heads` reads those), as "In
+      order to change this behavior, set ..." is about the two sentences that say what the default is and why;
+      the sentence right before it is its head;
     - a definition entry's field line (FIELD_RE: "Default: 10.0 seconds." under "worker_lost_wait"): it is read
       after the entry's first line of prose below it ("In some cases a worker may be killed without proper
       cleanup, ..."), up to a blank line or a title.
@@ -1198,9 +1203,18 @@ def dependent_heads(batch) -> dict[int, tuple[str, int]]:
                         out[sentence_id(p, k)] = (prose[0], sentence_id(p, prose[1]))
                         break
             elif n and flat[n - 1] is not None and DEPENDENT_RE.match(sentence):
-                before = text[spans[flat[n - 1]][0]:spans[flat[n - 1]][1]]
-                if not is_heading(before) and not asks(text, spans, [flat[n - 1]]):
-                    out[sentence_id(p, k)] = (" ".join(before.split()[-ANTECEDENT_WORDS:]), sentence_id(p, flat[n - 1]))
+                said: list[str] = []  # the sentences before it, back to a blank line, a title or a line that
+                for m in flat[n - 1::-1]:  # asks (or, past the first, a line that does not end as prose does)
+                    before = None if m is None else text[spans[m][0]:spans[m][1]]
+                    if before is None or is_heading(before) or asks(text, spans, [m]) or \
+                            (said and not PROSE_END.search(before)):
+                        break
+                    said.insert(0, before)
+                    if sum(len(x.split()) for x in said) >= ANTECEDENT_WORDS:
+                        break
+                if said:
+                    out[sentence_id(p, k)] = (" ".join(" ".join(said).split()[-ANTECEDENT_WORDS:]),
+                                              sentence_id(p, flat[n - 1]))
     return out
 
 

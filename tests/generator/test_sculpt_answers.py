@@ -24,7 +24,7 @@ from generator.sculpt.checkpoint import bundled_checkpoint, checkpoint_meta, loa
 from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passage_windows, sentence_id, sentence_spans,
                                        word_joins)
 from generator.sculpt.config import SculptConfig
-from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, DEFINITION_QUESTION, DEPENDENT_RE, LIST_STEP, OTHER_YEAR, SCAFFOLD_LINE,
+from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, ANTECEDENT_WORDS, DEFINITION_QUESTION, DEPENDENT_RE, LIST_STEP, OTHER_YEAR, SCAFFOLD_LINE,
                                        other_entry,
                                        TYPE_WEIGHT, answer_type, asked_names, asked_years, asks_for_list, combine, parts,
                                        cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
@@ -983,10 +983,36 @@ def test_what_to_do_is_answered_by_the_sentence_that_says_it_not_by_the_problem_
 
 def test_a_sentence_that_refers_back_to_a_case_leans_on_the_one_before_it():
     for text in ("In this situation, the server assumes ISO-8859-1.", "In such cases the pool blocks.",
-                 "In either mode, a worker restarts.", "To fix this, close the connection."):
+                 "In either mode, a worker restarts.", "To fix this, close the connection.",
+                 "In order to change this behavior, set upload_tls_only = yes.", "To do so, pass --force.",
+                 "To turn off this check, set strict = false."):
         assert DEPENDENT_RE.match(text), text
     assert not DEPENDENT_RE.match("In this module the pool is created.")
     assert not DEPENDENT_RE.match("To fix a broken index, rebuild it.")
+    assert not DEPENDENT_RE.match("To change the port, edit gateway.conf.")
+
+
+# the setting that changes a default comes after the sentences that say what the default is and why: "this
+# behavior" is only those sentences' words
+UPLOADS = ("Uploads over plain connections\n"
+           "When the gateway runs with optional encryption, it may still be useful to accept uploads only over "
+           "TLS. To stay compatible with old clients, the default is to accept uploads on plain connections too. "
+           "In order to change this behavior, set upload_tls_only = yes.")
+REQUIRED = "When encryption is required, the gateway accepts uploads only after the TLS handshake has completed."
+
+
+def test_a_sentence_that_leans_back_is_read_after_the_sentences_it_leans_on():
+    heads = dependent_heads(SimpleNamespace(texts=[[UPLOADS]]))
+    head, at = heads[sentence_id(0, 3)]
+    assert head == UPLOADS.split("\n")[1].split(" In order")[0] and at == sentence_id(0, 2)  # (not the title)
+    longer = dependent_heads(SimpleNamespace(texts=[[UPLOADS.replace("TLS.", "TLS. " + "Old clients vary. " * 9)]]))
+    assert len(longer[sentence_id(0, 12)][0].split()) == ANTECEDENT_WORDS
+
+
+def test_the_change_a_user_asks_for_is_quoted_from_the_sentence_that_makes_it(sculpt):
+    result = ask(sculpt, "Encryption is optional on our gateway. How do I make sure clients can only upload after "
+                         "they have switched to TLS?", REQUIRED, UPLOADS)
+    assert "upload_tls_only = yes" in quotes(result.raw_text)[0][0], result.raw_text
 
 
 def test_a_field_line_under_its_entry_title_is_read_with_the_title_and_the_prose():
