@@ -383,7 +383,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # nests it under an earlier sibling where the page's first title is deeper than 0 (an <h2> above <h3>s); v16: a
     # manual page rendered in a <pre> is read as its sections, paragraphs and entries (ingest/manpage.py), a code
     # block that opens with "name:" ("/etc/postfix/main.cf:") starts no chunk of its own as a definition's entry
-    # does, and a lead-in line ("The options are:") goes with the entry after it
+    # does, and a lead-in line ("The options are:") goes with the entry after it; v17: wrapped plain text in a <pre>
+    # is read as its paragraphs and lists (ingest/plaintext.py)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v16{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v17{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -541,7 +541,8 @@ def _retry(path: Path, file_type: str, kwargs: dict, first: Exception) -> list:
 
 def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | None:
     """The HTML of `path` without the site's chrome (ingest/chrome.py; `chrome` False: with it), its manual pages
-    in <pre> read as sections, paragraphs and entries (ingest/manpage.py) and its definition lists' terms joined
+    in <pre> read as sections, paragraphs and entries (ingest/manpage.py), its wrapped plain text in <pre> as
+    paragraphs and lists (ingest/plaintext.py) and its definition lists' terms joined
     to their definitions (ingest/definitions.py); None when none of them changes anything, lxml cannot read it,
     or it is not text in `encoding` (else UTF-8): unstructured then reads the file as it is."""
     from lxml import html as lxml_html
@@ -549,6 +550,7 @@ def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | N
     from .chrome import Chrome, strip_chrome
     from .definitions import join_definitions_in, read_html
     from .manpage import restructure_manpages
+    from .plaintext import restructure_plain_text
 
     try:
         markup = path.read_bytes().decode(encoding or "utf-8")
@@ -558,7 +560,7 @@ def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | N
     if doc is None:
         return None
     found = strip_chrome(doc) if chrome else Chrome()
-    manpages = restructure_manpages(doc)
+    manpages = restructure_manpages(doc) + restructure_plain_text(doc)
     joined = join_definitions_in(doc)
     if found.blocks or found.main or found.permalinks:
         log.debug("%s: page chrome removed (%d blocks, %d permalinks, main content %s), %d of %d letters kept",
