@@ -1,6 +1,6 @@
 """Two database libraries' manuals, ingested as Debian ships them, asked the questions their users ask.
 
-    python benchmarks/library_manuals.py [--set a|b|c|d|e|f|g|h] [--whole] [--k 8] [--json runs/library_manuals.json]
+    python benchmarks/library_manuals.py [--set a|b|c|d|e|f|g|h|i] [--whole] [--k 8] [--json runs/library_manuals.json]
 
 The corpus: psycopg2's whole Sphinx site (`python-psycopg2-doc`, /usr/share/doc/python-psycopg2-doc/html,
 ingested as a site: its build copies are skipped) and twelve pages of SQLAlchemy 1.4's manual
@@ -48,7 +48,13 @@ without any markup of its main content, and manual pages that are one `<pre>` ea
 of main.cf's parameters on one page; benchmarks/data/library_manuals_h.pages.json), 32 answerable questions
 and 8 that the pages do not answer (ids i01-i40), in benchmarks/data/library_manuals_h.jsonl.
 
-`--whole` (sets b-f, h): the same questions asked of a store that holds each package's whole site as Debian
+`--set i`: a ninth set, written blind on 2026-12-06 the same way, and run once before any change was made
+against it: eleven pages of the zsh manual (`apt-get install zsh-doc`, texinfo's HTML: each builtin, option or
+parameter a `<dl>` entry) and HAProxy's starter guide and management guide (`apt-get install haproxy-doc`, two
+long pages converted from its plain-text manuals; benchmarks/data/library_manuals_i.pages.json), 32 answerable
+questions and 8 that the pages do not answer (ids j01-j40), in benchmarks/data/library_manuals_i.jsonl.
+
+`--whole` (sets b-f, h, i): the same questions asked of a store that holds each package's whole site as Debian
 ships it (ingested as a site: its build copies skipped), not only the listed pages: a company asks its whole
 manual, where ten to thirty times as many passages compete for the top k. The unanswerable questions were
 written against the listed pages; the rest of a manual may answer some of them, so their refusal rate is
@@ -81,7 +87,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefgh"}  # .jsonl (questions), .pages.json (pages)
+SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghi"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -132,7 +138,7 @@ def whole_corpus(listed: Path, root: Path) -> Path:
     """The corpus folder of a set's packages as whole sites (`--whole`), made once: each package's html/ folder
     copied as shipped (links kept), so that ingest reads it as a site."""
     packages = json.loads(listed.with_suffix(".pages.json").read_text())
-    missing = sorted(p for p in packages if not (site_root(p) / "index.html").is_file())
+    missing = sorted(p for p in packages if not site_root(p).is_dir())
     if missing:
         sys.exit(f"the manuals are missing: apt-get install {' '.join(missing)}")
     for package in packages:
@@ -144,10 +150,11 @@ def whole_corpus(listed: Path, root: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g", "h"), default="a",
+    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g", "h", "i"), default="a",
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
-                         "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification; h: Postfix")
-    ap.add_argument("--whole", action="store_true", help="sets b-f and h: a store of the packages' whole sites, not only "
+                         "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification; h: Postfix; "
+                         "i: zsh and HAProxy")
+    ap.add_argument("--whole", action="store_true", help="sets b-f, h and i: a store of the packages' whole sites, not only "
                                                               "the listed pages")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--json", type=Path, default=Path("runs/library_manuals.json"))
