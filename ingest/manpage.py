@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MIN_SECTIONS = 2  # section titles at the left margin
@@ -51,7 +52,7 @@ _FOOTER = re.compile(r"\S+\(\w+\)$")  # "Postfix 3.7   2023-01-01   SMTPD(8)", r
 _TITLE = re.compile(r"^[A-Z][A-Z0-9 ,/&()'._-]*[A-Z0-9)]$")
 _BULLET = re.compile(r"^(?:[o*+\u2022\u00b7-]|\(?\d{1,2}[.)]|\(?[a-z][.)])$")
 _HYPHENATED = re.compile(r"([A-Za-z]+)-$")
-_WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
+WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
 
 
 @dataclass
@@ -64,11 +65,17 @@ class Node:
 def restructure_manpages(doc) -> int:
     """Replace each <pre> of `doc` (an lxml.html document) that holds a rendered manual page by its structure
     (see the module docstring), in place; how many were replaced."""
+    return replace_pres(doc, read_manpage)
+
+
+def replace_pres(doc, read: Callable[[str], list[Node] | None]) -> int:
+    """Replace each <pre> of `doc` whose text `read` gives nodes for by those nodes' HTML, in place (a text after
+    the <pre>, inside its parent, is kept as a paragraph after them); how many were replaced."""
     done = 0
     for pre in list(doc.iter("pre")):
-        nodes = read_manpage(pre.text_content())
         parent = pre.getparent()
-        if nodes is None or parent is None:
+        nodes = read(pre.text_content()) if parent is not None else None
+        if nodes is None:
             continue
         at = parent.index(pre)
         elements = list(_elements(nodes))
@@ -91,15 +98,15 @@ def read_manpage(text: str) -> list[Node] | None:
     if header:
         lines[body[0]] = ""
     last = lines[body[-1]]
-    if _indent(last) >= 20 and _FOOTER.search(last):
+    if indent(last) >= 20 and _FOOTER.search(last):
         lines[body[-1]] = ""
-    titles = [line for line in lines if _title(line) and _indent(line) == 0]
+    titles = [line for line in lines if _title(line) and indent(line) == 0]
     others = [line for line in lines if line.strip() and not _title(line)]
     if (len(titles) < MIN_SECTIONS or not (header or "NAME" in titles)
-            or sum(_indent(line) > 0 for line in others) < INDENTED * len(others)):
+            or sum(indent(line) > 0 for line in others) < INDENTED * len(others)):
         return None
     width = max(len(line) for line in lines)
-    words = Counter(w.lower() for line in lines for w in _WORD.findall(line))
+    words = Counter(w.lower() for line in lines for w in WORD.findall(line))
     out: list[Node] = []
     stack: list[tuple[int, list[Node]]] = [(0, out)]  # (the indent a container's text starts at, its children)
     blocks = list(_blocks(lines))
@@ -107,10 +114,10 @@ def read_manpage(text: str) -> list[Node] | None:
     tabs: dict[int, int] = {}  # a tag's indent -> where its text starts, in the last tagged paragraph there
     for at, block in enumerate(blocks):
         if len(block) == 1 and _title(block[0]):
-            out.append(Node("h2" if _indent(block[0]) == 0 else "h3", block[0].strip()))
+            out.append(Node("h2" if indent(block[0]) == 0 else "h3", block[0].strip()))
             stack = [(0, out)]
             continue
-        first = _indent(block[0])
+        first = indent(block[0])
         while len(stack) > 1 and first < stack[-1][0]:
             stack.pop()
         if len(stack) == 1 and stack[0][0] == 0:
@@ -136,13 +143,13 @@ def read_manpage(text: str) -> list[Node] | None:
     return out
 
 
-def _indent(line: str) -> int:
+def indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
 def _title(line: str) -> bool:
     """A section title: in capitals, at the left margin (a subsection's: up to 3 columns in)."""
-    return bool(line.strip()) and _indent(line) <= 3 and bool(_TITLE.match(line.strip()))
+    return bool(line.strip()) and indent(line) <= 3 and bool(_TITLE.match(line.strip()))
 
 
 def _blocks(lines: list[str]):
@@ -172,18 +179,18 @@ def _tagged(block: list[str], width: int, words: Counter, tab: int | None) -> tu
     on to the next ("transport_destination_concurrency_limit ($default_destination_concur-" "rency_limit)").
     A paragraph of one line is tagged only by a bullet, or by a short tag whose text starts where the text of
     the last tagged paragraph at this indent started (`tab`; TAB columns in, before the first one)."""
-    first, line0 = _indent(block[0]), block[0]
+    first, line0 = indent(block[0]), block[0]
     if len(block) == 1:
         m = re.match(r"(\S+)( {2,})\S", line0[first:])
         if m and (_BULLET.match(m.group(1)) or first + m.end() - 1 == tab):
             deeper = first + m.end() - 1
             return m.group(1), deeper, [" " * deeper + line0[deeper:]]
         return None
-    lines = next((k for k, line in enumerate(block) if _indent(line) != first), len(block))  # the tag's lines
+    lines = next((k for k, line in enumerate(block) if indent(line) != first), len(block))  # the tag's lines
     if lines == len(block):
         return None
-    deeper = _indent(block[lines])
-    if deeper <= first or any(_indent(line) < deeper for line in block[lines + 1:]):
+    deeper = indent(block[lines])
+    if deeper <= first or any(indent(line) < deeper for line in block[lines + 1:]):
         return None
     if (lines == 1 and len(line0) >= width - FILL_SLACK and len(line0) > deeper and line0[deeper - 1] == " "
             and line0[deeper] != " " and len(line0[first:deeper].split()) == 1):
@@ -191,7 +198,7 @@ def _tagged(block: list[str], width: int, words: Counter, tab: int | None) -> tu
     if lines > 1 and all(_short(line) for line in block[:lines]):
         tag = ", ".join(line.strip() for line in block[:lines])
     elif lines <= 2:
-        tag = _join(block[:lines], words)
+        tag = join_lines(block[:lines], words)
     else:
         return None
     if len(tag) > MAX_TAG or (lines == 2 and tag[-1] in ".:;,"):  # (two lines of a sentence, not a tag)
@@ -209,9 +216,9 @@ def _shares_text(blocks: list[list[str]], at: int, width: int, words: Counter, t
     """Block `at` is a tag alone whose text is a later tag's: one short line, then only such lines (at its
     indent, each a paragraph), then a tagged paragraph at that indent ("net.work.addr.ess", "net.work.addr",
     "net.work", "net    Matches a remote IPv4 host address ...")."""
-    indent = _indent(blocks[at][0])
+    own = indent(blocks[at][0])
     for block in blocks[at:]:
-        if _indent(block[0]) != indent:
+        if indent(block[0]) != own:
             return False
         if len(block) > 1 or not _short(block[0]):
             return block is not blocks[at] and _tagged(block, width, words, tab) is not None
@@ -222,22 +229,22 @@ def _shares_text(blocks: list[list[str]], at: int, width: int, words: Counter, t
 
 def _text_node(block: list[str], deeper: bool, width: int, words: Counter) -> Node:
     """A filled paragraph, or the block as it is (an example; a lone line deeper than its context's text)."""
-    indents = {_indent(line) for line in block}
+    indents = {indent(line) for line in block}
     filled = len(indents) == 1 and all(len(line) >= width - FILL_SLACK for line in block[:-1])
     if filled and not (deeper and len(block) == 1):
-        return Node("p", _join(block, words))
+        return Node("p", join_lines(block, words))
     cut = min(indents)
     return Node("pre", "\n".join(line[cut:] for line in block))
 
 
-def _join(block: list[str], words: Counter) -> str:
+def join_lines(block: list[str], words: Counter) -> str:
     """A filled paragraph's lines as one line of single spaces, each word hyphenated at a line's end whole again."""
     text = ""
     for line in block:
         line = " ".join(line.split())
         m = _HYPHENATED.search(text)
         if m and line[:1].islower():
-            head = _WORD.match(line).group(0)
+            head = WORD.match(line).group(0)
             keep = words[f"{m.group(1)}-{head}".lower()] > words[(m.group(1) + head).lower()]
             text = text + line if keep else text[:-1] + line
         else:

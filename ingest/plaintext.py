@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .manpage import Node, _elements, _element, _indent, _join, _WORD
+from .manpage import WORD, Node, indent, join_lines, replace_pres
 
 WRAP_SLACK = 24  # a wrapped line ends within this many columns of the text's right margin
 PROSE_SHARE = 0.8  # of a prose line's tokens, plain words or numbers
@@ -55,21 +55,7 @@ _PLAIN = re.compile(r"^[(\"'\u2018\u201c]?(?:[A-Za-z]+(?:['\u2019-][A-Za-z]+)*|\
 def restructure_plain_text(doc) -> int:
     """Replace each <pre> of `doc` (an lxml.html document) that holds wrapped plain text by its paragraphs,
     lists and preformatted blocks (see the module docstring), in place; how many were replaced."""
-    done = 0
-    for pre in list(doc.iter("pre")):
-        parent = pre.getparent()
-        nodes = read_plain_text(pre.text_content()) if parent is not None else None
-        if nodes is None:
-            continue
-        at = parent.index(pre)
-        elements = list(_elements(nodes))
-        if (pre.tail or "").strip():
-            elements.append(_element("p", pre.tail.strip()))
-        parent.remove(pre)
-        for offset, el in enumerate(elements):
-            parent.insert(at + offset, el)
-        done += 1
-    return done
+    return replace_pres(doc, read_plain_text)
 
 
 def read_plain_text(text: str) -> list[Node] | None:
@@ -81,18 +67,18 @@ def read_plain_text(text: str) -> list[Node] | None:
     width = sorted(map(len, body))[int(MARGIN * (len(body) - 1))]  # (not the longest: one line may run over)
     if width < MIN_WIDTH:
         return None
-    left = min(_indent(line) for line in body)
-    words = Counter(w.lower() for line in body for w in _WORD.findall(line))
+    left = min(indent(line) for line in body)
+    words = Counter(w.lower() for line in body for w in WORD.findall(line))
     out: list[Node] = []
     kept: list[str] = []  # lines that stay preformatted, blank ones included, until the next paragraph or item
     prose = wrapped = 0
     for block in _blocks(lines):
         items = _items(block, width)
         if items is not None:
-            nodes = [Node("li", children=[Node("p", _join(item, words))]) for item in items]
+            nodes = [Node("li", children=[Node("p", join_lines(item, words))]) for item in items]
             wrapped += sum(len(item) - 1 for item in items)
-        elif _paragraph(block, width) or (len(block) == 1 and _indent(block[0]) == left and _sentence(block[0])):
-            nodes = [Node("p", _join(block, words))]
+        elif _paragraph(block, width) or (len(block) == 1 and indent(block[0]) == left and _sentence(block[0])):
+            nodes = [Node("p", join_lines(block, words))]
             wrapped += len(block) - 1
         else:
             kept.extend([*block, ""])
@@ -131,7 +117,7 @@ def _prose(line: str) -> bool:
 def _paragraph(block: list[str], width: int) -> bool:
     """Lines at one indent, each but the last wrapped at the right margin, all of them words, the last ending
     as a sentence or a lead-in does."""
-    return (len(block) > 1 and len({_indent(line) for line in block}) == 1 and bool(_END.search(block[-1]))
+    return (len(block) > 1 and len({indent(line) for line in block}) == 1 and bool(_END.search(block[-1]))
             and all(len(line) >= width - WRAP_SLACK for line in block[:-1]) and all(map(_prose, block)))
 
 
@@ -150,7 +136,7 @@ def _items(block: list[str], width: int) -> list[list[str]] | None:
         if m and (at is None or len(m.group(1)) < at):
             at = m.end()
             items.append([line[at:]])
-        elif at is not None and _indent(line) == at:
+        elif at is not None and indent(line) == at:
             items[-1].append(line[at:])
         else:
             return None
@@ -167,6 +153,6 @@ def _flush(kept: list[str], out: list[Node]) -> None:
     while kept and not kept[-1].strip():
         kept.pop()
     if kept:
-        cut = min(_indent(line) for line in kept if line.strip())
+        cut = min(indent(line) for line in kept if line.strip())
         out.append(Node("pre", "\n".join(line[cut:] for line in kept)))
     kept.clear()
