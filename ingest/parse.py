@@ -542,9 +542,9 @@ def _retry(path: Path, file_type: str, kwargs: dict, first: Exception) -> list:
 def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | None:
     """The HTML of `path` without the site's chrome (ingest/chrome.py; `chrome` False: with it), its manual pages
     in <pre> read as sections, paragraphs and entries (ingest/manpage.py), its wrapped plain text in <pre> as
-    paragraphs and lists (ingest/plaintext.py) and its definition lists' terms joined
-    to their definitions (ingest/definitions.py); None when none of them changes anything, lxml cannot read it,
-    or it is not text in `encoding` (else UTF-8): unstructured then reads the file as it is."""
+    paragraphs and lists (ingest/plaintext.py) and its definition lists' terms joined to their definitions
+    (ingest/definitions.py); None when none of them changes anything, lxml cannot read it, or it is not text in
+    `encoding` (else UTF-8): unstructured then reads the file as it is."""
     from lxml import html as lxml_html
 
     from .chrome import Chrome, strip_chrome
@@ -560,12 +560,12 @@ def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | N
     if doc is None:
         return None
     found = strip_chrome(doc) if chrome else Chrome()
-    manpages = restructure_manpages(doc) + restructure_plain_text(doc)
+    pres = restructure_manpages(doc) + restructure_plain_text(doc)  # (each <pre> read by one of them at most)
     joined = join_definitions_in(doc)
     if found.blocks or found.main or found.permalinks:
         log.debug("%s: page chrome removed (%d blocks, %d permalinks, main content %s), %d of %d letters kept",
                   display_name(path), found.blocks, found.permalinks, found.main, found.after, found.before)
-    elif not joined and not manpages:
+    elif not joined and not pres:
         return None  # nothing changed: unstructured reads the file itself
     return lxml_html.tostring(doc, encoding="unicode")
 

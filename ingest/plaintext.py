@@ -17,9 +17,11 @@ fix doesn't consist in delaying the") and chunks began and ended mid-sentence. `
 HTML in such a <pre>'s place:
 
 - a block of lines at one indent, each but the last reaching to within WRAP_SLACK columns of the text's
-  right margin, the last ending as a sentence or a lead-in does, and reading as words rather than code (PROSE_SHARE of each line's tokens plain words or
-  numbers, no line continued by a backslash), is a paragraph (<p>): its lines joined, a word hyphenated at a line's end
-  whole again (ingest/manpage.py's rule); so is a lone sentence at the text's left margin ("Example :");
+  right margin (the MARGIN quantile of its lines' lengths), the last ending as a sentence or a lead-in does,
+  and reading as words rather than code (PROSE_SHARE of each line's tokens plain words or numbers; no comment,
+  prompt or quoted line, no aligned columns, no line continued by a backslash), is a paragraph (<p>): its
+  lines joined, a word hyphenated at a line's end whole again (ingest/manpage.py's rule); so is a lone
+  sentence at the text's left margin ("Example :");
 - a bulleted item ("- ", "* ", "o ", "1. ", "2) ") with its lines below it indented to its text is a list
   item (<li>), consecutive items one list, where each item is prose or a short name ("- check-sni");
 - anything else (a configuration example, a command, a table drawn in text) stays preformatted, its blank
@@ -48,8 +50,9 @@ NAME_WORDS = 3  # an item of one line this short may be a name, words or not
 _BULLET = re.compile(r"^( *)([-*+o\u2022]|\d{1,2}[.)])( +)(?=\S)")
 _END = re.compile(r"[.:?!][)\"'\u2019\u201d]*$")  # a sentence's or a lead-in's end
 _MARKS = {":", ";", "-", "\u2013", "\u2014", "!", "?"}  # punctuation written apart from the words
-_NOT_PROSE = ("#", "//", ";", "--", "%", ">", "$", "|")  # a comment's, a prompt's, a quote's or a table's first token
-_PLAIN = re.compile(r"^[(\"'\u2018\u201c]?(?:[A-Za-z]+(?:['\u2019-][A-Za-z]+)*|\d+(?:[.,]\d+)*%?)[.,;:!?)\"'\u2019\u201d]*$")
+_NOT_PROSE = ("#", "//", ";", "--", "%", ">", "$", "|")  # a comment's, a prompt's, a quote's, a table's start
+_PLAIN = re.compile(r"^[(\"'\u2018\u201c]?(?:[A-Za-z]+(?:['\u2019-][A-Za-z]+)*|\d+(?:[.,]\d+)*%?)"  # a word, a number
+                    r"[.,;:!?)\"'\u2019\u201d]*$")
 
 
 def restructure_plain_text(doc) -> int:
