@@ -50,7 +50,7 @@ MAX_TAG = 160  # characters of a tag on lines of its own (ingest/definitions.py 
 _HEADER = re.compile(r"^(\S+)\((\w+)\)\s.*\s\1\(\w+\)$")  # "SMTPD(8)   System Manager's Manual   SMTPD(8)"
 _FOOTER = re.compile(r"\S+\(\w+\)$")  # "Postfix 3.7   2023-01-01   SMTPD(8)", right-aligned
 _TITLE = re.compile(r"^[A-Z][A-Z0-9 ,/&()'._-]*[A-Z0-9)]$")
-_BULLET = re.compile(r"^(?:[o*+\u2022\u00b7-]|\(?\d{1,2}[.)]|\(?[a-z][.)])$")
+BULLET = re.compile(r"^(?:[o*+\u2022\u00b7-]|\(?\d{1,2}[.)]|\(?[a-z][.)])$")
 _HYPHENATED = re.compile(r"([A-Za-z]+)-$")
 WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
 
@@ -125,7 +125,7 @@ def read_manpage(text: str) -> list[Node] | None:
         deeper = first > stack[-1][0]  # than its context's text: an example, unless it is a bulleted item
         tab = tabs.get(first, first + TAB)
         tagged = _tagged(block, width, words, tab)
-        if tagged is not None and deeper and not _BULLET.match(tagged[0]):
+        if tagged is not None and deeper and not BULLET.match(tagged[0]):
             tagged = None
         elif tagged is None and not deeper and _shares_text(blocks, at, width, words, tab):
             shared.append(block[0].strip())
@@ -134,7 +134,7 @@ def read_manpage(text: str) -> list[Node] | None:
             stack[-1][1].append(_text_node(block, deeper, width, words))
             continue
         tag, text_at, rest = tagged
-        node = Node("li" if _BULLET.match(tag) else "dt", ", ".join([*shared, tag]))
+        node = Node("li" if BULLET.match(tag) else "dt", ", ".join([*shared, tag]))
         shared, tabs[first] = [], text_at
         if rest:
             node.children.append(_text_node(rest, False, width, words))
@@ -182,7 +182,7 @@ def _tagged(block: list[str], width: int, words: Counter, tab: int | None) -> tu
     first, line0 = indent(block[0]), block[0]
     if len(block) == 1:
         m = re.match(r"(\S+)( {2,})\S", line0[first:])
-        if m and (_BULLET.match(m.group(1)) or first + m.end() - 1 == tab):
+        if m and (BULLET.match(m.group(1)) or first + m.end() - 1 == tab):
             deeper = first + m.end() - 1
             return m.group(1), deeper, [" " * deeper + line0[deeper:]]
         return None

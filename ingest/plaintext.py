@@ -22,8 +22,9 @@ HTML in such a <pre>'s place:
   prompt or quoted line, no aligned columns, no line continued by a backslash), is a paragraph (<p>): its
   lines joined, a word hyphenated at a line's end whole again (ingest/manpage.py's rule); so is a lone
   sentence at the text's left margin ("Example :");
-- a bulleted item ("- ", "* ", "o ", "1. ", "2) ") with its lines below it indented to its text is a list
-  item (<li>), consecutive items one list, where each item is prose or a short name ("- check-sni");
+- a bulleted item ("- ", "* ", "o ", "1. ", "2) ", "a) ": manpage.BULLET) with its lines below it indented to
+  its text is a list item (<li>), consecutive items one list, where each item is prose or a short name ("-
+  check-sni");
 - anything else (a configuration example, a command, a table drawn in text) stays preformatted, its blank
   lines and indentation kept.
 
@@ -38,7 +39,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .manpage import WORD, Node, indent, join_lines, replace_pres
+from .manpage import BULLET, WORD, Node, indent, join_lines, replace_pres
 
 WRAP_SLACK = 24  # a wrapped line ends within this many columns of the text's right margin
 PROSE_SHARE = 0.8  # of a prose line's tokens, plain words or numbers
@@ -47,7 +48,7 @@ MARGIN = 0.9  # the text's right margin: this quantile of its lines' lengths
 MIN_WIDTH = 60  # a text narrower than this is no wrapped prose (a short list, a table, a log excerpt)
 MIN_WRAPS = 3  # lines that run on into the next, in its paragraphs and items
 NAME_WORDS = 3  # an item of one line this short may be a name, words or not
-_BULLET = re.compile(r"^( *)([-*+o\u2022]|\d{1,2}[.)])( +)(?=\S)")
+_LEAD = re.compile(r"^( *)(\S+)( +)(?=\S)")  # a first token and the spaces after it (a bullet: BULLET)
 _END = re.compile(r"[.:?!][)\"'\u2019\u201d]*$")  # a sentence's or a lead-in's end
 _MARKS = {":", ";", "-", "\u2013", "\u2014", "!", "?"}  # punctuation written apart from the words
 _NOT_PROSE = ("#", "//", ";", "--", "%", ">", "$", "|")  # a comment's, a prompt's, a quote's, a table's start
@@ -135,8 +136,8 @@ def _items(block: list[str], width: int) -> list[list[str]] | None:
     items: list[list[str]] = []
     at = None  # where the current item's text starts
     for line in block:
-        m = _BULLET.match(line)
-        if m and (at is None or len(m.group(1)) < at):
+        m = _LEAD.match(line)
+        if m and BULLET.match(m.group(2)) and (at is None or len(m.group(1)) < at):
             at = m.end()
             items.append([line[at:]])
         elif at is not None and indent(line) == at:

@@ -894,9 +894,8 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
     text_of = dict(zip(keys, texts))
     advice = asks_advice(question)
     leaning = {key: (head, at) for key, (head, at) in dependent_heads(batch).items() if key not in heads and
-               key in said and ((advice and REMEDY_RE.match(text_of[key]))  # (the remedy is what is asked)
-                                or (adds_to(text_of[key], said[key], head, question, kind, asked)
-                                    and not REMEDY_RE.match(text_of[key])))}
+               key in said and (advice if REMEDY_RE.match(text_of[key])  # (a remedy: it is what is asked, or
+                                else adds_to(text_of[key], said[key], head, question, kind, asked))}  # nothing)
     for i, key in enumerate(keys):
         if key in leaning:
             context[i] = leaning[key][0]
@@ -1203,18 +1202,17 @@ def dependent_heads(batch) -> dict[int, tuple[str, int]]:
                         out[sentence_id(p, k)] = (prose[0], sentence_id(p, prose[1]))
                         break
             elif n and flat[n - 1] is not None and DEPENDENT_RE.match(sentence):
-                said: list[str] = []  # the sentences before it, back to a blank line, a title or a line that
-                for m in flat[n - 1::-1]:  # asks (or, past the first, a line that does not end as prose does)
+                words: list[str] = []  # of the sentences before it, back to a blank line, a title or a line
+                for m in flat[n - 1::-1]:  # that asks (or, past the first, a line that does not end as prose does)
                     before = None if m is None else text[spans[m][0]:spans[m][1]]
                     if before is None or is_heading(before) or asks(text, spans, [m]) or \
-                            (said and not PROSE_END.search(before)):
+                            (words and not PROSE_END.search(before)):
                         break
-                    said.insert(0, before)
-                    if sum(len(x.split()) for x in said) >= ANTECEDENT_WORDS:
+                    words[:0] = before.split()
+                    if len(words) >= ANTECEDENT_WORDS:
                         break
-                if said:
-                    out[sentence_id(p, k)] = (" ".join(" ".join(said).split()[-ANTECEDENT_WORDS:]),
-                                              sentence_id(p, flat[n - 1]))
+                if words:
+                    out[sentence_id(p, k)] = (" ".join(words[-ANTECEDENT_WORDS:]), sentence_id(p, flat[n - 1]))
     return out
 
 
