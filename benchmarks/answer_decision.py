@@ -9,8 +9,9 @@ their case halves (ids 01-16 and 33-36); `--half held` takes the other halves of
 be made on. Set e is never read. Every question is asked with the k=8 passages `sculptrag eval` gives it, and each
 answerable one again with distractor-only passages (the eval's noise level 1: its gold documents left out), which
 makes it unanswerable. The decision score of a request is its best sentence score with the learned selector's
-share, the number the generator compares with its answer threshold (`generator/sculpt/relevance.py`); it is read
-by wrapping `relevance.sentence_relevances` while the generator answers.
+share, less UNTYPED for a sentence without the kind of value asked for (`relevance.decision_score`): the number
+the generator compares with its answer threshold (`generator/sculpt/relevance.py`); it is read by wrapping
+`relevance.decision_score` while the generator answers ("bare": the same without the learned share).
 
 Printed, per set, pooled, and pooled by the question's shape (one sentence, or a user's situation told before
 the question: `relevance.question_sentences`): the AUC of the decision score (answerable questions against
@@ -90,18 +91,22 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
     (several sentences), its refusal, whether the answer holds a gold fact, and the answer's text."""
     scores: dict[str, float] = {}
     bare: dict[str, float] = {}
-    plain = relevance.sentence_relevances
+    plain, decide = relevance.sentence_relevances, relevance.decision_score
 
     def recording(hidden, tokenizer, batch, question, titles=frozenset(), shares=(None,), sections=None, seen=None):
         out = plain(hidden, tokenizer, batch, question, titles, (*shares, None), sections, seen)
-        if shares[0] is not None:  # the decision's score: the first share is the learned one (the generator's call)
-            scores[question], bare[question] = float(out[0].max()), float(out[-1].max())
+        if shares[0] is not None:  # the first share is the learned one (the generator's call)
+            bare[question] = decide(batch, question, out[-1])
         return out[:len(shares)]
+
+    def deciding(batch, question, score):  # the decision's score, as the generator reads it
+        scores[question] = decide(batch, question, score)
+        return scores[question]
 
     ds, store = dataset(name, half)
     answerable = {it.id for it in ds.items if it.answerable}
     rows = []
-    relevance.sentence_relevances = recording
+    relevance.sentence_relevances, relevance.decision_score = recording, deciding
     try:
         for noise in (None, (1.0,)):
             scores.clear()
@@ -121,7 +126,7 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
                              "refused": bool(a.get("refusal")), "fact": bool(a.get("contains_gold")),
                              "text": a.get("text", "")})
     finally:
-        relevance.sentence_relevances = plain
+        relevance.sentence_relevances, relevance.decision_score = plain, decide
     return rows
 
 

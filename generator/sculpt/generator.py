@@ -9,8 +9,9 @@ What to quote, and whether to answer at all, is decided once per request from ea
 relevance to the question (relevance.py: the pretrained embedder's similarity, lexical cover, the asked
 answer type, a small share of the model's learned selector), the "relevance" selector:
 - answer or refuse: one rule, answer when the best sentence's relevance reaches `answer_threshold` (chosen
-  on corpora the model never trained on; docs/benchmarks.md) and every name the question asks about is
-  named by some passage (`names`, relevance.unnamed), else the refusal;
+  on corpora the model never trained on; docs/benchmarks.md; a sentence without the kind of value asked
+  for, a number or a default, counts less there: relevance.decision_score) and every name the
+  question asks about is named by some passage (`names`, relevance.unnamed), else the refusal;
 - which sentence a quote opens on: the most relevant unused one (for a question of several sentences, a user's
   situation and then what they ask, by relevance without the learned selector's share: the selector trained on
   questions of one sentence, and ranks such a question's sentences worse than the zero-shot parts alone do;
@@ -315,7 +316,8 @@ class SculptGenerator:
                                                          titles, (learned, None) if told else (learned,), sections,
                                                          seen)
             threshold = self.answer_threshold
-            refuse = float(score.max()) < threshold or bool(unnamed)  # passages about something else
+            refuse = (relevance.decision_score(batch, question, score) < threshold  # (no sentence gives what is
+                      or bool(unnamed))  # asked, or the passages are about something else)
             score = bare[0] if bare else score
             if cfg.columns:  # no further quote of a table row that names the asked column less well
                 score = relevance.off_column_rows(batch, question, score)

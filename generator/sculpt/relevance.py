@@ -1257,6 +1257,42 @@ def sentence_texts(batch) -> tuple[list[int], list[str]]:
     return keys, texts
 
 
+DEFAULT_QUESTION = re.compile(r"\bdefaults?\b", re.I)  # "What is its usual default?", "... by default?"
+COUNT_QUESTION = re.compile(r"\bhow (?:many|much|long|old|far|big|large|tall)\b|"  # what only a number answers
+                            r"\bwhat (?:percentage|share|number|amount|price|rate|proportion)\b", re.I)
+STATES_DEFAULT = re.compile(r"\bdefault", re.I)  # "default 10m", "defaults to 30", "by default", "The default is"
+UNTYPED = 1.0  # taken off, for answer-or-refuse only, a sentence without the kind of value the question asks for
+
+
+def decision_score(batch, question: str, score: np.ndarray) -> float:
+    """The best sentence's relevance (`score`, over the first request's positions) for answer-or-refuse: a
+    sentence without the kind of value the question asks for counts UNTYPED less there.
+    - A "how many" or "how long" question (COUNT_QUESTION) needs a number the question does not give
+      (`has_answer_type`). Not every question `answer_type` reads as asking for a number: a default "value"
+      may be "false" or "unset".
+    - A question that asks for a default needs a sentence that states one ("default 10m", "defaults to", "by
+      default"): "What is the default value of the redirect router's one_time option?" is refused over "The
+      headers_add option cannot be used for a redirect router that has the one_time option set."
+    - A "when" question needs no date: "When do the patent licenses ... terminate?" is answered by "... as of
+      the date such litigation is filed."
+    Only the decision reads it. Ranking with it put the gold sentence first less often on the dev halves: an
+    answer may give its value without the word ("... but is typically 500." after "The default value is
+    determined when the shell is configured,")."""
+    proper = question_proper(question)
+    count, default = bool(COUNT_QUESTION.search(proper)), bool(DEFAULT_QUESTION.search(proper))
+    if not count and not default:
+        return float(score.max())
+    sid = batch.sentence[0]
+    best = -np.inf
+    for key, text in zip(*sentence_texts(batch)):
+        at = score[sid == key]
+        if at.size and np.isfinite(top := float(at.max())):
+            typed = (not count or has_answer_type(text, question, "number")) and \
+                (not default or bool(STATES_DEFAULT.search(text)))
+            best = max(best, top if typed else top - UNTYPED)
+    return float(best)
+
+
 def clause_choice(batch, question: str, starts: np.ndarray) -> np.ndarray:
     """(M,) over the allowed quote starts of the first request of `batch`: a sentence start scores 0; a clause
     start whose prefix in its sentence is `dispensable` (and whose rest is not) scores 1 + its index, so the

@@ -569,8 +569,13 @@ def test_a_referral_is_never_the_answer(sculpt):
             "store: Store credentials indefinitely on disk. See git-credential-store(1) for details.\n"
             "You may also have third-party helpers installed; search for credential-* in the output of git help -a, "
             "and consult the documentation of individual helpers.")
+    result = ask(sculpt, "Where does git credential-cache keep my credentials?", text)
+    said = quotes(result.raw_text)
+    assert ("Cache credentials in memory for a short period of time.", 1) in said
+    assert not any("See " in quote for quote, _ in said)
+    # asked for a duration by default, the entry gives none ("a short period of time"), nor does "(1)": refused
     result = ask(sculpt, "How long does git credential-cache keep my credentials in memory by default?", text)
-    assert quotes(result.raw_text) == [("Cache credentials in memory for a short period of time.", 1)]
+    assert result.text == REFUSAL
 
 
 def test_table_rows_header_rows_name_columns_and_labelled_rows_hold_the_asked_value():
@@ -1310,3 +1315,24 @@ def test_a_quoted_lead_in_is_followed_by_what_it_introduces(sculpt):
     said = quotes(ask(sculpt, question, faq, other).raw_text)
     assert said[-2:] == [lead_in, ("[mysqld]", 1)]  # the line it promises, cited to the same passage
     assert quotes(ask(sculpt.with_options(follow=False), question, faq, other).raw_text)[-1] == lead_in  # (alone)
+
+
+ONE_TIME = ("headers_add: Warning: The headers_add option cannot be used for a redirect router that has the one_time "
+            "option set.\n"
+            "unseen: The unseen option can be set on a redirect router to pass a copy of an address on.")
+
+
+def test_a_question_that_asks_for_a_default_or_a_number_needs_a_sentence_that_gives_one(sculpt):
+    # the router's one_time option is named, but no sentence says what it is by default: refused
+    q = "What is the default value of the redirect router's one_time option?"
+    assert ask(sculpt, q, ONE_TIME).text == REFUSAL
+    entry = ("one_time (use redirect, type boolean, default false): If one_time is set, a redirect router's "
+             "generated addresses are delivered once and the original address is then marked as delivered.")
+    result = ask(sculpt, q, ONE_TIME, entry)
+    assert "default false" in result.raw_text
+    # a number: "a short period of time" gives no duration
+    q = "How long does git's credential cache keep a password?"
+    text = "cache: Cache credentials in memory for a short period of time."
+    assert ask(sculpt, q, text).text == REFUSAL
+    given = ask(sculpt, q, text + " The cache keeps a password in memory for 900 seconds (15 minutes) by default.")
+    assert "900 seconds" in given.raw_text
