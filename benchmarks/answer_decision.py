@@ -87,10 +87,12 @@ def auc(pos: list[float], neg: list[float]) -> float:
 
 def collect(name: str, half: str, settings: Settings) -> list[dict]:
     """One row per request of the "sculpt-decision" generator: answerable, the decision score, the same score
-    without the learned share ("bare", the zero-shot rule alone), whether the question tells a situation first
+    without the learned share ("bare", the zero-shot rule alone), the best sentence's score whatever value it
+    gives ("best": the decision score before `relevance.decision_score`), whether the question tells a situation first
     (several sentences), its refusal, whether the answer holds a gold fact, and the answer's text."""
     scores: dict[str, float] = {}
     bare: dict[str, float] = {}
+    best: dict[str, float] = {}  # the best sentence's score, whatever it gives
     plain, decide = relevance.sentence_relevances, relevance.decision_score
 
     def recording(hidden, tokenizer, batch, question, titles=frozenset(), shares=(None,), sections=None, seen=None):
@@ -100,7 +102,7 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
         return out[:len(shares)]
 
     def deciding(batch, question, score):  # the decision's score, as the generator reads it
-        scores[question] = decide(batch, question, score)
+        scores[question], best[question] = decide(batch, question, score), float(score.max())
         return scores[question]
 
     ds, store = dataset(name, half)
@@ -111,6 +113,7 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
         for noise in (None, (1.0,)):
             scores.clear()
             bare.clear()
+            best.clear()
             kw = {"store_dir": store} if store else {}
             report = run_eval(EvalRun(dataset=ds, generators=("sculpt-decision",), k=8, settings=settings,
                                       noise=noise, **kw))
@@ -122,6 +125,7 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
                              "answerable": bool(r["answerable"]) and not noise,
                              "score": scores.get(r["question"], float("-inf")),
                              "bare": bare.get(r["question"], float("-inf")),
+                             "best": best.get(r["question"], float("-inf")),
                              "told": len(relevance.question_sentences(r["question"])) > 1,
                              "refused": bool(a.get("refusal")), "fact": bool(a.get("contains_gold")),
                              "text": a.get("text", "")})
