@@ -210,16 +210,21 @@ NOT_NAMES = frozenset(("i", "table", "figure", "column", "row", "section", "chap
                        "saturday", "sunday", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib", "ms"))  # (units)
 
 
+# an identifier written with underscores: "final_timeout", "worker_max_memory_per_child", "vcs_info"
+IDENTIFIER_RE = re.compile(r"(?<![\w.-])[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+(?![\w-])")
+
+
 def asked_names(question: str) -> list[str]:
     """The names a question asks about: its words written with a capital ("Vodafone", "Bruins", "SNB22-3",
     "PetCare", "iPhone"), bar the first word of each of its sentences, "I", month and weekday names, the words
     that point into a document ("Table 1") and an abbreviation the question spells out (`spelled_out`); a
     possessive's "'s" dropped. None when most of its words are capitalised (a title-case or shouted question
-    says nothing by its capitals)."""
-    found = list(ASKED_NAME_RE.finditer(question))
+    says nothing by its capitals). And, wherever they stand, the identifiers it writes with underscores
+    (IDENTIFIER_RE: an option, a parameter, a function), which a passage that answers it names too."""
+    out = [m.group(0) for m in IDENTIFIER_RE.finditer(question)]
+    found = [m for m in ASKED_NAME_RE.finditer(question) if m.group(0) not in out]
     if len(found) * 2 > len(re.findall(r"[^\W\d_]+", question)):
-        return []
-    out = []
+        return out
     for m in found:
         before = question[:m.start()].rstrip(" \"'“‘(")
         if not before or before[-1] in ".?!":

@@ -740,6 +740,13 @@ def test_the_names_a_question_asks_about():
     sqlite = ["SQLite parses FOREIGN KEY clauses, but does not enforce them by default."]
     assert unnamed("Why is my ForeignKey not enforced?", sqlite) == []  # a CamelCase name is named by its words
     assert unnamed("Why is my ForeignKeys not enforced?", ["The foreign keyword list"]) == ["ForeignKeys"]
+    # an identifier with underscores is a name wherever it stands, in lower case too; its words name it
+    assert asked_names("worker_max_memory_per_child: what unit does Celery expect?") == [
+        "worker_max_memory_per_child", "Celery"]
+    exim = ["receive_timeout (use main, type time, default 0s): the timeout for accepting a non-SMTP message."]
+    assert unnamed("What is the default of the smtp transport's final_timeout?", exim) == ["final_timeout"]
+    assert unnamed("What is the default of receive_timeout?", exim) == []
+    assert unnamed("What is the default of final_timeout?", ["The final timeout is ten minutes."]) == []
 
 
 def test_only_the_question_proper_must_be_named_and_a_unit_is_no_name():
