@@ -210,8 +210,9 @@ NOT_NAMES = frozenset(("i", "table", "figure", "column", "row", "section", "chap
                        "saturday", "sunday", "kb", "mb", "gb", "tb", "kib", "mib", "gib", "tib", "ms"))  # (units)
 
 
-# an identifier written with underscores: "final_timeout", "worker_max_memory_per_child", "vcs_info"
-IDENTIFIER_RE = re.compile(r"(?<![\w.-])[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+(?![\w-])")
+# an identifier written with underscores: "final_timeout", "worker_max_memory_per_child", "vcs_info" (not a
+# user's own: "my_table", "our_queue")
+IDENTIFIER_RE = re.compile(r"(?<![\w.-])(?!(?:my|our|your)_)[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+(?![\w-])", re.I)
 
 
 def asked_names(question: str) -> list[str]:

@@ -747,6 +747,7 @@ def test_the_names_a_question_asks_about():
     assert unnamed("What is the default of the smtp transport's final_timeout?", exim) == ["final_timeout"]
     assert unnamed("What is the default of receive_timeout?", exim) == []
     assert unnamed("What is the default of final_timeout?", ["The final timeout is ten minutes."]) == []
+    assert asked_names("How do I send my_dict as a form?") == []  # a user's own name is no manual's
 
 
 def test_only_the_question_proper_must_be_named_and_a_unit_is_no_name():
