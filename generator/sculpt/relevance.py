@@ -430,6 +430,10 @@ def question_proper(question: str) -> str:
     return " ".join(asked) if asked and len(asked) < len(said) else question  # split off "Who won the U.S.")
 
 
+COUNT_QUESTION = re.compile(r"\bhow (?:many|much|long|old|far|big|large|tall)\b|"  # what only a number answers
+                            r"\bwhat (?:percentage|share|number|amount|price|rate|proportion)\b", re.I)
+
+
 @functools.lru_cache(maxsize=256)
 def answer_type(question: str) -> str | None:
     """The kind of value a factoid question asks for: "date", "number", "name", "code", or None (anything
@@ -444,8 +448,7 @@ def answer_type(question: str) -> str | None:
         return "date"
     if (m := CODE_QUESTION.match(q.lstrip())) and m.group(1):  # "Which log format code records how long the
         return "code"  # request took ...?" (not "How do I ...?") asks for the code, whatever the rest asks about
-    if re.search(r"\b(how (many|much|long|old|far|big|large|tall)|what (percentage|share|number|amount|price|rate|"
-                 r"proportion))\b", q):
+    if COUNT_QUESTION.search(q):
         return "number"
     if re.match(r"\s*(on|by|at|from)?\s*(what|which)\s+(date|day|year|month)\b", q) or \
             re.match(r"\s*what (is|was) the date\b", q):
@@ -1264,8 +1267,6 @@ def sentence_texts(batch) -> tuple[list[int], list[str]]:
 
 
 DEFAULT_QUESTION = re.compile(r"\bdefaults?\b", re.I)  # "What is its usual default?", "... by default?"
-COUNT_QUESTION = re.compile(r"\bhow (?:many|much|long|old|far|big|large|tall)\b|"  # what only a number answers
-                            r"\bwhat (?:percentage|share|number|amount|price|rate|proportion)\b", re.I)
 STATES_DEFAULT = re.compile(r"\bdefault", re.I)  # "default 10m", "defaults to 30", "by default", "The default is"
 UNTYPED = 1.0  # taken off, for answer-or-refuse only, a sentence without the kind of value the question asks for
 
@@ -1288,14 +1289,13 @@ def decision_score(batch, question: str, score: np.ndarray) -> float:
     count, default = bool(COUNT_QUESTION.search(proper)), bool(DEFAULT_QUESTION.search(proper))
     if not count and not default:
         return float(score.max())
-    sid = batch.sentence[0]
+    first = first_positions(batch.sentence[0])  # (a sentence's relevance is the same at each of its positions)
     best = -np.inf
     for key, text in zip(*sentence_texts(batch)):
-        at = score[sid == key]
-        if at.size and np.isfinite(top := float(at.max())):
-            typed = (not count or has_answer_type(text, question, "number")) and \
-                (not default or bool(STATES_DEFAULT.search(text)))
-            best = max(best, top if typed else top - UNTYPED)
+        top = float(score[first[key]])
+        typed = (not count or has_answer_type(text, question, "number")) and \
+            (not default or bool(STATES_DEFAULT.search(text)))
+        best = max(best, top if typed else top - UNTYPED)
     return float(best)
 
 
