@@ -1,6 +1,6 @@
 """Two database libraries' manuals, ingested as Debian ships them, asked the questions their users ask.
 
-    python benchmarks/library_manuals.py [--set a|b|c|d|e|f|g|h|i] [--whole] [--k 8] [--json runs/library_manuals.json]
+    python benchmarks/library_manuals.py [--set a|b|c|d|e|f|g|h|i|j] [--whole] [--k 8] [--json runs/library_manuals.json]
 
 The corpus: psycopg2's whole Sphinx site (`python-psycopg2-doc`, /usr/share/doc/python-psycopg2-doc/html,
 ingested as a site: its build copies are skipped) and twelve pages of SQLAlchemy 1.4's manual
@@ -87,7 +87,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghi"}  # .jsonl (questions), .pages.json (pages)
+SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghij"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -150,10 +150,10 @@ def whole_corpus(listed: Path, root: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g", "h", "i"), default="a",
+    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g", "h", "i", "j"), default="a",
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
                          "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification; h: Postfix; "
-                         "i: zsh and HAProxy")
+                         "i: zsh and HAProxy; j: Linux-PAM")
     ap.add_argument("--whole", action="store_true", help="sets b-f, h and i: a store of the packages' whole sites, not only "
                                                               "the listed pages")
     ap.add_argument("--k", type=int, default=8)
