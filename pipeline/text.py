@@ -58,6 +58,28 @@ GLOSSES = ("e\\.g", "E\\.g", "i\\.e", "I\\.e", "eg", "Eg", "ie", "cf", "Cf", "vi
 NOT_AFTER = (r"(?<![\s(][A-Z]\.)(?<!^[A-Z]\.)" + "".join(rf"(?<!\b{t}\.)" for t in TITLES)
              + "".join(rf"(?<!\b{g}\.)" for g in GLOSSES))
 SENTENCE_RE = re.compile(NOT_AFTER + r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+# Nor after the number that opens a title line ("6.34.4. EXAMPLES", "19.4.1. Memory", "Chapter 19. Server
+# Configuration", "Table 9.33. Date/Time Operators"): DocBook and most manuals number their titles so, and the
+# number alone is no sentence. A list's "1." stays apart from its item, which is quoted without it. A lookbehind
+# cannot see where the line starts, so the cuts are taken through `sentence_cuts`.
+LEADING_NUMBER_RE = re.compile(r"\s*(?:(?i:chapter|section|part|appendix|table|figure|example)\s+[A-Z\d]{1,3}"
+                               r"(?:\.\d{1,3})*|\d{1,3}(?:\.\d{1,3})+)\.")
+
+
+def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[re.Match]:
+    """SENTENCE_RE's cuts in text[start:end], one line, but none right after the number that opens it as a title's
+    (LEADING_NUMBER_RE)."""
+    end = len(text) if end is None else end
+    return [m for m in SENTENCE_RE.finditer(text, start, end) if not LEADING_NUMBER_RE.fullmatch(text, start, m.start())]
+
+
+def split_sentences(line: str) -> list[str]:
+    """A line's sentences (`sentence_cuts`), as `SENTENCE_RE.split` would give them."""
+    out, at = [], 0
+    for m in sentence_cuts(line):
+        out.append(line[at:m.start()])
+        at = m.end()
+    return [*out, line[at:]]
 
 # Ingestion's variant, used only to pack chunks (ingest/chunk.py): closing quotes and brackets after the
 # stop ('... Prussia." He') are part of the boundary, and an opening quote or bracket starts a sentence

@@ -15,6 +15,7 @@ from collections import Counter
 from pipeline.text import MARKER_NUMBERS, MARKER_RE, REFUSAL_PHRASES, WORD_RE, find_markers, strip_markers
 from pipeline.text import CLAIM_STOPWORDS as STOPWORDS  # the stop list of claims (one of the core's variants)
 from pipeline.text import SENTENCE_RE as SENT_RE  # the one sentence rule, under the name validation always used
+from pipeline.text import sentence_cuts
 
 __all__ = [
     "MARKER_RE", "SENT_RE", "WORD_RE", "STOPWORDS", "find_markers", "sentence_spans", "strip_markers",
@@ -45,7 +46,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     """
     spans: list[tuple[int, int]] = []
     for line in re.finditer(r"[^\n]+", text):
-        cuts = sorted([m.span() for m in SENT_RE.finditer(line.group())]
+        cuts = sorted([m.span() for m in sentence_cuts(line.group())]
                       + [m.span(1) for m in AFTER_MARKER_RE.finditer(line.group())])
         cuts.append((len(line.group()), len(line.group())))
         pos = 0

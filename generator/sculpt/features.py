@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from pipeline.text import SCULPT_STOPWORDS as STOP, SENTENCE_RE, idf_cover, words as _words
+from pipeline.text import SCULPT_STOPWORDS as STOP, SENTENCE_RE, idf_cover, sentence_cuts, words as _words
 
 if TYPE_CHECKING:
     from pipeline.types import Passage
@@ -192,7 +192,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     for line in LINE_RE.finditer(text):
         a, z = line.span(1)
         start = a
-        for m in SENTENCE_RE.finditer(text, a, z):
+        for m in sentence_cuts(text, a, z):
             out.append((start, m.start()))
             start = m.end()
         out.append((start, z))

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import torch
 
-from pipeline.text import REFUSAL, SENTENCE_RE as SENT_RE
+from pipeline.text import REFUSAL, sentence_cuts
 
 from ..features import Batch
 from ..model import Memory, SculptConfig
@@ -53,7 +53,7 @@ def _by_sentence(segments: Sequence[tuple[int, int, int]], texts: Sequence[str])
     out = []
     for p, s, e in segments:
         cut = s
-        for m in SENT_RE.finditer(texts[p], s, e):
+        for m in sentence_cuts(texts[p], s, e):
             out.append((p, cut, m.start()))
             cut = m.end()
         out.append((p, cut, e))
