@@ -1,7 +1,8 @@
 """Sentence relevance: how well each passage sentence answers the question, from signals that hold out of domain.
 
 relevance(s) = cos(q, s) + COVER_WEIGHT * cover(s) + TYPE_WEIGHT * typed(s)
-               - max(HEADING * heading(s), TITLE * title(s), REFERRAL * referral(s)) + ROW_LABEL * labelled_row(s)
+               - max(HEADING * heading(s), TITLE * title(s), REFERRAL * referral(s))
+               + ROW_LABEL * (labelled_row(s) or named_entry(s))
                - NOTHING_NEW * nothing_new(s) - OTHER_YEAR * other_year(s) - OTHER_ENTRY * other_entry(s)
                + LEARNED_WEIGHT * selector(s)
 
@@ -36,6 +37,11 @@ answer never quotes the same words twice.
   value gains ROW_LABEL ("Inventory | 2021: $770,248 | 2020: $668,525" for "What inventory did ... report?").
   Where the best sentence is a row that names the column asked for, no further quote is a row that names it
   less well (`off_column_rows`): a long row's other piece under the same label holds other columns' values.
+- labelled entry: a definition list's entry whose term the question names gains ROW_LABEL as such a row does
+  ("cpu: maximum CPU time (minutes)" for "... what unit is the value of the cpu item in?"; DocBook's
+  variablelists, Sphinx's parameters): the term written as a name of its own, quoted, as code or followed by
+  what it is ("the cpu item", "its delay= option"; `named_entry`), and the entry's later sentences with it
+  (read with their term: "maintenance_work_mem (integer): It defaults to 64 megabytes.").
 - nothing new: a text whose content words are all in the question ("Galaxy Gaming, Inc." for "In which
   state is Galaxy Gaming incorporated?") loses NOTHING_NEW, so it is never quoted: it cannot hold the answer.
 - other year: a sentence that names years (with what it is read with), none of them the one the question asks
@@ -586,7 +592,9 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
             "typed": float(not sent and (has_answer_type(f, question, kind) or (advice and bool(ADVICE.search(f))))),
             "heading": float(is_heading(t)), "header_row": float(is_header_row(t)), "referral": float(sent),
             "title": float(title_key(t) in titles),
-            "labelled": float(labelled_row(t, asked)), "nothing_new": float(not (w - asked - ENTITY_NOISE)),
+            "labelled": float(labelled_row(t, asked) or named_entry(t, question)
+                              or bool(h) and named_entry(f"{h}: {t}", question)),  # (a definition's later sentence)
+            "nothing_new": float(not (w - asked - ENTITY_NOISE)),
             "other_year": float(other_year(f"{h} {f}", years))}
            for t, f, v, w, h, sent in zip(texts, full, part_cover(question, asked, words), words, heads_or, referral)]
     lead_in = [NOTHING_NEW * x["nothing_new"] * is_lead_in(t) for x, t in zip(out, texts)]
@@ -682,6 +690,43 @@ def labelled_row(text: str, asked: set[str]) -> bool:
     label, rest = text.split("|", 1)
     words = terms(label)
     return bool(words) and len(words & asked) * 2 >= len(words) and bool(re.search(r"\d", rest))
+
+
+ENTRY_TERM_WORDS = 3  # a defined term this long at most is a name ("cpu", "delay=N", "PAM_IGNORE", "fork safety")
+
+
+# what a question calls a reference entry it names: "the cpu item", "its delay= option", "the 'sufficient' keyword"
+ENTRY_NOUNS = (r"items?|options?|arguments?|args?|keywords?|parameters?|params?|settings?|flags?|fields?|directives?|"
+               r"variables?|values?|methods?|controls?|modules?|entry|entries|commands?|attributes?|propert(?:y|ies)|"
+               r"keys?|columns?|switch(?:es)?|tokens?|actions?|modes?|types?|macros?|functions?|pragmas?|clauses?")
+
+
+def named_entry(text: str, question: str) -> bool:
+    """The first sentence of a definition list's entry whose term the question names, as a table row's label:
+    "cpu: maximum CPU time (minutes)" for "In limits.conf, what unit is the value of the cpu item in?",
+    "sufficient: [success=done new_authtok_reqd=done default=ignore]" for "... the equivalent of the
+    'sufficient' control keyword?". The term is the entry's name without its argument or type ("delay=N",
+    "wait (float)", "<item>"). The question names it as a word of its own (not "conf" in "limits.conf", nor
+    "ok" in "[success=ok]"), and as a name: quoted, written as code ("delay=", "PAM_TTY", "CASCADE"), or
+    followed by what it is ("the cpu item", ENTRY_NOUNS); "module type" does not name the entry "type=type".
+    An entry's field ("Default: ...", FIELD_RE) is none."""
+    if "|" in text or FIELD_RE.match(text) or not (m := TERM_RE.match(text)) or len(text) <= m.end() + 2:
+        return False
+    term = (m.group(1) or m.group(2)).strip()
+    name = re.sub(r"\s*\(.*?\)|=.*|[<>]", " ", term).split()
+    if not 0 < len(name) <= ENTRY_TERM_WORDS or not any(c.isalpha() for c in "".join(name)):
+        return False
+    said = r"\s+".join(map(re.escape, name))
+    code = any("_" in w or (w.isupper() and len(w) > 1) or re.search(r"[a-z][A-Z]", w) for w in name)  # PAM_TTY,
+    # CASCADE, setLevel (not "Xenoblade Chronicles X", a title's words)
+    for found in re.finditer(r"(?<![\w.=/<-])(['\"`‘“]?)" + said + r"(=?)(?![\w.=/>-])", question, re.I):
+        quoted, eq = found.group(1), found.group(2)
+        if eq and "=" not in term:
+            continue
+        if code or eq or (quoted and question[found.end():found.end() + 1] in "'\"`’”") or \
+                re.match(r"\s*['\"`’”]?\s*(?:" + ENTRY_NOUNS + r")\b", question[found.end():], re.I):
+            return True
+    return False
 
 
 SECTION_NUMBER_RE = re.compile(  # "3.2 ", "1. ", "IV. ", "B) ", "Item 7A. ", "CHAPTER 13 ", "Note 4: ", and a

@@ -29,7 +29,7 @@ from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, ANTECEDENT_WORD
                                        TYPE_WEIGHT, answer_type, asked_names, asked_years, asks_for_list, combine, parts,
                                        cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
                                        is_header_row, is_heading, is_lead_in, is_referral, is_code_line, labelled_row,
-                                       lines_of,
+                                       lines_of, named_entry,
                                        listed_items_answer, position_terms, question_proper, relevance, section_heads,
                                        question_parts, question_sentences, sentence_texts, speaker_names, sub_questions,
                                        terms,
@@ -670,6 +670,32 @@ SETTINGS_LIST = ("shared_buffers (integer): Sets the amount of memory the databa
                  "maintenance_work_mem (integer): Specifies the maximum amount of memory to be used by maintenance "
                  "operations, such as VACUUM and CREATE INDEX. If this value is specified without units, it is taken "
                  "as kilobytes. It defaults to 64 megabytes (64MB).")
+
+
+RESOURCES = ("Each line names a resource in its third field, one of:\ncore: largest core dump size (KB)\n"
+             "data: largest data segment (KB)\nnofile: open file descriptors\ncpu: processor time (minutes)\n"
+             "nproc: number of processes\nrss: resident set size (KB)\n"
+             "Every resource accepts the values -1, unlimited or infinity for no limit, except priority and nice.")
+
+
+def test_the_entry_of_a_term_the_question_names_is_what_it_asks_about(sculpt):
+    """A definition list's entry whose term the question names ("the cpu item", "the 'nofile' item", "its
+    delay= option") is about what is asked, as a table row labelled with it is; the word must be the question's
+    own name for it, not part of another ("conf" in "limits.conf", "ok" in "[success=ok]"), nor a plain word
+    ("module type" does not name the entry "type=type")."""
+    assert named_entry("cpu: processor time (minutes)", "In limits.conf, what unit is the cpu item in?")
+    assert named_entry("nofile: open file descriptors", "What does the 'nofile' item limit?")
+    assert named_entry("delay=N: Set the delay on failure to N microseconds.", "What unit does its delay= option take?")
+    assert named_entry("wait (float) – Seconds to wait.", "What does the wait parameter do?")
+    assert named_entry("CASCADE: Drop the objects that depend on it.", "What does CASCADE do in DROP TABLE?")
+    assert not named_entry("conf=/path/to/limits.conf: Read another file.", "What is the cpu item in limits.conf?")
+    assert not named_entry("ok: The return code counts.", "What does [success=ok user_unknown=ignore] do?")
+    assert not named_entry("type=type: Only run for this type.", "How can the script tell which module type it runs for?")
+    assert not named_entry("Default: 10", "What is the default value item?")  # a field of an entry, not one
+    assert not named_entry("cpu | 10 | minutes", "What is the cpu item?")  # a table row: labelled_row's
+    # one passage, the entry the question names: answered with it (without the rule, the selector's share left
+    # every sentence below the answer threshold and the answer was the refusal)
+    assert "open file descriptors [1]" in ask(sculpt, "What does the 'nofile' item limit?", RESOURCES).text
 
 
 def test_a_definitions_later_sentence_answers_for_its_term(sculpt):
