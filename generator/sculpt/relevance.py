@@ -707,8 +707,9 @@ def named_entry(text: str, question: str) -> bool:
     "sufficient: [success=done new_authtok_reqd=done default=ignore]" for "... the equivalent of the
     'sufficient' control keyword?". The term is the entry's name without its argument or type ("delay=N",
     "wait (float)", "<item>"). The question names it as a word of its own (not "conf" in "limits.conf", nor
-    "ok" in "[success=ok]"), and as a name: quoted, written as code ("delay=", "PAM_TTY", "CASCADE"), or
-    followed by what it is ("the cpu item", ENTRY_NOUNS); "module type" does not name the entry "type=type".
+    "ok" in "[success=ok]"), and as a name: written as code ("delay=", "PAM_TTY", "CASCADE"), or in lower case
+    quoted or followed by what it is ("'sufficient'", "the cpu item", ENTRY_NOUNS). "module type" does not name
+    the entry "type=type", nor does a quoted title ("Pretty Woman") the line "Pretty Woman: The Musical ...".
     An entry's field ("Default: ...", FIELD_RE) is none."""
     if "|" in text or FIELD_RE.match(text) or not (m := TERM_RE.match(text)) or len(text) <= m.end() + 2:
         return False
@@ -721,8 +722,8 @@ def named_entry(text: str, question: str) -> bool:
     # CASCADE, setLevel (not "Xenoblade Chronicles X", a title's words)
     for found in re.finditer(r"(?<![\w.=/<-])(['\"`‘“]?)" + said + r"(=?)(?![\w.=/>-])", question, re.I):
         quoted, eq = found.group(1), found.group(2)
-        if eq and "=" not in term:
-            continue
+        if eq and "=" not in term or not code and not found.group(0).lstrip("'\"`‘“").islower():
+            continue  # (a quoted title, "Pretty Woman", names a work, not an entry)
         if code or eq or (quoted and question[found.end():found.end() + 1] in "'\"`’”") or \
                 re.match(r"\s*['\"`’”]?\s*(?:" + ENTRY_NOUNS + r")\b", question[found.end():], re.I):
             return True

@@ -693,6 +693,8 @@ def test_the_entry_of_a_term_the_question_names_is_what_it_asks_about(sculpt):
     assert not named_entry("type=type: Only run for this type.", "How can the script tell which module type it runs for?")
     assert not named_entry("Default: 10", "What is the default value item?")  # a field of an entry, not one
     assert not named_entry("cpu | 10 | minutes", "What is the cpu item?")  # a table row: labelled_row's
+    assert not named_entry("Pretty Woman: The Musical features songs by Bryan Adams.",  # a work's title, quoted
+                           'Who is the director of "Pretty Woman"?')
     # one passage, the entry the question names: answered with it (without the rule, the selector's share left
     # every sentence below the answer threshold and the answer was the refusal)
     assert "open file descriptors [1]" in ask(sculpt, "What does the 'nofile' item limit?", RESOURCES).text
