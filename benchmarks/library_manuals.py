@@ -54,7 +54,13 @@ parameter a `<dl>` entry) and HAProxy's starter guide and management guide (`apt
 long pages converted from its plain-text manuals; benchmarks/data/library_manuals_i.pages.json), 32 answerable
 questions and 8 that the pages do not answer (ids j01-j40), in benchmarks/data/library_manuals_i.jsonl.
 
-`--whole` (sets b-f, h, i): the same questions asked of a store that holds each package's whole site as Debian
+`--set j`: a tenth set, written blind on 2026-12-06 the same way, and run once before any change was made
+against it: fourteen pages of the Linux-PAM guides (`apt-get install libpam-doc`, DocBook XSL's HTML as
+PostgreSQL's manual is made: numbered section titles, a module's options and return values as variablelists;
+benchmarks/data/library_manuals_j.pages.json), 32 answerable questions and 8 that the pages do not answer (ids
+k01-k40), in benchmarks/data/library_manuals_j.jsonl.
+
+`--whole` (sets b-f, h-j): the same questions asked of a store that holds each package's whole site as Debian
 ships it (ingested as a site: its build copies skipped), not only the listed pages: a company asks its whole
 manual, where ten to thirty times as many passages compete for the top k. The unanswerable questions were
 written against the listed pages; the rest of a manual may answer some of them, so their refusal rate is
@@ -154,7 +160,7 @@ def main() -> None:
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
                          "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification; h: Postfix; "
                          "i: zsh and HAProxy; j: Linux-PAM")
-    ap.add_argument("--whole", action="store_true", help="sets b-f, h and i: a store of the packages' whole sites, not only "
+    ap.add_argument("--whole", action="store_true", help="sets b-f and h-j: a store of the packages' whole sites, not only "
                                                               "the listed pages")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--json", type=Path, default=Path("runs/library_manuals.json"))
