@@ -19,7 +19,7 @@ from pipeline.errors import ConfigError
 
 from .base import generator_plugin
 from .citations import finalize_citations
-from pipeline.text import QUESTION_STOPWORDS, REFUSAL, idf_cover, split_sentences, words
+from pipeline.text import QUESTION_STOPWORDS, REFUSAL, idf_cover, line_sentences, words
 from pipeline.types import DenoiseState, GenerationRequest, GenerationResult, GenerationTrace
 
 
@@ -51,7 +51,7 @@ class ExtractiveGenerator:
             (p.number, s.strip())
             for p in request.passages
             for line in p.text.splitlines()
-            for s in split_sentences(" ".join(line.split()))
+            for s in line_sentences(" ".join(line.split()))
             if 0 < len(s.strip()) <= self.config.max_chars
         ]
         covers = idf_cover(_words(request.question), [set(_words(s)) for _, s in sentences])

@@ -73,7 +73,7 @@ def sentence_cuts(text: str, start: int = 0, end: int | None = None) -> list[re.
     return [m for m in SENTENCE_RE.finditer(text, start, end) if not LEADING_NUMBER_RE.fullmatch(text, start, m.start())]
 
 
-def split_sentences(line: str) -> list[str]:
+def line_sentences(line: str) -> list[str]:
     """A line's sentences (`sentence_cuts`), as `SENTENCE_RE.split` would give them."""
     out, at = [], 0
     for m in sentence_cuts(line):

@@ -39,9 +39,10 @@ answer never quotes the same words twice.
   less well (`off_column_rows`): a long row's other piece under the same label holds other columns' values.
 - labelled entry: a definition list's entry whose term the question names gains ROW_LABEL as such a row does
   ("cpu: maximum CPU time (minutes)" for "... what unit is the value of the cpu item in?"; DocBook's
-  variablelists, Sphinx's parameters): the term written as a name of its own, quoted, as code or followed by
-  what it is ("the cpu item", "its delay= option"; `named_entry`), and the entry's later sentences with it
-  (read with their term: "maintenance_work_mem (integer): It defaults to 64 megabytes.").
+  variablelists, Sphinx's parameters): the term written as a name of its own, as code or, in lower case,
+  quoted or followed by what it is ("its delay= option", "the 'sufficient' keyword", "the cpu item";
+  `named_entry`), and the entry's later sentences with it (read with their term: "maintenance_work_mem
+  (integer): It defaults to 64 megabytes.").
 - nothing new: a text whose content words are all in the question ("Galaxy Gaming, Inc." for "In which
   state is Galaxy Gaming incorporated?") loses NOTHING_NEW, so it is never quoted: it cannot hold the answer.
 - other year: a sentence that names years (with what it is read with), none of them the one the question asks
@@ -724,7 +725,7 @@ def named_entry(text: str, question: str) -> bool:
         quoted, eq = found.group(1), found.group(2)
         if eq and "=" not in term or not code and not found.group(0).lstrip("'\"`‘“").islower():
             continue  # (a quoted title, "Pretty Woman", names a work, not an entry)
-        if code or eq or (quoted and question[found.end():found.end() + 1] in "'\"`’”") or \
+        if code or eq or (quoted and question[found.end():found.end() + 1] in tuple("'\"`’”")) or \
                 re.match(r"\s*['\"`’”]?\s*(?:" + ENTRY_NOUNS + r")\b", question[found.end():], re.I):
             return True
     return False

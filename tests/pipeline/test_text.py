@@ -66,11 +66,11 @@ def test_a_title_s_number_is_no_sentence_of_its_own():
     quoted ("... interface. [1] 6.34.4. [2]") and the title no longer matched its section's name."""
     for title in ("6.34.4. EXAMPLES", "19.4.1. Memory", "Chapter 19. Server Configuration", "Table 9.33. Date/Time "
                   "Operators", "  4.1. Configuration file syntax", "Appendix A. Release Notes"):
-        assert T.split_sentences(title) == [title]
-    assert T.split_sentences("4.1. Syntax. The file is a list of rules.") == ["4.1. Syntax.", "The file is a list of rules."]
-    assert T.split_sentences("1. Freeze the branch. Then tag it.") == ["1.", "Freeze the branch.", "Then tag it."]  # a
+        assert T.line_sentences(title) == [title]
+    assert T.line_sentences("4.1. Syntax. The file is a list of rules.") == ["4.1. Syntax.", "The file is a list of rules."]
+    assert T.line_sentences("1. Freeze the branch. Then tag it.") == ["1.", "Freeze the branch.", "Then tag it."]  # a
     # list's number stays apart from its item, and a number that closes a sentence still ends it
-    assert T.split_sentences("Changed in version 2.7. The attribute is writable.") == [
+    assert T.line_sentences("Changed in version 2.7. The attribute is writable.") == [
         "Changed in version 2.7.", "The attribute is writable."]
     text = "Intro.\n6.34.4. EXAMPLES\nAdd it."
     assert [text[m.end():m.end() + 3] for m in T.sentence_cuts(text, 7, 23)] == []  # from the line's start
