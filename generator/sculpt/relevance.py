@@ -594,7 +594,7 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
             "heading": float(is_heading(t)), "header_row": float(is_header_row(t)), "referral": float(sent),
             "title": float(title_key(t) in titles),
             "labelled": float(labelled_row(t, asked) or named_entry(t, question)
-                              or bool(h) and named_entry(f"{h}: {t}", question)),  # (a definition's later sentence)
+                              or bool(h) and named_entry(f"{h}: {t}", question)),  # (read with its term or title)
             "nothing_new": float(not (w - asked - ENTITY_NOISE)),
             "other_year": float(other_year(f"{h} {f}", years))}
            for t, f, v, w, h, sent in zip(texts, full, part_cover(question, asked, words), words, heads_or, referral)]
@@ -697,9 +697,11 @@ ENTRY_TERM_WORDS = 3  # a defined term this long at most is a name ("cpu", "dela
 
 
 # what a question calls a reference entry it names: "the cpu item", "its delay= option", "the 'sufficient' keyword"
-ENTRY_NOUNS = (r"items?|options?|arguments?|args?|keywords?|parameters?|params?|settings?|flags?|fields?|directives?|"
-               r"variables?|values?|methods?|controls?|modules?|entry|entries|commands?|attributes?|propert(?:y|ies)|"
-               r"keys?|columns?|switch(?:es)?|tokens?|actions?|modes?|types?|macros?|functions?|pragmas?|clauses?")
+ENTRY_NOUN_RE = re.compile(
+    r"\s*['\"`’”]?\s*(?:items?|options?|arguments?|args?|keywords?|parameters?|params?|settings?|flags?|fields?|"
+    r"directives?|variables?|values?|methods?|controls?|modules?|entry|entries|commands?|attributes?|"
+    r"propert(?:y|ies)|keys?|columns?|switch(?:es)?|tokens?|actions?|modes?|types?|macros?|functions?|pragmas?|"
+    r"clauses?)\b", re.I)
 
 
 def named_entry(text: str, question: str) -> bool:
@@ -709,7 +711,7 @@ def named_entry(text: str, question: str) -> bool:
     'sufficient' control keyword?". The term is the entry's name without its argument or type ("delay=N",
     "wait (float)", "<item>"). The question names it as a word of its own (not "conf" in "limits.conf", nor
     "ok" in "[success=ok]"), and as a name: written as code ("delay=", "PAM_TTY", "CASCADE"), or in lower case
-    quoted or followed by what it is ("'sufficient'", "the cpu item", ENTRY_NOUNS). "module type" does not name
+    quoted or followed by what it is ("'sufficient'", "the cpu item", ENTRY_NOUN_RE). "module type" does not name
     the entry "type=type", nor does a quoted title ("Pretty Woman") the line "Pretty Woman: The Musical ...".
     An entry's field ("Default: ...", FIELD_RE) is none."""
     if "|" in text or FIELD_RE.match(text) or not (m := TERM_RE.match(text)) or len(text) <= m.end() + 2:
@@ -726,7 +728,7 @@ def named_entry(text: str, question: str) -> bool:
         if eq and "=" not in term or not code and not found.group(0).lstrip("'\"`‘“").islower():
             continue  # (a quoted title, "Pretty Woman", names a work, not an entry)
         if code or eq or (quoted and question[found.end():found.end() + 1] in tuple("'\"`’”")) or \
-                re.match(r"\s*['\"`’”]?\s*(?:" + ENTRY_NOUNS + r")\b", question[found.end():], re.I):
+                ENTRY_NOUN_RE.match(question, found.end()):
             return True
     return False
 
