@@ -29,7 +29,9 @@ answer never quotes the same words twice.
 - referral: a short sentence that only sends the reader elsewhere ("See git-credential-cache(1) for details.",
   "For more background, see ...", `is_referral`) loses REFERRAL, as much as a marked title: it names the topic
   it points at, so it matches a question on it as well as the answer does, and says nothing; its figures are an
-  address ("Section 19.4", "(1)"), never the value asked for.
+  address ("Section 19.4", "(1)"), never the value asked for. A credit ("pam_exec was written by Thorsten Kukuk
+  <kukuk@...>", "Author: ...", `is_credit`) loses it too unless the question asks who made something: a manual
+  page's AUTHOR section names the page's subject, so it matched every question about it.
 - title: a line the document itself marks as a section title (a passage's `section`, which ingest takes
   from the parsed document's title elements) loses TITLE, whatever its case: "Git tracks content not
   files" is a heading in git's manual, though a sentence-case one that the look of a line cannot tell.
@@ -588,7 +590,8 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
     heads_or = heads or [""] * len(texts)
     # (ENTITY_NOISE in the nothing-new test: "Galaxy Gaming, Inc." says no more than "Galaxy Gaming")
     advice = asks_advice(question)  # (what to do is a kind of its own)
-    referral = [is_referral(t) for t in texts]  # (its figures are an address: "Section 19.4", "cache(1)")
+    referral = [is_referral(t) or is_credit(t, question) for t in texts]  # (its figures are an address: "Section
+    # 19.4", "cache(1)"; a credit's are an e-mail address)
     out = [{"cos": 0.0, "cover": v,
             "typed": float(not sent and (has_answer_type(f, question, kind) or (advice and bool(ADVICE.search(f))))),
             "heading": float(is_heading(t)), "header_row": float(is_header_row(t)), "referral": float(sent),
@@ -769,6 +772,29 @@ def has_number_word(text: str) -> bool:
 # see Asyncio Platform Installation Notes.", "Refer to Section 19.4."
 REFERRAL_RE = re.compile(r"^\W*(?:(?:for|to)\b[^,]{0,80},\s*)?(?:please\s+)?(?:see|refer\s+to|consult)\b", re.I)
 REFERRAL_WORDS = 20
+
+
+# who wrote a manual page's subject, with an e-mail address: "pam_exec was written by Thorsten Kukuk
+# <kukuk@thkukuk.de> and ...", "Oleg Bartunov <oleg@sai.msu.su>, Moscow University", or an "Authors: ..." field
+CREDIT_RE = re.compile(r"\b(?i:was|were|is|are|has been|have been)\s+(?:\w+ly\s+)?(?i:written|developed|authored|"
+                       r"contributed|created|maintained|implemented)\s+by\s+[A-Z]"
+                       r"|^\W*[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*){1,3}\s*<[^<>\s]+@")
+CREDIT_FIELD_RE = re.compile(r"^\W*(?:(?:Original|Main|Primary)\s+)?(?:[Aa]uthors?|[Mm]aintainers?|[Cc]redits?)\s*:\s*"
+                             r"[A-Z][\w'’.-]*\s+[A-Z]")
+EMAIL_RE = re.compile(r"<?[\w.+-]+@[\w-]+(?:\.[\w-]+)+>?")
+ASKS_WHO = re.compile(r"\b(?:who|whom|whose|author\w*|wr[io]t\w*|maintain\w*|develop\w*|creat\w*|contribut\w*|"
+                      r"implement\w*|credit\w*|contact\w*|e-?mail\w*|address\w*)\b", re.I)
+
+
+def is_credit(text: str, question: str) -> bool:
+    """A sentence that credits its subject's authors, with their e-mail addresses or as an "Authors:" field, for a
+    question that does not ask who made something: a manual page's AUTHOR section ("pam_exec was written by
+    Thorsten Kukuk <kukuk@...> and Josh Triplett <josh@...>.") names the page's subject, so it matched any
+    question about it, and answers none. (Prose that says who wrote a song or founded a company, without an
+    address, is left alone: a question may ask that in words this test does not know.)"""
+    if ASKS_WHO.search(question):
+        return False
+    return bool(CREDIT_FIELD_RE.match(text)) or bool(CREDIT_RE.search(text)) and bool(EMAIL_RE.search(text))
 
 
 def is_referral(text: str) -> bool:

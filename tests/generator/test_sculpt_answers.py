@@ -28,7 +28,7 @@ from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, ANTECEDENT_WORD
                                        other_entry,
                                        TYPE_WEIGHT, answer_type, asked_names, asked_years, asks_for_list, combine, parts,
                                        cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
-                                       is_header_row, is_heading, is_lead_in, is_referral, is_code_line, labelled_row,
+                                       is_credit, is_header_row, is_heading, is_lead_in, is_referral, is_code_line, labelled_row,
                                        lines_of, named_entry,
                                        listed_items_answer, position_terms, question_proper, relevance, section_heads,
                                        question_parts, question_sentences, sentence_texts, speaker_names, sub_questions,
@@ -576,6 +576,33 @@ def test_a_referral_is_never_the_answer(sculpt):
     # asked for a duration by default, the entry gives none ("a short period of time"), nor does "(1)": refused
     result = ask(sculpt, "How long does git credential-cache keep my credentials in memory by default?", text)
     assert result.text == REFUSAL
+
+
+def test_a_manual_page_s_credits_are_no_answer_unless_the_question_asks_who(sculpt):
+    asked = "The same script is called by pam_exec from several stacks. How can it tell which module type it runs for?"
+    credit = "pam_exec was written by Thorsten Kukuk <kukuk@thkukuk.de> and Josh Triplett <josh@joshtriplett.org>."
+    assert is_credit(credit, asked)
+    assert is_credit("Authors: Oleg Bartunov <oleg@sai.msu.su>, Teodor Sigaev", asked)
+    assert is_credit("Oleg Bartunov <oleg@sai.msu.su>, Moscow, Moscow University, Russia", asked)
+    assert not is_credit(credit, "Who wrote pam_exec?")
+    assert not is_credit("Its lyrics were written by Seiko Fujibayashi, who had worked on the album.", asked)  # (prose)
+    assert not is_credit("author: the name of the document's author.", asked)  # (an entry)
+    assert not is_credit("Send questions to Bob Smith <bob@example.org> for help.", asked)
+    # the page's AUTHOR section (its own passage) names its subject and "written": it was quoted first, and the
+    # answer not at all
+    described = ("6.6.1. DESCRIPTION\npam_exec is a PAM module that can be used to run an external command.\n"
+                 "The child's environment is set to the current PAM environment list, as returned by pam_getenvlist(3) "
+                 "In addition, the following PAM items are exported as environment variables: PAM_RHOST, PAM_RUSER, "
+                 "PAM_SERVICE, PAM_TTY, PAM_USER and PAM_TYPE, which contains one of the module types: account, auth, "
+                 "password, open_session and close_session.\nCommands called by pam_exec need to be aware of that the "
+                 "user can have control over the environment.")
+    question = ("The same script is called by pam_exec from several stacks. How can the script tell which module type "
+                "it was invoked for?")
+    result = ask(sculpt, question, described, "6.6.6. AUTHOR\n" + credit)
+    assert "PAM_TYPE" in result.raw_text
+    assert "written by" not in result.raw_text
+    text = described + "\n" + credit
+    assert "written by" in ask(sculpt, "Who wrote pam_exec?", text).raw_text
 
 
 def test_table_rows_header_rows_name_columns_and_labelled_rows_hold_the_asked_value():
