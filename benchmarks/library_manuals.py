@@ -1,6 +1,6 @@
 """Two database libraries' manuals, ingested as Debian ships them, asked the questions their users ask.
 
-    python benchmarks/library_manuals.py [--set a|b|c|d|e|f|g|h|i|j] [--whole] [--k 8] [--json runs/library_manuals.json]
+    python benchmarks/library_manuals.py [--set a|b|c|d|e|f|g|h|i|j|k] [--whole] [--k 8] [--json runs/library_manuals.json]
 
 The corpus: psycopg2's whole Sphinx site (`python-psycopg2-doc`, /usr/share/doc/python-psycopg2-doc/html,
 ingested as a site: its build copies are skipped) and twelve pages of SQLAlchemy 1.4's manual
@@ -60,6 +60,12 @@ PostgreSQL's manual is made: numbered section titles, a module's options and ret
 benchmarks/data/library_manuals_j.pages.json), 32 answerable questions and 8 that the pages do not answer (ids
 k01-k40), in benchmarks/data/library_manuals_j.jsonl.
 
+`--set k`: an eleventh set, written blind on 2026-12-07 the same way, and run once before any change was made
+against it: seven pages of GnuTLS's C API reference (`apt-get install gnutls-doc`, gtk-doc's HTML: each function
+its signature in a `<pre>`, then its description, a table of its parameters and what it returns, as a C
+library's reference is made; benchmarks/data/library_manuals_k.pages.json), 32 answerable questions and 8 that
+the pages do not answer (ids l01-l40), in benchmarks/data/library_manuals_k.jsonl.
+
 `--whole` (sets b-f, h-j): the same questions asked of a store that holds each package's whole site as Debian
 ships it (ingested as a site: its build copies skipped), not only the listed pages: a company asks its whole
 manual, where ten to thirty times as many passages compete for the top k. The unanswerable questions were
@@ -93,7 +99,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghij"}  # .jsonl (questions), .pages.json (pages)
+SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghijk"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -156,10 +162,10 @@ def whole_corpus(listed: Path, root: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g", "h", "i", "j"), default="a",
+    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"), default="a",
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
                          "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification; h: Postfix; "
-                         "i: zsh and HAProxy; j: Linux-PAM")
+                         "i: zsh and HAProxy; j: Linux-PAM; k: GnuTLS's C API reference")
     ap.add_argument("--whole", action="store_true", help="sets b-f and h-j: a store of the packages' whole sites, not only "
                                                               "the listed pages")
     ap.add_argument("--k", type=int, default=8)
@@ -167,8 +173,9 @@ def main() -> None:
     args = ap.parse_args()
     settings = Settings()
     settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
-    if args.whole and args.set in "ag":
-        ap.error("--whole is for sets b-f (set a's psycopg2 site is whole already; set g's spec has no html/ site)")
+    if args.whole and args.set in "agk":
+        ap.error("--whole is for sets b-f and h-j (set a's psycopg2 site is whole already; set g's spec has no html/ "
+                 "site; set k's API reference is not gnutls-doc's html/ site)")
     if args.set == "a":
         ds, store = load_dataset(QUESTIONS, corpus=corpus()), Path("runs/eval-stores/library-manuals")
     else:
