@@ -384,7 +384,9 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # manual page rendered in a <pre> is read as its sections, paragraphs and entries (ingest/manpage.py), a code
     # block that opens with "name:" ("/etc/postfix/main.cf:") starts no chunk of its own as a definition's entry
     # does, and a lead-in line ("The options are:") goes with the entry after it; v17: wrapped plain text in a <pre>
-    # is read as its paragraphs and lists (ingest/plaintext.py)
+    # is read as its paragraphs and lists (ingest/plaintext.py); v18: a C prototype wrapped over lines in a <pre> is
+    # one line (ingest/declarations.py), and a table of words whose first row says something has no header row
+    # ("handle | is a gnutls_cipher_hd_t type" was taken for the column names of a function's parameters)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v17{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v18{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

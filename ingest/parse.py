@@ -542,12 +542,14 @@ def _retry(path: Path, file_type: str, kwargs: dict, first: Exception) -> list:
 def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | None:
     """The HTML of `path` without the site's chrome (ingest/chrome.py; `chrome` False: with it), its manual pages
     in <pre> read as sections, paragraphs and entries (ingest/manpage.py), its wrapped plain text in <pre> as
-    paragraphs and lists (ingest/plaintext.py) and its definition lists' terms joined to their definitions
+    paragraphs and lists (ingest/plaintext.py), its C prototypes in <pre> one to a line (ingest/declarations.py)
+    and its definition lists' terms joined to their definitions
     (ingest/definitions.py); None when none of them changes anything, lxml cannot read it, or it is not text in
     `encoding` (else UTF-8): unstructured then reads the file as it is."""
     from lxml import html as lxml_html
 
     from .chrome import Chrome, strip_chrome
+    from .declarations import join_declarations
     from .definitions import join_definitions_in, read_html
     from .manpage import restructure_manpages
     from .plaintext import restructure_plain_text
@@ -561,6 +563,7 @@ def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | N
         return None
     found = strip_chrome(doc) if chrome else Chrome()
     pres = restructure_manpages(doc) + restructure_plain_text(doc)  # (each <pre> read by one of them at most)
+    pres += join_declarations(doc)  # (what is left of them: C prototypes one to a line)
     joined = join_definitions_in(doc)
     if found.blocks or found.main or found.permalinks:
         log.debug("%s: page chrome removed (%d blocks, %d permalinks, main content %s), %d of %d letters kept",

@@ -261,6 +261,19 @@ def from_cells(grid: Sequence[Sequence[str | None]], header_rows: int | None = N
     return TableData(header=header, rows=body_rows, caption=caption, label_col=label_col)
 
 
+PROSE_START = re.compile(r"(?:is|are|was|were|will|can|may|must|should|the|an?|this|if|when|returns?|sets?)\s", re.I)
+HEADER_WORDS = 6  # a column's name is this many words at most
+
+
+def is_prose(cell: str) -> bool:
+    """Whether a cell says something rather than names a column: a sentence (three words or more ending with a
+    stop), more than HEADER_WORDS words, or words that open as a predicate or a sentence does ("is a
+    gnutls_cipher_hd_t type", "the length of the tag")."""
+    words = cell.split()
+    return (len(words) > HEADER_WORDS or len(words) >= 3 and cell.rstrip().endswith((".", "!", "?"))
+            or len(words) >= 2 and bool(PROSE_START.match(cell)) and cell[:1].islower())
+
+
 def _detect_header(rows: list[list[str]]) -> int:
     """Leading rows whose non-label cells are mostly not numbers (years and dates count as words); a table
     of words only has one header row."""
@@ -276,7 +289,9 @@ def _detect_header(rows: list[list[str]]) -> int:
             break  # a row under the header that names itself and holds a figure is the body
         n += 1
     if n >= len(rows) or not any(is_number(c) for r in rows[n:] for c in r[1:]):
-        n = 1 if len(rows) > 1 else 0  # a table of words only: its first row names the columns
+        n = 1 if len(rows) > 1 and not any(map(is_prose, rows[0])) else 0  # a table of words only: its first row
+        # names the columns, unless it says something: "handle | is a gnutls_cipher_hd_t type" over "tag | will
+        # hold the tag" is an API reference's first parameter, not a column's name
     if n == 1 and len(rows) > 1 and _labels_row(rows[0], rows[1]):
         n = 0  # "Delaware | Acme Inc." over "(State) | (Name)": values, not column names
     return n

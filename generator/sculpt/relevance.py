@@ -94,7 +94,8 @@ answer never quotes the same words twice.
 - questions in the text: a line that ends with a question (a FAQ's entry, an interviewer's line) answers
   nothing and loses TITLE; it titles the lines under it, which are read with it as with a section's title.
 - code: for a question that does not ask for code, a line of code (">>> cur.fetchmany(2)", an import, an
-  assignment, a bare call) loses HEADING (`is_code_line`): it shares the question's names and says nothing.
+  assignment, a bare call, a C prototype) loses HEADING (`is_code_line`): it shares the question's names and says
+  nothing.
   An example's scaffolding (an import, a def or class header line: SCAFFOLD_LINE) loses it for every
   question, and is never lifted as a list item.
 - what is asked: a question that also tells the user's situation ("... hostnames are resolved on my machine.
@@ -653,13 +654,21 @@ def question_parts(question: str) -> list[str]:
 SIGNATURE_RE = re.compile(r"^(\s*(?:[a-z]+\s+){0,2}[\w.]*\w)\(([^\n]*?)\)(?=(?:\s*(?:->|→)\s*[^:\n]{1,60})?:(?:\s|$))")
 
 
+# a C prototype on one line (ingest/declarations.py): "int gnutls_aead_cipher_encrypt (gnutls_aead_cipher_hd_t handle,
+# const void *nonce, size_t tag_size, ...);"
+PROTOTYPE_RE = re.compile(r"^(\s*[A-Za-z_][\w \t*]*?\b(?:\w*[_\d]\w*|[A-Za-z]*[a-z][A-Z]\w*)\s*)\((.*)\)\s*;\s*$")  # (a name
+# written as code: "gnutls_init", "sqlite3_open", "PQconnectdbParams"; not "Set the value (in seconds);")
+
+
 def unsigned(text: str) -> str:
     """`text` with the parameter list of a signature it opens with left out: "class
     sqlalchemy.pool.QueuePool(): A Pool that imposes a limit on the number of open connections." A signature
     names every parameter, so it matched every question about one, while the parameter's own description
     says what is asked. (Its defaults still count as values of the asked kind: "timeout=30.0" answers how
-    long a pool waits where no sentence says it.)"""
-    return SIGNATURE_RE.sub(r"\1()", text, count=1) if "(" in text else text
+    long a pool waits where no sentence says it.) So does a C prototype's: "int gnutls_aead_cipher_encrypt();"."""
+    if "(" not in text:
+        return text
+    return PROTOTYPE_RE.sub(r"\1();", text, count=1) if text.rstrip().endswith(";") else SIGNATURE_RE.sub(r"\1()", text, count=1)
 
 
 def title_key(text: str) -> str:
@@ -921,9 +930,10 @@ CODE_LINE = re.compile(r"^\s*(?:>>>|\$ |from [\w.]+ import |import [\w.]+\s*$|im
 
 def is_code_line(text: str) -> bool:
     """A line of code, not prose: a console prompt (">>> cur.fetchmany(2)", "$ make"), an import, an
-    assignment from a call, a bare call or a call's dangling parenthesis. (Not "... the director said", nor
+    assignment from a call, a bare call or a call's dangling parenthesis, a C prototype ("int gnutls_init
+    (gnutls_session_t *session, unsigned int flags);", PROTOTYPE_RE). (Not "... the director said", nor
     "P = 0.03 for the treated group".)"""
-    return bool(CODE_LINE.match(text))
+    return bool(CODE_LINE.match(text) or PROTOTYPE_RE.match(text))
 
 
 # an example's scaffolding: an import, a function's or a class's header line; it answers no question, not even

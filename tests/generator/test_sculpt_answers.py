@@ -32,7 +32,7 @@ from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, ANTECEDENT_WORD
                                        lines_of, named_entry,
                                        listed_items_answer, position_terms, question_proper, relevance, section_heads,
                                        question_parts, question_sentences, sentence_texts, speaker_names, sub_questions,
-                                       terms,
+                                       terms, unsigned,
                                        unnamed)
 from pipeline.text import idf_cover
 from pipeline.types import GenerationRequest, Passage
@@ -603,6 +603,17 @@ def test_a_manual_page_s_credits_are_no_answer_unless_the_question_asks_who(scul
     assert "written by" not in result.raw_text
     text = described + "\n" + credit
     assert "written by" in ask(sculpt, "Who wrote pam_exec?", text).raw_text
+
+
+def test_a_c_prototype_is_code_and_its_parameters_are_no_words_of_its_own():
+    # one line since ingest joins a <pre>'s wrapped prototype (ingest/declarations.py); on GnuTLS's reference it
+    # was quoted first for questions that named its function ("int gnutls_cipher_add_auth (...); [1]")
+    prototype = "int gnutls_cipher_add_auth (gnutls_cipher_hd_t handle, const void *text, size_t text_size);"
+    assert unsigned(prototype) == "int gnutls_cipher_add_auth ();"
+    assert unsigned("PGconn *PQconnectdbParams(const char * const *keywords, int expand_dbname);") == \
+        "PGconn *PQconnectdbParams();"
+    assert unsigned("Set the value (in seconds);") == "Set the value (in seconds);"  # prose
+    assert is_code_line(prototype) and not is_code_line("This function can only be called once.")
 
 
 def test_table_rows_header_rows_name_columns_and_labelled_rows_hold_the_asked_value():
