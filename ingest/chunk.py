@@ -386,7 +386,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # does, and a lead-in line ("The options are:") goes with the entry after it; v17: wrapped plain text in a <pre>
     # is read as its paragraphs and lists (ingest/plaintext.py); v18: a C prototype wrapped over lines in a <pre> is
     # one line (ingest/declarations.py), and a table of words whose first row says something has no header row
-    # ("handle | is a gnutls_cipher_hd_t type" was taken for the column names of a function's parameters)
+    # ("handle | is a gnutls_cipher_hd_t type" and "pkcs12 | A pkcs12 type" were taken for the column names of a
+    # function's parameters)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
     key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v18{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

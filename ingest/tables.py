@@ -268,10 +268,11 @@ HEADER_WORDS = 6  # a column's name is this many words at most
 def is_prose(cell: str) -> bool:
     """Whether a cell says something rather than names a column: a sentence (three words or more ending with a
     stop), more than HEADER_WORDS words, or words that open as a predicate or a sentence does ("is a
-    gnutls_cipher_hd_t type", "the length of the tag")."""
+    gnutls_cipher_hd_t type", "the length of the tag", "A pkcs12 type"; a capitalised pair such as "The Company"
+    may be a column's name)."""
     words = cell.split()
     return (len(words) > HEADER_WORDS or len(words) >= 3 and cell.rstrip().endswith((".", "!", "?"))
-            or len(words) >= 2 and bool(PROSE_START.match(cell)) and cell[:1].islower())
+            or len(words) >= 2 and bool(PROSE_START.match(cell)) and (cell[:1].islower() or len(words) >= 3))
 
 
 def _detect_header(rows: list[list[str]]) -> int:

@@ -928,12 +928,15 @@ CODE_LINE = re.compile(r"^\s*(?:>>>|\$ |from [\w.]+ import |import [\w.]+\s*$|im
                        r"[\w.\[\]'\"]+\s*=\s*[\w.]+\(|[\w.]+\(.*\)\s*;?\s*$|[\w.]+\($|\)+[,;]?\s*$)")
 
 
+PREPROCESSOR_RE = re.compile(r"^\s*#\s*(?:define|include|if|ifn?def|undef|pragma)\b")  # "#define GNUTLS_TPM_KEY_USER (1<<3)"
+
+
 def is_code_line(text: str) -> bool:
     """A line of code, not prose: a console prompt (">>> cur.fetchmany(2)", "$ make"), an import, an
     assignment from a call, a bare call or a call's dangling parenthesis, a C prototype ("int gnutls_init
-    (gnutls_session_t *session, unsigned int flags);", PROTOTYPE_RE). (Not "... the director said", nor
+    (gnutls_session_t *session, unsigned int flags);", PROTOTYPE_RE) or a preprocessor line ("#define ..."). (Not "... the director said", nor
     "P = 0.03 for the treated group".)"""
-    return bool(CODE_LINE.match(text) or PROTOTYPE_RE.match(text))
+    return bool(CODE_LINE.match(text) or PROTOTYPE_RE.match(text) or PREPROCESSOR_RE.match(text))
 
 
 # an example's scaffolding: an import, a function's or a class's header line; it answers no question, not even

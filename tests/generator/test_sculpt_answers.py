@@ -614,6 +614,7 @@ def test_a_c_prototype_is_code_and_its_parameters_are_no_words_of_its_own():
         "PGconn *PQconnectdbParams();"
     assert unsigned("Set the value (in seconds);") == "Set the value (in seconds);"  # prose
     assert is_code_line(prototype) and not is_code_line("This function can only be called once.")
+    assert is_code_line("#define GNUTLS_TPM_KEY_USER (1<<3)")
 
 
 def test_table_rows_header_rows_name_columns_and_labelled_rows_hold_the_asked_value():

@@ -20,7 +20,7 @@ gnutls_dtls_set_timeouts (<em class="parameter"><code><a href="#t">gnutls_sessio
 <p>The DTLS protocol recommends the values of 1 sec and 60 seconds respectively, and these are the default
 values.</p>
 <h4>Parameters</h4>
-<table><tr><td><p>session</p></td><td><p>is a <a href="#t">gnutls_session_t</a> type.</p></td><td> </td></tr>
+<table><tr><td><p>session</p></td><td><p>A <a href="#t">gnutls_session_t</a> type</p></td><td> </td></tr>
 <tr><td><p>retrans_timeout</p></td><td><p>The time at which a retransmission will occur in milliseconds</p></td><td> </td></tr>
 <tr><td><p>total_timeout</p></td><td><p>The time at which the connection will be aborted, in milliseconds.</p></td><td> </td></tr>
 </table>
@@ -62,6 +62,6 @@ def test_a_c_reference_entry_reads_as_its_prototype_description_and_parameters(t
     chunks = chunk_elements(validate_parsed(parsed, settings).elements, count, settings, parsed.metadata)
     text = "\n".join(c.text for c in chunks)
     # the parameters' table has no header row: its first row is a parameter like the others (it was taken for
-    # the column names: "retrans_timeout | is a gnutls_session_t type.: The time at which ...")
-    assert "session | is a gnutls_session_t type." in text
+    # the column names: "retrans_timeout | A gnutls_session_t type: The time at which ...")
+    assert "session | A gnutls_session_t type" in text
     assert "retrans_timeout | The time at which a retransmission will occur in milliseconds" in text
