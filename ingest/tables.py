@@ -262,16 +262,15 @@ def from_cells(grid: Sequence[Sequence[str | None]], header_rows: int | None = N
 
 
 PROSE_START = re.compile(r"(?:is|are|was|were|will|can|may|must|should|the|an?|this|if|when|returns?|sets?)\s", re.I)
-HEADER_WORDS = 6  # a column's name is this many words at most
 
 
 def is_prose(cell: str) -> bool:
     """Whether a cell says something rather than names a column: a sentence (three words or more ending with a
-    stop), more than HEADER_WORDS words, or words that open as a predicate or a sentence does ("is a
-    gnutls_cipher_hd_t type", "the length of the tag", "A pkcs12 type"; a capitalised pair such as "The Company"
-    may be a column's name)."""
+    stop), or words that open as a predicate or a sentence does ("is a gnutls_cipher_hd_t type", "the length of
+    the tag", "A pkcs12 type"; a capitalised pair such as "The Company" may be a column's name). Length alone
+    is no sign: "Name of each exchange on which registered" names a filing's column."""
     words = cell.split()
-    return (len(words) > HEADER_WORDS or len(words) >= 3 and cell.rstrip().endswith((".", "!", "?"))
+    return (len(words) >= 3 and cell.rstrip().endswith((".", "!", "?"))
             or len(words) >= 2 and bool(PROSE_START.match(cell)) and (cell[:1].islower() or len(words) >= 3))
 
 

@@ -65,3 +65,4 @@ def test_a_c_reference_entry_reads_as_its_prototype_description_and_parameters(t
     # the column names: "retrans_timeout | A gnutls_session_t type: The time at which ...")
     assert "session | A gnutls_session_t type" in text
     assert "retrans_timeout | The time at which a retransmission will occur in milliseconds" in text
+

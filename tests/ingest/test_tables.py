@@ -224,3 +224,17 @@ def test_a_table_of_keys_and_values_has_no_column_names():
     assert render_rows(parse_html_table(grid)) == ["Boston | Cups: 6", "Toronto | Cups: 13"]
     # and a table of words whose first cells do not all end in ":" still takes its first row as the header
     assert render_rows(from_cells([["Name", "Role"], ["Jane:", "Chair"], ["Ann", "Clerk"]])) == ["Jane: | Role: Chair", "Ann | Role: Clerk"]
+
+
+def test_a_table_of_words_whose_first_row_says_something_has_no_header():
+    # an API reference's parameters (gtk-doc): the first parameter is no column name ("tag | is a
+    # gnutls_cipher_hd_t type: will hold the tag" was each later row)
+    params = [["handle", "is a gnutls_cipher_hd_t type", ""], ["tag", "will hold the tag", ""]]
+    assert render_rows(from_cells(params)) == ["handle | is a gnutls_cipher_hd_t type", "tag | will hold the tag"]
+    assert render_rows(from_cells([["p12", "A pkcs12 type"], ["key", "a structure to store the key."]])) == [
+        "p12 | A pkcs12 type", "key | a structure to store the key."]
+    # a long column name is still one
+    cover = [["Title of each class", "Trading Symbol(s)", "Name of each exchange on which registered"],
+             ["Common Stock", "GLXZ", "OTC Markets"]]
+    assert render_rows(from_cells(cover)) == [
+        "Common Stock | Trading Symbol(s): GLXZ | Name of each exchange on which registered: OTC Markets"]
