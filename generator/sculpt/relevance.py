@@ -668,7 +668,9 @@ def unsigned(text: str) -> str:
     long a pool waits where no sentence says it.) So does a C prototype's: "int gnutls_aead_cipher_encrypt();"."""
     if "(" not in text:
         return text
-    return PROTOTYPE_RE.sub(r"\1();", text, count=1) if text.rstrip().endswith(";") else SIGNATURE_RE.sub(r"\1()", text, count=1)
+    if text.rstrip().endswith(";"):
+        return PROTOTYPE_RE.sub(r"\1();", text, count=1)
+    return SIGNATURE_RE.sub(r"\1()", text, count=1)
 
 
 def title_key(text: str) -> str:
@@ -928,14 +930,15 @@ CODE_LINE = re.compile(r"^\s*(?:>>>|\$ |from [\w.]+ import |import [\w.]+\s*$|im
                        r"[\w.\[\]'\"]+\s*=\s*[\w.]+\(|[\w.]+\(.*\)\s*;?\s*$|[\w.]+\($|\)+[,;]?\s*$)")
 
 
-PREPROCESSOR_RE = re.compile(r"^\s*#\s*(?:define|include|if|ifn?def|undef|pragma)\b")  # "#define GNUTLS_TPM_KEY_USER (1<<3)"
+# "#define GNUTLS_TPM_KEY_USER (1<<3)", "#include <gnutls/gnutls.h>"
+PREPROCESSOR_RE = re.compile(r"^\s*#\s*(?:define|include|if|ifn?def|undef|pragma)\b")
 
 
 def is_code_line(text: str) -> bool:
     """A line of code, not prose: a console prompt (">>> cur.fetchmany(2)", "$ make"), an import, an
     assignment from a call, a bare call or a call's dangling parenthesis, a C prototype ("int gnutls_init
-    (gnutls_session_t *session, unsigned int flags);", PROTOTYPE_RE) or a preprocessor line ("#define ..."). (Not "... the director said", nor
-    "P = 0.03 for the treated group".)"""
+    (gnutls_session_t *session, unsigned int flags);", PROTOTYPE_RE) or a preprocessor line ("#define ...").
+    (Not "... the director said", nor "P = 0.03 for the treated group".)"""
     return bool(CODE_LINE.match(text) or PROTOTYPE_RE.match(text) or PREPROCESSOR_RE.match(text))
 
 
