@@ -1,6 +1,9 @@
 """Chunk: document elements -> token-bounded chunks that respect the document's structure.
 
-Rules, in order: a title opens a new section and a new chunk (a run of titles stays together); a table
+Rules, in order: a title opens a new section and a new chunk (a run of titles stays together), except that a
+small part of the section the chunk is in (a deeper title and its text, at most a third of a chunk, whose title
+names no reference entry: gtk-doc's "Parameters" and "Returns" of a function) joins that chunk where it fits, under
+the section's title and path; a table
 that fits `table_tokens` is one chunk of its own, a larger one is split by rows into chunks of at most
 `chunk_tokens`, each repeating the table's caption and header; other text is packed sentence by sentence
 up to `chunk_tokens`, and a chunk cut for size starts with the last sentences of the previous one (up to
@@ -25,7 +28,7 @@ from typing import Callable, Sequence
 
 from pipeline.config import IngestSettings
 from pipeline.text import CHUNK_SENTENCE_RE  # ingestion's sentence rule (see pipeline.text: why it is a variant)
-from pipeline.text import TERM_RE
+from pipeline.text import TERM_RE, entry_name
 
 from . import tables
 from .metadata import DocumentMeta
@@ -92,6 +95,8 @@ def chunk_elements(
     section = cur_section = ""
     path: list[tuple[int, str]] = []  # (depth, title) of the sections the text is in, outermost first
     cur_path = ""
+    cur_depth = -1  # the depth of the section the current chunk opened in
+    joined = False  # the current title's part joins the chunk of the section it is part of
 
     def flush(carry: bool) -> list[Piece]:
         nonlocal cur
@@ -109,33 +114,43 @@ def chunk_elements(
         cur = []
         return tail
 
-    for el, (has_head, _), units in zip(elements, split, per_element):
+    for i, (el, (has_head, _), units) in enumerate(zip(elements, split, per_element)):
         pieces = [Piece(text, n, el.page, el.kind, k == 0) for k, (text, n) in enumerate(units)]
         if el.kind == "Title":
-            if any(p.kind != "Title" for p in cur):
+            said = any(p.kind != "Title" for p in cur)
+            part = _section_tokens(elements, per_element, i)
+            joined = said and el.depth > cur_depth and part <= limit // SMALL_PART and not entry_name(el.text) \
+                and sum(q.tokens for q in cur) + part <= limit  # (an entry of a reference is a thing of its own)
+            if said and not joined:
                 flush(carry=False)
             section = el.text[:300]
             while path and path[-1][0] >= el.depth:  # (depths need not start at 0 nor go one by one: a page
                 path.pop()  # may open with an <h2> and go on with <h3>s, whose siblings must not nest)
             path.append((el.depth, section))
-            cur_path = _path(path)  # a run of titles: the path down to the last one
+            if not joined:  # (a joined part's chunk keeps the path and title of the section it is part of)
+                cur_path = _path(path)  # a run of titles: the path down to the last one
             if not cur:
                 cur_section = section
+            if not joined:  # (a run of titles opens the chunk in the section of its last)
+                cur_depth = el.depth
             cur.extend(pieces)
             continue
         table_tokens = sum(p.tokens for p in pieces)
+        if el.kind == "Table" and joined:  # a table in a part that joined its section's chunk stays in it
+            cur.append(Piece("\n".join(p.text for p in pieces), table_tokens, el.page, "Table", True))
+            continue
         if el.kind == "Table" and table_tokens <= settings.table_tokens:
             if any(p.kind != "Title" for p in cur) or sum(p.tokens for p in cur) + table_tokens > settings.table_tokens:
                 flush(carry=False)
             if not cur:
-                cur_section, cur_path = section, _path(path)
+                cur_section, cur_path, cur_depth = section, _path(path), _depth(path)
             cur.append(Piece("\n".join(p.text for p in pieces), table_tokens, el.page, "Table", True))
             flush(carry=False)
             chunks[-1].table_html = el.html
             continue
         if el.kind == "Table":  # too big for one chunk: pieces of rows, each under the caption and header
             flush(carry=False)
-            cur_section, cur_path = section, _path(path)
+            cur_section, cur_path, cur_depth = section, _path(path), _depth(path)
             head = pieces[0] if has_head and pieces[0].tokens <= limit // 2 else None
             rows = pieces[1:] if has_head else pieces
             for group in _row_groups(rows, limit - (head.tokens if head else 0)):
@@ -151,17 +166,20 @@ def chunk_elements(
             del cur[len(cur) - len(lead):]  # the term ("Defaults to 500, meaning ..."); a lead-in goes with it
             flush(carry=False)
             if lead:
-                cur, cur_section, cur_path = lead, section, _path(path)
+                cur, cur_section, cur_path, cur_depth = lead, section, _path(path), _depth(path)
         for p in pieces:
             if cur and sum(q.tokens for q in cur) + p.tokens > limit:
                 cur = flush(carry=True)
                 while cur and sum(q.tokens for q in cur) + p.tokens > limit:
                     cur.pop(0)  # the overlap never pushes a chunk past the limit
             if not cur:
-                cur_section, cur_path = section, _path(path)
+                cur_section, cur_path, cur_depth = section, _path(path), _depth(path)
             cur.append(p)
     flush(carry=False)
     return chunks
+
+
+SMALL_PART = 3  # a part of a section this small (a chunk's limit over it, in tokens) joins the section's chunk
 
 
 def _leads_in(piece: Piece) -> bool:
@@ -171,6 +189,16 @@ def _leads_in(piece: Piece) -> bool:
 
 def _path(path: Sequence[tuple[int, str]]) -> str:
     return " > ".join(title for _, title in path)
+
+
+def _depth(path: Sequence[tuple[int, str]]) -> int:
+    return path[-1][0] if path else -1
+
+
+def _section_tokens(elements: Sequence[Element], per_element: Sequence[Sequence[tuple[str, int]]], i: int) -> int:
+    """The tokens of the title at `i` and the text under it, up to the next title."""
+    end = next((j for j in range(i + 1, len(elements)) if elements[j].kind == "Title"), len(elements))
+    return sum(n for units in per_element[i:end] for _, n in units)
 
 
 def attach_labels(elements: Sequence[Element]) -> list[Element]:
@@ -387,7 +415,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # is read as its paragraphs and lists (ingest/plaintext.py); v18: a C prototype wrapped over lines in a <pre> is
     # one line (ingest/declarations.py), and a table of words whose first row says something has no header row
     # ("handle | is a gnutls_cipher_hd_t type" and "pkcs12 | A pkcs12 type" were taken for the column names of a
-    # function's parameters)
+    # function's parameters); v19: a small part of a section (gtk-doc's "Parameters" and "Returns" of a function)
+    # joins the section's chunk where it fits
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v18{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v19{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -96,6 +96,20 @@ CHUNK_SENTENCE_RE = re.compile(r"(?<=[.!?])([\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])")
 # such an entry in one chunk; the sculpt generator reads its later sentences with the term)
 TERM_RE = re.compile(r"^\s*([^\n:]{1,80}?):\s|^\s*([\w.*-]{1,60}(?:=[^\s–—]{1,40})?(?:\s\([^()\n]{1,40}\))?)\s[–—]\s")
 
+# An entry's name as a reference titles it: a setting ("PASSWORD_RESET_TIMEOUT", "worker_lost_wait"), a function
+# ("os.uptime()"), an option ("--num-callers"), a class ("HttpRequest"); one word of code, not a topic ("Caching")
+ENTRY_NAME_RE = re.compile(r"^(?:--?[A-Za-z][\w-]*|[A-Za-z_]\w*(?:(?:\.|::)[A-Za-z_]\w*)*(?:\s?\(\))?)$")
+
+
+def entry_name(title: str) -> bool:
+    """The title names a reference entry: one word of code (`ENTRY_NAME_RE`) that a plain word is not: with an
+    underscore, a dot or "::" inside, a call's "()" (gtk-doc writes "gnutls_hash_copy ()"), a leading dash, or a
+    capital after a small letter."""
+    t = title.strip()
+    return bool(ENTRY_NAME_RE.match(t)) and ("_" in t or "." in t or "::" in t or t.endswith("()")
+                                             or t.startswith("-") or re.search(r"[a-z][A-Z]", t) is not None)
+
+
 # --- words --------------------------------------------------------------------------------------------
 
 # A word of lowercased text: letters and digits ("don't" is "don", "t"). Question matching, the extractive

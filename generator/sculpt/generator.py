@@ -452,7 +452,8 @@ class _Decoding:
         unnamed = relevance.unnamed(request.question, [f"{p.text}\n{p.title}\n{p.section}\n{p.context}"
                                                        for p in self.passages]) if gen.config.names else ()
         self.selection = gen._selector(self.memory, self.batch, self.space, numbers, request.question, ban, titles,
-                                       [p.section for p in self.passages], unnamed)
+                                       [relevance.entry_section(p.section, p.context) for p in self.passages],
+                                       unnamed)
         filled = [x for n, q in keep for x in _quote_slots(self.batch, self.space, numbers, n, q)][: L - 1]
         if filled:
             self.canvas[: len(filled)] = filled

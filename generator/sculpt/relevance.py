@@ -57,7 +57,10 @@ answer never quotes the same words twice.
 - other entry: a reference entry's field line ("Default: | disabled - httpd will return 404 (Not Found)") read
   under a title that names code ("FallbackResource Directive"), where the question names code and none of it is
   in that title or the line's passage ("What is the default value of the MaxRequestWorkers directive?"), loses
-  OTHER_ENTRY, as much as another year's sentence: it gives another entry's value (`other_entry`).
+  OTHER_ENTRY, as much as another year's sentence: it gives another entry's value (`other_entry`). So does every
+  sentence of a passage that is another entry's (its section names one, or a part of one: `passage_entry`) where
+  the question names an entry that a passage is and asks for no code (`other_entry_passages`): "What does
+  gnutls_pkcs12_mac_info() return ...?" is not answered by gnutls_pkcs12_generate_mac()'s "Returns".
 - a definition's term: for a question that asks for code, the first sentence of a line that opens with a
   term ("-M buildername: Alternative to -b. Uses the Sphinx make_mode module ...") scores at least what the
   line's later sentences do (`defined_terms_answer`): they describe the term, only it names it.
@@ -134,7 +137,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from pipeline.text import SCULPT_STOPWORDS, TERM_RE, idf_cover, words
+from pipeline.text import SCULPT_STOPWORDS, TERM_RE, entry_name, idf_cover, words
 from pipeline.words import ENTITY_NOISE, stem
 
 from .features import _word_at, sentence_id, sentence_spans, split_sentence_id
@@ -442,6 +445,18 @@ def question_proper(question: str) -> str:
 
 COUNT_QUESTION = re.compile(r"\bhow (?:many|much|long|old|far|big|large|tall)\b|"  # what only a number answers
                             r"\bwhat (?:percentage|share|number|amount|price|rate|proportion)\b", re.I)
+HOW_TO = re.compile(r"\s*how (?:do|can|should|would) (?:i|you|we)\b")  # (lower case: as `answer_type` reads it)
+WH_RE = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)
+
+
+def asks_count(question: str) -> bool:
+    """The question asks for a number (COUNT_QUESTION) as its own ask, not inside another: "How many retries
+    ...?" and "Do you know how long ...?" do; "Which function tells me how much data fits?" asks for a function
+    and "How do I find out how big the buffer must be?" for a way (their first question word asks that). Read
+    past a leading clause or condition ("When the pool is full, how many ...?"), as `answer_type` reads it."""
+    q = LEADING_CONDITION.sub("", LEADING_CLAUSE.sub("", question_proper(question).lower()))
+    m = COUNT_QUESTION.search(q)
+    return m is not None and m.start() <= WH_RE.search(q).start()
 
 
 @functools.lru_cache(maxsize=256)
@@ -458,13 +473,13 @@ def answer_type(question: str) -> str | None:
         return "date"
     if (m := CODE_QUESTION.match(q.lstrip())) and m.group(1):  # "Which log format code records how long the
         return "code"  # request took ...?" (not "How do I ...?") asks for the code, whatever the rest asks about
-    if COUNT_QUESTION.search(q):
+    if asks_count(question):
         return "number"
     if re.match(r"\s*(on|by|at|from)?\s*(what|which)\s+(date|day|year|month)\b", q) or \
             re.match(r"\s*what (is|was) the date\b", q):
         return "date"
-    if QUANTITY_NOUNS.search(q) or REPORTED.search(q):
-        return "number"
+    if (QUANTITY_NOUNS.search(q) or REPORTED.search(q)) and not HOW_TO.match(q):  # ("How can I export it without
+        return "number"  # guessing the size of the buffer?" asks for a way: code, below)
     if re.match(r"\s*(who|whom|whose|where|which (company|person|team|country|city|state|firm|organization)|"
                 r"in (which|what) (country|city|state))\b", q):
         return "name"
@@ -699,12 +714,13 @@ def is_header_row(text: str) -> bool:
 def labelled_row(text: str, asked: set[str]) -> bool:
     """A table row whose label (its first cell) is what the question asks about and that holds a value:
     "Inventory | 2021: $770,248 | 2020: $668,525" for "What inventory did ... report at December 31, 2020?".
-    At least half of the label's content words are the question's."""
+    At least half of the label's content words are the question's. A value is a figure, not a digit inside a
+    name: "pkcs12 | A pkcs12 type" holds none."""
     if "|" not in text:
         return False
     label, rest = text.split("|", 1)
     words = terms(label)
-    return bool(words) and len(words & asked) * 2 >= len(words) and bool(re.search(r"\d", rest))
+    return bool(words) and len(words & asked) * 2 >= len(words) and bool(re.search(r"(?<!\w)\d", rest))
 
 
 ENTRY_TERM_WORDS = 3  # a defined term this long at most is a name ("cpu", "delay=N", "PAM_IGNORE", "fork safety")
@@ -867,21 +883,37 @@ def position_terms(batch, question: str) -> tuple[np.ndarray, dict[int, frozense
 SECTION_WORDS = 2  # a sentence is read under its section's title where the title adds this many question words
 
 
+def entry_section(section: str, context: str) -> str:
+    """A passage's section as `section_heads` reads it: "ENTRY\nPART" where the section is a part of a reference
+    entry chunked apart from it (its path, the end of `context`, goes "... > gnutls_pkcs12_mac_info () > Returns"
+    and the entry filled its own chunk), else the section itself."""
+    path = context.rpartition(" | ")[2].split(" > ")
+    if len(path) >= 2 and title_key(path[-1]) == title_key(section) and entry_name(title_key(path[-2])) \
+            and not entry_name(title_key(section)):
+        return f"{title_key(path[-2])}\n{section}"
+    return section
+
+
 def section_heads(batch, sections: Sequence[str], titles: frozenset[str] = frozenset()) -> dict[int, str]:
     """Sentence id -> the title of the section it is in: the last heading line above it in its passage, or the
     passage's own section title (`sections`, per passage of the first request) before the first. A heading
     line is one `is_heading` takes for a title or one of `titles` (the request's section titles, `title_key`):
-    "Log rotation" is a title only where a document marks it as one."""
+    "Log rotation" is a title only where a document marks it as one. In a passage of a reference entry (its
+    section's title names one, `entry_name`, or its section is a part of one, `entry_section`), a part's heading
+    is read with the entry's name: "Since: 3.6.13" under "Returns" is about "gnutls_pbkdf2 () Returns"."""
     out: dict[int, str] = {}
     for p, text in enumerate(batch.texts[0]):
-        current = sections[p] if p < len(sections) else ""
+        entry, _, current = (sections[p] if p < len(sections) else "").rpartition("\n")
+        if entry or entry_name(title_key(current)):
+            entry = entry or title_key(current)
+            current = current if title_key(current) == entry else f"{entry} {current}"
         spans, lines = layout(text)
         for line in lines:
             if not line:
                 continue
             first = text[spans[line[0]][0]:spans[line[0]][1]]
             if len(line) == 1 and (is_heading(first) or title_key(first) in titles):
-                current = first.strip()
+                current = first.strip() if not entry or title_key(first) == entry else f"{entry} {first.strip()}"
             elif asks(text, spans, line):  # a FAQ's question titles its answer
                 current = " ".join(text[spans[line[0]][0]:spans[line[-1]][1]].split())
             for k in line:
@@ -889,17 +921,24 @@ def section_heads(batch, sections: Sequence[str], titles: frozenset[str] = froze
     return out
 
 
-# An entry's name as a reference titles it: a setting ("PASSWORD_RESET_TIMEOUT", "worker_lost_wait"), a function
-# ("os.uptime()"), an option ("--num-callers"), a class ("HttpRequest"); one word of code, not a topic ("Caching")
-ENTRY_NAME_RE = re.compile(r"^(?:--?[A-Za-z][\w-]*|[A-Za-z_]\w*(?:(?:\.|::)[A-Za-z_]\w*)*(?:\(\))?)$")
+def passage_entry(section: str) -> str:
+    """The reference entry a passage is (of), by its section (`entry_section`): "gnutls_pbkdf2 ()" for the entry's
+    own passage and for "gnutls_pbkdf2 ()\nReturns"; "" for a passage that is no entry's."""
+    entry, _, own = section.rpartition("\n")
+    return entry or (title_key(own) if entry_name(title_key(own)) else "")
 
 
-def entry_name(title: str) -> bool:
-    """The title names a reference entry: one word of code (`ENTRY_NAME_RE`) that a plain word is not: with an
-    underscore, a dot or "::" inside, a call's "()", a leading dash, or a capital after a small letter."""
-    t = title.strip()
-    return bool(ENTRY_NAME_RE.match(t)) and ("_" in t or "." in t or "::" in t or t.endswith("()")
-                                             or t.startswith("-") or re.search(r"[a-z][A-Z]", t) is not None)
+def other_entry_passages(sections: Sequence[str], question: str) -> set[int]:
+    """The passages that are entries of a reference (`passage_entry`) other than those the question names, where
+    the question names one that a passage is: "What does gnutls_pkcs12_mac_info() return when ...?" is not
+    answered by gnutls_pkcs12_generate_mac()'s entry, nor "What tag_size should I pass to
+    gnutls_aead_cipher_encrypt()?" by gnutls_cipher_tag()'s. Its sentences lose OTHER_ENTRY, as another entry's
+    field line does (`other_entry`). Not for a question that asks for code ("Which function removes it?"): that
+    answer is in another entry by design (`sentence_relevances` leaves it out)."""
+    entries = {p: passage_entry(section) for p, section in enumerate(sections)}
+    named = {p for p, entry in entries.items() if entry and re.search(
+        r"(?<![\w.-])" + re.escape(re.sub(r"\s?\(\)$", "", entry)) + r"(?![\w-])", question)}
+    return {p for p, entry in entries.items() if entry and p not in named} if named else set()
 
 
 def entry_leads(batch, sections: Sequence[str]) -> np.ndarray:
@@ -921,7 +960,8 @@ def entry_leads(batch, sections: Sequence[str]) -> np.ndarray:
         head = next((k for k, (a, b) in enumerate(spans) if title_key(text[a:b]) == name), None)
         if head is None or sentence_id(p, head) not in present:
             continue
-        led = [sentence_id(p, k) for k, (a, b) in enumerate(spans[head + 1:], head + 1) if name not in text[a:b]]
+        bare = re.sub(r"\s?\(\)$", "", name)  # (a sentence that says "gnutls_hash_copy()" names it)
+        led = [sentence_id(p, k) for k, (a, b) in enumerate(spans[head + 1:], head + 1) if bare not in text[a:b]]
         out[np.isin(sid, led)] = sentence_id(p, head)
     return out
 
@@ -1020,9 +1060,11 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
     # code:"); a question answers nothing (it titles what follows); a line of code answers only a question
     # that asks for code
     examples = set() if code else code_examples(batch)  # a lead-in whose list is code: it is the statement
+    elsewhere = set() if code or sections is None else other_entry_passages(sections, question)
     loss = [LEAD_IN * (is_lead_in(t) and not x["typed"] and key not in examples) + TITLE * (key in asking)
             + HEADING * ((not code and is_code_line(t)) or bool(SCAFFOLD_LINE.match(t)))
-            + OTHER_ENTRY * other_entry(t, entry_of.get(key, ""), question, batch.texts[0][split_sentence_id(key)[0]])
+            + OTHER_ENTRY * (other_entry(t, entry_of.get(key, ""), question, batch.texts[0][split_sentence_id(key)[0]])
+                             or split_sentence_id(key)[0] in elsewhere)
             for x, t, key in zip(found, texts, keys)]
     says = [not x["nothing_new"] and any(c.isalpha() for c in t) and not SCAFFOLD_LINE.match(t)
             for x, t in zip(found, texts)]
@@ -1263,6 +1305,8 @@ DEPENDENT_RE = re.compile(
     r"(?:it|its|it's|this|these|that|those|they|their|them|such|the (?:former|latter|default|same)|"
     r"in (?:this|that|such|these|those|either|each|both) (?:cases?|situations?|scenarios?|events?|modes?|"
     r"circumstances?)|" + REMEDY + r"|defaults? (?:to|is)|for example|for instance|e\.g\.)(?![\w'’-])", re.I)
+# "... recommends the values of 1 sec and 60 seconds respectively": the things it gives values of are named before it
+RESPECTIVELY_RE = re.compile(r"\brespectively\b", re.I)
 # "To fix this, ...": it leans on the problem before it, and is read after it only for a question that asks what to
 # do (`asks_advice`); for any other it would rise with the problem it follows ("To avoid these error messages,
 # ..." after the sentence that says which status is returned)
@@ -1277,7 +1321,8 @@ def dependent_heads(batch) -> dict[int, tuple[str, int]]:
     """Sentence id -> (what it is read after, the id of the sentence that is), for each sentence of the first
     request of `batch` that cannot be read alone:
     - one that leans on the sentence before it (DEPENDENT_RE: "By default this is set to 3 minutes." after
-      "When a task is to be retried, ... the default delay is defined by the default_retry_delay attribute."):
+      "When a task is to be retried, ... the default delay is defined by the default_retry_delay attribute.";
+      RESPECTIVELY_RE: "The DTLS protocol recommends the values of 1 sec and 60 seconds respectively"):
       it is read after the sentences before it, in its line and the lines above, up to ANTECEDENT_WORDS words
       (not across a blank line, not after a title or a line that asks: `section_heads` reads those), as "In
       order to change this behavior, set ..." is about the two sentences that say what the default is and why;
@@ -1301,7 +1346,7 @@ def dependent_heads(batch) -> dict[int, tuple[str, int]]:
                     if (prose := entry_prose(text, spans, line_of, run)) is not None:
                         out[sentence_id(p, k)] = (prose[0], sentence_id(p, prose[1]))
                         break
-            elif n and flat[n - 1] is not None and DEPENDENT_RE.match(sentence):
+            elif n and flat[n - 1] is not None and (DEPENDENT_RE.match(sentence) or RESPECTIVELY_RE.search(sentence)):
                 words: list[str] = []  # of the sentences before it, back to a blank line, a title or a line
                 for m in flat[n - 1::-1]:  # that asks (or, past the first, a line that does not end as prose does)
                     before = None if m is None else text[spans[m][0]:spans[m][1]]
@@ -1365,7 +1410,7 @@ UNTYPED = 1.0  # taken off, for answer-or-refuse only, a sentence without the ki
 def decision_score(batch, question: str, score: np.ndarray) -> float:
     """The best sentence's relevance (`score`, over the first request's positions) for answer-or-refuse: a
     sentence without the kind of value the question asks for counts UNTYPED less there.
-    - A "how many" or "how long" question (COUNT_QUESTION) needs a number the question does not give
+    - A "how many" or "how long" question (`asks_count`) needs a number the question does not give
       (`has_answer_type`). Not every question `answer_type` reads as asking for a number: a default "value"
       may be "false" or "unset".
     - A question that asks for a default needs a sentence that states one ("default 10m", "defaults to", "by
@@ -1377,7 +1422,7 @@ def decision_score(batch, question: str, score: np.ndarray) -> float:
     answer may give its value without the word ("... but is typically 500." after "The default value is
     determined when the shell is configured,")."""
     proper = question_proper(question)
-    count, default = bool(COUNT_QUESTION.search(proper)), bool(DEFAULT_QUESTION.search(proper))
+    count, default = asks_count(question), bool(DEFAULT_QUESTION.search(proper))
     if not count and not default:
         return float(score.max())
     first = first_positions(batch.sentence[0])  # (a sentence's relevance is the same at each of its positions)

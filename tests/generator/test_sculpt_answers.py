@@ -277,7 +277,11 @@ def test_a_quote_cannot_stop_inside_an_abbreviation_or_a_number():
     ("What is the function of the LNvs in Drosophila?", None),
     # a bare "How?" after what the user wants asks how to do it, as "How do I do that?" does
     ("My server has several network interfaces and the client must send from one of them. How?", "code"),
-    ("How does the scheduler order its jobs?", None)])
+    ("How does the scheduler order its jobs?", None),
+    # a "how much" inside another ask asks for no number: the function, the way
+    ("Which function tells me how much application data really fits?", "code"),
+    ("I'd like to allocate the buffer exactly. How do I find out how big it has to be?", "code"),
+    ("When the pool is full, how many connections wait?", "number"), ("Do you know how long it waits?", "number")])
 def test_factoid_questions_say_what_kind_of_value_they_ask_for(question, kind):
     assert answer_type(question) == kind
 
@@ -763,6 +767,12 @@ def test_a_sentence_two_passages_hold_is_quoted_from_the_one_that_reads_it_best(
 
 ROTATION = "Log rotation\nThe job runs at 04:00 and keeps 7 copies."
 BACKUPS = "Nightly backups\nThe job runs at 02:00 and keeps 14 copies."
+
+
+def test_a_table_row_s_value_is_a_figure_not_a_digit_inside_a_name():
+    asked = terms("What does gnutls_pkcs12_mac_info() return when the PKCS#12 structure contains no MAC?")
+    assert not labelled_row("pkcs12 | should contain a gnutls_pkcs12_t type", asked)
+    assert labelled_row("pkcs12 | 12 bags", asked) and labelled_row("pkcs12 | $1.2m", asked)
 
 
 def test_section_heads_are_the_heading_above_or_the_passages_section():
@@ -1411,3 +1421,50 @@ def test_a_question_that_asks_for_a_default_or_a_number_needs_a_sentence_that_gi
     assert ask(sculpt, q, text).text == REFUSAL
     given = ask(sculpt, q, text + " The cache keeps a password in memory for 900 seconds (15 minutes) by default.")
     assert "900 seconds" in given.raw_text
+
+
+PBKDF2_ENTRY = ("gnutls_pbkdf2 ()\nint gnutls_pbkdf2 (gnutls_mac_algorithm_t mac, const gnutls_datum_t *key, "
+                "const gnutls_datum_t *salt, unsigned iter_count, void *output, size_t length);\n"
+                "This function will derive a variable length keying material from a password according to PKCS #5 "
+                "PBKDF2.\nParameters\nmac | the mac algorithm used internally\nkey | the initial keying material\n"
+                "Returns\nZero or a negative error code on error.\nSince: 3.6.13")
+OPENPGP_ENTRY = ("gnutls_openpgp_crt_get_version ()\nint gnutls_openpgp_crt_get_version (gnutls_openpgp_crt_t key);\n"
+                 "gnutls_openpgp_crt_get_version is deprecated and should not be used in newly-written code.\n"
+                 "Returns\nthe version of the OpenPGP key.\nSince: 2.4.0")
+MAC_INFO_ENTRY = ("gnutls_pkcs12_mac_info ()\nint gnutls_pkcs12_mac_info (gnutls_pkcs12_t pkcs12, unsigned int *mac, "
+                  "void *salt, unsigned int *salt_size, unsigned int *iter_count, char **oid);\n"
+                  "This function will provide information on the MAC algorithm used in a PKCS 12 structure. If the "
+                  "structure algorithms are unknown the code GNUTLS_E_UNKNOWN_HASH_ALGORITHM will be returned, and only "
+                  "oid , will be set.")
+MAC_INFO_RETURNS = ("Returns\nGNUTLS_E_INVALID_REQUEST if the provided structure doesn't contain a MAC, "
+                    "GNUTLS_E_UNKNOWN_HASH_ALGORITHM if the structure's MAC isn't supported, or another negative error "
+                    "code in case of a failure.\nSince: 3.4.0")
+
+
+def test_a_part_of_a_reference_entry_is_read_with_the_entry_s_name(sculpt):
+    """gtk-doc writes a C function's entry as its name, prototype and description, then the parts "Parameters" and
+    "Returns" under headings of their own. "Since: 3.6.13" under "Returns" answers "Since which version is
+    gnutls_pbkdf2() available?" only when read as part of gnutls_pbkdf2's entry (it was refused: the line shares
+    no word with the question but "since"). The part is read with the entry's name where the passage holds the
+    whole entry (ingest joins a small part to its entry's chunk) and where the part was chunked apart (its
+    section path names the entry), and the quote opens with the entry's name. A digit inside a parameter's type
+    ("pkcs12 | A pkcs12 type") is no value: that row no longer outranks what the function returns."""
+    passages = (Passage(number=1, text=OPENPGP_ENTRY, section="gnutls_openpgp_crt_get_version ()"),
+                Passage(number=2, text=PBKDF2_ENTRY, section="gnutls_pbkdf2 ()"))
+    result = sculpt.generate(GenerationRequest(question="Since which GnuTLS version is gnutls_pbkdf2() available?",
+                                               passages=passages))
+    assert result.text.startswith("gnutls_pbkdf2 (): ") and "3.6.13" in quotes(result.raw_text)[0][0]
+    assert quotes(result.raw_text)[0][1] == 2
+    assert relevance_module.entry_section("Returns", "gnutls-pkcs12 | Functions > gnutls_pkcs12_mac_info () > Returns") \
+        == "gnutls_pkcs12_mac_info ()\nReturns"
+    assert relevance_module.entry_section("Returns", "Chapter 3 > Returns") == "Returns"  # (not part of an entry)
+    question = "What does gnutls_pkcs12_mac_info() return when the PKCS#12 structure contains no MAC?"
+    apart = (Passage(number=1, text=MAC_INFO_ENTRY, section="gnutls_pkcs12_mac_info ()",
+                     context="gnutls-pkcs12 | Functions > gnutls_pkcs12_mac_info ()"),
+             Passage(number=2, text="Parameters\npkcs12 | should contain a gnutls_pkcs12_t type", section="Parameters",
+                     context="gnutls-pkcs12 | Functions > gnutls_pkcs12_verify_mac () > Parameters"),
+             Passage(number=3, text=MAC_INFO_RETURNS, section="Returns",
+                     context="gnutls-pkcs12 | Functions > gnutls_pkcs12_mac_info () > Returns"))
+    result = sculpt.generate(GenerationRequest(question=question, passages=apart))
+    assert quotes(result.raw_text)[0][0].startswith("GNUTLS_E_INVALID_REQUEST if the provided structure doesn't")
+    assert quotes(result.raw_text)[0][1] == 3

@@ -239,11 +239,45 @@ def test_a_section_s_path_names_its_parents_not_an_earlier_sibling(count):
     els = [Element("Title", "Chapter 53 - Log files", page=1, depth=1),
            Element("NarrativeText", sentences(2, "log"), page=1),
            Element("Title", "1. Where the logs are written", page=1, depth=2),
-           Element("NarrativeText", sentences(2, "place"), page=1),
+           Element("NarrativeText", sentences(7, "place"), page=1),  # (parts too long to join the chapter's chunk)
            Element("Title", "16. Message log", page=1, depth=2),
-           Element("NarrativeText", sentences(2, "message"), page=1),
+           Element("NarrativeText", sentences(7, "message"), page=1),
            Element("Title", "Appendix", page=1, depth=0),
            Element("NarrativeText", sentences(2, "extra"), page=1)]
     chunks = chunk_elements(els, count, IngestSettings(chunk_tokens=200, chunk_overlap=20))
     assert [c.context for c in chunks] == ["Chapter 53 - Log files", "Chapter 53 - Log files > 1. Where the logs are written",
                                            "Chapter 53 - Log files > 16. Message log", "Appendix"]
+
+
+def test_a_small_part_of_a_section_joins_its_chunk(count):
+    """gtk-doc writes each function as an <h3> (its prototype and description) with <h4> parts "Parameters" (a
+    table) and "Returns" ("Zero or a negative error code on error. Since: 3.6.13"). Each part was a chunk of its
+    own that named no function: "Since which version is gnutls_pbkdf2() available?" was asked of a passage that
+    only said "Since: 3.6.13". A part this small joins the chunk of the section it is part of, where it fits;
+    a long part, a sibling section and a part that would not fit still open chunks of their own."""
+    table = "<table><tr><td>mac</td><td>the mac algorithm used internally</td></tr>" \
+            "<tr><td>salt</td><td>the salt</td></tr></table>"
+    entry = [Element("Title", "gnutls_pbkdf2 ()", page=1, depth=2),
+             Element("CodeSnippet", "int gnutls_pbkdf2 (gnutls_mac_algorithm_t mac, const gnutls_datum_t *salt);", page=1),
+             Element("NarrativeText", "This function will derive keying material from a password.", page=1),
+             Element("Title", "Parameters", page=1, depth=3),
+             Element("Table", "mac the mac algorithm used internally salt the salt", page=1, html=table),
+             Element("Title", "Returns", page=1, depth=3),
+             Element("NarrativeText", "Zero or a negative error code on error.", page=1),
+             Element("UncategorizedText", "Since: 3.6.13", page=1)]
+    after = [Element("Title", "gnutls_rnd ()", page=1, depth=2),
+             Element("NarrativeText", "This function will generate random data.", page=1)]
+    chunks = chunk_elements([Element("Title", "Functions", page=1, depth=1), *entry, *after], count,
+                            IngestSettings(chunk_tokens=200, chunk_overlap=20))
+    assert [c.section for c in chunks] == ["Functions", "gnutls_rnd ()"]  # (the run of titles opens the first)
+    assert [c.context for c in chunks] == ["Functions > gnutls_pbkdf2 ()", "Functions > gnutls_rnd ()"]
+    assert chunks[0].text.endswith("Returns\nZero or a negative error code on error.\nSince: 3.6.13")
+    assert "mac | the mac algorithm used internally" in chunks[0].text and chunks[0].table_html is None
+    long = [*entry[:5], Element("Title", "Returns", page=1, depth=3),
+            Element("NarrativeText", sentences(8, "result"), page=1)]  # (a part of over a third of a chunk)
+    chunks = chunk_elements(long, count, IngestSettings(chunk_tokens=200, chunk_overlap=20))
+    assert [c.context for c in chunks] == ["gnutls_pbkdf2 ()", "gnutls_pbkdf2 () > Returns"]
+    assert [c.section for c in chunks] == ["gnutls_pbkdf2 ()", "Returns"]
+    tight = chunk_elements(entry, count, IngestSettings(chunk_tokens=40, chunk_overlap=8))  # (it does not fit)
+    assert not any("Parameters" in c.text and "Since" in c.text for c in tight)
+    assert [c.section for c in tight if c.text.startswith("Returns")] == ["Returns"]
