@@ -1468,3 +1468,22 @@ def test_a_part_of_a_reference_entry_is_read_with_the_entry_s_name(sculpt):
     result = sculpt.generate(GenerationRequest(question=question, passages=apart))
     assert quotes(result.raw_text)[0][0].startswith("GNUTLS_E_INVALID_REQUEST if the provided structure doesn't")
     assert quotes(result.raw_text)[0][1] == 3
+
+
+DTLS_TIMEOUTS = ("gnutls_dtls_set_timeouts ()\nThis function will set the timeouts required for the DTLS handshake "
+                 "protocol. The retransmission timeout is the time after which a message from the peer is not "
+                 "received, the previous messages will be retransmitted. The total timeout is the time after which the "
+                 "handshake will be aborted with GNUTLS_E_TIMEDOUT. The DTLS protocol recommends the values of 1 sec "
+                 "and 60 seconds respectively, and these are the default values.")
+DTLS_GET_TIMEOUT = ("gnutls_dtls_get_timeout ()\nThis function will return the milliseconds remaining for a "
+                    "retransmission of the previously sent handshake message.")
+
+
+def test_a_sentence_that_gives_values_respectively_is_read_after_what_it_gives_them_for(sculpt):
+    """"... recommends the values of 1 sec and 60 seconds respectively, and these are the default values." names
+    neither timeout: read alone it ranked fourth, under sentences that say what each timeout is. It is read after
+    the sentences before it, as a sentence that opens with "This" or "It" is."""
+    result = ask(sculpt, "What are the default retransmission and total timeouts of the DTLS handshake in GnuTLS?",
+                 DTLS_GET_TIMEOUT, DTLS_TIMEOUTS)
+    assert quotes(result.raw_text)[0] == ("The DTLS protocol recommends the values of 1 sec and 60 seconds respectively, "
+                                          "and these are the default values.", 2)
