@@ -3,7 +3,7 @@
 Rules, in order: a title opens a new section and a new chunk (a run of titles stays together), except that a
 small part of the section the chunk is in (a deeper title and its text, at most a third of a chunk, whose title
 names no reference entry: gtk-doc's "Parameters" and "Returns" of a function) joins that chunk where it fits, under
-the section's title and path; a table
+the section's title and path (text before the first title is a section above every title); a table
 that fits `table_tokens` is one chunk of its own, a larger one is split by rows into chunks of at most
 `chunk_tokens`, each repeating the table's caption and header; other text is packed sentence by sentence
 up to `chunk_tokens`, and a chunk cut for size starts with the last sentences of the previous one (up to
