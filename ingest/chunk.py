@@ -127,12 +127,10 @@ def chunk_elements(
             while path and path[-1][0] >= el.depth:  # (depths need not start at 0 nor go one by one: a page
                 path.pop()  # may open with an <h2> and go on with <h3>s, whose siblings must not nest)
             path.append((el.depth, section))
-            if not joined:  # (a joined part's chunk keeps the path and title of the section it is part of)
-                cur_path = _path(path)  # a run of titles: the path down to the last one
+            if not joined:  # (a joined part's chunk keeps the path and title of the section it is part of; a run
+                cur_path, cur_depth = _path(path), el.depth  # of titles opens the chunk in the section of its last)
             if not cur:
                 cur_section = section
-            if not joined:  # (a run of titles opens the chunk in the section of its last)
-                cur_depth = el.depth
             cur.extend(pieces)
             continue
         table_tokens = sum(p.tokens for p in pieces)

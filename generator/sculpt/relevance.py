@@ -903,10 +903,10 @@ def section_heads(batch, sections: Sequence[str], titles: frozenset[str] = froze
     is read with the entry's name: "Since: 3.6.13" under "Returns" is about "gnutls_pbkdf2 () Returns"."""
     out: dict[int, str] = {}
     for p, text in enumerate(batch.texts[0]):
-        entry, _, current = (sections[p] if p < len(sections) else "").rpartition("\n")
-        if entry or entry_name(title_key(current)):
-            entry = entry or title_key(current)
-            current = current if title_key(current) == entry else f"{entry} {current}"
+        section = sections[p] if p < len(sections) else ""
+        entry, current = passage_entry(section), section.rpartition("\n")[2]
+        if entry and title_key(current) != entry:
+            current = f"{entry} {current}"
         spans, lines = layout(text)
         for line in lines:
             if not line:
@@ -928,6 +928,11 @@ def passage_entry(section: str) -> str:
     return entry or (title_key(own) if entry_name(title_key(own)) else "")
 
 
+def bare_entry(name: str) -> str:
+    """An entry's name without its call's "()": "gnutls_hash_copy ()" -> "gnutls_hash_copy"."""
+    return re.sub(r"\s?\(\)$", "", name)
+
+
 def other_entry_passages(sections: Sequence[str], question: str) -> set[int]:
     """The passages that are entries of a reference (`passage_entry`) other than those the question names, where
     the question names one that a passage is: "What does gnutls_pkcs12_mac_info() return when ...?" is not
@@ -936,8 +941,8 @@ def other_entry_passages(sections: Sequence[str], question: str) -> set[int]:
     field line does (`other_entry`). Not for a question that asks for code ("Which function removes it?"): that
     answer is in another entry by design (`sentence_relevances` leaves it out)."""
     entries = {p: passage_entry(section) for p, section in enumerate(sections)}
-    named = {p for p, entry in entries.items() if entry and re.search(
-        r"(?<![\w.-])" + re.escape(re.sub(r"\s?\(\)$", "", entry)) + r"(?![\w-])", question)}
+    named = {p for p, entry in entries.items()
+             if entry and re.search(r"(?<![\w.-])" + re.escape(bare_entry(entry)) + r"(?![\w-])", question)}
     return {p for p, entry in entries.items() if entry and p not in named} if named else set()
 
 
@@ -960,7 +965,7 @@ def entry_leads(batch, sections: Sequence[str]) -> np.ndarray:
         head = next((k for k, (a, b) in enumerate(spans) if title_key(text[a:b]) == name), None)
         if head is None or sentence_id(p, head) not in present:
             continue
-        bare = re.sub(r"\s?\(\)$", "", name)  # (a sentence that says "gnutls_hash_copy()" names it)
+        bare = bare_entry(name)  # (a sentence that says "gnutls_hash_copy()" names it)
         led = [sentence_id(p, k) for k, (a, b) in enumerate(spans[head + 1:], head + 1) if bare not in text[a:b]]
         out[np.isin(sid, led)] = sentence_id(p, head)
     return out
