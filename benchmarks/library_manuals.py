@@ -66,10 +66,9 @@ its signature in a `<pre>`, then its description, a table of its parameters and 
 library's reference is made; benchmarks/data/library_manuals_k.pages.json), 32 answerable questions and 8 that
 the pages do not answer (ids l01-l40), in benchmarks/data/library_manuals_k.jsonl.
 
-`--set l`: a twelfth set, written blind on 2026-12-07 the same way, and run once before any change was made
-against it: fourteen pages of the
-Slony-I 2.2 administration guide (`apt-get install slony1-2-doc`, DocBook's HTML from the same SGML toolchain
-as PostgreSQL's manual, which is reserved for the blind judgement and was not opened;
+`--set l`: a twelfth set, written blind on 2026-12-07 the same way, and run once before any change was made against
+it: fourteen pages of the Slony-I 2.2 administration guide (`apt-get install slony1-2-doc`, DocBook's HTML from the
+same SGML toolchain as PostgreSQL's manual, which is reserved for the blind judgement and was not opened;
 benchmarks/data/library_manuals_l.pages.json), 32 answerable questions and 8 that the pages do not answer (ids
 m01-m40), in benchmarks/data/library_manuals_l.jsonl.
 
