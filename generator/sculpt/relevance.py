@@ -1414,13 +1414,16 @@ UNTYPED = 1.0  # taken off, for answer-or-refuse only, a sentence without the ki
 
 def decision_score(batch, question: str, score: np.ndarray) -> float:
     """The best sentence's relevance (`score`, over the first request's positions) for answer-or-refuse: a
-    sentence without the kind of value the question asks for counts UNTYPED less there.
+    sentence without the kind of value the question asks for counts UNTYPED less there, and a title line
+    (`is_heading`) not at all: it names a topic and answers nothing ("What parameters does SLONIK CLONE PREPARE
+    take?" was answered with a passage's title "SLONIK CLONE PREPARE/SLONIK CLONE FINISH").
     - A "how many" or "how long" question (`asks_count`) needs a number the question does not give
       (`has_answer_type`). Not every question `answer_type` reads as asking for a number: a default "value"
       may be "false" or "unset".
     - A question that asks for a default needs a sentence that states one ("default 10m", "defaults to", "by
       default"): "What is the default value of the redirect router's one_time option?" is refused over "The
       headers_add option cannot be used for a redirect router that has the one_time option set."
+      Where the question names a setting with underscores, not another setting's default (`other_default`).
     - A "when" question needs no date: "When do the patent licenses ... terminate?" is answered by "... as of
       the date such litigation is filed."
     Only the decision reads it. Ranking with it put the gold sentence first less often on the dev halves: an
@@ -1428,16 +1431,31 @@ def decision_score(batch, question: str, score: np.ndarray) -> float:
     determined when the shell is configured,")."""
     proper = question_proper(question)
     count, default = asks_count(question), bool(DEFAULT_QUESTION.search(proper))
-    if not count and not default:
-        return float(score.max())
     first = first_positions(batch.sentence[0])  # (a sentence's relevance is the same at each of its positions)
+    named = [m.group(0).lower() for m in IDENTIFIER_RE.finditer(question)] if default else []
+    keys, texts = sentence_texts(batch)
     best = -np.inf
-    for key, text in zip(*sentence_texts(batch)):
+    for i, (key, text) in enumerate(zip(keys, texts)):
+        if is_heading(text):
+            continue
+        prior = texts[i - 1] if i and split_sentence_id(keys[i - 1])[0] == split_sentence_id(key)[0] else ""
         top = float(score[first[key]])
         typed = (not count or has_answer_type(text, question, "number")) and \
-            (not default or bool(STATES_DEFAULT.search(text)))
+            (not default or (bool(STATES_DEFAULT.search(text)) and not other_default(text, prior, named)))
         best = max(best, top if typed else top - UNTYPED)
     return float(best)
+
+
+def other_default(text: str, before: str, named: Sequence[str]) -> bool:
+    """Whether a sentence that states a default states another setting's: the question names settings
+    (`named`, IDENTIFIER_RE's, lower case), the sentence names some, and neither it nor the sentence before it
+    (`before`: "monitor_interval (integer): ..." then "The default is 500.") names one of the question's (a
+    longer name holding one counts: "slon_conf_sync_interval" names "sync_interval"). "What is the default
+    value of slon's monitor_interval setting?" is not answered by "... slon_conf_sync_interval_timeout; if the
+    timeout value (which defaults to 10000, implying 10s) is kept low, ..."."""
+    found = [m.group(0).lower() for m in IDENTIFIER_RE.finditer(text)] if named else []
+    near = found + [m.group(0).lower() for m in IDENTIFIER_RE.finditer(before)]
+    return bool(found) and not any(a in b for a in named for b in near)
 
 
 def clause_choice(batch, question: str, starts: np.ndarray) -> np.ndarray:

@@ -1423,6 +1423,35 @@ def test_a_question_that_asks_for_a_default_or_a_number_needs_a_sentence_that_gi
     assert "900 seconds" in given.raw_text
 
 
+MONITOR_ENTRY = ("monitor_interval (integer): The number of milliseconds the monitoring thread waits before dumping "
+                 "status entries to the database.")
+SYNC_TIMEOUT = ("The thresholds for switching between these modes are controlled by the configuration parameters "
+                "sync_interval and sync_interval_timeout; if the timeout value (which defaults to 10000, implying 10s) "
+                "is kept low, slon returns to listening quickly.")
+
+
+def test_another_setting_s_default_does_not_answer_for_the_setting_asked(sculpt):
+    """Slony-I's manual describes monitor_interval without a default; a FAQ sentence gives sync_interval_timeout's.
+    A question for one setting's default is not answered by another's: refused. The asked setting's default, in
+    the sentence after the one that names it (its entry's next sentence), is the answer."""
+    q = "What is the default value of slon's monitor_interval setting?"
+    assert ask(sculpt, q, MONITOR_ENTRY, SYNC_TIMEOUT).text == REFUSAL
+    given = ask(sculpt, q, MONITOR_ENTRY + " The default is 500.", SYNC_TIMEOUT)
+    assert quotes(given.raw_text)[0] == ("The default is 500.", 1)
+
+
+def test_a_title_decides_nothing(sculpt):
+    """A title names a topic and answers nothing: "What parameters does SLONIK CLONE PREPARE take?" was answered
+    with the title line "SLONIK CLONE PREPARE/SLONIK CLONE FINISH" of a passage that gives none. The decision
+    to answer now rests on the passage's sentences."""
+    q = "What parameters does SLONIK CLONE PREPARE take?"
+    titled = ("SLONIK CLONE PREPARE/SLONIK CLONE FINISH\nOMIT COPY is used when a node is cloned by copying a "
+              "database, rather than by a copy of each table.")
+    assert ask(sculpt, q, titled).text == REFUSAL
+    given = ask(sculpt, q, titled + "\nSLONIK CLONE PREPARE takes the parameters ID, PROVIDER and COMMENT.")
+    assert quotes(given.raw_text) == [("SLONIK CLONE PREPARE takes the parameters ID, PROVIDER and COMMENT.", 1)]
+
+
 PBKDF2_ENTRY = ("gnutls_pbkdf2 ()\nint gnutls_pbkdf2 (gnutls_mac_algorithm_t mac, const gnutls_datum_t *key, "
                 "const gnutls_datum_t *salt, unsigned iter_count, void *output, size_t length);\n"
                 "This function will derive a variable length keying material from a password according to PKCS #5 "
