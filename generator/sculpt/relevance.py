@@ -584,8 +584,8 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
           titles: frozenset[str] = frozenset(), heads: Sequence[str] | None = None,
           alone: frozenset[int] = frozenset(), seen: dict[str, np.ndarray] | None = None) -> list[dict[str, float]]:
     """Each text's relevance parts for the question: cos, cover, typed, heading, header_row, title,
-    labelled, nothing_new, other_year (the flags as 0/1; `titles`: the section titles of the request's
-    passages, as `title_key` gives them). The embedder reads only the EMBED_TOP texts with the most lexical
+    labelled, nothing_new (also where it only repeats a message the question quotes: `echoes`), other_year
+    (the flags as 0/1; `titles`: the section titles of the request's passages, as `title_key` gives them). The embedder reads only the EMBED_TOP texts with the most lexical
     evidence (a text without it rarely wins, and embedding every sentence of k passages would cost as much
     again as encoding them); the others have cos 0. `heads`: per text, what it is read with (its context, or
     ""): the term its definition defines when the text is a later sentence of one (`definition_heads`), or
@@ -596,6 +596,8 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
     asked = terms(question)
     full, texts = texts, [unsigned(t) for t in texts]  # (a signature's defaults still count as values)
     words = [terms(t) for t in texts]
+    quoted = quoted_terms(question)
+    echo = [echoes(w, quoted, asked) for w in words]
     read = list(texts)  # what the embedder reads of each
     if heads is not None:  # "It defaults to 64 megabytes." is about the term its line defines: read it so
         heads = [unsigned(h) for h in heads]
@@ -614,9 +616,10 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
             "title": float(title_key(t) in titles),
             "labelled": float(labelled_row(t, asked) or named_entry(t, question)
                               or bool(h) and named_entry(f"{h}: {t}", question)),  # (read with its term or title)
-            "nothing_new": float(not (w - asked - ENTITY_NOISE)),
+            "nothing_new": float(not (w - asked - ENTITY_NOISE) or said_back),
             "other_year": float(other_year(f"{h} {f}", years))}
-           for t, f, v, w, h, sent in zip(texts, full, part_cover(question, asked, words), words, heads_or, referral)]
+           for t, f, v, w, h, sent, said_back in zip(texts, full, part_cover(question, asked, words), words, heads_or,
+                                                     referral, echo)]
     lead_in = [NOTHING_NEW * x["nothing_new"] * is_lead_in(t) for x, t in zip(out, texts)]
     ranked = sorted(range(len(texts)), key=lambda i: -combine(out[i]) - lead_in[i])[:EMBED_TOP]  # (a lead-in that
     # restates the question is read too: its list may be the answer, listed_items_answer)
@@ -632,6 +635,25 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
         for i, c in zip(again, cosines[len(ranked):]):
             out[i]["cos"] = max(out[i]["cos"], c)
     return out
+
+
+ECHO_TERMS = 3  # a quoted part of a question this long (in terms) is a message the user saw
+ECHO_SHARE = 0.7  # of its terms, what a text must hold to repeat it (an error's placeholders differ: "node %", "N")
+ECHO_NEW = 3  # the terms the question lacks that it may add and still only repeat it ("ERROR", "Slony-I": three)
+
+
+def quoted_terms(question: str) -> list[set[str]]:
+    """The terms of each part of the question in quotes of ECHO_TERMS terms or more (an error message)."""
+    return [q for m in QUOTED_RE.finditer(question) if len(q := terms(m.group(0))) >= ECHO_TERMS]
+
+
+def echoes(said: set[str], quoted: Sequence[set[str]], asked: set[str]) -> bool:
+    """Whether a text (its terms, `said`) only repeats a message the user quotes: it holds ECHO_SHARE of a quoted
+    part's terms and adds at most ECHO_NEW terms the question lacks. "Our slonik DROP NODE script fails with
+    'DROP_NODE cannot initiate on the dropped node'. What should we change?" is not answered by "ERROR: Slony-I:
+    DROP_NODE cannot initiate on the dropped node": it says nothing new, as a text of the question's words does."""
+    return any(len(q & said) >= ECHO_SHARE * len(q) for q in quoted) and \
+        len(said - asked - ENTITY_NOISE) <= ECHO_NEW
 
 
 def part_cover(question: str, asked: set[str], words: Sequence[set[str]]) -> list[float]:

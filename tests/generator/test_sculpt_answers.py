@@ -1440,6 +1440,16 @@ def test_another_setting_s_default_does_not_answer_for_the_setting_asked(sculpt)
     assert quotes(given.raw_text)[0] == ("The default is 500.", 1)
 
 
+def test_the_message_a_user_quotes_is_not_said_back_as_the_answer(sculpt):
+    """A user who quotes an error knows it: a line that repeats it (with "ERROR: Slony-I:" before it) says nothing
+    new. The answer is what to do about it, and a passage that holds only the message answers nothing."""
+    q = "Our slonik DROP NODE script fails with 'DROP_NODE cannot initiate on the dropped node'. What should we change?"
+    log = "ERROR: Slony-I: DROP_NODE cannot initiate on the dropped node"
+    fix = "The node being dropped cannot be the EVENT NODE: give DROP NODE an EVENT NODE other than the node it drops."
+    assert quotes(ask(sculpt, q, f"{log}\n{fix}").raw_text) == [(fix, 1)]
+    assert ask(sculpt, q, log).text == REFUSAL
+
+
 def test_a_title_decides_nothing(sculpt):
     """A title names a topic and answers nothing: "What parameters does SLONIK CLONE PREPARE take?" was answered
     with the title line "SLONIK CLONE PREPARE/SLONIK CLONE FINISH" of a passage that gives none. The decision
