@@ -171,7 +171,7 @@ def main() -> None:
     ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"), default="a",
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
                          "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification; h: Postfix; "
-                         "i: zsh and HAProxy; j: Linux-PAM; k: GnuTLS's C API reference")
+                         "i: zsh and HAProxy; j: Linux-PAM; k: GnuTLS's C API reference; l: the Slony-I admin guide")
     ap.add_argument("--whole", action="store_true", help="sets b-f and h-j: a store of the packages' whole sites, not only "
                                                               "the listed pages")
     ap.add_argument("--k", type=int, default=8)

@@ -583,16 +583,17 @@ def combine(x: dict[str, float], tables: bool = True) -> float:
 def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
           titles: frozenset[str] = frozenset(), heads: Sequence[str] | None = None,
           alone: frozenset[int] = frozenset(), seen: dict[str, np.ndarray] | None = None) -> list[dict[str, float]]:
-    """Each text's relevance parts for the question: cos, cover, typed, heading, header_row, title,
-    labelled, nothing_new (also where it only repeats a message the question quotes: `echoes`), other_year
-    (the flags as 0/1; `titles`: the section titles of the request's passages, as `title_key` gives them). The embedder reads only the EMBED_TOP texts with the most lexical
-    evidence (a text without it rarely wins, and embedding every sentence of k passages would cost as much
-    again as encoding them); the others have cos 0. `heads`: per text, what it is read with (its context, or
-    ""): the term its definition defines when the text is a later sentence of one (`definition_heads`), or
-    its section's title (`section_heads`); its words count in the text's cover, and the embedder reads the
-    text after it ("maintenance_work_mem (integer): It defaults to 64 megabytes."). `alone`: the indices of texts
-    the embedder also reads without their head, keeping the closer reading (a sentence that leans on the one
-    before it may match a two-part question better alone). `seen`: the request's vectors by text (`embed`)."""
+    """Each text's relevance parts for the question: cos, cover, typed, heading, header_row, title, labelled,
+    nothing_new (also where it only repeats a message the question quotes: `echoes`), other_year (the flags as
+    0/1; `titles`: the section titles of the request's passages, as `title_key` gives them). The embedder reads
+    only the EMBED_TOP texts with the most lexical evidence (a text without it rarely wins, and embedding every
+    sentence of k passages would cost as much again as encoding them); the others have cos 0. `heads`: per text,
+    what it is read with (its context, or ""): the term its definition defines when the text is a later sentence
+    of one (`definition_heads`), or its section's title (`section_heads`); its words count in the text's cover,
+    and the embedder reads the text after it ("maintenance_work_mem (integer): It defaults to 64 megabytes.").
+    `alone`: the indices of texts the embedder also reads without their head, keeping the closer reading (a
+    sentence that leans on the one before it may match a two-part question better alone). `seen`: the request's
+    vectors by text (`embed`)."""
     asked = terms(question)
     full, texts = texts, [unsigned(t) for t in texts]  # (a signature's defaults still count as values)
     words = [terms(t) for t in texts]
