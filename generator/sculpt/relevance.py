@@ -228,6 +228,11 @@ NOT_NAMES = frozenset(("i", "table", "figure", "column", "row", "section", "chap
 IDENTIFIER_RE = re.compile(r"(?<![\w.-])(?!(?:my|our|your)_)[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+(?![\w-])", re.I)
 
 
+def identifiers(text: str) -> list[str]:
+    """The identifiers `text` writes with underscores (IDENTIFIER_RE), in order."""
+    return IDENTIFIER_RE.findall(text)
+
+
 def asked_names(question: str) -> list[str]:
     """The names a question asks about: its words written with a capital ("Vodafone", "Bruins", "SNB22-3",
     "PetCare", "iPhone"), bar the first word of each of its sentences, "I", month and weekday names, the words
@@ -235,7 +240,7 @@ def asked_names(question: str) -> list[str]:
     possessive's "'s" dropped. None when most of its words are capitalised (a title-case or shouted question
     says nothing by its capitals). And, wherever they stand, the identifiers it writes with underscores
     (IDENTIFIER_RE: an option, a parameter, a function), which a passage that answers it names too."""
-    out = [m.group(0) for m in IDENTIFIER_RE.finditer(question)]
+    out = identifiers(question)
     found = [m for m in ASKED_NAME_RE.finditer(question) if m.group(0) not in out]
     if len(found) * 2 > len(re.findall(r"[^\W\d_]+", question)):
         return out
@@ -1455,7 +1460,7 @@ def decision_score(batch, question: str, score: np.ndarray) -> float:
     proper = question_proper(question)
     count, default = asks_count(question), bool(DEFAULT_QUESTION.search(proper))
     first = first_positions(batch.sentence[0])  # (a sentence's relevance is the same at each of its positions)
-    named = [m.group(0).lower() for m in IDENTIFIER_RE.finditer(question)] if default else []
+    named = [name.lower() for name in identifiers(question)] if default else []
     keys, texts = sentence_texts(batch)
     best = -np.inf
     for i, (key, text) in enumerate(zip(keys, texts)):
@@ -1476,9 +1481,8 @@ def other_default(text: str, before: str, named: Sequence[str]) -> bool:
     longer name holding one counts: "slon_conf_sync_interval" names "sync_interval"). "What is the default
     value of slon's monitor_interval setting?" is not answered by "... slon_conf_sync_interval_timeout; if the
     timeout value (which defaults to 10000, implying 10s) is kept low, ..."."""
-    found = [m.group(0).lower() for m in IDENTIFIER_RE.finditer(text)] if named else []
-    near = found + [m.group(0).lower() for m in IDENTIFIER_RE.finditer(before)]
-    return bool(found) and not any(a in b for a in named for b in near)
+    found = identifiers(text) if named else []
+    return bool(found) and not any(a in b.lower() for a in named for b in found + identifiers(before))
 
 
 def clause_choice(batch, question: str, starts: np.ndarray) -> np.ndarray:
