@@ -329,7 +329,8 @@ CODE_QUESTION = re.compile(
 # code in prose: "--autostash", "-u", "%D", "$GIT_DIR", "rc.local", "/usr/local/apache2", "mod_dir",
 # "useHttpPath", "XBitHack", "USR1"
 CODE_TOKEN = re.compile(r"(?<![\w-])(?:--?[A-Za-z][\w-]*|%[{<>]?[A-Za-z]\w*|\$[A-Za-z_]\w*|[\w-]+(?:[._/][\w-]+)+|"
-                        r"/[\w.-]+|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*|[A-Z]+[0-9_][A-Z0-9_]*)")
+                        r"/[\w.-]+|[a-z]+[A-Z]\w*|[A-Z][a-z]+[A-Z]\w*|[A-Z]+[0-9_][A-Z0-9_]*|"
+                        r"[A-Za-z_][\w.-]*=[^\s,;)]+)")  # and a setting as it is written: "truecolor=true"
 DEFINED_TERM = re.compile(r"^[a-z][\w.-]*(?=:\s)")  # "pipefail: If set, ...": a defined lower-case term opens it
 
 
@@ -599,9 +600,10 @@ def parts(hidden: Hidden, tokenizer, question: str, texts: Sequence[str],
     `alone`: the indices of texts the embedder also reads without their head, keeping the closer reading (a
     sentence that leans on the one before it may match a two-part question better alone). `seen`: the request's
     vectors by text (`embed`)."""
-    asked = terms(question)
     full, texts = texts, [unsigned(t) for t in texts]  # (a signature's defaults still count as values)
-    words = [terms(t) for t in texts]
+    asked = terms(question)  # a compound one side hyphenates and the other writes as one word counts as that word
+    words = [terms(t) | (compounds(t) & asked) for t in texts]  # ("time-out" for "timeout"; where both hyphenate
+    asked |= compounds(question) & set().union(*words)  # it, its parts match: no third term counts them twice)
     quoted = quoted_terms(question)
     echo = [echoes(w, quoted, asked) for w in words]
     read = list(texts)  # what the embedder reads of each
@@ -868,6 +870,16 @@ def terms(text: str) -> set[str]:
     return {stem(w) for w in words(POSSESSIVE_RE.sub("", text)) if w not in SCULPT_STOPWORDS}
 
 
+HYPHENATED_RE = re.compile(r"(?<![\w-])[A-Za-z]+(?:-[A-Za-z]+)+(?![\w-])")  # "pretty-printed", "e-mail"
+
+
+def compounds(text: str) -> set[str]:
+    """The hyphenated words of `text` written as one, as `terms` ("pretty-printed" as "prettyprinted"): a manual
+    writes "prettyprinted", "timeout" or "email" where a user writes "pretty-printed", "time-out" or "e-mail", and
+    the other way round. Options are none ("--enable-shared")."""
+    return {stem(m.group(0).replace("-", "").lower()) for m in HYPHENATED_RE.finditer(text)} if "-" in text else set()
+
+
 def dispensable(prefix: str, asked: set[str], also: frozenset[str] = frozenset()) -> bool:
     """Whether the part of a sentence before a clause start can be left out of a quote: it says nothing the
     question does not already say (its content words are all the question's), so what follows carries the
@@ -908,7 +920,8 @@ def position_terms(batch, question: str) -> tuple[np.ndarray, dict[int, frozense
     return np.array(out, dtype=np.int64), {k: frozenset(v) for k, v in own.items()}
 
 
-SECTION_WORDS = 2  # a sentence is read under its section's title where the title adds this many question words
+SECTION_WORDS = 2  # a sentence is read under its section's title where the title adds this many question words (or
+# one, where the title is a name the question asks: "AIX", `named_titles`)
 
 
 def entry_section(section: str, context: str) -> str:
@@ -947,6 +960,11 @@ def section_heads(batch, sections: Sequence[str], titles: frozenset[str] = froze
             for k in line:
                 out[sentence_id(p, k)] = current
     return out
+
+
+def named_titles(question: str) -> set[str]:
+    """The names the question asks about (`asked_names`) as section titles are compared (`title_key`)."""
+    return {title_key(name) for name in asked_names(question)}
 
 
 def passage_entry(section: str) -> str:
@@ -1022,10 +1040,17 @@ SCAFFOLD_LINE = re.compile(r"^\s*(?:(?:>>>|\.\.\.)\s+)?(?:import [\w.]+(?:\s+as\
                            r"class\s+\w+\s*(?:\(.*\))?\s*:\s*$)")
 
 
+# "Q. When I have a red edge ... JPEG.", "Question 3: ..." (not "Q1: Revenue grew 4%.", a quarter's line; a numbered
+# FAQ question that ends with "?" asks as any line does)
+FAQ_QUESTION = re.compile(r"^\s*(?:Q|Question(?:\s?\d+)?)\s?[.:)]\s+\S")
+
+
 def asks(text: str, spans: Sequence[tuple[int, int]], line: Sequence[int]) -> bool:
     """Whether a line of `text` (sentence indices into `spans`) asks: its last sentence ends with a question
-    mark."""
-    return text[spans[line[-1]][0]:spans[line[-1]][1]].rstrip().rstrip("\"'”’)").endswith("?")
+    mark, or it opens as a FAQ's question does ("Q.", "Question:"), which may tell a situation and end with a
+    full stop."""
+    return text[spans[line[-1]][0]:spans[line[-1]][1]].rstrip().rstrip("\"'”’)").endswith("?") \
+        or bool(FAQ_QUESTION.match(text[spans[line[0]][0]:spans[line[0]][1]]))
 
 
 def question_lines(batch) -> set[int]:
@@ -1075,10 +1100,12 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
     entry_of: dict[int, str] = {}
     if sections is not None:  # else its section's title, where that names what is asked and the sentence does not
         under = entry_of = section_heads(batch, sections, titles)
+        named = named_titles(question)  # (a title that is a name the question asks, "AIX", is read for one word)
         for i, key in enumerate(keys):
             title = under.get(key, "")
             if (not context[i] or key in leaning) and title and title_key(title) != title_key(texts[i]) \
-                    and len((terms(title) & asked) - said[key]) >= SECTION_WORDS:  # (a title that names what is
+                    and (len(new := (terms(title) & asked) - said[key]) >= SECTION_WORDS
+                         or bool(new) and title_key(title) in named):  # (a title that names what is
                 if key in leaning and FIELD_RE.match(texts[i]):  # asked is read first; a field line ("Default:
                     context[i] = f"{title}: {leaning[key][0]}"  # 10.0 seconds.") with its entry's prose too)
                 else:
@@ -1340,6 +1367,9 @@ DEPENDENT_RE = re.compile(
     r"circumstances?)|" + REMEDY + r"|defaults? (?:to|is)|for example|for instance|e\.g\.)(?![\w'’-])", re.I)
 # "... recommends the values of 1 sec and 60 seconds respectively": the things it gives values of are named before it
 RESPECTIVELY_RE = re.compile(r"\brespectively\b", re.I)
+# "Using truecolor=true avoids this problem.": the problem is told before it
+THIS_PROBLEM_RE = re.compile(r"\b(?:this|that|these|those|such an?|the same)\s+(?:problem|issue|error|bug|behaviou?r|effect|"
+                             r"situation|limitation|symptom|failure|crash|warning|artifact)s?\b", re.I)  # (not "these messages": mail)
 # "To fix this, ...": it leans on the problem before it, and is read after it only for a question that asks what to
 # do (`asks_advice`); for any other it would rise with the problem it follows ("To avoid these error messages,
 # ..." after the sentence that says which status is returned)
@@ -1355,7 +1385,8 @@ def dependent_heads(batch) -> dict[int, tuple[str, int]]:
     request of `batch` that cannot be read alone:
     - one that leans on the sentence before it (DEPENDENT_RE: "By default this is set to 3 minutes." after
       "When a task is to be retried, ... the default delay is defined by the default_retry_delay attribute.";
-      RESPECTIVELY_RE: "The DTLS protocol recommends the values of 1 sec and 60 seconds respectively"):
+      RESPECTIVELY_RE: "The DTLS protocol recommends the values of 1 sec and 60 seconds respectively";
+      THIS_PROBLEM_RE: "Using truecolor=true avoids this problem."):
       it is read after the sentences before it, in its line and the lines above, up to ANTECEDENT_WORDS words
       (not across a blank line, not after a title or a line that asks: `section_heads` reads those), as "In
       order to change this behavior, set ..." is about the two sentences that say what the default is and why;
@@ -1379,7 +1410,8 @@ def dependent_heads(batch) -> dict[int, tuple[str, int]]:
                     if (prose := entry_prose(text, spans, line_of, run)) is not None:
                         out[sentence_id(p, k)] = (prose[0], sentence_id(p, prose[1]))
                         break
-            elif n and flat[n - 1] is not None and (DEPENDENT_RE.match(sentence) or RESPECTIVELY_RE.search(sentence)):
+            elif n and flat[n - 1] is not None and (DEPENDENT_RE.match(sentence) or RESPECTIVELY_RE.search(sentence)
+                                                    or THIS_PROBLEM_RE.search(sentence)):
                 words: list[str] = []  # of the sentences before it, back to a blank line, a title or a line
                 for m in flat[n - 1::-1]:  # that asks (or, past the first, a line that does not end as prose does)
                     before = None if m is None else text[spans[m][0]:spans[m][1]]

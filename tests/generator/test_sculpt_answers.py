@@ -1526,3 +1526,73 @@ def test_a_sentence_that_gives_values_respectively_is_read_after_what_it_gives_t
                  DTLS_GET_TIMEOUT, DTLS_TIMEOUTS)
     assert quotes(result.raw_text)[0] == ("The DTLS protocol recommends the values of 1 sec and 60 seconds respectively, "
                                           "and these are the default values.", 2)
+
+
+RENDER_FAQ = ("Q7. Why are my SVG files so large?\nEvery glyph is written as a path. Use a font that the viewer has.\n"
+              "Q. When I export to WebP, thin lines come out blurred, while the same drawing as SVG is sharp.\n"
+              "This is a side effect of WebP's lossy encoder. Line art suits a lossless format better.")
+
+
+def test_a_faq_question_that_ends_with_a_full_stop_is_a_question_and_titles_its_answer(sculpt):
+    """A FAQ may tell its question as a situation that ends with a full stop ("Q. When I have a red edge it shows
+    up ... but has a black border when rendered to JPEG."). It is a question all the same: it was quoted as the
+    answer, and the answer under it ("This is an artifact of JPEG's lossy compression algorithm.") read alone ranked
+    far down."""
+    result = ask(sculpt, "Exporting to WebP makes our thin lines blurry but SVG output is crisp. Is that a bug?",
+                 RENDER_FAQ)
+    assert quotes(result.raw_text)[0] == ("This is a side effect of WebP's lossy encoder.", 1)
+
+
+PALETTE_ENTRY = ("A palette keeps bitmaps small. However, with a see-through background and a palette, "
+                 "smoothed text gets a grey halo around each letter. Setting fullcolor=yes avoids this problem.\n"
+                 "dpi: The resolution of bitmaps, in pixels per inch.")
+
+
+def test_a_sentence_about_this_problem_is_read_after_the_problem(sculpt):
+    """"Using truecolor=true avoids this problem." names the problem only as "this problem": read alone it ranked
+    far below sentences that share the question's words. It leans on the sentence before it as one that opens
+    with "This" does, as it adds what "which attribute" asks: a setting written as name=value is code."""
+    assert relevance_module.THIS_PROBLEM_RE.search("Setting fullcolor=yes avoids this problem.")
+    assert relevance_module.CODE_TOKEN.findall("Set fullcolor=yes, or --no-palette.") == ["fullcolor=yes",
+                                                                                        "--no-palette"]
+    result = ask(sculpt, "We draw bitmaps with a transparent background, and antialiased letters come out with a "
+                         "light fringe. Which attribute removes that?", PALETTE_ENTRY)
+    assert quotes(result.raw_text)[0] == ("Setting fullcolor=yes avoids this problem.", 1)
+
+
+def test_a_section_titled_with_a_name_the_question_asks_is_read_with_it(sculpt):
+    """A platform's notes under its own one-word title ("AIX", then "Matt Fago tells us that "--enable-shared=no"
+    is required or the executables segfault ...") answer a question that names the platform; the title adds
+    one word of the question, fewer than SECTION_WORDS, and the sentence read alone lost to generic advice."""
+    notes = ("Platform notes\nSolaris\nUse GNU make; the system make fails on the generated rules.\n"
+             "HP-UX\nLink with -lm or the math symbols are missing at run time.\n"
+             "Tru64\nWe are told that --disable-threads is required or the programs hang on start-up.")
+    result = sculpt.generate(GenerationRequest(
+        question="Our build on Tru64 compiles without errors, but the programs hang as soon as they start. Which "
+                 "option is reported to fix this?",
+        passages=(Passage(number=1, text="configure --help lists every option it accepts.", section="Configure"),
+                  Passage(number=2, text=notes, section="Platform notes"))))
+    assert quotes(result.raw_text)[0] == ("We are told that --disable-threads is required or the programs hang on "
+                                          "start-up.", 2)
+
+
+def test_a_hyphenated_word_also_matches_its_parts_written_as_one(sculpt):
+    """A manual writes "prettyprinted" where a user writes "pretty-printed" (or "email" for "e-mail"). A question's
+    hyphenated word also counts as one word where a passage writes it so; where none does, it does not dilute the
+    cover of every passage, nor does it count twice in a passage that hyphenates it too."""
+    compounds = relevance_module.compounds
+    assert compounds("a pretty-printed copy") == relevance_module.terms("prettyprinted")
+    assert compounds("Send an e-mail") == relevance_module.terms("email")
+    assert compounds("--enable-shared=no") == set()  # (an option is no compound)
+    question = "Which output format gives a pretty-printed copy of the input?"
+    closed = "The canon format produces a prettyprinted version of the input."
+    other = "The dot format is the default."
+    found = parts(sculpt._model.embed_hidden, sculpt._tokenizer, question, [closed, other])
+    assert found[0]["cover"] == pytest.approx(idf_cover(terms(question) | compounds(question),
+                                                        [terms(closed) | compounds(closed), terms(other)])[0])
+    assert found[0]["cover"] > idf_cover(terms(question), [terms(closed), terms(other)])[0]
+    hyphenated = "The canon format produces a pretty-printed version of the input."  # (its parts match: no third
+    found = parts(sculpt._model.embed_hidden, sculpt._tokenizer, question, [hyphenated, other])  # term counts them
+    assert found[0]["cover"] == pytest.approx(idf_cover(terms(question), [terms(hyphenated), terms(other)])[0])  # twice)
+    alone = parts(sculpt._model.embed_hidden, sculpt._tokenizer, question, [other])
+    assert alone[0]["cover"] == pytest.approx(idf_cover(terms(question), [terms(other)])[0])
