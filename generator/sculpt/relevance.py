@@ -659,9 +659,11 @@ def echoes(said: set[str], quoted: Sequence[set[str]], asked: set[str]) -> bool:
     """Whether a text (its terms, `said`) only repeats a message the user quotes: it holds ECHO_SHARE of a quoted
     part's terms and adds at most ECHO_NEW terms the question lacks. "Our slonik DROP NODE script fails with
     'DROP_NODE cannot initiate on the dropped node'. What should we change?" is not answered by "ERROR: Slony-I:
-    DROP_NODE cannot initiate on the dropped node": it says nothing new, as a text of the question's words does."""
+    DROP_NODE cannot initiate on the dropped node": it says nothing new, as a text of the question's words does.
+    Numbers are no new terms here: a FAQ titles the message with its section's number ("7.1.5.11. Slony-I: cannot
+    add table to currently subscribed set 1")."""
     return any(len(q & said) >= ECHO_SHARE * len(q) for q in quoted) and \
-        len(said - asked - ENTITY_NOISE) <= ECHO_NEW
+        sum(not t.isdigit() for t in said - asked - ENTITY_NOISE) <= ECHO_NEW
 
 
 def part_cover(question: str, asked: set[str], words: Sequence[set[str]]) -> list[float]:
