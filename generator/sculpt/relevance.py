@@ -1369,9 +1369,10 @@ DEPENDENT_RE = re.compile(
     r"circumstances?)|" + REMEDY + r"|defaults? (?:to|is)|for example|for instance|e\.g\.)(?![\w'’-])", re.I)
 # "... recommends the values of 1 sec and 60 seconds respectively": the things it gives values of are named before it
 RESPECTIVELY_RE = re.compile(r"\brespectively\b", re.I)
-# "Using truecolor=true avoids this problem.": the problem is told before it
-THIS_PROBLEM_RE = re.compile(r"\b(?:this|that|these|those|such an?|the same)\s+(?:problem|issue|error|bug|behaviou?r|effect|"
-                             r"situation|limitation|symptom|failure|crash|warning|artifact)s?\b", re.I)  # (not "these messages": mail)
+# "Using truecolor=true avoids this problem.": the problem is told before it (not "these messages": in a mail
+# server's manual, mail)
+THIS_PROBLEM_RE = re.compile(r"\b(?:this|that|these|those|such an?|the same)\s+(?:problem|issue|error|bug|behaviou?r|"
+                             r"effect|situation|limitation|symptom|failure|crash|warning|artifact)s?\b", re.I)
 # "To fix this, ...": it leans on the problem before it, and is read after it only for a question that asks what to
 # do (`asks_advice`); for any other it would rise with the problem it follows ("To avoid these error messages,
 # ..." after the sentence that says which status is returned)

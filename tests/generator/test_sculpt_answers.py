@@ -1543,6 +1543,7 @@ def test_a_faq_question_that_ends_with_a_full_stop_is_a_question_and_titles_its_
     result = ask(sculpt, "Exporting to WebP makes our thin lines blurry but SVG output is crisp. Is that a bug?",
                  RENDER_FAQ)
     assert quotes(result.raw_text)[0] == ("This is a side effect of WebP's lossy encoder.", 1)
+    assert not relevance_module.FAQ_QUESTION.match("Q1: Revenue grew 4%.")  # (a quarter's line in a report)
 
 
 PALETTE_ENTRY = ("A palette keeps bitmaps small. However, with a see-through background and a palette, "
@@ -1594,7 +1595,7 @@ def test_a_hyphenated_word_also_matches_its_parts_written_as_one(sculpt):
                                                         [terms(closed) | compounds(closed), terms(other)])[0])
     assert found[0]["cover"] > idf_cover(terms(question), [terms(closed), terms(other)])[0]
     hyphenated = "The canon format produces a pretty-printed version of the input."  # (its parts match: no third
-    found = parts(sculpt._model.embed_hidden, sculpt._tokenizer, question, [hyphenated, other])  # term counts them
-    assert found[0]["cover"] == pytest.approx(idf_cover(terms(question), [terms(hyphenated), terms(other)])[0])  # twice)
+    found = parts(sculpt._model.embed_hidden, sculpt._tokenizer, question, [hyphenated, other])  # term counts
+    assert found[0]["cover"] == pytest.approx(idf_cover(terms(question), [terms(hyphenated), terms(other)])[0])  # them)
     alone = parts(sculpt._model.embed_hidden, sculpt._tokenizer, question, [other])
     assert alone[0]["cover"] == pytest.approx(idf_cover(terms(question), [terms(other)])[0])
