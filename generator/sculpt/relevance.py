@@ -672,15 +672,21 @@ def part_cover(question: str, asked: set[str], words: Sequence[set[str]]) -> lis
     long, as the embedder compares a text with each. A user's situation dilutes the question's words: "Does
     Django's SMTP backend have a timeout?" after "When our SMTP relay stops answering, the Celery workers that
     call send_mail hang forever." is covered by "timeout: EMAIL_TIMEOUT", read under its section "SMTP backend",
-    at 0.10 of the whole and 0.47 as asked. A one-sentence question has no parts: its cover is the whole's."""
+    at 0.10 of the whole and 0.47 as asked. A one-sentence question has no parts: its cover is the whole's. Nor
+    is a part of fewer than PART_TERMS content words one: "What command line does that?" after the user's situation
+    names "command" and "line", and "Use the -Tcmap command line option" covered all of it."""
     best = idf_cover(asked, words)
     told = list(question_parts(question))
     proper = question_proper(question)
     if proper != question and proper not in told and len(proper.split()) >= PART_WORDS:  # ("Is that expected?"
         told.append(proper)  # would give any sentence with "expected" in it all of its cover)
     for part in told:
-        best = [max(b, c) for b, c in zip(best, idf_cover(terms(part), words))]
+        if len(said := terms(part)) >= PART_TERMS:  # ("What command line does that?" names two words: any line
+            best = [max(b, c) for b, c in zip(best, idf_cover(said, words))]  # with "command line" covered it all)
     return best
+
+
+PART_TERMS = 3  # a part of a question with fewer content words is not compared alone for cover (`part_cover`)
 
 
 PART_WORDS = 5  # a sentence of a question this long or longer is also compared alone (`question_parts`)
