@@ -929,7 +929,7 @@ def position_terms(batch, question: str) -> tuple[np.ndarray, dict[int, frozense
 
 
 SECTION_WORDS = 2  # a sentence is read under its section's title where the title adds this many question words (or
-# one, where the title is a name the question asks: "AIX", `named_titles`)
+# one, where the title is a name the question asks: "AIX", `asked_names`)
 
 
 def entry_section(section: str, context: str) -> str:
@@ -968,11 +968,6 @@ def section_heads(batch, sections: Sequence[str], titles: frozenset[str] = froze
             for k in line:
                 out[sentence_id(p, k)] = current
     return out
-
-
-def named_titles(question: str) -> set[str]:
-    """The names the question asks about (`asked_names`) as section titles are compared (`title_key`)."""
-    return {title_key(name) for name in asked_names(question)}
 
 
 def passage_entry(section: str) -> str:
@@ -1108,7 +1103,8 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
     entry_of: dict[int, str] = {}
     if sections is not None:  # else its section's title, where that names what is asked and the sentence does not
         under = entry_of = section_heads(batch, sections, titles)
-        named = named_titles(question)  # (a title that is a name the question asks, "AIX", is read for one word)
+        named = {title_key(name) for name in asked_names(question)}  # (a title that is a name the question asks,
+        # "AIX", is read for the one word it adds)
         for i, key in enumerate(keys):
             title = under.get(key, "")
             if (not context[i] or key in leaning) and title and title_key(title) != title_key(texts[i]) \
@@ -1507,7 +1503,8 @@ def decision_score(batch, question: str, score: np.ndarray) -> float:
     for i, (key, text) in enumerate(zip(keys, texts)):
         if is_heading(text):
             continue
-        prior = texts[i - 1] if i and split_sentence_id(keys[i - 1])[0] == split_sentence_id(key)[0] else ""
+        prior = texts[i - 1] if named and i and split_sentence_id(keys[i - 1])[0] == split_sentence_id(key)[0] \
+            else ""  # (the sentence before it in its passage, read only where the question names a setting)
         top = float(score[first[key]])
         typed = (not count or has_answer_type(text, question, "number")) and \
             (not default or (bool(STATES_DEFAULT.search(text)) and not other_default(text, prior, named)))

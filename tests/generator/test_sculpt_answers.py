@@ -1287,9 +1287,10 @@ def test_a_sentence_that_covers_what_is_asked_beats_one_that_covers_the_user_s_s
         relevance_module.terms(one), words)
     result = ask(sculpt, question, *texts)
     assert answers in result.text and "export job" not in result.text
+    # a question part of two content words is not compared alone: a line that holds both does not cover it all
     thin = ("I already have positions for every node in my file and only want it drawn without moving anything. "
-            "What command line does that?")  # (its question names two words: a line that holds both does not cover it
-    line = relevance_module.terms("Use the -Tmap command line option.")  # all)
+            "What command line does that?")
+    line = relevance_module.terms("Use the -Tmap command line option.")
     assert relevance_module.part_cover(thin, relevance_module.terms(thin), [line]) == idf_cover(
         relevance_module.terms(thin), [line])
 
