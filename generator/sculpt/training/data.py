@@ -363,7 +363,7 @@ TRAINING_DOC_PACKAGES = ("debian-policy", "maint-guide", "debmake-doc", "python-
 NOT_FOR_TRAINING = re.compile(r"^(postgresql-doc|python3[^/]*-doc|sqlite3-doc|apache2-doc|bash-doc|git-doc|"
                               r"python-(psycopg2|sqlalchemy|celery|peewee|requests|pytest|aiohttp|tornado|jinja2|"
                               r"scrapy|hypothesis|django)-doc|sphinx-doc|debian-reference|exim4-doc|postfix-doc|zsh-doc|haproxy-doc|"
-                              r"libpam-doc|gnutls-doc|slony1-2-doc|graphviz-doc)")
+                              r"libpam-doc|gnutls-doc|slony1-2-doc|graphviz-doc|mutt|bind9-doc)")
 
 
 # indexes, search pages, module listings, release notes (lists of versions) and translations (the questions are
