@@ -15,7 +15,9 @@ chunks of their own that retrieval could return. `strip_chrome` removes, in this
 3. blocks that are nearly all links (at least MIN_LINKS links holding LINK_SHARE of the block's letters and
    digits), and short ones (LINK_LETTERS on average: labels, not the titles of a reference list): menus,
    breadcrumbs, tables of contents, "Prev / Next" bars that say nothing of their own;
-4. permalink anchors: a same-page link whose whole text is "¶", "§", "#" or a link symbol; and the links of
+4. permalink anchors: a same-page link whose whole text is "¶", "§", "#", a link symbol or one icon-font
+   glyph (a character of Unicode's private use area: the Read the Docs theme's headings end in Font Awesome's
+   link icon, U+F0C1, which read "SOA minimum\uf0c1: The last field in the SOA is ..."); and the links of
    Sphinx's code viewer, by their class ("viewcode-link": "[source]" after every documented function, which
    read "prepare_cookies(cookies)[source]: Prepares the given HTTP cookie data."; "viewcode-back": "[docs]");
 5. paging links outside a navigation block: a link of a few words marked as the previous or next page by its
@@ -109,11 +111,16 @@ def _tag(el) -> str:
     return el.tag.lower() if isinstance(el.tag, str) else ""
 
 
+def _permalink_text(text: str) -> bool:
+    """A permalink's whole text: a symbol of _PERMALINK_TEXT, or one icon-font glyph (Unicode's private use area)."""
+    return text in _PERMALINK_TEXT or len(text) == 1 and "\ue000" <= text <= "\uf8ff"
+
+
 def _drop_permalinks(body) -> int:
     n = 0
     for a in list(body.iter("a")):
         viewer = any(_VIEWCODE & set((el.get("class") or "").split()) for el in a.iter())
-        if viewer or (a.get("href") or "").startswith("#") and len(a) == 0 and (a.text or "").strip() in _PERMALINK_TEXT:
+        if viewer or (a.get("href") or "").startswith("#") and len(a) == 0 and _permalink_text((a.text or "").strip()):
             a.drop_tree()  # (its tail, the text after it, stays)
             n += 1
     return n

@@ -414,7 +414,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # one line (ingest/declarations.py), and a table of words whose first row says something has no header row
     # ("handle | is a gnutls_cipher_hd_t type" and "pkcs12 | A pkcs12 type" were taken for the column names of a
     # function's parameters); v19: a small part of a section (gtk-doc's "Parameters" and "Returns" of a function)
-    # joins the section's chunk where it fits
+    # joins the section's chunk where it fits; v20: a permalink whose text is an icon-font glyph is chrome (the Read
+    # the Docs theme's U+F0C1 after every heading and term)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v19{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v20{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

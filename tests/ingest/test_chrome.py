@@ -23,6 +23,8 @@ SPHINX = """<!DOCTYPE html><html><head><title>Getting Started &#8212; Widget doc
 <dd><p>The folder reports are written to. The default is <code>_build</code>; see <a href="#configuration">Configuration</a>.</p></dd></dl>
 <dl class="py function"><dt class="sig" id="widget.build"><span class="sig-name descname"><span class="pre">build</span></span>(<em>folder</em>)<a class="reference internal" href="_modules/widget.html#build"><span class="viewcode-link"><span class="pre">[source]</span></span></a><a class="headerlink" href="#widget.build">¶</a></dt>
 <dd><p>Renders every report in the folder.</p></dd></dl>
+<dl class="simple"><dt>report_dir<a class="headerlink" href="#report_dir" title="Permalink to this term">\uf0c1</a></dt>
+<dd><p>Where finished reports are kept.</p></dd></dl>
 </section></section></div></div></div>
 <div class="sphinxsidebar" role="navigation" aria-label="main navigation"><div class="sphinxsidebarwrapper">
 <h3>Quick search</h3><form class="search" action="search.html" method="get"><input type="text" name="q" /></form>
@@ -70,6 +72,7 @@ def test_a_sphinx_page_is_its_main_content_without_permalinks(tmp_path):
     assert any(t.startswith("output_dir: The folder reports are written to.") for t in got)  # term joined, no ¶
     assert any("see Configuration." in t for t in got)  # a same-page link that is not a permalink stays
     assert "build(folder): Renders every report in the folder." in got  # no "[source]" link in the term
+    assert "report_dir: Where finished reports are kept." in got  # nor the Read the Docs theme's link icon
     joined = "\n".join(got)
     for chrome in ("¶", "[source]", "Navigation", "Quick search", "Table of Contents", "Previous topic", "Installing Widget",
                    "Copyright", "modules", "index"):
