@@ -449,7 +449,7 @@ def question_proper(question: str) -> str:
     return " ".join(asked) if asked and len(asked) < len(said) else question  # split off "Who won the U.S.")
 
 
-COUNT_QUESTION = re.compile(r"\bhow (?:many|much|long|old|far|big|large|tall)\b|"  # what only a number answers
+COUNT_QUESTION = re.compile(r"\bhow (?:many|much|long|old|far|big|large|tall|often|frequently)\b|"  # what only a number answers
                             r"\bwhat (?:percentage|share|number|amount|price|rate|proportion)\b", re.I)
 HOW_TO = re.compile(r"\s*how (?:do|can|should|would) (?:i|you|we)\b")  # (lower case: as `answer_type` reads it)
 WH_RE = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)
@@ -1361,20 +1361,27 @@ def definition_heads(batch) -> dict[int, tuple[str, int]]:
 
 # a sentence that leans on the one before it for its subject: "By default this is set to 3 minutes.", "Defaults to
 # 30.0.", "This pool class is useful only for single-threaded applications.", "Note that this cursor ...",
-# "For example, version 10.2 as 100002." (a connective, then a back-reference or a subject-less verb)
+# "For example, version 10.2 as 100002." (a connective, then a back-reference or a subject-less verb); or that
+# opens with a connective and its comma, whatever follows: "Instead, the dump is delayed by up to 15 minutes, ..."
+# after "This is not done immediately after each dynamic update ..." (not "If not self.get_cookie(...)": code)
+CONNECTIVE = (r"(?:however|also|otherwise|instead|thus|hence|therefore|then|so|note that|in addition|additionally|"
+              r"moreover|furthermore|by default|if (?:so|not)|in (?:this|that|such|which|either|each|both) cases?|"
+              r"for (?:example|instance)|e\.g\.)")
 DEPENDENT_RE = re.compile(
-    r"^(?:(?:however|also|otherwise|instead|thus|hence|therefore|then|so|note that|in addition|additionally|"
-    r"moreover|furthermore|by default|if (?:so|not)|in (?:this|that|such|which|either|each|both) cases?|"
-    r"for (?:example|instance)|e\.g\.)[,:]?\s+)*"
+    r"^(?:" + CONNECTIVE + r",\s|note that\s)|"
+    r"^(?:" + CONNECTIVE + r"[,:]?\s+)*"
     r"(?:it|its|it's|this|these|that|those|they|their|them|such|the (?:former|latter|default|same)|"
     r"in (?:this|that|such|these|those|either|each|both) (?:cases?|situations?|scenarios?|events?|modes?|"
     r"circumstances?)|" + REMEDY + r"|defaults? (?:to|is)|for example|for instance|e\.g\.)(?![\w'’-])", re.I)
 # "... recommends the values of 1 sec and 60 seconds respectively": the things it gives values of are named before it
 RESPECTIVELY_RE = re.compile(r"\brespectively\b", re.I)
-# "Using truecolor=true avoids this problem.": the problem is told before it (not "these messages": in a mail
-# server's manual, mail)
+# "Using truecolor=true avoids this problem.": the problem is told before it; and "these", "those" or "such" before
+# a plural: "Also, a different location for these files may be desired which can be changed via the $tmpdir
+# variable." after "Mutt uses many temporary files for viewing messages, ...", "You can fix such threads by using
+# the <break-thread> function" after the sentence that tells how they come about ("such as" names examples)
 THIS_PROBLEM_RE = re.compile(r"\b(?:this|that|these|those|such an?|the same)\s+(?:problem|issue|error|bug|behaviou?r|"
-                             r"effect|situation|limitation|symptom|failure|crash|warning|artifact)s?\b", re.I)
+                             r"effect|situation|limitation|symptom|failure|crash|warning|artifact)s?\b|"
+                             r"\b(?:these|those|such)\s+(?!as\b|that\b)[a-z][\w-]*[a-rt-z]s\b", re.I)
 # "To fix this, ...": it leans on the problem before it, and is read after it only for a question that asks what to
 # do (`asks_advice`); for any other it would rise with the problem it follows ("To avoid these error messages,
 # ..." after the sentence that says which status is returned)

@@ -281,7 +281,8 @@ def test_a_quote_cannot_stop_inside_an_abbreviation_or_a_number():
     # a "how much" inside another ask asks for no number: the function, the way
     ("Which function tells me how much application data really fits?", "code"),
     ("I'd like to allocate the buffer exactly. How do I find out how big it has to be?", "code"),
-    ("When the pool is full, how many connections wait?", "number"), ("Do you know how long it waits?", "number")])
+    ("When the pool is full, how many connections wait?", "number"), ("Do you know how long it waits?", "number"),
+    ("By default, how often does the client check a POP3 mailbox for new mail?", "number")])  # (every 60 seconds)
 def test_factoid_questions_say_what_kind_of_value_they_ask_for(question, kind):
     assert answer_type(question) == kind
 
@@ -1567,6 +1568,38 @@ def test_a_sentence_about_this_problem_is_read_after_the_problem(sculpt):
     result = ask(sculpt, "We draw bitmaps with a transparent background, and antialiased letters come out with a "
                          "light fringe. Which attribute removes that?", PALETTE_ENTRY)
     assert quotes(result.raw_text)[0] == ("Setting fullcolor=yes avoids this problem.", 1)
+
+
+def test_a_sentence_that_opens_with_a_connective_is_read_after_the_one_before(sculpt):
+    """"Instead, the rewrite is put off by up to 15 minutes, ..." says what is delayed only in the sentence before
+    it; read alone it shares one word with the question, and the sentence before it, which gives no time, was
+    quoted. A connective and its comma make a sentence lean on the one before, as "Instead it ..." did; "If not"
+    before code does not ("if not self.get_cookie(...):" is a line of a program)."""
+    assert relevance_module.DEPENDENT_RE.match("Note that running the hooks depends on the $move variable.")
+    assert not relevance_module.DEPENDENT_RE.match('if not self.get_secure_cookie("user"):')
+    journal = ("Every change made through an update is first written to the zone's journal. The server does not "
+               "rewrite the whole zone file after each update, which would be too slow for a zone that changes "
+               "often. Instead, the rewrite is put off by up to 15 minutes, so that further changes can collect.")
+    other = "A zone file holds the records of one zone, one per line, in the master file format."
+    result = ask(sculpt, "After an update, how long can the name server wait before it writes the zone file again?",
+                 other, journal)
+    assert quotes(result.raw_text)[0] == ("Instead, the rewrite is put off by up to 15 minutes, so that further "
+                                          "changes can collect.", 2)
+
+
+def test_these_or_such_things_are_read_after_the_sentence_that_names_them(sculpt):
+    """"You can mend such threads with the <break-thread> function" names what it mends only as "such threads";
+    the sentence before it tells how they come about, in the user's words, and was quoted over it."""
+    assert relevance_module.THIS_PROBLEM_RE.search("A different place for these files can be set.")
+    assert not relevance_module.THIS_PROBLEM_RE.search("Lists such as these are kept in order.")
+    threads = ("Some people open a new discussion on a mailing list by replying to an old message and changing "
+               "the subject. You can mend such threads with the <break-thread> function (bound to #), which makes "
+               "the subthread from the current message a thread of its own.")
+    other = "The index shows one line per message; threads are drawn as a tree to the left of the subjects."
+    result = ask(sculpt, "Somebody started a new topic by replying to an old message and changing the subject, so "
+                         "it is now buried inside an unrelated thread in my index. How do I split it off?",
+                 other, threads)
+    assert quotes(result.raw_text)[0][0].startswith("You can mend such threads with the <break-thread> function")
 
 
 def test_a_section_titled_with_a_name_the_question_asks_is_read_with_it(sculpt):
