@@ -1375,13 +1375,14 @@ DEPENDENT_RE = re.compile(
     r"circumstances?)|" + REMEDY + r"|defaults? (?:to|is)|for example|for instance|e\.g\.)(?![\w'’-])", re.I)
 # "... recommends the values of 1 sec and 60 seconds respectively": the things it gives values of are named before it
 RESPECTIVELY_RE = re.compile(r"\brespectively\b", re.I)
-# "Using truecolor=true avoids this problem.": the problem is told before it; and "these", "those" or "such" before
-# a plural: "Also, a different location for these files may be desired which can be changed via the $tmpdir
-# variable." after "Mutt uses many temporary files for viewing messages, ...", "You can fix such threads by using
-# the <break-thread> function" after the sentence that tells how they come about ("such as" names examples)
+# "Using truecolor=true avoids this problem.": the problem is told before it
 THIS_PROBLEM_RE = re.compile(r"\b(?:this|that|these|those|such an?|the same)\s+(?:problem|issue|error|bug|behaviou?r|"
-                             r"effect|situation|limitation|symptom|failure|crash|warning|artifact)s?\b|"
-                             r"\b(?:these|those|such)\s+(?!as\b|that\b)[a-z][\w-]*[a-rt-z]s\b", re.I)
+                             r"effect|situation|limitation|symptom|failure|crash|warning|artifact)s?\b", re.I)
+# "these", "those" or "such" before a plural: "Also, a different location for these files may be desired which can
+# be changed via the $tmpdir variable." after "Mutt uses many temporary files for viewing messages, ...", "You can
+# fix such threads by using the <break-thread> function" after the sentence that tells how they come about ("such
+# as" names examples)
+THESE_THINGS_RE = re.compile(r"\b(?:these|those|such)\s+(?!as\b|that\b)[a-z][\w-]*[a-rt-z]s\b", re.I)
 # "To fix this, ...": it leans on the problem before it, and is read after it only for a question that asks what to
 # do (`asks_advice`); for any other it would rise with the problem it follows ("To avoid these error messages,
 # ..." after the sentence that says which status is returned)
@@ -1398,7 +1399,8 @@ def dependent_heads(batch) -> dict[int, tuple[str, int]]:
     - one that leans on the sentence before it (DEPENDENT_RE: "By default this is set to 3 minutes." after
       "When a task is to be retried, ... the default delay is defined by the default_retry_delay attribute.";
       RESPECTIVELY_RE: "The DTLS protocol recommends the values of 1 sec and 60 seconds respectively";
-      THIS_PROBLEM_RE: "Using truecolor=true avoids this problem."):
+      THIS_PROBLEM_RE: "Using truecolor=true avoids this problem."; THESE_THINGS_RE: "You can fix such threads
+      by using the <break-thread> function"):
       it is read after the sentences before it, in its line and the lines above, up to ANTECEDENT_WORDS words
       (not across a blank line, not after a title or a line that asks: `section_heads` reads those), as "In
       order to change this behavior, set ..." is about the two sentences that say what the default is and why;
@@ -1423,7 +1425,8 @@ def dependent_heads(batch) -> dict[int, tuple[str, int]]:
                         out[sentence_id(p, k)] = (prose[0], sentence_id(p, prose[1]))
                         break
             elif n and flat[n - 1] is not None and (DEPENDENT_RE.match(sentence) or RESPECTIVELY_RE.search(sentence)
-                                                    or THIS_PROBLEM_RE.search(sentence)):
+                                                    or THIS_PROBLEM_RE.search(sentence)
+                                                    or THESE_THINGS_RE.search(sentence)):
                 words: list[str] = []  # of the sentences before it, back to a blank line, a title or a line
                 for m in flat[n - 1::-1]:  # that asks (or, past the first, a line that does not end as prose does)
                     before = None if m is None else text[spans[m][0]:spans[m][1]]

@@ -1590,8 +1590,8 @@ def test_a_sentence_that_opens_with_a_connective_is_read_after_the_one_before(sc
 def test_these_or_such_things_are_read_after_the_sentence_that_names_them(sculpt):
     """"You can mend such threads with the <break-thread> function" names what it mends only as "such threads";
     the sentence before it tells how they come about, in the user's words, and was quoted over it."""
-    assert relevance_module.THIS_PROBLEM_RE.search("A different place for these files can be set.")
-    assert not relevance_module.THIS_PROBLEM_RE.search("Lists such as these are kept in order.")
+    assert relevance_module.THESE_THINGS_RE.search("A different place for these files can be set.")
+    assert not relevance_module.THESE_THINGS_RE.search("Lists such as these are kept in order.")
     threads = ("Some people open a new discussion on a mailing list by replying to an old message and changing "
                "the subject. You can mend such threads with the <break-thread> function (bound to #), which makes "
                "the subthread from the current message a thread of its own.")
