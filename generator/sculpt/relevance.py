@@ -1380,9 +1380,9 @@ THIS_PROBLEM_RE = re.compile(r"\b(?:this|that|these|those|such an?|the same)\s+(
                              r"effect|situation|limitation|symptom|failure|crash|warning|artifact)s?\b", re.I)
 # "these", "those" or "such" before a plural: "Also, a different location for these files may be desired which can
 # be changed via the $tmpdir variable." after "Mutt uses many temporary files for viewing messages, ...", "You can
-# fix such threads by using the <break-thread> function" after the sentence that tells how they come about ("such
-# as" names examples)
-THESE_THINGS_RE = re.compile(r"\b(?:these|those|such)\s+(?!as\b|that\b)[a-z][\w-]*[a-rt-z]s\b", re.I)
+# fix such threads by using the <break-thread> function" after the sentence that tells how they come about (a plural
+# of three letters or more, not "-ss": "such as" names examples, "these address" is no plural)
+THESE_THINGS_RE = re.compile(r"\b(?:these|those|such)\s+[a-z][\w-]*[a-rt-z]s\b", re.I)
 # "To fix this, ...": it leans on the problem before it, and is read after it only for a question that asks what to
 # do (`asks_advice`); for any other it would rise with the problem it follows ("To avoid these error messages,
 # ..." after the sentence that says which status is returned)
