@@ -9,7 +9,7 @@ Inputs are distrusted:
   /etc/passwd or to another user's home is refused. A path given by name is the caller's own choice.
 - Key material and credentials are never ingested: by name (private keys, .env, .netrc, cloud credential
   files, key stores) and by content (a private key block, a marker with a key's worth of base64 after it,
-  or a cloud secret in the bytes being hashed).
+  or a cloud secret set to a value, not to a manual's placeholder, in the bytes being hashed).
 - Hidden files and folders (a leading dot) and system litter are skipped with a report line, not silently.
 - A documentation site built by Sphinx (a folder holding `searchindex.js`) or MkDocs (`index.html` beside
   `search/search_index.json`) is read as its rendered pages. What the build writes beside them is skipped
@@ -76,9 +76,15 @@ SECRET_NAMES = (
 # contents that are secrets wherever they appear (searched in every block while hashing)
 SECRET_CONTENT = re.compile(
     rb"PuTTY-User-Key-File-\d"
-    rb"|(?i:aws_secret_access_key)\s*[=:]"
     rb"|\"private_key\"\s*:\s*\"-----BEGIN"  # a cloud service-account JSON
 )
+# a cloud secret set to a value (`cloud_secret`): `aws_secret_access_key = ...`, `AWS_SECRET_ACCESS_KEY=...`,
+# `"aws_secret_access_key": "..."`
+CLOUD_SECRET = re.compile(rb"(?i:aws_secret_access_key)[\"']?[ \t]*[=:][ \t]*[\"']?([^\s\"'`;,\\]*)")
+# a value that stands for a secret in a manual or a template: a variable or a slot ("$AWS_SECRET", "<secret>",
+# "{{ secret }}", "&lt;key&gt;"), one character repeated ("xxxxxxxx", "****"), or a word that says so
+# (AWS's own example key ends in "EXAMPLEKEY")
+_PLACEHOLDER = re.compile(rb"[$<{\[%]|&(?:lt|#)|(?i:.*(?:example|your|placeholder|redacted|changeme|\.\.\.))")
 # a private key block (PEM, OpenSSH, PGP): its marker, then a key's worth of base64 (`key_block`)
 KEY_MARKER = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 KEY_CHARS = 64  # base64 characters of the smallest private key (Ed25519's PKCS#8 form: 48 bytes)
@@ -89,6 +95,17 @@ _KEY_WORD = re.compile(rb"\s+|(?=-----)")  # (a key written on one line ends wit
 _KEY_HEADER = re.compile(rb"[A-Za-z][\w-]*: ")  # "Proc-Type: 4,ENCRYPTED", "DEK-Info: ...", "Version: GnuPG v2"
 _BASE64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
 _OVERLAP = 128  # bytes kept between blocks so a marker split by a block boundary is still found
+
+
+def cloud_secret(data: bytes) -> bool:
+    """Whether `data` sets a cloud secret to a value: a credentials file, a config or a note that holds one does;
+    a manual's example with a placeholder for it (`AWS_SECRET_ACCESS_KEY=xxxxxxxxxxxx`, `=<your secret>`,
+    `=$AWS_SECRET_ACCESS_KEY`) or a template that leaves it empty does not."""
+    for m in CLOUD_SECRET.finditer(data):
+        value = m.group(1)
+        if value and not _PLACEHOLDER.match(value) and len(set(value.lower().strip(b"-_."))) > 2:
+            return True
+    return False
 
 
 def key_block(data: bytes) -> bool:
@@ -174,7 +191,7 @@ def _read_regular(path: Path, block: int = 1 << 20, keep: list[bytes] | None = N
             if keep is not None:
                 keep.append(chunk)
             seen = tail + chunk
-            if SECRET_CONTENT.search(seen) or key_block(seen):
+            if SECRET_CONTENT.search(seen) or cloud_secret(seen) or key_block(seen):
                 raise Refused("credentials", "holds key material or a credential (a private key block or a cloud "
                               "secret); such files are never ingested")
             # the next block is read after what this one ends with: a marker near the end, with its body
