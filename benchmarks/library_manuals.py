@@ -1,6 +1,6 @@
 """Two database libraries' manuals, ingested as Debian ships them, asked the questions their users ask.
 
-    python benchmarks/library_manuals.py [--set a|b|c|d|e|f|g|h|i|j|k|l|m|n|o] [--whole] [--k 8] [--json runs/library_manuals.json]
+    python benchmarks/library_manuals.py [--set a|b|...|q] [--whole] [--k 8] [--json runs/library_manuals.json]
 
 The corpus: psycopg2's whole Sphinx site (`python-psycopg2-doc`, /usr/share/doc/python-psycopg2-doc/html,
 ingested as a site: its build copies are skipped) and twelve pages of SQLAlchemy 1.4's manual
@@ -89,6 +89,17 @@ against it: ten chapters of the BIND 9 Administrator Reference Manual (`apt-get 
 as Python's manual is made; benchmarks/data/library_manuals_o.pages.json), 32 answerable questions and 8 that
 the pages do not answer (ids p01-p40), in benchmarks/data/library_manuals_o.jsonl.
 
+`--set p`: a sixteenth set, written blind on 2026-12-07 the same way and run once before any change was made
+against it: PostGIS's manual as Debian ships it (`apt-get install postgis-doc`: one DocBook XSL page of 3.5 MB
+in ISO-8859-1, its function reference written as PostgreSQL's SQL reference is;
+benchmarks/data/library_manuals_p.pages.json), 32 answerable questions and 8 that the page does not answer (ids
+q01-q40), in benchmarks/data/library_manuals_p.jsonl.
+
+`--set q`: a seventeenth set, written blind on 2026-12-07 the same way and run once before any change was made
+against it: ten pages of Jinja's documentation (`apt-get install python-jinja2-doc`, a Sphinx site with Sphinx's
+own theme, as Python's manual is made; benchmarks/data/library_manuals_q.pages.json), 32 answerable questions
+and 8 that the pages do not answer (ids r01-r40), in benchmarks/data/library_manuals_q.jsonl.
+
 `--whole` (sets b-f, h-j): the same questions asked of a store that holds each package's whole site as Debian
 ships it (ingested as a site: its build copies skipped), not only the listed pages: a company asks its whole
 manual, where ten to thirty times as many passages compete for the top k. The unanswerable questions were
@@ -122,7 +133,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghijklmno"}  # .jsonl (questions), .pages.json (pages)
+SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghijklmnopq"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -185,11 +196,12 @@ def whole_corpus(listed: Path, root: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o"), default="a",
+    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q"),
+                    default="a",
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
                          "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification; h: Postfix; "
                          "i: zsh and HAProxy; j: Linux-PAM; k: GnuTLS's C API reference; l: the Slony-I admin guide; "
-                         "m: Graphviz; n: Mutt; o: the BIND 9 reference manual")
+                         "m: Graphviz; n: Mutt; o: the BIND 9 reference manual; p: PostGIS; q: Jinja")
     ap.add_argument("--whole", action="store_true", help="sets b-f and h-j: a store of the packages' whole sites, not only "
                                                               "the listed pages")
     ap.add_argument("--k", type=int, default=8)
