@@ -23,6 +23,7 @@ the `context` line: document title, entity, period, section path (ingest/metadat
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
@@ -286,20 +287,27 @@ def _split_element(el: Element, before: Sequence[Element] = ()) -> tuple[bool, l
     return False, split_sentences(el.text) or [el.text]
 
 
+# a web page's line wrapped in its source, which the parser keeps in a table's text ("It first determines the best
+# SRID that\n                    fits the bounding box"): a break and indentation, after a line that ends no sentence,
+# clause or block, before a word in lower case (a line of code in the box keeps its breaks: "SELECT a\n  FROM t")
+SOURCE_WRAP = re.compile(r"(?<![.:;!?\\{}\s])[ \t]*\n[ \t]+(?=[a-z])")
+
+
 def table_units(el: Element, before: Sequence[Element] = ()) -> tuple[str, list[str]]:
     """A table's head (caption, units, column headers) and its rows rendered with their column names.
 
     The caption is the table's own title row, else the element just before it when that reads as one
     (a short line that is not a section title: "Table 3 ...", "(in millions)", "DECEMBER 31, 2021 AND
     2020"); a section title is the chunk's section already. Without usable cells (no HTML, or a table
-    of one row or column) the rows are the element's text lines, as the parser gave them, or the table's own
-    rows where it has more (an HTML table of one column, whose rows the parser ran into one line), a "(label)"
-    line joined to the line above it."""
+    of one row or column) the rows are the element's text lines, as the parser gave them (a web page's lines
+    wrapped in its source joined: `SOURCE_WRAP`), or the table's own rows where it has more (an HTML table of
+    one column, whose rows the parser ran into one line), a "(label)" line joined to the line above it."""
     data = tables.parse_html_table(el.html) if el.html else None
     near = [b.text for b in before if b.kind != "Title" and len(b.text) <= 150 and not b.text.endswith(".")]
     near = [t for t in near if tables.CAPTION_RE.match(t) or tables.units(t) or t.isupper() or t.endswith(":")][-1:]
     if data is None or not tables.is_usable(data):
-        lines = [line for line in el.text.split("\n") if line.strip()]
+        text = SOURCE_WRAP.sub(" ", el.text) if el.html else el.text
+        lines = [line for line in text.split("\n") if line.strip()]
         cells = [" | ".join(c for c in row if c) for row in (data.header + data.rows if data else []) if any(row)]
         if len(cells) > len(lines):  # a table of one column: its rows, which the parser's text ran into one line
             lines = cells
@@ -415,7 +423,8 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # ("handle | is a gnutls_cipher_hd_t type" and "pkcs12 | A pkcs12 type" were taken for the column names of a
     # function's parameters); v19: a small part of a section (gtk-doc's "Parameters" and "Returns" of a function)
     # joins the section's chunk where it fits; v20: a permalink whose text is an icon-font glyph is chrome (the Read
-    # the Docs theme's U+F0C1 after every heading and term)
+    # the Docs theme's U+F0C1 after every heading and term); v21: a web page's line wrapped in its source inside a
+    # box drawn as a table (DocBook's admonitions with icons) is not a line break (`SOURCE_WRAP`)
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v20{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v21{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

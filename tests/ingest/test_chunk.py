@@ -233,6 +233,24 @@ def test_a_one_column_table_keeps_its_rows_and_a_cell_its_paragraphs_apart(count
     assert "alpha beta" in [c for row in table.header + table.rows for c in row]  # (it read "alphabeta")
 
 
+def test_a_line_wrapped_in_a_web_page_s_source_is_no_line_break_in_a_box_drawn_as_a_table(count):
+    """DocBook's admonitions with icons are a table of two rows (the icon and "Note", then the text): the parser's
+    text keeps the page's source lines inside the cell, and each became a "sentence" ("It first determines the
+    best SRID that"). A line of code in such a box keeps its breaks."""
+    html = ('<table border="0" summary="Note"><tr><td rowspan="2"><img alt="[Note]" src="note.png"></td>'
+            '<th align="left">Note</th></tr><tr><td><p>It first determines the best SRID that fits the box, '
+            'then intersects.</p></td></tr></table>')
+    text = ("Note It first determines the best SRID that\n                    fits the box, then intersects.\n"
+            "SELECT a\n    FROM t")
+    chunks = chunk_elements([Element("Title", "Geography", page=1), Element("Table", text, page=1, html=html)],
+                            count, IngestSettings())
+    lines = chunks[0].text.split("\n")
+    assert any(line.endswith("It first determines the best SRID that fits the box, then intersects.") for line in lines)
+    assert not any(line.rstrip().endswith("SRID that") for line in lines)
+    plain = Element("Table", "Total revenue\n  rose by 5%", page=1)  # text without HTML (a PDF's) is as it was
+    assert "Total revenue" in chunk_elements([plain], count, IngestSettings())[0].text.split("\n")
+
+
 def test_a_section_s_path_names_its_parents_not_an_earlier_sibling(count):
     """A page that opens with an <h2> (depth 1) and goes on with <h3>s (depth 2): the second <h3>'s path was
     "Chapter > First > Second", as if it lay inside the first."""
