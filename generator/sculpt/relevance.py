@@ -194,10 +194,17 @@ def embed(hidden: Hidden, tokenizer, texts: Sequence[str], batch_size: int = 16,
 NUMBER_RE = re.compile(r"(?<![\w.])[$€£]?\d[\d,.]*(?:\s?(?:%|percent|million|billion|thousand|bn|m|k)\b)?")
 NUMBER_WORDS = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
                           r"sixty|seventy|eighty|ninety|hundred|dozen|twice|thrice)\b", re.I)  # not "one": "one of the"
-VERSION_RE = re.compile(r"\b(?:versions?|releases?|v)\s?\d+(?:\.\w+)*", re.I)  # "version 1.4", "v2.0.1"
+# a version: "version 1.4", "v2.0.1", "Availability: 2.3.0", "Changed: 2.1.0", "since 3.1", a dotted triple ("2.3.0"),
+# or a number after a name written with an inner capital or a digit ("PostgreSQL 9.5", "psycopg2 2.9")
+VERSION_RE = re.compile(r"\b(?:(?i:versions?|releases?|v|since|introduced in|availability:|changed:|enhanced:)\s?"
+                        r"\d+(?:\.\w+)*|\d+\.\d+\.\d+\w*)|(?<![\w.])[A-Za-z][\w+-]*[A-Z0-9][\w+-]*\s+\d{1,3}\.\d+\b")
+DOTTED_RE = re.compile(r"(?<![\w.])\d+\.\d+(?:\.\w+)*")  # "3.7", "2.1.0", "1.4b2"
+VERSION_QUESTION = re.compile(r"\b(?:which|what)\s+(?:[\w.+-]+\s+){0,2}?(?:version|release)s?\b(?!\s+dates?\b)")  # (lower case)
 # a name that the question gives a version or a number ("SQLAlchemy 1.4", "PostgreSQL 11", "psycopg2 2.9"): a word
 # with a capital or a digit, then a number of at most three digits (not a year: "Q3 2023" is a period)
 NUMBERED_NAME_RE = re.compile(r"(?<![\w.])([A-Za-z][\w+-]*[A-Z0-9][\w+-]*|[A-Z][\w+-]+)(?=\s+v?\d{1,3}(?:\.\d+)*\b(?![.,]?\d))")
+VERSIONED_NAME_RE = re.compile(r"(?<![\w.])(?:[A-Za-z][\w+-]*[A-Z0-9][\w+-]*|[A-Z][\w+-]+)\s+v?(\d{1,3}(?:\.\d+)*)\b"
+                               r"(?![.,]?\d)")  # such a name with its number ("PostgreSQL 12", "Python 3.7")
 YEAR_RE = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 # a span of years: "2020-21", "2019–2020", "2020/21" (a season, a fiscal or school year)
 YEAR_SPAN_RE = re.compile(r"\b(1[5-9]\d\d|20\d\d)\s?[-–/]\s?(\d\d(?:\d\d)?)\b")
@@ -325,6 +332,8 @@ CODE_QUESTION = re.compile(
     r"directive|command|variable|setting|parameter|function|module|code|utility|tool|keyword|argument|signal|"
     r"handler|container|extension|field|property|attribute|macro|operator|file|directory|folder|line)s?\b"
     r"|^\s*how (do|can|should|would) (i|you|we)\b|^\s*how\s*\?"  # (a bare "How?" after what the user wants)
+    r"|^\s*how (?:can|should|could|must) [^?]*?\bbe (?!\w+(?:ly|able|ible|ful)\b)\w+"  # "How can named be made to
+    # write ...?" (a way, in the passive)
     r"|^\s*is there (?:a|an|any) (?:[\w-]+ )?(?:option|flag|switch|setting|parameter|command|variable|function)s?\b")
 # code in prose: "--autostash", "-u", "%D", "$GIT_DIR", "rc.local", "/usr/local/apache2", "mod_dir",
 # "useHttpPath", "XBitHack", "USR1"
@@ -455,6 +464,22 @@ HOW_TO = re.compile(r"\s*how (?:do|can|should|would) (?:i|you|we)\b")  # (lower 
 WH_RE = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)
 
 
+def asks_quantity(q: str) -> bool:
+    """Whether a question that names a quantity (QUANTITY_NOUNS: "value", "size", "number of", "timeout")
+    asks for one (`q` as `answer_type` reads it): its first question word asks what or which of the quantity.
+    A question without one asks yes or no ("Is an Environment safe to share between threads?"), "how" asks for
+    a way ("How is the value that render() returns decided?", "How can I export it without guessing the size
+    of the buffer?"), "what happens" for what happens, and "which" for the thing it names ("Which filter
+    splits a sequence into lists of a fixed number of items?"), unless that thing is a quantity ("Which
+    interest rate applies?")."""
+    wh = WH_RE.search(q)
+    if wh is None or wh.group() == "how" or q.startswith("happens", wh.end() + 1):
+        return False
+    if wh.group() == "which":
+        return bool(QUANTITY_NOUNS.search(" ".join(q[wh.end():].split()[:3])))
+    return True
+
+
 def asks_count(question: str) -> bool:
     """The question asks for a number (COUNT_QUESTION) as its own ask, not inside another: "How many retries
     ...?" and "Do you know how long ...?" do; "Which function tells me how much data fits?" asks for a function
@@ -467,8 +492,8 @@ def asks_count(question: str) -> bool:
 
 @functools.lru_cache(maxsize=256)
 def answer_type(question: str) -> str | None:
-    """The kind of value a factoid question asks for: "date", "number", "name", "code", or None (anything
-    else).
+    """The kind of value a factoid question asks for: "date", "number", "version", "name", "code", or None
+    (anything else).
 
     A leading clause that sets the scope is read past ("According to the example e-mail, who sent ...?" asks
     who; "In the 2021 statement, when ...?" asks when), and so is what a user says before or after the
@@ -484,8 +509,10 @@ def answer_type(question: str) -> str | None:
     if re.match(r"\s*(on|by|at|from)?\s*(what|which)\s+(date|day|year|month)\b", q) or \
             re.match(r"\s*what (is|was) the date\b", q):
         return "date"
-    if (QUANTITY_NOUNS.search(q) or REPORTED.search(q)) and not HOW_TO.match(q):  # ("How can I export it without
-        return "number"  # guessing the size of the buffer?" asks for a way: code, below)
+    if VERSION_QUESTION.search(q):
+        return "version"
+    if (QUANTITY_NOUNS.search(q) or REPORTED.search(q)) and asks_quantity(q):
+        return "number"
     if re.match(r"\s*(who|whom|whose|where|which (company|person|team|country|city|state|firm|organization)|"
                 r"in (which|what) (country|city|state))\b", q):
         return "name"
@@ -553,6 +580,11 @@ def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
     if kind == "date":
         years = YEAR_RE.findall(sentence)
         return bool(MONTH_RE.search(sentence) or any(y not in asked for y in years))
+    if kind == "version":  # "Changed: 2.1.0", "New in version 3", "PostgreSQL 9.5", "3.7 and newer"
+        asked |= {m.lower() for m in DOTTED_RE.findall(question)}
+        found = DOTTED_RE.findall(sentence) + re.findall(r"\d+", " ".join(VERSION_RE.findall(sentence))) + \
+            VERSIONED_NAME_RE.findall(sentence)
+        return any(m.lower() not in asked for m in found)
     if kind == "number":  # (a version is not a quantity: "New in version 3.2." answers no "how many", nor
         sentence = VERSION_RE.sub(" ", sentence)  # does "SQLAlchemy 1.3" when the question says "SQLAlchemy 1.4")
         if (versions := numbered_names(question)) is not None:

@@ -282,7 +282,20 @@ def test_a_quote_cannot_stop_inside_an_abbreviation_or_a_number():
     ("Which function tells me how much application data really fits?", "code"),
     ("I'd like to allocate the buffer exactly. How do I find out how big it has to be?", "code"),
     ("When the pool is full, how many connections wait?", "number"), ("Do you know how long it waits?", "number"),
-    ("By default, how often does the client check a POP3 mailbox for new mail?", "number")])  # (every 60 seconds)
+    ("By default, how often does the client check a POP3 mailbox for new mail?", "number"),  # (every 60 seconds)
+    # a quantity the question names is asked for only where its question word asks what or which of it
+    ("What is the default size of the statement cache?", "number"), ("Which interest rate applies?", "number"),
+    ("Is a single Environment safe to share between threads?", None),  # yes or no
+    ("How is the value that render() returns decided?", None),  # a way
+    ("What happens to a client whose score reaches the threshold?", None),
+    ("Which filter splits a sequence into lists of a fixed number of items?", None),  # the filter
+    # a way asked in the passive is asked as "How can I ...?" is
+    ("How can the server be made to write out its TLS session keys?", "code"),
+    ("How can a Jinja Environment be configured to look like Mako?", "code"),
+    # a version ("2.1.0", "PostgreSQL 9.5"), not a release date
+    ("In which PostGIS version did ST_Slope change its output to degrees?", "version"),
+    ("Since which GnuTLS version is gnutls_pbkdf2() available?", "version"),
+    ("What is the release date of the game?", None)])
 def test_factoid_questions_say_what_kind_of_value_they_ask_for(question, kind):
     assert answer_type(question) == kind
 
@@ -317,6 +330,18 @@ def test_a_typed_value_must_be_one_the_question_does_not_already_name():
     assert has_answer_type("Item 8 lists 12 risks.", "How many risks does Item 7 list?", "number")
     assert not has_answer_type("See Item 8.", "How many risks does Item 7 list?", "number")
     assert has_answer_type("Revenue rose in Q3 2024.", "How much revenue in Q3 2023?", "number")  # a year: no version
+    q = "When you build a BRIN index, how many table blocks does each range cover?"  # nor is any product's version
+    for version in ("It is an index method introduced in PostgreSQL 9.5.", "Availability: 2.3.0 BRIN support.",
+                    "Changed: 2.1.0 the index covers more blocks."):
+        assert not has_answer_type(version, q, "number"), version
+    assert has_answer_type("The default number of blocks in a range is 128.", q, "number")
+    assert has_answer_type("A range costs 9.5 milliseconds to scan.", q, "number")  # a value after a plain word
+    q = "In which PostGIS version did ST_Slope change its default output?"
+    for holds in ("ST_Slope - Changed: 2.1.0 In prior versions, return values were in radians.", "New in version 3.",
+                  "PostgreSQL 12 and newer are supported.", "It needs Python 3.7 or newer."):
+        assert has_answer_type(holds, q, "version"), holds
+    assert not has_answer_type("Returns the slope (in degrees by default) of an elevation raster band.", q, "version")
+    assert not has_answer_type("PostGIS can be built with 2 threads.", q, "version")
 
 
 def test_a_sentence_that_adds_nothing_to_the_question_ranks_below_one_that_answers(sculpt):
