@@ -196,8 +196,7 @@ def whole_corpus(listed: Path, root: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=("a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q"),
-                    default="a",
+    ap.add_argument("--set", choices=tuple("abcdefghijklmnopq"), default="a",
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
                          "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification; h: Postfix; "
                          "i: zsh and HAProxy; j: Linux-PAM; k: GnuTLS's C API reference; l: the Slony-I admin guide; "

@@ -199,7 +199,8 @@ NUMBER_WORDS = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|elev
 VERSION_RE = re.compile(r"\b(?:(?i:versions?|releases?|v|since|introduced in|availability:|changed:|enhanced:)\s?"
                         r"\d+(?:\.\w+)*|\d+\.\d+\.\d+\w*)|(?<![\w.])[A-Za-z][\w+-]*[A-Z0-9][\w+-]*\s+\d{1,3}\.\d+\b")
 DOTTED_RE = re.compile(r"(?<![\w.])\d+\.\d+(?:\.\w+)*")  # "3.7", "2.1.0", "1.4b2"
-VERSION_QUESTION = re.compile(r"\b(?:which|what)\s+(?:[\w.+-]+\s+){0,2}?(?:version|release)s?\b(?!\s+dates?\b)")  # (lower case)
+# "which version", "what PostgreSQL release" (not "what is the release date"; lower case: as `answer_type` reads it)
+VERSION_QUESTION = re.compile(r"\b(?:which|what)\s+(?:[\w.+-]+\s+){0,2}?(?:version|release)s?\b(?!\s+dates?\b)")
 # a name that the question gives a version or a number ("SQLAlchemy 1.4", "PostgreSQL 11", "psycopg2 2.9"): a word
 # with a capital or a digit, then a number of at most three digits (not a year: "Q3 2023" is a period)
 NUMBERED_NAME_RE = re.compile(r"(?<![\w.])([A-Za-z][\w+-]*[A-Z0-9][\w+-]*|[A-Z][\w+-]+)(?=\s+v?\d{1,3}(?:\.\d+)*\b(?![.,]?\d))")

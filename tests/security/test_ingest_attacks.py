@@ -228,8 +228,8 @@ def test_a_cloud_secret_is_told_by_its_value_not_by_its_name_alone(tmp_path):
     from ingest.discover import Refused, _read_regular, cloud_secret
 
     secrets = {  # a credentials file, a shell profile, a JSON config, a note: each sets the secret to a value
-        "credentials file": "[default]\naws_access_key_id = AKIAIOSFODNN7Q2ZX4KD\naws_secret_access_key = Zk8s9d/7Hs6Ps0"
-                            "Qk2Lw+Yt5Rx3Vb1Nm4Jc0Ga2Ed\n",
+        "credentials file": "[default]\naws_access_key_id = AKIAIOSFODNN7Q2ZX4KD\n"
+                            "aws_secret_access_key = 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\n",
         "export": "export AWS_SECRET_ACCESS_KEY=Zk8s9d/7Hs6Ps0Qk2Lw+Yt5Rx3Vb1Nm4Jc0Ga2Ed\n",
         "json": '{"aws_secret_access_key": "Zk8s9d/7Hs6Ps0Qk2Lw+Yt5Rx3Vb1Nm4Jc0Ga2Ed"}',
         "a short one": "aws_secret_access_key = abc\n",
@@ -237,7 +237,8 @@ def test_a_cloud_secret_is_told_by_its_value_not_by_its_name_alone(tmp_path):
     for name, text in secrets.items():
         assert cloud_secret(text.encode()), name
     examples = {  # manuals and templates that show where the secret goes (PostGIS's manual has the first two)
-        "x": "SET postgis.gdal_config_options = 'AWS_ACCESS_KEY_ID=xxxxxxxxxxxxxxx AWS_SECRET_ACCESS_KEY=yyyyyyyy';",
+        "repeated letters": "SET postgis.gdal_config_options = "
+                            "'AWS_ACCESS_KEY_ID=xxxxxxxxxxxxxxx AWS_SECRET_ACCESS_KEY=yyyyyyyy';",
         "continued": "AWS_SECRET_ACCESS_KEY=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx \\\nraster2pgsql -s 990000",
         "a slot": "aws_secret_access_key = <your secret key>",
         "a slot in a web page": "<pre>AWS_SECRET_ACCESS_KEY=&lt;secret&gt;</pre>",
@@ -250,7 +251,8 @@ def test_a_cloud_secret_is_told_by_its_value_not_by_its_name_alone(tmp_path):
     for name, text in examples.items():
         assert not cloud_secret(text.encode()), name
     manual = tmp_path / "raster.html"  # a long manual with a placeholder in an example: read whole
-    manual.write_text("<p>Rasters can live in the cloud.</p>" * 200 + "<pre>" + examples["x"] + "</pre>" + "<p>More.</p>" * 200)
+    manual.write_text("<p>Rasters can live in the cloud.</p>" * 200 + "<pre>" + examples["repeated letters"] + "</pre>"
+                      + "<p>More.</p>" * 200)
     assert _read_regular(manual, block=64)[0]
     notes = tmp_path / "notes.txt"  # a real one across a block boundary is still found
     notes.write_text("x" * 50 + secrets["export"] + "More notes.\n" * 50)
