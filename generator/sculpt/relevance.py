@@ -194,18 +194,18 @@ def embed(hidden: Hidden, tokenizer, texts: Sequence[str], batch_size: int = 16,
 NUMBER_RE = re.compile(r"(?<![\w.])[$€£]?\d[\d,.]*(?:\s?(?:%|percent|million|billion|thousand|bn|m|k)\b)?")
 NUMBER_WORDS = re.compile(r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
                           r"sixty|seventy|eighty|ninety|hundred|dozen|twice|thrice)\b", re.I)  # not "one": "one of the"
+# a name written with an inner capital or a digit: "PostgreSQL", "psycopg2"
+CODED_NAME = r"[A-Za-z][\w+-]*[A-Z0-9][\w+-]*"
 # a version: "version 1.4", "v2.0.1", "Availability: 2.3.0", "Changed: 2.1.0", "since 3.1", a dotted triple ("2.3.0"),
-# or a number after a name written with an inner capital or a digit ("PostgreSQL 9.5", "psycopg2 2.9")
+# or a decimal after a CODED_NAME ("PostgreSQL 9.5", "psycopg2 2.9")
 VERSION_RE = re.compile(r"\b(?:(?i:versions?|releases?|v|since|introduced in|availability:|changed:|enhanced:)\s?"
-                        r"\d+(?:\.\w+)*|\d+\.\d+\.\d+\w*)|(?<![\w.])[A-Za-z][\w+-]*[A-Z0-9][\w+-]*\s+\d{1,3}\.\d+\b")
+                        rf"\d+(?:\.\w+)*|\d+\.\d+\.\d+\w*)|(?<![\w.]){CODED_NAME}\s+\d{{1,3}}\.\d+\b")
 DOTTED_RE = re.compile(r"(?<![\w.])\d+\.\d+(?:\.\w+)*")  # "3.7", "2.1.0", "1.4b2"
 # "which version", "what PostgreSQL release" (not "what is the release date"; lower case: as `answer_type` reads it)
 VERSION_QUESTION = re.compile(r"\b(?:which|what)\s+(?:[\w.+-]+\s+){0,2}?(?:version|release)s?\b(?!\s+dates?\b)")
-# a name that the question gives a version or a number ("SQLAlchemy 1.4", "PostgreSQL 11", "psycopg2 2.9"): a word
-# with a capital or a digit, then a number of at most three digits (not a year: "Q3 2023" is a period)
-NUMBERED_NAME_RE = re.compile(r"(?<![\w.])([A-Za-z][\w+-]*[A-Z0-9][\w+-]*|[A-Z][\w+-]+)(?=\s+v?\d{1,3}(?:\.\d+)*\b(?![.,]?\d))")
-VERSIONED_NAME_RE = re.compile(r"(?<![\w.])(?:[A-Za-z][\w+-]*[A-Z0-9][\w+-]*|[A-Z][\w+-]+)\s+v?(\d{1,3}(?:\.\d+)*)\b"
-                               r"(?![.,]?\d)")  # such a name with its number ("PostgreSQL 12", "Python 3.7")
+# a name with a version or a number, as (name, number) ("SQLAlchemy 1.4", "PostgreSQL 11", "psycopg2 2.9"): a
+# CODED_NAME or a capitalised word, then a number of at most three digits (not a year: "Q3 2023" is a period)
+NUMBERED_NAME_RE = re.compile(rf"(?<![\w.])({CODED_NAME}|[A-Z][\w+-]+)\s+v?(\d{{1,3}}(?:\.\d+)*)\b(?![.,]?\d)")
 YEAR_RE = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 # a span of years: "2020-21", "2019–2020", "2020/21" (a season, a fiscal or school year)
 YEAR_SPAN_RE = re.compile(r"\b(1[5-9]\d\d|20\d\d)\s?[-–/]\s?(\d\d(?:\d\d)?)\b")
@@ -459,8 +459,8 @@ def question_proper(question: str) -> str:
     return " ".join(asked) if asked and len(asked) < len(said) else question  # split off "Who won the U.S.")
 
 
-COUNT_QUESTION = re.compile(r"\bhow (?:many|much|long|old|far|big|large|tall|often|frequently)\b|"  # what only a number answers
-                            r"\bwhat (?:percentage|share|number|amount|price|rate|proportion)\b", re.I)
+COUNT_QUESTION = re.compile(r"\bhow (?:many|much|long|old|far|big|large|tall|often|frequently)\b|"  # what only a
+                            r"\bwhat (?:percentage|share|number|amount|price|rate|proportion)\b", re.I)  # number answers
 HOW_TO = re.compile(r"\s*how (?:do|can|should|would) (?:i|you|we)\b")  # (lower case: as `answer_type` reads it)
 WH_RE = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)
 
@@ -526,7 +526,7 @@ def answer_type(question: str) -> str | None:
 def numbered_names(question: str) -> re.Pattern | None:
     """What names another version of a product the question gives one ("SQLAlchemy 1.3" for "SQLAlchemy
     1.4's cache", NUMBERED_NAME_RE), or None; made once per question, not once per sentence."""
-    names = sorted({m.lower() for m in NUMBERED_NAME_RE.findall(question)})
+    names = sorted({name.lower() for name, _ in NUMBERED_NAME_RE.findall(question)})
     if not names:
         return None
     return re.compile(rf"(?<![\w.])(?:{'|'.join(map(re.escape, names))})\s+v?\d{{1,3}}(?:\.\d+)*\b", re.I)
@@ -584,7 +584,7 @@ def has_answer_type(sentence: str, question: str, kind: str | None) -> bool:
     if kind == "version":  # "Changed: 2.1.0", "New in version 3", "PostgreSQL 9.5", "3.7 and newer"
         asked |= {m.lower() for m in DOTTED_RE.findall(question)}
         found = DOTTED_RE.findall(sentence) + re.findall(r"\d+", " ".join(VERSION_RE.findall(sentence))) + \
-            VERSIONED_NAME_RE.findall(sentence)
+            [number for _, number in NUMBERED_NAME_RE.findall(sentence)]
         return any(m.lower() not in asked for m in found)
     if kind == "number":  # (a version is not a quantity: "New in version 3.2." answers no "how many", nor
         sentence = VERSION_RE.sub(" ", sentence)  # does "SQLAlchemy 1.3" when the question says "SQLAlchemy 1.4")
