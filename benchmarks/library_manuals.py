@@ -1,6 +1,6 @@
 """Two database libraries' manuals, ingested as Debian ships them, asked the questions their users ask.
 
-    python benchmarks/library_manuals.py [--set a|b|...|q] [--whole] [--k 8] [--json runs/library_manuals.json]
+    python benchmarks/library_manuals.py [--set a|b|...|s] [--whole] [--k 8] [--json runs/library_manuals.json]
 
 The corpus: psycopg2's whole Sphinx site (`python-psycopg2-doc`, /usr/share/doc/python-psycopg2-doc/html,
 ingested as a site: its build copies are skipped) and twelve pages of SQLAlchemy 1.4's manual
@@ -100,6 +100,16 @@ against it: ten pages of Jinja's documentation (`apt-get install python-jinja2-d
 own theme, as Python's manual is made; benchmarks/data/library_manuals_q.pages.json), 32 answerable questions
 and 8 that the pages do not answer (ids r01-r40), in benchmarks/data/library_manuals_q.jsonl.
 
+`--set r`: an eighteenth set, written blind on 2026-12-07 the same way and run once before any change was made
+against it: LMDB's API documentation (`apt-get install lmdb-doc`, a Doxygen site: each function a member entry
+with its parameters and return values; benchmarks/data/library_manuals_r.pages.json), 32 answerable questions
+and 8 that the pages do not answer (ids s01-s40), in benchmarks/data/library_manuals_r.jsonl.
+
+`--set s`: a nineteenth set, written blind on 2026-12-07 the same way and run once before any change was made
+against it: psutil's documentation (`apt-get install python-psutil-doc`: one Sphinx page of 380 kB, a Python
+module's whole API reference as Python's library manual writes one; benchmarks/data/library_manuals_s.pages.json),
+32 answerable questions and 8 that the page does not answer (ids t01-t40), in benchmarks/data/library_manuals_s.jsonl.
+
 `--whole` (sets b-f, h-j): the same questions asked of a store that holds each package's whole site as Debian
 ships it (ingested as a site: its build copies skipped), not only the listed pages: a company asks its whole
 manual, where ten to thirty times as many passages compete for the top k. The unanswerable questions were
@@ -133,7 +143,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghijklmnopq"}  # .jsonl (questions), .pages.json (pages)
+SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghijklmnopqrs"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -196,11 +206,12 @@ def whole_corpus(listed: Path, root: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=tuple("abcdefghijklmnopq"), default="a",
+    ap.add_argument("--set", choices=tuple("abcdefghijklmnopqrs"), default="a",
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
                          "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification; h: Postfix; "
                          "i: zsh and HAProxy; j: Linux-PAM; k: GnuTLS's C API reference; l: the Slony-I admin guide; "
-                         "m: Graphviz; n: Mutt; o: the BIND 9 reference manual; p: PostGIS; q: Jinja")
+                         "m: Graphviz; n: Mutt; o: the BIND 9 reference manual; p: PostGIS; q: Jinja; r: LMDB; "
+                         "s: psutil")
     ap.add_argument("--whole", action="store_true", help="sets b-f and h-j: a store of the packages' whole sites, not only "
                                                               "the listed pages")
     ap.add_argument("--k", type=int, default=8)
@@ -238,6 +249,8 @@ def main() -> None:
     print(f"\nlibrary manuals, set {args.set}{' (whole sites)' if args.whole else ''} ({len(ds.items)} questions, "
           f"k={args.k}; store: {report['store']['chunks']} chunks; a gold fact retrieved for {retrieved}/{answerable} "
           f"answerable)\n")
+    for rejected in report["store"]["rejected"]:  # (a page that failed to parse keeps its old chunks, or none)
+        print(f"rejected: {rejected['path']}: {rejected['reason']} ({rejected['detail']})\n")
     print("| system | contains | F1 | refuse answerable | refuse unanswerable | pass |")
     print("|---|---|---|---|---|---|")
     for system, r in rows.items():
