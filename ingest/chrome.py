@@ -15,7 +15,7 @@ chunks of their own that retrieval could return. `strip_chrome` removes, in this
 3. blocks that are nearly all links (at least MIN_LINKS links holding LINK_SHARE of the block's letters and
    digits), and short ones (LINK_LETTERS on average: labels, not the titles of a reference list): menus,
    breadcrumbs, tables of contents, "Prev / Next" bars that say nothing of their own;
-4. permalink anchors: a same-page link whose whole text is "¶", "§", "#", a link symbol or one icon-font
+4. permalink anchors: a same-page link whose whole text is "¶", "§", "#", "◆", a link symbol or one icon-font
    glyph (a character of Unicode's private use area: the Read the Docs theme's headings end in Font Awesome's
    link icon, U+F0C1, which read "SOA minimum\uf0c1: The last field in the SOA is ..."); and the links of
    Sphinx's code viewer, by their class ("viewcode-link": "[source]" after every documented function, which
@@ -52,7 +52,7 @@ _BLOCKS = frozenset({"div", "ul", "ol", "p", "table", "dl", "header", "footer", 
 HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _KEEP = HEADINGS | {"pre", "code"}
 _NAV_TOKENS = frozenset({"docnav", "breadcrumb", "breadcrumbs", "sphinxsidebar", "footer"})
-_PERMALINK_TEXT = frozenset({"¶", "§", "#", "🔗", "⚓"})
+_PERMALINK_TEXT = frozenset({"¶", "§", "#", "🔗", "⚓", "◆"})  # (Doxygen: "◆ mdb_env_open()")
 _VIEWCODE = frozenset({"viewcode-link", "viewcode-back"})  # Sphinx's "[source]" and "[docs]" links
 _TOKEN = re.compile(r"[\s_-]+")
 _ALNUM = re.compile(r"\w", re.UNICODE)

@@ -9,7 +9,9 @@ that fits `table_tokens` is one chunk of its own, a larger one is split by rows 
 up to `chunk_tokens`, and a chunk cut for size starts with the last sentences of the previous one (up to
 `chunk_overlap` tokens), except that a definition's entry (a line that opens with its term: "query_cache_size
 – size of the cache ... Defaults to 500, ...", pipeline.text.TERM_RE) that fits in a chunk is never cut: it
-starts the next chunk whole. Tokens are the embedder's own, so a chunk never gets truncated by the embedding
+starts the next chunk whole. A chunk that opens inside an API entry ("psutil.cpu_freq(percpu=False): Return ...",
+pipeline.text.api_entry), cut from its signature line for size, is in the entry's section: the entry's name, its
+path going on to it. Tokens are the embedder's own, so a chunk never gets truncated by the embedding
 model. Each chunk keeps its first/last page and its section title. Before packing, an element that is
 only a "(label)" (forms print "(Address of principal executive offices)" under the address) joins the
 element above it on the same page, unless that one is a title, a table or a label itself.
@@ -29,7 +31,7 @@ from typing import Callable, Sequence
 
 from pipeline.config import IngestSettings
 from pipeline.text import CHUNK_SENTENCE_RE  # ingestion's sentence rule (see pipeline.text: why it is a variant)
-from pipeline.text import TERM_RE, entry_name
+from pipeline.text import TERM_RE, api_entry, entry_name
 
 from . import tables
 from .metadata import DocumentMeta
@@ -98,6 +100,7 @@ def chunk_elements(
     cur_path = ""
     cur_depth = -1  # the depth of the section the current chunk opened in
     joined = False  # the current title's part joins the chunk of the section it is part of
+    api, head = "", None  # the API entry the text is in (`api_entry`) and the first piece of its signature line
 
     def flush(carry: bool) -> list[Piece]:
         nonlocal cur
@@ -118,6 +121,7 @@ def chunk_elements(
     for i, (el, (has_head, _), units) in enumerate(zip(elements, split, per_element)):
         pieces = [Piece(text, n, el.page, el.kind, k == 0) for k, (text, n) in enumerate(units)]
         if el.kind == "Title":
+            api, head = "", None
             said = any(p.kind != "Title" for p in cur)
             part = _section_tokens(elements, per_element, i)
             joined = said and el.depth > cur_depth and part <= limit // SMALL_PART and not entry_name(el.text) \
@@ -166,13 +170,23 @@ def chunk_elements(
             flush(carry=False)
             if lead:
                 cur, cur_section, cur_path, cur_depth = lead, section, _path(path), _depth(path)
+        if el.kind not in ("ListItem", "CodeSnippet") and TERM_RE.match(el.text):  # an entry of another kind
+            api, head = "", None  # ("arraysize: This read/write attribute ...") ends the API entry before it
+        if el.kind != "CodeSnippet" and (name := api_entry(el.text)):  # (its later paragraphs follow it unnamed:
+            # a chunk cut from the entry for size is the entry's, its section the entry's name, its path on to it)
+            api, head = name, pieces[0] if pieces else None
         for p in pieces:
+            opens = not cur
             if cur and sum(q.tokens for q in cur) + p.tokens > limit:
                 cur = flush(carry=True)
                 while cur and sum(q.tokens for q in cur) + p.tokens > limit:
                     cur.pop(0)  # the overlap never pushes a chunk past the limit
+                opens = True
             if not cur:
                 cur_section, cur_path, cur_depth = section, _path(path), _depth(path)
+            if opens and api:  # a chunk that opens inside an entry is the entry's; one that holds its name
+                inside = p is not head and not any(q is head for q in cur)  # line (carried over, too) is not
+                cur_section, cur_path = (api, f"{_path(path)} > {api}") if inside else (section, _path(path))
             cur.append(p)
     flush(carry=False)
     return chunks
@@ -424,7 +438,10 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # function's parameters); v19: a small part of a section (gtk-doc's "Parameters" and "Returns" of a function)
     # joins the section's chunk where it fits; v20: a permalink whose text is an icon-font glyph is chrome (the Read
     # the Docs theme's U+F0C1 after every heading and term); v21: a web page's line wrapped in its source inside a
-    # box drawn as a table (DocBook's admonitions with icons) is not a line break (`SOURCE_WRAP`)
+    # box drawn as a table (DocBook's admonitions with icons) is not a line break (`SOURCE_WRAP`); v22: a chunk that
+    # opens inside an API entry, cut from its signature for size, is in the entry's section (`api_entry`), and
+    # Doxygen's "◆" before each entry's title is a permalink (ingest/chrome.py); v23: a paragraph that opens
+    # with a term of its own (an attribute's entry, "arraysize: This read/write attribute ...") ends the entry
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v21{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v23{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

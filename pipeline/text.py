@@ -96,6 +96,22 @@ CHUNK_SENTENCE_RE = re.compile(r"(?<=[.!?])([\"')\]]*)\s+(?=[\"'(\[]?[A-Z0-9])")
 # such an entry in one chunk; the sculpt generator reads its later sentences with the term)
 TERM_RE = re.compile(r"^\s*([^\n:]{1,80}?):\s|^\s*([\w.*-]{1,60}(?:=[^\s–—]{1,40})?(?:\s\([^()\n]{1,40}\))?)\s[–—]\s")
 
+# an API reference's entry as Sphinx's Python domain writes it once its term is joined to its text
+# (ingest/definitions.py): "psutil.cpu_freq(percpu=False): Return CPU frequency ...", "class
+# jinja2.ChoiceLoader(loaders): This loader works ...", "rlimit(resource, limits=None) → tuple: Get or set ..."
+API_ENTRY_RE = re.compile(r"^\s*(class |exception )?([A-Za-z_][\w.-]*)"  # the name, then its parameters and
+                          r"\((?:[^()\n]|\([^()\n]*\))*\)(?: → [^\n:]{1,60})?: ")  # what it returns, then the text
+
+
+def api_entry(text: str) -> str:
+    """The name of the API entry that `text` opens ("psutil.cpu_freq()", "jinja2.ChoiceLoader"), or "". Its
+    later paragraphs follow it without naming it ("Availability: Linux, FreeBSD"): ingest puts a chunk cut
+    from the entry in the entry's section (ingest.chunk), and the sculpt generator reads the lines below it in
+    a passage as the entry's (generator/sculpt/relevance.section_heads)."""
+    m = API_ENTRY_RE.match(text)
+    return "" if m is None else m.group(2) + ("" if m.group(1) else "()")
+
+
 # An entry's name as a reference titles it: a setting ("PASSWORD_RESET_TIMEOUT", "worker_lost_wait"), a function
 # ("os.uptime()"), an option ("--num-callers"), a class ("HttpRequest"); one word of code, not a topic ("Caching")
 ENTRY_NAME_RE = re.compile(r"^(?:--?[A-Za-z][\w-]*|[A-Za-z_]\w*(?:(?:\.|::)[A-Za-z_]\w*)*(?:\s?\(\))?)$")

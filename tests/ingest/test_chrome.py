@@ -52,6 +52,8 @@ moving it aside and starting a new one, so that no file grows without end.</p></
 <h2>References</h2><ul><li><a href="https://example.org/1">The Economic Impacts of Inadequate Infrastructure for Software Testing</a></li>
 <li><a href="https://example.org/2">Code Conventions for the Java Programming Language, revised edition</a></li>
 <li><a href="https://example.org/3">Software maintenance practices in large organisations over ten years</a></li></ul>
+<h2 class="memtitle"><span class="permalink"><a href="#ga32e4">&#9670;&nbsp;</a></span>mdb_env_open()</h2>
+<p>Open an environment handle.</p>
 <ul class="docnav"><li class="previous"><a href="mpm.html"><strong>Prev</strong>2.1 MPMs</a></li>
 <li class="home"><a href="index.html"><strong>Home</strong></a></li><li class="next"><a href="urls.html"><strong>Next</strong>2.3 URLs</a></li></ul>
 </body></html>"""
@@ -95,7 +97,8 @@ def test_menus_breadcrumbs_and_prev_next_bars_go_content_stays(tmp_path):
     assert any("Rotating a log means moving it aside" in t for t in joined.split("\n"))  # a boxed note is content
     assert 'LogFormat "%h %l %u %t" common combined vhost' in joined  # code is never judged by its links
     assert "The Economic Impacts of Inadequate Infrastructure for Software Testing" in joined  # titles, not labels
-    for chrome in ("Modules", "Glossary", "HTTP Server", "Log Rotation", "¶", "Prev", "2.3 URLs"):
+    assert "mdb_env_open()" in got  # Doxygen's entry title, without the "◆" permalink before it
+    for chrome in ("Modules", "Glossary", "HTTP Server", "Log Rotation", "¶", "◆", "Prev", "2.3 URLs"):
         assert chrome not in joined, chrome
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.chunk import CODE_LINE_CHARS, Chunk, attach_code_lines, attach_labels, chunk_elements, chunk_uid, config_digest
+from ingest.chunk import (CODE_LINE_CHARS, Chunk, attach_code_lines, attach_labels, chunk_elements, chunk_uid,
+                          config_digest)
 from pipeline.embedding import resolve_model_path, token_counter
+from pipeline.text import api_entry
 from ingest.parse import Element
 from pipeline.config import IngestSettings
 
@@ -299,3 +301,33 @@ def test_a_small_part_of_a_section_joins_its_chunk(count):
     tight = chunk_elements(entry, count, IngestSettings(chunk_tokens=40, chunk_overlap=8))  # (it does not fit)
     assert not any("Parameters" in c.text and "Since" in c.text for c in tight)
     assert [c.section for c in tight if c.text.startswith("Returns")] == ["Returns"]
+
+
+def test_a_chunk_cut_from_an_api_entry_is_in_the_entry_s_section(count):
+    """Sphinx's Python domain writes a function as its signature joined to its first paragraph, then more
+    paragraphs, an example and "Availability: Linux, FreeBSD" (psutil's manual, as Python's own is written).
+    Cut for size, the entry's later chunk was in the page section "Process class" and named no function:
+    "On which platforms is Process.rlimit() available?" was asked of passages that never said rlimit. Such a
+    chunk is the entry's now (section and path); a chunk that holds the signature line, even carried over
+    as overlap, stays in the page's section, and a title ends the entry."""
+    rlimit = "rlimit(resource, limits=None): Get or set process resource limits (see man prlimit)."
+    els = [Element("Title", "Process class", page=1, depth=1),
+           Element("NarrativeText", rlimit + " " + sentences(5, "limit"), page=1),
+           Element("CodeSnippet", ">>> p.rlimit(psutil.RLIMIT_NOFILE, (128, 128))", page=1),
+           Element("NarrativeText", "Availability: Linux, FreeBSD", page=1),
+           Element("NarrativeText", "class psutil.Popen(*args, **kwargs): Same as subprocess.Popen. " +
+                   sentences(5, "popen"), page=1),
+           Element("Title", "Exceptions", page=1, depth=1),
+           Element("NarrativeText", sentences(6, "error"), page=1)]
+    chunks = chunk_elements(els, count, IngestSettings(chunk_tokens=80, chunk_overlap=20))
+    availability = next(c for c in chunks if "Availability: Linux, FreeBSD" in c.text)
+    assert "rlimit(resource" not in availability.text  # (cut from its signature: the case at hand)
+    assert (availability.section, availability.context) == ("rlimit()", "Process class > rlimit()")
+    holding = [c.section for c in chunks if "rlimit(resource" in c.text or "class psutil.Popen" in c.text]
+    assert len(holding) == 2 and set(holding) == {"Process class"}
+    assert {c.section for c in chunks if "popen number 4" in c.text} == {"psutil.Popen"}  # a class: no "()"
+    assert {c.section for c in chunks if "error number" in c.text} == {"Exceptions"}
+    assert api_entry("psutil.cpu_freq(percpu=False): Return CPU frequency") == "psutil.cpu_freq()"
+    assert api_entry("jinja-filters.batch(value: 't.Iterable[V]', linecount: int) → 't.Iterator': A filter") \
+        == "jinja-filters.batch()"
+    assert not api_entry("read_time: time spent reading from disk") and not api_entry("Run make(1) first: then")
