@@ -137,7 +137,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from pipeline.text import SCULPT_STOPWORDS, TERM_RE, entry_name, idf_cover, words
+from pipeline.text import SCULPT_STOPWORDS, TERM_RE, api_entry, entry_name, idf_cover, words
 from pipeline.words import ENTITY_NOISE, stem
 
 from .features import _word_at, sentence_id, sentence_spans, split_sentence_id
@@ -852,10 +852,14 @@ def is_heading(text: str) -> bool:
     words = text.split()
     if not words or len(words) > 10 or text.rstrip()[-1] in ".!?:;," or "|" in text or has_number_word(text):
         return False
+    if FIELD_LINE_RE.match(text):  # "Availability: Linux, Windows, FreeBSD": a field and its values
+        return False
     words = [w.lstrip("(\"'“‘[") for w in words]  # ("(Including Apple M1)")
     content = [w for w in words if w and (len(w) > 3 or w[0].isupper())]
     return bool(content) and all(w[0].isupper() for w in content)
 
+
+FIELD_LINE_RE = re.compile(r"^\s*\w+:\s+\S[^,]*,")  # a label, its colon and a list of values
 
 NUMBER_WORD_RE = re.compile(r"[\d.,:/%$€£+-]*\d[\d.,:/%+-]*")  # a word that is a number: "2022", "$1.2", "10%"
 
@@ -982,7 +986,10 @@ def section_heads(batch, sections: Sequence[str], titles: frozenset[str] = froze
     line is one `is_heading` takes for a title or one of `titles` (the request's section titles, `title_key`):
     "Log rotation" is a title only where a document marks it as one. In a passage of a reference entry (its
     section's title names one, `entry_name`, or its section is a part of one, `entry_section`), a part's heading
-    is read with the entry's name: "Since: 3.6.13" under "Returns" is about "gnutls_pbkdf2 () Returns"."""
+    is read with the entry's name: "Since: 3.6.13" under "Returns" is about "gnutls_pbkdf2 () Returns". A line
+    that opens an API entry (`api_entry`: "psutil.disk_io_counters(perdisk=False): Return ...") heads the lines
+    below it as a title does: its fields ("read_time: time spent reading from disk (in milliseconds)") are its
+    own, not the previous entry's."""
     out: dict[int, str] = {}
     for p, text in enumerate(batch.texts[0]):
         section = sections[p] if p < len(sections) else ""
@@ -998,6 +1005,8 @@ def section_heads(batch, sections: Sequence[str], titles: frozenset[str] = froze
                 current = first.strip() if not entry or title_key(first) == entry else f"{entry} {first.strip()}"
             elif asks(text, spans, line):  # a FAQ's question titles its answer
                 current = " ".join(text[spans[line[0]][0]:spans[line[-1]][1]].split())
+            elif name := api_entry(first):  # an API entry's signature line: the lines below are the entry's
+                current = name
             for k in line:
                 out[sentence_id(p, k)] = current
     return out
@@ -1015,14 +1024,18 @@ def bare_entry(name: str) -> str:
     return re.sub(r"\s?\(\)$", "", name)
 
 
-def other_entry_passages(sections: Sequence[str], question: str) -> set[int]:
+def other_entry_passages(sections: Sequence[str], question: str, texts: Sequence[str] = ()) -> set[int]:
     """The passages that are entries of a reference (`passage_entry`) other than those the question names, where
     the question names one that a passage is: "What does gnutls_pkcs12_mac_info() return when ...?" is not
     answered by gnutls_pkcs12_generate_mac()'s entry, nor "What tag_size should I pass to
     gnutls_aead_cipher_encrypt()?" by gnutls_cipher_tag()'s. Its sentences lose OTHER_ENTRY, as another entry's
     field line does (`other_entry`). Not for a question that asks for code ("Which function removes it?"): that
-    answer is in another entry by design (`sentence_relevances` leaves it out)."""
-    entries = {p: passage_entry(section) for p, section in enumerate(sections)}
+    answer is in another entry by design (`sentence_relevances` leaves it out). A passage is an entry where it
+    opens with the entry's title or is a part of one; one cut from an API entry for size (its section the
+    entry's name, `texts` its text) goes on to whatever follows the entry on the page ("scroll()" and then
+    "arraysize: ... It defaults to 1 ..."), and is no one entry's."""
+    entries = {p: passage_entry(section) for p, section in enumerate(sections)
+               if "\n" in section or p >= len(texts) or title_key(texts[p].partition("\n")[0]) == title_key(section)}
     named = {p for p, entry in entries.items()
              if entry and re.search(r"(?<![\w.-])" + re.escape(bare_entry(entry)) + r"(?![\w-])", question)}
     return {p for p, entry in entries.items() if entry and p not in named} if named else set()
@@ -1157,7 +1170,7 @@ def sentence_relevances(hidden: Hidden, tokenizer, batch, question: str, titles:
     # code:"); a question answers nothing (it titles what follows); a line of code answers only a question
     # that asks for code
     examples = set() if code else code_examples(batch)  # a lead-in whose list is code: it is the statement
-    elsewhere = set() if code or sections is None else other_entry_passages(sections, question)
+    elsewhere = set() if code or sections is None else other_entry_passages(sections, question, batch.texts[0])
     loss = [LEAD_IN * (is_lead_in(t) and not x["typed"] and key not in examples) + TITLE * (key in asking)
             + HEADING * ((not code and is_code_line(t)) or bool(SCAFFOLD_LINE.match(t)))
             + OTHER_ENTRY * (other_entry(t, entry_of.get(key, ""), question, batch.texts[0][split_sentence_id(key)[0]])
@@ -1233,10 +1246,16 @@ def layout(text: str) -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, ...
 LEAD_IN = HEADING  # taken off a lead-in's own score: "... is built with the following components:" says nothing
 
 
+# a lead-in that the page wrote without its colon, its example set apart below it ("... set this environment
+# variable as follows" over "POSTGIS_GDAL_ENABLED_DRIVERS=ENABLE_ALL")
+UNPUNCTUATED_LEAD = re.compile(r"\b(?:as follows|like (?:this|so))$", re.I)
+
+
 def is_lead_in(text: str) -> bool:
-    """A line that ends with a colon and is not a table row: it introduces what follows it."""
+    """A line that ends with a colon, or with "as follows" and no stop (UNPUNCTUATED_LEAD), and is not a table
+    row: it introduces what follows it."""
     text = text.rstrip()
-    return text.endswith(":") and "|" not in text
+    return (text.endswith(":") or bool(UNPUNCTUATED_LEAD.search(text))) and "|" not in text
 
 
 def lead_in_lines(text: str) -> Iterator[tuple[int, tuple[int, ...]]]:
@@ -1264,8 +1283,9 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
     (`asks_for_list`: the list is a value of the asked kind, as a date is for "when"), LIST_STEP less per
     item, so the first items are quoted, in order. An item that answers better on its own keeps its own score;
     a sentence that says nothing (`says` False: a list number "1.", a line of the question's own words) is not
-    lifted. `code_ends`: a list ends at its first line of code (`is_code_line`; for a question that does not
-    ask for code, an example and its output answer nothing). A question that asks what a thing is
+    lifted, nor an item that names a field the question does not ask (`other_field`). `code_ends`: a list ends
+    at its first line of code (`is_code_line`; for a question that does not ask for code, an example and its
+    output answer nothing). A question that asks what a thing is
     (DEFINITION_QUESTION: "What is LayoutParser?") is not answered by its parts ("LayoutParser is built with the
     following components:" and a list that never names it): there the items keep their own scores, and the
     lead-in, a promise of them, ranks LIST_STEP below the best of them."""
@@ -1273,6 +1293,7 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
     defines = bool(DEFINITION_QUESTION.match(question_proper(question)))
     typed = TYPE_WEIGHT if asks_for_list(question) else 0.0
     place = {key: i for i, key in enumerate(keys)}
+    named = {name.lower() for name in identifiers(question)}
     for p, text in enumerate(batch.texts[0]):
         spans, lines = layout(text)
         for j, line in lead_in_lines(text):
@@ -1284,6 +1305,8 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
                 if item is None or is_lead_in(text[spans[item[-1]][0]:spans[item[-1]][1]]) or \
                         code_ends and is_code_line(text[spans[item[0]][0]:spans[item[0]][1]]):
                     break
+                if named and other_field(text[spans[item[0]][0]:spans[item[0]][1]], named):
+                    continue  # (it keeps its own score)
                 items += [(n + m, i) for m, k in enumerate(item)
                           if (i := place.get(sentence_id(p, k))) is not None and (says is None or says[i])]
             if not defines:
@@ -1292,6 +1315,16 @@ def listed_items_answer(batch, question: str, keys: Sequence[int], scores: Seque
             elif items:
                 out[lead] = min(out[lead], max(scores[i] for _, i in items) - LIST_STEP)
     return out
+
+
+def other_field(item: str, named: set[str]) -> bool:
+    """A list item that opens with a field's name other than those the question names (`named`: its
+    identifiers, lower case): "In what unit are the read_time and write_time fields of disk_io_counters()
+    expressed?" is not answered by "read_count: number of reads", the first line under "... a named tuple
+    including the following fields:", which its lead-in lifts otherwise."""
+    m = TERM_RE.match(item)
+    term = (m.group(1) or m.group(2) or "").strip() if m else ""
+    return bool(IDENTIFIER_RE.fullmatch(term)) and term.lower() not in named
 
 
 def first_positions(sid: np.ndarray) -> dict[int, int]:

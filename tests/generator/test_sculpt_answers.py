@@ -25,7 +25,7 @@ from generator.sculpt.features import (_word_at, cell_gaps, clause_starts, passa
                                        word_joins)
 from generator.sculpt.config import SculptConfig
 from generator.sculpt.relevance import (ADVICE, ADVICE_QUESTION, ANTECEDENT_WORDS, DEFINITION_QUESTION, DEPENDENT_RE, LIST_STEP, OTHER_YEAR, SCAFFOLD_LINE,
-                                       other_entry,
+                                       other_entry, other_entry_passages, other_field,
                                        TYPE_WEIGHT, answer_type, asked_names, asked_years, asks_for_list, combine, parts,
                                        cell_stops, code_examples, definition_heads, dependent_heads, has_answer_type,
                                        is_credit, is_header_row, is_heading, is_lead_in, is_referral, is_code_line, labelled_row,
@@ -502,6 +502,8 @@ def test_a_lead_in_is_not_quoted_without_its_list_nor_a_list_number_as_an_item(s
     assert pieces and not any(q.endswith(":") for q in pieces)  # "... the following components:" promises, gives nothing
     assert not any(re.fullmatch(r"\d+\.?", q) for q in pieces)  # "1." is a list's number, not its item
     assert is_lead_in("It includes:") and not is_lead_in("Price: | 1.99:") and not is_lead_in("Best regards,")
+    assert is_lead_in("To enable all drivers, set this environment variable as follows")  # (its colon left out)
+    assert not is_lead_in("It is built as follows.") and not is_lead_in("if it meets any of the following")
 
 def test_a_question_that_asks_what_a_thing_is_is_answered_by_a_sentence_that_names_it(sculpt):
     # its parts, listed under "LayoutParser is built with the following components:", never say what it is
@@ -810,6 +812,62 @@ def test_section_heads_are_the_heading_above_or_the_passages_section():
                      sentence_id(0, 2): "Log rotation", sentence_id(1, 0): "Archive"}
     # a line in sentence case is a title only where a document marks it as one
     assert section_heads(batch, ["Maintenance", "Archive"])[sentence_id(0, 2)] == "Maintenance"
+
+
+DISK_IO = ("Note\nOn diskless machines this function returns None.\n"
+           "psutil.disk_io_counters(perdisk=False): Return disk I/O statistics as a named tuple including the "
+           "following fields:\nread_count: number of reads\nwrite_count: number of writes\n"
+           "read_bytes: number of bytes read\nread_time: time spent reading from disk (in milliseconds)\n"
+           "Availability: Linux, Windows, FreeBSD")
+
+
+def test_an_api_entry_s_line_heads_the_lines_below_it_and_a_field_line_is_no_title():
+    """psutil's manual (as Python's is written): an entry's fields and its "Availability: Linux, FreeBSD" line
+    follow its signature line in a passage that opened under another entry's "Note". They were read under that
+    "Note" heading, and the Availability line was taken for a title (capitalised words, no stop), so it was no
+    sentence at all and headed the lines below it."""
+    batch = featurize(load_tokenizer(), SculptConfig(), ["q"], [[DISK_IO]])
+    heads = section_heads(batch, ["psutil.disk_usage()"])
+    assert heads[sentence_id(0, 1)] == "psutil.disk_usage() Note"  # (the earlier entry's part, as before)
+    assert {heads[sentence_id(0, k)] for k in range(2, 8)} == {"psutil.disk_io_counters()"}
+    assert not is_heading("Availability: Linux, Windows, FreeBSD") and is_heading("Process Class")
+    assert is_heading("Tutorial: Getting Started")  # (one value after the colon: a title's subtitle)
+
+
+def test_a_passage_cut_from_an_api_entry_is_no_one_entry_s_passage():
+    """A reference's entry passages (gtk-doc's: the passage opens with the entry's title, or is a part of it)
+    lose OTHER_ENTRY where the question names another entry. A chunk cut from an API entry for size is in the
+    entry's section too (ingest.chunk, format v22), but goes on to what follows the entry on the page:
+    psycopg2's "scroll()" chunk holds "arraysize: ... It defaults to 1 meaning to fetch a single row at a time.",
+    the answer to "If I call fetchmany() without passing a size, how many rows does it return by default?"."""
+    question = "If I call fetchmany() without passing a size, how many rows does it return by default?"
+    sections = ["fetchmany()", "scroll()", "gnutls_rnd ()"]
+    texts = ["The number of rows to fetch per call is specified by the parameter.",
+             "The method can be used both for client-side cursors and server-side cursors.\narraysize: This "
+             "read/write attribute specifies the number of rows to fetch at a time with fetchmany().",
+             "gnutls_rnd ()\nThis function will generate random data."]
+    assert other_entry_passages(sections, question) == {1, 2}  # (read by the section alone)
+    assert other_entry_passages(sections, question, texts) == set()  # (no passage that is one entry's is named)
+    gtk = ["gnutls_rnd ()\nThis function will generate random data.", "gnutls_pbkdf2 ()\nThis function derives keys."]
+    assert other_entry_passages(["gnutls_rnd ()", "gnutls_pbkdf2 ()"], "What does gnutls_rnd() return?", gtk) == {1}
+
+
+def test_a_list_item_that_names_another_field_is_not_lifted_by_its_lead_in():
+    """A lead-in lifts its first lines to its own score, and for any question about psutil's tuple of disk
+    counters "... as a named tuple including the following fields:" lifted "read_count: number of reads" and
+    "read_bytes: number of bytes read" to the top: "In what unit are the read_time and write_time fields ...
+    expressed?" was answered with them. An item whose field the question does not name keeps its own score."""
+    batch = featurize(load_tokenizer(), SculptConfig(), ["q"], [[DISK_IO]])
+    keys, texts = sentence_texts(batch)
+    leads = [1.0 if t.endswith("fields:") else 0.0 for t in texts]
+    for question, lifted in [("In what unit are the read_time and write_time fields expressed?",
+                              {"read_time", "Availability"}),  # (a line that names no field is lifted as before)
+                             ("What fields does psutil.disk_io_counters() return?",
+                              {"read_count", "write_count", "read_bytes", "read_time", "Availability"})]:
+        scores = listed_items_answer(batch, question, keys, [0.0] * len(keys), leads)
+        assert {t.split(":")[0] for t, x in zip(texts, scores) if x > 0.5 and not t.endswith("fields:")} == lifted
+    assert other_field("read_count: number of reads", {"read_time"}) and \
+        not other_field("read_time: time spent reading", {"read_time"}) and not other_field("Note: x", {"read_time"})
 
 
 @pytest.mark.parametrize("given", ["in the text", "as the passage's section"])
