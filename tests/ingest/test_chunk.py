@@ -309,7 +309,7 @@ def test_a_chunk_cut_from_an_api_entry_is_in_the_entry_s_section(count):
     Cut for size, the entry's later chunk was in the page section "Process class" and named no function:
     "On which platforms is Process.rlimit() available?" was asked of passages that never said rlimit. Such a
     chunk is the entry's now (section and path); a chunk that holds the signature line, even carried over
-    as overlap, stays in the page's section, and a title ends the entry."""
+    as overlap, stays in the page's section, and a title or a paragraph with a term of its own ends the entry."""
     rlimit = "rlimit(resource, limits=None): Get or set process resource limits (see man prlimit)."
     els = [Element("Title", "Process class", page=1, depth=1),
            Element("NarrativeText", rlimit + " " + sentences(5, "limit"), page=1),
@@ -317,6 +317,8 @@ def test_a_chunk_cut_from_an_api_entry_is_in_the_entry_s_section(count):
            Element("NarrativeText", "Availability: Linux, FreeBSD", page=1),
            Element("NarrativeText", "class psutil.Popen(*args, **kwargs): Same as subprocess.Popen. " +
                    sentences(5, "popen"), page=1),
+           Element("NarrativeText", "itersize: Read/write attribute, the rows fetched at each network roundtrip. " +
+                   sentences(6, "iteration"), page=1),  # (an attribute's entry: a term of its own ends Popen's)
            Element("Title", "Exceptions", page=1, depth=1),
            Element("NarrativeText", sentences(6, "error"), page=1)]
     chunks = chunk_elements(els, count, IngestSettings(chunk_tokens=80, chunk_overlap=20))
@@ -326,6 +328,7 @@ def test_a_chunk_cut_from_an_api_entry_is_in_the_entry_s_section(count):
     holding = [c.section for c in chunks if "rlimit(resource" in c.text or "class psutil.Popen" in c.text]
     assert len(holding) == 2 and set(holding) == {"Process class"}
     assert {c.section for c in chunks if "popen number 4" in c.text} == {"psutil.Popen"}  # a class: no "()"
+    assert {c.section for c in chunks if "iteration number 5" in c.text} == {"Process class"}
     assert {c.section for c in chunks if "error number" in c.text} == {"Exceptions"}
     assert api_entry("psutil.cpu_freq(percpu=False): Return CPU frequency") == "psutil.cpu_freq()"
     assert api_entry("jinja-filters.batch(value: 't.Iterable[V]', linecount: int) → 't.Iterator': A filter") \
