@@ -162,15 +162,16 @@ def chunk_elements(
                 flush(carry=False)
                 chunks[-1].table_html = el.html
             continue
+        term = el.kind != "CodeSnippet" and TERM_RE.match(el.text) is not None  # a line that opens with its term
         entry = sum(p.tokens for p in pieces)  # a definition's entry that fits in a chunk starts one rather than
-        if el.kind != "CodeSnippet" and TERM_RE.match(el.text) and any(q.kind != "Title" for q in cur) \
+        if term and any(q.kind != "Title" for q in cur) \
                 and sum(q.tokens for q in cur) + entry > limit >= entry:  # be cut: its later sentences say the
             lead = cur[-1:] if len(cur) > 1 and _leads_in(cur[-1]) else []  # default or the effect without naming
             del cur[len(cur) - len(lead):]  # the term ("Defaults to 500, meaning ..."); a lead-in goes with it
             flush(carry=False)
             if lead:
                 cur, cur_section, cur_path, cur_depth = lead, section, _path(path), _depth(path)
-        if el.kind not in ("ListItem", "CodeSnippet") and TERM_RE.match(el.text):  # an entry of another kind
+        if term and el.kind != "ListItem":  # an entry of another kind
             api, head = "", None  # ("arraysize: This read/write attribute ...") ends the API entry before it
         if el.kind != "CodeSnippet" and (name := api_entry(el.text)):  # (its later paragraphs follow it unnamed:
             # a chunk cut from the entry for size is the entry's, its section the entry's name, its path on to it)
