@@ -110,6 +110,18 @@ against it: psutil's documentation (`apt-get install python-psutil-doc`: one Sph
 module's whole API reference as Python's library manual writes one; benchmarks/data/library_manuals_s.pages.json),
 32 answerable questions and 8 that the page does not answer (ids t01-t40), in benchmarks/data/library_manuals_s.jsonl.
 
+`--set t`: a twentieth set, written blind on 2026-12-07 the same way and run once before any change was made
+against it: eleven pages of pyca/cryptography's documentation (`apt-get install python-cryptography-doc`, a Sphinx
+site: Fernet, installation, the FAQ, exceptions, random numbers, AEAD, symmetric encryption, RSA, hashes, key
+derivation functions and the X.509 tutorial; benchmarks/data/library_manuals_t.pages.json), 32 answerable questions
+and 8 that the pages do not answer (ids u01-u40), in benchmarks/data/library_manuals_t.jsonl.
+
+`--set u`: a twenty-first set, written blind on 2026-12-07 the same way and run once before any change was made
+against it: eleven pages of libxml2's documentation (`apt-get install libxml2-doc`: seven of its hand-written
+pages, the FAQ, memory, threads, encodings, catalogs, entities and I/O, and four pages of the C API reference its
+own generator writes, parser, tree, xpath and xmlmemory; benchmarks/data/library_manuals_u.pages.json), 32
+answerable questions and 8 that the pages do not answer (ids v01-v40), in benchmarks/data/library_manuals_u.jsonl.
+
 `--whole` (sets b-f, h-j): the same questions asked of a store that holds each package's whole site as Debian
 ships it (ingested as a site: its build copies skipped), not only the listed pages: a company asks its whole
 manual, where ten to thirty times as many passages compete for the top k. The unanswerable questions were
@@ -143,7 +155,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghijklmnopqrs"}  # .jsonl (questions), .pages.json (pages)
+SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghijklmnopqrstu"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 
@@ -206,12 +218,12 @@ def whole_corpus(listed: Path, root: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--set", choices=tuple("abcdefghijklmnopqrs"), default="a",
+    ap.add_argument("--set", choices=tuple("abcdefghijklmnopqrstu"), default="a",
                     help="a: psycopg2 and SQLAlchemy; b: Celery and peewee; c: Requests and pytest; "
                          "d: aiohttp and Tornado; e: Scrapy and Hypothesis; f: Django; g: the Exim specification; h: Postfix; "
                          "i: zsh and HAProxy; j: Linux-PAM; k: GnuTLS's C API reference; l: the Slony-I admin guide; "
                          "m: Graphviz; n: Mutt; o: the BIND 9 reference manual; p: PostGIS; q: Jinja; r: LMDB; "
-                         "s: psutil")
+                         "s: psutil; t: pyca/cryptography; u: libxml2")
     ap.add_argument("--whole", action="store_true", help="sets b-f and h-j: a store of the packages' whole sites, not only "
                                                               "the listed pages")
     ap.add_argument("--k", type=int, default=8)

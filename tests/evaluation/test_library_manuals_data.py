@@ -21,7 +21,8 @@ DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
                                   "library_manuals_i.jsonl", "library_manuals_j.jsonl",
                                   "library_manuals_k.jsonl", "library_manuals_l.jsonl", "library_manuals_m.jsonl",
                                   "library_manuals_n.jsonl", "library_manuals_o.jsonl", "library_manuals_p.jsonl",
-                                  "library_manuals_q.jsonl", "library_manuals_r.jsonl", "library_manuals_s.jsonl"])
+                                  "library_manuals_q.jsonl", "library_manuals_r.jsonl", "library_manuals_s.jsonl",
+                                  "library_manuals_t.jsonl", "library_manuals_u.jsonl"])
 def test_a_question_file_is_well_formed(name):
     rows = [json.loads(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
     assert len({r["id"] for r in rows}) == len(rows) == 40
@@ -38,7 +39,7 @@ def test_a_question_file_is_well_formed(name):
 @pytest.mark.parametrize("name, count", [("b", 12), ("c", 12), ("d", 14), ("e", 13), ("f", 14), ("g", 12),
                                          ("h", 14), ("i", 13), ("j", 14), ("k", 7), ("l", 14), ("m", 10),
                                          ("n", 10), ("o", 10), ("p", 1), ("q", 10), ("r", 11),
-                                         ("s", 1)])
+                                         ("s", 1), ("t", 11), ("u", 11)])
 def test_a_listed_set_s_gold_sources_are_its_pages(name, count):
     pages = json.loads((DATA / f"library_manuals_{name}.pages.json").read_text())
     names = [Path(p).name for paths in pages.values() for p in paths]

@@ -355,16 +355,17 @@ def rgb_items(root: Path) -> dict[str, list[Item]]:
 # Debian documentation that training may read. None of these packages is used by an evaluation set or a
 # benchmark (apache2-doc, bash-doc, git-doc: manuals; python-psycopg2/sqlalchemy/celery/peewee/requests/pytest/
 # aiohttp/tornado/scrapy/hypothesis/django-doc, exim4-doc-html, postfix-doc, zsh-doc, haproxy-doc, libpam-doc,
-# gnutls-doc, slony1-2-doc, graphviz-doc, mutt, bind9-doc, postgis-doc, lmdb-doc, python-psutil-doc: the library
-# manuals; python-jinja2-doc: site_builds and a library set; sphinx-doc, debian-reference: their sets), and
-# none is reserved for the product's blind judgement (postgresql-doc-*, python3*-doc, sqlite3-doc).
+# gnutls-doc, slony1-2-doc, graphviz-doc, mutt, bind9-doc, postgis-doc, lmdb-doc, python-psutil-doc,
+# python-cryptography-doc, libxml2-doc: the library manuals; python-jinja2-doc: site_builds and a library set;
+# sphinx-doc, debian-reference: their sets), and none is reserved for the product's blind judgement
+# (postgresql-doc-*, python3*-doc, sqlite3-doc).
 TRAINING_DOC_PACKAGES = ("debian-policy", "maint-guide", "debmake-doc", "python-flask-doc", "python-werkzeug-doc",
                          "python-click-doc", "python-attr-doc", "python-babel-doc")
 NOT_FOR_TRAINING = re.compile(r"^(postgresql-doc|python3[^/]*-doc|sqlite3-doc|apache2-doc|bash-doc|git-doc|"
                               r"python-(psycopg2|sqlalchemy|celery|peewee|requests|pytest|aiohttp|tornado|jinja2|"
-                              r"scrapy|hypothesis|django|psutil)-doc|sphinx-doc|debian-reference|exim4-doc|postfix-doc|"
-                              r"zsh-doc|haproxy-doc|libpam-doc|gnutls-doc|slony1-2-doc|graphviz-doc|mutt|bind9-doc|"
-                              r"postgis-doc|lmdb-doc)")
+                              r"scrapy|hypothesis|django|psutil|cryptography)-doc|sphinx-doc|debian-reference|"
+                              r"exim4-doc|postfix-doc|zsh-doc|haproxy-doc|libpam-doc|gnutls-doc|slony1-2-doc|"
+                              r"graphviz-doc|mutt|bind9-doc|postgis-doc|lmdb-doc|libxml2-doc)")
 
 
 # indexes, search pages, module listings, release notes (lists of versions) and translations (the questions are
