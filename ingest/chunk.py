@@ -442,7 +442,10 @@ def config_digest(settings: IngestSettings, embedding_model: str) -> str:
     # box drawn as a table (DocBook's admonitions with icons) is not a line break (`SOURCE_WRAP`); v22: a chunk that
     # opens inside an API entry, cut from its signature for size, is in the entry's section (`api_entry`), and
     # Doxygen's "◆" before each entry's title is a permalink (ingest/chrome.py); v23: a paragraph that opens
-    # with a term of its own (an attribute's entry, "arraysize: This read/write attribute ...") ends the entry
+    # with a term of its own (an attribute's entry, "arraysize: This read/write attribute ...") ends the entry;
+    # v24: a table used for page layout is read as its cells (ingest/layout.py), a Sphinx class member's signature
+    # names its class ("AESCCM.encrypt(nonce, ...)"), an entry's text goes before the notes that open it, and a
+    # method's kind before its signature ("classmethod ...") no longer hides the API entry
     chrome = "" if settings.html_chrome == "strip" else "|chrome kept"
-    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v23{chrome}"
+    key = f"{settings.chunk_tokens}|{settings.chunk_overlap}|{settings.table_tokens}|{embedding_model}|v24{chrome}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]

@@ -88,7 +88,7 @@ def read_html(markup: str):
 def join_definitions_in(doc) -> int:
     """Join the definition lists' terms, and the outline items' labels, in `doc` (an lxml.html document) in
     place; how many were joined."""
-    joined = _join_labels(doc) + _join_dashed(doc) + _join_field_boxes(doc)
+    joined = _join_labels(doc) + _join_dashed(doc) + _join_field_boxes(doc) + _qualify_members(doc)
     for dd in list(doc.iter("dd")):
         terms, prev = [], dd.getprevious()
         while prev is not None and prev.tag == "dt":
@@ -98,6 +98,7 @@ def join_definitions_in(doc) -> int:
         label = ", ".join(names)
         if not label or len(label) > MAX_TERMS or any((t.tail or "").strip() for t in terms) or label.endswith("?"):
             continue  # (a question is a FAQ entry's title, not a term: it stays a line above its answer)
+        _notes_after_text(dd)
         first = _first_text(dd)
         if first is None:
             continue
@@ -108,6 +109,60 @@ def join_definitions_in(doc) -> int:
             t.drop_tree()
         joined += 1
     return joined
+
+
+# a box that Sphinx and docutils put before an entry's text: a warning or a note, "New in version 2.0."
+NOTE_CLASS_RE = re.compile(r"\b(?:admonition|versionadded|versionchanged|deprecated)\b")
+
+
+def _notes_after_text(dd) -> None:
+    """Where definition `dd` opens with notes (a warning, "New in version 2.0.": `NOTE_CLASS_RE`) and a paragraph
+    follows them, that paragraph goes first: the term is joined to what the entry is ("encrypt(nonce, data,
+    associated_data): Encrypts and authenticates the data ..."), and the notes follow it. (Joined to the notes,
+    the term went into a warning's title, "Warning", and was lost with it.)"""
+    if (dd.text or "").strip():
+        return
+    kids = [k for k in dd if isinstance(k.tag, str)]
+    n = 0
+    while n < len(kids) and kids[n].tag.lower() == "div" and NOTE_CLASS_RE.search(kids[n].get("class") or ""):
+        n += 1
+    if 0 < n < len(kids) and kids[n].tag.lower() == "p":
+        p = kids[n]
+        kids[n - 1].tail = f"{kids[n - 1].tail or ''}{p.tail or ''}"
+        p.tail = "\n"
+        dd.insert(0, p)
+
+
+# a Sphinx entry of a class's member (<dl class="py method">), whose signature names the member alone
+MEMBER_KINDS = frozenset({"method", "attribute", "property", "classmethod", "staticmethod"})
+
+
+def _qualify_members(doc) -> int:
+    """Write the class's name before each class member's name in its signature, as its anchor names it: Sphinx
+    writes "encrypt(nonce, data, associated_data)" under "class cryptography.hazmat.primitives.ciphers.aead.AESCCM
+    (key, tag_length=16)", with the id "cryptography.hazmat.primitives.ciphers.aead.AESCCM.encrypt", and a chunk
+    or a quote of the member's entry, read apart from the class's, did not say whose method it is: now
+    "AESCCM.encrypt(nonce, data, associated_data)". A signature that already names its owner (a module's
+    function, "psutil.cpu_freq()") is left as it is. How many were qualified."""
+    qualified = 0
+    for dt in doc.iter("dt"):
+        dl = dt.getparent()
+        kinds = set((dl.get("class") or "").split()) if dl is not None else set()
+        path = (dt.get("id") or "").split(".")
+        if "py" not in kinds or not kinds & MEMBER_KINDS or len(path) < 2 or not all(path):
+            continue
+        marked = [e for e in dt.iter() if isinstance(e.tag, str) and set((e.get("class") or "").split())
+                  & {"sig-name", "descname", "sig-prename", "descclassname"}]
+        if not marked or set(marked[0].get("class").split()) & {"sig-prename", "descclassname"} \
+                or "".join(marked[0].text_content().split()) != path[-1]:
+            continue  # (no name in the markup, or an owner already written before it)
+        name, before = marked[0], marked[0].getprevious()
+        if before is not None:
+            before.tail = f"{before.tail or ''}{path[-2]}."
+        else:
+            name.getparent().text = f"{name.getparent().text or ''}{path[-2]}."
+        qualified += 1
+    return qualified
 
 
 MAX_NAME = 60  # characters of a term written into every paragraph of its definition

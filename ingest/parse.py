@@ -540,17 +540,18 @@ def _retry(path: Path, file_type: str, kwargs: dict, first: Exception) -> list:
 
 
 def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | None:
-    """The HTML of `path` without the site's chrome (ingest/chrome.py; `chrome` False: with it), its manual pages
-    in <pre> read as sections, paragraphs and entries (ingest/manpage.py), its wrapped plain text in <pre> as
-    paragraphs and lists (ingest/plaintext.py), its C prototypes in <pre> one to a line (ingest/declarations.py)
-    and its definition lists' terms joined to their definitions
-    (ingest/definitions.py); None when none of them changes anything, lxml cannot read it, or it is not text in
-    `encoding` (else UTF-8): unstructured then reads the file as it is."""
+    """The HTML of `path` with its layout tables unwrapped (ingest/layout.py), without the site's chrome
+    (ingest/chrome.py; `chrome` False: with it), its manual pages in <pre> read as sections, paragraphs and entries
+    (ingest/manpage.py), its wrapped plain text in <pre> as paragraphs and lists (ingest/plaintext.py), its C
+    prototypes in <pre> one to a line (ingest/declarations.py) and its definition lists' terms joined to their
+    definitions (ingest/definitions.py); None when none of them changes anything, lxml cannot read it, or it is
+    not text in `encoding` (else UTF-8): unstructured then reads the file as it is."""
     from lxml import html as lxml_html
 
     from .chrome import Chrome, strip_chrome
     from .declarations import join_declarations
     from .definitions import join_definitions_in, read_html
+    from .layout import unwrap_layout_tables
     from .manpage import restructure_manpages
     from .plaintext import restructure_plain_text
 
@@ -561,6 +562,7 @@ def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | N
     doc = read_html(markup)
     if doc is None:
         return None
+    unwrapped = unwrap_layout_tables(doc)  # (before the chrome is found: a layout's menu is a cell of it)
     found = strip_chrome(doc) if chrome else Chrome()
     pres = restructure_manpages(doc) + restructure_plain_text(doc)  # (each <pre> read by one of them at most)
     pres += join_declarations(doc)  # (what is left of them: C prototypes one to a line)
@@ -568,7 +570,7 @@ def _page_html(path: Path, encoding: str | None, chrome: bool = True) -> str | N
     if found.blocks or found.main or found.permalinks:
         log.debug("%s: page chrome removed (%d blocks, %d permalinks, main content %s), %d of %d letters kept",
                   display_name(path), found.blocks, found.permalinks, found.main, found.after, found.before)
-    elif not joined and not pres:
+    elif not joined and not pres and not unwrapped:
         return None  # nothing changed: unstructured reads the file itself
     return lxml_html.tostring(doc, encoding="unicode")
 

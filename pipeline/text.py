@@ -98,8 +98,10 @@ TERM_RE = re.compile(r"^\s*([^\n:]{1,80}?):\s|^\s*([\w.*-]{1,60}(?:=[^\s–—]{
 
 # an API reference's entry as Sphinx's Python domain writes it once its term is joined to its text
 # (ingest/definitions.py): "psutil.cpu_freq(percpu=False): Return CPU frequency ...", "class
-# jinja2.ChoiceLoader(loaders): This loader works ...", "rlimit(resource, limits=None) → tuple: Get or set ..."
-API_ENTRY_RE = re.compile(r"^\s*(class |exception )?([A-Za-z_][\w.-]*)"  # the name, then its parameters and
+# jinja2.ChoiceLoader(loaders): This loader works ...", "rlimit(resource, limits=None) → tuple: Get or set ...",
+# "classmethod AESCCM.generate_key(bit_length): Securely generates ..." (a method's kind before it)
+API_ENTRY_RE = re.compile(r"^\s*(?:(?:abstract|abstractmethod|async|classmethod|static|staticmethod) )*"
+                          r"(class |exception )?([A-Za-z_][\w.-]*)"  # the name, then its parameters and
                           r"\((?:[^()\n]|\([^()\n]*\))*\)(?: → [^\n:]{1,60})?: ")  # what it returns, then the text
 
 

@@ -333,4 +333,5 @@ def test_a_chunk_cut_from_an_api_entry_is_in_the_entry_s_section(count):
     assert api_entry("psutil.cpu_freq(percpu=False): Return CPU frequency") == "psutil.cpu_freq()"
     assert api_entry("jinja-filters.batch(value: 't.Iterable[V]', linecount: int) → 't.Iterator': A filter") \
         == "jinja-filters.batch()"
+    assert api_entry("classmethod AESCCM.generate_key(bit_length): Securely generates") == "AESCCM.generate_key()"
     assert not api_entry("read_time: time spent reading from disk") and not api_entry("Run make(1) first: then")

@@ -241,3 +241,41 @@ def test_an_exim_option_parses_to_one_line_whose_term_is_its_name_and_fields(tmp
     line = next(t for t in texts if t.startswith("data_timeout (use smtp"))
     assert TERM_RE.match(line).group(1) == "data_timeout (use smtp, type time, default 5m)"
     assert not any(t.startswith("data_timeout Use:") for t in texts)  # the box is no row of its own
+
+
+SPHINX_CLASS = """<html><body><dl class="py class">
+<dt class="sig sig-object py" id="cryptography.hazmat.primitives.ciphers.aead.AESCCM">
+<em class="property"><span class="pre">class</span> </em><span class="sig-prename descclassname"><span class="pre"
+>cryptography.hazmat.primitives.ciphers.aead.</span></span><span class="sig-name descname"><span class="pre">AESCCM</span
+></span><span class="sig-paren">(</span><em class="sig-param">key</em><span class="sig-paren">)</span></dt>
+<dd><div class="versionadded"><p><span class="versionmodified added">New in version 2.0.</span></p></div>
+<p>The AES-CCM construction is composed of the AES block cipher.</p>
+<dl class="py method">
+<dt class="sig sig-object py" id="cryptography.hazmat.primitives.ciphers.aead.AESCCM.generate_key">
+<em class="property"><span class="pre">classmethod</span> </em><span class="sig-name descname"><span class="pre"
+>generate_key</span></span><span class="sig-paren">(</span><em class="sig-param">bit_length</em><span class="sig-paren">)</span></dt>
+<dd><p>Securely generates a random AES-CCM key.</p></dd></dl>
+<dl class="py method">
+<dt class="sig sig-object py" id="cryptography.hazmat.primitives.ciphers.aead.AESCCM.encrypt">
+<span class="sig-name descname"><span class="pre">encrypt</span></span><span class="sig-paren">(</span><em
+class="sig-param">nonce</em>, <em class="sig-param">data</em><span class="sig-paren">)</span></dt>
+<dd><div class="admonition warning"><p class="admonition-title">Warning</p>
+<p>Reuse of a nonce with a given key compromises the security of any message.</p></div>
+<p>Encrypts and authenticates the data provided.</p></dd></dl>
+</dd></dl>
+<dl class="py function"><dt class="sig sig-object py" id="psutil.cpu_freq"><span class="sig-prename descclassname"
+><span class="pre">psutil.</span></span><span class="sig-name descname"><span class="pre">cpu_freq</span></span></dt>
+<dd><p>Return CPU frequency.</p></dd></dl>
+</body></html>"""
+
+
+def test_a_class_member_s_signature_names_its_class_and_its_text_comes_before_its_notes():
+    text = text_of(join_definitions(SPHINX_CLASS))
+    # the member's signature names its class, as its anchor does; its text is what it is joined to, not a warning
+    assert "AESCCM.encrypt(nonce, data): Encrypts and authenticates the data provided." in text
+    assert "Encrypts and authenticates the data provided. Warning Reuse of a nonce" in text
+    assert "classmethod AESCCM.generate_key(bit_length): Securely generates a random AES-CCM key." in text
+    # the class's own entry opens with its text, its "New in version" note after it
+    assert "aead.AESCCM(key): The AES-CCM construction is composed of the AES block cipher. New in version 2.0." in text
+    # a signature that names its owner already is left as it is
+    assert "psutil.cpu_freq: Return CPU frequency." in text and "psutil.psutil" not in text
