@@ -11,7 +11,8 @@ answerable one again with distractor-only passages (the eval's noise level 1: it
 makes it unanswerable. The decision score of a request is its best sentence score with the learned selector's
 share, less UNTYPED for a sentence without the kind of value asked for (`relevance.decision_score`): the number
 the generator compares with its answer threshold (`generator/sculpt/relevance.py`); it is read by wrapping
-`relevance.decision_score` while the generator answers ("bare": the same without the learned share).
+`relevance.decision_score` while the generator answers ("bare": the same without the learned share; "half": with
+half of it, in the JSON rows).
 
 Printed, per set, pooled, and pooled by the question's shape (one sentence, or a user's situation told before
 the question: `relevance.question_sentences`): the AUC of the decision score (answerable questions against
@@ -87,11 +88,13 @@ def auc(pos: list[float], neg: list[float]) -> float:
 
 def collect(name: str, half: str, settings: Settings) -> list[dict]:
     """One row per request of the "sculpt-decision" generator: answerable, the decision score, the same score
-    without the learned share ("bare", the zero-shot rule alone), the best sentence's score whatever value it
-    gives ("best": the decision score before `relevance.decision_score`), whether the question tells a situation first
-    (several sentences), its refusal, whether the answer holds a gold fact, and the answer's text."""
+    without the learned share ("bare", the zero-shot rule alone) and with half of it ("half"), the best sentence's
+    score whatever value it gives ("best": the decision score before `relevance.decision_score`), whether the
+    question tells a situation first (several sentences), its refusal, whether the answer holds a gold fact, and the
+    answer's text."""
     scores: dict[str, float] = {}
     bare: dict[str, float] = {}
+    halved: dict[str, float] = {}  # the same with half the learned share
     best: dict[str, float] = {}  # the best sentence's score, whatever it gives
     plain, decide = relevance.sentence_relevances, relevance.decision_score
 
@@ -99,6 +102,7 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
         out = plain(hidden, tokenizer, batch, question, titles, (*shares, None), sections, seen)
         if shares[0] is not None:  # the first share is the learned one (the generator's call)
             bare[question] = decide(batch, question, out[-1])
+            halved[question] = decide(batch, question, out[-1] + 0.5 * shares[0])
         return out[:len(shares)]
 
     def deciding(batch, question, score):  # the decision's score, as the generator reads it
@@ -113,6 +117,7 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
         for noise in (None, (1.0,)):
             scores.clear()
             bare.clear()
+            halved.clear()
             best.clear()
             kw = {"store_dir": store} if store else {}
             report = run_eval(EvalRun(dataset=ds, generators=("sculpt-decision",), k=8, settings=settings,
@@ -125,6 +130,7 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
                              "answerable": bool(r["answerable"]) and not noise,
                              "score": scores.get(r["question"], float("-inf")),
                              "bare": bare.get(r["question"], float("-inf")),
+                             "half": halved.get(r["question"], float("-inf")),
                              "best": best.get(r["question"], float("-inf")),
                              "told": len(relevance.question_sentences(r["question"])) > 1,
                              "refused": bool(a.get("refusal")), "fact": bool(a.get("contains_gold")),
