@@ -21,7 +21,8 @@ Doxygen's summary tables hold headings but no paragraphs. It stays a table, in a
 
 from __future__ import annotations
 
-HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+from .chrome import HEADINGS
+
 BLOCKS = frozenset({"p", "pre", "ul", "ol", "dl", "blockquote"})
 FLOW_CHARS = 500
 
@@ -29,10 +30,10 @@ FLOW_CHARS = 500
 def unwrap_layout_tables(doc) -> int:
     """Replace each layout table of `doc` (an lxml.html document) by its cells, each a <div>, in place; how many
     were unwrapped."""
-    layouts: list = []
+    layouts: set = set()
     for table in reversed(list(doc.iter("table"))):  # (a table nested in another comes after it)
         if _flow(table) or any(inner in layouts for inner in table.iter("table") if inner is not table):
-            layouts.append(table)  # (a table that holds a layout is one too: a frame around the page)
+            layouts.add(table)  # (a table that holds a layout is one too: a frame around the page)
     for table in layouts:
         _unwrap(table)
     return len(layouts)
@@ -68,7 +69,4 @@ def _unwrap(table) -> None:
 
 def _owner(cell):
     """The table `cell` is a cell of: its nearest <table> ancestor."""
-    up = cell.getparent()
-    while up is not None and not (isinstance(up.tag, str) and up.tag.lower() == "table"):
-        up = up.getparent()
-    return up
+    return next(cell.iterancestors("table"), None)
