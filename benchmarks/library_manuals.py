@@ -122,6 +122,13 @@ pages, the FAQ, memory, threads, encodings, catalogs, entities and I/O, and four
 own generator writes, parser, tree, xpath and xmlmemory; benchmarks/data/library_manuals_u.pages.json), 32
 answerable questions and 8 that the pages do not answer (ids v01-v40), in benchmarks/data/library_manuals_u.jsonl.
 
+`--set v`: a twenty-second set, written blind on 2026-12-08 the same way and run once before any change was made
+against it: twelve pages of PyMongo's documentation (`apt-get install python-pymongo-doc`, a Sphinx site: the FAQ,
+installation, the tutorial, six examples (authentication, TLS, bulk writes, GridFS, high availability,
+aggregation) and three API reference pages, mongo_client, collection and errors;
+benchmarks/data/library_manuals_v.pages.json), 32 answerable questions and 8 that the pages do not answer (ids
+w01-w40), in benchmarks/data/library_manuals_v.jsonl.
+
 `--whole` (sets b-f, h-j): the same questions asked of a store that holds each package's whole site as Debian
 ships it (ingested as a site: its build copies skipped), not only the listed pages: a company asks its whole
 manual, where ten to thirty times as many passages compete for the top k. The unanswerable questions were
@@ -155,7 +162,7 @@ SQLALCHEMY_PAGES = ["faq/connections", "faq/installation", "faq/metadata_schema"
                     "core/engines", "dialects/postgresql", "dialects/sqlite"]
 QUESTIONS = Path(__file__).resolve().parent / "data" / "library_manuals.jsonl"
 DATA = Path(__file__).resolve().parent / "data"
-SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghijklmnopqrstu"}  # .jsonl (questions), .pages.json (pages)
+SETS = {s: DATA / f"library_manuals_{s}" for s in "bcdefghijklmnopqrstuv"}  # .jsonl (questions), .pages.json (pages)
 SYSTEMS = ("sculpt", "extractive")
 
 

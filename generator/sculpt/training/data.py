@@ -363,7 +363,7 @@ TRAINING_DOC_PACKAGES = ("debian-policy", "maint-guide", "debmake-doc", "python-
                          "python-click-doc", "python-attr-doc", "python-babel-doc")
 NOT_FOR_TRAINING = re.compile(r"^(postgresql-doc|python3[^/]*-doc|sqlite3-doc|apache2-doc|bash-doc|git-doc|"
                               r"python-(psycopg2|sqlalchemy|celery|peewee|requests|pytest|aiohttp|tornado|jinja2|"
-                              r"scrapy|hypothesis|django|psutil|cryptography)-doc|sphinx-doc|debian-reference|"
+                              r"scrapy|hypothesis|django|psutil|cryptography|pymongo)-doc|sphinx-doc|debian-reference|"
                               r"exim4-doc|postfix-doc|zsh-doc|haproxy-doc|libpam-doc|gnutls-doc|slony1-2-doc|"
                               r"graphviz-doc|mutt|bind9-doc|postgis-doc|lmdb-doc|libxml2-doc)")
 
