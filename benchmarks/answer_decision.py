@@ -1,7 +1,8 @@
 """How well the sculpt generator's answer-or-refuse decision separates answerable from unanswerable questions.
 
     python benchmarks/answer_decision.py [--sets rgb,business_docs,manuals,lib-a,lib-b,lib-c,lib-d,lib-f]
-        [--half dev|held] [--model-path DIR] [--thresholds 0.3,0.4,0.5,0.6,0.7] [--json runs/answer_decision.json]
+        [--half dev|held] [--model-path DIR] [--told-share S] [--thresholds 0.3,0.4,0.5,0.6,0.7]
+        [--json runs/answer_decision.json]
 
 The sets are the ones the bundled checkpoint never trained on, each on its dev half: rgb and business_docs their
 first 50 questions, manuals its first 30, library sets a and b all their questions, and library sets c, d and f
@@ -11,8 +12,9 @@ answerable one again with distractor-only passages (the eval's noise level 1: it
 makes it unanswerable. The decision score of a request is its best sentence score with the learned selector's
 share, less UNTYPED for a sentence without the kind of value asked for (`relevance.decision_score`): the number
 the generator compares with its answer threshold (`generator/sculpt/relevance.py`); it is read by wrapping
-`relevance.decision_score` while the generator answers ("bare": the same without the learned share; "half": with
-half of it, in the JSON rows).
+`relevance.decision_score` while the generator answers ("bare": the same without the learned share, in the JSON
+rows). A question that tells a situation first reads the sampling's `told_share` of the learned share (0.5;
+`--told-share` measures another).
 
 Printed, per set, pooled, and pooled by the question's shape (one sentence, or a user's situation told before
 the question: `relevance.question_sentences`): the AUC of the decision score (answerable questions against
@@ -22,7 +24,8 @@ The generator answers at the lowest t, so a refusal at a higher t is exact (the 
 name no passage holds, plus score < t); the facts at a higher t count the answers given at the lowest, whose
 further quotes may differ where the threshold also cuts them (the generator's cut is max(threshold, top -
 margin)). This is how a checkpoint's `answer_threshold` is chosen (docs/benchmarks.md: the largest that refuses at
-most 10% of the pooled answerable questions) and how a change to the relevance rule is judged on its separation.
+most 10% of the pooled answerable questions, printed last on a 0.01 grid from the lowest t) and how a change to
+the relevance rule is judged on its separation.
 """
 
 from __future__ import annotations
@@ -88,13 +91,12 @@ def auc(pos: list[float], neg: list[float]) -> float:
 
 def collect(name: str, half: str, settings: Settings) -> list[dict]:
     """One row per request of the "sculpt-decision" generator: answerable, the decision score, the same score
-    without the learned share ("bare", the zero-shot rule alone) and with half of it ("half"), the best sentence's
+    without the learned share ("bare", the zero-shot rule alone), the best sentence's
     score whatever value it gives ("best": the decision score before `relevance.decision_score`), whether the
     question tells a situation first (several sentences), its refusal, whether the answer holds a gold fact, and the
     answer's text."""
     scores: dict[str, float] = {}
     bare: dict[str, float] = {}
-    halved: dict[str, float] = {}  # the same with half the learned share
     best: dict[str, float] = {}  # the best sentence's score, whatever it gives
     plain, decide = relevance.sentence_relevances, relevance.decision_score
 
@@ -102,7 +104,6 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
         out = plain(hidden, tokenizer, batch, question, titles, (*shares, None), sections, seen)
         if shares[0] is not None:  # the first share is the learned one (the generator's call)
             bare[question] = decide(batch, question, out[-1])
-            halved[question] = decide(batch, question, out[-1] + 0.5 * shares[0])
         return out[:len(shares)]
 
     def deciding(batch, question, score):  # the decision's score, as the generator reads it
@@ -117,7 +118,6 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
         for noise in (None, (1.0,)):
             scores.clear()
             bare.clear()
-            halved.clear()
             best.clear()
             kw = {"store_dir": store} if store else {}
             report = run_eval(EvalRun(dataset=ds, generators=("sculpt-decision",), k=8, settings=settings,
@@ -130,7 +130,6 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
                              "answerable": bool(r["answerable"]) and not noise,
                              "score": scores.get(r["question"], float("-inf")),
                              "bare": bare.get(r["question"], float("-inf")),
-                             "half": halved.get(r["question"], float("-inf")),
                              "best": best.get(r["question"], float("-inf")),
                              "told": len(relevance.question_sentences(r["question"])) > 1,
                              "refused": bool(a.get("refusal")), "fact": bool(a.get("contains_gold")),
@@ -152,18 +151,37 @@ def line(label: str, rows: list[dict], thresholds: list[float]) -> str:
             + " | ".join(cells) + " |")
 
 
+def rule(rows: list[dict], lowest: float, share: float = 0.10) -> str:
+    """The documented threshold rule over the pooled rows: the largest t (0.01 steps from the lowest, where the
+    generator answered) that refuses at most `share` of the answerable questions."""
+    ans = [r for r in rows if r["answerable"]]
+    una = [r for r in rows if not r["answerable"]]
+    chosen = None
+    for t in np.round(np.arange(lowest, lowest + 2.0, 0.01), 2):
+        if sum(r["refused"] or r["score"] < t for r in ans) <= share * len(ans):
+            chosen = float(t)
+    if chosen is None:
+        return f"threshold rule: no t from {lowest:g} refuses at most {share:.0%} of the answerable questions"
+    a = sum(r["refused"] or r["score"] < chosen for r in ans)
+    u = sum(r["refused"] or r["score"] < chosen for r in una)
+    return (f"threshold rule (the largest t refusing at most {share:.0%} of the answerable): t={chosen:g}, "
+            f"answerable refused {a}/{len(ans)}, unanswerable refused {u}/{len(una)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", default=SETS)
     ap.add_argument("--half", choices=("dev", "held"), default="dev")
     ap.add_argument("--model-path", help="a sculpt checkpoint folder (default: the bundled one)")
+    ap.add_argument("--told-share", type=float, help="the sampling's told_share (default: its own, 0.5)")
     ap.add_argument("--thresholds", default="0.3,0.4,0.5,0.6,0.7")
     ap.add_argument("--json", type=Path, default=Path("runs/answer_decision.json"))
     args = ap.parse_args()
     thresholds = sorted(float(t) for t in args.thresholds.split(","))
     settings = Settings()
     settings = settings.model_copy(update={"validation": settings.validation.model_copy(update={"repair_rounds": 0})})
-    options = {"answer_threshold": thresholds[0], **({"model_path": args.model_path} if args.model_path else {})}
+    options = {"answer_threshold": thresholds[0], **({"model_path": args.model_path} if args.model_path else {}),
+               **({"told_share": args.told_share} if args.told_share is not None else {})}
     register_generator("sculpt-decision", lambda **kw: build_sculpt(**{**kw, **options}))
     rows: list[dict] = []
     for name in args.sets.split(","):
@@ -179,6 +197,7 @@ def main() -> None:
     print(line("all", rows, thresholds))
     print(line("all: questions of one sentence", [r for r in rows if not r["told"]], thresholds))
     print(line("all: a situation told first", [r for r in rows if r["told"]], thresholds))
+    print(rule(rows, thresholds[0]))
     print(f"(json: {args.json})")
 
 

@@ -10,8 +10,9 @@ relevance to the question (relevance.py: the pretrained embedder's similarity, l
 answer type, a small share of the model's learned selector), the "relevance" selector:
 - answer or refuse: one rule, answer when the best sentence's relevance reaches `answer_threshold` (chosen
   on corpora the model never trained on; docs/benchmarks.md; a sentence without the kind of value asked
-  for, a number or a default, counts less there: relevance.decision_score) and every name the
-  question asks about is named by some passage (`names`, relevance.unnamed), else the refusal;
+  for, a number or a default, counts less there: relevance.decision_score; a question of several sentences
+  reads half the learned selector's share there, `told_share`) and every name the question asks about is named
+  by some passage (`names`, relevance.unnamed), else the refusal;
 - which sentence a quote opens on: the most relevant unused one (for a question of several sentences, a user's
   situation and then what they ask, by relevance without the learned selector's share: the selector trained on
   questions of one sentence, and ranks such a question's sentences worse than the zero-shot parts alone do;
@@ -157,7 +158,12 @@ class SculptSampling(BaseModel):
                             "each_part_quoted)")
     told_rank: bool = Field(True, description="relevance: for a question of several sentences (a user's situation, "
                             "then what they ask), sentences are ranked without the learned selector's share: it "
-                            "trained on questions of one sentence; answer-or-refuse still reads it")
+                            "trained on questions of one sentence; answer-or-refuse still reads it, at told_share")
+    told_share: float = Field(0.5, ge=0.0, le=1.0, description="relevance: the share of the learned selector's "
+                              "part that the answer-or-refuse decision reads for a question of several sentences "
+                              "(1: the whole, as for a question of one sentence; 0: none): the selector trained on "
+                              "questions of one sentence and separates a told question's answerable and "
+                              "unanswerable requests less well (docs/benchmarks.md, \"Fiftieth round\")")
     leads: bool = Field(True, description="relevance: a quote of a reference entry's sentence that does not name "
                                           "the entry opens with the entry's name, the section title it is under "
                                           "(\"PASSWORD_RESET_TIMEOUT: 259200 (3 days, in seconds) [1]\"; "
@@ -310,11 +316,11 @@ class SculptGenerator:
         else:
             learned = relevance.LEARNED_WEIGHT * np.where(off, 0.0, select[memory.sent_index[0]])
             seen: dict[str, np.ndarray] = {}  # the request's sentence vectors, for each thing its question asks
-            # a question that tells a situation first: decided with the learned share, ranked without it
-            told = cfg.told_rank and len(relevance.question_sentences(question)) > 1
+            # a question that tells a situation first: decided with told_share of the learned share, ranked without it
+            told = len(relevance.question_sentences(question)) > 1
+            shares = (cfg.told_share * learned, None if cfg.told_rank else learned) if told else (learned,)
             score, *bare = relevance.sentence_relevances(self._model.embed_hidden, self._tokenizer, batch, question,
-                                                         titles, (learned, None) if told else (learned,), sections,
-                                                         seen)
+                                                         titles, shares, sections, seen)
             threshold = self.answer_threshold
             refuse = (relevance.decision_score(batch, question, score) < threshold  # (no sentence gives what is
                       or bool(unnamed))  # asked, or the passages are about something else)

@@ -1458,6 +1458,41 @@ def test_a_question_that_tells_a_situation_first_is_ranked_without_the_learned_s
     assert "Python 3.7+" in ask(sculpt.with_options(told_rank=False), question, supports, pin).text
 
 
+def test_a_told_question_is_decided_with_told_share_of_the_learned_share(sculpt, monkeypatch):
+    """The decision score of a question of several sentences reads `told_share` of the learned selector's share
+    (0: the zero-shot rule alone, the same score as with no learned weight at all); a question of one sentence
+    reads all of it whatever told_share says, and what is quoted does not move with it."""
+    decided: list[float] = []
+    plain = relevance_module.decision_score
+
+    def recording(batch, question, score):
+        decided.append(plain(batch, question, score))
+        return decided[-1]
+
+    monkeypatch.setattr(relevance_module, "decision_score", recording)
+
+    def score(gen, question, *texts):
+        decided.clear()
+        text = ask(gen.with_options(answer_threshold=-100.0), question, *texts).text
+        assert len(decided) == 1
+        return decided[0], text
+
+    supports = ("Requests officially supports Python 3.7+ and PyPy. Requests is ready for the demands of building "
+                "robust and reliable HTTP-speaking applications, for the needs of today.")
+    pin = ("Python 3.x Support\nAs of Requests 2.28.0, Requests no longer supports Python 2.7. Users who have been "
+           "unable to migrate should pin to requests<2.28. Full Python 3 support is available.")
+    told = "Our service is stuck on Python 2.7. Which Requests version constraint should we pin to?"
+    by_share = {share: score(sculpt.with_options(told_share=share), told, supports, pin) for share in (0.0, 0.5, 1.0)}
+    assert len({s for s, _ in by_share.values()}) == 3  # the share moves the decision
+    assert len({t for _, t in by_share.values()}) == 1 and "requests<2.28" in by_share[0.5][1]  # not the quote
+    monkeypatch.setattr(relevance_module, "LEARNED_WEIGHT", 0.0)
+    assert score(sculpt, told, supports, pin)[0] == pytest.approx(by_share[0.0][0])
+    monkeypatch.undo()
+    monkeypatch.setattr(relevance_module, "decision_score", recording)
+    one = "Which Requests version constraint should a service stuck on Python 2.7 pin to?"
+    assert score(sculpt.with_options(told_share=0.0), one, supports, pin) == score(sculpt, one, supports, pin)
+
+
 # Nestlé's half-year report as ingest writes it: the segment table, its impairment table (the same row labels under
 # other columns) and another segment's row.
 SEGMENT_TABLES = (

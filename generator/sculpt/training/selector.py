@@ -235,7 +235,8 @@ def train_selector(cfg: SelectorConfig) -> Path:
                 "train_seconds": round(time.perf_counter() - started, 1),
                 "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                 "torch": torch.__version__, "threads": torch.get_num_threads()}
-    meta = {key: value for key, value in checkpoint_meta(parent).items() if key != "answer_threshold"}
+    meta = {key: value for key, value in checkpoint_meta(parent).items()
+            if not key.startswith("answer_threshold")}  # (and its note)
     save_checkpoint(model, out, {**meta, "selector": selector})  # (the parent's threshold is not this one's)
     card = (parent / "README.md").read_text() if (parent / "README.md").is_file() else ""
     (out / "README.md").write_text(card.rstrip() + "\n\n" + selector_card(selector))
