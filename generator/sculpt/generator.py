@@ -20,12 +20,12 @@ answer type, a small share of the model's learned selector), the "relevance" sel
   a table row) when all before it only restates the question ("In 2019, the company moved ..." for "Where did
   the company move in 2019?"), so the quote begins where the answer does; where it stops (cites): the
   decoder's choice;
-- another quote after a citation: while an unused sentence is within `more_margin` of the best, up to
-  `max_quotes`, each cited to its own passage, and only on a sentence that says something the answer does
-  not say yet (at least `novelty` of its content words new to the answer and the question); for a question
+- another quote after a citation: while an unused sentence is within `more_margin` of the best and reaches
+  `quote_floor` (0.5; the answer threshold where that is lower), up to `max_quotes`, each cited to its own
+  passage, and only on a sentence that says something the answer does not say yet (at least `novelty` of its content words new to the answer and the question); for a question
   that asks several things ("Does it retry? If not, how do I turn retries on?", relevance.sub_questions), the
   best sentence for each thing that the first quote does not answer comes next, where it reaches
-  `answer_threshold` both for that thing and for the whole question (`each_part`, relevance.each_part_quoted);
+  `quote_floor` both for that thing and for the whole question (`each_part`, relevance.each_part_quoted);
 - a quote of a reference entry's sentence that does not name the entry (a setting's "Default: 259200 (3 days,
   in seconds)" under the section title "PASSWORD_RESET_TIMEOUT") opens with the entry's name, copied from the
   passage's title line, and a written colon: "PASSWORD_RESET_TIMEOUT: 259200 (3 days, in seconds) [1]"
@@ -133,7 +133,11 @@ class SculptSampling(BaseModel):
                           "the checkpoint's own (its meta.json's answer_threshold, chosen with it: the learned "
                           "share in the relevance moves with the weights), else ANSWER_THRESHOLD")
     more_margin: float = Field(MORE_MARGIN, ge=0.0, description="relevance: after a citation, quote another "
-                               "sentence only while one is within this of the best (and above answer_threshold)")
+                               "sentence only while one is within this of the best (and reaches quote_floor)")
+    quote_floor: float = Field(ANSWER_THRESHOLD, description="relevance: a further quote, or the quote for another "
+                               "thing the question asks, needs at least this relevance (or answer_threshold, where "
+                               "that is lower): the floor those quotes were chosen with, kept where a checkpoint's "
+                               "answer threshold is higher (the threshold decides whether to answer, not how much)")
     max_quotes: int = Field(MAX_QUOTES, ge=1, description="relevance: quotes in an answer at most")
     novelty: float = Field(relevance.NOVELTY, ge=0.0, le=1.0, description="relevance: a further quote only on a "
                            "sentence at least this share of whose content words are new to the answer (0: any)")
@@ -154,7 +158,7 @@ class SculptSampling(BaseModel):
                                                "question compares), where the next quote reads on after it")
     each_part: bool = Field(True, description="relevance: for a question that asks several things (\"Does it "
                             "retry? If not, how do I turn retries on?\"), the best sentence for each that reaches "
-                            "answer_threshold is quoted next after the best overall (relevance.sub_questions, "
+                            "quote_floor is quoted next after the best overall (relevance.sub_questions, "
                             "each_part_quoted)")
     told_rank: bool = Field(True, description="relevance: for a question of several sentences (a user's situation, "
                             "then what they ask), sentences are ranked without the learned selector's share: it "
@@ -328,13 +332,14 @@ class SculptGenerator:
             if cfg.columns:  # no further quote of a table row that names the asked column less well
                 score = relevance.off_column_rows(batch, question, score)
             top = float(score.max())
-            cut, decoder_weight, max_quotes = max(threshold, top - cfg.more_margin), 0.0, cfg.max_quotes
+            floor = min(threshold, cfg.quote_floor)  # what a further quote must reach, whatever the decision's
+            cut, decoder_weight, max_quotes = max(floor, top - cfg.more_margin), 0.0, cfg.max_quotes
             asks = relevance.sub_questions(question) if cfg.each_part and not refuse else []
             if asks:  # a question that asks several things: the next quote answers the next thing asked
                 answers = [relevance.sentence_relevance(self._model.embed_hidden, self._tokenizer, batch, ask, titles,
                                                         None, sections, seen) for ask in asks]  # (the learned
                 score = relevance.each_part_quoted(score, batch.sentence[0], answers,  # selector read the whole
-                                                   threshold)  # question: it has no share here)
+                                                   floor)  # question: it has no share here)
             if cfg.clauses:  # a clause start that would drop what the question does not already say is none:
                 start_score = relevance.clause_choice(batch, question, starts)  # not even where its sentence
                 starts = starts & np.isfinite(start_score)  # does not fit whole after an earlier quote

@@ -122,7 +122,8 @@ answer never quotes the same words twice.
   was trained on and on text near them, such as financial tables, poorly on Python library manuals; ranking
   without it and keeping it for answer-or-refuse only was measured and lost on manuals and business_docs:
   docs/benchmarks.md, "Twenty-sixth round"). Questions of several sentences, which it never trained on, are
-  ranked without it (the generator's `told_rank`; "Thirty-first round").
+  ranked without it (the generator's `told_rank`; "Thirty-first round") and decided with half of it
+  (`told_share`; "Fiftieth round").
 
 The weights and the answer threshold that uses this score were chosen on corpora the model never trained
 on (docs/benchmarks.md, "choosing the answer rule").

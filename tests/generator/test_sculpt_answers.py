@@ -1429,6 +1429,28 @@ def test_each_thing_a_question_asks_is_answered_by_its_own_quote(sculpt):
     assert ask(sculpt, one, *texts).text == ask(sculpt.with_options(each_part=False), one, *texts).text
 
 
+def test_a_higher_answer_threshold_decides_whether_to_answer_not_how_much(sculpt, monkeypatch):
+    """Further quotes need quote_floor (0.5), not the answer threshold, where that is higher: a checkpoint's
+    threshold chosen higher refuses more, and what it answers keeps its further quotes."""
+    decided: list[float] = []
+    plain = relevance_module.decision_score
+    monkeypatch.setattr(relevance_module, "decision_score",
+                        lambda batch, question, score: decided.append(plain(batch, question, score)) or decided[-1])
+    question = "Does the client retry failed connections automatically? If not, how do I turn retries on?"
+    texts = ["Retries\nBy default, the client does not retry failed connections. This applies only to failed DNS "
+             "lookups, socket connections and connection timeouts, never to requests where data has reached the "
+             "server.",
+             "Transport adapters\nTo retry failed connections, create an adapter with max_retries set to the "
+             "number of attempts and mount it on the session."]
+    both = ask(sculpt, question, *texts).text
+    assert "[1]" in both and "max_retries" in both and "[2]" in both
+    just = decided[-1] - 1e-3  # the highest threshold that still answers
+    assert ask(sculpt.with_options(answer_threshold=just), question, *texts).text == both
+    floor = sculpt.with_options(answer_threshold=just, quote_floor=just)  # the floor the threshold was before
+    assert "max_retries" not in ask(floor, question, *texts).text
+    assert ask(sculpt.with_options(answer_threshold=decided[-1] + 1e-3), question, *texts).text == REFUSAL
+
+
 def test_a_request_s_sentences_are_embedded_once_for_all_it_asks(sculpt):
     tok, hidden = sculpt._tokenizer, sculpt._model.embed_hidden
     rows: list[int] = []
