@@ -22,10 +22,10 @@ unanswerable questions and slices), and at each threshold t: answerable refused 
 answerable answered with a gold fact.
 The generator answers at the lowest t, so a refusal at a higher t is exact (the generator's own refusals, e.g. a
 name no passage holds, plus score < t); the facts at a higher t count the answers given at the lowest, whose
-further quotes may differ where the threshold also cuts them (the generator's cut is max(threshold, top -
-margin)). This is how a checkpoint's `answer_threshold` is chosen (docs/benchmarks.md: the largest that refuses at
-most 10% of the pooled answerable questions, printed last on a 0.01 grid from the lowest t) and how a change to
-the relevance rule is judged on its separation.
+further quotes may differ where the threshold also cuts them (the generator's cut is max(min(threshold,
+quote_floor), top - margin)). This is how a checkpoint's `answer_threshold` is chosen (docs/benchmarks.md: the
+largest that refuses at most 10% of the pooled answerable questions, printed last on a 0.01 grid from the lowest t)
+and how a change to the relevance rule is judged on its separation.
 """
 
 from __future__ import annotations
@@ -91,10 +91,9 @@ def auc(pos: list[float], neg: list[float]) -> float:
 
 def collect(name: str, half: str, settings: Settings) -> list[dict]:
     """One row per request of the "sculpt-decision" generator: answerable, the decision score, the same score
-    without the learned share ("bare", the zero-shot rule alone), the best sentence's
-    score whatever value it gives ("best": the decision score before `relevance.decision_score`), whether the
-    question tells a situation first (several sentences), its refusal, whether the answer holds a gold fact, and the
-    answer's text."""
+    without the learned share ("bare", the zero-shot rule alone), the best sentence's score whatever value it gives
+    ("best": the decision score before `relevance.decision_score`), whether the question tells a situation first
+    (several sentences), its refusal, whether the answer holds a gold fact, and the answer's text."""
     scores: dict[str, float] = {}
     bare: dict[str, float] = {}
     best: dict[str, float] = {}  # the best sentence's score, whatever it gives

@@ -22,10 +22,11 @@ answer type, a small share of the model's learned selector), the "relevance" sel
   decoder's choice;
 - another quote after a citation: while an unused sentence is within `more_margin` of the best and reaches
   `quote_floor` (0.5; the answer threshold where that is lower), up to `max_quotes`, each cited to its own
-  passage, and only on a sentence that says something the answer does not say yet (at least `novelty` of its content words new to the answer and the question); for a question
-  that asks several things ("Does it retry? If not, how do I turn retries on?", relevance.sub_questions), the
-  best sentence for each thing that the first quote does not answer comes next, where it reaches
-  `quote_floor` both for that thing and for the whole question (`each_part`, relevance.each_part_quoted);
+  passage, and only on a sentence that says something the answer does not say yet (at least `novelty` of its
+  content words new to the answer and the question); for a question that asks several things ("Does it retry?
+  If not, how do I turn retries on?", relevance.sub_questions), the best sentence for each thing that the
+  first quote does not answer comes next, where it reaches `quote_floor` both for that thing and for the whole
+  question (`each_part`, relevance.each_part_quoted);
 - a quote of a reference entry's sentence that does not name the entry (a setting's "Default: 259200 (3 days,
   in seconds)" under the section title "PASSWORD_RESET_TIMEOUT") opens with the entry's name, copied from the
   passage's title line, and a written colon: "PASSWORD_RESET_TIMEOUT: 259200 (3 days, in seconds) [1]"
@@ -320,7 +321,7 @@ class SculptGenerator:
         else:
             learned = relevance.LEARNED_WEIGHT * np.where(off, 0.0, select[memory.sent_index[0]])
             seen: dict[str, np.ndarray] = {}  # the request's sentence vectors, for each thing its question asks
-            # a question that tells a situation first: decided with told_share of the learned share, ranked without it
+            # a question that tells a situation first: decided on told_share of the learned share, ranked without it
             told = len(relevance.question_sentences(question)) > 1
             shares = (cfg.told_share * learned, None if cfg.told_rank else learned) if told else (learned,)
             score, *bare = relevance.sentence_relevances(self._model.embed_hidden, self._tokenizer, batch, question,
