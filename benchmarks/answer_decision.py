@@ -138,14 +138,18 @@ def collect(name: str, half: str, settings: Settings) -> list[dict]:
     return rows
 
 
+def refused(r: dict, t: float) -> bool:
+    """A row's request refused at threshold t: by the generator itself (which answered at the lowest t) or by t."""
+    return r["refused"] or r["score"] < t
+
+
 def line(label: str, rows: list[dict], thresholds: list[float]) -> str:
     ans = [r for r in rows if r["answerable"]]
     una = [r for r in rows if not r["answerable"]]
     cells = []
     for t in thresholds:
-        refused = lambda r: r["refused"] or r["score"] < t  # noqa: E731
-        cells.append(f"{sum(map(refused, ans))} / {sum(map(refused, una))} / "
-                     f"{sum(r['fact'] and not refused(r) for r in ans)}")
+        cells.append(f"{sum(refused(r, t) for r in ans)} / {sum(refused(r, t) for r in una)} / "
+                     f"{sum(r['fact'] and not refused(r, t) for r in ans)}")
     return (f"| {label} | {len(ans)} | {len(una)} | {auc([r['score'] for r in ans], [r['score'] for r in una]):.3f} | "
             + " | ".join(cells) + " |")
 
@@ -157,12 +161,11 @@ def rule(rows: list[dict], lowest: float, share: float = 0.10) -> str:
     una = [r for r in rows if not r["answerable"]]
     chosen = None
     for t in np.round(np.arange(lowest, lowest + 2.0, 0.01), 2):
-        if sum(r["refused"] or r["score"] < t for r in ans) <= share * len(ans):
+        if sum(refused(r, t) for r in ans) <= share * len(ans):
             chosen = float(t)
     if chosen is None:
         return f"threshold rule: no t from {lowest:g} refuses at most {share:.0%} of the answerable questions"
-    a = sum(r["refused"] or r["score"] < chosen for r in ans)
-    u = sum(r["refused"] or r["score"] < chosen for r in una)
+    a, u = sum(refused(r, chosen) for r in ans), sum(refused(r, chosen) for r in una)
     return (f"threshold rule (the largest t refusing at most {share:.0%} of the answerable): t={chosen:g}, "
             f"answerable refused {a}/{len(ans)}, unanswerable refused {u}/{len(una)}")
 

@@ -102,6 +102,8 @@ from .space import MASK, OutputSpace
 # the relevance answer rule's threshold for a checkpoint whose meta.json names none ("answer_threshold" there:
 # chosen with that checkpoint, on corpora it never trained on; docs/benchmarks.md)
 ANSWER_THRESHOLD = 0.5
+# what a further quote must reach (the threshold it was chosen with, before a checkpoint carried a higher one)
+QUOTE_FLOOR = 0.5
 MORE_MARGIN = 0.5
 MAX_QUOTES = 2
 # canvas rows per model call in generate_batch: the decoder is compute-bound on a CPU, and past a few dozen
@@ -135,7 +137,7 @@ class SculptSampling(BaseModel):
                           "share in the relevance moves with the weights), else ANSWER_THRESHOLD")
     more_margin: float = Field(MORE_MARGIN, ge=0.0, description="relevance: after a citation, quote another "
                                "sentence only while one is within this of the best (and reaches quote_floor)")
-    quote_floor: float = Field(ANSWER_THRESHOLD, description="relevance: a further quote, or the quote for another "
+    quote_floor: float = Field(QUOTE_FLOOR, description="relevance: a further quote, or the quote for another "
                                "thing the question asks, needs at least this relevance (or answer_threshold, where "
                                "that is lower): the floor those quotes were chosen with, kept where a checkpoint's "
                                "answer threshold is higher (the threshold decides whether to answer, not how much)")

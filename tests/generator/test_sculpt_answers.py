@@ -1429,13 +1429,23 @@ def test_each_thing_a_question_asks_is_answered_by_its_own_quote(sculpt):
     assert ask(sculpt, one, *texts).text == ask(sculpt.with_options(each_part=False), one, *texts).text
 
 
-def test_a_higher_answer_threshold_decides_whether_to_answer_not_how_much(sculpt, monkeypatch):
+@pytest.fixture
+def decided(monkeypatch) -> list[float]:
+    """Each request's answer-or-refuse score, as the generator reads it (`relevance.decision_score`), in order."""
+    scores: list[float] = []
+    plain = relevance_module.decision_score
+
+    def recording(batch, question, score):
+        scores.append(plain(batch, question, score))
+        return scores[-1]
+
+    monkeypatch.setattr(relevance_module, "decision_score", recording)
+    return scores
+
+
+def test_a_higher_answer_threshold_decides_whether_to_answer_not_how_much(sculpt, decided):
     """Further quotes need quote_floor (0.5), not the answer threshold, where that is higher: a checkpoint's
     threshold chosen higher refuses more, and what it answers keeps its further quotes."""
-    decided: list[float] = []
-    plain = relevance_module.decision_score
-    monkeypatch.setattr(relevance_module, "decision_score",
-                        lambda batch, question, score: decided.append(plain(batch, question, score)) or decided[-1])
     question = "Does the client retry failed connections automatically? If not, how do I turn retries on?"
     texts = ["Retries\nBy default, the client does not retry failed connections. This applies only to failed DNS "
              "lookups, socket connections and connection timeouts, never to requests where data has reached the "
@@ -1480,18 +1490,10 @@ def test_a_question_that_tells_a_situation_first_is_ranked_without_the_learned_s
     assert "Python 3.7+" in ask(sculpt.with_options(told_rank=False), question, supports, pin).text
 
 
-def test_a_told_question_is_decided_with_told_share_of_the_learned_share(sculpt, monkeypatch):
+def test_a_told_question_is_decided_with_told_share_of_the_learned_share(sculpt, decided, monkeypatch):
     """The decision score of a question of several sentences reads `told_share` of the learned selector's share
     (0: the zero-shot rule alone, the same score as with no learned weight at all); a question of one sentence
     reads all of it whatever told_share says, and what is quoted does not move with it."""
-    decided: list[float] = []
-    plain = relevance_module.decision_score
-
-    def recording(batch, question, score):
-        decided.append(plain(batch, question, score))
-        return decided[-1]
-
-    monkeypatch.setattr(relevance_module, "decision_score", recording)
 
     def score(gen, question, *texts):
         decided.clear()
@@ -1507,12 +1509,10 @@ def test_a_told_question_is_decided_with_told_share_of_the_learned_share(sculpt,
     by_share = {share: score(sculpt.with_options(told_share=share), told, supports, pin) for share in (0.0, 0.5, 1.0)}
     assert len({s for s, _ in by_share.values()}) == 3  # the share moves the decision
     assert len({t for _, t in by_share.values()}) == 1 and "requests<2.28" in by_share[0.5][1]  # not the quote
-    monkeypatch.setattr(relevance_module, "LEARNED_WEIGHT", 0.0)
-    assert score(sculpt, told, supports, pin)[0] == pytest.approx(by_share[0.0][0])
-    monkeypatch.undo()
-    monkeypatch.setattr(relevance_module, "decision_score", recording)
     one = "Which Requests version constraint should a service stuck on Python 2.7 pin to?"
     assert score(sculpt.with_options(told_share=0.0), one, supports, pin) == score(sculpt, one, supports, pin)
+    monkeypatch.setattr(relevance_module, "LEARNED_WEIGHT", 0.0)
+    assert score(sculpt, told, supports, pin)[0] == pytest.approx(by_share[0.0][0])
 
 
 # Nestlé's half-year report as ingest writes it: the segment table, its impairment table (the same row labels under
